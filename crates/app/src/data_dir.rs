@@ -1,0 +1,166 @@
+//! The data directory: the database, the secret key file, the daemon's lock, and the first admin password.
+//!
+//! ```text
+//! DIR/                      0700
+//!   tidings.db (+ -wal, -shm) SQLite database
+//!   secret.key              0600  base64 key sealing the secrets (absent when TIDINGS_SECRET_KEY is used)
+//!   daemon.lock                   held by the running daemon, holds its pid
+//!   initial-admin-password  0600  written by a first `serve` only; delete it after signing in
+//! ```
+
+use crate::{Error, Result, cipher::SecretKey};
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{Read, Write},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+/// A data directory by its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("tidings.db")
+    }
+    pub fn key_file(&self) -> PathBuf {
+        self.root.join("secret.key")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("daemon.lock")
+    }
+    pub fn initial_password_file(&self) -> PathBuf {
+        self.root.join("initial-admin-password")
+    }
+
+    /// Creates the directory if it does not exist, and makes it private (0700): it holds the key, password
+    /// hashes and sealed secrets.
+    pub(crate) fn create(&self) -> Result<()> {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let mode = fs::metadata(&self.root).map_err(|e| Error::io(&self.root, e))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(&self.root, e))?;
+        }
+        Ok(())
+    }
+
+    /// The key: from `TIDINGS_SECRET_KEY` when given, else from the key file, created (0600) if `create`.
+    pub(crate) fn key(&self, from_env: Option<&str>, create: bool) -> Result<SecretKey> {
+        if let Some(text) = from_env {
+            return SecretKey::from_base64(text, "TIDINGS_SECRET_KEY");
+        }
+        let path = self.key_file();
+        if !path.exists() {
+            if !create {
+                return Err(Error::Key(format!(
+                    "the key file {} is missing, so stored secrets cannot be read; restore it from your backup \
+                     or set TIDINGS_SECRET_KEY",
+                    path.display()
+                )));
+            }
+            let key = SecretKey::generate();
+            write_private(&path, key.to_base64().as_bytes())?;
+            return Ok(key);
+        }
+        let mode = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::Key(format!(
+                "the key file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+        let mut text = String::new();
+        File::open(&path).and_then(|mut f| f.read_to_string(&mut text)).map_err(|e| Error::io(&path, e))?;
+        SecretKey::from_base64(&text, &format!("the key file {}", path.display()))
+    }
+
+    /// Takes the daemon lock: one daemon per data directory. Held until the returned value is dropped.
+    pub fn lock(&self) -> Result<InstanceLock> {
+        self.create()?;
+        let path = self.lock_file();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(Error::Locked { dir: self.root.clone(), pid: pid.trim().parse().ok() });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())).map_err(|e| Error::io(&path, e))?;
+        Ok(InstanceLock { _file: file })
+    }
+}
+
+/// Proof that this process is the data directory's one daemon.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+}
+
+/// Writes a new file readable by its owner only.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut file =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| Error::io(path, e))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_file_is_created_private_and_read_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("data"));
+        dir.create().unwrap();
+        assert_eq!(fs::metadata(dir.root()).unwrap().permissions().mode() & 0o777, 0o700);
+        let key = dir.key(None, true).unwrap();
+        assert_eq!(fs::metadata(dir.key_file()).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(*dir.key(None, false).unwrap().to_base64(), *key.to_base64());
+    }
+
+    #[test]
+    fn a_missing_or_exposed_key_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        assert!(dir.key(None, false).unwrap_err().to_string().contains("missing"));
+        dir.key(None, true).unwrap();
+        fs::set_permissions(dir.key_file(), fs::Permissions::from_mode(0o644)).unwrap();
+        let err = dir.key(None, false).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_names_the_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let held = dir.lock().unwrap();
+        match dir.lock() {
+            Err(Error::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(held);
+        dir.lock().unwrap();
+    }
+}

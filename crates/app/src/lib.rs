@@ -1,0 +1,142 @@
+//! Tidings' application services: the operations the CLI, the daemon and (later) the API share.
+//!
+//! - [`data_dir`]: the data directory's layout, its key file and the one-daemon lock.
+//! - [`cipher`]: sealing secrets at rest.
+//! - [`App`]: an opened data directory: its store and cipher. [`settings`] reads and changes the email
+//!   configuration through it; [`accounts`] manages sign-in accounts.
+//!
+//! Every change goes through here so that it is validated, sealed and audited the same way whoever makes it.
+
+pub mod accounts;
+pub mod cipher;
+pub mod data_dir;
+pub mod settings;
+
+use cipher::Cipher;
+use data_dir::DataDir;
+use std::{io, path::PathBuf, sync::Arc};
+use tidings_core::{ValidationErrors, secret::SecretString};
+use tidings_store::{SqliteStore, Store};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong, in terms an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error(transparent)]
+    Store(#[from] tidings_store::Error),
+    #[error("{dir} is not a Tidings data directory yet; run `tidings init --data-dir {dir}` (or `tidings serve`, which initialises it)", dir = .0.display())]
+    NotInitialised(PathBuf),
+    #[error("{} is already initialised; to start over, stop Tidings and move the directory away", .0.display())]
+    AlreadyInitialised(PathBuf),
+    #[error("another Tidings daemon{} is already running on {}; stop it first, or give this one another --data-dir", pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), dir.display())]
+    Locked { dir: PathBuf, pid: Option<u32> },
+    #[error("{0}")]
+    Key(String),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// Input that is not a configuration (a malformed import file, an unknown account), with what to do.
+    #[error("{0}")]
+    Input(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: io::Error) -> Self {
+        Self::Io { path: path.to_owned(), source }
+    }
+}
+
+const META_INITIALISED: &str = "initialised_at";
+const META_KEY_CHECK: &str = "key_check";
+
+/// An opened data directory.
+#[derive(Clone, Debug)]
+pub struct App {
+    dir: DataDir,
+    store: Arc<dyn Store>,
+    cipher: Arc<Cipher>,
+}
+
+/// How to create a data directory.
+#[derive(Debug, Default)]
+pub struct InitOptions {
+    /// The key in base64 (`TIDINGS_SECRET_KEY`); when absent, a key file is created.
+    pub key_from_env: Option<String>,
+    /// The first administrator's name.
+    pub admin_username: String,
+    /// Its password; generated when absent.
+    pub admin_password: Option<SecretString>,
+}
+
+/// What [`App::init`] did.
+#[derive(Debug)]
+pub struct Initialised {
+    pub app: App,
+    pub admin_username: String,
+    /// The password, when Tidings generated it: to be shown once.
+    pub generated_password: Option<SecretString>,
+}
+
+impl App {
+    /// Opens an initialised data directory.
+    pub async fn open(dir: DataDir, key_from_env: Option<&str>) -> Result<Self> {
+        if !dir.database().exists() {
+            return Err(Error::NotInitialised(dir.root().to_owned()));
+        }
+        let key = dir.key(key_from_env, false)?;
+        let store = SqliteStore::open(&dir.database()).await?;
+        if store.meta(META_INITIALISED).await?.is_none() {
+            return Err(Error::NotInitialised(dir.root().to_owned()));
+        }
+        let app = Self { dir, store: Arc::new(store), cipher: Arc::new(Cipher::new(&key)) };
+        app.check_key().await?;
+        Ok(app)
+    }
+
+    /// Creates a data directory: the key, the database and the first administrator. A directory left half
+    /// made by an interrupted init is completed.
+    pub async fn init(dir: DataDir, options: InitOptions) -> Result<Initialised> {
+        dir.create()?;
+        let key = dir.key(options.key_from_env.as_deref(), true)?;
+        let store = SqliteStore::open(&dir.database()).await?;
+        if store.meta(META_INITIALISED).await?.is_some() {
+            return Err(Error::AlreadyInitialised(dir.root().to_owned()));
+        }
+        let cipher = Cipher::new(&key);
+        store.init_meta(META_KEY_CHECK, &cipher.key_check()).await?;
+        let app = Self { dir, store: Arc::new(store), cipher: Arc::new(cipher) };
+        app.check_key().await?;
+
+        let generated = options.admin_password.is_none().then(accounts::generate_password);
+        let password = options.admin_password.as_ref().or(generated.as_ref()).expect("one of the two is set");
+        if app.store.accounts().await?.is_empty() {
+            app.create_account("init", &options.admin_username, password, tidings_core::account::Role::Administrator)
+                .await?;
+        }
+        app.store.init_meta(META_INITIALISED, &chrono::Utc::now().to_rfc3339()).await?;
+        Ok(Initialised { app, admin_username: options.admin_username, generated_password: generated })
+    }
+
+    async fn check_key(&self) -> Result<()> {
+        match self.store.meta(META_KEY_CHECK).await? {
+            Some(check) if self.cipher.matches_key_check(&check) => Ok(()),
+            Some(_) => Err(Error::Key(format!(
+                "the secret key does not match the one this data directory's secrets were sealed with; use the \
+                 original {} or TIDINGS_SECRET_KEY",
+                self.dir.key_file().display()
+            ))),
+            None => Err(Error::NotInitialised(self.dir.root().to_owned())),
+        }
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    /// The store, for parts that read it directly (health checks, change detection).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

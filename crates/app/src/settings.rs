@@ -1,0 +1,227 @@
+//! The email configuration service: read it, change it, import and export it. Every change is validated as a
+//! whole, its secrets sealed, and stored with its audit entry in one transaction; an invalid change stores
+//! nothing and the configuration in force stays.
+
+use crate::{App, Error, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tidings_core::{
+    EmailConfig, FieldError, ValidationErrors,
+    audit::NewAuditEntry,
+    config::{self, SecretUpdate, SecretsPresent, google::GoogleClient, keys},
+    secret::{SecretName, SecretString},
+};
+use tidings_store::{ConfigSave, Error as StoreError};
+
+/// How often a save is retried when another writer saved in between.
+const SAVE_ATTEMPTS: usize = 5;
+
+/// The configuration in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Current {
+    /// 0 until the first save.
+    pub revision: i64,
+    pub saved_at: Option<DateTime<Utc>>,
+    pub saved_by: Option<String>,
+    pub config: EmailConfig,
+    pub secrets: SecretsPresent,
+}
+
+/// The outcome of a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    /// The revision in force afterwards.
+    pub revision: i64,
+    /// The keys that changed; empty when the edits changed nothing (and nothing was stored).
+    pub changed: Vec<String>,
+    /// Things the administrator should know that do not prevent saving.
+    pub warnings: Vec<String>,
+}
+
+/// The export and import format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDocument {
+    /// Always `tidings-email-config`.
+    pub format: String,
+    /// Format version, 1.
+    pub version: u32,
+    pub config: EmailConfig,
+    /// Secret values by key; present only in an export made with secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+}
+
+pub const DOCUMENT_FORMAT: &str = "tidings-email-config";
+
+impl ConfigDocument {
+    /// Parses an import file's text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let doc: Self = serde_json::from_str(text).map_err(|e| {
+            Error::Input(format!("not a Tidings configuration export (line {}, column {}): {e}", e.line(), e.column()))
+        })?;
+        if doc.format != DOCUMENT_FORMAT || doc.version != 1 {
+            return Err(Error::Input(format!(
+                "format {:?} version {} is not one this Tidings reads; expected {DOCUMENT_FORMAT:?} version 1",
+                doc.format, doc.version
+            )));
+        }
+        Ok(doc)
+    }
+
+    /// The edits that turn any configuration into this one (secrets absent from the document are kept).
+    fn edits(&self) -> Result<Vec<(String, String)>> {
+        let mut edits: Vec<(String, String)> =
+            keys::KEYS.iter().filter_map(|k| keys::get(&self.config, k.key).map(|v| (k.key.to_owned(), v))).collect();
+        for (key, value) in &self.secrets {
+            if SecretName::from_key(key).is_none() {
+                return Err(Error::Input(format!(
+                    "secrets.{key} is not a secret Tidings keeps; expected smtp.password or oauth.client_secret"
+                )));
+            }
+            edits.push((key.clone(), value.clone()));
+        }
+        Ok(edits)
+    }
+}
+
+impl App {
+    /// The configuration in force.
+    pub async fn current(&self) -> Result<Current> {
+        let record = self.store.config().await?;
+        let names: Vec<String> = self.store.sealed_secrets().await?.into_iter().map(|s| s.name).collect();
+        let has = |name: SecretName| names.iter().any(|n| n == name.key());
+        let secrets = SecretsPresent {
+            smtp_password: has(SecretName::SmtpPassword),
+            oauth_client_secret: has(SecretName::OAuthClientSecret),
+        };
+        Ok(match record {
+            Some(r) => Current {
+                revision: r.revision,
+                saved_at: Some(r.saved_at),
+                saved_by: Some(r.saved_by),
+                config: r.config,
+                secrets,
+            },
+            None => Current { revision: 0, saved_at: None, saved_by: None, config: EmailConfig::default(), secrets },
+        })
+    }
+
+    /// Applies `key=value` edits (`tidings config set`).
+    pub async fn update(&self, actor: &str, edits: &[(String, String)]) -> Result<Saved> {
+        self.save_edits(actor, "config.update", edits, Vec::new()).await
+    }
+
+    /// Replaces the configuration with an exported document's.
+    pub async fn import(&self, actor: &str, doc: &ConfigDocument) -> Result<Saved> {
+        self.save_edits(actor, "config.import", &doc.edits()?, Vec::new()).await
+    }
+
+    /// Fills the OAuth client from Google's client file (`client_secret_….json`).
+    pub async fn import_google_client(&self, actor: &str, text: &str) -> Result<Saved> {
+        let client = GoogleClient::parse(text).map_err(Error::Input)?;
+        let redirect = self.current().await?.config.redirect_uri();
+        let warnings = client.redirect_warning(redirect.as_deref()).into_iter().collect();
+        self.save_edits(actor, "config.import-google-client", &client.changes(), warnings).await
+    }
+
+    /// The configuration as an export document; secret values only when asked for.
+    pub async fn export(&self, with_secrets: bool) -> Result<ConfigDocument> {
+        let current = self.current().await?;
+        let mut secrets = BTreeMap::new();
+        if with_secrets {
+            for name in SecretName::ALL {
+                if let Some(value) = self.secret(name).await? {
+                    secrets.insert(name.key().to_owned(), value.expose().to_owned());
+                }
+            }
+        }
+        Ok(ConfigDocument { format: DOCUMENT_FORMAT.into(), version: 1, config: current.config, secrets })
+    }
+
+    /// Checks the configuration in force, including the files it names (which may have changed since).
+    pub async fn validate_current(&self) -> Result<()> {
+        let current = self.current().await?;
+        let mut errors = config::validate(&current.config, current.secrets).err().map(|e| e.0).unwrap_or_default();
+        errors.extend(check_files(&current.config));
+        if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors).into()) }
+    }
+
+    /// Checks what importing `doc` would give, storing nothing.
+    pub async fn validate_document(&self, doc: &ConfigDocument) -> Result<()> {
+        let current = self.current().await?;
+        let changes = config::apply(&current.config, &doc.edits()?, current.secrets)?;
+        let errors = check_files(&changes.config);
+        if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors).into()) }
+    }
+
+    /// A stored secret, decrypted, for the part that uses it.
+    pub async fn secret(&self, name: SecretName) -> Result<Option<SecretString>> {
+        let sealed = self.store.sealed_secrets().await?.into_iter().find(|s| s.name == name.key());
+        sealed.map(|s| self.cipher.open(name.key(), &s.sealed)).transpose()
+    }
+
+    async fn save_edits(
+        &self,
+        actor: &str,
+        action: &str,
+        edits: &[(String, String)],
+        warnings: Vec<String>,
+    ) -> Result<Saved> {
+        for _ in 0..SAVE_ATTEMPTS {
+            let current = self.current().await?;
+            let changes = config::apply(&current.config, edits, current.secrets)?;
+            let file_errors = check_files(&changes.config);
+            if !file_errors.is_empty() {
+                return Err(ValidationErrors(file_errors).into());
+            }
+            if changes.changed.is_empty() {
+                return Ok(Saved { revision: current.revision, changed: Vec::new(), warnings });
+            }
+            let sealed: Vec<(String, Option<Vec<u8>>)> = changes
+                .secrets
+                .iter()
+                .map(|(name, update)| {
+                    let value = match update {
+                        SecretUpdate::Set(secret) => Some(self.cipher.seal(name.key(), secret.expose())),
+                        SecretUpdate::Clear => None,
+                    };
+                    (name.key().to_owned(), value)
+                })
+                .collect();
+            let audit =
+                NewAuditEntry { actor: actor.to_owned(), action: action.to_owned(), fields: changes.changed.clone() };
+            let save = ConfigSave {
+                base_revision: current.revision,
+                config: &changes.config,
+                secrets: &sealed,
+                audit: &audit,
+            };
+            match self.store.save_config(save).await {
+                Ok(revision) => {
+                    tracing::info!(revision, actor, action, fields = ?changes.changed, "email configuration saved");
+                    return Ok(Saved { revision, changed: changes.changed, warnings });
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Input("the configuration is being changed by someone else right now; try again".into()))
+    }
+}
+
+/// Checks the files the configuration names: the CA bundle must be a readable PEM file with a certificate.
+fn check_files(cfg: &EmailConfig) -> Vec<FieldError> {
+    let Some(path) = &cfg.tls.ca_file else {
+        return Vec::new();
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => Vec::new(),
+        Ok(_) => vec![FieldError::new(
+            "tls.ca_file",
+            format!("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+        )],
+        Err(e) => vec![FieldError::new("tls.ca_file", format!("{path} cannot be read: {e}"))],
+    }
+}

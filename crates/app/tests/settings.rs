@@ -1,0 +1,240 @@
+//! The configuration service end to end on a real data directory.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
+
+use std::{fs, path::Path};
+use tidings_app::{App, Error, InitOptions, data_dir::DataDir, settings::ConfigDocument};
+use tidings_core::secret::{SecretName, SecretString};
+
+const GUID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+
+async fn fresh(dir: &Path) -> App {
+    let options = InitOptions { admin_username: "admin".into(), ..Default::default() };
+    App::init(DataDir::new(dir), options).await.unwrap().app
+}
+
+fn edits(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Every file of the data directory, as bytes (the database, its WAL and shared memory).
+fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.display().to_string(), fs::read(&p).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_in_the_database_and_readable_through_the_app() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    let password = "Pa55-unmistakable-smtp-password";
+    let client_secret = "unmistakable~client~secret~value";
+    app.update(
+        "cli:test",
+        &edits(&[
+            ("sender", "alerts@example.com"),
+            ("smtp.host", "smtp.example.com"),
+            ("smtp.auth", "password"),
+            ("smtp.username", "device"),
+            ("smtp.password", password),
+            ("oauth.client_secret", client_secret),
+        ]),
+    )
+    .await
+    .unwrap();
+    for (file, bytes) in all_bytes(tmp.path()) {
+        for needle in [password, client_secret] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found in {file}");
+        }
+    }
+    assert!(
+        all_bytes(tmp.path()).iter().any(|(f, b)| f.contains("tidings.db") && b.windows(6).any(|w| w == b"device")),
+        "the grep can find plain values"
+    );
+    assert_eq!(app.secret(SecretName::SmtpPassword).await.unwrap(), Some(SecretString::new(password)));
+    let current = app.current().await.unwrap();
+    assert!(current.secrets.smtp_password && current.secrets.oauth_client_secret);
+}
+
+#[tokio::test]
+async fn every_change_is_audited_by_field_name_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    app.update("cli:alice", &edits(&[("locale", "fr"), ("oauth.client_secret", "topsecret-value")])).await.unwrap();
+    let entry = &app.store().audit(1).await.unwrap()[0];
+    assert_eq!((entry.actor.as_str(), entry.action.as_str()), ("cli:alice", "config.update"));
+    assert_eq!(entry.fields, ["locale", "oauth.client_secret"]);
+    assert!(!format!("{entry:?}").contains("topsecret"));
+    let oldest = app.store().audit(10).await.unwrap().pop().unwrap();
+    assert_eq!((oldest.action.as_str(), oldest.fields[0].as_str()), ("account.create", "admin"));
+}
+
+#[tokio::test]
+async fn an_invalid_change_stores_nothing_and_reports_every_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    app.update("cli:test", &edits(&[("sender", "a@example.com"), ("smtp.host", "smtp.example.com")])).await.unwrap();
+    let before = app.current().await.unwrap();
+    let audit_before = app.store().audit(100).await.unwrap().len();
+    let err = app
+        .update(
+            "cli:test",
+            &edits(&[("smtp.port", "70000"), ("sender", "broken"), ("smtp.password", "x"), ("smtp.auth", "password")]),
+        )
+        .await
+        .unwrap_err();
+    let Error::Invalid(errors) = err else { panic!("expected validation errors, got {err:?}") };
+    for field in ["smtp.port", "sender", "smtp.username"] {
+        assert!(errors.has(field), "{field}: {errors}");
+    }
+    assert_eq!(app.current().await.unwrap(), before);
+    assert_eq!(app.store().audit(100).await.unwrap().len(), audit_before);
+    assert_eq!(app.secret(SecretName::SmtpPassword).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_unchanged_value_saves_no_revision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    let first = app.update("cli:test", &edits(&[("locale", "de")])).await.unwrap();
+    let again = app.update("cli:test", &edits(&[("locale", "de")])).await.unwrap();
+    assert_eq!((again.revision, again.changed.len()), (first.revision, 0));
+}
+
+#[tokio::test]
+async fn the_ca_file_must_exist_and_hold_a_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(&tmp.path().join("data")).await;
+    let missing = tmp.path().join("missing.pem");
+    let err = app.update("cli:test", &edits(&[("tls.ca_file", missing.to_str().unwrap())])).await.unwrap_err();
+    assert!(err.to_string().contains("cannot be read"), "{err}");
+    let junk = tmp.path().join("junk.pem");
+    fs::write(&junk, "hello").unwrap();
+    let err = app.update("cli:test", &edits(&[("tls.ca_file", junk.to_str().unwrap())])).await.unwrap_err();
+    assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    let good = tmp.path().join("ca.pem");
+    fs::write(&good, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+    app.update("cli:test", &edits(&[("tls.ca_file", good.to_str().unwrap())])).await.unwrap();
+    app.validate_current().await.unwrap();
+    fs::remove_file(&good).unwrap();
+    assert!(app.validate_current().await.unwrap_err().to_string().contains("tls.ca_file"));
+}
+
+#[tokio::test]
+async fn google_client_files_of_both_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    app.update(
+        "cli:test",
+        &edits(&[("sender", "alerts@example.com"), ("public_base_url", "https://tidings.example.com")]),
+    )
+    .await
+    .unwrap();
+
+    let installed = r#"{"installed":{"client_id":"1-a.apps.googleusercontent.com","client_secret":"GOCSPX-one",
+        "auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token"}}"#;
+    let saved = app.import_google_client("cli:test", installed).await.unwrap();
+    assert!(saved.warnings.is_empty());
+    let cfg = app.current().await.unwrap().config;
+    assert_eq!(cfg.oauth.client_id.as_deref(), Some("1-a.apps.googleusercontent.com"));
+    assert_eq!(cfg.oauth.authorization_endpoint.as_deref(), Some("https://accounts.google.com/o/oauth2/auth"));
+    assert_eq!(cfg.smtp.host.as_deref(), Some("smtp.gmail.com"));
+    assert_eq!(app.secret(SecretName::OAuthClientSecret).await.unwrap().unwrap().expose(), "GOCSPX-one");
+
+    let web = r#"{"web":{"client_id":"2-b.apps.googleusercontent.com","client_secret":"GOCSPX-two",
+        "auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token",
+        "redirect_uris":["https://elsewhere.example.com/callback"]}}"#;
+    let saved = app.import_google_client("cli:test", web).await.unwrap();
+    assert!(saved.warnings[0].contains("https://tidings.example.com/login/smtp-verification/"), "{:?}", saved.warnings);
+    assert_eq!(app.current().await.unwrap().config.oauth.client_id.as_deref(), Some("2-b.apps.googleusercontent.com"));
+    assert_eq!(app.store().audit(1).await.unwrap()[0].action, "config.import-google-client");
+
+    let err = app.import_google_client("cli:test", "{ not json").await.unwrap_err();
+    assert!(err.to_string().contains("not a JSON file"), "{err}");
+}
+
+#[tokio::test]
+async fn export_leaves_secrets_out_unless_asked_and_import_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(&tmp.path().join("a")).await;
+    app.update(
+        "cli:test",
+        &edits(&[
+            ("sender", "alerts@contoso.com"),
+            ("oauth.provider", "microsoft"),
+            ("oauth.tenant", "contoso.com"),
+            ("oauth.client_id", GUID),
+            ("oauth.client_secret", "ms-secret-value"),
+            ("admin.addresses", "ops@contoso.com noc@contoso.com"),
+        ]),
+    )
+    .await
+    .unwrap();
+    let plain = app.export(false).await.unwrap();
+    assert!(plain.secrets.is_empty());
+    assert!(!serde_json::to_string(&plain).unwrap().contains("ms-secret-value"));
+    let full = app.export(true).await.unwrap();
+    assert_eq!(full.secrets["oauth.client_secret"], "ms-secret-value");
+
+    let other = fresh(&tmp.path().join("b")).await;
+    let doc = ConfigDocument::parse(&serde_json::to_string(&full).unwrap()).unwrap();
+    other.validate_document(&doc).await.unwrap();
+    let saved = other.import("cli:test", &doc).await.unwrap();
+    assert!(saved.changed.contains(&"oauth.client_secret".to_owned()));
+    assert_eq!(other.current().await.unwrap().config, app.current().await.unwrap().config);
+    assert_eq!(other.secret(SecretName::OAuthClientSecret).await.unwrap().unwrap().expose(), "ms-secret-value");
+
+    for (text, needle) in [
+        ("{}", "missing field"),
+        (r#"{"format":"x","version":1,"config":{}}"#, "expected \"tidings-email-config\""),
+        (r#"{"format":"tidings-email-config","version":1,"config":{"smtp":{"hots":"x"}}}"#, "unknown field `hots`"),
+    ] {
+        let err = ConfigDocument::parse(text).unwrap_err().to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+    let bad_secret: ConfigDocument = serde_json::from_str(
+        r#"{"format":"tidings-email-config","version":1,"config":{},"secrets":{"smtp.pass":"x"}}"#,
+    )
+    .unwrap();
+    assert!(other.import("cli:test", &bad_secret).await.unwrap_err().to_string().contains("secrets.smtp.pass"));
+}
+
+#[tokio::test]
+async fn a_data_directory_opens_only_with_its_own_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    fresh(tmp.path()).await.update("cli:test", &edits(&[("oauth.client_secret", "s")])).await.unwrap();
+    App::open(dir.clone(), None).await.unwrap();
+    let other_key = tidings_app::cipher::SecretKey::generate();
+    let err = App::open(dir.clone(), Some(&other_key.to_base64())).await.unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    fs::remove_file(dir.key_file()).unwrap();
+    assert!(App::open(dir, None).await.unwrap_err().to_string().contains("missing"));
+}
+
+#[tokio::test]
+async fn init_twice_is_refused_and_open_needs_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path().join("d"));
+    assert!(matches!(App::open(dir.clone(), None).await, Err(Error::NotInitialised(_))));
+    let done =
+        App::init(dir.clone(), InitOptions { admin_username: "admin".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(done.generated_password.unwrap().expose().len(), 20);
+    assert_eq!(done.app.accounts().await.unwrap()[0].username, "admin");
+    let again = App::init(dir, InitOptions { admin_username: "admin".into(), ..Default::default() }).await;
+    assert!(matches!(again, Err(Error::AlreadyInitialised(_))));
+}
+
+#[tokio::test]
+async fn the_key_may_come_from_the_environment_instead_of_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let key = tidings_app::cipher::SecretKey::generate().to_base64().to_string();
+    let options = InitOptions { key_from_env: Some(key.clone()), admin_username: "admin".into(), admin_password: None };
+    App::init(dir.clone(), options).await.unwrap();
+    assert!(!dir.key_file().exists());
+    App::open(dir, Some(&key)).await.unwrap();
+}

@@ -1,0 +1,130 @@
+//! The command line: every command, flag and environment variable, with its help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about = "OAuth 2.0 email delivery for appliances", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The data directory (database, key file).
+    #[arg(long, global = true, env = "TIDINGS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The key sealing stored secrets, in base64, instead of the data directory's key file.
+    #[arg(long, global = true, env = "TIDINGS_SECRET_KEY", hide_env_values = true, value_name = "BASE64")]
+    pub secret_key: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, env = "TIDINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter, such as `info` or `tidings_server=debug` (default: info for serve, warn otherwise).
+    #[arg(long, global = true, env = "TIDINGS_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data directory: database, key file (0600) and the first Administrator account.
+    Init(InitArgs),
+    /// Run the daemon (initialising the data directory on first start).
+    Serve(ServeArgs),
+    /// Show and change the email configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Show the audit log: who changed what, and when.
+    Audit(AuditArgs),
+}
+
+impl Command {
+    pub fn is_daemon(&self) -> bool {
+        matches!(self, Command::Serve(_))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Name of the first Administrator account.
+    #[arg(long, default_value = "admin", value_name = "NAME")]
+    pub admin_user: String,
+    /// Read its password from this file (first line); otherwise one is generated and printed once.
+    #[arg(long, value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address for the HTTP interface.
+    #[arg(long, env = "TIDINGS_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// How often to pick up configuration changes made by the CLI or another process.
+    #[arg(long, env = "TIDINGS_CONFIG_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub config_poll_interval: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration in force (secrets only as set / not set).
+    Show {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change fields: `tidings config set smtp.host=smtp.example.com smtp.port=587`. An empty value clears a
+    /// field. All changes are validated together; nothing is saved if any is wrong.
+    Set {
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        pairs: Vec<String>,
+    },
+    /// Set a secret (smtp.password, oauth.client_secret) from standard input or a file, keeping it out of the
+    /// process list and shell history.
+    SetSecret {
+        /// smtp.password or oauth.client_secret.
+        key: String,
+        /// Read the value from this file (first line) instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// List every configuration key with its meaning.
+    Keys,
+    /// Check the configuration in force (or an export file, without importing it).
+    Validate {
+        /// An export file to check instead.
+        file: Option<PathBuf>,
+    },
+    /// Fill the OAuth client from the JSON file Google Cloud console downloads (installed or web client).
+    ImportGoogleClient { file: PathBuf },
+    /// Write the configuration as JSON (to standard output, or a file); secrets only with --with-secrets.
+    Export {
+        /// Include secret values in clear text. Keep such a file safe.
+        #[arg(long)]
+        with_secrets: bool,
+        /// Write to this file (created readable by you only) instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Replace the configuration with an exported one (secrets missing from the file are kept).
+    Import { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How many entries, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// As JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,194 @@
+//! `tidings config …`: the email configuration from the command line. Works whether or not the daemon runs;
+//! a running daemon picks changes up within its poll interval.
+
+use super::{actor, first_line, open};
+use crate::cli::{ConfigCommand, Global};
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use std::{
+    io::{BufRead, IsTerminal, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+    process::ExitCode,
+};
+use tidings_app::{
+    App, Error,
+    settings::{ConfigDocument, Current, Saved},
+};
+use tidings_core::{config::keys, secret::SecretName};
+
+pub async fn run(global: &Global, command: ConfigCommand) -> Result<ExitCode> {
+    match command {
+        ConfigCommand::Keys => print_keys(),
+        other => with_app(&open(global).await?, other).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidings config keys`: needs no data directory.
+fn print_keys() {
+    for k in keys::KEYS {
+        println!("{:<36} {}{}", k.key, k.help, if k.secret { " (secret)" } else { "" });
+    }
+}
+
+async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
+    match command {
+        ConfigCommand::Keys => print_keys(),
+        ConfigCommand::Show { json } => show(&app.current().await?, json)?,
+        ConfigCommand::Set { pairs } => {
+            let edits = pairs.iter().map(|p| parse_pair(p)).collect::<Result<Vec<_>>>()?;
+            report(refused_or(app.update(&actor(), &edits).await)?);
+        }
+        ConfigCommand::SetSecret { key, file } => {
+            if SecretName::from_key(&key).is_none() {
+                bail!(
+                    "{key} is not a secret; secrets are smtp.password and oauth.client_secret (use `tidings config set {key}=VALUE`)"
+                );
+            }
+            let value = match file {
+                Some(path) => first_line(&path)?,
+                None => read_secret(&key)?,
+            };
+            if value.is_empty() {
+                bail!("the value is empty; to clear {key}, run `tidings config set {key}=`");
+            }
+            report(refused_or(app.update(&actor(), &[(key, value)]).await)?);
+        }
+        ConfigCommand::Validate { file: None } => {
+            refused_or(app.validate_current().await)?;
+            println!("The configuration in force is valid.");
+        }
+        ConfigCommand::Validate { file: Some(path) } => {
+            let doc = read_document(&path)?;
+            refused_or(app.validate_document(&doc).await)?;
+            println!("{} is valid; `tidings config import {}` would apply it.", path.display(), path.display());
+        }
+        ConfigCommand::ImportGoogleClient { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let saved = app.import_google_client(&actor(), &text).await.map_err(|e| match e {
+                Error::Input(why) => anyhow!("{}: {why}", file.display()),
+                other => refusal(other),
+            })?;
+            report(saved);
+        }
+        ConfigCommand::Export { with_secrets, output } => {
+            let text = serde_json::to_string_pretty(&app.export(with_secrets).await?)? + "\n";
+            match output {
+                Some(path) => {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .and_then(|mut f| f.write_all(text.as_bytes()))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("Wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            if with_secrets {
+                eprintln!("warning: the export holds secrets in clear text; keep it safe and delete it when done");
+            }
+        }
+        ConfigCommand::Import { file } => {
+            let doc = read_document(&file)?;
+            report(refused_or(app.import(&actor(), &doc).await)?);
+        }
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE`, split at the first `=`.
+fn parse_pair(pair: &str) -> Result<(String, String)> {
+    let (key, value) = pair
+        .split_once('=')
+        .ok_or_else(|| anyhow!("expected KEY=VALUE, got {pair:?} (an empty VALUE clears the field)"))?;
+    Ok((key.trim().to_owned(), value.to_owned()))
+}
+
+fn read_document(path: &Path) -> Result<ConfigDocument> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ConfigDocument::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// A secret from the terminal (not echoed) or the first line of standard input.
+fn read_secret(key: &str) -> Result<String> {
+    if std::io::stdin().is_terminal() {
+        return Ok(rpassword::prompt_password(format!("{key}: "))?);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Passes a success through; turns a refused change into an error saying that nothing was saved.
+fn refused_or<T>(result: tidings_app::Result<T>) -> Result<T> {
+    result.map_err(refusal)
+}
+
+fn refusal(e: Error) -> anyhow::Error {
+    match e {
+        Error::Invalid(errors) => {
+            anyhow!("{errors}\nNothing was saved; the configuration in force is unchanged.")
+        }
+        other => other.into(),
+    }
+}
+
+fn report(saved: Saved) {
+    if saved.changed.is_empty() {
+        println!("Nothing changed (revision {}).", saved.revision);
+    } else {
+        println!("Saved revision {}: {}", saved.revision, saved.changed.join(", "));
+    }
+    for warning in saved.warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+fn show(current: &Current, as_json: bool) -> Result<()> {
+    let cfg = &current.config;
+    let secret_state = |present: bool| if present { "set" } else { "not set" };
+    let secrets = [
+        (SecretName::SmtpPassword, current.secrets.smtp_password),
+        (SecretName::OAuthClientSecret, current.secrets.oauth_client_secret),
+    ];
+    if as_json {
+        let secrets: serde_json::Map<_, _> =
+            secrets.iter().map(|(n, p)| (n.key().to_owned(), json!(secret_state(*p)))).collect();
+        let out = json!({
+            "revision": current.revision,
+            "saved_at": current.saved_at,
+            "saved_by": current.saved_by,
+            "config": cfg,
+            "secrets": secrets,
+            "derived": { "smtp.port": cfg.smtp.effective_port(), "oauth.redirect_uri": cfg.redirect_uri() },
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    match (&current.saved_at, &current.saved_by) {
+        (Some(at), Some(by)) => println!(
+            "Email configuration, revision {} (saved {} by {by})\n",
+            current.revision,
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        _ => println!("Email configuration: nothing saved yet (defaults)\n"),
+    }
+    for k in keys::KEYS {
+        let value = match SecretName::from_key(k.key) {
+            Some(name) => secret_state(secrets.iter().any(|(n, p)| *n == name && *p)).to_owned(),
+            None => match keys::get(cfg, k.key).unwrap_or_default() {
+                v if !v.is_empty() => v,
+                _ if k.key == "smtp.port" => format!("(default {})", cfg.smtp.effective_port()),
+                _ => "(not set)".into(),
+            },
+        };
+        println!("  {:<36} {value}", k.key);
+    }
+    let redirect = cfg.redirect_uri().unwrap_or_else(|| "(set public_base_url first)".into());
+    println!("  {:<36} {redirect}", "oauth.redirect_uri (derived)");
+    Ok(())
+}

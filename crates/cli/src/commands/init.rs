@@ -1,0 +1,25 @@
+//! `tidings init`.
+
+use super::{data_dir, first_line};
+use crate::cli::{Global, InitArgs};
+use anyhow::Result;
+use std::process::ExitCode;
+use tidings_app::{App, InitOptions};
+use tidings_core::secret::SecretString;
+
+pub async fn run(global: &Global, args: InitArgs) -> Result<ExitCode> {
+    let dir = data_dir(global)?;
+    let admin_password = args.admin_password_file.as_deref().map(first_line).transpose()?.map(SecretString::new);
+    let options =
+        InitOptions { key_from_env: global.secret_key.clone(), admin_username: args.admin_user, admin_password };
+    let done = App::init(dir.clone(), options).await?;
+    println!("Initialised {}", dir.root().display());
+    if global.secret_key.is_none() {
+        println!("  secret key: {} (back it up: without it, stored secrets cannot be read)", dir.key_file().display());
+    }
+    println!("  administrator account: {}", done.admin_username);
+    if let Some(password) = done.generated_password {
+        println!("  password: {} (shown once; keep it safe)", password.expose());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,49 @@
+//! One module per command. Each turns parsed arguments into calls on the library crates and prints the
+//! outcome; none holds logic of its own.
+
+mod audit;
+mod config;
+mod init;
+mod serve;
+
+use crate::cli::{Cli, Command, Global};
+use anyhow::{Context, Result, anyhow};
+use std::{path::Path, process::ExitCode};
+use tidings_app::{App, data_dir::DataDir};
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::run(global, args).await,
+        Command::Serve(args) => serve::run(global, args).await,
+        Command::Config(command) => config::run(global, command).await,
+        Command::Audit(args) => audit::run(&open(global).await?, args).await,
+    }
+}
+
+fn data_dir(global: &Global) -> Result<DataDir> {
+    global
+        .data_dir
+        .clone()
+        .map(DataDir::new)
+        .ok_or_else(|| anyhow!("no data directory: give --data-dir DIR or set TIDINGS_DATA_DIR"))
+}
+
+pub(crate) async fn open(global: &Global) -> Result<App> {
+    Ok(App::open(data_dir(global)?, global.secret_key.as_deref()).await?)
+}
+
+/// Who the audit log names for changes made here: the local user.
+fn actor() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
+        std::fs::metadata("/proc/self").map(|m| format!("uid={}", m.uid())).unwrap_or_else(|_| "unknown".into())
+    });
+    format!("cli:{user}")
+}
+
+/// Reads the first line of a file, without its line ending.
+fn first_line(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}

@@ -1,0 +1,50 @@
+//! `tidings serve`: take the data directory's lock, initialise it on first start, listen, and run until a
+//! signal.
+
+use super::data_dir;
+use crate::cli::{Global, ServeArgs};
+use anyhow::{Context, Result};
+use std::{io::IsTerminal, process::ExitCode};
+use tidings_app::{App, Error, InitOptions, data_dir::DataDir};
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
+    let dir = data_dir(global)?;
+    // The lock comes first: a second daemon must not even initialise.
+    let _lock = dir.lock()?;
+    let app = match App::open(dir.clone(), global.secret_key.as_deref()).await {
+        Ok(app) => app,
+        Err(Error::NotInitialised(_)) => first_start(&dir, global).await?,
+        Err(e) => return Err(e.into()),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}; choose another --listen address", args.listen))?;
+    let shutdown = CancellationToken::new();
+    tidings_server::shutdown::cancel_on_signals(shutdown.clone())?;
+    let options = tidings_server::Options { config_poll_interval: args.config_poll_interval };
+    tidings_server::run(listener, app, options, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Initialises the data directory, leaving the generated admin password in a private file and saying where.
+async fn first_start(dir: &DataDir, global: &Global) -> Result<App> {
+    let options =
+        InitOptions { key_from_env: global.secret_key.clone(), admin_username: "admin".into(), admin_password: None };
+    let done = App::init(dir.clone(), options).await?;
+    let password = done.generated_password.expect("init generates a password when none is given");
+    let file = dir.initial_password_file();
+    tidings_app::data_dir::write_private(&file, format!("{}\n", password.expose()).as_bytes())?;
+    tracing::info!(data_dir = %dir.root().display(), password_file = %file.display(), "initialised a new data directory");
+    let mut banner = format!("\nTidings initialised a new data directory at {}\n", dir.root().display());
+    banner.push_str("  administrator account: admin\n");
+    if std::io::stderr().is_terminal() {
+        banner.push_str(&format!("  password: {}\n", password.expose()));
+    }
+    banner.push_str(&format!(
+        "  the password is in {} (readable by you only); delete that file once you have signed in\n",
+        file.display()
+    ));
+    eprintln!("{banner}");
+    Ok(done.app)
+}

@@ -1,0 +1,30 @@
+//! `tidings`: the daemon and the administrator's command line, in one binary.
+//!
+//! `main` only parses the command line, sets up logging and hands over to [`commands`]; everything a command
+//! does lives in the library crates, so that the API and the web interface do the same thing.
+
+mod cli;
+mod commands;
+mod logging;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.global, cli.command.is_daemon());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

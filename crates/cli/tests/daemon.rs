@@ -1,0 +1,79 @@
+//! `tidings serve` as an operator runs it: first start, health, live configuration changes, one daemon per data
+//! directory, graceful shutdown.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn first_serve_initialises_the_data_dir_and_answers_health_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut daemon = Daemon::start(&dir, &[]);
+
+    let init = daemon.wait_for_log(|v| v["message"] == "initialised a new data directory");
+    let password_file = init["password_file"].as_str().unwrap().to_owned();
+    assert!(!init.to_string().contains(std::fs::read_to_string(&password_file).unwrap().trim()), "password logged");
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    assert_eq!(password.trim().len(), 20);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&password_file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let (status, body) = daemon.get("/healthz");
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!((status, body["status"].as_str(), body["config_revision"].as_i64()), (200, Some("ready"), Some(0)));
+    let (status, body) = daemon.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    assert!(body["paths"]["/readyz"].is_object());
+
+    // The first administrator exists and the second start does not initialise again.
+    let (status, logs) = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(logs.iter().any(|v| v["message"] == "Tidings stopped"), "graceful shutdown: {logs:#?}");
+    let mut again = Daemon::start(&dir, &[]);
+    again.wait_for_log(|v| v["message"] == "email configuration loaded");
+    assert!(!again.seen.iter().any(|v| v["message"] == "initialised a new data directory"));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_is_refused_and_harms_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = Daemon::start(tmp.path(), &[]);
+    let out = run(tmp.path(), &["serve", "--listen", "127.0.0.1:0"], "");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("another Tidings daemon") && err.contains(&format!("pid {}", first.child.id())), "{err}");
+    assert_eq!(first.get("/readyz").0, 200);
+    ok(tmp.path(), &["config", "set", "locale=nl"]);
+    assert!(ok(tmp.path(), &["config", "show"]).contains("nl"));
+}
+
+#[test]
+fn configuration_changes_from_the_cli_reach_a_running_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(tmp.path(), &["--config-poll-interval", "100ms"]);
+    assert_eq!(daemon.get("/readyz").1["config_revision"], 0);
+
+    let out =
+        ok(tmp.path(), &["config", "set", "sender=alerts@example.com", "smtp.host=smtp.example.com", "smtp.port=2525"]);
+    assert!(out.contains("Saved revision 1"), "{out}");
+    let changed = daemon.wait_for_log(|v| v["message"] == "email configuration changed; now in force");
+    assert_eq!((changed["revision"].as_i64(), changed["saved_by"].as_str()), (Some(1), Some("cli:tester")));
+    assert_eq!(daemon.get("/readyz").1["config_revision"], 1);
+
+    // A refused change leaves the daemon's configuration alone.
+    fails(tmp.path(), &["config", "set", "smtp.port=0"]);
+    ok(tmp.path(), &["config", "set", "locale=de"]);
+    daemon.wait_for_log(|v| v["message"] == "email configuration changed; now in force" && v["revision"] == 2);
+    assert_eq!(daemon.get("/readyz").1["config_revision"], 2);
+}
+
+#[test]
+fn serve_on_a_busy_address_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = holder.local_addr().unwrap().to_string();
+    let err = fails(tmp.path(), &["serve", "--listen", &address]);
+    assert!(err.contains(&format!("cannot listen on {address}")), "{err}");
+}

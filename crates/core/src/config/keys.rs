@@ -1,0 +1,329 @@
+//! Every configuration field as a dotted key (`smtp.port`), with its help text: the vocabulary of
+//! `tidings config set`, `config show` and the audit log.
+
+use super::{AuthMethod, EmailConfig, Encryption, Locale, Provider, TlsVersion};
+
+/// One editable field.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyInfo {
+    pub key: &'static str,
+    pub help: &'static str,
+    /// Stored encrypted, shown only as "set" / "not set".
+    pub secret: bool,
+}
+
+const fn key(key: &'static str, help: &'static str) -> KeyInfo {
+    KeyInfo { key, help, secret: false }
+}
+
+const fn secret(key: &'static str, help: &'static str) -> KeyInfo {
+    KeyInfo { key, help, secret: true }
+}
+
+/// All keys, in the order the configuration page shows them.
+pub const KEYS: &[KeyInfo] = &[
+    key("sender", "From address of the messages Tidings sends (alerts, notices, tests)"),
+    key("smtp.host", "SMTP relay host name or IP address"),
+    key("smtp.port", "SMTP relay port, 1-65535 (empty: 465 for tls, 587 for starttls, 25 for none)"),
+    key("smtp.encryption", "tls (implicit TLS), starttls (required upgrade) or none"),
+    key("smtp.auth", "none, password or oauth2"),
+    key("smtp.username", "user name for password authentication"),
+    secret("smtp.password", "password for password authentication"),
+    key("smtp.allow_plaintext_auth", "true to allow authentication with encryption none, to a loopback relay only"),
+    key(
+        "oauth.provider",
+        "microsoft, google or custom; microsoft and google fill in their endpoints, scopes and relay",
+    ),
+    key("oauth.tenant", "Microsoft tenant: common, consumers, organizations, a tenant GUID or domain"),
+    key("oauth.client_id", "application (client) id issued by the provider"),
+    secret("oauth.client_secret", "client secret issued by the provider"),
+    key("oauth.scopes", "space-separated scopes"),
+    key("oauth.authorization_endpoint", "authorization endpoint URL (https)"),
+    key("oauth.token_endpoint", "token endpoint URL (https)"),
+    key("oauth.device_authorization_endpoint", "device authorization endpoint URL (https)"),
+    key("oauth.account", "mailbox to authenticate as (empty: the sender address)"),
+    key("oauth.proxy_url", "http:// or https:// proxy for OAuth traffic"),
+    key("tls.verify_certificates", "verify server certificates (true unless you must turn it off)"),
+    key("tls.ca_file", "absolute path of a PEM file of extra CA certificates to trust"),
+    key("tls.min_version", "lowest TLS version: 1.2 or 1.3"),
+    key("tls.max_version", "highest TLS version: 1.2 or 1.3"),
+    key("admin.addresses", "admin contact addresses, separated by spaces"),
+    key("admin.daily_notice", "true to send a daily communication notice"),
+    key("admin.daily_notice_time", "local time of the daily notice, HH:MM"),
+    key("admin.time_zone", "IANA time zone of the daily notice, such as Europe/Brussels"),
+    key("admin.test_email_on_save", "true to send a test email when the configuration is saved"),
+    key("public_base_url", "URL where browsers reach Tidings; the OAuth redirect URI derives from it"),
+    key("locale", "language of mail and interface: en, fr, de or nl"),
+];
+
+/// Looks a key up.
+pub fn info(key: &str) -> Option<&'static KeyInfo> {
+    KEYS.iter().find(|k| k.key == key)
+}
+
+/// The value of a non-secret key as `config set` would take it back (empty when unset); `None` for a secret
+/// or unknown key.
+pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    Some(match key {
+        "sender" => opt(&cfg.sender),
+        "smtp.host" => opt(&cfg.smtp.host),
+        "smtp.port" => cfg.smtp.port.map(|p| p.to_string()).unwrap_or_default(),
+        "smtp.encryption" => encryption_name(cfg.smtp.encryption).into(),
+        "smtp.auth" => auth_name(cfg.smtp.auth).into(),
+        "smtp.username" => opt(&cfg.smtp.username),
+        "smtp.allow_plaintext_auth" => cfg.smtp.allow_plaintext_auth.to_string(),
+        "oauth.provider" => cfg.oauth.provider.map(provider_name).unwrap_or_default().into(),
+        "oauth.tenant" => opt(&cfg.oauth.tenant),
+        "oauth.client_id" => opt(&cfg.oauth.client_id),
+        "oauth.scopes" => cfg.oauth.scopes.join(" "),
+        "oauth.authorization_endpoint" => opt(&cfg.oauth.authorization_endpoint),
+        "oauth.token_endpoint" => opt(&cfg.oauth.token_endpoint),
+        "oauth.device_authorization_endpoint" => opt(&cfg.oauth.device_authorization_endpoint),
+        "oauth.account" => opt(&cfg.oauth.account),
+        "oauth.proxy_url" => opt(&cfg.oauth.proxy_url),
+        "tls.verify_certificates" => cfg.tls.verify_certificates.to_string(),
+        "tls.ca_file" => opt(&cfg.tls.ca_file),
+        "tls.min_version" => cfg.tls.min_version.map(tls_name).unwrap_or_default().into(),
+        "tls.max_version" => cfg.tls.max_version.map(tls_name).unwrap_or_default().into(),
+        "admin.addresses" => cfg.admin.addresses.join(" "),
+        "admin.daily_notice" => cfg.admin.daily_notice.to_string(),
+        "admin.daily_notice_time" => cfg.admin.daily_notice_time.clone(),
+        "admin.time_zone" => cfg.admin.time_zone.clone(),
+        "admin.test_email_on_save" => cfg.admin.test_email_on_save.to_string(),
+        "public_base_url" => opt(&cfg.public_base_url),
+        "locale" => locale_name(cfg.locale).into(),
+        _ => return None,
+    })
+}
+
+/// Sets a non-secret key from its text form. Errors say what the value should look like; an unknown key or a
+/// secret key is refused (secrets travel separately, see [`super::change`]).
+pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> {
+    let value = value.trim();
+    let opt = || (!value.is_empty()).then(|| value.to_owned());
+    match key {
+        "sender" => cfg.sender = opt(),
+        "smtp.host" => cfg.smtp.host = opt(),
+        "smtp.port" => cfg.smtp.port = parse_port(value)?,
+        "smtp.encryption" => cfg.smtp.encryption = parse_encryption(value)?,
+        "smtp.auth" => cfg.smtp.auth = parse_auth(value)?,
+        "smtp.username" => cfg.smtp.username = opt(),
+        "smtp.allow_plaintext_auth" => cfg.smtp.allow_plaintext_auth = parse_bool(value)?,
+        "oauth.provider" => cfg.oauth.provider = parse_provider(value)?,
+        "oauth.tenant" => cfg.oauth.tenant = opt(),
+        "oauth.client_id" => cfg.oauth.client_id = opt(),
+        "oauth.scopes" => cfg.oauth.scopes = split_list(value),
+        "oauth.authorization_endpoint" => cfg.oauth.authorization_endpoint = opt(),
+        "oauth.token_endpoint" => cfg.oauth.token_endpoint = opt(),
+        "oauth.device_authorization_endpoint" => cfg.oauth.device_authorization_endpoint = opt(),
+        "oauth.account" => cfg.oauth.account = opt(),
+        "oauth.proxy_url" => cfg.oauth.proxy_url = opt(),
+        "tls.verify_certificates" => cfg.tls.verify_certificates = parse_bool(value)?,
+        "tls.ca_file" => cfg.tls.ca_file = opt(),
+        "tls.min_version" => cfg.tls.min_version = parse_tls(value)?,
+        "tls.max_version" => cfg.tls.max_version = parse_tls(value)?,
+        "admin.addresses" => cfg.admin.addresses = split_list(value),
+        "admin.daily_notice" => cfg.admin.daily_notice = parse_bool(value)?,
+        "admin.daily_notice_time" => cfg.admin.daily_notice_time = value.to_owned(),
+        "admin.time_zone" => cfg.admin.time_zone = value.to_owned(),
+        "admin.test_email_on_save" => cfg.admin.test_email_on_save = parse_bool(value)?,
+        "public_base_url" => cfg.public_base_url = opt(),
+        "locale" => cfg.locale = parse_locale(value)?,
+        _ => return Err(unknown_key(key)),
+    }
+    Ok(())
+}
+
+/// The message for a key that does not exist, with the nearest real key when there is one.
+pub fn unknown_key(key: &str) -> String {
+    let nearest = KEYS.iter().map(|k| k.key).find(|k| k.ends_with(&format!(".{key}")) || key.ends_with(k));
+    match nearest {
+        Some(k) => {
+            format!("unknown key {key:?}; did you mean {k}? (`tidings config keys` lists them all)")
+        }
+        None => format!("unknown key {key:?}; `tidings config keys` lists them all"),
+    }
+}
+
+/// Splits a list entered the way vendor pages take it: separated by spaces (commas and semicolons work too).
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_port(value: &str) -> Result<Option<u32>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse::<u32>().map(Some).map_err(|_| format!("expected a port number from 1 to 65535, got {value:?}"))
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!("expected true or false, got {value:?}")),
+    }
+}
+
+fn choose<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, String> {
+    let lower = value.to_ascii_lowercase();
+    options.iter().find(|(name, _)| *name == lower).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
+        format!("expected one of {}, got {value:?}", names.join(", "))
+    })
+}
+
+const ENCRYPTIONS: &[(&str, Encryption)] =
+    &[("tls", Encryption::Tls), ("starttls", Encryption::Starttls), ("none", Encryption::None)];
+const AUTHS: &[(&str, AuthMethod)] =
+    &[("none", AuthMethod::None), ("password", AuthMethod::Password), ("oauth2", AuthMethod::Oauth2)];
+const PROVIDERS: &[(&str, Provider)] =
+    &[("microsoft", Provider::Microsoft), ("google", Provider::Google), ("custom", Provider::Custom)];
+const TLS_VERSIONS: &[(&str, TlsVersion)] = &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
+const LOCALES: &[(&str, Locale)] = &[("en", Locale::En), ("fr", Locale::Fr), ("de", Locale::De), ("nl", Locale::Nl)];
+
+fn name_of<T: Copy + PartialEq>(options: &[(&'static str, T)], value: T) -> &'static str {
+    options.iter().find(|(_, v)| *v == value).map(|(n, _)| *n).unwrap_or_default()
+}
+
+fn parse_encryption(value: &str) -> Result<Encryption, String> {
+    choose(value, ENCRYPTIONS)
+}
+fn parse_auth(value: &str) -> Result<AuthMethod, String> {
+    choose(value, AUTHS)
+}
+fn parse_provider(value: &str) -> Result<Option<Provider>, String> {
+    if value.is_empty() { Ok(None) } else { choose(value, PROVIDERS).map(Some) }
+}
+fn parse_tls(value: &str) -> Result<Option<TlsVersion>, String> {
+    match value {
+        "" => Ok(None),
+        "1.0" | "1.1" => Err(format!(
+            "TLS {value} is not supported: it is insecure and refused by Microsoft and Google; expected 1.2 or 1.3"
+        )),
+        _ => choose(value, TLS_VERSIONS).map(Some),
+    }
+}
+fn parse_locale(value: &str) -> Result<Locale, String> {
+    choose(value, LOCALES)
+}
+
+pub fn encryption_name(v: Encryption) -> &'static str {
+    name_of(ENCRYPTIONS, v)
+}
+pub fn auth_name(v: AuthMethod) -> &'static str {
+    name_of(AUTHS, v)
+}
+pub fn provider_name(v: Provider) -> &'static str {
+    name_of(PROVIDERS, v)
+}
+pub fn tls_name(v: TlsVersion) -> &'static str {
+    name_of(TLS_VERSIONS, v)
+}
+pub fn locale_name(v: Locale) -> &'static str {
+    name_of(LOCALES, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plain_key_round_trips_through_get_and_set() {
+        let mut cfg = EmailConfig::default();
+        let samples = [
+            ("sender", "alerts@example.com"),
+            ("smtp.host", "smtp.example.com"),
+            ("smtp.port", "2525"),
+            ("smtp.encryption", "tls"),
+            ("smtp.auth", "password"),
+            ("smtp.username", "device"),
+            ("smtp.allow_plaintext_auth", "true"),
+            ("oauth.provider", "custom"),
+            ("oauth.tenant", "contoso.com"),
+            ("oauth.client_id", "abc"),
+            ("oauth.scopes", "a b"),
+            ("oauth.authorization_endpoint", "https://idp.example.com/auth"),
+            ("oauth.token_endpoint", "https://idp.example.com/token"),
+            ("oauth.device_authorization_endpoint", "https://idp.example.com/device"),
+            ("oauth.account", "box@example.com"),
+            ("oauth.proxy_url", "http://proxy:3128"),
+            ("tls.verify_certificates", "false"),
+            ("tls.ca_file", "/etc/ca.pem"),
+            ("tls.min_version", "1.2"),
+            ("tls.max_version", "1.3"),
+            ("admin.addresses", "a@example.com b@example.com"),
+            ("admin.daily_notice", "true"),
+            ("admin.daily_notice_time", "07:30"),
+            ("admin.time_zone", "Europe/Paris"),
+            ("admin.test_email_on_save", "true"),
+            ("public_base_url", "https://tidings.example.com"),
+            ("locale", "nl"),
+        ];
+        let plain: Vec<_> = KEYS.iter().filter(|k| !k.secret).map(|k| k.key).collect();
+        assert_eq!(plain, samples.iter().map(|(k, _)| *k).collect::<Vec<_>>(), "every key has a sample");
+        for (key, value) in samples {
+            set(&mut cfg, key, value).unwrap();
+            assert_eq!(get(&cfg, key).as_deref(), Some(value), "{key}");
+        }
+    }
+
+    #[test]
+    fn lists_take_spaces_commas_and_semicolons() {
+        let mut cfg = EmailConfig::default();
+        set(&mut cfg, "admin.addresses", " a@x.com  b@x.com,c@x.com;d@x.com ").unwrap();
+        assert_eq!(cfg.admin.addresses, ["a@x.com", "b@x.com", "c@x.com", "d@x.com"]);
+    }
+
+    #[test]
+    fn empty_values_unset_optional_fields() {
+        let mut cfg = EmailConfig::default();
+        set(&mut cfg, "smtp.port", "25").unwrap();
+        set(&mut cfg, "smtp.port", "").unwrap();
+        assert_eq!(cfg.smtp.port, None);
+        set(&mut cfg, "sender", "  ").unwrap();
+        assert_eq!(cfg.sender, None);
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        let mut cfg = EmailConfig::default();
+        for (key, value, expected) in [
+            ("smtp.port", "abc", "1 to 65535"),
+            ("smtp.port", "-1", "1 to 65535"),
+            ("smtp.encryption", "ssl", "tls, starttls, none"),
+            ("smtp.auth", "login", "none, password, oauth2"),
+            ("oauth.provider", "yahoo", "microsoft, google, custom"),
+            ("tls.min_version", "1.0", "insecure"),
+            ("tls.max_version", "2", "1.2, 1.3"),
+            ("admin.daily_notice", "maybe", "true or false"),
+            ("locale", "es", "en, fr, de, nl"),
+            ("smtp.hots", "x", "unknown key"),
+        ] {
+            let err = set(&mut cfg, key, value).expect_err(key);
+            assert!(err.contains(expected), "{key}={value}: {err}");
+        }
+        assert!(unknown_key("port").contains("smtp.port"));
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../../../docs/configuration.md");
+        for k in KEYS {
+            assert!(doc.contains(&format!("| `{}` |", k.key)), "{} is missing from docs/configuration.md", k.key);
+        }
+    }
+
+    #[test]
+    fn secret_keys_are_not_plain_fields() {
+        let cfg = EmailConfig::default();
+        for k in KEYS.iter().filter(|k| k.secret) {
+            assert_eq!(get(&cfg, k.key), None);
+        }
+    }
+}

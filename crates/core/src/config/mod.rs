@@ -1,0 +1,233 @@
+//! The administrator's email configuration: the sender, the SMTP relay, OAuth 2.0, TLS options, the admin
+//! contact and the locale.
+//!
+//! The model is plain data with serde; [`keys`] names every field as a dotted key (`smtp.port`) for the CLI and
+//! the audit log, [`change`] applies a set of edits (with provider [`preset`]s) and [`validate`] decides whether
+//! the result may be stored. Secrets are not part of the model: the edges keep them encrypted, and validation
+//! only learns whether each is set.
+
+pub mod change;
+pub mod google;
+pub mod keys;
+pub mod preset;
+pub mod validate;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub use change::{Changes, SecretUpdate, apply};
+pub use validate::{SecretsPresent, validate};
+
+/// The path under the public base URL where the OAuth provider sends the browser back.
+pub const REDIRECT_PATH: &str = "/login/smtp-verification/";
+
+/// The whole email configuration, as stored (secrets excluded).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The From address of the messages Tidings sends on its own (alerts, notices, tests).
+    pub sender: Option<String>,
+    pub smtp: SmtpRelay,
+    pub oauth: OAuthClient,
+    pub tls: TlsOptions,
+    pub admin: AdminContact,
+    /// Where administrators' browsers reach Tidings (`https://tidings.example.com`); the OAuth redirect URI is
+    /// derived from it.
+    pub public_base_url: Option<String>,
+    /// Language of outgoing mail and of the interface.
+    pub locale: Locale,
+}
+
+impl EmailConfig {
+    /// The redirect URI to register with the OAuth provider, once a public base URL is known.
+    pub fn redirect_uri(&self) -> Option<String> {
+        self.public_base_url.as_deref().map(|base| format!("{}{REDIRECT_PATH}", base.trim_end_matches('/')))
+    }
+}
+
+/// The SMTP relay Tidings delivers through.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpRelay {
+    /// Host name or IP address; unset means no relay is configured yet.
+    pub host: Option<String>,
+    /// Port; unset means the usual port for the encryption (465, 587 or 25).
+    pub port: Option<u32>,
+    pub encryption: Encryption,
+    pub auth: AuthMethod,
+    /// User name for `password` authentication.
+    pub username: Option<String>,
+    /// Permits authentication without encryption, and only to a loopback relay (a local test server or a
+    /// co-located MTA): credentials never cross a network in clear text.
+    pub allow_plaintext_auth: bool,
+}
+
+impl SmtpRelay {
+    /// The port in use: the configured one, or the customary one for the encryption.
+    pub fn effective_port(&self) -> u32 {
+        self.port.unwrap_or(match self.encryption {
+            Encryption::Tls => 465,
+            Encryption::Starttls => 587,
+            Encryption::None => 25,
+        })
+    }
+}
+
+/// How the connection to the relay is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// Implicit TLS from the first byte (usually port 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, which must succeed (usually port 587).
+    #[default]
+    Starttls,
+    /// No encryption.
+    None,
+}
+
+/// How Tidings authenticates to the relay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    #[default]
+    None,
+    /// User name and password (AUTH PLAIN or LOGIN).
+    Password,
+    /// SASL XOAUTH2 with an OAuth 2.0 access token.
+    Oauth2,
+}
+
+/// The OAuth 2.0 client Tidings uses to obtain tokens for the relay.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthClient {
+    pub provider: Option<Provider>,
+    /// Microsoft Entra tenant: `common`, `consumers`, `organizations`, a tenant GUID or a verified domain.
+    pub tenant: Option<String>,
+    /// The application (client) id the provider issued.
+    pub client_id: Option<String>,
+    pub scopes: Vec<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub device_authorization_endpoint: Option<String>,
+    /// The mailbox to authenticate as (the XOAUTH2 user); the sender address when unset.
+    pub account: Option<String>,
+    /// HTTP(S) proxy for traffic to the OAuth endpoints.
+    pub proxy_url: Option<String>,
+}
+
+/// Who issues the OAuth tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Microsoft Entra ID (Microsoft 365, Outlook.com).
+    Microsoft,
+    /// Google (Workspace, Gmail).
+    Google,
+    /// Any other OAuth 2.0 server; endpoints are entered by hand.
+    Custom,
+}
+
+/// TLS options for connections Tidings makes (to the relay and the OAuth endpoints).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsOptions {
+    /// Verify the server's certificate chain and host name. Only an administrator turns this off.
+    pub verify_certificates: bool,
+    /// A PEM file of extra CA certificates to trust, besides the system's.
+    pub ca_file: Option<String>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self { verify_certificates: true, ca_file: None, min_version: None, max_version: None }
+    }
+}
+
+/// TLS protocol versions Tidings can speak (older ones are broken and refused by Microsoft and Google).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+/// Who hears about problems, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminContact {
+    /// Where alerts, notices and test mails go.
+    pub addresses: Vec<String>,
+    /// Send one "Tidings is alive" notice a day.
+    pub daily_notice: bool,
+    /// Local time of the daily notice, `HH:MM`.
+    pub daily_notice_time: String,
+    /// IANA time zone of `daily_notice_time`, such as `Europe/Brussels`.
+    pub time_zone: String,
+    /// Send a test mail to the addresses whenever the configuration is saved.
+    pub test_email_on_save: bool,
+}
+
+impl Default for AdminContact {
+    fn default() -> Self {
+        Self {
+            addresses: Vec::new(),
+            daily_notice: false,
+            daily_notice_time: "08:00".into(),
+            time_zone: "UTC".into(),
+            test_email_on_save: false,
+        }
+    }
+}
+
+/// The languages Tidings speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    #[default]
+    En,
+    Fr,
+    De,
+    Nl,
+}
+
+/// One problem with one field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The dotted configuration key, such as `smtp.port`.
+    pub field: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem found, so that an administrator can fix them all in one go.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the email configuration is not valid:\n{}", list(.0))]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    /// Whether some problem concerns this field.
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|e| e.field == field)
+    }
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
+}

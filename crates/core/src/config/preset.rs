@@ -1,0 +1,112 @@
+//! Provider presets: what choosing Microsoft or Google fills in. Every value can be overridden afterwards.
+//!
+//! Sources: Microsoft identity platform v2.0 endpoints (`login.microsoftonline.com/{tenant}/oauth2/v2.0/…`) and
+//! Exchange Online SMTP AUTH (`smtp.office365.com:587`, STARTTLS, scope `https://outlook.office.com/SMTP.Send`);
+//! Google's OAuth 2.0 endpoints and Gmail SMTP (`smtp.gmail.com:465`, implicit TLS, scope
+//! `https://mail.google.com/`).
+
+use super::{AuthMethod, EmailConfig, Encryption, Provider};
+
+/// The tenant used when Microsoft is chosen without one: work and school accounts, where SMTP AUTH lives.
+pub const DEFAULT_MICROSOFT_TENANT: &str = "organizations";
+
+/// Fills the OAuth endpoints and scopes of `provider` (for Microsoft, in the configured tenant), and the relay
+/// it sends through, into `cfg`. `custom` leaves everything as it is.
+pub fn apply_provider(cfg: &mut EmailConfig, provider: Provider) {
+    cfg.oauth.provider = Some(provider);
+    match provider {
+        Provider::Microsoft => {
+            let tenant = cfg.oauth.tenant.get_or_insert_with(|| DEFAULT_MICROSOFT_TENANT.into()).clone();
+            fill_microsoft_endpoints(cfg, &tenant);
+            cfg.oauth.scopes = vec!["https://outlook.office.com/SMTP.Send".into(), "offline_access".into()];
+            set_relay(cfg, "smtp.office365.com", 587, Encryption::Starttls);
+        }
+        Provider::Google => {
+            cfg.oauth.tenant = None;
+            cfg.oauth.authorization_endpoint = Some("https://accounts.google.com/o/oauth2/v2/auth".into());
+            cfg.oauth.token_endpoint = Some("https://oauth2.googleapis.com/token".into());
+            cfg.oauth.device_authorization_endpoint = Some("https://oauth2.googleapis.com/device/code".into());
+            cfg.oauth.scopes = vec!["https://mail.google.com/".into()];
+            set_relay(cfg, "smtp.gmail.com", 465, Encryption::Tls);
+        }
+        Provider::Custom => {}
+    }
+}
+
+/// Points the Microsoft endpoints at `tenant` (used when only the tenant changes).
+pub fn fill_microsoft_endpoints(cfg: &mut EmailConfig, tenant: &str) {
+    let base = format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0");
+    cfg.oauth.authorization_endpoint = Some(format!("{base}/authorize"));
+    cfg.oauth.token_endpoint = Some(format!("{base}/token"));
+    cfg.oauth.device_authorization_endpoint = Some(format!("{base}/devicecode"));
+}
+
+fn set_relay(cfg: &mut EmailConfig, host: &str, port: u32, encryption: Encryption) {
+    cfg.smtp.host = Some(host.into());
+    cfg.smtp.port = Some(port);
+    cfg.smtp.encryption = encryption;
+    cfg.smtp.auth = AuthMethod::Oauth2;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microsoft_fills_v2_endpoints_for_the_tenant_and_office365_relay() {
+        let mut cfg = EmailConfig::default();
+        cfg.oauth.tenant = Some("contoso.onmicrosoft.com".into());
+        apply_provider(&mut cfg, Provider::Microsoft);
+        let o = &cfg.oauth;
+        assert_eq!(
+            o.authorization_endpoint.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize")
+        );
+        assert_eq!(
+            o.token_endpoint.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token")
+        );
+        assert_eq!(
+            o.device_authorization_endpoint.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode")
+        );
+        assert_eq!(o.scopes, ["https://outlook.office.com/SMTP.Send", "offline_access"]);
+        assert_eq!(cfg.smtp.host.as_deref(), Some("smtp.office365.com"));
+        assert_eq!(
+            (cfg.smtp.port, cfg.smtp.encryption, cfg.smtp.auth),
+            (Some(587), Encryption::Starttls, AuthMethod::Oauth2)
+        );
+    }
+
+    #[test]
+    fn microsoft_without_tenant_uses_organizations() {
+        let mut cfg = EmailConfig::default();
+        apply_provider(&mut cfg, Provider::Microsoft);
+        assert_eq!(cfg.oauth.tenant.as_deref(), Some("organizations"));
+        assert!(cfg.oauth.token_endpoint.unwrap().contains("/organizations/"));
+    }
+
+    #[test]
+    fn google_fills_its_endpoints_scope_and_gmail_relay() {
+        let mut cfg = EmailConfig::default();
+        cfg.oauth.tenant = Some("common".into());
+        apply_provider(&mut cfg, Provider::Google);
+        assert_eq!(cfg.oauth.authorization_endpoint.as_deref(), Some("https://accounts.google.com/o/oauth2/v2/auth"));
+        assert_eq!(cfg.oauth.token_endpoint.as_deref(), Some("https://oauth2.googleapis.com/token"));
+        assert_eq!(cfg.oauth.scopes, ["https://mail.google.com/"]);
+        assert_eq!(cfg.oauth.tenant, None, "Google has no tenant");
+        assert_eq!(
+            (cfg.smtp.host.as_deref(), cfg.smtp.port, cfg.smtp.encryption),
+            (Some("smtp.gmail.com"), Some(465), Encryption::Tls)
+        );
+    }
+
+    #[test]
+    fn custom_changes_nothing_but_the_provider() {
+        let mut cfg = EmailConfig::default();
+        apply_provider(&mut cfg, Provider::Custom);
+        let mut expected = EmailConfig::default();
+        expected.oauth.provider = Some(Provider::Custom);
+        assert_eq!(cfg, expected);
+    }
+}

@@ -1,0 +1,457 @@
+//! Validation of a whole configuration: every field, every cross-field rule, all problems at once.
+//!
+//! A configuration that fails here is never stored; the one in force stays. Files named by the configuration
+//! (the CA bundle) are checked by the edge that can read them, not here.
+
+use super::{AuthMethod, EmailConfig, Encryption, FieldError, Provider, ValidationErrors};
+use crate::{address, net};
+use chrono::NaiveTime;
+
+/// Which secrets are stored; validation needs to know whether they are set, never their values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SecretsPresent {
+    pub smtp_password: bool,
+    pub oauth_client_secret: bool,
+}
+
+/// Checks `cfg`, returning every problem found.
+pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), ValidationErrors> {
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, message: String| errors.push(FieldError::new(field, message));
+
+    // Sender.
+    match &cfg.sender {
+        Some(sender) => {
+            if let Err(why) = address::validate(sender) {
+                fail("sender", why);
+            }
+        }
+        None if cfg.smtp.host.is_some() => {
+            fail("sender", "required once an SMTP relay is set: the From address of Tidings' messages".into());
+        }
+        None => {}
+    }
+
+    // SMTP relay.
+    let smtp = &cfg.smtp;
+    if let Some(host) = &smtp.host {
+        if let Err(why) = net::validate_host(host) {
+            fail("smtp.host", why);
+        }
+    } else if smtp.auth != AuthMethod::None || smtp.port.is_some() {
+        fail("smtp.host", "required: the relay's host name or IP address, such as smtp.office365.com".into());
+    }
+    if let Some(port) = smtp.port
+        && !(1..=65535).contains(&port)
+    {
+        fail("smtp.port", format!("{port} is outside 1-65535; the usual ports are 465 (tls), 587 (starttls) and 25"));
+    }
+    let relay_is_loopback = smtp.host.as_deref().is_some_and(net::is_loopback_host);
+    if smtp.encryption == Encryption::None && smtp.auth != AuthMethod::None {
+        if !smtp.allow_plaintext_auth {
+            fail(
+                "smtp.encryption",
+                "none would send credentials in clear text; choose tls or starttls (for a loopback test relay, \
+                 set smtp.allow_plaintext_auth=true)"
+                    .into(),
+            );
+        } else if !relay_is_loopback {
+            fail(
+                "smtp.encryption",
+                "none with authentication is allowed only for a loopback relay (localhost, 127.0.0.1, ::1); \
+                 choose tls or starttls"
+                    .into(),
+            );
+        }
+    }
+    if smtp.allow_plaintext_auth && smtp.host.is_some() && !relay_is_loopback {
+        fail("smtp.allow_plaintext_auth", "may be true only when smtp.host is a loopback address".into());
+    }
+    match smtp.auth {
+        AuthMethod::Password => {
+            match &smtp.username {
+                None => fail("smtp.username", "required for password authentication".into()),
+                Some(user) if user.chars().any(char::is_control) => {
+                    fail("smtp.username", "contains a control character (CR, LF or similar)".into())
+                }
+                Some(_) => {}
+            }
+            if !secrets.smtp_password {
+                fail("smtp.password", "required for password authentication".into());
+            }
+        }
+        AuthMethod::Oauth2 => {
+            if cfg.oauth.client_id.is_none() {
+                fail("oauth.client_id", "required for oauth2 authentication: the application (client) id".into());
+            }
+            if cfg.oauth.token_endpoint.is_none() {
+                fail(
+                    "oauth.token_endpoint",
+                    "required for oauth2 authentication (choose oauth.provider=microsoft or google to fill it)".into(),
+                );
+            }
+        }
+        AuthMethod::None => {}
+    }
+
+    // OAuth client.
+    let oauth = &cfg.oauth;
+    match (oauth.provider, &oauth.tenant) {
+        (Some(Provider::Microsoft), None) => fail(
+            "oauth.tenant",
+            "required for Microsoft: common, consumers, organizations, a tenant GUID or domain".into(),
+        ),
+        (Some(Provider::Microsoft), Some(tenant)) => {
+            if let Err(why) = validate_tenant(tenant) {
+                fail("oauth.tenant", why);
+            }
+        }
+        (_, Some(_)) => {
+            fail("oauth.tenant", "only Microsoft has tenants; clear it or choose oauth.provider=microsoft".into())
+        }
+        (_, None) => {}
+    }
+    if let Some(id) = &oauth.client_id {
+        if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            fail("oauth.client_id", "contains spaces or control characters; paste the id exactly".into());
+        } else if oauth.provider == Some(Provider::Microsoft) && !is_guid(id) {
+            fail(
+                "oauth.client_id",
+                format!(
+                    "{id:?} is not a Microsoft application (client) id, which looks like 00000000-0000-0000-0000-000000000000"
+                ),
+            );
+        }
+    }
+    for scope in &oauth.scopes {
+        if scope.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+            fail("oauth.scopes", format!("{scope:?} holds a character scopes may not contain"));
+        }
+    }
+    for (field, value) in [
+        ("oauth.authorization_endpoint", &oauth.authorization_endpoint),
+        ("oauth.token_endpoint", &oauth.token_endpoint),
+        ("oauth.device_authorization_endpoint", &oauth.device_authorization_endpoint),
+        ("public_base_url", &cfg.public_base_url),
+    ] {
+        if let Some(url) = value
+            && let Err(why) = net::validate_url(url, net::UrlKind::Endpoint)
+        {
+            fail(field, why);
+        }
+    }
+    if let Some(base) = &cfg.public_base_url
+        && let Ok(url) = url::Url::parse(base)
+        && (url.query().is_some() || url.path().contains(super::REDIRECT_PATH.trim_end_matches('/')))
+    {
+        fail(
+            "public_base_url",
+            "give only the base, such as https://tidings.example.com; the redirect path is added to it".into(),
+        );
+    }
+    if let Some(proxy) = &oauth.proxy_url
+        && let Err(why) = net::validate_url(proxy, net::UrlKind::Proxy)
+    {
+        fail("oauth.proxy_url", why);
+    }
+    if let Some(account) = &oauth.account
+        && let Err(why) = address::validate(account)
+    {
+        fail("oauth.account", why);
+    }
+
+    // TLS options.
+    let tls = &cfg.tls;
+    if let Some(path) = &tls.ca_file
+        && !path.starts_with('/')
+    {
+        fail("tls.ca_file", format!("{path:?} is not an absolute path; give the full path of a PEM file"));
+    }
+    if let (Some(min), Some(max)) = (tls.min_version, tls.max_version)
+        && min > max
+    {
+        fail("tls.min_version", "is higher than tls.max_version; no TLS version would be left".into());
+    }
+
+    // Admin contact.
+    let admin = &cfg.admin;
+    for (i, addr) in admin.addresses.iter().enumerate() {
+        if let Err(why) = address::validate(addr) {
+            fail("admin.addresses", why);
+        } else if admin.addresses[..i].iter().any(|earlier| earlier.eq_ignore_ascii_case(addr)) {
+            fail("admin.addresses", format!("{addr} is listed twice"));
+        }
+    }
+    if admin.addresses.is_empty() {
+        if admin.daily_notice {
+            fail("admin.addresses", "required for the daily notice: at least one admin contact address".into());
+        }
+        if admin.test_email_on_save {
+            fail("admin.addresses", "required for the test email on save: at least one admin contact address".into());
+        }
+    }
+    if admin.test_email_on_save && smtp.host.is_none() {
+        fail("admin.test_email_on_save", "needs an SMTP relay (smtp.host) to send the test email through".into());
+    }
+    if NaiveTime::parse_from_str(&admin.daily_notice_time, "%H:%M").is_err() || admin.daily_notice_time.len() != 5 {
+        fail(
+            "admin.daily_notice_time",
+            format!("{:?} is not a time of day; expected HH:MM, such as 08:00", admin.daily_notice_time),
+        );
+    }
+    if admin.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        fail(
+            "admin.time_zone",
+            format!(
+                "{:?} is not a known time zone; expected an IANA name such as Europe/Brussels or UTC",
+                admin.time_zone
+            ),
+        );
+    }
+
+    if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors)) }
+}
+
+/// `common`, `consumers`, `organizations`, a GUID, or a domain name.
+fn validate_tenant(tenant: &str) -> Result<(), String> {
+    if matches!(tenant, "common" | "consumers" | "organizations") || is_guid(tenant) {
+        return Ok(());
+    }
+    if tenant.contains('.') && net::validate_host_name(tenant).is_ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "{tenant:?} is not a tenant; expected common, consumers, organizations, a tenant GUID or a domain such as contoso.onmicrosoft.com"
+    ))
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{keys, preset};
+
+    const GUID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+
+    fn with(pairs: &[(&str, &str)]) -> EmailConfig {
+        let mut cfg = EmailConfig::default();
+        for (k, v) in pairs {
+            keys::set(&mut cfg, k, v).unwrap();
+        }
+        cfg
+    }
+
+    fn errors(cfg: &EmailConfig, secrets: SecretsPresent) -> Vec<FieldError> {
+        validate(cfg, secrets).err().map(|e| e.0).unwrap_or_default()
+    }
+
+    /// Asserts that `cfg` fails on `field` with a message containing `needle`.
+    #[track_caller]
+    fn fails(cfg: &EmailConfig, field: &str, needle: &str) {
+        let errs = errors(cfg, SecretsPresent::default());
+        assert!(
+            errs.iter().any(|e| e.field == field && e.message.contains(needle)),
+            "expected {field}: …{needle}… in {errs:#?}"
+        );
+    }
+
+    #[track_caller]
+    fn passes(cfg: &EmailConfig, secrets: SecretsPresent) {
+        assert_eq!(errors(cfg, secrets), vec![], "{cfg:#?}");
+    }
+
+    const RELAY: &[(&str, &str)] = &[("sender", "alerts@example.com"), ("smtp.host", "smtp.example.com")];
+
+    #[test]
+    fn the_empty_configuration_is_valid() {
+        passes(&EmailConfig::default(), SecretsPresent::default());
+    }
+
+    #[test]
+    fn sender() {
+        passes(&with(RELAY), SecretsPresent::default());
+        fails(&with(&[("smtp.host", "smtp.example.com")]), "sender", "required");
+        fails(&with(&[("sender", "not an address")]), "sender", "a space");
+        fails(&with(&[("sender", "alerts@")]), "sender", "nothing after");
+    }
+
+    #[test]
+    fn relay_host_and_port() {
+        fails(&with(&[("sender", "a@example.com"), ("smtp.host", "smtp example.com")]), "smtp.host", "space");
+        fails(&with(&[("smtp.port", "25")]), "smtp.host", "required");
+        fails(&with(&[("smtp.auth", "password")]), "smtp.host", "required");
+        for port in ["0", "65536", "70000"] {
+            fails(&with(&[RELAY, &[("smtp.port", port)]].concat()), "smtp.port", "outside 1-65535");
+        }
+        for port in ["1", "25", "65535"] {
+            passes(&with(&[RELAY, &[("smtp.port", port)]].concat()), SecretsPresent::default());
+        }
+        passes(&with(&[("sender", "a@example.com"), ("smtp.host", "192.0.2.1")]), SecretsPresent::default());
+        passes(&with(&[("sender", "a@example.com"), ("smtp.host", "[2001:db8::1]")]), SecretsPresent::default());
+    }
+
+    #[test]
+    fn password_authentication_needs_user_and_password() {
+        let cfg = with(&[RELAY, &[("smtp.auth", "password")]].concat());
+        fails(&cfg, "smtp.username", "required");
+        fails(&cfg, "smtp.password", "required");
+        let cfg = with(&[RELAY, &[("smtp.auth", "password"), ("smtp.username", "dev")]].concat());
+        passes(&cfg, SecretsPresent { smtp_password: true, ..Default::default() });
+    }
+
+    #[test]
+    fn oauth2_needs_client_id_and_token_endpoint() {
+        let cfg = with(&[RELAY, &[("smtp.auth", "oauth2")]].concat());
+        fails(&cfg, "oauth.client_id", "required");
+        fails(&cfg, "oauth.token_endpoint", "required");
+        let cfg = with(
+            &[
+                RELAY,
+                &[
+                    ("smtp.auth", "oauth2"),
+                    ("oauth.client_id", "abc"),
+                    ("oauth.token_endpoint", "https://idp.example.com/token"),
+                ],
+            ]
+            .concat(),
+        );
+        passes(&cfg, SecretsPresent::default());
+    }
+
+    #[test]
+    fn encryption_none_with_credentials() {
+        let base = [
+            ("sender", "a@example.com"),
+            ("smtp.encryption", "none"),
+            ("smtp.auth", "password"),
+            ("smtp.username", "u"),
+        ];
+        let secrets = SecretsPresent { smtp_password: true, ..Default::default() };
+        fails(&with(&[&base[..], &[("smtp.host", "127.0.0.1")]].concat()), "smtp.encryption", "clear text");
+        let remote =
+            with(&[&base[..], &[("smtp.host", "smtp.example.com"), ("smtp.allow_plaintext_auth", "true")]].concat());
+        fails(&remote, "smtp.encryption", "only for a loopback relay");
+        fails(&remote, "smtp.allow_plaintext_auth", "loopback");
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            passes(
+                &with(&[&base[..], &[("smtp.host", host), ("smtp.allow_plaintext_auth", "true")]].concat()),
+                secrets,
+            );
+        }
+        // Without authentication, no encryption is the administrator's call.
+        passes(&with(&[RELAY, &[("smtp.encryption", "none")]].concat()), secrets);
+    }
+
+    #[test]
+    fn endpoints_must_be_https_except_on_loopback() {
+        for field in [
+            "oauth.authorization_endpoint",
+            "oauth.token_endpoint",
+            "oauth.device_authorization_endpoint",
+            "public_base_url",
+        ] {
+            fails(&with(&[(field, "http://idp.example.com/x")]), field, "must use https");
+            fails(&with(&[(field, "idp.example.com")]), field, "not a URL");
+            passes(&with(&[(field, "http://127.0.0.1:8080")]), SecretsPresent::default());
+            passes(&with(&[(field, "https://idp.example.com")]), SecretsPresent::default());
+        }
+        fails(
+            &with(&[("public_base_url", "https://t.example.com/login/smtp-verification/")]),
+            "public_base_url",
+            "only the base",
+        );
+        fails(&with(&[("oauth.proxy_url", "socks5://p:1080")]), "oauth.proxy_url", "http:// or https://");
+        passes(&with(&[("oauth.proxy_url", "http://proxy.example.com:3128")]), SecretsPresent::default());
+    }
+
+    #[test]
+    fn microsoft_tenant_and_client_id() {
+        let mut cfg = with(RELAY);
+        cfg.oauth.tenant = Some("contoso.onmicrosoft.com".into());
+        preset::apply_provider(&mut cfg, Provider::Microsoft);
+        cfg.oauth.client_id = Some(GUID.into());
+        passes(&cfg, SecretsPresent::default());
+        for tenant in ["common", "consumers", "organizations", GUID, "contoso.com"] {
+            cfg.oauth.tenant = Some(tenant.into());
+            passes(&cfg, SecretsPresent::default());
+        }
+        cfg.oauth.tenant = Some("contoso".into());
+        fails(&cfg, "oauth.tenant", "not a tenant");
+        cfg.oauth.tenant = None;
+        fails(&cfg, "oauth.tenant", "required");
+        cfg.oauth.tenant = Some("common".into());
+        cfg.oauth.client_id = Some("my-app".into());
+        fails(&cfg, "oauth.client_id", "00000000-0000");
+        cfg.oauth.client_id = Some("6731de76 14a6".into());
+        fails(&cfg, "oauth.client_id", "spaces");
+        fails(&with(&[("oauth.provider", "google"), ("oauth.tenant", "common")]), "oauth.tenant", "only Microsoft");
+    }
+
+    #[test]
+    fn oauth_account_and_scopes() {
+        fails(&with(&[("oauth.account", "mailbox")]), "oauth.account", "no '@'");
+        passes(&with(&[("oauth.account", "mailbox@contoso.com")]), SecretsPresent::default());
+        let mut cfg = EmailConfig::default();
+        cfg.oauth.scopes = vec!["bad\"scope".into()];
+        fails(&cfg, "oauth.scopes", "may not contain");
+    }
+
+    #[test]
+    fn tls_options() {
+        fails(&with(&[("tls.ca_file", "certs/ca.pem")]), "tls.ca_file", "absolute path");
+        passes(&with(&[("tls.ca_file", "/etc/tidings/ca.pem")]), SecretsPresent::default());
+        fails(&with(&[("tls.min_version", "1.3"), ("tls.max_version", "1.2")]), "tls.min_version", "higher");
+        passes(&with(&[("tls.min_version", "1.2"), ("tls.max_version", "1.3")]), SecretsPresent::default());
+        passes(&with(&[("tls.verify_certificates", "false")]), SecretsPresent::default());
+    }
+
+    #[test]
+    fn admin_contact() {
+        fails(&with(&[("admin.addresses", "ops@example.com nope")]), "admin.addresses", "no '@'");
+        fails(&with(&[("admin.addresses", "ops@example.com OPS@example.com")]), "admin.addresses", "twice");
+        fails(&with(&[("admin.daily_notice", "true")]), "admin.addresses", "daily notice");
+        fails(&with(&[("admin.test_email_on_save", "true")]), "admin.addresses", "test email");
+        fails(&with(&[("admin.test_email_on_save", "true")]), "admin.test_email_on_save", "smtp.host");
+        for bad in ["8:00", "24:00", "08:60", "noon", "08:00:00"] {
+            fails(&with(&[("admin.daily_notice_time", bad)]), "admin.daily_notice_time", "HH:MM");
+        }
+        passes(&with(&[("admin.daily_notice_time", "23:59")]), SecretsPresent::default());
+        fails(&with(&[("admin.time_zone", "Europe/Atlantis")]), "admin.time_zone", "IANA");
+        fails(&with(&[("admin.time_zone", "CEST")]), "admin.time_zone", "IANA");
+        passes(&with(&[("admin.time_zone", "America/New_York")]), SecretsPresent::default());
+        let full = with(
+            &[
+                RELAY,
+                &[
+                    ("admin.addresses", "ops@example.com noc@example.com"),
+                    ("admin.daily_notice", "true"),
+                    ("admin.test_email_on_save", "true"),
+                ],
+            ]
+            .concat(),
+        );
+        passes(&full, SecretsPresent::default());
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let cfg = with(&[
+            ("sender", "bad"),
+            ("smtp.host", "a b"),
+            ("smtp.port", "0"),
+            ("smtp.auth", "oauth2"),
+            ("admin.time_zone", "Mars/Olympus"),
+        ]);
+        let fields: Vec<_> = errors(&cfg, SecretsPresent::default()).into_iter().map(|e| e.field).collect();
+        for field in ["sender", "smtp.host", "smtp.port", "oauth.client_id", "oauth.token_endpoint", "admin.time_zone"]
+        {
+            assert!(fields.iter().any(|f| f == field), "{field} missing from {fields:?}");
+        }
+    }
+}

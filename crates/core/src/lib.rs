@@ -1,0 +1,20 @@
+//! Tidings' domain core: what the email configuration is and what makes it valid.
+//!
+//! Everything here is a value or a pure function: no file, network, SQL, HTTP or SMTP. The edges (storage, the
+//! daemon, the CLI) read and write; this crate decides.
+//!
+//! - [`config`]: the administrator's email configuration, the dotted keys that edit it, provider presets,
+//!   Google's client-file import and validation.
+//! - [`address`] and [`net`]: the syntax of mail addresses, host names and URLs, shared by validation.
+//! - [`secret`]: secret values that never print, and the names of the secrets Tidings keeps.
+//! - [`account`]: roles and user names.
+//! - [`audit`]: what an audit-log entry records.
+
+pub mod account;
+pub mod address;
+pub mod audit;
+pub mod config;
+pub mod net;
+pub mod secret;
+
+pub use config::{EmailConfig, FieldError, ValidationErrors};

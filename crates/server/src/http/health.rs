@@ -1,0 +1,43 @@
+//! `/healthz` (the process answers) and `/readyz` (it can do its work: the database answers, a configuration
+//! is loaded), plus the OpenAPI document that describes the HTTP interface.
+
+use super::Context;
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use serde_json::json;
+
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn readyz(State(context): State<Context>) -> impl IntoResponse {
+    let inner = &context.inner;
+    if let Err(e) = inner.app.store().ping().await {
+        tracing::warn!(error = %e, "readiness check: the database does not answer");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": "the database does not answer" })),
+        );
+    }
+    let config = inner.config.get();
+    (
+        StatusCode::OK,
+        Json(json!({
+            "status": "ready",
+            "config_revision": config.revision,
+            "uptime_seconds": inner.started.elapsed().as_secs(),
+        })),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}

@@ -1,0 +1,230 @@
+//! The embedded SQLite backend: one file in the data directory, WAL journal, every commit synced.
+//!
+//! Several processes may open the same file (the daemon and the CLI); SQLite serialises their writes and
+//! `busy_timeout` makes a writer wait for another instead of failing.
+
+use crate::{Account, ConfigRecord, ConfigSave, Error, NewAccount, Result, SealedSecret, Store};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Row, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use std::{path::Path, time::Duration};
+use tidings_core::{
+    EmailConfig,
+    account::Role,
+    audit::{AuditEntry, NewAuditEntry},
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A Tidings database in one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it returns, also in WAL mode.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get("value")))
+    }
+
+    async fn init_meta(&self, key: &str, value: &str) -> Result<bool> {
+        let done = sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn config(&self) -> Result<Option<ConfigRecord>> {
+        let row = sqlx::query(
+            "SELECT revision, saved_at, saved_by, document FROM email_config ORDER BY revision DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let revision: i64 = row.get("revision");
+        let document: String = row.get("document");
+        let config: EmailConfig = serde_json::from_str(&document)
+            .map_err(|e| Error::Corrupt { what: format!("configuration revision {revision}"), why: e.to_string() })?;
+        Ok(Some(ConfigRecord { revision, saved_at: row.get("saved_at"), saved_by: row.get("saved_by"), config }))
+    }
+
+    async fn config_revision(&self) -> Result<i64> {
+        let revision: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(revision) FROM email_config").fetch_one(&self.pool).await?;
+        Ok(revision.unwrap_or(0))
+    }
+
+    async fn save_config(&self, save: ConfigSave<'_>) -> Result<i64> {
+        let document = serde_json::to_string(save.config)
+            .map_err(|e| Error::Corrupt { what: "configuration".into(), why: e.to_string() })?;
+        let revision = save.base_revision + 1;
+        let at = now();
+        let mut tx = self.pool.begin().await?;
+        // Writing first takes SQLite's write lock at once; the primary key turns a concurrent save of the same
+        // base revision into a conflict instead of a lost update.
+        let inserted =
+            sqlx::query("INSERT INTO email_config (revision, saved_at, saved_by, document) VALUES (?, ?, ?, ?)")
+                .bind(revision)
+                .bind(at)
+                .bind(&save.audit.actor)
+                .bind(&document)
+                .execute(&mut *tx)
+                .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                return Err(Error::Conflict { current: self.config_revision().await? });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let newest: i64 = sqlx::query_scalar("SELECT MAX(revision) FROM email_config").fetch_one(&mut *tx).await?;
+        if newest != revision {
+            return Err(Error::Conflict { current: newest });
+        }
+        for (name, sealed) in save.secrets {
+            match sealed {
+                Some(sealed) => {
+                    sqlx::query(
+                        "INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
+                         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                    )
+                    .bind(name)
+                    .bind(sealed)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM secrets WHERE name = ?").bind(name).execute(&mut *tx).await?;
+                }
+            }
+        }
+        insert_audit(&mut tx, save.audit, at).await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>> {
+        let rows = sqlx::query("SELECT name, sealed FROM secrets ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| SealedSecret { name: r.get("name"), sealed: r.get("sealed") }).collect())
+    }
+
+    async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT id, at, actor, action, fields FROM audit_log ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let id: i64 = r.get("id");
+                let fields: String = r.get("fields");
+                let fields = serde_json::from_str(&fields)
+                    .map_err(|e| Error::Corrupt { what: format!("audit entry {id}"), why: e.to_string() })?;
+                Ok(AuditEntry { id, at: r.get("at"), actor: r.get("actor"), action: r.get("action"), fields })
+            })
+            .collect()
+    }
+
+    async fn record_audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_audit(&mut tx, entry, now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_account(&self, account: &NewAccount, audit: &NewAuditEntry) -> Result<i64> {
+        let at = now();
+        let mut tx = self.pool.begin().await?;
+        let inserted =
+            sqlx::query("INSERT INTO accounts (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&account.username)
+                .bind(&account.password_hash)
+                .bind(account.role.as_str())
+                .bind(at)
+                .execute(&mut *tx)
+                .await;
+        let id = match inserted {
+            Ok(done) => done.last_insert_rowid(),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::DuplicateAccount(account.username.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        insert_audit(&mut tx, audit, at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>> {
+        let rows = sqlx::query("SELECT id, username, role, created_at FROM accounts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let role: String = r.get("role");
+                let role: Role = role.parse().map_err(|why| Error::Corrupt { what: "account role".into(), why })?;
+                Ok(Account { id: r.get("id"), username: r.get("username"), role, created_at: r.get("created_at") })
+            })
+            .collect()
+    }
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    entry: &NewAuditEntry,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let fields = serde_json::to_string(&entry.fields)
+        .map_err(|e| Error::Corrupt { what: "audit fields".into(), why: e.to_string() })?;
+    sqlx::query("INSERT INTO audit_log (at, actor, action, fields) VALUES (?, ?, ?, ?)")
+        .bind(at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(fields)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
