@@ -77,7 +77,7 @@ impl ConfigDocument {
         for (key, value) in &self.secrets {
             if SecretName::from_key(key).is_none() {
                 return Err(Error::Input(format!(
-                    "secrets.{key} is not a secret Tidings keeps; expected smtp.password or oauth.client_secret"
+                    "secrets.{key} is not a secret Tidings keeps; expected smtp.password, oauth.client_secret or oauth.static_access_token"
                 )));
             }
             edits.push((key.clone(), value.clone()));
@@ -90,12 +90,12 @@ impl App {
     /// The configuration in force.
     pub async fn current(&self) -> Result<Current> {
         let record = self.store.config().await?;
-        let names: Vec<String> = self.store.sealed_secrets().await?.into_iter().map(|s| s.name).collect();
-        let has = |name: SecretName| names.iter().any(|n| n == name.key());
-        let secrets = SecretsPresent {
-            smtp_password: has(SecretName::SmtpPassword),
-            oauth_client_secret: has(SecretName::OAuthClientSecret),
-        };
+        let mut secrets = SecretsPresent::default();
+        for sealed in self.store.sealed_secrets().await? {
+            if let Some(name) = SecretName::from_key(&sealed.name) {
+                secrets.set(name, true);
+            }
+        }
         Ok(match record {
             Some(r) => Current {
                 revision: r.revision,

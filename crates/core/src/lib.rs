@@ -14,7 +14,9 @@ pub mod account;
 pub mod address;
 pub mod audit;
 pub mod config;
+pub mod message;
 pub mod net;
+pub mod outbox;
 pub mod secret;
 
 pub use config::{EmailConfig, FieldError, ValidationErrors};

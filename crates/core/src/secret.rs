@@ -40,16 +40,20 @@ pub enum SecretName {
     SmtpPassword,
     /// `oauth.client_secret`: the OAuth client (application) secret.
     OAuthClientSecret,
+    /// `oauth.static_access_token`: a fixed access token, used while no OAuth authorization is stored.
+    StaticAccessToken,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 2] = [SecretName::SmtpPassword, SecretName::OAuthClientSecret];
+    pub const ALL: [SecretName; 3] =
+        [SecretName::SmtpPassword, SecretName::OAuthClientSecret, SecretName::StaticAccessToken];
 
     /// The configuration key, which is also the name the secret is stored under.
     pub fn key(self) -> &'static str {
         match self {
             SecretName::SmtpPassword => "smtp.password",
             SecretName::OAuthClientSecret => "oauth.client_secret",
+            SecretName::StaticAccessToken => "oauth.static_access_token",
         }
     }
 

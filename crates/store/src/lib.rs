@@ -14,6 +14,7 @@ use tidings_core::{
     EmailConfig,
     account::Role,
     audit::{AuditEntry, NewAuditEntry},
+    outbox::{Attempt, Recipient, Settled, Status},
 };
 
 pub use sqlite::SqliteStore;
@@ -88,6 +89,98 @@ pub struct NewAccount {
     pub role: Role,
 }
 
+/// A message entering the outbox.
+#[derive(Clone, Debug)]
+pub struct NewOutboxMessage {
+    /// Who submitted it: `api:<token name>`, `cli:<user>`, `notification`, `gateway:<account>`.
+    pub origin: String,
+    pub mail_from: String,
+    pub recipients: Vec<Recipient>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub content: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message handed to a delivery worker.
+#[derive(Clone, Debug)]
+pub struct LeasedMessage {
+    pub id: i64,
+    pub mail_from: String,
+    pub recipients: Vec<Recipient>,
+    pub content: Vec<u8>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// Start of the retry lifetime (acceptance, or the last manual retry).
+    pub lifetime_start: DateTime<Utc>,
+}
+
+/// The outcome of one attempt, to store if the lease is still the worker's.
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    pub id: i64,
+    /// The lease owner that made the attempt.
+    pub owner: String,
+    pub settled: Settled,
+}
+
+/// A message as listed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub status: Status,
+    pub origin: String,
+    pub mail_from: String,
+    pub recipients: Vec<Recipient>,
+    pub subject: Option<String>,
+    pub size: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: u32,
+    /// When a queued or deferred message is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// A message with its delivery log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub summary: MessageSummary,
+    pub message_id: Option<String>,
+    pub attempt_log: Vec<Attempt>,
+}
+
+/// Which messages to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    pub status: Option<Status>,
+    pub limit: u32,
+    /// Only messages with a smaller id (for paging).
+    pub before_id: Option<i64>,
+}
+
+/// What an operator's retry did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Requeued,
+    NotFound,
+    /// The message is being delivered or was delivered; nothing to retry.
+    NotRetryable(Status),
+}
+
+/// An API token as listed (never the token or its hash).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// Everything Tidings keeps. Implemented once per backend; every method is one atomic operation.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -113,4 +206,44 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Creates an account and records `audit` with it.
     async fn create_account(&self, account: &NewAccount, audit: &NewAuditEntry) -> Result<i64>;
     async fn accounts(&self) -> Result<Vec<Account>>;
+
+    // The outbox.
+
+    /// Stores messages as `queued` and due now, all in one durable commit; returns their ids in order.
+    async fn enqueue(&self, messages: &[NewOutboxMessage]) -> Result<Vec<i64>>;
+    /// Leases up to `limit` due messages (queued or deferred and due, or sending with an expired lease) to
+    /// `owner` until `until`.
+    async fn lease_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LeasedMessage>>;
+    /// Makes every lease held by an owner starting with `owner_prefix` expire now; returns how many.
+    async fn expire_leases(&self, owner_prefix: &str) -> Result<u64>;
+    /// Stores attempts' outcomes in one durable commit. An outcome whose lease passed to another owner
+    /// updates nothing but the delivery log.
+    async fn settle(&self, settlements: &[Settlement]) -> Result<()>;
+    /// When the next message falls due (a queued or deferred one, or an expiring lease).
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+    async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>>;
+    async fn message(&self, id: i64) -> Result<Option<MessageDetail>>;
+    /// Requeues a failed or deferred message now, its failed recipients pending again and its retry lifetime
+    /// restarted.
+    async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome>;
+    /// Deletes messages in a final status (delivered or failed); returns how many.
+    async fn purge(&self, status: Status) -> Result<u64>;
+    /// How many messages are in each status.
+    async fn queue_counts(&self) -> Result<Vec<(Status, u64)>>;
+
+    // API tokens.
+
+    async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64>;
+    /// The token with this hash, revoked or not.
+    async fn api_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<ApiToken>>;
+    async fn api_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// Revokes a token; false when there is no such token or it was revoked already.
+    async fn revoke_api_token(&self, id: i64, audit: &NewAuditEntry) -> Result<bool>;
+    async fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
 }

@@ -126,3 +126,150 @@ async fn two_handles_on_one_file_see_each_others_writes() {
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { current: 1 }));
 }
+
+mod outbox {
+    use super::audit;
+    use chrono::{Duration, TimeZone, Utc};
+    use tidings_core::{
+        account::Role,
+        outbox::{Attempt, Recipient, RecipientState, Settled, Status},
+    };
+    use tidings_store::{MessageFilter, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store};
+
+    fn t(s: i64) -> chrono::DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000, 0).unwrap() + Duration::seconds(s)
+    }
+
+    fn new(subject: &str) -> NewOutboxMessage {
+        NewOutboxMessage {
+            origin: "api:test".into(),
+            mail_from: "alerts@example.com".into(),
+            recipients: vec![Recipient::pending("ops@example.com")],
+            subject: Some(subject.into()),
+            message_id: Some(format!("{subject}@example.com")),
+            content: format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes(),
+            created_at: t(0),
+        }
+    }
+
+    fn settled(status: Status, number: u32, next: Option<i64>) -> Settled {
+        let state = if status == Status::Delivered { RecipientState::Delivered } else { RecipientState::Pending };
+        Settled {
+            status,
+            next_attempt_at: next.map(t),
+            recipients: vec![Recipient { address: "ops@example.com".into(), state, reply: None }],
+            attempt: Attempt {
+                number,
+                started_at: t(1),
+                duration_ms: 5,
+                result: if status == Status::Delivered { "delivered".into() } else { "transient".into() },
+                stage: None,
+                reply_code: Some(250),
+                enhanced_code: None,
+                text: "OK".into(),
+                explanation: None,
+                notes: vec![],
+            },
+            last_error: None,
+        }
+    }
+
+    async fn story(store: &dyn Store) {
+        let ids = store.enqueue(&[new("one"), new("two"), new("three")]).await.unwrap();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(store.next_due().await.unwrap(), Some(t(0)));
+
+        // Leasing takes due messages once; a second worker gets the rest.
+        let first = store.lease_due("node-a/1", t(1), t(61), 2).await.unwrap();
+        assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
+        assert_eq!(first[0].content, b"Subject: one\r\n\r\nbody\r\n");
+        let second = store.lease_due("node-b/1", t(1), t(61), 10).await.unwrap();
+        assert_eq!(second.iter().map(|m| m.id).collect::<Vec<_>>(), ids[2..]);
+        assert!(store.lease_due("node-b/1", t(2), t(62), 10).await.unwrap().is_empty());
+
+        // Settle: one delivered, one deferred for later.
+        store
+            .settle(&[
+                Settlement { id: ids[0], owner: "node-a/1".into(), settled: settled(Status::Delivered, 1, None) },
+                Settlement { id: ids[1], owner: "node-a/1".into(), settled: settled(Status::Deferred, 1, Some(300)) },
+            ])
+            .await
+            .unwrap();
+        let detail = store.message(ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (detail.summary.status, detail.summary.attempts, detail.attempt_log.len()),
+            (Status::Delivered, 1, 1)
+        );
+        assert_eq!(detail.message_id.as_deref(), Some("one@example.com"));
+        // At t(100) the deferred message is not due, but the third one's lease (until t(61)) has expired:
+        // another worker takes it over, and the first owner's late outcome only joins the log.
+        let taken = store.lease_due("node-a/2", t(100), t(160), 10).await.unwrap();
+        assert_eq!(taken.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[2]]);
+        store
+            .settle(&[Settlement {
+                id: ids[2],
+                owner: "node-b/1".into(),
+                settled: settled(Status::Delivered, 1, None),
+            }])
+            .await
+            .unwrap();
+        let late = store.message(ids[2]).await.unwrap().unwrap();
+        assert_eq!((late.summary.status, late.attempt_log.len()), (Status::Sending, 1));
+        assert_eq!(store.lease_due("node-a/2", t(300), t(360), 10).await.unwrap()[0].id, ids[1], "due at t(300)");
+
+        // A restarted node expires its own leases at once.
+        assert_eq!(store.expire_leases("node-a/").await.unwrap(), 2);
+        assert_eq!(store.lease_due("node-a/3", t(301), t(361), 10).await.unwrap().len(), 2);
+        assert_eq!(store.expire_leases("node-b/").await.unwrap(), 0);
+
+        // Listing, filtering, counting.
+        let delivered = store
+            .messages(&MessageFilter { status: Some(Status::Delivered), limit: 10, before_id: None })
+            .await
+            .unwrap();
+        assert_eq!(delivered.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[0]]);
+        let page = store.messages(&MessageFilter { status: None, limit: 2, before_id: None }).await.unwrap();
+        assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[2], ids[1]]);
+        let older = store.messages(&MessageFilter { status: None, limit: 2, before_id: Some(ids[1]) }).await.unwrap();
+        assert_eq!(older[0].id, ids[0]);
+        let counts = store.queue_counts().await.unwrap();
+        assert!(counts.contains(&(Status::Sending, 2)) && counts.contains(&(Status::Delivered, 1)));
+
+        // Retry: only what is not being or was not delivered.
+        store
+            .settle(&[Settlement {
+                id: ids[1],
+                owner: "node-a/3".into(),
+                settled: Settled { status: Status::Failed, ..settled(Status::Failed, 3, None) },
+            }])
+            .await
+            .unwrap();
+        assert_eq!(store.retry_message(ids[1], t(400)).await.unwrap(), RetryOutcome::Requeued);
+        let again = store.message(ids[1]).await.unwrap().unwrap();
+        assert_eq!((again.summary.status, again.summary.next_attempt_at), (Status::Queued, Some(t(400))));
+        assert_eq!(store.retry_message(ids[0], t(400)).await.unwrap(), RetryOutcome::NotRetryable(Status::Delivered));
+        assert_eq!(store.retry_message(9999, t(400)).await.unwrap(), RetryOutcome::NotFound);
+
+        // Purge removes a final status with its log.
+        assert_eq!(store.purge(Status::Delivered).await.unwrap(), 1);
+        assert!(store.message(ids[0]).await.unwrap().is_none());
+
+        // API tokens: by hash, listed without it, revoked once.
+        let id =
+            store.create_api_token("ci", Role::Viewer, &[7; 32], &audit("api-token.create", &["ci"])).await.unwrap();
+        assert_eq!(store.api_token_by_hash(&[7; 32]).await.unwrap().unwrap().name, "ci");
+        assert!(store.api_token_by_hash(&[8; 32]).await.unwrap().is_none());
+        store.touch_api_token(id, t(5)).await.unwrap();
+        assert_eq!(store.api_tokens().await.unwrap()[0].last_used_at, Some(t(5)));
+        assert!(store.revoke_api_token(id, &audit("api-token.revoke", &["ci"])).await.unwrap());
+        assert!(!store.revoke_api_token(id, &audit("api-token.revoke", &["ci"])).await.unwrap());
+        assert!(store.api_token_by_hash(&[7; 32]).await.unwrap().unwrap().revoked_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn sqlite_outbox_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
+        story(&store).await;
+    }
+}

@@ -43,7 +43,7 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
         ConfigCommand::SetSecret { key, file } => {
             if SecretName::from_key(&key).is_none() {
                 bail!(
-                    "{key} is not a secret; secrets are smtp.password and oauth.client_secret (use `tidings config set {key}=VALUE`)"
+                    "{key} is not a secret; secrets are smtp.password, oauth.client_secret and oauth.static_access_token (use `tidings config set {key}=VALUE`)"
                 );
             }
             let value = match file {
@@ -151,10 +151,7 @@ fn report(saved: Saved) {
 fn show(current: &Current, as_json: bool) -> Result<()> {
     let cfg = &current.config;
     let secret_state = |present: bool| if present { "set" } else { "not set" };
-    let secrets = [
-        (SecretName::SmtpPassword, current.secrets.smtp_password),
-        (SecretName::OAuthClientSecret, current.secrets.oauth_client_secret),
-    ];
+    let secrets: Vec<(SecretName, bool)> = SecretName::ALL.iter().map(|n| (*n, current.secrets.has(*n))).collect();
     if as_json {
         let secrets: serde_json::Map<_, _> =
             secrets.iter().map(|(n, p)| (n.key().to_owned(), json!(secret_state(*p)))).collect();

@@ -71,11 +71,7 @@ pub fn apply(
 
     let mut after = present;
     for (name, update) in &secrets {
-        let is_set = matches!(update, SecretUpdate::Set(_));
-        match name {
-            SecretName::SmtpPassword => after.smtp_password = is_set,
-            SecretName::OAuthClientSecret => after.oauth_client_secret = is_set,
-        }
+        after.set(*name, matches!(update, SecretUpdate::Set(_)));
     }
     if let Err(ValidationErrors(more)) = validate(&cfg, after) {
         let fresh: Vec<FieldError> =
@@ -86,16 +82,12 @@ pub fn apply(
         return Err(ValidationErrors(errors));
     }
 
-    let was_set = |name: SecretName| match name {
-        SecretName::SmtpPassword => present.smtp_password,
-        SecretName::OAuthClientSecret => present.oauth_client_secret,
-    };
     let mut changed: Vec<String> = keys::KEYS
         .iter()
         .filter(|k| !k.secret && keys::get(current, k.key) != keys::get(&cfg, k.key))
         .map(|k| k.key.to_owned())
         .collect();
-    secrets.retain(|(name, update)| matches!(update, SecretUpdate::Set(_)) || was_set(*name));
+    secrets.retain(|(name, update)| matches!(update, SecretUpdate::Set(_)) || present.has(*name));
     changed.extend(secrets.iter().map(|(name, _)| name.key().to_owned()));
     Ok(Changes { config: cfg, secrets, changed })
 }

@@ -54,6 +54,17 @@ pub const KEYS: &[KeyInfo] = &[
     key("admin.test_email_on_save", "true to send a test email when the configuration is saved"),
     key("public_base_url", "URL where browsers reach Tidings; the OAuth redirect URI derives from it"),
     key("locale", "language of mail and interface: en, fr, de or nl"),
+    key("delivery.retry_first", "delay before the first retry, doubling after each attempt (5m)"),
+    key("delivery.retry_max", "longest delay between attempts (1h)"),
+    key("delivery.give_up_after", "a message undelivered this long after acceptance fails (5d)"),
+    key("delivery.max_message_size", "largest message accepted, in bytes (26214400)"),
+    key("delivery.connections", "connections to the relay at once, 1-64 (4)"),
+    key("delivery.timeout", "how long to wait for the relay at each step (60s)"),
+    key("delivery.lease", "how long a worker holds a message before another may take it over (5m)"),
+    secret(
+        "oauth.static_access_token",
+        "a fixed OAuth access token, used while no authorization is stored (for testing)",
+    ),
 ];
 
 /// Looks a key up.
@@ -93,6 +104,13 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "admin.test_email_on_save" => cfg.admin.test_email_on_save.to_string(),
         "public_base_url" => opt(&cfg.public_base_url),
         "locale" => locale_name(cfg.locale).into(),
+        "delivery.retry_first" => duration_text(cfg.delivery.retry_first),
+        "delivery.retry_max" => duration_text(cfg.delivery.retry_max),
+        "delivery.give_up_after" => duration_text(cfg.delivery.give_up_after),
+        "delivery.max_message_size" => cfg.delivery.max_message_size.to_string(),
+        "delivery.connections" => cfg.delivery.connections.to_string(),
+        "delivery.timeout" => duration_text(cfg.delivery.timeout),
+        "delivery.lease" => duration_text(cfg.delivery.lease),
         _ => return None,
     })
 }
@@ -130,6 +148,13 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> 
         "admin.test_email_on_save" => cfg.admin.test_email_on_save = parse_bool(value)?,
         "public_base_url" => cfg.public_base_url = opt(),
         "locale" => cfg.locale = parse_locale(value)?,
+        "delivery.retry_first" => cfg.delivery.retry_first = parse_duration(value)?,
+        "delivery.retry_max" => cfg.delivery.retry_max = parse_duration(value)?,
+        "delivery.give_up_after" => cfg.delivery.give_up_after = parse_duration(value)?,
+        "delivery.max_message_size" => cfg.delivery.max_message_size = parse_number(value)?,
+        "delivery.connections" => cfg.delivery.connections = parse_number(value)?,
+        "delivery.timeout" => cfg.delivery.timeout = parse_duration(value)?,
+        "delivery.lease" => cfg.delivery.lease = parse_duration(value)?,
         _ => return Err(unknown_key(key)),
     }
     Ok(())
@@ -160,6 +185,19 @@ fn parse_port(value: &str) -> Result<Option<u32>, String> {
         return Ok(None);
     }
     value.parse::<u32>().map(Some).map_err(|_| format!("expected a port number from 1 to 65535, got {value:?}"))
+}
+
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|e| format!("expected a duration such as 90s, 5m, 1h or 5d, got {value:?} ({e})"))
+}
+
+fn duration_text(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("expected a whole number, got {value:?}"))
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -264,6 +302,13 @@ mod tests {
             ("admin.test_email_on_save", "true"),
             ("public_base_url", "https://tidings.example.com"),
             ("locale", "nl"),
+            ("delivery.retry_first", "1s"),
+            ("delivery.retry_max", "2m"),
+            ("delivery.give_up_after", "3days"),
+            ("delivery.max_message_size", "1048576"),
+            ("delivery.connections", "8"),
+            ("delivery.timeout", "30s"),
+            ("delivery.lease", "10m"),
         ];
         let plain: Vec<_> = KEYS.iter().filter(|k| !k.secret).map(|k| k.key).collect();
         assert_eq!(plain, samples.iter().map(|(k, _)| *k).collect::<Vec<_>>(), "every key has a sample");
@@ -304,6 +349,8 @@ mod tests {
             ("admin.daily_notice", "maybe", "true or false"),
             ("locale", "es", "en, fr, de, nl"),
             ("smtp.hots", "x", "unknown key"),
+            ("delivery.retry_first", "soon", "90s, 5m"),
+            ("delivery.connections", "many", "whole number"),
         ] {
             let err = set(&mut cfg, key, value).expect_err(key);
             assert!(err.contains(expected), "{key}={value}: {err}");

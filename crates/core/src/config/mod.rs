@@ -13,7 +13,7 @@ pub mod preset;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use std::{fmt, time::Duration};
 
 pub use change::{Changes, SecretUpdate, apply};
 pub use validate::{SecretsPresent, validate};
@@ -36,6 +36,8 @@ pub struct EmailConfig {
     pub public_base_url: Option<String>,
     /// Language of outgoing mail and of the interface.
     pub locale: Locale,
+    /// How the outbox delivers: retries, limits, connections.
+    pub delivery: DeliverySettings,
 }
 
 impl EmailConfig {
@@ -180,6 +182,56 @@ impl Default for AdminContact {
             daily_notice_time: "08:00".into(),
             time_zone: "UTC".into(),
             test_email_on_save: false,
+        }
+    }
+}
+
+/// How the outbox delivers. Every timing is configurable; the defaults follow Postfix's spirit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Delay before the first retry of a deferred message; it doubles with each attempt.
+    #[serde(with = "humantime_serde")]
+    pub retry_first: Duration,
+    /// The longest delay between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// A message not delivered this long after it was accepted fails.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// The largest message accepted, in bytes.
+    pub max_message_size: u64,
+    /// Connections to the relay used at once (and kept open for reuse).
+    pub connections: u32,
+    /// How long to wait for the relay at each step of the conversation.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long a delivery worker holds a message; when a daemon dies mid-delivery the message is due again
+    /// after this.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_first: Duration::from_secs(5 * 60),
+            retry_max: Duration::from_secs(60 * 60),
+            give_up_after: Duration::from_secs(5 * 24 * 3600),
+            max_message_size: 25 * 1024 * 1024,
+            connections: 4,
+            timeout: Duration::from_secs(60),
+            lease: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl DeliverySettings {
+    pub fn retry_policy(&self) -> crate::outbox::retry::RetryPolicy {
+        crate::outbox::retry::RetryPolicy {
+            first: self.retry_first,
+            max: self.retry_max,
+            give_up_after: self.give_up_after,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! (the CA bundle) are checked by the edge that can read them, not here.
 
 use super::{AuthMethod, EmailConfig, Encryption, FieldError, Provider, ValidationErrors};
-use crate::{address, net};
+use crate::{address, net, secret::SecretName};
 use chrono::NaiveTime;
 
 /// Which secrets are stored; validation needs to know whether they are set, never their values.
@@ -12,6 +12,25 @@ use chrono::NaiveTime;
 pub struct SecretsPresent {
     pub smtp_password: bool,
     pub oauth_client_secret: bool,
+    pub static_access_token: bool,
+}
+
+impl SecretsPresent {
+    pub fn has(&self, name: SecretName) -> bool {
+        match name {
+            SecretName::SmtpPassword => self.smtp_password,
+            SecretName::OAuthClientSecret => self.oauth_client_secret,
+            SecretName::StaticAccessToken => self.static_access_token,
+        }
+    }
+
+    pub fn set(&mut self, name: SecretName, present: bool) {
+        match name {
+            SecretName::SmtpPassword => self.smtp_password = present,
+            SecretName::OAuthClientSecret => self.oauth_client_secret = present,
+            SecretName::StaticAccessToken => self.static_access_token = present,
+        }
+    }
 }
 
 /// Checks `cfg`, returning every problem found.
@@ -206,6 +225,35 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
                 "{:?} is not a known time zone; expected an IANA name such as Europe/Brussels or UTC",
                 admin.time_zone
             ),
+        );
+    }
+
+    // Delivery.
+    let d = &cfg.delivery;
+    let second = std::time::Duration::from_secs(1);
+    if d.retry_first < second {
+        fail("delivery.retry_first", "must be at least 1s".into());
+    }
+    if d.retry_max < d.retry_first {
+        fail("delivery.retry_max", "must not be shorter than delivery.retry_first".into());
+    }
+    if d.give_up_after < d.retry_first {
+        fail("delivery.give_up_after", "must not be shorter than delivery.retry_first".into());
+    }
+    if d.max_message_size < 1024 {
+        fail("delivery.max_message_size", format!("{} bytes is too small; at least 1024", d.max_message_size));
+    }
+    if !(1..=64).contains(&d.connections) {
+        fail("delivery.connections", format!("{} is outside 1-64", d.connections));
+    }
+    if d.timeout < second || d.timeout > std::time::Duration::from_secs(600) {
+        fail("delivery.timeout", "must be between 1s and 10m".into());
+    }
+    if d.lease < d.timeout * 3 {
+        fail(
+            "delivery.lease",
+            "must be at least three times delivery.timeout, or a slow delivery could be taken over while it runs"
+                .into(),
         );
     }
 
@@ -437,6 +485,22 @@ mod tests {
             .concat(),
         );
         passes(&full, SecretsPresent::default());
+    }
+
+    #[test]
+    fn delivery_settings() {
+        passes(
+            &with(&[("delivery.retry_first", "1s"), ("delivery.retry_max", "2s"), ("delivery.give_up_after", "1m")]),
+            SecretsPresent::default(),
+        );
+        fails(&with(&[("delivery.retry_first", "500ms")]), "delivery.retry_first", "at least 1s");
+        fails(&with(&[("delivery.retry_first", "2h")]), "delivery.retry_max", "shorter");
+        fails(&with(&[("delivery.give_up_after", "1m")]), "delivery.give_up_after", "shorter");
+        fails(&with(&[("delivery.max_message_size", "100")]), "delivery.max_message_size", "too small");
+        fails(&with(&[("delivery.connections", "0")]), "delivery.connections", "1-64");
+        fails(&with(&[("delivery.connections", "65")]), "delivery.connections", "1-64");
+        fails(&with(&[("delivery.timeout", "0s")]), "delivery.timeout", "between");
+        fails(&with(&[("delivery.timeout", "3m")]), "delivery.lease", "three times");
     }
 
     #[test]

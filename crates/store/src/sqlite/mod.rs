@@ -3,7 +3,13 @@
 //! Several processes may open the same file (the daemon and the CLI); SQLite serialises their writes and
 //! `busy_timeout` makes a writer wait for another instead of failing.
 
-use crate::{Account, ConfigRecord, ConfigSave, Error, NewAccount, Result, SealedSecret, Store};
+mod outbox;
+mod tokens;
+
+use crate::{
+    Account, ApiToken, ConfigRecord, ConfigSave, Error, LeasedMessage, MessageDetail, MessageFilter, MessageSummary,
+    NewAccount, NewOutboxMessage, Result, RetryOutcome, SealedSecret, Settlement, Store,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{
@@ -15,6 +21,7 @@ use tidings_core::{
     EmailConfig,
     account::Role,
     audit::{AuditEntry, NewAuditEntry},
+    outbox::Status,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -49,6 +56,19 @@ impl SqliteStore {
 
 fn now() -> DateTime<Utc> {
     Utc::now()
+}
+
+/// Unix milliseconds, the outbox's time format.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn corrupt(what: &str, why: impl ToString) -> Error {
+    Error::Corrupt { what: what.to_owned(), why: why.to_string() }
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -209,6 +229,59 @@ impl Store for SqliteStore {
                 Ok(Account { id: r.get("id"), username: r.get("username"), role, created_at: r.get("created_at") })
             })
             .collect()
+    }
+
+    async fn enqueue(&self, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
+        outbox::enqueue(&self.pool, messages).await
+    }
+    async fn lease_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LeasedMessage>> {
+        outbox::lease_due(&self.pool, owner, now, until, limit).await
+    }
+    async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
+        outbox::expire_leases(&self.pool, owner_prefix).await
+    }
+    async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
+        outbox::settle(&self.pool, settlements).await
+    }
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        outbox::next_due(&self.pool).await
+    }
+    async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
+        outbox::messages(&self.pool, filter).await
+    }
+    async fn message(&self, id: i64) -> Result<Option<MessageDetail>> {
+        outbox::message(&self.pool, id).await
+    }
+    async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
+        outbox::retry_message(&self.pool, id, now).await
+    }
+    async fn purge(&self, status: Status) -> Result<u64> {
+        outbox::purge(&self.pool, status).await
+    }
+    async fn queue_counts(&self) -> Result<Vec<(Status, u64)>> {
+        outbox::queue_counts(&self.pool).await
+    }
+
+    async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {
+        tokens::create(&self.pool, name, role, token_hash, audit).await
+    }
+    async fn api_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<ApiToken>> {
+        tokens::by_hash(&self.pool, token_hash).await
+    }
+    async fn api_tokens(&self) -> Result<Vec<ApiToken>> {
+        tokens::list(&self.pool).await
+    }
+    async fn revoke_api_token(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
+        tokens::revoke(&self.pool, id, audit).await
+    }
+    async fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        tokens::touch(&self.pool, id, at).await
     }
 }
 

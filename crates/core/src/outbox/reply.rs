@@ -1,0 +1,204 @@
+//! SMTP replies as the relay sends them, where in the conversation they came, and what they mean for a
+//! message: the classification that drives retries.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One reply: `250 2.0.0 OK`, possibly spread over several lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub code: u16,
+    /// The RFC 3463 enhanced status code (`5.7.139`), when the server sent one.
+    pub enhanced: Option<String>,
+    /// The text, lines joined by a space, enhanced code removed.
+    pub text: String,
+}
+
+impl Reply {
+    /// Builds a reply from its lines as received, without the line endings (`250-first`, `250 last`).
+    pub fn from_lines(code: u16, lines: &[String]) -> Self {
+        let mut enhanced = None;
+        let texts: Vec<&str> = lines
+            .iter()
+            .map(|line| {
+                let text = line.get(4..).unwrap_or("").trim();
+                match split_enhanced(text) {
+                    Some((code, rest)) => {
+                        enhanced.get_or_insert_with(|| code.to_owned());
+                        rest
+                    }
+                    None => text,
+                }
+            })
+            .collect();
+        Self { code, enhanced, text: texts.join(" ").trim().to_owned() }
+    }
+
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.enhanced {
+            Some(enhanced) => write!(f, "{} {enhanced} {}", self.code, self.text),
+            None => write!(f, "{} {}", self.code, self.text),
+        }
+    }
+}
+
+/// `5.7.139 rest` → (`5.7.139`, `rest`).
+fn split_enhanced(text: &str) -> Option<(&str, &str)> {
+    let (first, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let parts: Vec<&str> = first.split('.').collect();
+    let valid = parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && parts[1..].iter().all(|p| (1..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()));
+    valid.then_some((first, rest.trim_start()))
+}
+
+/// Where in the conversation with the relay an attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Resolving and connecting.
+    Connect,
+    /// The implicit-TLS handshake, or the one after STARTTLS.
+    Tls,
+    /// The server's greeting.
+    Greeting,
+    Ehlo,
+    Starttls,
+    /// Obtaining an OAuth access token.
+    Token,
+    Auth,
+    MailFrom,
+    RcptTo,
+    Data,
+    /// The reply to the message's final dot.
+    Message,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Connect => "connect",
+            Stage::Tls => "tls",
+            Stage::Greeting => "greeting",
+            Stage::Ehlo => "ehlo",
+            Stage::Starttls => "starttls",
+            Stage::Token => "token",
+            Stage::Auth => "auth",
+            Stage::MailFrom => "mail_from",
+            Stage::RcptTo => "rcpt_to",
+            Stage::Data => "data",
+            Stage::Message => "message",
+        }
+    }
+}
+
+/// What a failure means for the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// Try again later: 4xx replies, network and TLS trouble, an unreachable token endpoint.
+    Transient,
+    /// The relay refused this message for good (5xx to the sender, recipients or content).
+    Permanent,
+    /// The relay refused Tidings' credentials. Not the message's fault: it waits, as Postfix does by default,
+    /// while an administrator fixes the configuration.
+    AuthFailed,
+    /// The OAuth authorization is gone (revoked, expired): an administrator must authorize again.
+    ReauthRequired,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Transient => "transient",
+            Class::Permanent => "permanent",
+            Class::AuthFailed => "auth_failed",
+            Class::ReauthRequired => "reauth_required",
+        }
+    }
+
+    /// Whether the message waits for another attempt (rather than failing now).
+    pub fn retries(self) -> bool {
+        self != Class::Permanent
+    }
+}
+
+/// Classifies a negative reply received at `stage`.
+pub fn classify(stage: Stage, reply: &Reply) -> Class {
+    match stage {
+        // A server refusing our credentials, or refusing authentication altogether, is a configuration problem.
+        Stage::Auth if reply.code >= 500 => Class::AuthFailed,
+        // "Must authenticate first" style refusals are the same problem seen later.
+        Stage::MailFrom | Stage::RcptTo if reply.code == 530 || reply.enhanced.as_deref() == Some("5.7.57") => {
+            Class::AuthFailed
+        }
+        Stage::Connect | Stage::Greeting | Stage::Ehlo | Stage::Starttls | Stage::Tls | Stage::Token => {
+            if reply.is_permanent() && stage == Stage::Greeting {
+                // 554 at the greeting: the relay will not talk to us; may change, so keep trying.
+                Class::Transient
+            } else if reply.is_permanent() && stage == Stage::Starttls {
+                Class::AuthFailed
+            } else {
+                Class::Transient
+            }
+        }
+        _ if reply.is_permanent() => Class::Permanent,
+        _ => Class::Transient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, lines: &[&str]) -> Reply {
+        Reply::from_lines(code, &lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn parses_enhanced_codes_and_multiline_text() {
+        let r = reply(
+            535,
+            &["535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant."],
+        );
+        assert_eq!(r.enhanced.as_deref(), Some("5.7.139"));
+        assert!(r.text.starts_with("Authentication unsuccessful"));
+        assert_eq!(r.to_string(), format!("535 5.7.139 {}", r.text));
+        let r = reply(250, &["250-smtp.example.com", "250-PIPELINING", "250 AUTH PLAIN"]);
+        assert_eq!((r.enhanced, r.text.as_str()), (None, "smtp.example.com PIPELINING AUTH PLAIN"));
+        let r = reply(451, &["451 4.3.0 Mail server temporarily rejected message."]);
+        assert!(r.is_transient() && !r.is_permanent());
+        assert_eq!(reply(250, &["250 1.2 not enhanced"]).enhanced, None);
+        assert_eq!(reply(220, &["220"]).text, "");
+    }
+
+    #[test]
+    fn classification() {
+        let r550 = reply(550, &["550 5.1.1 User unknown"]);
+        let r451 = reply(451, &["451 4.3.0 later"]);
+        assert_eq!(classify(Stage::RcptTo, &r550), Class::Permanent);
+        assert_eq!(classify(Stage::Message, &r550), Class::Permanent);
+        assert_eq!(classify(Stage::RcptTo, &r451), Class::Transient);
+        assert_eq!(classify(Stage::Auth, &reply(535, &["535 5.7.3 Authentication unsuccessful"])), Class::AuthFailed);
+        assert_eq!(
+            classify(Stage::Auth, &reply(454, &["454 4.7.0 Temporary authentication failure"])),
+            Class::Transient
+        );
+        assert_eq!(classify(Stage::MailFrom, &reply(530, &["530 5.7.57 Client not authenticated"])), Class::AuthFailed);
+        assert_eq!(classify(Stage::Greeting, &reply(554, &["554 go away"])), Class::Transient);
+        assert_eq!(classify(Stage::MailFrom, &reply(554, &["554 5.2.252 SendAsDenied"])), Class::Permanent);
+        assert!(Class::AuthFailed.retries() && Class::ReauthRequired.retries() && !Class::Permanent.retries());
+    }
+}

@@ -1,0 +1,243 @@
+//! The outbox in SQLite: enqueue in batches, lease with an expiry, settle in batches.
+
+use super::{corrupt, from_ms, ms};
+use crate::{
+    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewOutboxMessage, Result, RetryOutcome, Settlement,
+};
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
+
+pub(super) async fn enqueue(pool: &SqlitePool, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
+    let mut tx = pool.begin().await?;
+    let mut ids = Vec::with_capacity(messages.len());
+    for m in messages {
+        let at = ms(m.created_at);
+        let recipients = serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size, content,
+                                   created_at, lifetime_start, updated_at, next_attempt_at)
+             VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&m.origin)
+        .bind(&m.mail_from)
+        .bind(recipients)
+        .bind(&m.subject)
+        .bind(&m.message_id)
+        .bind(m.content.len() as i64)
+        .bind(&m.content)
+        .bind(at)
+        .bind(at)
+        .bind(at)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        ids.push(id);
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+pub(super) async fn lease_due(
+    pool: &SqlitePool,
+    owner: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<LeasedMessage>> {
+    let rows = sqlx::query(
+        "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+         WHERE id IN (
+             SELECT id FROM messages
+             WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= ?3)
+                OR (status = 'sending' AND lease_until <= ?3)
+             ORDER BY next_attempt_at, id
+             LIMIT ?4)
+         RETURNING id, mail_from, recipients, content, attempts, lifetime_start",
+    )
+    .bind(owner)
+    .bind(ms(until))
+    .bind(ms(now))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut leased = rows
+        .into_iter()
+        .map(|r| {
+            Ok(LeasedMessage {
+                id: r.get("id"),
+                mail_from: r.get("mail_from"),
+                recipients: recipients(&r)?,
+                content: r.get("content"),
+                attempts: r.get::<i64, _>("attempts") as u32,
+                lifetime_start: from_ms(r.get("lifetime_start")),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    leased.sort_by_key(|m| m.id);
+    Ok(leased)
+}
+
+pub(super) async fn expire_leases(pool: &SqlitePool, owner_prefix: &str) -> Result<u64> {
+    let pattern = format!("{}%", owner_prefix.replace('%', "\\%").replace('_', "\\_"));
+    let done =
+        sqlx::query("UPDATE messages SET lease_until = 0 WHERE status = 'sending' AND lease_owner LIKE ? ESCAPE '\\'")
+            .bind(pattern)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Result<()> {
+    let now = ms(Utc::now());
+    let mut tx = pool.begin().await?;
+    for s in settlements {
+        let st = &s.settled;
+        let recipients = serde_json::to_string(&st.recipients).map_err(|e| corrupt("recipients", e))?;
+        sqlx::query(
+            "UPDATE messages SET status = ?, recipients = ?, next_attempt_at = ?, attempts = ?, last_error = ?,
+                                 lease_owner = NULL, lease_until = NULL, updated_at = ?
+             WHERE id = ? AND status = 'sending' AND lease_owner = ?",
+        )
+        .bind(st.status.as_str())
+        .bind(recipients)
+        .bind(st.next_attempt_at.map(ms))
+        .bind(st.attempt.number as i64)
+        .bind(&st.last_error)
+        .bind(now)
+        .bind(s.id)
+        .bind(&s.owner)
+        .execute(&mut *tx)
+        .await?;
+        let record = serde_json::to_string(&st.attempt).map_err(|e| corrupt("attempt", e))?;
+        sqlx::query(
+            "INSERT INTO attempts (message_id, record) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?)",
+        )
+        .bind(s.id)
+        .bind(record)
+        .bind(s.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn next_due(pool: &SqlitePool) -> Result<Option<DateTime<Utc>>> {
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(t) FROM (
+             SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('queued', 'deferred')
+             UNION ALL
+             SELECT MIN(lease_until) AS t FROM messages WHERE status = 'sending')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(due.map(from_ms))
+}
+
+const SUMMARY: &str = "id, status, origin, mail_from, recipients, subject, size, created_at, updated_at, attempts, next_attempt_at, last_error";
+
+fn summary(r: &SqliteRow) -> Result<MessageSummary> {
+    let status: String = r.get("status");
+    Ok(MessageSummary {
+        id: r.get("id"),
+        status: status.parse().map_err(|why: String| corrupt("message status", why))?,
+        origin: r.get("origin"),
+        mail_from: r.get("mail_from"),
+        recipients: recipients(r)?,
+        subject: r.get("subject"),
+        size: r.get::<i64, _>("size") as u64,
+        created_at: from_ms(r.get("created_at")),
+        updated_at: from_ms(r.get("updated_at")),
+        attempts: r.get::<i64, _>("attempts") as u32,
+        next_attempt_at: r.get::<Option<i64>, _>("next_attempt_at").map(from_ms),
+        last_error: r.get("last_error"),
+    })
+}
+
+fn recipients(r: &SqliteRow) -> Result<Vec<Recipient>> {
+    serde_json::from_str(&r.get::<String, _>("recipients")).map_err(|e| corrupt("recipients", e))
+}
+
+pub(super) async fn messages(pool: &SqlitePool, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SUMMARY} FROM messages WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
+    ))
+    .bind(filter.status.map(Status::as_str))
+    .bind(filter.before_id)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(summary).collect()
+}
+
+pub(super) async fn message(pool: &SqlitePool, id: i64) -> Result<Option<MessageDetail>> {
+    let Some(row) = sqlx::query(&format!("SELECT {SUMMARY}, message_id FROM messages WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let records: Vec<String> = sqlx::query_scalar("SELECT record FROM attempts WHERE message_id = ? ORDER BY id")
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+    let attempt_log = records
+        .iter()
+        .map(|r| serde_json::from_str::<Attempt>(r).map_err(|e| corrupt("attempt", e)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(MessageDetail { summary: summary(&row)?, message_id: row.get("message_id"), attempt_log }))
+}
+
+pub(super) async fn retry_message(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
+    let mut tx = pool.begin().await?;
+    let Some(row) =
+        sqlx::query("SELECT status, recipients FROM messages WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?
+    else {
+        return Ok(RetryOutcome::NotFound);
+    };
+    let status: Status =
+        row.get::<String, _>("status").parse().map_err(|why: String| corrupt("message status", why))?;
+    if !matches!(status, Status::Failed | Status::Deferred | Status::Queued) {
+        return Ok(RetryOutcome::NotRetryable(status));
+    }
+    let mut list = recipients(&row)?;
+    for r in list.iter_mut().filter(|r| r.state == RecipientState::Failed) {
+        r.state = RecipientState::Pending;
+    }
+    if !list.iter().any(|r| r.state == RecipientState::Pending) {
+        return Ok(RetryOutcome::NotRetryable(status));
+    }
+    sqlx::query(
+        "UPDATE messages SET status = 'queued', recipients = ?, next_attempt_at = ?, lifetime_start = ?, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(serde_json::to_string(&list).map_err(|e| corrupt("recipients", e))?)
+    .bind(ms(now))
+    .bind(ms(now))
+    .bind(ms(now))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(RetryOutcome::Requeued)
+}
+
+pub(super) async fn purge(pool: &SqlitePool, status: Status) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM messages WHERE status = ?").bind(status.as_str()).execute(pool).await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn queue_counts(pool: &SqlitePool) -> Result<Vec<(Status, u64)>> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status").fetch_all(pool).await?;
+    let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+    for r in rows {
+        let status: Status =
+            r.get::<String, _>("status").parse().map_err(|why: String| corrupt("message status", why))?;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+            slot.1 = r.get::<i64, _>("n") as u64;
+        }
+    }
+    Ok(counts)
+}
