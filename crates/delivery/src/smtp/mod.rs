@@ -1,0 +1,341 @@
+//! The SMTP client: one [`Connection`] to the relay, opened with the configured encryption and
+//! authentication, sending any number of messages.
+
+mod auth;
+pub mod error;
+pub mod tls;
+mod wire;
+
+use crate::token::{AccessToken, TokenSource};
+use error::{ErrorKind, SmtpError};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use std::{fmt, sync::Arc, time::Duration};
+use tidings_core::{
+    config::Encryption,
+    outbox::{
+        RcptResult,
+        reply::{Reply, Stage},
+    },
+    secret::SecretString,
+};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use wire::{Stream, Wire};
+
+/// Everything needed to reach and authenticate to the relay.
+#[derive(Clone)]
+pub struct RelaySettings {
+    pub host: String,
+    pub port: u16,
+    pub encryption: Encryption,
+    pub auth: RelayAuth,
+    pub tls: Arc<ClientConfig>,
+    /// Whether `tls` verifies certificates (reported with every attempt when it does not).
+    pub verify_certificates: bool,
+    /// The limit for each step.
+    pub timeout: Duration,
+    /// The name given in EHLO.
+    pub helo_name: String,
+}
+
+impl fmt::Debug for RelaySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelaySettings")
+            .field("relay", &self.address())
+            .field("encryption", &self.encryption)
+            .field("auth", &self.auth)
+            .field("verify_certificates", &self.verify_certificates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RelaySettings {
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How to authenticate.
+#[derive(Clone)]
+pub enum RelayAuth {
+    None,
+    Password { username: String, password: SecretString },
+    OAuth2 { user: String, tokens: Arc<dyn TokenSource> },
+}
+
+impl fmt::Debug for RelayAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelayAuth::None => f.write_str("None"),
+            RelayAuth::Password { username, .. } => write!(f, "Password({username})"),
+            RelayAuth::OAuth2 { user, .. } => write!(f, "OAuth2({user})"),
+        }
+    }
+}
+
+/// What the relay announced in its EHLO reply.
+#[derive(Clone, Debug, Default)]
+struct Capabilities {
+    starttls: bool,
+    /// Mechanisms, upper case.
+    auth: Vec<String>,
+    eight_bit_mime: bool,
+    size: bool,
+}
+
+impl Capabilities {
+    /// Reads the keywords from an EHLO reply's lines (`250-STARTTLS`, `250 AUTH PLAIN LOGIN`).
+    fn parse(lines: &[String]) -> Self {
+        let mut caps = Capabilities::default();
+        for line in lines.iter().skip(1) {
+            let upper = line.get(4..).unwrap_or_default().trim().to_ascii_uppercase();
+            let mut words = upper.split([' ', '=']);
+            match words.next() {
+                Some("STARTTLS") => caps.starttls = true,
+                Some("8BITMIME") => caps.eight_bit_mime = true,
+                Some("SIZE") => caps.size = true,
+                Some("AUTH") => {
+                    for m in words.filter(|m| !m.is_empty()) {
+                        if !caps.auth.iter().any(|known| known == m) {
+                            caps.auth.push(m.to_owned());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        caps
+    }
+}
+
+/// The outcome of one message's transaction.
+#[derive(Debug)]
+pub struct Transaction {
+    /// The relay's answer to each recipient it was given.
+    pub recipients: Vec<(String, RcptResult)>,
+    /// The reply to the message's final dot, or why the transaction did not get there.
+    pub result: Result<Reply, SmtpError>,
+}
+
+/// An open, greeted, (encrypted,) authenticated session with the relay.
+#[derive(Debug)]
+pub struct Connection {
+    wire: Wire,
+    caps: Capabilities,
+}
+
+impl Connection {
+    /// Opens a session. With OAuth2, a relay that rejects the access token gets one refreshed token and one
+    /// more try on a fresh connection.
+    pub async fn open(settings: &RelaySettings) -> Result<Self, SmtpError> {
+        let RelayAuth::OAuth2 { tokens, .. } = &settings.auth else {
+            return Self::open_with(settings, None).await;
+        };
+        let token = tokens.access_token().await?;
+        match Self::open_with(settings, Some(&token)).await {
+            Err(e) if e.is_auth_rejection() => match tokens.refresh(&token).await? {
+                Some(fresh) => {
+                    tracing::info!(relay = %settings.address(), "the relay rejected the access token; retrying once with a refreshed one");
+                    Self::open_with(settings, Some(&fresh)).await
+                }
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    async fn open_with(settings: &RelaySettings, token: Option<&AccessToken>) -> Result<Self, SmtpError> {
+        let tcp = connect(settings).await?;
+        let stream = match settings.encryption {
+            Encryption::Tls => handshake(settings, tcp).await?,
+            Encryption::Starttls | Encryption::None => Stream::Plain(tcp),
+        };
+        let mut wire = Wire::new(stream, settings.timeout);
+        let greeting = wire.read_reply(Stage::Greeting).await?;
+        if greeting.code != 220 {
+            return Err(SmtpError::refused(Stage::Greeting, greeting));
+        }
+        let mut caps = ehlo(&mut wire, &settings.helo_name).await?;
+        if settings.encryption == Encryption::Starttls {
+            if !caps.starttls {
+                return Err(SmtpError::new(Stage::Starttls, ErrorKind::StarttlsUnavailable));
+            }
+            let reply = wire.command(Stage::Starttls, "STARTTLS").await?;
+            if reply.code != 220 {
+                return Err(SmtpError::refused(Stage::Starttls, reply));
+            }
+            // Anything that arrived with the 220 was sent before the handshake and cannot be trusted.
+            if wire.has_buffered() {
+                return Err(SmtpError::new(Stage::Starttls, ErrorKind::StarttlsInjection));
+            }
+            let Stream::Plain(tcp) = wire.into_stream() else {
+                return Err(SmtpError::new(
+                    Stage::Starttls,
+                    ErrorKind::Protocol("STARTTLS on an encrypted stream".into()),
+                ));
+            };
+            wire = Wire::new(handshake(settings, tcp).await?, settings.timeout);
+            caps = ehlo(&mut wire, &settings.helo_name).await?;
+        }
+        match (&settings.auth, token) {
+            (RelayAuth::None, _) => {}
+            (RelayAuth::Password { username, password }, _) => {
+                auth::password(&mut wire, &caps.auth, username, password).await?
+            }
+            (RelayAuth::OAuth2 { user, .. }, Some(token)) => {
+                auth::xoauth2(&mut wire, &caps.auth, user, &token.0).await?
+            }
+            (RelayAuth::OAuth2 { .. }, None) => {
+                return Err(SmtpError::new(Stage::Token, ErrorKind::Protocol("no access token".into())));
+            }
+        }
+        Ok(Self { wire, caps })
+    }
+
+    /// Sends one message to the recipients the relay accepts.
+    pub async fn send(&mut self, mail_from: &str, recipients: &[String], data: &[u8]) -> Transaction {
+        let mut results = Vec::with_capacity(recipients.len());
+        let result = self.transact(mail_from, recipients, data, &mut results).await;
+        if let Err(e) = &result
+            && !e.is_connection_loss()
+            && e.stage != Stage::Message
+        {
+            // Leave the session clean for the next message.
+            let _ = self.wire.command(Stage::MailFrom, "RSET").await;
+        }
+        Transaction { recipients: results, result }
+    }
+
+    async fn transact(
+        &mut self,
+        mail_from: &str,
+        recipients: &[String],
+        data: &[u8],
+        results: &mut Vec<(String, RcptResult)>,
+    ) -> Result<Reply, SmtpError> {
+        let mut command = format!("MAIL FROM:<{mail_from}>");
+        if self.caps.size {
+            command.push_str(&format!(" SIZE={}", data.len()));
+        }
+        if self.caps.eight_bit_mime && !data.is_ascii() {
+            command.push_str(" BODY=8BITMIME");
+        }
+        let reply = self.wire.command(Stage::MailFrom, &command).await?;
+        if reply.code != 250 {
+            return Err(SmtpError::refused(Stage::MailFrom, reply));
+        }
+        let mut last_refusal = None;
+        for rcpt in recipients {
+            let reply = self.wire.command(Stage::RcptTo, &format!("RCPT TO:<{rcpt}>")).await?;
+            if matches!(reply.code, 250 | 251) {
+                results.push((rcpt.clone(), RcptResult::Accepted));
+            } else {
+                results.push((rcpt.clone(), RcptResult::Refused(reply.clone())));
+                last_refusal = Some(reply);
+            }
+        }
+        if !results.iter().any(|(_, r)| *r == RcptResult::Accepted) {
+            let reply =
+                last_refusal.unwrap_or_else(|| Reply { code: 554, enhanced: None, text: "no recipients".into() });
+            return Err(SmtpError::refused(Stage::RcptTo, reply));
+        }
+        let reply = self.wire.command(Stage::Data, "DATA").await?;
+        if reply.code != 354 {
+            return Err(SmtpError::refused(Stage::Data, reply));
+        }
+        self.wire.send(Stage::Message, &dot_stuff(data)).await?;
+        let reply = self.wire.read_reply(Stage::Message).await?;
+        if reply.code != 250 {
+            return Err(SmtpError::refused(Stage::Message, reply));
+        }
+        Ok(reply)
+    }
+
+    /// Says goodbye and closes.
+    pub async fn quit(mut self) {
+        let _ = self.wire.command(Stage::Data, "QUIT").await;
+        self.wire.shutdown().await;
+    }
+}
+
+async fn connect(settings: &RelaySettings) -> Result<TcpStream, SmtpError> {
+    let address = settings.address();
+    let attempt = TcpStream::connect((settings.host.trim_start_matches('[').trim_end_matches(']'), settings.port));
+    match tokio::time::timeout(settings.timeout, attempt).await {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            Ok(tcp)
+        }
+        Ok(Err(e)) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => format!("connection refused by {address}"),
+                _ if e.to_string().contains("lookup") || e.to_string().contains("resolve") => {
+                    format!("cannot resolve {}: {e}", settings.host)
+                }
+                _ => format!("{address}: {e}"),
+            };
+            Err(SmtpError::new(Stage::Connect, ErrorKind::Connect(why)))
+        }
+        Err(_) => Err(SmtpError::new(Stage::Connect, ErrorKind::Timeout(settings.timeout.as_secs()))),
+    }
+}
+
+async fn handshake(settings: &RelaySettings, tcp: TcpStream) -> Result<Stream, SmtpError> {
+    let name =
+        ServerName::try_from(settings.host.trim_start_matches('[').trim_end_matches(']').to_owned()).map_err(|e| {
+            SmtpError::new(Stage::Tls, ErrorKind::Tls(format!("{} is not a valid TLS server name: {e}", settings.host)))
+        })?;
+    let connector = TlsConnector::from(settings.tls.clone());
+    match tokio::time::timeout(settings.timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(SmtpError::new(Stage::Tls, ErrorKind::Tls(e.to_string()))),
+        Err(_) => Err(SmtpError::new(Stage::Tls, ErrorKind::Timeout(settings.timeout.as_secs()))),
+    }
+}
+
+/// EHLO, falling back to HELO for a relay that does not know it.
+async fn ehlo(wire: &mut Wire, name: &str) -> Result<Capabilities, SmtpError> {
+    wire.send_line(Stage::Ehlo, &format!("EHLO {name}")).await?;
+    let (reply, lines) = wire.read_reply_lines(Stage::Ehlo).await?;
+    if reply.code == 250 {
+        return Ok(Capabilities::parse(&lines));
+    }
+    let reply = wire.command(Stage::Ehlo, &format!("HELO {name}")).await?;
+    if reply.code == 250 { Ok(Capabilities::default()) } else { Err(SmtpError::refused(Stage::Ehlo, reply)) }
+}
+
+/// The DATA payload: lines starting with `.` get another, the message ends with CRLF, then `.` CRLF.
+fn dot_stuff(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 64);
+    let mut at_line_start = true;
+    for &b in data {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuff;
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n..c\r\n"), b"a\r\n..b\r\n...c\r\n.\r\n");
+        assert_eq!(dot_stuff(b".start"), b"..start\r\n.\r\n");
+        assert_eq!(dot_stuff(b"x\r\n.\r\n"), b"x\r\n..\r\n.\r\n");
+    }
+}

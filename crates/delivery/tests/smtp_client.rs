@@ -1,0 +1,268 @@
+//! The SMTP client against a real SMTP server (aiosmtpd) on loopback: encryption modes, authentication
+//! mechanisms, provider failure sequences and scripted trouble.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
+
+use async_trait::async_trait;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+use tidings_core::{
+    config::{Encryption, TlsOptions},
+    outbox::{
+        RcptResult,
+        reply::{Class, Stage},
+    },
+    secret::SecretString,
+};
+use tidings_delivery::{
+    smtp::{Connection, RelayAuth, RelaySettings, error::ErrorKind, tls},
+    token::{AccessToken, TokenError, TokenSource},
+};
+use tidings_testkit::SmtpPeer;
+
+fn settings(peer: &SmtpPeer, encryption: Encryption, auth: RelayAuth) -> RelaySettings {
+    let options = TlsOptions { ca_file: peer.ca_file.as_ref().map(|p| p.display().to_string()), ..Default::default() };
+    RelaySettings {
+        host: "127.0.0.1".into(),
+        port: peer.port,
+        encryption,
+        auth,
+        tls: tls::client_config(&options).unwrap(),
+        verify_certificates: true,
+        timeout: Duration::from_secs(10),
+        helo_name: "tidings.test".into(),
+    }
+}
+
+fn password(user: &str, pass: &str) -> RelayAuth {
+    RelayAuth::Password { username: user.into(), password: SecretString::new(pass) }
+}
+
+fn oauth(tokens: Arc<dyn TokenSource>) -> RelayAuth {
+    RelayAuth::OAuth2 { user: "alerts@example.com".into(), tokens }
+}
+
+const MESSAGE: &[u8] =
+    b"From: alerts@example.com\r\nTo: ops@example.com\r\nSubject: test\r\n\r\nHello\r\n.leading dot\r\n";
+
+async fn send_one(connection: &mut Connection) {
+    let tx = connection.send("alerts@example.com", &["ops@example.com".to_owned()], MESSAGE).await;
+    assert_eq!(tx.result.unwrap().code, 250);
+}
+
+/// Hands out tokens from a list, counting refreshes.
+#[derive(Debug)]
+struct Tokens {
+    first: String,
+    refreshed: Option<String>,
+    refreshes: AtomicUsize,
+}
+
+impl Tokens {
+    fn new(first: &str, refreshed: Option<&str>) -> Arc<Self> {
+        Arc::new(Self { first: first.into(), refreshed: refreshed.map(Into::into), refreshes: AtomicUsize::new(0) })
+    }
+}
+
+#[async_trait]
+impl TokenSource for Tokens {
+    async fn access_token(&self) -> Result<AccessToken, TokenError> {
+        Ok(AccessToken(SecretString::new(self.first.clone())))
+    }
+    async fn refresh(&self, _rejected: &AccessToken) -> Result<Option<AccessToken>, TokenError> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        Ok(self.refreshed.clone().map(|t| AccessToken(SecretString::new(t))))
+    }
+}
+
+#[tokio::test]
+async fn starttls_with_a_private_ca_and_plain_auth() {
+    let mut peer = SmtpPeer::start_tls(&[
+        "--require-starttls",
+        "--user",
+        "device",
+        "--password",
+        "s3cret-pass",
+        "--auth-required",
+    ]);
+    let mut conn =
+        Connection::open(&settings(&peer, Encryption::Starttls, password("device", "s3cret-pass"))).await.unwrap();
+    send_one(&mut conn).await;
+    let got = peer.next_message().await;
+    assert_eq!((got["auth_user"].as_str(), got["mail_from"].as_str()), (Some("device"), Some("alerts@example.com")));
+    assert!(got["data"].as_str().unwrap().contains("\r\n.leading dot\r\n"), "dot-stuffing undone by the server: {got}");
+    conn.quit().await;
+}
+
+#[tokio::test]
+async fn login_when_plain_is_not_offered_and_a_reused_connection() {
+    let mut peer =
+        SmtpPeer::start_tls(&["--auth-mechanisms", "LOGIN", "--user", "device", "--password", "pw-for-login"]);
+    let mut conn =
+        Connection::open(&settings(&peer, Encryption::Starttls, password("device", "pw-for-login"))).await.unwrap();
+    for _ in 0..3 {
+        send_one(&mut conn).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(peer.next_message().await["auth_user"], "device");
+    }
+}
+
+#[tokio::test]
+async fn implicit_tls() {
+    let mut peer = SmtpPeer::start_tls(&["--mode", "tls", "--user", "u", "--password", "implicit-pw"]);
+    let mut conn = Connection::open(&settings(&peer, Encryption::Tls, password("u", "implicit-pw"))).await.unwrap();
+    send_one(&mut conn).await;
+    assert_eq!(peer.next_message().await["auth_user"], "u");
+}
+
+#[tokio::test]
+async fn a_relay_without_starttls_gets_nothing_in_clear_text() {
+    let peer = SmtpPeer::start_tls(&["--no-starttls", "--user", "u", "--password", "never-sent"]);
+    let err = Connection::open(&settings(&peer, Encryption::Starttls, password("u", "never-sent"))).await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::StarttlsUnavailable), "{err}");
+    assert_eq!((err.stage, err.class()), (Stage::Starttls, Class::Transient));
+    let failure = err.to_failure("127.0.0.1:1", "delivery.timeout");
+    assert!(failure.explanation.unwrap().contains("smtp.encryption=tls"));
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
+    let peer = SmtpPeer::start_tls(&["--mode", "tls"]);
+    let mut untrusted = settings(&peer, Encryption::Tls, RelayAuth::None);
+    untrusted.tls = tls::client_config(&TlsOptions::default()).unwrap();
+    let err = Connection::open(&untrusted).await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Tls(_)), "{err}");
+    assert!(err.to_failure("x", "delivery.timeout").explanation.unwrap().contains("tls.ca_file"));
+
+    let unverified = TlsOptions { verify_certificates: false, ..Default::default() };
+    untrusted.tls = tls::client_config(&unverified).unwrap();
+    Connection::open(&untrusted).await.unwrap();
+}
+
+#[tokio::test]
+async fn plain_text_relay_without_auth() {
+    let mut peer = SmtpPeer::start(&[]);
+    let mut conn = Connection::open(&settings(&peer, Encryption::None, RelayAuth::None)).await.unwrap();
+    send_one(&mut conn).await;
+    assert_eq!(peer.next_message().await["rcpt_tos"][0], "ops@example.com");
+}
+
+#[tokio::test]
+async fn xoauth2_with_short_and_long_tokens() {
+    let long = "eyJ0eXAiOiJKV1QiLCJub25jZSI6".repeat(40);
+    assert!(long.len() > 1000);
+    let mut peer = SmtpPeer::start_tls(&["--token", "short-token", "--token", &long]);
+    let mut conn = Connection::open(&settings(&peer, Encryption::Starttls, oauth(Tokens::new("short-token", None))))
+        .await
+        .unwrap();
+    send_one(&mut conn).await;
+    assert_eq!(peer.next_message().await["auth_user"], "alerts@example.com");
+    // The server refuses command lines over 512 octets: only the two-step exchange gets a long token through.
+    let mut conn =
+        Connection::open(&settings(&peer, Encryption::Starttls, oauth(Tokens::new(&long, None)))).await.unwrap();
+    send_one(&mut conn).await;
+    assert_eq!(peer.next_message().await["auth_user"], "alerts@example.com");
+}
+
+#[tokio::test]
+async fn gmail_xoauth2_failure_sequence_carries_the_json_status() {
+    let peer = SmtpPeer::start_tls(&["--mode", "tls", "--token", "good", "--gmail-failure"]);
+    let tokens = Tokens::new("expired", None);
+    let err = Connection::open(&settings(&peer, Encryption::Tls, oauth(tokens.clone()))).await.unwrap_err();
+    assert_eq!(err.stage, Stage::Auth);
+    assert_eq!(err.class(), Class::AuthFailed);
+    assert!(err.xoauth2_status.as_deref().unwrap().contains("\"status\": \"401\""), "{err:?}");
+    assert_eq!(err.reply().unwrap().code, 535);
+    let failure = err.to_failure("x", "delivery.timeout");
+    assert!(failure.explanation.unwrap().contains("status 401"));
+    assert!(failure.error.contains("XOAUTH2 status"));
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1, "one refresh was tried");
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_refreshed_once_and_retried_once() {
+    let mut peer = SmtpPeer::start_tls(&["--token", "fresh"]);
+    let tokens = Tokens::new("stale", Some("fresh"));
+    let mut conn = Connection::open(&settings(&peer, Encryption::Starttls, oauth(tokens.clone()))).await.unwrap();
+    send_one(&mut conn).await;
+    peer.next_message().await;
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1);
+
+    let still_bad = Tokens::new("stale", Some("also-stale"));
+    let err = Connection::open(&settings(&peer, Encryption::Starttls, oauth(still_bad.clone()))).await.unwrap_err();
+    assert_eq!((err.class(), still_bad.refreshes.load(Ordering::SeqCst)), (Class::AuthFailed, 1));
+}
+
+#[tokio::test]
+async fn microsoft_smtp_auth_disabled_is_explained() {
+    let peer = SmtpPeer::start_tls(&[
+        "--token",
+        "t",
+        "--fail",
+        "auth=535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+    ]);
+    let err =
+        Connection::open(&settings(&peer, Encryption::Starttls, oauth(Tokens::new("t", None)))).await.unwrap_err();
+    let failure = err.to_failure("x", "delivery.timeout");
+    assert_eq!(
+        (failure.class, failure.reply.as_ref().unwrap().enhanced.as_deref()),
+        (Class::AuthFailed, Some("5.7.139"))
+    );
+    assert!(failure.explanation.unwrap().contains("Authenticated SMTP"));
+}
+
+#[tokio::test]
+async fn refusals_per_recipient_and_at_the_end_of_data() {
+    let mut peer =
+        SmtpPeer::start(&["--fail", "rcpt=451 4.3.0 Try again later*1", "--fail", "data=554 5.2.252 SendAsDenied*1"]);
+    let mut conn = Connection::open(&settings(&peer, Encryption::None, RelayAuth::None)).await.unwrap();
+    let recipients = ["later@example.com".to_owned(), "ok@example.com".to_owned(), "unknown@example.com".to_owned()];
+    let tx = conn.send("alerts@example.com", &recipients, MESSAGE).await;
+    assert!(matches!(&tx.recipients[0].1, RcptResult::Refused(r) if r.code == 451));
+    assert_eq!(tx.recipients[1].1, RcptResult::Accepted);
+    assert!(matches!(&tx.recipients[2].1, RcptResult::Refused(r) if r.code == 550));
+    let err = tx.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::Message, Class::Permanent));
+    assert!(err.to_failure("x", "delivery.timeout").explanation.unwrap().contains("Send As"));
+    // The session stays usable.
+    let tx = conn.send("alerts@example.com", &["ok@example.com".to_owned()], MESSAGE).await;
+    assert_eq!(tx.result.unwrap().code, 250);
+    assert_eq!(peer.next_message().await["rcpt_tos"][0], "ok@example.com");
+}
+
+#[tokio::test]
+async fn a_connection_dropped_during_data_is_a_transient_failure() {
+    let peer = SmtpPeer::start(&["--drop-data", "1"]);
+    let mut conn = Connection::open(&settings(&peer, Encryption::None, RelayAuth::None)).await.unwrap();
+    let err = conn.send("alerts@example.com", &["ops@example.com".to_owned()], MESSAGE).await.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::Message, Class::Transient), "{err}");
+    assert!(err.is_connection_loss());
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_transient_connect_failure() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut s = RelaySettings {
+        host: "127.0.0.1".into(),
+        port,
+        encryption: Encryption::None,
+        auth: RelayAuth::None,
+        tls: tls::client_config(&TlsOptions::default()).unwrap(),
+        verify_certificates: true,
+        timeout: Duration::from_secs(5),
+        helo_name: "t".into(),
+    };
+    let err = Connection::open(&s).await.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::Connect, Class::Transient));
+    assert!(
+        err.to_failure(&s.address(), "delivery.timeout").explanation.unwrap().contains("Nothing accepts connections")
+    );
+    s.host = "::1".into();
+    assert_eq!(s.address(), format!("[::1]:{port}"));
+}

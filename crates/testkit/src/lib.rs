@@ -1,0 +1,118 @@
+//! Test support: the real peers Tidings' tests talk to, started on loopback.
+//!
+//! The peers come from `./scripts/test`, which installs them (a Python virtual environment with aiosmtpd under
+//! `.venv/`). A test that cannot find them fails and says so: it never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step is a failed test
+
+use serde_json::Value;
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+/// How long a test waits for a message to arrive.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The Python interpreter of the test peers' virtual environment.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("TIDINGS_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "the test peers are not installed ({} is missing): run ./scripts/test, which installs them",
+        python.display()
+    );
+    python
+}
+
+/// A real SMTP server (aiosmtpd, `tests/peers/smtp_server.py`) on 127.0.0.1.
+#[derive(Debug)]
+pub struct SmtpPeer {
+    child: Child,
+    pub port: u16,
+    /// The CA that signed the server's certificate, when started with TLS.
+    pub ca_file: Option<PathBuf>,
+    messages: Arc<Mutex<mpsc::Receiver<Value>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpPeer {
+    /// Starts a plain server (no TLS) with these options of `smtp_server.py`.
+    pub fn start(args: &[&str]) -> Self {
+        Self::spawn(args, false)
+    }
+
+    /// Starts a server with a certificate from a throw-away CA: STARTTLS in `--mode plain`, implicit TLS with
+    /// `--mode tls`.
+    pub fn start_tls(args: &[&str]) -> Self {
+        Self::spawn(args, true)
+    }
+
+    fn spawn(args: &[&str], tls: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = tls.then(|| dir.path().join("ca.pem"));
+        let mut command = Command::new(python());
+        command.arg(repo_root().join("tests/peers/smtp_server.py")).args(args);
+        if let Some(ca) = &ca_file {
+            command.arg("--tls-ca-out").arg(ca);
+        }
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().expect("the SMTP peer exited before it was ready").unwrap();
+        let port = ready
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
+        let (tx, messages) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&line).unwrap_or(Value::String(line))).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, port, ca_file, messages: Arc::new(Mutex::new(messages)), _dir: dir }
+    }
+
+    /// The next message the server accepted, waiting up to 30 s.
+    pub async fn next_message(&mut self) -> Value {
+        let messages = self.messages.clone();
+        tokio::task::spawn_blocking(move || receive(&messages)).await.unwrap()
+    }
+
+    /// The next message, for tests without a runtime.
+    pub fn next_message_blocking(&mut self) -> Value {
+        receive(&self.messages)
+    }
+
+    /// Messages received so far and not yet taken.
+    pub fn received_now(&mut self) -> Vec<Value> {
+        let messages = self.messages.lock().unwrap();
+        std::iter::from_fn(|| messages.try_recv().ok()).collect()
+    }
+}
+
+fn receive(messages: &Mutex<mpsc::Receiver<Value>>) -> Value {
+    match messages.lock().unwrap().recv_timeout(WAIT) {
+        Ok(message) => message,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no message reached the SMTP peer within {} s", WAIT.as_secs()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the SMTP peer stopped"),
+    }
+}
+
+impl Drop for SmtpPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

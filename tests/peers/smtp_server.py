@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""A real SMTP server (aiosmtpd) for Tidings' tests, on loopback.
+
+Prints `READY <port>` once listening, then one JSON line per accepted message:
+{"mail_from", "rcpt_tos", "data", "auth_user", "mail_options"}. Everything else goes to stderr.
+
+Modes: --mode plain (STARTTLS offered when --cert is given), --mode tls (implicit TLS).
+Authentication: --user/--password (PLAIN and LOGIN), --token (XOAUTH2, repeatable, or --token-file to re-read
+the accepted tokens on every attempt), --gmail-failure (Gmail's `334 <base64 JSON>` then 535 on a bad token).
+Scripted trouble: --fail STAGE=REPLY[*TIMES] for STAGE in auth, mail, rcpt, data (REPLY like
+"451 4.3.0 Try again later"), and --drop-data N (close the connection instead of answering the first N DATA).
+--tls-ca-out FILE makes a throw-away CA (trustme), serves a certificate for 127.0.0.1/localhost/::1 signed by
+it, and writes the CA certificate to FILE.
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import ssl
+import sys
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--mode", choices=["plain", "tls"], default="plain")
+    p.add_argument("--tls-ca-out")
+    p.add_argument("--no-starttls", action="store_true", help="never offer STARTTLS")
+    p.add_argument("--require-starttls", action="store_true")
+    p.add_argument("--auth-required", action="store_true")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--token", action="append", default=[])
+    p.add_argument("--token-file")
+    p.add_argument("--gmail-failure", action="store_true")
+    p.add_argument("--auth-mechanisms", help="offer only these, comma-separated (e.g. LOGIN)")
+    p.add_argument("--fail", action="append", default=[])
+    p.add_argument("--drop-data", type=int, default=0)
+    p.add_argument("--size", type=int, default=33554432)
+    return p.parse_args()
+
+
+def log(*parts):
+    print(*parts, file=sys.stderr, flush=True)
+
+
+class Script:
+    """Replies to give instead of the normal ones, each a number of times (forever without *N)."""
+
+    def __init__(self, rules):
+        self.rules = []
+        for rule in rules:
+            stage, reply = rule.split("=", 1)
+            times = None
+            if "*" in reply:
+                reply, count = reply.rsplit("*", 1)
+                times = int(count)
+            self.rules.append([stage, reply, times])
+
+    def take(self, stage):
+        for rule in self.rules:
+            if rule[0] == stage and (rule[2] is None or rule[2] > 0):
+                if rule[2] is not None:
+                    rule[2] -= 1
+                return rule[1]
+        return None
+
+
+class RelaySMTP(SMTP):
+    # Commands stay limited to 512 octets (RFC 5321, enforced by Microsoft), but SASL responses sent after a
+    # 334 may be long: RFC 4954 allows 12288 octets, and Microsoft's access tokens need well over 1000.
+    line_length_limit = 12288 + 2
+
+
+class Handler:
+    def __init__(self, args):
+        self.args = args
+        self.script = Script(args.fail)
+        self.drops_left = args.drop_data
+
+    def accepted_tokens(self):
+        tokens = set(self.args.token)
+        if self.args.token_file:
+            try:
+                with open(self.args.token_file) as f:
+                    tokens.update(line.strip() for line in f if line.strip())
+            except FileNotFoundError:
+                pass
+        return tokens
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        reply = self.script.take("mail")
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.script.take("rcpt")
+        if reply:
+            return reply
+        if address.startswith("unknown"):
+            return "550 5.1.1 The email account that you tried to reach does not exist."
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.drops_left > 0:
+            self.drops_left -= 1
+            log("dropping the connection during DATA")
+            server.transport.close()
+            return "421 4.4.2 connection dropped"
+        reply = self.script.take("data")
+        if reply:
+            return reply
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "data": envelope.content.decode("utf-8", "replace"),
+            "auth_user": session.auth_data if isinstance(session.auth_data, str) else
+            (session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None),
+            "mail_options": envelope.mail_options,
+        }
+        print(json.dumps(record), flush=True)
+        return "250 2.0.0 OK queued"
+
+    async def auth_XOAUTH2(self, server, args):
+        if len(args) == 1:
+            blob = await server.challenge_auth("", encode_to_b64=False)
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1])
+            except Exception:
+                return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode XOAUTH2 response")
+        fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        scripted = self.script.take("auth")
+        if scripted:
+            return AuthResult(success=False, handled=False, message=scripted)
+        if token in self.accepted_tokens():
+            return AuthResult(success=True, auth_data=user)
+        log(f"XOAUTH2 refused for {user}")
+        if self.args.gmail_failure:
+            status = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+            await server.challenge_auth(status)
+            return AuthResult(success=False, handled=False,
+                              message="535-5.7.8 Username and Password not accepted. For more information, go to\r\n"
+                                      "535 5.7.8  https://support.google.com/mail/?p=BadCredentials")
+        return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
+
+
+def make_authenticator(args, handler):
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        scripted = handler.script.take("auth")
+        if scripted:
+            return AuthResult(success=False, handled=False, message=scripted)
+        ok = (isinstance(auth_data, LoginPassword) and args.user is not None
+              and auth_data.login.decode() == args.user and auth_data.password.decode() == args.password)
+        return AuthResult(success=ok, auth_data=auth_data)
+    return authenticator
+
+
+def tls_context(args):
+    if not args.tls_ca_out:
+        return None
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    ca.cert_pem.write_to_path(args.tls_ca_out)
+    return ctx
+
+
+async def main():
+    args = parse_args()
+    handler = Handler(args)
+    ctx = tls_context(args)
+    starttls_ctx = ctx if args.mode == "plain" and not args.no_starttls else None
+
+    excluded = []
+    if args.auth_mechanisms:
+        keep = {m.strip().upper() for m in args.auth_mechanisms.split(",")}
+        excluded = [m for m in ("LOGIN", "PLAIN", "XOAUTH2") if m not in keep]
+
+    def factory():
+        smtp = RelaySMTP(
+            handler,
+            hostname="tidings-test-relay",
+            tls_context=starttls_ctx,
+            require_starttls=args.require_starttls and starttls_ctx is not None,
+            authenticator=make_authenticator(args, handler),
+            auth_required=args.auth_required,
+            auth_require_tls=False,
+            data_size_limit=args.size,
+            enable_SMTPUTF8=True,
+            auth_exclude_mechanism=excluded,
+        )
+        if args.mode == "tls":
+            smtp._tls_protocol = True  # implicit TLS: the session is already protected
+        return smtp
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, host=args.host, port=args.port,
+                                      ssl=ctx if args.mode == "tls" else None)
+    port = server.sockets[0].getsockname()[1]
+    print(f"READY {port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
