@@ -2,7 +2,7 @@
 """A real SMTP server (aiosmtpd) for Tidings' tests, on loopback.
 
 Prints `READY <port>` once listening, then one JSON line per accepted message:
-{"mail_from", "rcpt_tos", "data", "auth_user", "mail_options"}. Everything else goes to stderr.
+{"mail_from", "rcpt_tos", "data", "auth_user", "mail_options", "client_port"}. Everything else goes to stderr.
 
 Modes: --mode plain (STARTTLS offered when --cert is given), --mode tls (implicit TLS).
 Authentication: --user/--password (PLAIN and LOGIN), --token (XOAUTH2, repeatable, or --token-file to re-read
@@ -125,6 +125,7 @@ class Handler:
             "auth_user": session.auth_data if isinstance(session.auth_data, str) else
             (session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None),
             "mail_options": envelope.mail_options,
+            "client_port": session.peer[1] if session.peer else None,
         }
         print(json.dumps(record), flush=True)
         return "250 2.0.0 OK queued"

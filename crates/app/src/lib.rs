@@ -3,13 +3,17 @@
 //! - [`data_dir`]: the data directory's layout, its key file and the one-daemon lock.
 //! - [`cipher`]: sealing secrets at rest.
 //! - [`App`]: an opened data directory: its store and cipher. [`settings`] reads and changes the email
-//!   configuration through it; [`accounts`] manages sign-in accounts.
+//!   configuration through it; [`accounts`] manages sign-in accounts, [`api_tokens`] the API's bearer tokens.
+//! - [`outbox`]: accepting messages (one commit each, or grouped by a [`outbox::Committer`]) and the
+//!   operator's view of the queue.
 //!
 //! Every change goes through here so that it is validated, sealed and audited the same way whoever makes it.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod cipher;
 pub mod data_dir;
+pub mod outbox;
 pub mod settings;
 
 use cipher::Cipher;
@@ -40,6 +44,12 @@ pub enum Error {
     /// Input that is not a configuration (a malformed import file, an unknown account), with what to do.
     #[error("{0}")]
     Input(String),
+    /// The configuration lacks what the operation needs.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// A part of Tidings cannot serve now (shutting down, database failing); try again.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {

@@ -238,3 +238,29 @@ async fn the_key_may_come_from_the_environment_instead_of_a_file() {
     assert!(!dir.key_file().exists());
     App::open(dir, Some(&key)).await.unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_submissions_share_commits() {
+    use std::sync::Arc;
+    use tidings_app::outbox::{Committer, Submission, prepare};
+    use tidings_core::message::NewMessage;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    app.update("cli:test", &edits(&[("sender", "alerts@example.com")])).await.unwrap();
+    let config = app.current().await.unwrap().config;
+    let committer = Committer::start(app.clone(), Arc::new(tokio::sync::Notify::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let msg = NewMessage { to: vec![format!("u{i}@example.com")], subject: format!("n{i}"), ..Default::default() };
+        let prepared = prepare(&config, "test", Submission::Structured(msg), chrono::Utc::now()).unwrap();
+        let committer = committer.clone();
+        tasks.spawn(async move { committer.commit(prepared).await.unwrap() });
+    }
+    let mut ids = tasks.join_all().await;
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 500, "every message stored once");
+    assert!(committer.commits() < 100, "{} commits for 500 messages", committer.commits());
+    assert_eq!(app.messages(None, 1000, None).await.unwrap().len(), 500);
+}

@@ -46,6 +46,14 @@ pub enum Command {
     Config(ConfigCommand),
     /// Show the audit log: who changed what, and when.
     Audit(AuditArgs),
+    /// Queue a message to the given recipients, from the configured sender.
+    Send(SendArgs),
+    /// Inspect and manage the outbox.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Manage bearer tokens for the API.
+    #[command(subcommand, name = "api-token")]
+    ApiToken(ApiTokenCommand),
 }
 
 impl Command {
@@ -72,6 +80,79 @@ pub struct ServeArgs {
     /// How often to pick up configuration changes made by the CLI or another process.
     #[arg(long, env = "TIDINGS_CONFIG_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub config_poll_interval: Duration,
+    /// The longest the delivery engine waits before looking for due messages (it also wakes for every message
+    /// the daemon accepts).
+    #[arg(long, env = "TIDINGS_QUEUE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub queue_poll_interval: Duration,
+    /// This node's name in message leases (default: the host name).
+    #[arg(long, env = "TIDINGS_NODE_ID", value_name = "NAME")]
+    pub node_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// A recipient (repeat for more).
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: Vec<String>,
+    #[arg(long, value_name = "ADDRESS")]
+    pub cc: Vec<String>,
+    #[arg(long, value_name = "ADDRESS")]
+    pub bcc: Vec<String>,
+    #[arg(long, default_value = "")]
+    pub subject: String,
+    /// The text body; read from standard input when absent.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// An HTML alternative, from this file.
+    #[arg(long, value_name = "FILE")]
+    pub html_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List messages, newest first.
+    List {
+        /// Only this status: queued, sending, deferred, delivered or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message with its delivery log.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a failed or deferred message again, now.
+    Retry { id: i64 },
+    /// Delete every delivered or failed message.
+    Purge {
+        /// delivered or failed.
+        #[arg(long)]
+        status: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenCommand {
+    /// Create a token and print it (once; only its hash is kept).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// administrator, network_administrator or viewer.
+        #[arg(long)]
+        role: String,
+    },
+    /// List tokens (never their values).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,16 +4,20 @@
 //!   `127.0.0.1:0` and stop the daemon the way a signal would.
 //! - [`live_config`] keeps the configuration in force current: changes made by the CLI (or any other process
 //!   on the same data directory) take effect within one poll interval, without a restart.
-//! - [`http`] serves the HTTP interface: health and readiness so far.
+//! - [`http`] serves the HTTP interface: health, readiness and the outbox API.
+//! - The delivery engine (`tidings-delivery`) runs beside it, woken by every accepted message.
 //! - [`shutdown`] turns SIGINT and SIGTERM into the shutdown token.
 
 pub mod http;
 pub mod live_config;
 pub mod shutdown;
 
-use std::time::Duration;
-use tidings_app::App;
+use std::{sync::Arc, time::Duration};
+use tidings_app::{App, outbox::Committer};
+pub use tidings_delivery::engine::EngineOptions;
+use tidings_delivery::{engine::Engine, token::ConfiguredToken};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -31,24 +35,38 @@ pub enum Error {
 pub struct Options {
     /// How often to look for configuration changes made by other processes.
     pub config_poll_interval: Duration,
+    /// The delivery engine's node name and timings.
+    pub engine: EngineOptions,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { config_poll_interval: Duration::from_secs(2) }
+        Self { config_poll_interval: Duration::from_secs(2), engine: EngineOptions::default() }
     }
 }
 
-/// Runs the daemon on `listener` until `shutdown` is cancelled, then finishes the requests under way.
+/// Runs the daemon on `listener` until `shutdown` is cancelled, then finishes the requests and deliveries under
+/// way.
 pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: CancellationToken) -> Result<()> {
     let config = live_config::LiveConfig::start(app.clone(), options.config_poll_interval, shutdown.clone()).await?;
-    let context = http::Context::new(app, config);
+    let wake = Arc::new(Notify::new());
+    let committer = Committer::start(app.clone(), wake.clone());
+    let engine = Engine {
+        app: app.clone(),
+        config: config.subscribe(),
+        tokens: Arc::new(ConfiguredToken::new(app.clone())),
+        wake: wake.clone(),
+        options: options.engine,
+    }
+    .spawn(shutdown.clone());
+    let context = http::Context::new(app, config, committer, wake);
     let address = listener.local_addr().map_err(Error::Http)?;
     tracing::info!(%address, "Tidings is listening");
-    axum::serve(listener, http::router(context))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(Error::Http)?;
+    let served =
+        axum::serve(listener, http::router(context)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    shutdown.cancel();
+    let _ = engine.await;
+    served.map_err(Error::Http)?;
     tracing::info!("Tidings stopped");
     Ok(())
 }

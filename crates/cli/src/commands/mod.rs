@@ -1,9 +1,11 @@
 //! One module per command. Each turns parsed arguments into calls on the library crates and prints the
 //! outcome; none holds logic of its own.
 
+mod api_token;
 mod audit;
 mod config;
 mod init;
+mod queue;
 mod serve;
 
 use crate::cli::{Cli, Command, Global};
@@ -18,6 +20,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(global, args).await,
         Command::Config(command) => config::run(global, command).await,
         Command::Audit(args) => audit::run(&open(global).await?, args).await,
+        Command::Send(args) => queue::send(&open(global).await?, args).await,
+        Command::Queue(command) => queue::run(&open(global).await?, command).await,
+        Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,
     }
 }
 

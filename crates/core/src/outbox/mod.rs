@@ -126,8 +126,10 @@ pub struct Failure {
     pub stage: Stage,
     /// The relay's reply, when the failure was one.
     pub reply: Option<Reply>,
-    /// What happened, in words (the reply for refusals; the local error otherwise).
+    /// What happened, in one line: the reply with its codes for refusals, the local error otherwise.
     pub error: String,
+    /// The same without the reply's codes (which the log keeps in their own fields).
+    pub text: String,
     /// What to do, when known.
     pub explanation: Option<String>,
 }
@@ -251,7 +253,7 @@ pub fn settle(message: &Pending, report: &AttemptReport, policy: &RetryPolicy) -
         },
         text: match &report.outcome {
             Outcome::Accepted { reply } => reply.text.clone(),
-            Outcome::Failed(f) => f.error.clone(),
+            Outcome::Failed(f) => f.text.clone(),
         },
         explanation: failure.and_then(|f| f.explanation.clone()),
         notes: report.notes.clone(),

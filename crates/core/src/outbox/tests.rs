@@ -26,7 +26,14 @@ fn report(at: i64, recipients: Vec<(&str, RcptResult)>, outcome: Outcome) -> Att
 
 fn failure(class: Class, stage: Stage, r: Option<Reply>) -> Outcome {
     let error = r.as_ref().map(ToString::to_string).unwrap_or_else(|| "connection refused".into());
-    Outcome::Failed(Failure { class, stage, reply: r, error, explanation: None })
+    Outcome::Failed(Failure {
+        class,
+        stage,
+        text: r.as_ref().map_or(error.clone(), |r| r.text.clone()),
+        reply: r,
+        error,
+        explanation: None,
+    })
 }
 
 const POLICY: RetryPolicy = RetryPolicy {

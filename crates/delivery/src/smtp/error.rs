@@ -95,11 +95,19 @@ impl SmtpError {
             xoauth2_status: self.xoauth2_status.as_deref(),
         })
         .or_else(|| self.local_explanation(relay, timeout_key));
-        let error = match &self.xoauth2_status {
-            Some(json) => format!("{} (XOAUTH2 status {json})", self.kind),
-            None => self.kind.to_string(),
+        let status = self.xoauth2_status.as_deref().map(|json| format!(" (XOAUTH2 status {json})")).unwrap_or_default();
+        let text = match self.reply() {
+            Some(reply) => format!("{}{status}", reply.text),
+            None => format!("{}{status}", self.kind),
         };
-        Failure { class: self.class(), stage: self.stage, reply: self.reply().cloned(), error, explanation }
+        Failure {
+            class: self.class(),
+            stage: self.stage,
+            reply: self.reply().cloned(),
+            error: format!("{}{status}", self.kind),
+            text,
+            explanation,
+        }
     }
 
     /// What Tidings knows about failures that are not the relay's replies.

@@ -1,11 +1,20 @@
 //! The HTTP interface. Each area is a module exporting `router()`; they are merged here over one [`Context`].
 
+mod auth;
+mod error;
 mod health;
+mod json;
+mod messages;
 
 use crate::live_config::LiveConfig;
-use axum::Router;
+use axum::{Router, extract::DefaultBodyLimit};
 use std::{sync::Arc, time::Instant};
-use tidings_app::App;
+use tidings_app::{App, outbox::Committer};
+use tokio::sync::Notify;
+
+/// The largest request body the API reads (a raw message in JSON, with room above the default 25 MiB limit
+/// of `delivery.max_message_size`).
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Everything a request handler may use.
 #[derive(Clone, Debug)]
@@ -17,17 +26,25 @@ pub struct Context {
 struct Inner {
     app: App,
     config: LiveConfig,
+    /// Groups accepted messages into durable commits.
+    committer: Committer,
+    /// Wakes the delivery engine (a message was accepted or retried).
+    wake: Arc<Notify>,
     /// For the uptime shown by `/readyz`.
     started: Instant,
 }
 
 impl Context {
-    pub fn new(app: App, config: LiveConfig) -> Self {
-        Self { inner: Arc::new(Inner { app, config, started: Instant::now() }) }
+    pub fn new(app: App, config: LiveConfig, committer: Committer, wake: Arc<Notify>) -> Self {
+        Self { inner: Arc::new(Inner { app, config, committer, wake, started: Instant::now() }) }
     }
 }
 
 /// All routes.
 pub fn router(context: Context) -> Router {
-    Router::new().merge(health::router()).with_state(context)
+    Router::new()
+        .merge(health::router())
+        .merge(messages::router())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(context)
 }

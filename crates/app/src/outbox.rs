@@ -1,0 +1,280 @@
+//! The outbox service: accepting messages (validated, composed, durably stored before anyone is told "yes"),
+//! and the operator's view of them: list, inspect, retry, purge.
+//!
+//! Acceptance comes in two forms: [`App::submit`] commits each message on its own (the CLI), and a
+//! [`Committer`] gathers concurrent submissions into one commit (the daemon), so a burst does not cost one
+//! disk sync per message.
+
+use crate::{App, Error, Result};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+use tidings_core::{
+    EmailConfig, FieldError, ValidationErrors,
+    audit::NewAuditEntry,
+    message::{self, NewMessage, RawMessage},
+    outbox::{Recipient, Status},
+};
+use tidings_store::{MessageDetail, MessageFilter, MessageSummary, NewOutboxMessage, RetryOutcome};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub enum Submission {
+    /// Composed by Tidings, from the configured sender.
+    Structured(NewMessage),
+    /// Sent as it is (Date and Message-ID added when missing).
+    Raw(RawMessage),
+}
+
+/// An accepted message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: i64,
+    /// The Message-ID header's value, without angle brackets.
+    pub message_id: String,
+}
+
+/// Validates and composes a submission under `config`, ready for the outbox. Nothing is stored.
+pub fn prepare(
+    config: &EmailConfig,
+    origin: &str,
+    submission: Submission,
+    now: DateTime<Utc>,
+) -> Result<NewOutboxMessage> {
+    let limit = config.delivery.max_message_size;
+    let (mail_from, rcpt_to, content, subject, message_id) = match submission {
+        Submission::Structured(msg) => {
+            msg.validate()?;
+            let sender = config.sender.clone().ok_or_else(|| {
+                Error::NotConfigured("no sender address is configured; set `sender` in the email configuration".into())
+            })?;
+            let message_id = new_message_id(&sender);
+            let rendered = message::render(&msg, &sender, &message_id, now);
+            message::check_size(rendered.data.len(), limit, "text")?;
+            (rendered.mail_from, rendered.rcpt_to, rendered.data, Some(msg.subject), message_id)
+        }
+        Submission::Raw(raw) => {
+            message::check_size(raw.data.len(), limit, "raw")?;
+            raw.validate()?;
+            let message_id = new_message_id(&raw.mail_from);
+            let data = message::ensure_date_and_message_id(&raw.data, now, &message_id);
+            let subject = header_value(&data, "Subject");
+            let message_id =
+                header_value(&data, "Message-ID").map(|v| v.trim_matches(['<', '>']).to_owned()).unwrap_or(message_id);
+            (raw.mail_from, raw.rcpt_to, data, subject, message_id)
+        }
+    };
+    let mut recipients: Vec<Recipient> = Vec::with_capacity(rcpt_to.len());
+    for address in rcpt_to {
+        if !recipients.iter().any(|r| r.address.eq_ignore_ascii_case(&address)) {
+            recipients.push(Recipient::pending(address));
+        }
+    }
+    Ok(NewOutboxMessage {
+        origin: origin.to_owned(),
+        mail_from,
+        recipients,
+        subject,
+        message_id: Some(message_id),
+        content,
+        created_at: now,
+    })
+}
+
+/// `<random>@<domain of the address>`.
+fn new_message_id(address: &str) -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let domain = address.rsplit_once('@').map_or("tidings.invalid", |(_, d)| d);
+    format!("{random}@{domain}")
+}
+
+/// The first header of that name, unfolded, for listings.
+fn header_value(data: &[u8], name: &str) -> Option<String> {
+    let head_end = data.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(data.len());
+    let head = String::from_utf8_lossy(&data[..head_end]);
+    let mut lines = head.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        if let Some((field, value)) = line.split_once(':')
+            && field.eq_ignore_ascii_case(name)
+        {
+            let mut value = value.trim().to_owned();
+            while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                value.push(' ');
+                value.push_str(next.trim());
+                lines.next();
+            }
+            return Some(value);
+        }
+    }
+    None
+}
+
+impl App {
+    /// Accepts one message: validated, composed and committed before this returns.
+    pub async fn submit(&self, origin: &str, submission: Submission) -> Result<Accepted> {
+        let config = self.current().await?.config;
+        let prepared = prepare(&config, origin, submission, Utc::now())?;
+        let message_id = prepared.message_id.clone().unwrap_or_default();
+        let ids = self.store.enqueue(std::slice::from_ref(&prepared)).await?;
+        Ok(Accepted { id: ids[0], message_id })
+    }
+
+    pub async fn messages(
+        &self,
+        status: Option<Status>,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<MessageSummary>> {
+        Ok(self.store.messages(&MessageFilter { status, limit, before_id }).await?)
+    }
+
+    pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>> {
+        Ok(self.store.message(id).await?)
+    }
+
+    /// Puts a failed or deferred message back in the queue now.
+    pub async fn retry_message(&self, actor: &str, id: i64) -> Result<RetryOutcome> {
+        let outcome = self.store.retry_message(id, Utc::now()).await?;
+        if outcome == RetryOutcome::Requeued {
+            self.store.record_audit(&audit(actor, "queue.retry", vec![id.to_string()])).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes every message with a final status (`delivered` or `failed`).
+    pub async fn purge(&self, actor: &str, status: Status) -> Result<u64> {
+        if !status.is_final() {
+            return Err(ValidationErrors(vec![FieldError::new(
+                "status",
+                format!("only delivered or failed messages can be purged, not {status}"),
+            )])
+            .into());
+        }
+        let purged = self.store.purge(status).await?;
+        self.store.record_audit(&audit(actor, "queue.purge", vec![status.to_string(), purged.to_string()])).await?;
+        Ok(purged)
+    }
+}
+
+fn audit(actor: &str, action: &str, fields: Vec<String>) -> NewAuditEntry {
+    NewAuditEntry { actor: actor.to_owned(), action: action.to_owned(), fields }
+}
+
+/// Gathers concurrent submissions into one durable commit, then wakes the delivery engine.
+#[derive(Clone, Debug)]
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
+    /// Commits made so far (each one disk sync), for metrics and tests.
+    commits: Arc<AtomicU64>,
+}
+
+type Job = (NewOutboxMessage, oneshot::Sender<Result<i64>>);
+
+/// The most messages one commit takes.
+const MAX_BATCH: usize = 1024;
+
+impl Committer {
+    /// Starts the committing task; it ends when every `Committer` clone is dropped.
+    pub fn start(app: App, committed: Arc<Notify>) -> Self {
+        let (jobs, mut rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                match app.store.enqueue(&messages).await {
+                    Ok(ids) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        for (reply, id) in replies.into_iter().zip(ids) {
+                            let _ = reply.send(Ok(id));
+                        }
+                        committed.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, count = replies.len(), "could not store accepted messages");
+                        for reply in replies {
+                            let _ = reply
+                                .send(Err(Error::Unavailable(format!("the outbox could not store the message: {e}"))));
+                        }
+                    }
+                }
+            }
+        });
+        Self { jobs, commits }
+    }
+
+    /// How many commits stored the messages accepted so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Stores a prepared message with whatever else is being submitted now; returns once it is durable.
+    pub async fn commit(&self, message: NewOutboxMessage) -> Result<i64> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send((message, reply)).await.map_err(|_| Error::Unavailable("the outbox is shutting down".into()))?;
+        answer.await.map_err(|_| Error::Unavailable("the outbox is shutting down".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> EmailConfig {
+        EmailConfig { sender: Some("alerts@example.com".into()), ..Default::default() }
+    }
+
+    #[test]
+    fn structured_messages_are_composed_from_the_sender() {
+        let msg = NewMessage {
+            to: vec!["ops@example.com".into(), "OPS@example.com".into()],
+            subject: "Hi".into(),
+            text: "x".into(),
+            ..Default::default()
+        };
+        let prepared = prepare(&config(), "cli:test", Submission::Structured(msg), Utc::now()).unwrap();
+        assert_eq!(prepared.mail_from, "alerts@example.com");
+        assert_eq!(prepared.recipients.len(), 1, "duplicates are sent once");
+        assert!(prepared.message_id.as_deref().unwrap().ends_with("@example.com"));
+        assert!(String::from_utf8(prepared.content).unwrap().contains("Subject: Hi\r\n"));
+    }
+
+    #[test]
+    fn without_a_sender_structured_messages_are_refused() {
+        let msg = NewMessage { to: vec!["ops@example.com".into()], ..Default::default() };
+        let err = prepare(&EmailConfig::default(), "t", Submission::Structured(msg), Utc::now()).unwrap_err();
+        assert!(matches!(err, Error::NotConfigured(_)), "{err}");
+    }
+
+    #[test]
+    fn the_size_limit_applies_to_the_composed_message() {
+        let mut cfg = config();
+        cfg.delivery.max_message_size = 2048;
+        let msg = NewMessage { to: vec!["ops@example.com".into()], text: "y".repeat(3000), ..Default::default() };
+        let err = prepare(&cfg, "t", Submission::Structured(msg), Utc::now()).unwrap_err();
+        let Error::Invalid(errors) = err else { panic!("{err}") };
+        assert!(errors.has("text") && errors.to_string().contains("2048"), "{errors}");
+    }
+
+    #[test]
+    fn raw_messages_keep_their_headers_and_gain_only_what_is_missing() {
+        let raw = RawMessage {
+            mail_from: "scanner@example.com".into(),
+            rcpt_to: vec!["me@example.com".into()],
+            data: b"From: scanner@example.com\r\nSubject: Scan\r\n  0042\r\nMessage-ID: <dev-1@scanner>\r\n\r\nPDF\r\n"
+                .to_vec(),
+        };
+        let prepared = prepare(&config(), "gateway:scanner", Submission::Raw(raw), Utc::now()).unwrap();
+        assert_eq!(prepared.subject.as_deref(), Some("Scan 0042"));
+        assert_eq!(prepared.message_id.as_deref(), Some("dev-1@scanner"));
+        let text = String::from_utf8(prepared.content).unwrap();
+        assert!(text.starts_with("Date: ") && text.contains("From: scanner@example.com\r\n"), "{text}");
+    }
+}

@@ -1,0 +1,157 @@
+//! A Tidings daemon in the test's process, on 127.0.0.1:0, with short timings, and an HTTP client for it.
+
+#![allow(dead_code, clippy::unwrap_used)] // test support: a failed step is a failed test
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use tidings_app::{App, InitOptions, data_dir::DataDir};
+use tidings_core::account::Role;
+use tidings_server::{EngineOptions, Options};
+use tidings_testkit::SmtpPeer;
+use tokio_util::sync::CancellationToken;
+
+pub struct Tidings {
+    pub base: String,
+    pub app: App,
+    /// A network administrator's token.
+    pub token: String,
+    /// A viewer's token.
+    pub viewer: String,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// Configuration for delivering to `peer` quickly: 1 s first retry, short timeouts.
+pub fn relay(peer: &SmtpPeer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut edits: Vec<(String, String)> = vec![
+        ("sender".into(), "alerts@example.com".into()),
+        ("smtp.host".into(), "127.0.0.1".into()),
+        ("smtp.port".into(), peer.port.to_string()),
+        ("delivery.retry_first".into(), "1s".into()),
+        ("delivery.retry_max".into(), "2s".into()),
+        ("delivery.timeout".into(), "5s".into()),
+        ("delivery.lease".into(), "15s".into()),
+    ];
+    match &peer.ca_file {
+        Some(ca) => {
+            edits.push(("smtp.encryption".into(), "starttls".into()));
+            edits.push(("tls.ca_file".into(), ca.display().to_string()));
+        }
+        None => edits.push(("smtp.encryption".into(), "none".into())),
+    }
+    edits.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    edits
+}
+
+impl Tidings {
+    pub async fn start(edits: Vec<(String, String)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let options = InitOptions { admin_username: "admin".into(), ..Default::default() };
+        let app = App::init(DataDir::new(dir.path()), options).await.unwrap().app;
+        if !edits.is_empty() {
+            app.update("test", &edits).await.unwrap();
+        }
+        let token = app
+            .create_api_token("test", "operator", Role::NetworkAdministrator)
+            .await
+            .unwrap()
+            .token
+            .expose()
+            .to_owned();
+        let viewer = app.create_api_token("test", "viewer", Role::Viewer).await.unwrap().token.expose().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let options = Options {
+            config_poll_interval: Duration::from_millis(100),
+            engine: EngineOptions {
+                node: "test-node".into(),
+                poll_interval: Duration::from_millis(200),
+                ..Default::default()
+            },
+        };
+        let handle = tokio::spawn({
+            let (app, shutdown) = (app.clone(), shutdown.clone());
+            async move { tidings_server::run(listener, app, options, shutdown).await.unwrap() }
+        });
+        Self { base, app, token, viewer, client: reqwest::Client::new(), shutdown, handle, _dir: dir }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, path, Some(&self.token), Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, path, Some(&self.token), None).await
+    }
+
+    /// Submits a message, returning its id.
+    pub async fn send(&self, subject: &str) -> i64 {
+        let (status, body) = self
+            .post(
+                "/api/v1/messages",
+                serde_json::json!({"to": ["ops@example.com"], "subject": subject, "text": "hello"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Waits (up to 30 s) until message `id` has `status`, returning it.
+    pub async fn wait_for_status(&self, id: i64, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut interval = tokio::time::interval(Duration::from_millis(25));
+        loop {
+            interval.tick().await;
+            let (_, message) = self.get(&format!("/api/v1/messages/{id}")).await;
+            if message["status"] == status {
+                return message;
+            }
+            assert!(Instant::now() < deadline, "message {id} did not become {status}: {message:#}");
+        }
+    }
+
+    /// Applies configuration edits and waits until the daemon runs with them.
+    pub async fn reconfigure(&self, edits: &[(&str, &str)]) {
+        let edits: Vec<(String, String)> = edits.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let saved = self.app.update("test", &edits).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut interval = tokio::time::interval(Duration::from_millis(25));
+        loop {
+            interval.tick().await;
+            let (_, ready) = self.request(reqwest::Method::GET, "/readyz", None, None).await;
+            if ready["config_revision"].as_i64() == Some(saved.revision) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not pick up revision {}", saved.revision);
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.unwrap();
+    }
+}
