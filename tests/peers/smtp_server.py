@@ -8,7 +8,8 @@ Modes: --mode plain (STARTTLS offered when --cert is given), --mode tls (implici
 Authentication: --user/--password (PLAIN and LOGIN), --token (XOAUTH2, repeatable, or --token-file to re-read
 the accepted tokens on every attempt), --gmail-failure (Gmail's `334 <base64 JSON>` then 535 on a bad token).
 Scripted trouble: --fail STAGE=REPLY[*TIMES] for STAGE in auth, mail, rcpt, data (REPLY like
-"451 4.3.0 Try again later"), and --drop-data N (close the connection instead of answering the first N DATA).
+"451 4.3.0 Try again later"), --drop-data N (close the connection instead of answering the first N DATA), and --delay-data S (answer
+each DATA after S seconds, to keep deliveries in flight).
 --tls-ca-out FILE makes a throw-away CA (trustme), serves a certificate for 127.0.0.1/localhost/::1 signed by
 it, and writes the CA certificate to FILE.
 """
@@ -40,6 +41,7 @@ def parse_args():
     p.add_argument("--auth-mechanisms", help="offer only these, comma-separated (e.g. LOGIN)")
     p.add_argument("--fail", action="append", default=[])
     p.add_argument("--drop-data", type=int, default=0)
+    p.add_argument("--delay-data", type=float, default=0.0, help="seconds to wait before answering each DATA")
     p.add_argument("--size", type=int, default=33554432)
     return p.parse_args()
 
@@ -115,6 +117,8 @@ class Handler:
             log("dropping the connection during DATA")
             server.transport.close()
             return "421 4.4.2 connection dropped"
+        if self.args.delay_data:
+            await asyncio.sleep(self.args.delay_data)
         reply = self.script.take("data")
         if reply:
             return reply

@@ -117,6 +117,12 @@ impl Daemon {
         http_get(&self.address, path)
     }
 
+    /// Kills the daemon with SIGKILL, as a crash or power loss would, and waits for it to be gone.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<Value>) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
@@ -138,14 +144,45 @@ impl Drop for Daemon {
 
 /// A plain HTTP/1.1 GET; returns the status and the JSON body.
 pub fn http_get(address: &str, path: &str) -> (u16, Value) {
+    http(address, "GET", path, None, None)
+}
+
+/// A plain HTTP/1.1 request with an optional bearer token and JSON body.
+pub fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())))
+}
+
+/// Configures `dir` to deliver to a local test relay quickly (1 s first retry, short timeouts).
+pub fn configure_relay(dir: &Path, port: u16, extra: &[&str]) {
+    let port = format!("smtp.port={port}");
+    let mut args = vec![
+        "config",
+        "set",
+        "sender=alerts@example.com",
+        "smtp.host=127.0.0.1",
+        &port,
+        "smtp.encryption=none",
+        "delivery.retry_first=1s",
+        "delivery.retry_max=2s",
+        "delivery.timeout=5s",
+        "delivery.lease=15s",
+    ];
+    args.extend_from_slice(extra);
+    ok(dir, &args);
 }
 
 /// Polls `check` every 50 ms until it returns true, for at most 20 s.

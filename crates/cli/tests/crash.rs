@@ -1,0 +1,63 @@
+//! Durability: a daemon killed with SIGKILL in the middle of deliveries loses nothing it accepted. After a
+//! restart every message is delivered, and a message that was being sent is sent at most once more.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
+
+mod support;
+
+use serde_json::json;
+use std::collections::BTreeMap;
+use support::*;
+use tidings_testkit::SmtpPeer;
+
+const MESSAGES: usize = 40;
+
+#[test]
+fn every_accepted_message_is_delivered_after_a_kill_and_restart() {
+    // The relay takes 0.3 s to answer each DATA, so deliveries are under way when the daemon dies.
+    let mut peer = SmtpPeer::start(&["--delay-data", "0.3"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init"]);
+    configure_relay(dir, peer.port, &["delivery.connections=4"]);
+    let token =
+        ok(dir, &["api-token", "create", "--name", "crash-test", "--role", "network_administrator"]).trim().to_owned();
+
+    let daemon = Daemon::start(dir, &["--queue-poll-interval", "200ms"]);
+    let mut ids = Vec::new();
+    for i in 0..MESSAGES {
+        let body = json!({"to": ["ops@example.com"], "subject": format!("crash {i}"), "text": "durable"});
+        let (status, answer) = http(&daemon.address, "POST", "/api/v1/messages", Some(&token), Some(&body));
+        assert_eq!(status, 202, "{answer}");
+        ids.push(answer["id"].as_i64().unwrap());
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let first = peer.next_message_blocking();
+    *seen.entry(subject(&first)).or_default() += 1;
+    daemon.kill9();
+
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["queue", "list", "--limit", "100", "--json"])).unwrap();
+    let undelivered = list.as_array().unwrap().iter().filter(|m| m["status"] != "delivered").count();
+    assert!(undelivered > MESSAGES / 2, "the kill came mid-way: {undelivered} of {MESSAGES} undelivered");
+
+    let restarted = Daemon::start(dir, &["--queue-poll-interval", "200ms"]);
+    while seen.len() < MESSAGES {
+        let message = peer.next_message_blocking();
+        *seen.entry(subject(&message)).or_default() += 1;
+    }
+    eventually("every message to be delivered", || {
+        let (_, list) =
+            http(&restarted.address, "GET", "/api/v1/messages?status=delivered&limit=1000", Some(&token), None);
+        list["messages"].as_array().unwrap().len() == MESSAGES
+    });
+    for (subject, count) in &seen {
+        assert!(*count <= 2, "{subject} was sent {count} times");
+    }
+    peer.received_now().iter().for_each(|m| assert!(seen.contains_key(&subject(m))));
+}
+
+fn subject(message: &serde_json::Value) -> String {
+    let data = message["data"].as_str().unwrap();
+    data.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap().to_owned()
+}
