@@ -11,7 +11,10 @@ use crate::{
     token::TokenSource,
 };
 use chrono::Utc;
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+/// How many messages per connection the engine leases ahead.
+const BACKLOG_FACTOR: usize = 4;
 use tidings_app::{App, settings::Current};
 use tidings_core::{
     config::{AuthMethod, Encryption},
@@ -80,6 +83,8 @@ impl Engine {
         let pool = Arc::new(Pool::new(64, self.options.idle_timeout));
         let mut relay = self.relay().await;
         let mut in_flight: JoinSet<()> = JoinSet::new();
+        // Leased messages waiting for a free connection: leasing several at once saves a commit per message.
+        let mut backlog: VecDeque<LeasedMessage> = VecDeque::new();
 
         while !shutdown.is_cancelled() {
             while in_flight.try_join_next().is_some() {}
@@ -87,41 +92,43 @@ impl Engine {
                 relay = self.relay().await;
                 pool.clear();
             }
-            let free = relay.connections.saturating_sub(in_flight.len());
-            if let (Ok(settings), true) = (&relay.settings, free > 0) {
+            let Ok(settings) = &relay.settings else {
+                self.idle(&shutdown, &mut in_flight, self.options.poll_interval).await;
+                continue;
+            };
+            if backlog.len() < relay.connections {
+                let want = (relay.connections * BACKLOG_FACTOR - backlog.len()) as u32;
                 let now = Utc::now();
                 let until = now + chrono::Duration::from_std(relay.lease).unwrap_or(chrono::Duration::minutes(5));
-                match self.app.store().lease_due(&owner, now, until, free as u32).await {
-                    Ok(leased) if !leased.is_empty() => {
-                        for message in leased {
-                            let job = Delivery {
-                                message,
-                                settings: settings.clone(),
-                                revision: relay.revision,
-                                pool: pool.clone(),
-                                policy: relay.policy,
-                                owner: owner.clone(),
-                            };
-                            let settle_tx = settle_tx.clone();
-                            in_flight.spawn(async move {
-                                let settlement = job.run().await;
-                                let _ = settle_tx.send(settlement).await;
-                            });
-                        }
-                        continue;
-                    }
-                    Ok(_) => {}
+                match self.app.store().lease_due(&owner, now, until, want).await {
+                    Ok(leased) => backlog.extend(leased),
                     Err(e) => tracing::error!(error = %e, "could not lease due messages; will retry"),
                 }
             }
-            let sleep = self.until_next_due(free > 0 && relay.settings.is_ok()).await;
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = self.wake.notified() => {}
-                _ = self.config.changed() => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                () = tokio::time::sleep(sleep) => {}
+            let mut started = false;
+            while in_flight.len() < relay.connections
+                && let Some(message) = backlog.pop_front()
+            {
+                let job = Delivery {
+                    message,
+                    settings: settings.clone(),
+                    revision: relay.revision,
+                    pool: pool.clone(),
+                    policy: relay.policy,
+                    owner: owner.clone(),
+                };
+                let settle_tx = settle_tx.clone();
+                in_flight.spawn(async move {
+                    let settlement = job.run().await;
+                    let _ = settle_tx.send(settlement).await;
+                });
+                started = true;
             }
+            if started && in_flight.len() < relay.connections {
+                continue;
+            }
+            let sleep = if backlog.is_empty() { self.until_next_due().await } else { self.options.poll_interval };
+            self.idle(&shutdown, &mut in_flight, sleep).await;
         }
 
         if !in_flight.is_empty() {
@@ -130,15 +137,29 @@ impl Engine {
         while in_flight.join_next().await.is_some() {}
         drop(settle_tx);
         let _ = settler.await;
+        if !backlog.is_empty() {
+            // Not attempted: make them due again at once, for this node's next start or another node.
+            if let Err(e) = self.app.store().expire_leases(&owner).await {
+                tracing::warn!(error = %e, "could not release leases of messages not attempted");
+            }
+        }
         pool.clear();
     }
 
-    /// How long to sleep: until the next message falls due, at most the poll interval.
-    async fn until_next_due(&self, can_work: bool) -> Duration {
-        let poll = self.options.poll_interval;
-        if !can_work {
-            return poll;
+    /// Waits for something to do: a new message, a delivery ending, a configuration change, the timer.
+    async fn idle(&mut self, shutdown: &CancellationToken, in_flight: &mut JoinSet<()>, sleep: Duration) {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = self.wake.notified() => {}
+            _ = self.config.changed() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            () = tokio::time::sleep(sleep) => {}
         }
+    }
+
+    /// How long to sleep: until the next message falls due, at most the poll interval.
+    async fn until_next_due(&self) -> Duration {
+        let poll = self.options.poll_interval;
         match self.app.store().next_due().await {
             Ok(Some(due)) => {
                 (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(5), poll)

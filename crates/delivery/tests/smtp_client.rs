@@ -266,3 +266,40 @@ async fn a_closed_port_is_a_transient_connect_failure() {
     s.host = "::1".into();
     assert_eq!(s.address(), format!("[::1]:{port}"));
 }
+
+/// A relay (or a man in the middle) that sends a reply after its STARTTLS `220` in the same packet: the
+/// client must not carry those bytes into the encrypted session (the STARTTLS injection attack).
+#[tokio::test]
+async fn data_sent_before_the_tls_handshake_is_not_trusted() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 injector ESMTP\r\n").await.unwrap();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let reply: &[u8] = match line.as_str() {
+                l if l.starts_with("EHLO") => b"250-injector\r\n250 STARTTLS\r\n",
+                "STARTTLS" => b"220 2.0.0 Ready to start TLS\r\n250-injected\r\n250 AUTH PLAIN\r\n",
+                _ => b"500 unexpected\r\n",
+            };
+            write.write_all(reply).await.unwrap();
+        }
+    });
+    let settings = RelaySettings {
+        host: "127.0.0.1".into(),
+        port,
+        encryption: Encryption::Starttls,
+        auth: RelayAuth::None,
+        tls: tls::client_config(&TlsOptions::default()).unwrap(),
+        verify_certificates: true,
+        timeout: Duration::from_secs(5),
+        helo_name: "t".into(),
+    };
+    let err = Connection::open(&settings).await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::StarttlsInjection), "{err}");
+    assert_eq!(err.stage, Stage::Starttls);
+    server.abort();
+}

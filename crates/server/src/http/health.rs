@@ -28,12 +28,23 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         );
     }
     let config = inner.config.get();
+    let queue: serde_json::Map<String, serde_json::Value> = match inner.app.store().queue_counts().await {
+        Ok(counts) => counts.into_iter().map(|(status, n)| (status.to_string(), json!(n))).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: cannot count the queue");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "reason": "the outbox cannot be read" })),
+            );
+        }
+    };
     (
         StatusCode::OK,
         Json(json!({
             "status": "ready",
             "config_revision": config.revision,
             "uptime_seconds": inner.started.elapsed().as_secs(),
+            "queue": queue,
         })),
     )
 }

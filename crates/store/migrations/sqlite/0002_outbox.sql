@@ -11,7 +11,6 @@ CREATE TABLE messages (
     subject         TEXT,
     message_id      TEXT,
     size            INTEGER NOT NULL,
-    content         BLOB    NOT NULL,
     created_at      INTEGER NOT NULL,
     -- Start of the retry lifetime: acceptance, or the last manual retry.
     lifetime_start  INTEGER NOT NULL,
@@ -25,6 +24,12 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_due ON messages (status, next_attempt_at);
 CREATE INDEX messages_lease ON messages (status, lease_until);
+
+-- The message itself, apart, so that queue operations never read through message bodies.
+CREATE TABLE message_content (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    content    BLOB NOT NULL
+);
 
 -- The delivery log: one row per attempt, the JSON of tidings_core::outbox::Attempt.
 CREATE TABLE attempts (

@@ -42,8 +42,17 @@ impl SqliteStore {
             // FULL: a commit is on disk before it returns, also in WAL mode.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
+            // 512 KiB of page cache per connection (SQLite's default is 2 MiB): the hot rows are few, and the
+            // daemon must stay small on an appliance.
+            .pragma("cache_size", "-512")
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        // Connections beyond one close after 30 s unused, returning their cache (and thread) when idle.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(1)
+            .idle_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }

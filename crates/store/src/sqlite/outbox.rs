@@ -15,9 +15,9 @@ pub(super) async fn enqueue(pool: &SqlitePool, messages: &[NewOutboxMessage]) ->
         let at = ms(m.created_at);
         let recipients = serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e))?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size, content,
+            "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size,
                                    created_at, lifetime_start, updated_at, next_attempt_at)
-             VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&m.origin)
         .bind(&m.mail_from)
@@ -25,13 +25,17 @@ pub(super) async fn enqueue(pool: &SqlitePool, messages: &[NewOutboxMessage]) ->
         .bind(&m.subject)
         .bind(&m.message_id)
         .bind(m.content.len() as i64)
-        .bind(&m.content)
         .bind(at)
         .bind(at)
         .bind(at)
         .bind(at)
         .fetch_one(&mut *tx)
         .await?;
+        sqlx::query("INSERT INTO message_content (message_id, content) VALUES (?, ?)")
+            .bind(id)
+            .bind(&m.content)
+            .execute(&mut *tx)
+            .await?;
         ids.push(id);
     }
     tx.commit().await?;
@@ -45,15 +49,22 @@ pub(super) async fn lease_due(
     until: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<LeasedMessage>> {
+    // Each branch walks its own index in order and stops at the limit.
     let rows = sqlx::query(
         "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, updated_at = ?3
          WHERE id IN (
-             SELECT id FROM messages
-             WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= ?3)
-                OR (status = 'sending' AND lease_until <= ?3)
-             ORDER BY next_attempt_at, id
+             SELECT id FROM (
+                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+                                WHERE status = 'queued' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
+                 UNION ALL
+                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+                                WHERE status = 'deferred' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
+                 UNION ALL
+                 SELECT * FROM (SELECT id, lease_until AS due FROM messages
+                                WHERE status = 'sending' AND lease_until <= ?3 ORDER BY lease_until LIMIT ?4))
+             ORDER BY due, id
              LIMIT ?4)
-         RETURNING id, mail_from, recipients, content, attempts, lifetime_start",
+         RETURNING id, mail_from, recipients, attempts, lifetime_start, (SELECT content FROM message_content WHERE message_id = messages.id) AS content",
     )
     .bind(owner)
     .bind(ms(until))
@@ -126,7 +137,9 @@ pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Res
 pub(super) async fn next_due(pool: &SqlitePool) -> Result<Option<DateTime<Utc>>> {
     let due: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(t) FROM (
-             SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('queued', 'deferred')
+             SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'queued'
+             UNION ALL
+             SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'deferred'
              UNION ALL
              SELECT MIN(lease_until) AS t FROM messages WHERE status = 'sending')",
     )

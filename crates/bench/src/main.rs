@@ -1,0 +1,226 @@
+//! Measures Tidings as an operator would run it (the release binary, its HTTP API, a real SMTP sink):
+//!
+//! 1. idle memory of a freshly started daemon;
+//! 2. messages accepted per second through `POST /api/v1/messages`, each durably committed before its 202,
+//!    with no relay configured so that acceptance is measured alone;
+//! 3. messages delivered per second once the relay (Postfix's `smtp-sink`) is configured, draining that
+//!    backlog.
+//!
+//! `scripts/bench` builds everything in release mode, installs `smtp-sink` and runs this. Results are printed
+//! as a Markdown table for docs/BENCHMARKS.md.
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+struct Args {
+    tidings: PathBuf,
+    smtp_sink: PathBuf,
+    messages: usize,
+    concurrency: usize,
+    connections: u32,
+}
+
+fn args() -> Result<Args> {
+    let mut args = Args {
+        tidings: PathBuf::from("target/release/tidings"),
+        smtp_sink: PathBuf::from("smtp-sink"),
+        messages: 20_000,
+        concurrency: 64,
+        connections: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--tidings" => args.tidings = value.into(),
+            "--smtp-sink" => args.smtp_sink = value.into(),
+            "--messages" => args.messages = value.parse()?,
+            "--concurrency" => args.concurrency = value.parse()?,
+            "--connections" => args.connections = value.parse()?,
+            other => {
+                bail!("unknown flag {other}; expected --tidings, --smtp-sink, --messages, --concurrency, --connections")
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn tidings(args: &Args, dir: &Path, rest: &[&str]) -> Result<String> {
+    let out = Command::new(&args.tidings).arg("--data-dir").arg(dir).args(rest).output()?;
+    if !out.status.success() {
+        bail!("tidings {rest:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("malformed VmRSS")?.parse()?)
+}
+
+async fn readyz(client: &reqwest::Client, base: &str) -> Result<Value> {
+    Ok(client.get(format!("{base}/readyz")).send().await?.json().await?)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = args()?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+
+    let sink_port = free_port()?;
+    let _sink = Process(
+        Command::new(&args.smtp_sink)
+            .args(["-u", "nobody", &format!("127.0.0.1:{sink_port}"), "1000"])
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {} (scripts/bench installs it)", args.smtp_sink.display()))?,
+    );
+
+    tidings(&args, &data, &["init"])?;
+    let connections = format!("delivery.connections={}", args.connections);
+    tidings(
+        &args,
+        &data,
+        &["config", "set", "sender=bench@example.com", &connections, "delivery.timeout=30s", "delivery.lease=5m"],
+    )?;
+    let token = tidings(&args, &data, &["api-token", "create", "--name", "bench", "--role", "network_administrator"])?
+        .trim()
+        .to_owned();
+
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let daemon = Process(
+        Command::new(&args.tidings)
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "--log",
+                "warn",
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--config-poll-interval",
+                "100ms",
+            ])
+            .spawn()?,
+    );
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let started = Instant::now();
+    while readyz(&client, &base).await.is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the daemon did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_rss = rss_kib(daemon.0.id())?;
+
+    // Acceptance: every 202 means committed and synced.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency {
+        let (client, base, token, next, total) =
+            (client.clone(), base.clone(), token.clone(), next.clone(), args.messages);
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let body =
+                    json!({"to": ["sink@example.com"], "subject": format!("bench {i}"), "text": "x".repeat(3000)});
+                let sent = Instant::now();
+                let response =
+                    client.post(format!("{base}/api/v1/messages")).bearer_auth(&token).json(&body).send().await?;
+                if response.status() != 202 {
+                    bail!("message {i}: {} {}", response.status(), response.text().await?);
+                }
+                latencies.push(sent.elapsed());
+            }
+        });
+    }
+    let mut latencies: Vec<Duration> = Vec::with_capacity(args.messages);
+    for result in tasks.join_all().await {
+        latencies.extend(result?);
+    }
+    let accept_time = t0.elapsed();
+    latencies.sort();
+    let loaded_rss = rss_kib(daemon.0.id())?;
+
+    // Delivery: configure the relay and drain the backlog.
+    let t1 = Instant::now();
+    tidings(
+        &args,
+        &data,
+        &["config", "set", "smtp.host=127.0.0.1", &format!("smtp.port={sink_port}"), "smtp.encryption=none"],
+    )?;
+    loop {
+        let ready = readyz(&client, &base).await?;
+        let delivered = ready["queue"]["delivered"].as_u64().unwrap_or(0) as usize;
+        if delivered >= args.messages {
+            break;
+        }
+        if ready["queue"]["failed"].as_u64().unwrap_or(0) > 0 {
+            bail!("deliveries failed: {ready}");
+        }
+        if t1.elapsed() > Duration::from_secs(600) {
+            bail!("delivery did not finish: {ready}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deliver_time = t1.elapsed();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after_rss = rss_kib(daemon.0.id())?;
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let settled_rss = rss_kib(daemon.0.id())?;
+
+    let n = args.messages as f64;
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+    println!("| measure | result |");
+    println!("| --- | --- |");
+    println!(
+        "| messages | {} (3 KB text each), {} concurrent API clients, {} relay connections |",
+        args.messages, args.concurrency, args.connections
+    );
+    println!(
+        "| accepted per second (API, durable commit) | {:.0} ({:.2} s) |",
+        n / accept_time.as_secs_f64(),
+        accept_time.as_secs_f64()
+    );
+    println!("| acceptance latency p50 / p99 | {:.1} ms / {:.1} ms |", pct(0.5), pct(0.99));
+    println!(
+        "| delivered per second (to smtp-sink, from relay configured to all delivered) | {:.0} ({:.2} s) |",
+        n / deliver_time.as_secs_f64(),
+        deliver_time.as_secs_f64()
+    );
+    println!("| resident memory, idle after start | {:.1} MB |", idle_rss as f64 / 1024.0);
+    println!("| resident memory, after accepting the batch | {:.1} MB |", loaded_rss as f64 / 1024.0);
+    println!("| resident memory, 5 s after delivering the batch | {:.1} MB |", after_rss as f64 / 1024.0);
+    println!("| resident memory, 45 s after delivering the batch (idle) | {:.1} MB |", settled_rss as f64 / 1024.0);
+    Ok(())
+}
