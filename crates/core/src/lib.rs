@@ -7,6 +7,8 @@
 //!   Google's client-file import and validation.
 //! - [`address`] and [`net`]: the syntax of mail addresses, host names and URLs, shared by validation.
 //! - [`secret`]: secret values that never print, and the names of the secrets Tidings keeps.
+//! - [`message`] and [`outbox`]: messages to send, and how delivery attempts settle them.
+//! - [`oauth`]: the OAuth 2.0 protocol's pure part: PKCE, authorization URLs, redirects, responses, errors.
 //! - [`account`]: roles and user names.
 //! - [`audit`]: what an audit-log entry records.
 
@@ -16,6 +18,7 @@ pub mod audit;
 pub mod config;
 pub mod message;
 pub mod net;
+pub mod oauth;
 pub mod outbox;
 pub mod secret;
 

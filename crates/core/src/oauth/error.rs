@@ -1,0 +1,226 @@
+//! What an OAuth error means for Tidings, and what an administrator should do about it: Microsoft's AADSTS
+//! codes (in `error_codes`, or as `AADSTSnnnn:` in the description) and Google's messages explained.
+
+use super::response::ErrorResponse;
+use crate::config::Provider;
+
+/// What to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Device flow: the user has not finished yet; poll again after the interval.
+    Pending,
+    /// Device flow: poll less often (interval + 5 s).
+    SlowDown,
+    /// A passing problem at the provider; try again later, keep everything.
+    Retry,
+    /// The authorization is gone (expired, revoked, MFA or policy): an administrator must authorize again.
+    Reauthorize,
+    /// The client registration or configuration is wrong: fix it, then authorize.
+    Misconfigured,
+    /// The user refused at the provider.
+    Declined,
+    /// The device code expired before the user finished: start again.
+    Expired,
+}
+
+/// An error, classified and explained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explained {
+    pub verdict: Verdict,
+    /// `error: description` as the provider said it (first line).
+    pub said: String,
+    /// What it means and what to do.
+    pub explanation: String,
+}
+
+/// Classifies and explains a provider's error.
+pub fn explain(provider: Option<Provider>, error: &ErrorResponse) -> Explained {
+    let description = error.error_description.as_deref().unwrap_or("").lines().next().unwrap_or("").trim().to_owned();
+    let said = if description.is_empty() { error.error.clone() } else { format!("{}: {description}", error.error) };
+    let (verdict, explanation) = match aadsts(error).and_then(microsoft) {
+        Some(known) => known,
+        None => by_error(provider, error, &description),
+    };
+    Explained { verdict, said, explanation: explanation.to_owned() }
+}
+
+/// The first AADSTS code: from `error_codes`, or from `AADSTSnnnn` in the description.
+fn aadsts(error: &ErrorResponse) -> Option<u64> {
+    error.error_codes.first().copied().or_else(|| {
+        let d = error.error_description.as_deref()?;
+        let start = d.find("AADSTS")? + 6;
+        let digits: String = d[start..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
+fn microsoft(code: u64) -> Option<(Verdict, &'static str)> {
+    Some(match code {
+        70000 => (
+            Verdict::Reauthorize,
+            "Microsoft no longer accepts this authorization (the grant is invalid, or a scope was not consented). Authorize Tidings again.",
+        ),
+        700082 => (
+            Verdict::Reauthorize,
+            "The refresh token expired because it was not used for 90 days. Authorize Tidings again; it then refreshes regularly on its own.",
+        ),
+        50173 => (
+            Verdict::Reauthorize,
+            "The authorization was revoked (the account's password changed, or an administrator revoked its sessions). Authorize Tidings again.",
+        ),
+        50076 | 50079 => (
+            Verdict::Reauthorize,
+            "Multi-factor authentication is required. Authorize Tidings again in a browser, completing the MFA prompt.",
+        ),
+        53003 => (
+            Verdict::Reauthorize,
+            "A Conditional Access policy blocked the sign-in. Ask the Entra administrator to allow Tidings' application (or this location) in Conditional Access, then authorize again.",
+        ),
+        7000222 => (
+            Verdict::Misconfigured,
+            "The application's client secret has expired. Create a new one in the Entra admin center (App registrations > the app > Certificates & secrets) and set it with `tidings config set-secret oauth.client_secret`.",
+        ),
+        7000218 => (
+            Verdict::Misconfigured,
+            "Microsoft expects a client secret, or public client flows to be allowed. Set oauth.client_secret, or enable 'Allow public client flows' (App registrations > the app > Authentication) for the device flow.",
+        ),
+        7000215 => (
+            Verdict::Misconfigured,
+            "The client secret is wrong: use the secret's value (not its id) from Certificates & secrets.",
+        ),
+        700016 => (
+            Verdict::Misconfigured,
+            "No application with this client id exists in the tenant. Check oauth.client_id and oauth.tenant.",
+        ),
+        90002 => (Verdict::Misconfigured, "The tenant does not exist. Check oauth.tenant."),
+        65001 => (
+            Verdict::Misconfigured,
+            "The application lacks consent for its permissions. Grant admin consent (App registrations > the app > API permissions), then authorize again.",
+        ),
+        50011 | 500113 => (
+            Verdict::Misconfigured,
+            "The redirect URI is not registered for the application. Add Tidings' redirect URI (`tidings config show` prints it) under Authentication > Web.",
+        ),
+        65004 => (Verdict::Declined, "The user declined to consent. Authorize again and accept the permissions."),
+        _ => return None,
+    })
+}
+
+fn by_error(provider: Option<Provider>, error: &ErrorResponse, description: &str) -> (Verdict, &'static str) {
+    match error.error.as_str() {
+        "authorization_pending" => (Verdict::Pending, "Waiting for the user to finish signing in."),
+        "slow_down" => (Verdict::SlowDown, "The provider asks to poll less often."),
+        "access_denied" | "authorization_declined" => {
+            (Verdict::Declined, "The sign-in was refused or cancelled. Start again and accept the permissions.")
+        }
+        "expired_token" => {
+            (Verdict::Expired, "The code expired before the sign-in was finished. Start the device flow again.")
+        }
+        "temporarily_unavailable" | "server_error" => {
+            (Verdict::Retry, "The provider is having trouble; Tidings tries again later.")
+        }
+        "invalid_grant" if provider == Some(Provider::Google) || description.contains("expired or revoked") => (
+            Verdict::Reauthorize,
+            "Google no longer accepts this authorization: it was revoked, the account's password changed, or the app is \
+             in Testing in the OAuth consent screen, where refresh tokens expire after 7 days (publish the app to \
+             production to keep them). Authorize Tidings again.",
+        ),
+        "invalid_grant" => (
+            Verdict::Reauthorize,
+            "The provider no longer accepts this authorization (expired or revoked). Authorize Tidings again.",
+        ),
+        "invalid_client" | "unauthorized_client" => (
+            Verdict::Misconfigured,
+            "The provider does not accept this client: check oauth.client_id and oauth.client_secret, and that the \
+             application may use this grant type.",
+        ),
+        "invalid_scope" => (
+            Verdict::Misconfigured,
+            "The provider refuses the requested scopes for this client or flow. Check oauth.scopes.",
+        ),
+        "invalid_request" | "unsupported_grant_type" => (
+            Verdict::Misconfigured,
+            "The provider refused the request as malformed for this client. Check the OAuth endpoints and client settings.",
+        ),
+        _ => (Verdict::Reauthorize, "The provider refused. Check the OAuth settings, then authorize Tidings again."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(code: u64, error: &str, text: &str) -> ErrorResponse {
+        ErrorResponse {
+            error: error.into(),
+            error_description: Some(format!("AADSTS{code}: {text}\r\nTrace ID: x")),
+            error_codes: vec![code],
+            error_uri: None,
+        }
+    }
+
+    #[test]
+    fn microsoft_aadsts_codes() {
+        for (code, verdict, needle) in [
+            (70000, Verdict::Reauthorize, "Authorize Tidings again"),
+            (700082, Verdict::Reauthorize, "90 days"),
+            (50173, Verdict::Reauthorize, "revoked"),
+            (50076, Verdict::Reauthorize, "Multi-factor"),
+            (53003, Verdict::Reauthorize, "Conditional Access"),
+            (7000222, Verdict::Misconfigured, "client secret has expired"),
+            (7000218, Verdict::Misconfigured, "Allow public client flows"),
+        ] {
+            let e = explain(Some(Provider::Microsoft), &ms(code, "invalid_grant", "text"));
+            assert_eq!(e.verdict, verdict, "{code}");
+            assert!(e.explanation.contains(needle), "{code}: {}", e.explanation);
+            assert_eq!(e.said, format!("invalid_grant: AADSTS{code}: text"), "first line only");
+        }
+    }
+
+    #[test]
+    fn the_code_is_found_in_the_description_too() {
+        let e = ErrorResponse {
+            error: "invalid_grant".into(),
+            error_description: Some("AADSTS700082: expired".into()),
+            error_codes: vec![],
+            error_uri: None,
+        };
+        assert!(explain(None, &e).explanation.contains("90 days"));
+    }
+
+    #[test]
+    fn device_flow_states() {
+        let plain = |error: &str| ErrorResponse {
+            error: error.into(),
+            error_description: None,
+            error_codes: vec![],
+            error_uri: None,
+        };
+        assert_eq!(explain(None, &plain("authorization_pending")).verdict, Verdict::Pending);
+        assert_eq!(explain(None, &plain("slow_down")).verdict, Verdict::SlowDown);
+        assert_eq!(explain(None, &plain("authorization_declined")).verdict, Verdict::Declined);
+        assert_eq!(explain(None, &plain("access_denied")).verdict, Verdict::Declined);
+        assert_eq!(explain(None, &plain("expired_token")).verdict, Verdict::Expired);
+        assert_eq!(explain(None, &plain("temporarily_unavailable")).verdict, Verdict::Retry);
+    }
+
+    #[test]
+    fn google_invalid_grant_mentions_testing_mode() {
+        let e = ErrorResponse {
+            error: "invalid_grant".into(),
+            error_description: Some("Token has been expired or revoked.".into()),
+            error_codes: vec![],
+            error_uri: None,
+        };
+        let got = explain(Some(Provider::Google), &e);
+        assert_eq!(got.verdict, Verdict::Reauthorize);
+        assert!(got.explanation.contains("7 days") && got.explanation.contains("production"), "{}", got.explanation);
+        let scope = ErrorResponse {
+            error: "invalid_scope".into(),
+            error_description: None,
+            error_codes: vec![],
+            error_uri: None,
+        };
+        assert_eq!(explain(Some(Provider::Google), &scope).verdict, Verdict::Misconfigured);
+    }
+}
