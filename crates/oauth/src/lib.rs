@@ -1,0 +1,12 @@
+//! Tidings' OAuth 2.0 token management.
+//!
+//! - [`manager`]: the [`manager::TokenManager`], which delivery asks for access tokens. It keeps the access
+//!   token in memory, refreshes it ahead of expiry in the background, lets one refresh run at a time, stores a
+//!   rotated refresh token at once, retries passing failures and reports when an administrator must act.
+//! - [`status`]: the token status shown to administrators.
+//!
+//! The manager reaches the provider through a [`manager::TokenEndpoint`] and keeps the refresh token in a
+//! [`manager::Vault`], so that it can be tested under a paused clock.
+
+pub mod manager;
+pub mod status;
