@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod api_tokens;
+pub mod authorization;
 pub mod cipher;
 pub mod data_dir;
 pub mod outbox;

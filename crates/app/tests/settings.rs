@@ -264,3 +264,37 @@ async fn concurrent_submissions_share_commits() {
     assert!(committer.commits() < 100, "{} commits for 500 messages", committer.commits());
     assert_eq!(app.messages(None, 1000, None).await.unwrap().len(), 500);
 }
+
+#[tokio::test]
+async fn the_refresh_token_is_sealed_rotated_and_forgotten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    assert_eq!(app.oauth_refresh_token().await.unwrap(), None);
+    let first = SecretString::new("0.AXoA-first-refresh-token-value");
+    app.oauth_acquired("cli:test", Some(&first), Some("alerts@contoso.com")).await.unwrap();
+    assert_eq!(app.oauth_refresh_token().await.unwrap(), Some(first.clone()));
+    let record = app.oauth_record().await.unwrap();
+    assert_eq!(record.account.as_deref(), Some("alerts@contoso.com"));
+    assert!(record.acquired_at.is_some() && record.refreshed_at.is_none());
+
+    app.oauth_failed("invalid_grant: AADSTS700082", "Authorize Tidings again.").await.unwrap();
+    assert!(app.oauth_record().await.unwrap().failure.is_some());
+    let rotated = SecretString::new("0.AXoA-rotated-refresh-token-value");
+    app.oauth_refreshed(Some(&rotated)).await.unwrap();
+    assert_eq!(app.oauth_refresh_token().await.unwrap(), Some(rotated.clone()));
+    let record = app.oauth_record().await.unwrap();
+    assert!(record.failure.is_none() && record.refreshed_at.is_some(), "a refresh clears the failure");
+    app.oauth_refreshed(None).await.unwrap();
+    assert_eq!(app.oauth_refresh_token().await.unwrap(), Some(rotated), "kept when not rotated");
+
+    for (file, bytes) in all_bytes(tmp.path()) {
+        for needle in [first.expose(), "0.AXoA-rotated-refresh-token-value"] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found in {file}");
+        }
+    }
+    app.oauth_forget("cli:test").await.unwrap();
+    assert_eq!(app.oauth_refresh_token().await.unwrap(), None);
+    assert_eq!(app.oauth_record().await.unwrap(), tidings_store::OAuthRecord::default());
+    let actions: Vec<String> = app.store().audit(5).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(&actions[..2], ["oauth.revoke", "oauth.authorize"]);
+}

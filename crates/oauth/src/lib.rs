@@ -4,9 +4,11 @@
 //!   token in memory, refreshes it ahead of expiry in the background, lets one refresh run at a time, stores a
 //!   rotated refresh token at once, retries passing failures and reports when an administrator must act.
 //! - [`status`]: the token status shown to administrators.
+//! - [`vault`]: the data directory's [`manager::Vault`]: the refresh token sealed in the database.
 //!
 //! The manager reaches the provider through a [`manager::TokenEndpoint`] and keeps the refresh token in a
 //! [`manager::Vault`], so that it can be tested under a paused clock.
 
 pub mod manager;
 pub mod status;
+pub mod vault;

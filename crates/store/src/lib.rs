@@ -181,6 +181,29 @@ pub struct ApiToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// The relay account's OAuth authorization, as recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OAuthRecord {
+    pub account: Option<String>,
+    pub acquired_at: Option<DateTime<Utc>>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// The provider's words when an administrator must act, and what to do.
+    pub failure: Option<(String, String)>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// What a token grant changes.
+#[derive(Debug)]
+pub enum OAuthGrant<'a> {
+    /// A new authorization (a sign-in): the refresh token (sealed), the account, when.
+    Acquired { sealed_refresh_token: Option<&'a [u8]>, account: Option<&'a str> },
+    /// A refresh: the rotated refresh token (sealed), if the provider sent one.
+    Refreshed { sealed_refresh_token: Option<&'a [u8]> },
+}
+
+/// The name of the sealed refresh token in the secrets table.
+pub const REFRESH_TOKEN: &str = "oauth.refresh_token";
+
 /// Everything Tidings keeps. Implemented once per backend; every method is one atomic operation.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -236,6 +259,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn purge(&self, status: Status) -> Result<u64>;
     /// How many messages are in each status.
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>>;
+
+    // OAuth.
+
+    async fn oauth_record(&self) -> Result<OAuthRecord>;
+    /// Stores a grant (and the refresh token with it, atomically); clears any recorded failure.
+    async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()>;
+    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Forgets the authorization and its refresh token.
+    async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()>;
 
     // API tokens.
 

@@ -3,12 +3,13 @@
 //! Several processes may open the same file (the daemon and the CLI); SQLite serialises their writes and
 //! `busy_timeout` makes a writer wait for another instead of failing.
 
+mod oauth;
 mod outbox;
 mod tokens;
 
 use crate::{
     Account, ApiToken, ConfigRecord, ConfigSave, Error, LeasedMessage, MessageDetail, MessageFilter, MessageSummary,
-    NewAccount, NewOutboxMessage, Result, RetryOutcome, SealedSecret, Settlement, Store,
+    NewAccount, NewOutboxMessage, OAuthGrant, OAuthRecord, Result, RetryOutcome, SealedSecret, Settlement, Store,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -275,6 +276,19 @@ impl Store for SqliteStore {
     }
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>> {
         outbox::queue_counts(&self.pool).await
+    }
+
+    async fn oauth_record(&self) -> Result<OAuthRecord> {
+        oauth::record(&self.pool).await
+    }
+    async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
+        oauth::grant(&self.pool, grant, at).await
+    }
+    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>) -> Result<()> {
+        oauth::failure(&self.pool, reason, explanation, at).await
+    }
+    async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()> {
+        oauth::forget(&self.pool, audit).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {

@@ -1,0 +1,57 @@
+//! The relay account's OAuth authorization, persisted: the refresh token sealed like every secret, and what
+//! became of it (acquired, refreshed, refused). Access tokens are never stored.
+
+use crate::{App, Result};
+use chrono::Utc;
+use tidings_core::{audit::NewAuditEntry, secret::SecretString};
+use tidings_store::{OAuthGrant, OAuthRecord, REFRESH_TOKEN};
+
+impl App {
+    /// The stored refresh token, decrypted.
+    pub async fn oauth_refresh_token(&self) -> Result<Option<SecretString>> {
+        let sealed = self.store.sealed_secrets().await?.into_iter().find(|s| s.name == REFRESH_TOKEN);
+        sealed.map(|s| self.cipher.open(REFRESH_TOKEN, &s.sealed)).transpose()
+    }
+
+    /// Records a new authorization from a sign-in.
+    pub async fn oauth_acquired(
+        &self,
+        actor: &str,
+        refresh_token: Option<&SecretString>,
+        account: Option<&str>,
+    ) -> Result<()> {
+        let sealed = refresh_token.map(|t| self.cipher.seal(REFRESH_TOKEN, t.expose()));
+        self.store
+            .oauth_grant(OAuthGrant::Acquired { sealed_refresh_token: sealed.as_deref(), account }, Utc::now())
+            .await?;
+        let fields = account.map(|a| vec![a.to_owned()]).unwrap_or_default();
+        self.store
+            .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
+            .await?;
+        Ok(())
+    }
+
+    /// Records a refresh, replacing the refresh token when the provider rotated it.
+    pub async fn oauth_refreshed(&self, rotated: Option<&SecretString>) -> Result<()> {
+        let sealed = rotated.map(|t| self.cipher.seal(REFRESH_TOKEN, t.expose()));
+        Ok(self
+            .store
+            .oauth_grant(OAuthGrant::Refreshed { sealed_refresh_token: sealed.as_deref() }, Utc::now())
+            .await?)
+    }
+
+    /// Records that an administrator must act.
+    pub async fn oauth_failed(&self, reason: &str, explanation: &str) -> Result<()> {
+        Ok(self.store.oauth_failure(reason, explanation, Utc::now()).await?)
+    }
+
+    pub async fn oauth_record(&self) -> Result<OAuthRecord> {
+        Ok(self.store.oauth_record().await?)
+    }
+
+    /// Forgets the authorization and deletes its refresh token.
+    pub async fn oauth_forget(&self, actor: &str) -> Result<()> {
+        let audit = NewAuditEntry { actor: actor.to_owned(), action: "oauth.revoke".into(), fields: vec![] };
+        Ok(self.store.oauth_forget(&audit).await?)
+    }
+}

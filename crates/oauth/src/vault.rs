@@ -1,0 +1,95 @@
+//! The [`Vault`] of a data directory: the refresh token sealed in the database, through the app.
+
+use crate::manager::Vault;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tidings_app::App;
+use tidings_core::secret::SecretString;
+
+#[derive(Clone, Debug)]
+pub struct AppVault {
+    app: App,
+}
+
+impl AppVault {
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+#[async_trait]
+impl Vault for AppVault {
+    async fn refresh_token(&self) -> Result<Option<SecretString>, String> {
+        self.app.oauth_refresh_token().await.map_err(|e| e.to_string())
+    }
+
+    async fn store_refreshed(&self, rotated: Option<&SecretString>, _at: DateTime<Utc>) -> Result<(), String> {
+        self.app.oauth_refreshed(rotated).await.map_err(|e| e.to_string())
+    }
+
+    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), String> {
+        self.app.oauth_failed(reason, explanation).await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::manager::{EndpointError, Granted, ManagerOptions, TokenEndpoint, TokenManager};
+    use std::{sync::Arc, time::Duration};
+    use tidings_app::{InitOptions, data_dir::DataDir};
+    use tidings_delivery::token::{TokenError, TokenSource};
+
+    /// Rotates `rt-N` into `rt-N+1`; refuses an unknown refresh token like Microsoft does a revoked one.
+    #[derive(Debug)]
+    struct Rotating;
+
+    #[async_trait]
+    impl TokenEndpoint for Rotating {
+        async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError> {
+            let n: u32 = refresh_token.expose().strip_prefix("rt-").and_then(|n| n.parse().ok()).ok_or_else(|| {
+                EndpointError::Refused {
+                    said: "invalid_grant: AADSTS50173: The provided grant has expired due to it being revoked.".into(),
+                    explanation: "The authorization was revoked. Authorize Tidings again.".into(),
+                }
+            })?;
+            Ok(Granted {
+                access_token: SecretString::new(format!("at-{n}")),
+                expires_in: Duration::from_secs(3600),
+                refresh_token: Some(SecretString::new(format!("rt-{}", n + 1))),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn rotation_survives_a_restart_and_a_revocation_is_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let app =
+            App::init(DataDir::new(tmp.path()), InitOptions { admin_username: "admin".into(), ..Default::default() })
+                .await
+                .unwrap()
+                .app;
+        app.oauth_acquired("test", Some(&SecretString::new("rt-1")), Some("alerts@contoso.com")).await.unwrap();
+
+        let manager =
+            TokenManager::new(Arc::new(Rotating), Arc::new(AppVault::new(app.clone())), ManagerOptions::default());
+        assert_eq!(manager.access_token().await.unwrap().0.expose(), "at-1");
+        // A restart: a new manager, nothing in memory, the rotated refresh token on disk.
+        let restarted =
+            TokenManager::new(Arc::new(Rotating), Arc::new(AppVault::new(app.clone())), ManagerOptions::default());
+        assert_eq!(restarted.access_token().await.unwrap().0.expose(), "at-2");
+        assert_eq!(app.oauth_refresh_token().await.unwrap().unwrap().expose(), "rt-3");
+
+        app.oauth_acquired("test", Some(&SecretString::new("revoked")), None).await.unwrap();
+        let err =
+            TokenManager::new(Arc::new(Rotating), Arc::new(AppVault::new(app.clone())), ManagerOptions::default())
+                .access_token()
+                .await
+                .unwrap_err();
+        assert!(matches!(err, TokenError::ReauthorizationRequired(_)));
+        let record = app.oauth_record().await.unwrap();
+        assert!(record.failure.unwrap().0.contains("AADSTS50173"));
+    }
+}

@@ -1,0 +1,100 @@
+//! The OAuth authorization in SQLite: one row of state, the refresh token sealed in `secrets`.
+
+use super::insert_audit;
+use crate::{OAuthGrant, OAuthRecord, REFRESH_TOKEN, Result};
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqlitePool};
+use tidings_core::audit::NewAuditEntry;
+
+pub(super) async fn record(pool: &SqlitePool) -> Result<OAuthRecord> {
+    let row = sqlx::query("SELECT account, acquired_at, refreshed_at, failure, explanation, failed_at FROM oauth_authorization WHERE id = 1")
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map_or_else(OAuthRecord::default, |r| {
+        let failure: Option<String> = r.get("failure");
+        let explanation: Option<String> = r.get("explanation");
+        OAuthRecord {
+            account: r.get("account"),
+            acquired_at: r.get("acquired_at"),
+            refreshed_at: r.get("refreshed_at"),
+            failure: failure.map(|f| (f, explanation.unwrap_or_default())),
+            failed_at: r.get("failed_at"),
+        }
+    }))
+}
+
+async fn put_refresh_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    sealed: &[u8],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+    )
+    .bind(REFRESH_TOKEN)
+    .bind(sealed)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    match grant {
+        OAuthGrant::Acquired { sealed_refresh_token, account } => {
+            match sealed_refresh_token {
+                Some(sealed) => put_refresh_token(&mut tx, sealed, at).await?,
+                None => {
+                    sqlx::query("DELETE FROM secrets WHERE name = ?").bind(REFRESH_TOKEN).execute(&mut *tx).await?;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO oauth_authorization (id, account, acquired_at, refreshed_at) VALUES (1, ?, ?, NULL)
+                 ON CONFLICT (id) DO UPDATE SET account = excluded.account, acquired_at = excluded.acquired_at,
+                     refreshed_at = NULL, failure = NULL, explanation = NULL, failed_at = NULL",
+            )
+            .bind(account)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        OAuthGrant::Refreshed { sealed_refresh_token } => {
+            if let Some(sealed) = sealed_refresh_token {
+                put_refresh_token(&mut tx, sealed, at).await?;
+            }
+            sqlx::query(
+                "INSERT INTO oauth_authorization (id, refreshed_at) VALUES (1, ?)
+                 ON CONFLICT (id) DO UPDATE SET refreshed_at = excluded.refreshed_at, failure = NULL, explanation = NULL, failed_at = NULL",
+            )
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn failure(pool: &SqlitePool, reason: &str, explanation: &str, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO oauth_authorization (id, failure, explanation, failed_at) VALUES (1, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET failure = excluded.failure, explanation = excluded.explanation, failed_at = excluded.failed_at",
+    )
+    .bind(reason)
+    .bind(explanation)
+    .bind(at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn forget(pool: &SqlitePool, audit: &NewAuditEntry) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM secrets WHERE name = ?").bind(REFRESH_TOKEN).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM oauth_authorization").execute(&mut *tx).await?;
+    insert_audit(&mut tx, audit, Utc::now()).await?;
+    tx.commit().await?;
+    Ok(())
+}
