@@ -116,3 +116,63 @@ impl Drop for SmtpPeer {
         let _ = self.child.wait();
     }
 }
+
+/// The fake of Microsoft's token endpoint (`tests/peers/oauth_fake.py`) on 127.0.0.1.
+#[derive(Debug)]
+pub struct OAuthFake {
+    child: Child,
+    pub port: u16,
+    /// The access tokens valid now, one a line: give it to [`SmtpPeer`] as `--token-file`.
+    pub access_tokens: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl OAuthFake {
+    /// Starts the fake; `lifetime` is the access tokens' lifetime in seconds.
+    pub fn start(lifetime: u64, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let access_tokens = dir.path().join("access-tokens");
+        let mut child = Command::new(python())
+            .arg(repo_root().join("tests/peers/oauth_fake.py"))
+            .arg("--lifetime")
+            .arg(lifetime.to_string())
+            .arg("--access-tokens")
+            .arg(&access_tokens)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let port = first
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        Self { child, port, access_tokens, _dir: dir }
+    }
+
+    /// The token endpoint for a tenant.
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("http://127.0.0.1:{}/{tenant}/oauth2/v2.0/token", self.port)
+    }
+
+    /// Calls a control endpoint: `issue?refresh_token=X`, `revoke`, `outage?count=N`.
+    pub fn control(&self, what: &str) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(stream, "GET /control/{what} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.0 200"), "control {what}: {answer}");
+    }
+}
+
+impl Drop for OAuthFake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,143 @@
+//! The provider's token endpoint over HTTPS, through the configured proxy, trusting what delivery trusts
+//! (the system's store, `tls.ca_file`, `tls.verify_certificates`).
+
+use crate::manager::{EndpointError, Granted, TokenEndpoint};
+use async_trait::async_trait;
+use std::time::Duration;
+use tidings_core::{
+    EmailConfig,
+    config::Provider,
+    oauth::{
+        error::{Verdict, explain},
+        response::{ErrorResponse, TokenResponse},
+    },
+    secret::SecretString,
+};
+use tidings_delivery::smtp::tls;
+
+/// What a token endpoint call needs to know about the client.
+#[derive(Clone, Debug)]
+pub struct HttpEndpoint {
+    http: reqwest::Client,
+    provider: Option<Provider>,
+    token_endpoint: String,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    scopes: Vec<String>,
+}
+
+/// A lifetime assumed when a provider omits `expires_in`.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+impl HttpEndpoint {
+    /// An endpoint for the configured OAuth client; errors name the setting at fault.
+    pub fn new(cfg: &EmailConfig, client_secret: Option<SecretString>) -> Result<Self, String> {
+        let token_endpoint = cfg.oauth.token_endpoint.clone().ok_or("oauth.token_endpoint is not set")?;
+        let client_id = cfg.oauth.client_id.clone().ok_or("oauth.client_id is not set")?;
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls::client_config(&cfg.tls)?.as_ref().clone())
+            .timeout(cfg.delivery.timeout)
+            .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &cfg.oauth.proxy_url {
+            builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("oauth.proxy_url: {e}"))?);
+        } else {
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            provider: cfg.oauth.provider,
+            token_endpoint,
+            client_id,
+            client_secret,
+            scopes: cfg.oauth.scopes.clone(),
+        })
+    }
+
+    /// Posts a token request (client authentication included) and reads the answer.
+    pub async fn token_request(&self, mut form: Vec<(&'static str, String)>) -> Result<TokenResponse, EndpointError> {
+        form.push(("client_id", self.client_id.clone()));
+        if let Some(secret) = &self.client_secret {
+            form.push(("client_secret", secret.expose().to_owned()));
+        }
+        let response = self
+            .http
+            .post(&self.token_endpoint)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| EndpointError::Unavailable(describe(&self.token_endpoint, &e)))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| EndpointError::Unavailable(describe(&self.token_endpoint, &e)))?;
+        if status.is_success() {
+            return serde_json::from_str(&body).map_err(|e| {
+                EndpointError::Unavailable(format!("the token endpoint's answer is not a token response ({e})"))
+            });
+        }
+        match serde_json::from_str::<ErrorResponse>(&body) {
+            Ok(error) => {
+                let explained = explain(self.provider, &error);
+                match explained.verdict {
+                    Verdict::Retry | Verdict::Pending | Verdict::SlowDown => {
+                        Err(EndpointError::Unavailable(explained.said))
+                    }
+                    _ => Err(EndpointError::Refused { said: explained.said, explanation: explained.explanation }),
+                }
+            }
+            Err(_) if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                Err(EndpointError::Unavailable(format!("the token endpoint answered HTTP {status}")))
+            }
+            Err(_) => Err(EndpointError::Refused {
+                said: format!("the token endpoint answered HTTP {status}"),
+                explanation: format!("Check oauth.token_endpoint ({}) and oauth.proxy_url.", self.token_endpoint),
+            }),
+        }
+    }
+
+    /// Whether the token endpoint can be reached (through the proxy, with the TLS settings): any HTTP answer
+    /// counts as connected.
+    pub async fn check(&self) -> Result<(), String> {
+        self.http.get(&self.token_endpoint).send().await.map(|_| ()).map_err(|e| describe(&self.token_endpoint, &e))
+    }
+}
+
+#[async_trait]
+impl TokenEndpoint for HttpEndpoint {
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError> {
+        let mut form =
+            vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
+        if !self.scopes.is_empty() {
+            form.push(("scope", self.scopes.join(" ")));
+        }
+        let answer = self.token_request(form).await?;
+        Ok(granted(answer))
+    }
+}
+
+/// A token response as a grant.
+pub fn granted(answer: TokenResponse) -> Granted {
+    Granted {
+        access_token: SecretString::new(answer.access_token),
+        expires_in: answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_LIFETIME),
+        refresh_token: answer.refresh_token.map(SecretString::new),
+    }
+}
+
+/// An HTTP failure in words: which part failed (connection, TLS, proxy, timeout).
+fn describe(url: &str, e: &reqwest::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_timeout() {
+        format!("{url} did not answer in time ({chain})")
+    } else if e.is_connect() {
+        format!("cannot connect to {url} ({chain})")
+    } else {
+        format!("{url}: {chain}")
+    }
+}

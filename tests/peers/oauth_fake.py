@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""A fake of Microsoft's v2.0 token endpoint, for what no real OAuth server here reproduces: refresh-token
+rotation as Microsoft does it, AADSTS errors (`error_description` starting `AADSTSnnnn:`, `error_codes`,
+`trace_id`, `correlation_id`), and outages.
+
+POST /{tenant}/oauth2/v2.0/token (form-encoded), grant_type=refresh_token:
+  a known refresh token gets {"token_type":"Bearer","scope":...,"expires_in":N,"ext_expires_in":N,
+  "access_token":...,"refresh_token":<a new one>}; the old refresh token stays valid (as Microsoft's do).
+  An unknown or revoked one gets 400 invalid_grant AADSTS70000 (or the code set by --revoked-code).
+Control (GET, loopback only): /control/issue?refresh_token=X  (makes X valid), /control/revoke (revokes every
+refresh token), /control/outage?count=N (the next N token requests answer 503).
+Valid access tokens are written, one a line, to --access-tokens FILE (for the SMTP peer's --token-file); an
+access token leaves the file when it expires.
+Prints `READY <port>` once listening; requests are logged to stderr as `GRANT <grant_type> <outcome>`.
+"""
+
+import argparse
+import json
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--lifetime", type=int, default=3600, help="access token lifetime, seconds")
+    p.add_argument("--access-tokens", required=True)
+    p.add_argument("--revoked-code", type=int, default=70000)
+    p.add_argument("--client-id", default="6731de76-14a6-49ae-97bc-6eba6914391e")
+    return p.parse_args()
+
+
+ARGS = parse_args()
+LOCK = threading.Lock()
+REFRESH = set()
+ACCESS = {}  # token -> expiry
+OUTAGE = [0]
+DESCRIPTIONS = {
+    70000: "AADSTS70000: The provided value for the 'refresh_token' is not valid. The grant is invalid or malformed.",
+    700082: "AADSTS700082: The refresh token has expired due to inactivity. The token was issued on 2026-08-01T00:00:00Z and was inactive for 90.00:00:00.",
+    50173: "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed.",
+}
+
+
+def write_access_tokens():
+    now = time.time()
+    for token in [t for t, exp in ACCESS.items() if exp <= now]:
+        del ACCESS[token]
+    with open(ARGS.access_tokens + ".tmp", "w") as f:
+        f.write("".join(t + "\n" for t in ACCESS))
+    import os
+    os.replace(ARGS.access_tokens + ".tmp", ARGS.access_tokens)
+
+
+def expiry_sweeper():
+    while True:
+        time.sleep(0.2)
+        with LOCK:
+            write_access_tokens()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        with LOCK:
+            if url.path == "/control/issue":
+                REFRESH.add(query["refresh_token"])
+            elif url.path == "/control/revoke":
+                REFRESH.clear()
+            elif url.path == "/control/outage":
+                OUTAGE[0] = int(query.get("count", "1"))
+            else:
+                return self.answer(404, {"error": "not_found"})
+        self.answer(200, {"ok": True})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+        if not self.path.endswith("/oauth2/v2.0/token"):
+            return self.answer(404, {"error": "not_found"})
+        grant = form.get("grant_type", "")
+        with LOCK:
+            if OUTAGE[0] > 0:
+                OUTAGE[0] -= 1
+                print(f"GRANT {grant} outage", file=sys.stderr, flush=True)
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if form.get("client_id") != ARGS.client_id:
+                return self.error(400, "invalid_client", 700016,
+                                  f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.")
+            if grant != "refresh_token":
+                return self.error(400, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.")
+            if form.get("refresh_token") not in REFRESH:
+                print(f"GRANT {grant} refused", file=sys.stderr, flush=True)
+                return self.error(400, "invalid_grant", ARGS.revoked_code, DESCRIPTIONS.get(ARGS.revoked_code, f"AADSTS{ARGS.revoked_code}: refused."))
+            access = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
+            ACCESS[access] = time.time() + ARGS.lifetime
+            rotated = "0.AXoA-" + secrets.token_urlsafe(24)
+            REFRESH.add(rotated)
+            write_access_tokens()
+            print(f"GRANT {grant} ok", file=sys.stderr, flush=True)
+            self.answer(200, {"token_type": "Bearer", "scope": form.get("scope", "https://outlook.office.com/SMTP.Send"),
+                              "expires_in": ARGS.lifetime, "ext_expires_in": ARGS.lifetime,
+                              "access_token": access, "refresh_token": rotated})
+
+    def error(self, status, error, code, description):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+        self.answer(status, {
+            "error": error,
+            "error_description": f"{description}\r\nTrace ID: 0b8f7a1c-0000\r\nCorrelation ID: 2c5a-0000\r\nTimestamp: {stamp}",
+            "error_codes": [code], "timestamp": stamp, "trace_id": "0b8f7a1c-0000", "correlation_id": "2c5a-0000",
+            "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+        })
+
+
+def main():
+    with open(ARGS.access_tokens, "w"):
+        pass
+    server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    threading.Thread(target=expiry_sweeper, daemon=True).start()
+    print(f"READY {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
