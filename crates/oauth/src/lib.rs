@@ -5,11 +5,14 @@
 //!   rotated refresh token at once, retries passing failures and reports when an administrator must act.
 //! - [`status`]: the token status shown to administrators.
 //! - [`vault`]: the data directory's [`manager::Vault`]: the refresh token sealed in the database.
+//! - [`http`]: the provider's token endpoint over HTTPS; [`source`]: what the daemon hands delivery (the
+//!   manager once authorized, with an endpoint that follows the configuration in force).
 //!
 //! The manager reaches the provider through a [`manager::TokenEndpoint`] and keeps the refresh token in a
 //! [`manager::Vault`], so that it can be tested under a paused clock.
 
 pub mod http;
 pub mod manager;
+pub mod source;
 pub mod status;
 pub mod vault;

@@ -9,7 +9,8 @@
 //! - A refresh token the provider rotates replaces the stored one at once.
 //! - Passing failures (network, 5xx) are retried with backoff, keeping everything; a refused grant
 //!   (`invalid_grant` and its kin) means an administrator must act: the status says so, with the provider's
-//!   reason and what to do, and no further attempt is made until a new authorization arrives.
+//!   reason and what to do, and no further attempt is made until a new authorization arrives (a different
+//!   refresh token in the vault, from any process, or [`TokenManager::authorized`]).
 
 use crate::status::TokenStatus;
 use async_trait::async_trait;
@@ -115,8 +116,9 @@ struct State {
     held: Option<Held>,
     /// Bumped by every new token: lets a caller that waited for a refresh see that one happened.
     generation: u64,
-    /// Set while an administrator must act; nothing is attempted until a new authorization.
-    refused: Option<(String, String)>,
+    /// Set while an administrator must act: the provider's words, what to do, and the refresh token it
+    /// refused. Nothing is attempted until a different refresh token is stored (a new authorization).
+    refused: Option<(String, String, SecretString)>,
     failing_since: Option<DateTime<Utc>>,
     /// Whether the vault held no refresh token at the last look.
     unauthorized: bool,
@@ -169,7 +171,7 @@ impl TokenManager {
     fn publish(&self) {
         let status = {
             let s = self.state();
-            if let Some((reason, explanation)) = &s.refused {
+            if let Some((reason, explanation, _)) = &s.refused {
                 TokenStatus::ReauthorizationRequired { reason: reason.clone(), explanation: explanation.clone() }
             } else if s.unauthorized {
                 TokenStatus::AuthorizationRequired
@@ -216,9 +218,6 @@ impl TokenManager {
             {
                 return Ok(held.token.clone());
             }
-            if let Some((_, explanation)) = &s.refused {
-                return Err(TokenError::ReauthorizationRequired(explanation.clone()));
-            }
         }
         let refresh_token = match self.inner.vault.refresh_token().await {
             Ok(Some(token)) => token,
@@ -231,6 +230,11 @@ impl TokenManager {
             }
             Err(e) => return Err(TokenError::Unavailable(format!("cannot read the stored refresh token: {e}"))),
         };
+        if let Some((_, explanation, refused)) = &self.state().refused
+            && *refused == refresh_token
+        {
+            return Err(TokenError::ReauthorizationRequired(explanation.clone()));
+        }
         match self.inner.endpoint.refresh(&refresh_token).await {
             Ok(granted) => {
                 if let Err(e) = self.inner.vault.store_refreshed(granted.refresh_token.as_ref(), Utc::now()).await {
@@ -243,8 +247,11 @@ impl TokenManager {
                     s.generation += 1;
                     s.failing_since = None;
                     s.unauthorized = false;
+                    s.refused = None;
                 }
                 self.publish();
+                // The background task plans the next refresh from this token.
+                self.inner.wake.notify_one();
                 tracing::info!(
                     expires_in_s = granted.expires_in.as_secs(),
                     rotated = granted.refresh_token.is_some(),
@@ -265,7 +272,7 @@ impl TokenManager {
                 }
                 {
                     let mut s = self.state();
-                    s.refused = Some((said, explanation.clone()));
+                    s.refused = Some((said, explanation.clone(), refresh_token));
                     s.held = None;
                 }
                 self.publish();

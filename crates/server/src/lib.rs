@@ -14,8 +14,14 @@ pub mod shutdown;
 
 use std::{sync::Arc, time::Duration};
 use tidings_app::{App, outbox::Committer};
+use tidings_delivery::engine::Engine;
 pub use tidings_delivery::engine::EngineOptions;
-use tidings_delivery::{engine::Engine, token::ConfiguredToken};
+pub use tidings_oauth::manager::ManagerOptions;
+use tidings_oauth::{
+    manager::TokenManager,
+    source::{ConfiguredEndpoint, DaemonTokens},
+    vault::AppVault,
+};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -37,11 +43,17 @@ pub struct Options {
     pub config_poll_interval: Duration,
     /// The delivery engine's node name and timings.
     pub engine: EngineOptions,
+    /// When OAuth access tokens are refreshed.
+    pub tokens: ManagerOptions,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { config_poll_interval: Duration::from_secs(2), engine: EngineOptions::default() }
+        Self {
+            config_poll_interval: Duration::from_secs(2),
+            engine: EngineOptions::default(),
+            tokens: ManagerOptions::default(),
+        }
     }
 }
 
@@ -51,10 +63,13 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let config = live_config::LiveConfig::start(app.clone(), options.config_poll_interval, shutdown.clone()).await?;
     let wake = Arc::new(Notify::new());
     let committer = Committer::start(app.clone(), wake.clone());
+    let endpoint = Arc::new(ConfiguredEndpoint::new(app.clone(), config.subscribe()));
+    let tokens = TokenManager::new(endpoint, Arc::new(AppVault::new(app.clone())), options.tokens);
+    let refresher = tokens.spawn_refresher(shutdown.clone());
     let engine = Engine {
         app: app.clone(),
         config: config.subscribe(),
-        tokens: Arc::new(ConfiguredToken::new(app.clone())),
+        tokens: Arc::new(DaemonTokens::new(tokens, app.clone())),
         wake: wake.clone(),
         options: options.engine,
     }
@@ -66,6 +81,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         axum::serve(listener, http::router(context)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     let _ = engine.await;
+    let _ = refresher.await;
     served.map_err(Error::Http)?;
     tracing::info!("Tidings stopped");
     Ok(())

@@ -24,7 +24,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     tidings_server::shutdown::cancel_on_signals(shutdown.clone())?;
     let node = args.node_id.clone().unwrap_or_else(host_name);
     let engine = tidings_server::EngineOptions { node, poll_interval: args.queue_poll_interval, ..Default::default() };
-    let options = tidings_server::Options { config_poll_interval: args.config_poll_interval, engine };
+    let options =
+        tidings_server::Options { config_poll_interval: args.config_poll_interval, engine, ..Default::default() };
     tidings_server::run(listener, app, options, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

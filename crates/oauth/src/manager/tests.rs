@@ -206,6 +206,23 @@ async fn a_refused_grant_requires_reauthorization_and_stops_trying_until_then() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_new_refresh_token_stored_by_another_process_ends_the_refusal() {
+    let endpoint = Endpoint::new(100, false);
+    let vault = vault_with(Some("rt-revoked"));
+    let manager = TokenManager::new(endpoint.clone(), vault.clone(), ManagerOptions::default());
+    endpoint.then(Err(EndpointError::Refused {
+        said: "invalid_grant".into(),
+        explanation: "Authorize Tidings again.".into(),
+    }));
+    assert!(manager.access_token().await.is_err());
+    assert!(manager.access_token().await.is_err());
+    assert_eq!(endpoint.calls(), ["rt-revoked"], "the refused token is not tried again");
+    *vault.refresh_token.lock().unwrap() = Some("rt-from-cli-login".into());
+    assert_eq!(manager.access_token().await.unwrap(), token("t2"));
+    assert!(matches!(*manager.status().borrow(), TokenStatus::Active { .. }));
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_any_authorization_the_status_says_so() {
     let manager = TokenManager::new(Endpoint::new(100, false), vault_with(None), ManagerOptions::default());
     let err = manager.access_token().await.unwrap_err();

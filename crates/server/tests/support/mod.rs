@@ -70,8 +70,10 @@ impl Tidings {
             engine: EngineOptions {
                 node: "test-node".into(),
                 poll_interval: Duration::from_millis(200),
-                ..Default::default()
+                // Short, so that tests see new connections (and new authentications) soon.
+                idle_timeout: Duration::from_millis(200),
             },
+            ..Default::default()
         };
         let handle = tokio::spawn({
             let (app, shutdown) = (app.clone(), shutdown.clone());
