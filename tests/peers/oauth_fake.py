@@ -3,7 +3,11 @@
 rotation as Microsoft does it, AADSTS errors (`error_description` starting `AADSTSnnnn:`, `error_codes`,
 `trace_id`, `correlation_id`), and outages.
 
-POST /{tenant}/oauth2/v2.0/token (form-encoded), grant_type=refresh_token:
+GET /{tenant}/oauth2/v2.0/authorize (client_id, response_type=code, redirect_uri, scope, state,
+  code_challenge, code_challenge_method=S256) redirects straight back to redirect_uri with a code and the state
+  (as if the user had signed in and consented), or with error=access_denied after /control/deny.
+POST /{tenant}/oauth2/v2.0/token (form-encoded), grant_type=authorization_code (code, redirect_uri,
+  code_verifier checked against the S256 challenge; a code works once), or grant_type=refresh_token:
   a known refresh token gets {"token_type":"Bearer","scope":...,"expires_in":N,"ext_expires_in":N,
   "access_token":...,"refresh_token":<a new one>}; the old refresh token stays valid (as Microsoft's do).
   An unknown or revoked one gets 400 invalid_grant AADSTS70000 (or the code set by --revoked-code).
@@ -15,6 +19,8 @@ Prints `READY <port>` once listening; requests are logged to stderr as `GRANT <g
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import secrets
 import sys
@@ -39,6 +45,8 @@ LOCK = threading.Lock()
 REFRESH = set()
 ACCESS = {}  # token -> expiry
 OUTAGE = [0]
+CODES = {}  # code -> (challenge, redirect_uri)
+DENY = [False]
 DESCRIPTIONS = {
     70000: "AADSTS70000: The provided value for the 'refresh_token' is not valid. The grant is invalid or malformed.",
     700082: "AADSTS700082: The refresh token has expired due to inactivity. The token was issued on 2026-08-01T00:00:00Z and was inactive for 90.00:00:00.",
@@ -86,9 +94,31 @@ class Handler(BaseHTTPRequestHandler):
                 REFRESH.clear()
             elif url.path == "/control/outage":
                 OUTAGE[0] = int(query.get("count", "1"))
+            elif url.path == "/control/deny":
+                DENY[0] = True
+            elif url.path.endswith("/oauth2/v2.0/authorize"):
+                return self.authorize(query)
             else:
                 return self.answer(404, {"error": "not_found"})
         self.answer(200, {"ok": True})
+
+    def authorize(self, query):
+        redirect = query.get("redirect_uri", "")
+        if query.get("client_id") != ARGS.client_id or not redirect:
+            return self.answer(400, {"error": "invalid_request", "error_description": "AADSTS700016: Application not found."})
+        if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            return self.answer(400, {"error": "invalid_request", "error_description": "AADSTS501491: Invalid size of Code_Challenge parameter."})
+        if DENY[0]:
+            params = {"error": "access_denied", "error_description": "AADSTS65004: User declined to consent to access the app.",
+                      "state": query.get("state", "")}
+        else:
+            code = "0.AXoA-code-" + secrets.token_urlsafe(16)
+            CODES[code] = (query["code_challenge"], redirect)
+            params = {"code": code, "state": query.get("state", ""), "session_state": secrets.token_hex(8)}
+        self.send_response(302)
+        self.send_header("Location", redirect + ("&" if "?" in redirect else "?") + urllib.parse.urlencode(params))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
@@ -107,9 +137,19 @@ class Handler(BaseHTTPRequestHandler):
             if form.get("client_id") != ARGS.client_id:
                 return self.error(400, "invalid_client", 700016,
                                   f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.")
-            if grant != "refresh_token":
+            if grant == "authorization_code":
+                found = CODES.pop(form.get("code", ""), None)
+                if found is None:
+                    return self.error(400, "invalid_grant", 70008, "AADSTS70008: The provided authorization code or refresh token has expired due to inactivity.")
+                challenge, redirect = found
+                if form.get("redirect_uri") != redirect:
+                    return self.error(400, "invalid_grant", 70009, "AADSTS500112: The reply address does not match the reply address provided when requesting the authorization code.")
+                digest = base64.urlsafe_b64encode(hashlib.sha256(form.get("code_verifier", "").encode()).digest()).decode().rstrip("=")
+                if digest != challenge:
+                    return self.error(400, "invalid_grant", 501481, "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.")
+            elif grant != "refresh_token":
                 return self.error(400, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.")
-            if form.get("refresh_token") not in REFRESH:
+            elif form.get("refresh_token") not in REFRESH:
                 print(f"GRANT {grant} refused", file=sys.stderr, flush=True)
                 return self.error(400, "invalid_grant", ARGS.revoked_code, DESCRIPTIONS.get(ARGS.revoked_code, f"AADSTS{ARGS.revoked_code}: refused."))
             access = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)

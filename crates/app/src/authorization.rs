@@ -4,7 +4,17 @@
 use crate::{App, Result};
 use chrono::Utc;
 use tidings_core::{audit::NewAuditEntry, secret::SecretString};
-use tidings_store::{OAuthGrant, OAuthRecord, REFRESH_TOKEN};
+use tidings_store::{OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN};
+
+/// The name the PKCE verifier is sealed under.
+const VERIFIER: &str = "oauth.pkce_verifier";
+
+/// A sign-in under way, unsealed.
+#[derive(Debug)]
+pub struct SignIn {
+    pub verifier: SecretString,
+    pub redirect_uri: String,
+}
 
 impl App {
     /// The stored refresh token, decrypted.
@@ -47,6 +57,32 @@ impl App {
 
     pub async fn oauth_record(&self) -> Result<OAuthRecord> {
         Ok(self.store.oauth_record().await?)
+    }
+
+    /// Remembers an authorization-code sign-in until the provider's redirect comes back (or `ttl` passes).
+    pub async fn begin_sign_in(
+        &self,
+        state: &str,
+        verifier: &SecretString,
+        redirect_uri: &str,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let now = Utc::now();
+        let pending = PendingSignIn {
+            state: state.to_owned(),
+            sealed_verifier: self.cipher.seal(VERIFIER, verifier.expose()),
+            redirect_uri: redirect_uri.to_owned(),
+            created_at: now,
+            expires_at: now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15)),
+        };
+        Ok(self.store.put_pending_sign_in(&pending).await?)
+    }
+
+    /// Takes the sign-in with this `state` (or, for a pasted bare code, the newest one), once.
+    pub async fn take_sign_in(&self, state: Option<&str>) -> Result<Option<SignIn>> {
+        let Some(pending) = self.store.take_pending_sign_in(state, Utc::now()).await? else { return Ok(None) };
+        let verifier = self.cipher.open(VERIFIER, &pending.sealed_verifier)?;
+        Ok(Some(SignIn { verifier, redirect_uri: pending.redirect_uri }))
     }
 
     /// Forgets the authorization and deletes its refresh token.

@@ -11,6 +11,7 @@
 //! The manager reaches the provider through a [`manager::TokenEndpoint`] and keeps the refresh token in a
 //! [`manager::Vault`], so that it can be tested under a paused clock.
 
+pub mod flows;
 pub mod http;
 pub mod manager;
 pub mod source;

@@ -201,6 +201,15 @@ impl TokenManager {
         self.inner.wake.notify_one();
     }
 
+    /// Drops the access token after the authorization was deleted.
+    pub fn forget(&self) {
+        {
+            let mut s = self.state();
+            *s = State { generation: s.generation + 1, unauthorized: true, ..State::default() };
+        }
+        self.publish();
+    }
+
     /// Refreshes now, or waits for the refresh under way and shares its result.
     pub async fn refresh_now(&self) -> Result<AccessToken, TokenError> {
         self.refresh_unless(None).await

@@ -69,12 +69,12 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let engine = Engine {
         app: app.clone(),
         config: config.subscribe(),
-        tokens: Arc::new(DaemonTokens::new(tokens, app.clone())),
+        tokens: Arc::new(DaemonTokens::new(tokens.clone(), app.clone())),
         wake: wake.clone(),
         options: options.engine,
     }
     .spawn(shutdown.clone());
-    let context = http::Context::new(app, config, committer, wake);
+    let context = http::Context::new(app, config, committer, wake, tokens);
     let address = listener.local_addr().map_err(Error::Http)?;
     tracing::info!(%address, "Tidings is listening");
     let served =

@@ -84,3 +84,104 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
     tidings.wait_for_status(id, "delivered").await;
     tidings.stop().await;
 }
+
+/// The provider's redirect, as a browser would receive it (not followed).
+async fn provider_redirect(url: &str) -> String {
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = browser.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 302, "{}", response.text().await.unwrap());
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn signing_in_by_redirect_by_pasting_and_refusals() {
+    use reqwest::Method;
+    let fake = OAuthFake::start(3600, &[]);
+    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let (token_endpoint, authorization_endpoint) =
+        (fake.token_endpoint("contoso.com"), fake.token_endpoint("contoso.com").replace("/token", "/authorize"));
+    let tidings = Tidings::start(relay(
+        &peer,
+        &[
+            ("smtp.auth", "oauth2"),
+            ("oauth.client_id", CLIENT),
+            ("oauth.token_endpoint", &token_endpoint),
+            ("oauth.authorization_endpoint", &authorization_endpoint),
+            ("oauth.scopes", "https://outlook.office.com/SMTP.Send offline_access"),
+        ],
+    ))
+    .await;
+    let (_, status) = tidings.get("/api/v1/oauth/status").await;
+    assert_eq!(status["state"], "authorization_required");
+    let (code, error) = tidings.post("/api/v1/oauth/authorize", serde_json::json!({})).await;
+    assert_eq!((code.as_u16(), error["error"]["code"].as_str()), (409, Some("not_configured")));
+    assert!(error["error"]["message"].as_str().unwrap().contains("public_base_url"));
+    tidings.reconfigure(&[("public_base_url", &tidings.base)]).await;
+
+    // Through the redirect to /login/smtp-verification/.
+    let (_, started) = tidings.post("/api/v1/oauth/authorize", serde_json::json!({})).await;
+    let url = started["url"].as_str().unwrap();
+    assert!(url.contains("code_challenge_method=S256") && url.contains("login_hint=alerts%40example.com"), "{url}");
+    let back = provider_redirect(url).await;
+    assert!(back.starts_with(&format!("{}/login/smtp-verification/?code=", tidings.base)), "{back}");
+    let landing = tidings.client.get(&back).send().await.unwrap();
+    assert_eq!(landing.status(), 200);
+    assert!(landing.text().await.unwrap().contains("Tidings is authorized"));
+    let (_, status) = tidings.get("/api/v1/oauth/status").await;
+    assert_eq!(
+        (status["state"].as_str(), status["account"].as_str()),
+        (Some("active"), Some("alerts@example.com")),
+        "{status}"
+    );
+    assert!(status["acquired_at"].is_string());
+    let id = tidings.send("after signing in").await;
+    assert_eq!(peer.next_message().await["auth_user"], "alerts@example.com");
+    tidings.wait_for_status(id, "delivered").await;
+
+    // The same answer twice is refused: a state works once.
+    let replay = tidings.client.get(&back).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(replay.text().await.unwrap().contains("start the sign-in again"));
+
+    // Pasting the address the browser ended on, or just the code.
+    let (_, started) = tidings.post("/api/v1/oauth/authorize", serde_json::json!({})).await;
+    let back = provider_redirect(started["url"].as_str().unwrap()).await;
+    let (code, done) = tidings.post("/api/v1/oauth/complete", serde_json::json!({"input": back})).await;
+    assert_eq!(code, 200, "{done}");
+    let (_, started) = tidings.post("/api/v1/oauth/authorize", serde_json::json!({})).await;
+    let back = provider_redirect(started["url"].as_str().unwrap()).await;
+    let bare = back.split("code=").nth(1).unwrap().split('&').next().unwrap();
+    let bare = url_decode(bare);
+    let (code, done) = tidings.post("/api/v1/oauth/complete", serde_json::json!({"input": bare})).await;
+    assert_eq!(code, 200, "{done}");
+    let (code, error) = tidings
+        .post(
+            "/api/v1/oauth/complete",
+            serde_json::json!({"input": "https://x/login/smtp-verification/?state=nope&code=abc"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{error}");
+
+    // The user declines at the provider: the page and the API say so.
+    fake.control("deny");
+    let (_, started) = tidings.post("/api/v1/oauth/authorize", serde_json::json!({})).await;
+    let back = provider_redirect(started["url"].as_str().unwrap()).await;
+    let landing =
+        tidings.client.get(back.replace("/login/smtp-verification/", "/login/smtp-verification")).send().await.unwrap();
+    assert_eq!(landing.status(), 400);
+    assert!(landing.text().await.unwrap().contains("declined"));
+
+    // Checking the connection, then deleting the authorization.
+    let (_, checked) = tidings.post("/api/v1/oauth/check", serde_json::json!({})).await;
+    assert_eq!(checked["connected"], true, "{checked}");
+    let (code, _) = tidings.request(Method::DELETE, "/api/v1/oauth/token", Some(&tidings.token), None).await;
+    assert_eq!(code, 204);
+    let (_, status) = tidings.get("/api/v1/oauth/status").await;
+    assert_eq!(status["state"], "authorization_required", "{status}");
+    assert_eq!(tidings.request(Method::DELETE, "/api/v1/oauth/token", Some(&tidings.viewer), None).await.0, 403);
+    tidings.stop().await;
+}
+
+fn url_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().unwrap().1.into_owned()
+}

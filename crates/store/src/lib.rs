@@ -201,6 +201,25 @@ pub enum OAuthGrant<'a> {
     Refreshed { sealed_refresh_token: Option<&'a [u8]> },
 }
 
+/// An authorization-code sign-in under way.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    pub state: String,
+    pub sealed_verifier: Vec<u8>,
+    pub redirect_uri: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSignIn")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The name of the sealed refresh token in the secrets table.
 pub const REFRESH_TOKEN: &str = "oauth.refresh_token";
 
@@ -268,6 +287,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>) -> Result<()>;
     /// Forgets the authorization and its refresh token.
     async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()>;
+    /// Records a sign-in under way, dropping expired ones.
+    async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()>;
+    /// Takes (and removes) the unexpired sign-in with this `state`, or with no state the newest one.
+    async fn take_pending_sign_in(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<Option<PendingSignIn>>;
 
     // API tokens.
 

@@ -5,11 +5,13 @@ mod error;
 mod health;
 mod json;
 mod messages;
+mod oauth;
 
 use crate::live_config::LiveConfig;
 use axum::{Router, extract::DefaultBodyLimit};
 use std::{sync::Arc, time::Instant};
 use tidings_app::{App, outbox::Committer};
+use tidings_oauth::manager::TokenManager;
 use tokio::sync::Notify;
 
 /// The largest request body the API reads (a raw message in JSON, with room above the default 25 MiB limit
@@ -30,13 +32,15 @@ struct Inner {
     committer: Committer,
     /// Wakes the delivery engine (a message was accepted or retried).
     wake: Arc<Notify>,
+    /// The OAuth token manager, told about new sign-ins.
+    tokens: TokenManager,
     /// For the uptime shown by `/readyz`.
     started: Instant,
 }
 
 impl Context {
-    pub fn new(app: App, config: LiveConfig, committer: Committer, wake: Arc<Notify>) -> Self {
-        Self { inner: Arc::new(Inner { app, config, committer, wake, started: Instant::now() }) }
+    pub fn new(app: App, config: LiveConfig, committer: Committer, wake: Arc<Notify>, tokens: TokenManager) -> Self {
+        Self { inner: Arc::new(Inner { app, config, committer, wake, tokens, started: Instant::now() }) }
     }
 }
 
@@ -45,6 +49,7 @@ pub fn router(context: Context) -> Router {
     Router::new()
         .merge(health::router())
         .merge(messages::router())
+        .merge(oauth::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(context)
 }

@@ -10,3 +10,13 @@ CREATE TABLE oauth_authorization (
     explanation  TEXT,
     failed_at    TEXT
 );
+
+-- Sign-ins under way: the authorization-code flow's state and (sealed) PKCE verifier, until the provider's
+-- redirect comes back or they expire.
+CREATE TABLE oauth_pending (
+    state           TEXT PRIMARY KEY,
+    sealed_verifier BLOB NOT NULL,
+    redirect_uri    TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    expires_at      TEXT NOT NULL
+);

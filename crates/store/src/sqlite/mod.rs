@@ -9,7 +9,8 @@ mod tokens;
 
 use crate::{
     Account, ApiToken, ConfigRecord, ConfigSave, Error, LeasedMessage, MessageDetail, MessageFilter, MessageSummary,
-    NewAccount, NewOutboxMessage, OAuthGrant, OAuthRecord, Result, RetryOutcome, SealedSecret, Settlement, Store,
+    NewAccount, NewOutboxMessage, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
+    Settlement, Store,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -289,6 +290,13 @@ impl Store for SqliteStore {
     }
     async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()> {
         oauth::forget(&self.pool, audit).await
+    }
+
+    async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()> {
+        oauth::put_pending(&self.pool, pending).await
+    }
+    async fn take_pending_sign_in(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<Option<PendingSignIn>> {
+        oauth::take_pending(&self.pool, state, now).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {

@@ -1,7 +1,7 @@
 //! The OAuth authorization in SQLite: one row of state, the refresh token sealed in `secrets`.
 
 use super::insert_audit;
-use crate::{OAuthGrant, OAuthRecord, REFRESH_TOKEN, Result};
+use crate::{OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool};
 use tidings_core::audit::NewAuditEntry;
@@ -97,4 +97,42 @@ pub(super) async fn forget(pool: &SqlitePool, audit: &NewAuditEntry) -> Result<(
     insert_audit(&mut tx, audit, Utc::now()).await?;
     tx.commit().await?;
     Ok(())
+}
+
+pub(super) async fn put_pending(pool: &SqlitePool, p: &PendingSignIn) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM oauth_pending WHERE expires_at <= ?").bind(p.created_at).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO oauth_pending (state, sealed_verifier, redirect_uri, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(&p.state)
+        .bind(&p.sealed_verifier)
+        .bind(&p.redirect_uri)
+        .bind(p.created_at)
+        .bind(p.expires_at)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn take_pending(
+    pool: &SqlitePool,
+    state: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<PendingSignIn>> {
+    let row = sqlx::query(
+        "DELETE FROM oauth_pending WHERE state = (
+             SELECT state FROM oauth_pending WHERE (?1 IS NULL OR state = ?1) AND expires_at > ?2 ORDER BY created_at DESC LIMIT 1)
+         RETURNING state, sealed_verifier, redirect_uri, created_at, expires_at",
+    )
+    .bind(state)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| PendingSignIn {
+        state: r.get("state"),
+        sealed_verifier: r.get("sealed_verifier"),
+        redirect_uri: r.get("redirect_uri"),
+        created_at: r.get("created_at"),
+        expires_at: r.get("expires_at"),
+    }))
 }

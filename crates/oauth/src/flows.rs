@@ -1,0 +1,124 @@
+//! Signing in with the provider: the authorization-code flow with PKCE (S256) and `state`, completed by the
+//! redirect to `/login/smtp-verification` or by an administrator pasting the URL (or code) the browser ended
+//! on. A completed sign-in stores the refresh token and hands the access token to the token manager.
+
+use crate::{
+    http::{HttpEndpoint, granted},
+    manager::{EndpointError, TokenManager},
+};
+use rand::RngCore;
+use std::time::Duration;
+use tidings_app::App;
+use tidings_core::{
+    oauth::{authorize, pkce, redirect},
+    secret::{SecretName, SecretString},
+};
+
+/// How long a started sign-in waits for the provider's redirect.
+pub const SIGN_IN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Why a sign-in could not start or finish, in words for the administrator.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The configuration does not allow this flow (what to set is in the message).
+    #[error("{0}")]
+    Unsuitable(String),
+    /// What came back is not a usable answer (no code, an unknown or expired `state`).
+    #[error("{0}")]
+    BadAnswer(String),
+    /// The provider refused: its words, and what to do.
+    #[error("{said}: {explanation}")]
+    Refused { said: String, explanation: String },
+    /// The provider could not be reached; try again.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    App(#[from] tidings_app::Error),
+}
+
+/// A started sign-in.
+#[derive(Clone, Debug)]
+pub struct Started {
+    /// Open this in a browser.
+    pub url: String,
+    pub expires_in: Duration,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Starts an authorization-code sign-in: remembers its `state` and PKCE verifier, returns the URL to open.
+pub async fn start(app: &App) -> Result<Started, FlowError> {
+    let config = app.current().await?.config;
+    let redirect_uri = config.redirect_uri().ok_or_else(|| {
+        FlowError::Unsuitable("set public_base_url first: the redirect URI is derived from it".into())
+    })?;
+    let verifier = SecretString::new(pkce::verifier(&random::<32>()));
+    let state = pkce::state(&random::<16>());
+    let url = authorize::authorization_url(&config, &redirect_uri, &state, &pkce::challenge(verifier.expose()))
+        .map_err(|e| FlowError::Unsuitable(e.0))?;
+    app.begin_sign_in(&state, &verifier, &redirect_uri, SIGN_IN_TTL).await?;
+    Ok(Started { url: url.into(), expires_in: SIGN_IN_TTL })
+}
+
+/// Finishes a sign-in from the redirect's query or what an administrator pasted. Returns the account.
+pub async fn complete(
+    app: &App,
+    manager: Option<&TokenManager>,
+    actor: &str,
+    answer: &str,
+) -> Result<Option<String>, FlowError> {
+    let config = app.current().await?.config;
+    let (code, state) = match redirect::parse(answer).map_err(FlowError::BadAnswer)? {
+        redirect::Returned::Code { code, state } => (code, state),
+        redirect::Returned::Refused { error, description } => {
+            let explained = tidings_core::oauth::error::explain(
+                config.oauth.provider,
+                &tidings_core::oauth::response::ErrorResponse {
+                    error,
+                    error_description: description,
+                    error_codes: vec![],
+                    error_uri: None,
+                },
+            );
+            return Err(FlowError::Refused { said: explained.said, explanation: explained.explanation });
+        }
+    };
+    let sign_in = app.take_sign_in(state.as_deref()).await?.ok_or_else(|| {
+        FlowError::BadAnswer(
+            "this answer does not belong to a sign-in Tidings started (or it expired after 15 minutes, or was already used); start the sign-in again"
+                .into(),
+        )
+    })?;
+    let secret = app.secret(SecretName::OAuthClientSecret).await?;
+    let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
+    let form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", sign_in.redirect_uri),
+        ("code_verifier", sign_in.verifier.expose().to_owned()),
+    ];
+    let answer = endpoint.token_request(form).await.map_err(|e| match e {
+        EndpointError::Unavailable(why) => FlowError::Unavailable(why),
+        EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
+    })?;
+    let granted = granted(answer);
+    let Some(refresh_token) = &granted.refresh_token else {
+        return Err(FlowError::Refused {
+            said: "the provider issued no refresh token".into(),
+            explanation: "Tidings needs one to keep sending: for Microsoft include the offline_access scope; Google issues one with \
+                          access_type=offline and prompt=consent, which Tidings asks for."
+                .into(),
+        });
+    };
+    let account = config.oauth.account.clone().or(config.sender.clone());
+    app.oauth_acquired(actor, Some(refresh_token), account.as_deref()).await?;
+    if let Some(manager) = manager {
+        manager.authorized(&granted);
+    }
+    tracing::info!(account = account.as_deref().unwrap_or(""), "OAuth sign-in completed");
+    Ok(account)
+}

@@ -1,0 +1,146 @@
+//! Signing Tidings in with the provider: the redirect page at `/login/smtp-verification`, and
+//! `/api/v1/oauth/…` to start a sign-in, complete it with a pasted answer, see the token's status, check the
+//! connection to the provider, and delete the authorization.
+
+use super::{Context, auth::Caller, error::ApiError, json::Body};
+use axum::{
+    Json, Router,
+    extract::{RawQuery, State},
+    http::StatusCode,
+    response::{Html, IntoResponse},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::json;
+use tidings_core::config::AuthMethod;
+use tidings_oauth::{
+    flows::{self, FlowError},
+    http::HttpEndpoint,
+    status::{TokenReport, TokenStatus},
+};
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/login/smtp-verification", get(landing))
+        .route("/login/smtp-verification/", get(landing))
+        .route("/api/v1/oauth/authorize", post(authorize))
+        .route("/api/v1/oauth/complete", post(complete))
+        .route("/api/v1/oauth/status", get(status))
+        .route("/api/v1/oauth/check", post(check))
+        .route("/api/v1/oauth/token", axum::routing::delete(forget))
+}
+
+impl From<FlowError> for ApiError {
+    fn from(e: FlowError) -> Self {
+        match e {
+            FlowError::Unsuitable(m) => ApiError::Conflict { code: "not_configured", message: m },
+            FlowError::BadAnswer(m) => ApiError::BadRequest(m),
+            FlowError::Refused { said, explanation } => {
+                ApiError::Conflict { code: "provider_refused", message: format!("{said}. {explanation}") }
+            }
+            FlowError::Unavailable(m) => ApiError::Unavailable(m),
+            FlowError::App(e) => e.into(),
+        }
+    }
+}
+
+/// Where the provider sends the browser back. Says in plain words whether it worked.
+async fn landing(State(context): State<Context>, RawQuery(query): RawQuery) -> impl IntoResponse {
+    let inner = &context.inner;
+    let query = query.unwrap_or_default();
+    let (status, title, text) =
+        match flows::complete(&inner.app, Some(&inner.tokens), "browser", &format!("?{query}")).await {
+            Ok(account) => (
+                StatusCode::OK,
+                "Tidings is authorized",
+                format!(
+                    "Tidings can now send mail as {}. You can close this page.",
+                    account.as_deref().unwrap_or("the configured mailbox")
+                ),
+            ),
+            Err(FlowError::Refused { said, explanation }) => {
+                (StatusCode::BAD_REQUEST, "The provider refused", format!("{explanation} (The provider said: {said})"))
+            }
+            Err(e) => (StatusCode::BAD_REQUEST, "Tidings is not authorized", e.to_string()),
+        };
+    (status, Html(page(title, &text)))
+}
+
+fn page(title: &str, text: &str) -> String {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{t}</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em\">\
+         <h1>{t}</h1><p>{x}</p></body></html>",
+        t = escape(title),
+        x = escape(text)
+    )
+}
+
+async fn authorize(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let started = flows::start(&context.inner.app).await?;
+    Ok(Json(json!({ "url": started.url, "expires_in": started.expires_in.as_secs() })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    /// The whole address the browser ended on, or just the code.
+    input: String,
+}
+
+async fn complete(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<CompleteBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let inner = &context.inner;
+    let account = flows::complete(&inner.app, Some(&inner.tokens), &caller.actor, &body.input).await?;
+    Ok(Json(json!({ "authorized": true, "account": account })))
+}
+
+async fn status(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    let inner = &context.inner;
+    let config = inner.config.get();
+    let record = inner.app.oauth_record().await?;
+    let status = if config.config.smtp.auth != AuthMethod::Oauth2 {
+        TokenStatus::NotConfigured
+    } else {
+        let live = inner.tokens.status().borrow().clone();
+        match (live, inner.app.oauth_refresh_token().await?.is_some()) {
+            (TokenStatus::AuthorizationRequired, true) => TokenStatus::Acquired,
+            (TokenStatus::Acquired, false) => match record.failure.clone() {
+                Some((reason, explanation)) => TokenStatus::ReauthorizationRequired { reason, explanation },
+                None => TokenStatus::AuthorizationRequired,
+            },
+            (status, _) => status,
+        }
+    };
+    Ok(Json(TokenReport {
+        status,
+        account: record.account,
+        acquired_at: record.acquired_at,
+        refreshed_at: record.refreshed_at,
+    }))
+}
+
+async fn check(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let inner = &context.inner;
+    let secret = inner.app.secret(tidings_core::secret::SecretName::OAuthClientSecret).await?;
+    let endpoint = HttpEndpoint::new(&inner.config.get().config, secret)
+        .map_err(|m| ApiError::Conflict { code: "not_configured", message: m })?;
+    Ok(Json(match endpoint.check().await {
+        Ok(()) => json!({ "connected": true }),
+        Err(error) => json!({ "connected": false, "error": error }),
+    }))
+}
+
+async fn forget(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    context.inner.app.oauth_forget(&caller.actor).await?;
+    context.inner.tokens.forget();
+    Ok(StatusCode::NO_CONTENT)
+}
