@@ -54,6 +54,34 @@ pub enum Command {
     /// Manage bearer tokens for the API.
     #[command(subcommand, name = "api-token")]
     ApiToken(ApiTokenCommand),
+    /// Sign Tidings in with the OAuth provider, and see the token's status.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OauthCommand {
+    /// Sign in with the provider (authorization code with PKCE). Prints the address to open; the browser comes
+    /// back to the running daemon at /login/smtp-verification, or, with --paste, you paste the address the
+    /// browser ended on.
+    Login {
+        /// Read the address the browser ended on (or the code) from standard input, for browsers that cannot
+        /// reach Tidings.
+        #[arg(long)]
+        paste: bool,
+        /// How long to wait for the browser to come back to the daemon.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
+    /// The authorization's status: account, when acquired and last refreshed, and what to do when it failed.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the provider's token endpoint can be reached (through oauth.proxy_url, with the TLS settings).
+    Check,
+    /// Delete the stored authorization (its refresh token).
+    Revoke,
 }
 
 impl Command {

@@ -33,3 +33,36 @@ pub struct TokenReport {
     pub acquired_at: Option<DateTime<Utc>>,
     pub refreshed_at: Option<DateTime<Utc>>,
 }
+
+/// The report for `config` and what the database records; `live` is the running token manager's view, when
+/// there is one (only the daemon knows whether an access token is held).
+pub async fn report(app: &tidings_app::App, live: Option<TokenStatus>) -> tidings_app::Result<TokenReport> {
+    let current = app.current().await?;
+    let record = app.oauth_record().await?;
+    let authorized = app.oauth_refresh_token().await?.is_some();
+    let recorded = match (&record.failure, authorized) {
+        (Some((reason, explanation)), _) => {
+            TokenStatus::ReauthorizationRequired { reason: reason.clone(), explanation: explanation.clone() }
+        }
+        (None, true) => TokenStatus::Acquired,
+        (None, false) => TokenStatus::AuthorizationRequired,
+    };
+    let status = if current.config.smtp.auth != tidings_core::config::AuthMethod::Oauth2 {
+        TokenStatus::NotConfigured
+    } else {
+        match live {
+            // The manager may not have looked at the vault since a sign-in made by another process.
+            Some(TokenStatus::AuthorizationRequired | TokenStatus::Acquired) | None => recorded,
+            Some(TokenStatus::ReauthorizationRequired { .. }) if authorized && record.failure.is_none() => {
+                TokenStatus::Acquired
+            }
+            Some(live) => live,
+        }
+    };
+    Ok(TokenReport {
+        status,
+        account: record.account,
+        acquired_at: record.acquired_at,
+        refreshed_at: record.refreshed_at,
+    })
+}

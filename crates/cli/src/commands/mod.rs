@@ -5,6 +5,7 @@ mod api_token;
 mod audit;
 mod config;
 mod init;
+mod oauth;
 mod queue;
 mod serve;
 
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Send(args) => queue::send(&open(global).await?, args).await,
         Command::Queue(command) => queue::run(&open(global).await?, command).await,
         Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,
+        Command::Oauth(command) => oauth::run(&open(global).await?, command).await,
     }
 }
 

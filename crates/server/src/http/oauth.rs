@@ -12,11 +12,10 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use tidings_core::config::AuthMethod;
 use tidings_oauth::{
     flows::{self, FlowError},
     http::HttpEndpoint,
-    status::{TokenReport, TokenStatus},
+    status::report,
 };
 
 pub fn router() -> Router<Context> {
@@ -102,28 +101,8 @@ async fn complete(
 }
 
 async fn status(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    let inner = &context.inner;
-    let config = inner.config.get();
-    let record = inner.app.oauth_record().await?;
-    let status = if config.config.smtp.auth != AuthMethod::Oauth2 {
-        TokenStatus::NotConfigured
-    } else {
-        let live = inner.tokens.status().borrow().clone();
-        match (live, inner.app.oauth_refresh_token().await?.is_some()) {
-            (TokenStatus::AuthorizationRequired, true) => TokenStatus::Acquired,
-            (TokenStatus::Acquired, false) => match record.failure.clone() {
-                Some((reason, explanation)) => TokenStatus::ReauthorizationRequired { reason, explanation },
-                None => TokenStatus::AuthorizationRequired,
-            },
-            (status, _) => status,
-        }
-    };
-    Ok(Json(TokenReport {
-        status,
-        account: record.account,
-        acquired_at: record.acquired_at,
-        refreshed_at: record.refreshed_at,
-    }))
+    let live = context.inner.tokens.status().borrow().clone();
+    Ok(Json(report(&context.inner.app, Some(live)).await?))
 }
 
 async fn check(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {

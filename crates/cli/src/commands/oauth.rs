@@ -1,0 +1,98 @@
+//! `tidings oauth …`: signing in with the provider from the command line, with or without the daemon.
+
+use super::actor;
+use crate::cli::OauthCommand;
+use anyhow::{Result, anyhow, bail};
+use std::{
+    io::{BufRead, IsTerminal},
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+use tidings_app::App;
+use tidings_core::secret::SecretName;
+use tidings_oauth::{flows, http::HttpEndpoint, status::TokenStatus};
+
+pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
+    match command {
+        OauthCommand::Login { paste, wait } => login(app, paste, wait).await?,
+        OauthCommand::Status { json } => {
+            let report = tidings_oauth::status::report(app, None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let state = match &report.status {
+                    TokenStatus::NotConfigured => "not configured (smtp.auth is not oauth2)".to_owned(),
+                    TokenStatus::AuthorizationRequired => {
+                        "authorization required: run `tidings oauth login`".to_owned()
+                    }
+                    TokenStatus::AuthorizationPending { expires_at } => {
+                        format!("authorization pending until {expires_at}")
+                    }
+                    TokenStatus::Acquired => "acquired (a refresh token is stored)".to_owned(),
+                    TokenStatus::Active { expires_at } => format!("active until {expires_at}"),
+                    TokenStatus::ReauthorizationRequired { reason, explanation } => {
+                        format!("re-authorization required\n  provider said: {reason}\n  what to do:    {explanation}")
+                    }
+                    TokenStatus::Failing { reason, since } => format!("refreshing fails since {since}: {reason}"),
+                };
+                println!("status:         {state}");
+                let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                    t.map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                };
+                println!("account:        {}", report.account.as_deref().unwrap_or("(none)"));
+                println!("acquired:       {}", when(report.acquired_at));
+                println!("last refreshed: {}", when(report.refreshed_at));
+            }
+        }
+        OauthCommand::Check => {
+            let config = app.current().await?.config;
+            let endpoint =
+                HttpEndpoint::new(&config, app.secret(SecretName::OAuthClientSecret).await?).map_err(|e| anyhow!(e))?;
+            match endpoint.check().await {
+                Ok(()) => println!("Connected: {} answers.", config.oauth.token_endpoint.unwrap_or_default()),
+                Err(why) => bail!("not connected: {why}"),
+            }
+        }
+        OauthCommand::Revoke => {
+            app.oauth_forget(&actor()).await?;
+            println!("The stored authorization was deleted. Sign in again with `tidings oauth login`.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
+    let before = app.oauth_record().await?.acquired_at;
+    let started = flows::start(app).await.map_err(|e| anyhow!(e))?;
+    println!("Open this address in a browser and sign in with the mailbox Tidings sends as:\n\n  {}\n", started.url);
+    if paste {
+        if std::io::stdin().is_terminal() {
+            eprintln!("Then paste here the whole address the browser ended on (or just the code), and press Enter:");
+        }
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        let account = flows::complete(app, None, &actor(), &answer).await.map_err(|e| anyhow!(e))?;
+        println!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
+        return Ok(());
+    }
+    eprintln!(
+        "Waiting for the browser to come back to Tidings at its redirect URI (the daemon must be running and reachable);"
+    );
+    eprintln!("if it cannot reach Tidings, run `tidings oauth login --paste` instead.");
+    let deadline = Instant::now() + wait;
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let record = app.oauth_record().await?;
+        if record.acquired_at != before && record.acquired_at.is_some() {
+            println!(
+                "Tidings is authorized{}.",
+                record.account.map(|a| format!(" to send as {a}")).unwrap_or_default()
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no sign-in came back within {}; start again", humantime::format_duration(wait));
+        }
+    }
+}
