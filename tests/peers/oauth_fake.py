@@ -11,6 +11,11 @@ POST /{tenant}/oauth2/v2.0/token (form-encoded), grant_type=authorization_code (
   a known refresh token gets {"token_type":"Bearer","scope":...,"expires_in":N,"ext_expires_in":N,
   "access_token":...,"refresh_token":<a new one>}; the old refresh token stays valid (as Microsoft's do).
   An unknown or revoked one gets 400 invalid_grant AADSTS70000 (or the code set by --revoked-code).
+POST /{tenant}/oauth2/v2.0/devicecode (client_id, scope) starts a device sign-in; the token endpoint then takes
+  grant_type=urn:ietf:params:oauth:grant-type:device_code: authorization_pending until /control/approve (or
+  authorization_declined after /control/decline); with --slow-down-once the first poll answers slow_down.
+  With --google, Google's spellings: verification_url, no message, polling errors as HTTP 428 (pending) and 403
+  (slow_down, access_denied), and invalid_scope for the Gmail scope.
 Control (GET, loopback only): /control/issue?refresh_token=X  (makes X valid), /control/revoke (revokes every
 refresh token), /control/outage?count=N (the next N token requests answer 503).
 Valid access tokens are written, one a line, to --access-tokens FILE (for the SMTP peer's --token-file); an
@@ -37,6 +42,10 @@ def parse_args():
     p.add_argument("--access-tokens", required=True)
     p.add_argument("--revoked-code", type=int, default=70000)
     p.add_argument("--client-id", default="6731de76-14a6-49ae-97bc-6eba6914391e")
+    p.add_argument("--google", action="store_true")
+    p.add_argument("--device-interval", type=int, default=1)
+    p.add_argument("--device-expires", type=int, default=900)
+    p.add_argument("--slow-down-once", action="store_true")
     return p.parse_args()
 
 
@@ -46,6 +55,8 @@ REFRESH = set()
 ACCESS = {}  # token -> expiry
 OUTAGE = [0]
 CODES = {}  # code -> (challenge, redirect_uri)
+DEVICES = {}  # device_code -> "pending" | "approved" | "declined"
+SLOWED = [False]
 DENY = [False]
 DESCRIPTIONS = {
     70000: "AADSTS70000: The provided value for the 'refresh_token' is not valid. The grant is invalid or malformed.",
@@ -96,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
                 OUTAGE[0] = int(query.get("count", "1"))
             elif url.path == "/control/deny":
                 DENY[0] = True
+            elif url.path in ("/control/approve", "/control/decline"):
+                for code in DEVICES:
+                    if DEVICES[code] == "pending":
+                        DEVICES[code] = "approved" if url.path.endswith("approve") else "declined"
             elif url.path.endswith("/oauth2/v2.0/authorize"):
                 return self.authorize(query)
             else:
@@ -123,6 +138,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+        if self.path.endswith("/oauth2/v2.0/devicecode"):
+            return self.devicecode(form)
         if not self.path.endswith("/oauth2/v2.0/token"):
             return self.answer(404, {"error": "not_found"})
         grant = form.get("grant_type", "")
@@ -147,6 +164,23 @@ class Handler(BaseHTTPRequestHandler):
                 digest = base64.urlsafe_b64encode(hashlib.sha256(form.get("code_verifier", "").encode()).digest()).decode().rstrip("=")
                 if digest != challenge:
                     return self.error(400, "invalid_grant", 501481, "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.")
+            elif grant == "urn:ietf:params:oauth:grant-type:device_code":
+                state = DEVICES.get(form.get("device_code", ""))
+                if state is None:
+                    return self.error(400, "expired_token", 70020, "AADSTS70020: The provided value for the input parameter 'device_code' is not valid.")
+                if ARGS.slow_down_once and not SLOWED[0]:
+                    SLOWED[0] = True
+                    return self.error(403 if ARGS.google else 400, "slow_down", 70000, "AADSTS70000: slow down")
+                if state == "pending":
+                    if ARGS.google:
+                        return self.answer(428, {"error": "authorization_pending", "error_description": "Precondition Required"})
+                    return self.error(400, "authorization_pending", 70016, "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
+                if state == "declined":
+                    del DEVICES[form["device_code"]]
+                    if ARGS.google:
+                        return self.answer(403, {"error": "access_denied", "error_description": "Forbidden"})
+                    return self.error(400, "authorization_declined", 70000, "AADSTS70000: The user declined the authorization.")
+                del DEVICES[form["device_code"]]
             elif grant != "refresh_token":
                 return self.error(400, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.")
             elif form.get("refresh_token") not in REFRESH:
@@ -161,6 +195,23 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, {"token_type": "Bearer", "scope": form.get("scope", "https://outlook.office.com/SMTP.Send"),
                               "expires_in": ARGS.lifetime, "ext_expires_in": ARGS.lifetime,
                               "access_token": access, "refresh_token": rotated})
+
+    def devicecode(self, form):
+        with LOCK:
+            if form.get("client_id") != ARGS.client_id:
+                return self.error(400, "invalid_client", 700016, "AADSTS700016: Application not found.")
+            if ARGS.google and "https://mail.google.com/" in form.get("scope", "").split():
+                return self.answer(400, {"error": "invalid_scope", "error_description": "Invalid device flow scope: https://mail.google.com/"})
+            device_code = "DAQABAAEAAAD-" + secrets.token_urlsafe(16)
+            user_code = secrets.token_hex(4).upper()
+            DEVICES[device_code] = "pending"
+            body = {"device_code": device_code, "user_code": user_code, "expires_in": ARGS.device_expires, "interval": ARGS.device_interval}
+            if ARGS.google:
+                body["verification_url"] = "https://www.google.com/device"
+            else:
+                body["verification_uri"] = "https://microsoft.com/devicelogin"
+                body["message"] = f"To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code {user_code} to authenticate."
+        self.answer(200, body)
 
     def error(self, status, error, code, description):
         stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())

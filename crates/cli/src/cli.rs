@@ -67,8 +67,12 @@ pub enum OauthCommand {
     Login {
         /// Read the address the browser ended on (or the code) from standard input, for browsers that cannot
         /// reach Tidings.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "device")]
         paste: bool,
+        /// Use the device-code flow: open the shown address on any device and enter the code (Microsoft; not
+        /// for Gmail, which Google allows only with the authorization-code flow).
+        #[arg(long)]
+        device: bool,
         /// How long to wait for the browser to come back to the daemon.
         #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
         wait: Duration,

@@ -96,3 +96,44 @@ fn sign_in_by_pasting_then_status_check_and_revoke() {
     ok(dir, &["config", "set", &unreachable]);
     assert!(fails(dir, &["oauth", "check"]).contains("not connected: cannot connect"));
 }
+
+#[test]
+fn sign_in_with_a_device_code() {
+    let fake = OAuthFake::start(3600, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init"]);
+    let token = fake.token_endpoint("contoso.com");
+    ok(
+        dir,
+        &[
+            "config",
+            "set",
+            "sender=alerts@contoso.com",
+            "smtp.host=smtp.example.com",
+            "smtp.auth=oauth2",
+            &format!("oauth.client_id={CLIENT}"),
+            &format!("oauth.token_endpoint={token}"),
+            &format!("oauth.device_authorization_endpoint={}", token.replace("/token", "/devicecode")),
+        ],
+    );
+    let mut login = tidings()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["oauth", "login", "--device"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(login.stdout.take().unwrap());
+    let mut shown = String::new();
+    while !shown.contains("Waiting") {
+        assert!(out.read_line(&mut shown).unwrap() > 0, "{shown}");
+    }
+    assert!(shown.contains("https://microsoft.com/devicelogin") && shown.contains("enter the code"), "{shown}");
+    fake.control("approve");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(login.wait().unwrap().success());
+    assert!(rest.contains("Tidings is authorized to send as alerts@contoso.com"), "{rest}");
+    assert!(ok(dir, &["oauth", "status"]).contains("acquired"));
+}

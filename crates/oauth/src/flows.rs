@@ -3,14 +3,19 @@
 //! on. A completed sign-in stores the refresh token and hands the access token to the token manager.
 
 use crate::{
-    http::{HttpEndpoint, granted},
+    http::{Answer, HttpEndpoint, granted},
     manager::{EndpointError, TokenManager},
 };
 use rand::RngCore;
 use std::time::Duration;
 use tidings_app::App;
 use tidings_core::{
-    oauth::{authorize, pkce, redirect},
+    oauth::{
+        authorize,
+        error::{Verdict, explain},
+        pkce, redirect,
+        response::{DeviceAuthorization, TokenResponse},
+    },
     secret::{SecretName, SecretString},
 };
 
@@ -105,6 +110,17 @@ pub async fn complete(
         EndpointError::Unavailable(why) => FlowError::Unavailable(why),
         EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
     })?;
+    store(app, manager, actor, answer).await
+}
+
+/// Stores what a completed sign-in granted and hands the access token to the manager. Returns the account.
+async fn store(
+    app: &App,
+    manager: Option<&TokenManager>,
+    actor: &str,
+    answer: TokenResponse,
+) -> Result<Option<String>, FlowError> {
+    let config = app.current().await?.config;
     let granted = granted(answer);
     let Some(refresh_token) = &granted.refresh_token else {
         return Err(FlowError::Refused {
@@ -121,4 +137,81 @@ pub async fn complete(
     }
     tracing::info!(account = account.as_deref().unwrap_or(""), "OAuth sign-in completed");
     Ok(account)
+}
+
+/// A device-code sign-in (RFC 8628) under way: show `shown` to the administrator, then [`DeviceSignIn::finish`].
+#[derive(Debug)]
+pub struct DeviceSignIn {
+    /// The verification URI, the user code, when it expires, and Microsoft's ready-made message.
+    pub shown: DeviceAuthorization,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    endpoint: HttpEndpoint,
+}
+
+/// Starts a device-code sign-in; refuses up front what cannot work (Gmail's scope, a missing endpoint).
+pub async fn start_device(app: &App) -> Result<DeviceSignIn, FlowError> {
+    let config = app.current().await?.config;
+    authorize::check_device_flow(&config).map_err(|e| FlowError::Unsuitable(e.0))?;
+    let url = config.oauth.device_authorization_endpoint.clone().unwrap_or_default();
+    let secret = app.secret(SecretName::OAuthClientSecret).await?;
+    let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
+    let shown: DeviceAuthorization = endpoint
+        .post(&url, vec![("scope", config.oauth.scopes.join(" "))])
+        .await
+        .map_err(|answer| provider_failure(&endpoint, answer))?;
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(shown.expires_in as i64);
+    Ok(DeviceSignIn { shown, expires_at, endpoint })
+}
+
+impl DeviceSignIn {
+    /// Polls the token endpoint at the given interval (5 s when none was given, 5 s more after each
+    /// `slow_down`) until the user finishes, declines, or the code expires. Returns the account.
+    pub async fn finish(
+        self,
+        app: &App,
+        manager: Option<&TokenManager>,
+        actor: &str,
+    ) -> Result<Option<String>, FlowError> {
+        let mut interval = Duration::from_secs(self.shown.interval.max(1));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.shown.expires_in);
+        loop {
+            tokio::time::sleep(interval).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(FlowError::Refused {
+                    said: "expired_token".into(),
+                    explanation: "The code expired before the sign-in was finished. Start the device sign-in again."
+                        .into(),
+                });
+            }
+            let form = vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code".to_owned()),
+                ("device_code", self.shown.device_code.clone()),
+            ];
+            match self.endpoint.post::<TokenResponse>(self.endpoint.token_endpoint(), form).await {
+                Ok(answer) => return store(app, manager, actor, answer).await,
+                Err(Answer::Provider(error)) => {
+                    let explained = explain(self.endpoint.provider(), &error);
+                    match explained.verdict {
+                        Verdict::Pending | Verdict::Retry => {}
+                        Verdict::SlowDown => interval += Duration::from_secs(5),
+                        _ => {
+                            return Err(FlowError::Refused { said: explained.said, explanation: explained.explanation });
+                        }
+                    }
+                }
+                Err(Answer::Unreachable(why)) => {
+                    tracing::warn!(error = %why, "device sign-in: polling failed; trying again")
+                }
+                Err(Answer::Status(status)) if status >= 500 => {}
+                Err(other) => return Err(provider_failure(&self.endpoint, other)),
+            }
+        }
+    }
+}
+
+fn provider_failure(endpoint: &HttpEndpoint, answer: Answer) -> FlowError {
+    match endpoint.classify(answer) {
+        EndpointError::Unavailable(why) => FlowError::Unavailable(why),
+        EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
+    }
 }

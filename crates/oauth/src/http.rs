@@ -15,7 +15,7 @@ use tidings_core::{
 };
 use tidings_delivery::smtp::tls;
 
-/// What a token endpoint call needs to know about the client.
+/// The configured OAuth client, ready to call the provider.
 #[derive(Clone, Debug)]
 pub struct HttpEndpoint {
     http: reqwest::Client,
@@ -24,6 +24,17 @@ pub struct HttpEndpoint {
     client_id: String,
     client_secret: Option<SecretString>,
     scopes: Vec<String>,
+}
+
+/// How an HTTP call to the provider failed.
+#[derive(Debug)]
+pub enum Answer {
+    /// No answer: connection, TLS, proxy, timeout, or an unreadable body.
+    Unreachable(String),
+    /// An OAuth error response.
+    Provider(ErrorResponse),
+    /// An HTTP error without an OAuth error body.
+    Status(u16),
 }
 
 /// A lifetime assumed when a provider omits `expires_in`.
@@ -38,11 +49,10 @@ impl HttpEndpoint {
             .use_preconfigured_tls(tls::client_config(&cfg.tls)?.as_ref().clone())
             .timeout(cfg.delivery.timeout)
             .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = &cfg.oauth.proxy_url {
-            builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("oauth.proxy_url: {e}"))?);
-        } else {
-            builder = builder.no_proxy();
-        }
+        builder = match &cfg.oauth.proxy_url {
+            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("oauth.proxy_url: {e}"))?),
+            None => builder.no_proxy(),
+        };
         let http = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             http,
@@ -54,44 +64,68 @@ impl HttpEndpoint {
         })
     }
 
-    /// Posts a token request (client authentication included) and reads the answer.
-    pub async fn token_request(&self, mut form: Vec<(&'static str, String)>) -> Result<TokenResponse, EndpointError> {
+    pub fn provider(&self) -> Option<Provider> {
+        self.provider
+    }
+
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+
+    /// Posts a form to `url` with the client's authentication and reads a JSON answer of type `T`.
+    pub async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        mut form: Vec<(&'static str, String)>,
+    ) -> Result<T, Answer> {
         form.push(("client_id", self.client_id.clone()));
         if let Some(secret) = &self.client_secret {
             form.push(("client_secret", secret.expose().to_owned()));
         }
         let response = self
             .http
-            .post(&self.token_endpoint)
+            .post(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
             .send()
             .await
-            .map_err(|e| EndpointError::Unavailable(describe(&self.token_endpoint, &e)))?;
+            .map_err(|e| Answer::Unreachable(describe(url, &e)))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| EndpointError::Unavailable(describe(&self.token_endpoint, &e)))?;
+        let body = response.text().await.map_err(|e| Answer::Unreachable(describe(url, &e)))?;
         if status.is_success() {
-            return serde_json::from_str(&body).map_err(|e| {
-                EndpointError::Unavailable(format!("the token endpoint's answer is not a token response ({e})"))
-            });
+            return serde_json::from_str(&body)
+                .map_err(|e| Answer::Unreachable(format!("{url} answered something unexpected ({e})")));
         }
+        // Providers answer errors with 400 or 401, and Google's device polling with 403 and 428: the JSON decides.
         match serde_json::from_str::<ErrorResponse>(&body) {
-            Ok(error) => {
+            Ok(error) => Err(Answer::Provider(error)),
+            Err(_) => Err(Answer::Status(status.as_u16())),
+        }
+    }
+
+    /// Posts a token request and classifies a failure as passing or needing an administrator.
+    pub async fn token_request(&self, form: Vec<(&'static str, String)>) -> Result<TokenResponse, EndpointError> {
+        self.post(&self.token_endpoint, form).await.map_err(|answer| self.classify(answer))
+    }
+
+    /// What a failed answer means for a token request.
+    pub fn classify(&self, answer: Answer) -> EndpointError {
+        match answer {
+            Answer::Unreachable(why) => EndpointError::Unavailable(why),
+            Answer::Provider(error) => {
                 let explained = explain(self.provider, &error);
                 match explained.verdict {
-                    Verdict::Retry | Verdict::Pending | Verdict::SlowDown => {
-                        Err(EndpointError::Unavailable(explained.said))
-                    }
-                    _ => Err(EndpointError::Refused { said: explained.said, explanation: explained.explanation }),
+                    Verdict::Retry | Verdict::Pending | Verdict::SlowDown => EndpointError::Unavailable(explained.said),
+                    _ => EndpointError::Refused { said: explained.said, explanation: explained.explanation },
                 }
             }
-            Err(_) if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
-                Err(EndpointError::Unavailable(format!("the token endpoint answered HTTP {status}")))
+            Answer::Status(status) if status >= 500 || status == 429 => {
+                EndpointError::Unavailable(format!("the token endpoint answered HTTP {status}"))
             }
-            Err(_) => Err(EndpointError::Refused {
+            Answer::Status(status) => EndpointError::Refused {
                 said: format!("the token endpoint answered HTTP {status}"),
                 explanation: format!("Check oauth.token_endpoint ({}) and oauth.proxy_url.", self.token_endpoint),
-            }),
+            },
         }
     }
 
@@ -110,8 +144,7 @@ impl TokenEndpoint for HttpEndpoint {
         if !self.scopes.is_empty() {
             form.push(("scope", self.scopes.join(" ")));
         }
-        let answer = self.token_request(form).await?;
-        Ok(granted(answer))
+        Ok(granted(self.token_request(form).await?))
     }
 }
 

@@ -185,3 +185,40 @@ async fn signing_in_by_redirect_by_pasting_and_refusals() {
 fn url_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().unwrap().1.into_owned()
 }
+
+#[tokio::test]
+async fn a_device_sign_in_through_the_api_turns_the_status_active() {
+    let fake = OAuthFake::start(3600, &[]);
+    let peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let token_endpoint = fake.token_endpoint("contoso.com");
+    let device_endpoint = token_endpoint.replace("/token", "/devicecode");
+    let tidings = Tidings::start(relay(
+        &peer,
+        &[
+            ("smtp.auth", "oauth2"),
+            ("oauth.client_id", CLIENT),
+            ("oauth.token_endpoint", &token_endpoint),
+            ("oauth.device_authorization_endpoint", &device_endpoint),
+        ],
+    ))
+    .await;
+    let (code, shown) = tidings.post("/api/v1/oauth/device", serde_json::json!({})).await;
+    assert_eq!(code, 200, "{shown}");
+    assert_eq!(shown["verification_uri"], "https://microsoft.com/devicelogin");
+    assert!(shown["user_code"].as_str().unwrap().len() >= 6);
+    let (_, status) = tidings.get("/api/v1/oauth/status").await;
+    assert_eq!(status["state"], "authorization_pending", "{status}");
+    assert_eq!(status["expires_at"], shown["expires_at"]);
+    fake.control("approve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let (_, status) = tidings.get("/api/v1/oauth/status").await;
+        if status["state"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never active: {status}");
+    }
+    tidings.stop().await;
+}

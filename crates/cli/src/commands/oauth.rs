@@ -14,7 +14,19 @@ use tidings_oauth::{flows, http::HttpEndpoint, status::TokenStatus};
 
 pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
     match command {
-        OauthCommand::Login { paste, wait } => login(app, paste, wait).await?,
+        OauthCommand::Login { device: true, .. } => {
+            let signing_in = flows::start_device(app).await.map_err(|e| anyhow!(e))?;
+            let shown = &signing_in.shown;
+            println!("On any device, open {} and enter the code\n\n    {}\n", shown.verification_uri, shown.user_code);
+            println!(
+                "The code expires at {} ({} minutes). Waiting...",
+                signing_in.expires_at.format("%H:%M:%S UTC"),
+                shown.expires_in / 60
+            );
+            let account = signing_in.finish(app, None, &actor()).await.map_err(|e| anyhow!(e))?;
+            println!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
+        }
+        OauthCommand::Login { paste, wait, .. } => login(app, paste, wait).await?,
         OauthCommand::Status { json } => {
             let report = tidings_oauth::status::report(app, None).await?;
             if json {

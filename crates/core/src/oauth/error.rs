@@ -37,7 +37,12 @@ pub struct Explained {
 pub fn explain(provider: Option<Provider>, error: &ErrorResponse) -> Explained {
     let description = error.error_description.as_deref().unwrap_or("").lines().next().unwrap_or("").trim().to_owned();
     let said = if description.is_empty() { error.error.clone() } else { format!("{}: {description}", error.error) };
-    let (verdict, explanation) = match aadsts(error).and_then(microsoft) {
+    // The device flow's polling states are told by `error` itself, whatever AADSTS code comes with them.
+    let polling = matches!(
+        error.error.as_str(),
+        "authorization_pending" | "slow_down" | "authorization_declined" | "access_denied" | "expired_token"
+    );
+    let (verdict, explanation) = match aadsts(error).and_then(microsoft).filter(|_| !polling) {
         Some(known) => known,
         None => by_error(provider, error, &description),
     };
@@ -202,6 +207,17 @@ mod tests {
         assert_eq!(explain(None, &plain("access_denied")).verdict, Verdict::Declined);
         assert_eq!(explain(None, &plain("expired_token")).verdict, Verdict::Expired);
         assert_eq!(explain(None, &plain("temporarily_unavailable")).verdict, Verdict::Retry);
+    }
+
+    #[test]
+    fn polling_states_win_over_aadsts_codes() {
+        for (error, verdict) in [
+            ("authorization_declined", Verdict::Declined),
+            ("slow_down", Verdict::SlowDown),
+            ("authorization_pending", Verdict::Pending),
+        ] {
+            assert_eq!(explain(Some(Provider::Microsoft), &ms(70000, error, "x")).verdict, verdict, "{error}");
+        }
     }
 
     #[test]

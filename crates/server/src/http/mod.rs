@@ -34,13 +34,25 @@ struct Inner {
     wake: Arc<Notify>,
     /// The OAuth token manager, told about new sign-ins.
     tokens: TokenManager,
+    /// When the device sign-in under way (if any) expires.
+    device: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     /// For the uptime shown by `/readyz`.
     started: Instant,
 }
 
 impl Context {
     pub fn new(app: App, config: LiveConfig, committer: Committer, wake: Arc<Notify>, tokens: TokenManager) -> Self {
-        Self { inner: Arc::new(Inner { app, config, committer, wake, tokens, started: Instant::now() }) }
+        Self {
+            inner: Arc::new(Inner {
+                app,
+                config,
+                committer,
+                wake,
+                tokens,
+                device: Default::default(),
+                started: Instant::now(),
+            }),
+        }
     }
 }
 

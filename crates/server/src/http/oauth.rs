@@ -15,7 +15,7 @@ use serde_json::json;
 use tidings_oauth::{
     flows::{self, FlowError},
     http::HttpEndpoint,
-    status::report,
+    status::{TokenStatus, report},
 };
 
 pub fn router() -> Router<Context> {
@@ -24,6 +24,7 @@ pub fn router() -> Router<Context> {
         .route("/login/smtp-verification/", get(landing))
         .route("/api/v1/oauth/authorize", post(authorize))
         .route("/api/v1/oauth/complete", post(complete))
+        .route("/api/v1/oauth/device", post(device))
         .route("/api/v1/oauth/status", get(status))
         .route("/api/v1/oauth/check", post(check))
         .route("/api/v1/oauth/token", axum::routing::delete(forget))
@@ -102,7 +103,44 @@ async fn complete(
 
 async fn status(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
     let live = context.inner.tokens.status().borrow().clone();
-    Ok(Json(report(&context.inner.app, Some(live)).await?))
+    let mut report = report(&context.inner.app, Some(live)).await?;
+    let pending = *context.inner.device.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(expires_at) = pending.filter(|at| *at > chrono::Utc::now())
+        && !matches!(report.status, TokenStatus::Active { .. })
+    {
+        report.status = TokenStatus::AuthorizationPending { expires_at };
+    }
+    Ok(Json(report))
+}
+
+/// Starts a device-code sign-in; the daemon polls until the user finishes it (watch `/api/v1/oauth/status`).
+async fn device(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let signing_in = flows::start_device(&context.inner.app).await?;
+    let shown = signing_in.shown.clone();
+    let expires_at = signing_in.expires_at;
+    *context.inner.device.lock().unwrap_or_else(|e| e.into_inner()) = Some(expires_at);
+    let waiting = context.clone();
+    tokio::spawn(async move {
+        let inner = &waiting.inner;
+        match signing_in.finish(&inner.app, Some(&inner.tokens), &caller.actor).await {
+            Ok(account) => tracing::info!(account = account.as_deref().unwrap_or(""), "device sign-in completed"),
+            Err(e) => tracing::warn!(error = %e, "device sign-in did not complete"),
+        }
+        let mut device = inner.device.lock().unwrap_or_else(|e| e.into_inner());
+        if *device == Some(expires_at) {
+            *device = None;
+        }
+    });
+    Ok(Json(json!({
+        "verification_uri": shown.verification_uri,
+        "verification_uri_complete": shown.verification_uri_complete,
+        "user_code": shown.user_code,
+        "expires_in": shown.expires_in,
+        "expires_at": expires_at,
+        "interval": shown.interval,
+        "message": shown.message,
+    })))
 }
 
 async fn check(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
