@@ -195,7 +195,10 @@ impl DeviceSignIn {
                         Verdict::Pending | Verdict::Retry => {}
                         Verdict::SlowDown => interval += Duration::from_secs(5),
                         _ => {
-                            return Err(FlowError::Refused { said: explained.said, explanation: explained.explanation });
+                            return Err(FlowError::Refused {
+                                said: explained.said,
+                                explanation: explained.explanation,
+                            });
                         }
                     }
                 }
