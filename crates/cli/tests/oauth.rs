@@ -24,29 +24,31 @@ fn provider_redirect(url: &str) -> String {
     answer.lines().find_map(|l| l.strip_prefix("Location: ")).unwrap_or_else(|| panic!("{answer}")).trim().to_owned()
 }
 
+/// Configures `dir` for OAuth2 against the fake provider.
+fn configure_oauth(dir: &std::path::Path, fake: &OAuthFake, extra: &[&str]) {
+    let token = fake.token_endpoint("contoso.com");
+    let endpoints = [
+        format!("oauth.client_id={CLIENT}"),
+        format!("oauth.token_endpoint={token}"),
+        format!("oauth.authorization_endpoint={}", token.replace("/token", "/authorize")),
+        format!("oauth.device_authorization_endpoint={}", token.replace("/token", "/devicecode")),
+    ];
+    let mut args = vec!["config", "set", "sender=alerts@contoso.com", "smtp.host=smtp.example.com", "smtp.auth=oauth2"];
+    args.extend(endpoints.iter().map(String::as_str));
+    args.extend_from_slice(extra);
+    ok(dir, &args);
+}
+
 #[test]
 fn sign_in_by_pasting_then_status_check_and_revoke() {
     let fake = OAuthFake::start(3600, &[]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     ok(dir, &["init"]);
-    let token = format!("oauth.token_endpoint={}", fake.token_endpoint("contoso.com"));
-    let authorize =
-        format!("oauth.authorization_endpoint={}", fake.token_endpoint("contoso.com").replace("/token", "/authorize"));
-    ok(
+    configure_oauth(
         dir,
-        &[
-            "config",
-            "set",
-            "sender=alerts@contoso.com",
-            "smtp.host=smtp.example.com",
-            "smtp.auth=oauth2",
-            &format!("oauth.client_id={CLIENT}"),
-            &token,
-            &authorize,
-            "oauth.scopes=https://outlook.office.com/SMTP.Send offline_access",
-            "public_base_url=http://127.0.0.1:9",
-        ],
+        &fake,
+        &["oauth.scopes=https://outlook.office.com/SMTP.Send offline_access", "public_base_url=http://127.0.0.1:9"],
     );
     assert!(ok(dir, &["oauth", "status"]).contains("authorization required: run `tidings oauth login`"));
 
@@ -103,20 +105,7 @@ fn sign_in_with_a_device_code() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     ok(dir, &["init"]);
-    let token = fake.token_endpoint("contoso.com");
-    ok(
-        dir,
-        &[
-            "config",
-            "set",
-            "sender=alerts@contoso.com",
-            "smtp.host=smtp.example.com",
-            "smtp.auth=oauth2",
-            &format!("oauth.client_id={CLIENT}"),
-            &format!("oauth.token_endpoint={token}"),
-            &format!("oauth.device_authorization_endpoint={}", token.replace("/token", "/devicecode")),
-        ],
-    );
+    configure_oauth(dir, &fake, &[]);
     let mut login = tidings()
         .arg("--data-dir")
         .arg(dir)

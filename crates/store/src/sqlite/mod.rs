@@ -157,17 +157,7 @@ impl Store for SqliteStore {
         }
         for (name, sealed) in save.secrets {
             match sealed {
-                Some(sealed) => {
-                    sqlx::query(
-                        "INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
-                         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-                    )
-                    .bind(name)
-                    .bind(sealed)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Some(sealed) => upsert_secret(&mut tx, name, sealed, at).await?,
                 None => {
                     sqlx::query("DELETE FROM secrets WHERE name = ?").bind(name).execute(&mut *tx).await?;
                 }
@@ -314,6 +304,25 @@ impl Store for SqliteStore {
     async fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         tokens::touch(&self.pool, id, at).await
     }
+}
+
+/// Stores a sealed secret under its name, replacing the previous value.
+async fn upsert_secret(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    name: &str,
+    sealed: &[u8],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(sealed)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_audit(

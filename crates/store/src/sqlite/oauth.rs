@@ -1,6 +1,6 @@
 //! The OAuth authorization in SQLite: one row of state, the refresh token sealed in `secrets`.
 
-use super::insert_audit;
+use super::{insert_audit, upsert_secret};
 use crate::{OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool};
@@ -23,29 +23,12 @@ pub(super) async fn record(pool: &SqlitePool) -> Result<OAuthRecord> {
     }))
 }
 
-async fn put_refresh_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    sealed: &[u8],
-    at: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-    )
-    .bind(REFRESH_TOKEN)
-    .bind(sealed)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
     let mut tx = pool.begin().await?;
     match grant {
         OAuthGrant::Acquired { sealed_refresh_token, account } => {
             match sealed_refresh_token {
-                Some(sealed) => put_refresh_token(&mut tx, sealed, at).await?,
+                Some(sealed) => upsert_secret(&mut tx, REFRESH_TOKEN, sealed, at).await?,
                 None => {
                     sqlx::query("DELETE FROM secrets WHERE name = ?").bind(REFRESH_TOKEN).execute(&mut *tx).await?;
                 }
@@ -62,7 +45,7 @@ pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime
         }
         OAuthGrant::Refreshed { sealed_refresh_token } => {
             if let Some(sealed) = sealed_refresh_token {
-                put_refresh_token(&mut tx, sealed, at).await?;
+                upsert_secret(&mut tx, REFRESH_TOKEN, sealed, at).await?;
             }
             sqlx::query(
                 "INSERT INTO oauth_authorization (id, refreshed_at) VALUES (1, ?)
