@@ -141,7 +141,9 @@ impl TokenEndpoint for HttpEndpoint {
     async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError> {
         let mut form =
             vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
-        if !self.scopes.is_empty() {
+        // RFC 6749 §6: without `scope` the original grant's scopes apply, and a scope beyond them is refused.
+        // Microsoft's v2.0 endpoint documents `scope` as required on refresh, so it gets the configured ones.
+        if self.provider == Some(Provider::Microsoft) && !self.scopes.is_empty() {
             form.push(("scope", self.scopes.join(" ")));
         }
         Ok(granted(self.token_request(form).await?))

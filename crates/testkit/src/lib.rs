@@ -176,3 +176,52 @@ impl Drop for OAuthFake {
         let _ = self.child.wait();
     }
 }
+
+/// A real OAuth 2.0 server, `oidc-provider` from npm (`tests/peers/node/oidc_server.mjs`), on 127.0.0.1, with
+/// one client `tidings` / `tidings-secret` allowed to redirect to `redirect_uri`.
+#[derive(Debug)]
+pub struct OidcProvider {
+    child: Child,
+    pub port: u16,
+}
+
+impl OidcProvider {
+    pub fn start(redirect_uri: &str, access_token_ttl: u64) -> Self {
+        let dir = repo_root().join("tests/peers/node");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "oidc-provider is not installed: run ./scripts/test, which installs the test peers"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("oidc_server.mjs"))
+            .arg(redirect_uri)
+            .arg(access_token_ttl.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let port = first
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        // Keep reading: Node dies of EPIPE when its standard output is closed.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Self { child, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
