@@ -12,6 +12,7 @@ POST /{tenant}/oauth2/v2.0/token (form-encoded), grant_type=authorization_code (
   "access_token":...,"refresh_token":<a new one>}; the old refresh token stays valid (as Microsoft's do).
   An unknown or revoked one gets 400 invalid_grant AADSTS70000 (or the code set by --revoked-code).
 POST /{tenant}/oauth2/v2.0/devicecode (client_id, scope) starts a device sign-in; the token endpoint then takes
+  grant_type=client_credentials (needs client_secret and a scope ending in /.default; no refresh token),
   grant_type=urn:ietf:params:oauth:grant-type:device_code: authorization_pending until /control/approve (or
   authorization_declined after /control/decline); with --slow-down-once the first poll answers slow_down.
   With --google, Google's spellings: verification_url, no message, polling errors as HTTP 428 (pending) and 403
@@ -181,6 +182,11 @@ class Handler(BaseHTTPRequestHandler):
                         return self.answer(403, {"error": "access_denied", "error_description": "Forbidden"})
                     return self.error(400, "authorization_declined", 70000, "AADSTS70000: The user declined the authorization.")
                 del DEVICES[form["device_code"]]
+            elif grant == "client_credentials":
+                if not form.get("client_secret"):
+                    return self.error(401, "invalid_client", 7000218, "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+                if not form.get("scope", "").endswith("/.default"):
+                    return self.error(400, "invalid_scope", 1002012, f"AADSTS1002012: The provided value for scope {form.get('scope', '')} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
             elif grant != "refresh_token":
                 return self.error(400, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.")
             elif form.get("refresh_token") not in REFRESH:
@@ -188,13 +194,15 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(400, "invalid_grant", ARGS.revoked_code, DESCRIPTIONS.get(ARGS.revoked_code, f"AADSTS{ARGS.revoked_code}: refused."))
             access = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
             ACCESS[access] = time.time() + ARGS.lifetime
-            rotated = "0.AXoA-" + secrets.token_urlsafe(24)
-            REFRESH.add(rotated)
+            body = {"token_type": "Bearer", "expires_in": ARGS.lifetime, "ext_expires_in": ARGS.lifetime, "access_token": access}
+            if grant != "client_credentials":  # Microsoft issues no refresh token for app-only tokens
+                rotated = "0.AXoA-" + secrets.token_urlsafe(24)
+                REFRESH.add(rotated)
+                body["refresh_token"] = rotated
+                body["scope"] = form.get("scope", "https://outlook.office.com/SMTP.Send")
             write_access_tokens()
             print(f"GRANT {grant} ok", file=sys.stderr, flush=True)
-            self.answer(200, {"token_type": "Bearer", "scope": form.get("scope", "https://outlook.office.com/SMTP.Send"),
-                              "expires_in": ARGS.lifetime, "ext_expires_in": ARGS.lifetime,
-                              "access_token": access, "refresh_token": rotated})
+            self.answer(200, body)
 
     def devicecode(self, form):
         with LOCK:

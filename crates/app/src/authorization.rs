@@ -32,9 +32,23 @@ impl App {
     ) -> Result<()> {
         let sealed = refresh_token.map(|t| self.cipher.seal(REFRESH_TOKEN, t.expose()));
         self.store
-            .oauth_grant(OAuthGrant::Acquired { sealed_refresh_token: sealed.as_deref(), account }, Utc::now())
+            .oauth_grant(
+                OAuthGrant::Acquired { sealed_refresh_token: sealed.as_deref(), account, client_credentials: false },
+                Utc::now(),
+            )
             .await?;
         let fields = account.map(|a| vec![a.to_owned()]).unwrap_or_default();
+        self.store
+            .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
+            .await?;
+        Ok(())
+    }
+
+    /// Records an app-only authorization (the client-credentials grant): no refresh token is kept.
+    pub async fn oauth_acquired_app_only(&self, actor: &str, account: Option<&str>) -> Result<()> {
+        let grant = OAuthGrant::Acquired { sealed_refresh_token: None, account, client_credentials: true };
+        self.store.oauth_grant(grant, Utc::now()).await?;
+        let fields = vec!["client_credentials".to_owned()];
         self.store
             .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
             .await?;

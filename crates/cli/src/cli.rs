@@ -71,8 +71,12 @@ pub enum OauthCommand {
         paste: bool,
         /// Use the device-code flow: open the shown address on any device and enter the code (Microsoft; not
         /// for Gmail, which Google allows only with the authorization-code flow).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "client_credentials")]
         device: bool,
+        /// Authorize app-only sending with the client-credentials grant (Microsoft: a specific tenant, the client
+        /// secret, and the mailbox access an Exchange administrator granted); no one signs in.
+        #[arg(long, conflicts_with = "paste")]
+        client_credentials: bool,
         /// How long to wait for the browser to come back to the daemon.
         #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
         wait: Duration,

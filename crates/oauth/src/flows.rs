@@ -218,3 +218,32 @@ fn provider_failure(endpoint: &HttpEndpoint, answer: Answer) -> FlowError {
         EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
     }
 }
+
+/// Authorizes app-only sending with the client-credentials grant: no user signs in; the client's own id and
+/// secret are redeemed for each access token. For Microsoft the scope is `https://outlook.office365.com/.default`
+/// and a specific tenant is required; an Exchange administrator must have granted the application access to the
+/// mailbox (see docs/oauth.md).
+pub async fn client_credentials(
+    app: &App,
+    manager: Option<&TokenManager>,
+    actor: &str,
+) -> Result<Option<String>, FlowError> {
+    let config = app.current().await?.config;
+    let secret = app.secret(SecretName::OAuthClientSecret).await?;
+    authorize::check_client_credentials(&config, secret.is_some()).map_err(|e| FlowError::Unsuitable(e.0))?;
+    let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
+    let granted =
+        crate::manager::TokenEndpoint::refresh(&endpoint, &crate::manager::Credential::Client { authorized_at: None })
+            .await
+            .map_err(|e| match e {
+                EndpointError::Unavailable(why) => FlowError::Unavailable(why),
+                EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
+            })?;
+    let account = config.oauth.account.clone().or(config.sender.clone());
+    app.oauth_acquired_app_only(actor, account.as_deref()).await?;
+    if let Some(manager) = manager {
+        manager.authorized(&granted);
+    }
+    tracing::info!(account = account.as_deref().unwrap_or(""), "app-only (client credentials) authorization completed");
+    Ok(account)
+}

@@ -1,7 +1,7 @@
 //! The provider's token endpoint over HTTPS, through the configured proxy, trusting what delivery trusts
 //! (the system's store, `tls.ca_file`, `tls.verify_certificates`).
 
-use crate::manager::{EndpointError, Granted, TokenEndpoint};
+use crate::manager::{Credential, EndpointError, Granted, TokenEndpoint};
 use async_trait::async_trait;
 use std::time::Duration;
 use tidings_core::{
@@ -138,14 +138,29 @@ impl HttpEndpoint {
 
 #[async_trait]
 impl TokenEndpoint for HttpEndpoint {
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError> {
-        let mut form =
-            vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
-        // RFC 6749 §6: without `scope` the original grant's scopes apply, and a scope beyond them is refused.
-        // Microsoft's v2.0 endpoint documents `scope` as required on refresh, so it gets the configured ones.
-        if self.provider == Some(Provider::Microsoft) && !self.scopes.is_empty() {
-            form.push(("scope", self.scopes.join(" ")));
-        }
+    async fn refresh(&self, credential: &Credential) -> Result<Granted, EndpointError> {
+        let form = match credential {
+            Credential::RefreshToken(refresh_token) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_owned()),
+                    ("refresh_token", refresh_token.expose().to_owned()),
+                ];
+                // RFC 6749 §6: without `scope` the original grant's scopes apply, and a scope beyond them is
+                // refused. Microsoft's v2.0 endpoint documents `scope` as required on refresh, so it gets them.
+                if self.provider == Some(Provider::Microsoft) && !self.scopes.is_empty() {
+                    form.push(("scope", self.scopes.join(" ")));
+                }
+                form
+            }
+            Credential::Client { .. } => {
+                let scope = if self.provider == Some(Provider::Microsoft) {
+                    tidings_core::oauth::authorize::MICROSOFT_APP_ONLY_SCOPE.to_owned()
+                } else {
+                    self.scopes.join(" ")
+                };
+                vec![("grant_type", "client_credentials".to_owned()), ("scope", scope)]
+            }
+        };
         Ok(granted(self.token_request(form).await?))
     }
 }

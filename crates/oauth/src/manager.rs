@@ -53,16 +53,35 @@ pub enum EndpointError {
     Refused { said: String, explanation: String },
 }
 
+/// What the manager redeems for access tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A refresh token from a sign-in.
+    RefreshToken(SecretString),
+    /// The client's own credentials (the client-credentials grant, for app-only sending), as authorized then.
+    Client { authorized_at: Option<DateTime<Utc>> },
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::RefreshToken(_) => f.write_str("RefreshToken(<redacted>)"),
+            Credential::Client { authorized_at } => write!(f, "Client({authorized_at:?})"),
+        }
+    }
+}
+
 /// The provider's token endpoint, for refreshing.
 #[async_trait]
 pub trait TokenEndpoint: Send + Sync + fmt::Debug {
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError>;
+    async fn refresh(&self, credential: &Credential) -> Result<Granted, EndpointError>;
 }
 
 /// Where the refresh token and the authorization's state are kept (encrypted at rest).
 #[async_trait]
 pub trait Vault: Send + Sync + fmt::Debug {
-    async fn refresh_token(&self) -> Result<Option<SecretString>, String>;
+    /// The credential stored now, if Tidings was authorized.
+    async fn credential(&self) -> Result<Option<Credential>, String>;
     /// Records a successful refresh, replacing the refresh token when the provider rotated it.
     async fn store_refreshed(&self, rotated: Option<&SecretString>, at: DateTime<Utc>) -> Result<(), String>;
     /// Records that an administrator must act.
@@ -116,9 +135,9 @@ struct State {
     held: Option<Held>,
     /// Bumped by every new token: lets a caller that waited for a refresh see that one happened.
     generation: u64,
-    /// Set while an administrator must act: the provider's words, what to do, and the refresh token it
-    /// refused. Nothing is attempted until a different refresh token is stored (a new authorization).
-    refused: Option<(String, String, SecretString)>,
+    /// Set while an administrator must act: the provider's words, what to do, and the credential it
+    /// refused. Nothing is attempted until a different credential is stored (a new authorization).
+    refused: Option<(String, String, Credential)>,
     failing_since: Option<DateTime<Utc>>,
     /// Whether the vault held no refresh token at the last look.
     unauthorized: bool,
@@ -228,7 +247,7 @@ impl TokenManager {
                 return Ok(held.token.clone());
             }
         }
-        let refresh_token = match self.inner.vault.refresh_token().await {
+        let credential = match self.inner.vault.credential().await {
             Ok(Some(token)) => token,
             Ok(None) => {
                 self.state().unauthorized = true;
@@ -237,14 +256,14 @@ impl TokenManager {
                     "Tidings is not authorized with the provider yet; sign in with `tidings oauth login`".into(),
                 ));
             }
-            Err(e) => return Err(TokenError::Unavailable(format!("cannot read the stored refresh token: {e}"))),
+            Err(e) => return Err(TokenError::Unavailable(format!("cannot read the stored authorization: {e}"))),
         };
         if let Some((_, explanation, refused)) = &self.state().refused
-            && *refused == refresh_token
+            && *refused == credential
         {
             return Err(TokenError::ReauthorizationRequired(explanation.clone()));
         }
-        match self.inner.endpoint.refresh(&refresh_token).await {
+        match self.inner.endpoint.refresh(&credential).await {
             Ok(granted) => {
                 if let Err(e) = self.inner.vault.store_refreshed(granted.refresh_token.as_ref(), Utc::now()).await {
                     tracing::error!(error = %e, "could not store the refreshed authorization; the next restart may need a new sign-in");
@@ -281,7 +300,7 @@ impl TokenManager {
                 }
                 {
                     let mut s = self.state();
-                    s.refused = Some((said, explanation.clone(), refresh_token));
+                    s.refused = Some((said, explanation.clone(), credential));
                     s.held = None;
                 }
                 self.publish();

@@ -4,12 +4,12 @@
 
 use crate::{
     http::HttpEndpoint,
-    manager::{EndpointError, Granted, TokenEndpoint, TokenManager},
+    manager::{Credential, EndpointError, Granted, TokenEndpoint, TokenManager},
 };
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 use tidings_app::{App, settings::Current};
-use tidings_core::secret::{SecretName, SecretString};
+use tidings_core::secret::SecretName;
 use tidings_delivery::token::{AccessToken, ConfiguredToken, TokenError, TokenSource};
 use tokio::sync::watch;
 
@@ -43,10 +43,10 @@ impl ConfiguredEndpoint {
 
 #[async_trait]
 impl TokenEndpoint for ConfiguredEndpoint {
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError> {
+    async fn refresh(&self, credential: &Credential) -> Result<Granted, EndpointError> {
         // A configuration that cannot make an endpoint is retried: fixing it resumes refreshing.
         let endpoint = self.current().await.map_err(EndpointError::Unavailable)?;
-        endpoint.refresh(refresh_token).await
+        endpoint.refresh(credential).await
     }
 }
 
@@ -63,9 +63,9 @@ impl DaemonTokens {
         Self { manager, fallback: ConfiguredToken::new(app.clone()), app }
     }
 
-    /// Whether an authorization (a refresh token) is stored.
+    /// Whether an authorization (a refresh token, or app-only) is stored.
     async fn authorized(&self) -> bool {
-        matches!(self.app.oauth_refresh_token().await, Ok(Some(_)))
+        matches!(crate::vault::credential(&self.app).await, Ok(Some(_)))
     }
 }
 

@@ -1,10 +1,19 @@
 //! The [`Vault`] of a data directory: the refresh token sealed in the database, through the app.
 
-use crate::manager::Vault;
+use crate::manager::{Credential, Vault};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tidings_app::App;
 use tidings_core::secret::SecretString;
+
+/// The credential a data directory holds: a refresh token, or an app-only authorization.
+pub async fn credential(app: &App) -> tidings_app::Result<Option<Credential>> {
+    let record = app.oauth_record().await?;
+    if record.client_credentials {
+        return Ok(Some(Credential::Client { authorized_at: record.acquired_at }));
+    }
+    Ok(app.oauth_refresh_token().await?.map(Credential::RefreshToken))
+}
 
 #[derive(Clone, Debug)]
 pub struct AppVault {
@@ -19,8 +28,8 @@ impl AppVault {
 
 #[async_trait]
 impl Vault for AppVault {
-    async fn refresh_token(&self) -> Result<Option<SecretString>, String> {
-        self.app.oauth_refresh_token().await.map_err(|e| e.to_string())
+    async fn credential(&self) -> Result<Option<Credential>, String> {
+        credential(&self.app).await.map_err(|e| e.to_string())
     }
 
     async fn store_refreshed(&self, rotated: Option<&SecretString>, _at: DateTime<Utc>) -> Result<(), String> {
@@ -37,7 +46,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::manager::{EndpointError, Granted, ManagerOptions, TokenEndpoint, TokenManager};
+    use crate::manager::{Credential, EndpointError, Granted, ManagerOptions, TokenEndpoint, TokenManager};
     use std::{sync::Arc, time::Duration};
     use tidings_app::{InitOptions, data_dir::DataDir};
     use tidings_delivery::token::{TokenError, TokenSource};
@@ -48,7 +57,8 @@ mod tests {
 
     #[async_trait]
     impl TokenEndpoint for Rotating {
-        async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError> {
+        async fn refresh(&self, credential: &Credential) -> Result<Granted, EndpointError> {
+            let Credential::RefreshToken(refresh_token) = credential else { panic!("{credential:?}") };
             let n: u32 = refresh_token.expose().strip_prefix("rt-").and_then(|n| n.parse().ok()).ok_or_else(|| {
                 EndpointError::Refused {
                     said: "invalid_grant: AADSTS50173: The provided grant has expired due to it being revoked.".into(),

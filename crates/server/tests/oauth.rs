@@ -222,3 +222,54 @@ async fn a_device_sign_in_through_the_api_turns_the_status_active() {
     }
     tidings.stop().await;
 }
+
+#[tokio::test]
+async fn app_only_sending_with_client_credentials() {
+    let fake = OAuthFake::start(3, &[]);
+    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let token_endpoint = fake.token_endpoint("contoso.com");
+    let port = peer.port.to_string();
+    let ca = peer.ca_file.as_ref().unwrap().display().to_string();
+    let tidings = Tidings::start(
+        [
+            ("sender", "alerts@contoso.com"),
+            ("oauth.provider", "microsoft"),
+            ("oauth.tenant", "contoso.com"),
+            ("oauth.client_id", CLIENT),
+            ("oauth.token_endpoint", &token_endpoint),
+            ("smtp.host", "127.0.0.1"),
+            ("smtp.port", &port),
+            ("tls.ca_file", &ca),
+            ("delivery.retry_first", "1s"),
+            ("delivery.retry_max", "2s"),
+            ("delivery.timeout", "5s"),
+            ("delivery.lease", "15s"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect(),
+    )
+    .await;
+    let (code, error) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
+    assert_eq!(code, 409, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("oauth.client_secret"), "{error}");
+
+    tidings.reconfigure(&[("oauth.client_secret", "app-secret")]).await;
+    let (code, done) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
+    assert_eq!(code, 200, "{done}");
+    assert!(tidings.app.oauth_refresh_token().await.unwrap().is_none(), "no refresh token for app-only tokens");
+    let id = tidings.send("app-only").await;
+    assert_eq!(peer.next_message().await["auth_user"], "alerts@contoso.com");
+    tidings.wait_for_status(id, "delivered").await;
+
+    // The 3 s token is renewed with the client's credentials.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while tidings.app.oauth_record().await.unwrap().refreshed_at.is_none() {
+        assert!(Instant::now() < deadline, "never renewed");
+        tick.tick().await;
+    }
+    let (_, status) = tidings.get("/api/v1/oauth/status").await;
+    assert_eq!(status["state"], "active", "{status}");
+    tidings.stop().await;
+}

@@ -185,6 +185,8 @@ pub struct ApiToken {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OAuthRecord {
     pub account: Option<String>,
+    /// Authorized with the client-credentials grant (no refresh token).
+    pub client_credentials: bool,
     pub acquired_at: Option<DateTime<Utc>>,
     pub refreshed_at: Option<DateTime<Utc>>,
     /// The provider's words when an administrator must act, and what to do.
@@ -195,8 +197,9 @@ pub struct OAuthRecord {
 /// What a token grant changes.
 #[derive(Debug)]
 pub enum OAuthGrant<'a> {
-    /// A new authorization (a sign-in): the refresh token (sealed), the account, when.
-    Acquired { sealed_refresh_token: Option<&'a [u8]>, account: Option<&'a str> },
+    /// A new authorization (a sign-in): the refresh token (sealed), the account, and whether it is the
+    /// client-credentials grant.
+    Acquired { sealed_refresh_token: Option<&'a [u8]>, account: Option<&'a str>, client_credentials: bool },
     /// A refresh: the rotated refresh token (sealed), if the provider sent one.
     Refreshed { sealed_refresh_token: Option<&'a [u8]> },
 }

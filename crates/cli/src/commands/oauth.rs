@@ -14,6 +14,13 @@ use tidings_oauth::{flows, http::HttpEndpoint, status::TokenStatus};
 
 pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
     match command {
+        OauthCommand::Login { client_credentials: true, .. } => {
+            let account = flows::client_credentials(app, None, &actor()).await.map_err(|e| anyhow!(e))?;
+            println!(
+                "Tidings is authorized for app-only sending{}.",
+                account.map(|a| format!(" as {a}")).unwrap_or_default()
+            );
+        }
         OauthCommand::Login { device: true, .. } => {
             let signing_in = flows::start_device(app).await.map_err(|e| anyhow!(e))?;
             let shown = &signing_in.shown;

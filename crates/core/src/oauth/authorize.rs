@@ -7,6 +7,9 @@ use url::Url;
 /// What Google's Gmail SMTP access needs; Google refuses it in the device flow.
 pub const GMAIL_SCOPE: &str = "https://mail.google.com/";
 
+/// The scope of Microsoft's app-only SMTP sending (client-credentials grant).
+pub const MICROSOFT_APP_ONLY_SCOPE: &str = "https://outlook.office365.com/.default";
+
 /// A flow that cannot work with this configuration, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -33,7 +33,8 @@ impl Endpoint {
 
 #[async_trait]
 impl TokenEndpoint for Endpoint {
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<Granted, EndpointError> {
+    async fn refresh(&self, credential: &Credential) -> Result<Granted, EndpointError> {
+        let Credential::RefreshToken(refresh_token) = credential else { panic!("{credential:?}") };
         // A real endpoint takes a moment: concurrent callers pile up meanwhile.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let n = {
@@ -64,8 +65,8 @@ struct MemoryVault {
 
 #[async_trait]
 impl Vault for MemoryVault {
-    async fn refresh_token(&self) -> Result<Option<SecretString>, String> {
-        Ok(self.refresh_token.lock().unwrap().clone().map(SecretString::new))
+    async fn credential(&self) -> Result<Option<Credential>, String> {
+        Ok(self.refresh_token.lock().unwrap().clone().map(|t| Credential::RefreshToken(SecretString::new(t))))
     }
     async fn store_refreshed(&self, rotated: Option<&SecretString>, _at: DateTime<Utc>) -> Result<(), String> {
         if let Some(token) = rotated {

@@ -25,6 +25,7 @@ pub fn router() -> Router<Context> {
         .route("/api/v1/oauth/authorize", post(authorize))
         .route("/api/v1/oauth/complete", post(complete))
         .route("/api/v1/oauth/device", post(device))
+        .route("/api/v1/oauth/client-credentials", post(client_credentials))
         .route("/api/v1/oauth/status", get(status))
         .route("/api/v1/oauth/check", post(check))
         .route("/api/v1/oauth/token", axum::routing::delete(forget))
@@ -98,6 +99,14 @@ async fn complete(
     caller.require_operator()?;
     let inner = &context.inner;
     let account = flows::complete(&inner.app, Some(&inner.tokens), &caller.actor, &body.input).await?;
+    Ok(Json(json!({ "authorized": true, "account": account })))
+}
+
+/// Authorizes app-only sending (the client-credentials grant).
+async fn client_credentials(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let inner = &context.inner;
+    let account = flows::client_credentials(&inner.app, Some(&inner.tokens), &caller.actor).await?;
     Ok(Json(json!({ "authorized": true, "account": account })))
 }
 

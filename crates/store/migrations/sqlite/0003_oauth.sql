@@ -3,6 +3,9 @@
 CREATE TABLE oauth_authorization (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     account      TEXT,
+    -- 1 when authorized with the client-credentials grant (app-only): no refresh token, the client's own
+    -- credentials are redeemed for each access token.
+    client_credentials INTEGER NOT NULL DEFAULT 0,
     acquired_at  TEXT,
     refreshed_at TEXT,
     -- When an administrator must act: the provider's words and what to do.

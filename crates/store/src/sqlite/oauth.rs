@@ -7,7 +7,9 @@ use sqlx::{Row, SqlitePool};
 use tidings_core::audit::NewAuditEntry;
 
 pub(super) async fn record(pool: &SqlitePool) -> Result<OAuthRecord> {
-    let row = sqlx::query("SELECT account, acquired_at, refreshed_at, failure, explanation, failed_at FROM oauth_authorization WHERE id = 1")
+    let row = sqlx::query(
+        "SELECT account, client_credentials, acquired_at, refreshed_at, failure, explanation, failed_at FROM oauth_authorization WHERE id = 1",
+    )
         .fetch_optional(pool)
         .await?;
     Ok(row.map_or_else(OAuthRecord::default, |r| {
@@ -15,6 +17,7 @@ pub(super) async fn record(pool: &SqlitePool) -> Result<OAuthRecord> {
         let explanation: Option<String> = r.get("explanation");
         OAuthRecord {
             account: r.get("account"),
+            client_credentials: r.get::<i64, _>("client_credentials") != 0,
             acquired_at: r.get("acquired_at"),
             refreshed_at: r.get("refreshed_at"),
             failure: failure.map(|f| (f, explanation.unwrap_or_default())),
@@ -26,7 +29,7 @@ pub(super) async fn record(pool: &SqlitePool) -> Result<OAuthRecord> {
 pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
     let mut tx = pool.begin().await?;
     match grant {
-        OAuthGrant::Acquired { sealed_refresh_token, account } => {
+        OAuthGrant::Acquired { sealed_refresh_token, account, client_credentials } => {
             match sealed_refresh_token {
                 Some(sealed) => upsert_secret(&mut tx, REFRESH_TOKEN, sealed, at).await?,
                 None => {
@@ -34,11 +37,12 @@ pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime
                 }
             }
             sqlx::query(
-                "INSERT INTO oauth_authorization (id, account, acquired_at, refreshed_at) VALUES (1, ?, ?, NULL)
-                 ON CONFLICT (id) DO UPDATE SET account = excluded.account, acquired_at = excluded.acquired_at,
-                     refreshed_at = NULL, failure = NULL, explanation = NULL, failed_at = NULL",
+                "INSERT INTO oauth_authorization (id, account, client_credentials, acquired_at, refreshed_at) VALUES (1, ?, ?, ?, NULL)
+                 ON CONFLICT (id) DO UPDATE SET account = excluded.account, client_credentials = excluded.client_credentials,
+                     acquired_at = excluded.acquired_at, refreshed_at = NULL, failure = NULL, explanation = NULL, failed_at = NULL",
             )
             .bind(account)
+            .bind(client_credentials)
             .bind(at)
             .execute(&mut *tx)
             .await?;
