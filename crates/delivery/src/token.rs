@@ -63,7 +63,7 @@ impl TokenSource for ConfiguredToken {
         match self.app.secret(SecretName::StaticAccessToken).await {
             Ok(Some(token)) => Ok(AccessToken(token)),
             Ok(None) => Err(TokenError::ReauthorizationRequired(
-                "no OAuth access token is available; authorize Tidings with the provider (or set \
+                "Tidings is not authorized with the provider yet; sign in with `tidings oauth login` (or set \
                  oauth.static_access_token for testing)"
                     .into(),
             )),
