@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 /// How the engine runs.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// This node's name; leases are owned by `node/instance`.
+    /// This node's name (default: the host name); leases are owned by `node/instance`.
     pub node: String,
     /// The longest the engine sleeps without looking for due messages.
     pub poll_interval: Duration,
@@ -41,7 +41,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { node: "local".into(), poll_interval: Duration::from_secs(1), idle_timeout: Duration::from_secs(30) }
+        Self {
+            node: host_name().unwrap_or_else(|| "local".into()),
+            poll_interval: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -72,7 +76,7 @@ impl Engine {
     }
 
     async fn run(mut self, shutdown: CancellationToken) {
-        let owner = format!("{}/{:016x}", self.options.node, rand_u64());
+        let owner = format!("{}/{:016x}", self.options.node, rand::random::<u64>());
         match self.app.store().expire_leases(&format!("{}/", self.options.node)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "taking back messages this node was delivering when it stopped"),
@@ -221,17 +225,16 @@ pub async fn relay_settings(
     })
 }
 
-/// This machine's name, for EHLO.
-fn helo_name() -> String {
+/// This machine's name (for EHLO, and as the default node name), when it is a usable host name.
+pub fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-        .unwrap_or_else(|| "tidings.localdomain".into())
 }
 
-fn rand_u64() -> u64 {
-    rand::random()
+fn helo_name() -> String {
+    host_name().unwrap_or_else(|| "tidings.localdomain".into())
 }
 
 /// One message's attempt.
@@ -282,14 +285,14 @@ impl Delivery {
             Some(c) => (c, true),
             None => match Connection::open(&self.settings).await {
                 Ok(c) => (c, false),
-                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay, "delivery.timeout"))),
+                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
             },
         };
         let mut tx: Transaction = connection.send(&self.message.mail_from, recipients, &self.message.content).await;
         if reused && matches!(&tx.result, Err(e) if e.is_connection_loss() && tx.recipients.is_empty()) {
             connection = match Connection::open(&self.settings).await {
                 Ok(c) => c,
-                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay, "delivery.timeout"))),
+                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
             };
             tx = connection.send(&self.message.mail_from, recipients, &self.message.content).await;
         }
@@ -302,7 +305,7 @@ impl Delivery {
                 if !e.is_connection_loss() && !matches!(e.kind, crate::smtp::error::ErrorKind::Timeout(_)) {
                     self.pool.put(connection, self.revision);
                 }
-                (tx.recipients, Outcome::Failed(e.to_failure(&relay, "delivery.timeout")))
+                (tx.recipients, Outcome::Failed(e.to_failure(&relay)))
             }
         }
     }

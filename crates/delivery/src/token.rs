@@ -75,3 +75,24 @@ impl TokenSource for ConfiguredToken {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::error::SmtpError;
+    use tidings_core::outbox::reply::Stage;
+
+    #[test]
+    fn an_unreachable_token_endpoint_is_retried_and_a_missing_authorization_waits() {
+        let unreachable = SmtpError::from(TokenError::Unavailable("cannot connect to https://login.example".into()));
+        let failure = unreachable.to_failure("smtp.example.com:587");
+        assert_eq!((failure.stage, failure.class), (Stage::Token, Class::Transient));
+        assert!(failure.class.retries());
+
+        let unauthorized = SmtpError::from(TokenError::ReauthorizationRequired("sign in".into()));
+        let failure = unauthorized.to_failure("smtp.example.com:587");
+        assert_eq!(failure.class, Class::ReauthRequired);
+        assert!(failure.class.retries(), "the message waits for a new authorization instead of failing");
+        assert!(failure.explanation.unwrap().contains("authorized with the provider again"));
+    }
+}

@@ -127,7 +127,7 @@ async fn a_relay_without_starttls_gets_nothing_in_clear_text() {
     let err = Connection::open(&settings(&peer, Encryption::Starttls, password("u", "never-sent"))).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::StarttlsUnavailable), "{err}");
     assert_eq!((err.stage, err.class()), (Stage::Starttls, Class::Transient));
-    let failure = err.to_failure("127.0.0.1:1", "delivery.timeout");
+    let failure = err.to_failure("127.0.0.1:1");
     assert!(failure.explanation.unwrap().contains("smtp.encryption=tls"));
 }
 
@@ -138,7 +138,7 @@ async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
     untrusted.tls = tls::client_config(&TlsOptions::default()).unwrap();
     let err = Connection::open(&untrusted).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Tls(_)), "{err}");
-    assert!(err.to_failure("x", "delivery.timeout").explanation.unwrap().contains("tls.ca_file"));
+    assert!(err.to_failure("x").explanation.unwrap().contains("tls.ca_file"));
 
     let unverified = TlsOptions { verify_certificates: false, ..Default::default() };
     untrusted.tls = tls::client_config(&unverified).unwrap();
@@ -179,7 +179,7 @@ async fn gmail_xoauth2_failure_sequence_carries_the_json_status() {
     assert_eq!(err.class(), Class::AuthFailed);
     assert!(err.xoauth2_status.as_deref().unwrap().contains("\"status\": \"401\""), "{err:?}");
     assert_eq!(err.reply().unwrap().code, 535);
-    let failure = err.to_failure("x", "delivery.timeout");
+    let failure = err.to_failure("x");
     assert!(failure.explanation.unwrap().contains("status 401"));
     assert!(failure.error.contains("XOAUTH2 status"));
     assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1, "one refresh was tried");
@@ -209,7 +209,7 @@ async fn microsoft_smtp_auth_disabled_is_explained() {
     ]);
     let err =
         Connection::open(&settings(&peer, Encryption::Starttls, oauth(Tokens::new("t", None)))).await.unwrap_err();
-    let failure = err.to_failure("x", "delivery.timeout");
+    let failure = err.to_failure("x");
     assert_eq!(
         (failure.class, failure.reply.as_ref().unwrap().enhanced.as_deref()),
         (Class::AuthFailed, Some("5.7.139"))
@@ -229,7 +229,7 @@ async fn refusals_per_recipient_and_at_the_end_of_data() {
     assert!(matches!(&tx.recipients[2].1, RcptResult::Refused(r) if r.code == 550));
     let err = tx.result.unwrap_err();
     assert_eq!((err.stage, err.class()), (Stage::Message, Class::Permanent));
-    assert!(err.to_failure("x", "delivery.timeout").explanation.unwrap().contains("Send As"));
+    assert!(err.to_failure("x").explanation.unwrap().contains("Send As"));
     // The session stays usable.
     let tx = conn.send("alerts@example.com", &["ok@example.com".to_owned()], MESSAGE).await;
     assert_eq!(tx.result.unwrap().code, 250);
@@ -260,9 +260,7 @@ async fn a_closed_port_is_a_transient_connect_failure() {
     };
     let err = Connection::open(&s).await.unwrap_err();
     assert_eq!((err.stage, err.class()), (Stage::Connect, Class::Transient));
-    assert!(
-        err.to_failure(&s.address(), "delivery.timeout").explanation.unwrap().contains("Nothing accepts connections")
-    );
+    assert!(err.to_failure(&s.address()).explanation.unwrap().contains("Nothing accepts connections"));
     s.host = "::1".into();
     assert_eq!(s.address(), format!("[::1]:{port}"));
 }

@@ -110,7 +110,12 @@ pub async fn complete(
         EndpointError::Unavailable(why) => FlowError::Unavailable(why),
         EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
     })?;
-    store(app, manager, actor, answer).await
+    store(app, manager, actor, account(&config), answer).await
+}
+
+/// The mailbox Tidings authenticates as: `oauth.account`, or the sender.
+fn account(config: &tidings_core::EmailConfig) -> Option<String> {
+    config.oauth.account.clone().or(config.sender.clone())
 }
 
 /// Stores what a completed sign-in granted and hands the access token to the manager. Returns the account.
@@ -118,9 +123,9 @@ async fn store(
     app: &App,
     manager: Option<&TokenManager>,
     actor: &str,
+    account: Option<String>,
     answer: TokenResponse,
 ) -> Result<Option<String>, FlowError> {
-    let config = app.current().await?.config;
     let granted = granted(answer);
     let Some(refresh_token) = &granted.refresh_token else {
         return Err(FlowError::Refused {
@@ -130,7 +135,6 @@ async fn store(
                 .into(),
         });
     };
-    let account = config.oauth.account.clone().or(config.sender.clone());
     app.oauth_acquired(actor, Some(refresh_token), account.as_deref()).await?;
     if let Some(manager) = manager {
         manager.authorized(&granted);
@@ -146,6 +150,8 @@ pub struct DeviceSignIn {
     pub shown: DeviceAuthorization,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     endpoint: HttpEndpoint,
+    /// The mailbox being authorized, as configured when the sign-in started.
+    account: Option<String>,
 }
 
 /// Starts a device-code sign-in; refuses up front what cannot work (Gmail's scope, a missing endpoint).
@@ -160,7 +166,7 @@ pub async fn start_device(app: &App) -> Result<DeviceSignIn, FlowError> {
         .await
         .map_err(|answer| provider_failure(&endpoint, answer))?;
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(shown.expires_in as i64);
-    Ok(DeviceSignIn { shown, expires_at, endpoint })
+    Ok(DeviceSignIn { shown, expires_at, endpoint, account: account(&config) })
 }
 
 impl DeviceSignIn {
@@ -188,7 +194,7 @@ impl DeviceSignIn {
                 ("device_code", self.shown.device_code.clone()),
             ];
             match self.endpoint.post::<TokenResponse>(self.endpoint.token_endpoint(), form).await {
-                Ok(answer) => return store(app, manager, actor, answer).await,
+                Ok(answer) => return store(app, manager, actor, self.account, answer).await,
                 Err(Answer::Provider(error)) => {
                     let explained = explain(self.endpoint.provider(), &error);
                     match explained.verdict {
@@ -239,7 +245,7 @@ pub async fn client_credentials(
                 EndpointError::Unavailable(why) => FlowError::Unavailable(why),
                 EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
             })?;
-    let account = config.oauth.account.clone().or(config.sender.clone());
+    let account = account(&config);
     app.oauth_acquired_app_only(actor, account.as_deref()).await?;
     if let Some(manager) = manager {
         manager.authorized(&granted);

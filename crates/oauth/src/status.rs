@@ -39,7 +39,7 @@ pub struct TokenReport {
 pub async fn report(app: &tidings_app::App, live: Option<TokenStatus>) -> tidings_app::Result<TokenReport> {
     let current = app.current().await?;
     let record = app.oauth_record().await?;
-    let authorized = crate::vault::credential(app).await?.is_some();
+    let authorized = crate::vault::credential_of(app, &record).await?.is_some();
     let recorded = match (&record.failure, authorized) {
         (Some((reason, explanation)), _) => {
             TokenStatus::ReauthorizationRequired { reason: reason.clone(), explanation: explanation.clone() }

@@ -8,7 +8,11 @@ use tidings_core::secret::SecretString;
 
 /// The credential a data directory holds: a refresh token, or an app-only authorization.
 pub async fn credential(app: &App) -> tidings_app::Result<Option<Credential>> {
-    let record = app.oauth_record().await?;
+    credential_of(app, &app.oauth_record().await?).await
+}
+
+/// The credential, given the authorization record already read.
+pub async fn credential_of(app: &App, record: &tidings_store::OAuthRecord) -> tidings_app::Result<Option<Credential>> {
     if record.client_credentials {
         return Ok(Some(Credential::Client { authorized_at: record.acquired_at }));
     }

@@ -22,16 +22,14 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}; choose another --listen address", args.listen))?;
     let shutdown = CancellationToken::new();
     tidings_server::shutdown::cancel_on_signals(shutdown.clone())?;
-    let node = args.node_id.clone().unwrap_or_else(host_name);
-    let engine = tidings_server::EngineOptions { node, poll_interval: args.queue_poll_interval, ..Default::default() };
+    let mut engine = tidings_server::EngineOptions { poll_interval: args.queue_poll_interval, ..Default::default() };
+    if let Some(node) = &args.node_id {
+        engine.node = node.clone();
+    }
     let options =
         tidings_server::Options { config_poll_interval: args.config_poll_interval, engine, ..Default::default() };
     tidings_server::run(listener, app, options, shutdown).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "local".into())
 }
 
 /// Initialises the data directory, leaving the generated admin password in a private file and saying where.

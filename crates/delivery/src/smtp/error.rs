@@ -88,13 +88,13 @@ impl SmtpError {
     }
 
     /// The failure as the delivery log records it.
-    pub fn to_failure(&self, relay: &str, timeout_key: &str) -> Failure {
+    pub fn to_failure(&self, relay: &str) -> Failure {
         let explanation = explain(Evidence {
             stage: self.stage,
             reply: self.reply(),
             xoauth2_status: self.xoauth2_status.as_deref(),
         })
-        .or_else(|| self.local_explanation(relay, timeout_key));
+        .or_else(|| self.local_explanation(relay));
         let status = self.xoauth2_status.as_deref().map(|json| format!(" (XOAUTH2 status {json})")).unwrap_or_default();
         let text = match self.reply() {
             Some(reply) => format!("{}{status}", reply.text),
@@ -111,7 +111,7 @@ impl SmtpError {
     }
 
     /// What Tidings knows about failures that are not the relay's replies.
-    fn local_explanation(&self, relay: &str, timeout_key: &str) -> Option<String> {
+    fn local_explanation(&self, relay: &str) -> Option<String> {
         Some(match &self.kind {
             ErrorKind::Connect(why) if why.contains("refused") => format!(
                 "Nothing accepts connections at {relay}. Check smtp.host and smtp.port, and that no firewall blocks the way."
@@ -123,7 +123,7 @@ impl SmtpError {
                 format!("Tidings could not reach {relay}. Check smtp.host, smtp.port and the network.")
             }
             ErrorKind::Timeout(_) => {
-                format!("The relay {relay} did not answer in time ({timeout_key}). Tidings retries later.")
+                format!("The relay {relay} did not answer within delivery.timeout. Tidings retries later.")
             }
             ErrorKind::Tls(why)
                 if why.contains("certificate") || why.contains("Certificate") || why.contains("issuer") =>
