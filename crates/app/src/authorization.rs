@@ -3,8 +3,9 @@
 
 use crate::{App, Result};
 use chrono::Utc;
-use tidings_core::{audit::NewAuditEntry, secret::SecretString};
-use tidings_store::{OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN};
+use std::collections::BTreeMap;
+use tidings_core::{audit::NewAuditEntry, notify::EventKind, secret::SecretString};
+use tidings_store::{NewEvent, OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN};
 
 /// The name the PKCE verifier is sealed under.
 const VERIFIER: &str = "oauth.pkce_verifier";
@@ -64,9 +65,21 @@ impl App {
             .await?)
     }
 
-    /// Records that an administrator must act.
+    /// Records that an administrator must act, with the `oauth.reauthorization_required` alert for the admin
+    /// contacts (mailed when sending works; recorded and shown meanwhile).
     pub async fn oauth_failed(&self, reason: &str, explanation: &str) -> Result<()> {
-        Ok(self.store.oauth_failure(reason, explanation, Utc::now()).await?)
+        let now = Utc::now();
+        let alert = NewEvent {
+            kind: EventKind::ReauthorizationRequired,
+            node: crate::node_name(),
+            details: BTreeMap::from([
+                ("reason".to_owned(), one_line(reason)),
+                ("explanation".to_owned(), one_line(explanation)),
+            ]),
+            origin: "tidings".into(),
+            received_at: now,
+        };
+        Ok(self.store.oauth_failure(reason, explanation, now, &alert).await?)
     }
 
     pub async fn oauth_record(&self) -> Result<OAuthRecord> {
@@ -104,4 +117,9 @@ impl App {
         let audit = NewAuditEntry { actor: actor.to_owned(), action: "oauth.revoke".into(), fields: vec![] };
         Ok(self.store.oauth_forget(&audit).await?)
     }
+}
+
+/// A provider's text as one detail line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(tidings_core::notify::MAX_DETAIL_VALUE).collect()
 }

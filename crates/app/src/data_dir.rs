@@ -112,6 +112,16 @@ impl DataDir {
     }
 }
 
+impl DataDir {
+    /// Whether a daemon holds the lock now (so that queued mail goes out without waiting for a start).
+    pub fn daemon_running(&self) -> bool {
+        match File::open(self.lock_file()) {
+            Ok(file) => matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+}
+
 /// Proof that this process is the data directory's one daemon.
 #[derive(Debug)]
 pub struct InstanceLock {

@@ -14,6 +14,7 @@ pub mod api_tokens;
 pub mod authorization;
 pub mod cipher;
 pub mod data_dir;
+pub mod notifications;
 pub mod outbox;
 pub mod settings;
 
@@ -150,4 +151,18 @@ impl App {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+}
+
+/// This machine's name (for EHLO, and as the default node name of events and deliveries), when it is a usable
+/// host name.
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+}
+
+/// The node name events name when no other is given: the host name, or `local`.
+pub fn node_name() -> String {
+    host_name().unwrap_or_else(|| "local".into())
 }

@@ -57,6 +57,40 @@ pub enum Command {
     /// Sign Tidings in with the OAuth provider, and see the token's status.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Report events (failover monitoring) and see what was mailed to the admin contacts.
+    #[command(subcommand)]
+    Event(EventCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Record an event; the daemon mails it to the admin contacts (at most once per kind and node per
+    /// admin.repeat_window, counting repeats).
+    Emit {
+        /// The event kind, such as failover.takeover (`tidings event kinds` lists them).
+        kind: String,
+        /// The node the event is about (default: this host's name).
+        #[arg(long)]
+        node: Option<String>,
+        /// A detail to include, as key=value (repeatable): --detail primary_version=7.2.
+        #[arg(long = "detail", value_name = "KEY=VALUE")]
+        details: Vec<String>,
+    },
+    /// List the event kinds with their severity.
+    Kinds {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List events, newest first, with what became of their mail.
+    List {
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +154,10 @@ pub struct ServeArgs {
     /// the daemon accepts).
     #[arg(long, env = "TIDINGS_QUEUE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub queue_poll_interval: Duration,
+    /// The longest the notifier waits before looking for events recorded by other processes (the CLI) and at
+    /// the daily notice's slot (it also wakes for every event the API receives).
+    #[arg(long, env = "TIDINGS_NOTIFY_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub notify_poll_interval: Duration,
     /// This node's name in message leases (default: the host name).
     #[arg(long, env = "TIDINGS_NODE_ID", value_name = "NAME")]
     pub node_id: Option<String>,
@@ -234,6 +272,9 @@ pub enum ConfigCommand {
     },
     /// Replace the configuration with an exported one (secrets missing from the file are kept).
     Import { file: PathBuf },
+    /// Send a test email to the admin contacts and report what the relay answered (the daemon sends it; this
+    /// waits up to admin.test_email_wait).
+    Test,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 //! - [`secret`]: secret values that never print, and the names of the secrets Tidings keeps.
 //! - [`message`] and [`outbox`]: messages to send, and how delivery attempts settle them.
 //! - [`oauth`]: the OAuth 2.0 protocol's pure part: PKCE, authorization URLs, redirects, responses, errors.
+//! - [`notify`]: the event catalogue, localized notification templates, throttling, the daily notice's slot.
 //! - [`account`]: roles and user names.
 //! - [`audit`]: what an audit-log entry records.
 
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod config;
 pub mod message;
 pub mod net;
+pub mod notify;
 pub mod oauth;
 pub mod outbox;
 pub mod secret;

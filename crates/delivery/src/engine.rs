@@ -15,7 +15,7 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
-use tidings_app::{App, settings::Current};
+use tidings_app::{App, host_name, settings::Current};
 use tidings_core::{
     config::{AuthMethod, Encryption},
     outbox::{self, AttemptReport, Outcome, RecipientState, retry::RetryPolicy},
@@ -42,7 +42,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
-            node: host_name().unwrap_or_else(|| "local".into()),
+            node: tidings_app::node_name(),
             poll_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30),
         }
@@ -225,14 +225,7 @@ pub async fn relay_settings(
     })
 }
 
-/// This machine's name (for EHLO, and as the default node name), when it is a usable host name.
-pub fn host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-}
-
+/// This machine's name for EHLO.
 fn helo_name() -> String {
     host_name().unwrap_or_else(|| "tidings.localdomain".into())
 }

@@ -23,6 +23,22 @@ pub enum TokenStatus {
     Failing { reason: String, since: DateTime<Utc> },
 }
 
+impl TokenStatus {
+    /// One line for notices: `active until 2026-11-22 10:32 UTC`.
+    pub fn summary(&self) -> String {
+        let at = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        match self {
+            TokenStatus::NotConfigured => "not used (the relay does not use OAuth2)".into(),
+            TokenStatus::AuthorizationRequired => "authorization required: sign in with the provider".into(),
+            TokenStatus::AuthorizationPending { expires_at } => format!("sign-in under way until {}", at(expires_at)),
+            TokenStatus::Acquired => "authorized (no access token requested yet)".into(),
+            TokenStatus::Active { expires_at } => format!("active, access token valid until {}", at(expires_at)),
+            TokenStatus::ReauthorizationRequired { reason, .. } => format!("re-authorization required ({reason})"),
+            TokenStatus::Failing { reason, since } => format!("refresh failing since {} ({reason})", at(since)),
+        }
+    }
+}
+
 /// The status with the facts around it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenReport {

@@ -6,12 +6,15 @@
 //!   on the same data directory) take effect within one poll interval, without a restart.
 //! - [`http`] serves the HTTP interface: health, readiness and the outbox API.
 //! - The delivery engine (`tidings-delivery`) runs beside it, woken by every accepted message.
+//! - [`notifier`] mails events to the admin contacts, sends the daily notice and raises token alerts.
 //! - [`shutdown`] turns SIGINT and SIGTERM into the shutdown token.
 
 pub mod http;
 pub mod live_config;
+pub mod notifier;
 pub mod shutdown;
 
+use notifier::{Notifier, NotifierOptions};
 use std::{sync::Arc, time::Duration};
 use tidings_app::{App, outbox::Committer};
 use tidings_delivery::engine::Engine;
@@ -45,6 +48,8 @@ pub struct Options {
     pub engine: EngineOptions,
     /// When OAuth access tokens are refreshed.
     pub tokens: ManagerOptions,
+    /// How often the notifier looks for events recorded by other processes and at the daily notice.
+    pub notifier: NotifierOptions,
 }
 
 impl Default for Options {
@@ -53,6 +58,7 @@ impl Default for Options {
             config_poll_interval: Duration::from_secs(2),
             engine: EngineOptions::default(),
             tokens: ManagerOptions::default(),
+            notifier: NotifierOptions::default(),
         }
     }
 }
@@ -74,7 +80,16 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         options: options.engine,
     }
     .spawn(shutdown.clone());
-    let context = http::Context::new(app, config, committer, wake, tokens);
+    let events = Arc::new(Notify::new());
+    let notifier = Notifier {
+        app: app.clone(),
+        tokens: tokens.clone(),
+        wake: events.clone(),
+        deliver: wake.clone(),
+        options: options.notifier,
+    }
+    .spawn(shutdown.clone());
+    let context = http::Context::new(app, config, committer, wake, events, tokens);
     let address = listener.local_addr().map_err(Error::Http)?;
     tracing::info!(%address, "Tidings is listening");
     let served =
@@ -82,6 +97,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     shutdown.cancel();
     let _ = engine.await;
     let _ = refresher.await;
+    let _ = notifier.await;
     served.map_err(Error::Http)?;
     tracing::info!("Tidings stopped");
     Ok(())

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Debug)]
 pub struct LiveConfig {
     receiver: watch::Receiver<Arc<Current>>,
+    sender: Arc<watch::Sender<Arc<Current>>>,
+    app: App,
 }
 
 impl LiveConfig {
@@ -21,6 +23,8 @@ impl LiveConfig {
         let first = app.current().await?;
         tracing::info!(revision = first.revision, "email configuration loaded");
         let (sender, receiver) = watch::channel(Arc::new(first));
+        let sender = Arc::new(sender);
+        let live = Self { receiver, sender: sender.clone(), app: app.clone() };
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -34,7 +38,14 @@ impl LiveConfig {
                 }
             }
         });
-        Ok(Self { receiver })
+        Ok(live)
+    }
+
+    /// Loads a change this process just saved, so that what follows (a test email) already uses it.
+    pub async fn refresh(&self) {
+        if let Err(e) = refresh(&self.app, &self.sender).await {
+            tracing::warn!(error = %e, "could not load the saved configuration; the next poll will");
+        }
     }
 
     /// The configuration in force now.

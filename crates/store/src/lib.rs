@@ -9,11 +9,12 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 use tidings_core::{
     EmailConfig,
     account::Role,
     audit::{AuditEntry, NewAuditEntry},
+    notify::{EventKind, throttle::Throttle},
     outbox::{Attempt, Recipient, Settled, Status},
 };
 
@@ -223,6 +224,104 @@ impl fmt::Debug for PendingSignIn {
     }
 }
 
+/// An event as it arrives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub node: String,
+    pub details: BTreeMap<String, String>,
+    /// Who reported it: `api:<token name>`, `cli:<user>`, `tidings`.
+    pub origin: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What became of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    /// Not handled yet (waiting for the notifier, or for a sendable configuration).
+    Pending,
+    /// Its mail is in the outbox.
+    Mailed,
+    /// Inside the repeat window: counted, and reported by a later mail.
+    Counted,
+    /// Kept without a mail (a notification's own dead letter, which would otherwise loop).
+    Recorded,
+}
+
+impl EventState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Mailed => "mailed",
+            EventState::Counted => "counted",
+            EventState::Recorded => "recorded",
+        }
+    }
+}
+
+/// An event as listed, with the status of its mail.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub kind: EventKind,
+    pub node: String,
+    pub details: BTreeMap<String, String>,
+    pub origin: String,
+    pub received_at: DateTime<Utc>,
+    pub state: EventState,
+    /// The outbox message of its mail.
+    pub message_id: Option<i64>,
+    /// That message's status, while the outbox keeps it.
+    pub message_status: Option<Status>,
+    /// For a mailed event: the earlier occurrences its mail reported.
+    pub repeats: u32,
+}
+
+/// A repeat window with occurrences counted, as kept per kind and node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThrottleRecord {
+    pub kind: EventKind,
+    pub node: String,
+    pub throttle: Throttle,
+    /// The latest occurrence.
+    pub last_event_id: i64,
+}
+
+/// Handling one event, stored atomically: its new state, its mail into the outbox, the repeat window, and a
+/// meta value (the daily notice's date).
+#[derive(Debug)]
+pub struct EventHandling<'a> {
+    /// An event recorded earlier, or one to record now (notices, tests).
+    pub event: EventRef<'a>,
+    pub state: EventState,
+    /// For a mailed event: the occurrences its mail reports.
+    pub repeats: u32,
+    pub mail: Option<&'a NewOutboxMessage>,
+    /// The window to remember for the event's kind and node, the event being its latest occurrence.
+    pub throttle: Option<Throttle>,
+    pub meta: Option<(&'a str, &'a str)>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub enum EventRef<'a> {
+    Recorded(i64),
+    New(&'a NewEvent),
+}
+
+/// Which events to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub kind: Option<EventKind>,
+    pub limit: u32,
+    /// Only events with a smaller id (for paging).
+    pub before_id: Option<i64>,
+}
+
+/// The origin of the messages Tidings sends on its own (alerts, notices, tests).
+pub const NOTIFICATION_ORIGIN: &str = "notification";
+
 /// The name of the sealed refresh token in the secrets table.
 pub const REFRESH_TOKEN: &str = "oauth.refresh_token";
 
@@ -233,6 +332,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn ping(&self) -> Result<()>;
 
     async fn meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets (`Some`) or removes (`None`) `key`.
+    async fn set_meta(&self, key: &str, value: Option<&str>) -> Result<()>;
     /// Sets `key` unless it has a value; returns whether it was set.
     async fn init_meta(&self, key: &str, value: &str) -> Result<bool>;
 
@@ -268,12 +369,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Makes every lease held by an owner starting with `owner_prefix` expire now; returns how many.
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64>;
     /// Stores attempts' outcomes in one durable commit. An outcome whose lease passed to another owner
-    /// updates nothing but the delivery log.
+    /// updates nothing but the delivery log. A message that ends failed records a pending
+    /// `delivery.dead_letter` event in the same commit (node: the lease owner's part before `/`), unless the
+    /// message was itself a notification (whose dead letter would loop): that one is `recorded` without a mail.
     async fn settle(&self, settlements: &[Settlement]) -> Result<()>;
     /// When the next message falls due (a queued or deferred one, or an expiring lease).
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>>;
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>>;
+    /// The message itself, as it is sent.
+    async fn message_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
     /// Requeues a failed or deferred message now, its failed recipients pending again and its retry lifetime
     /// restarted.
     async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome>;
@@ -285,15 +390,31 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     // OAuth.
 
     async fn oauth_record(&self) -> Result<OAuthRecord>;
-    /// Stores a grant (and the refresh token with it, atomically); clears any recorded failure.
+    /// Stores a grant (and the refresh token with it, atomically); clears any recorded failure. A new
+    /// authorization makes deferred messages due at once: what waited for it goes now.
     async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()>;
-    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Records that an administrator must act, with the alert event to mail, in one commit.
+    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>, alert: &NewEvent) -> Result<()>;
     /// Forgets the authorization and its refresh token.
     async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()>;
     /// Records a sign-in under way, dropping expired ones.
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()>;
     /// Takes (and removes) the unexpired sign-in with this `state`, or with no state the newest one.
     async fn take_pending_sign_in(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<Option<PendingSignIn>>;
+
+    // Events and notifications.
+
+    /// Records a pending event; returns its id.
+    async fn record_event(&self, event: &NewEvent) -> Result<i64>;
+    /// The oldest pending events.
+    async fn pending_events(&self, limit: u32) -> Result<Vec<EventRecord>>;
+    async fn throttle(&self, kind: EventKind, node: &str) -> Result<Option<Throttle>>;
+    /// The windows holding counted occurrences that no mail reported yet.
+    async fn throttles_with_repeats(&self) -> Result<Vec<ThrottleRecord>>;
+    /// Stores an event's handling atomically; returns the event's id and its mail's outbox id.
+    async fn handle_event(&self, handling: &EventHandling<'_>) -> Result<(i64, Option<i64>)>;
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
+    async fn event(&self, id: i64) -> Result<Option<EventRecord>>;
 
     // API tokens.
 

@@ -38,7 +38,7 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
         ConfigCommand::Show { json } => show(&app.current().await?, json)?,
         ConfigCommand::Set { pairs } => {
             let edits = pairs.iter().map(|p| parse_pair(p)).collect::<Result<Vec<_>>>()?;
-            report(refused_or(app.update(&actor(), &edits).await)?);
+            report(app, refused_or(app.update(&actor(), &edits).await)?).await?;
         }
         ConfigCommand::SetSecret { key, file } => {
             if SecretName::from_key(&key).is_none() {
@@ -53,7 +53,7 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
             if value.is_empty() {
                 bail!("the value is empty; to clear {key}, run `tidings config set {key}=`");
             }
-            report(refused_or(app.update(&actor(), &[(key, value)]).await)?);
+            report(app, refused_or(app.update(&actor(), &[(key, value)]).await)?).await?;
         }
         ConfigCommand::Validate { file: None } => {
             refused_or(app.validate_current().await)?;
@@ -70,7 +70,7 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
                 Error::Input(why) => anyhow!("{}: {why}", file.display()),
                 other => refusal(other),
             })?;
-            report(saved);
+            report(app, saved).await?;
         }
         ConfigCommand::Export { with_secrets, output } => {
             let text = serde_json::to_string_pretty(&app.export(with_secrets).await?)? + "\n";
@@ -92,9 +92,10 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
                 eprintln!("warning: the export holds secrets in clear text; keep it safe and delete it when done");
             }
         }
+        ConfigCommand::Test => test_email(app).await?,
         ConfigCommand::Import { file } => {
             let doc = read_document(&file)?;
-            report(refused_or(app.import(&actor(), &doc).await)?);
+            report(app, refused_or(app.import(&actor(), &doc).await)?).await?;
         }
     }
     Ok(())
@@ -137,7 +138,8 @@ fn refusal(e: Error) -> anyhow::Error {
     }
 }
 
-fn report(saved: Saved) {
+/// Prints what a save did, then sends the test email when `admin.test_email_on_save` is on.
+async fn report(app: &App, saved: Saved) -> Result<()> {
     if saved.changed.is_empty() {
         println!("Nothing changed (revision {}).", saved.revision);
     } else {
@@ -146,6 +148,41 @@ fn report(saved: Saved) {
     for warning in saved.warnings {
         eprintln!("warning: {warning}");
     }
+    if app.current().await?.config.admin.test_email_on_save {
+        test_email(app).await?;
+    }
+    Ok(())
+}
+
+/// Sends a test email and reports the relay's answer; fails when the relay refused it.
+async fn test_email(app: &App) -> Result<()> {
+    let sent = refused_or(app.send_test_email(&actor()).await)?;
+    println!("Test email queued as message {} for the admin contacts.", sent.message_id);
+    if !app.data_dir().daemon_running() {
+        println!(
+            "No daemon is running on this data directory: the test email goes out when `tidings serve` starts \
+             (`tidings queue show {}` tells what became of it).",
+            sent.message_id
+        );
+        return Ok(());
+    }
+    let wait = app.current().await?.config.admin.test_email_wait;
+    let outcome = app.await_test_outcome(sent.message_id, wait).await?;
+    match outcome.result.as_str() {
+        "delivered" => println!("Delivered: the relay accepted the test email."),
+        "pending" => println!(
+            "No answer from the relay within {}; follow it with `tidings queue show {}`.",
+            humantime::format_duration(wait),
+            sent.message_id
+        ),
+        result => {
+            let reply = outcome.reply.unwrap_or_default();
+            let explanation = outcome.explanation.map(|e| format!("\n{e}")).unwrap_or_default();
+            let next = if result == "deferred" { "Tidings retries it" } else { "Tidings gave up" };
+            bail!("the test email was not delivered ({result}; {next}): {reply}{explanation}");
+        }
+    }
+    Ok(())
 }
 
 fn show(current: &Current, as_json: bool) -> Result<()> {

@@ -4,6 +4,7 @@
 mod api_token;
 mod audit;
 mod config;
+mod event;
 mod init;
 mod oauth;
 mod queue;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Queue(command) => queue::run(&open(global).await?, command).await,
         Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,
         Command::Oauth(command) => oauth::run(&open(global).await?, command).await,
+        Command::Event(command) => event::run(&open(global).await?, command).await,
     }
 }
 

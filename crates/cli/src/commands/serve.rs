@@ -26,8 +26,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if let Some(node) = &args.node_id {
         engine.node = node.clone();
     }
-    let options =
-        tidings_server::Options { config_poll_interval: args.config_poll_interval, engine, ..Default::default() };
+    let options = tidings_server::Options {
+        config_poll_interval: args.config_poll_interval,
+        engine,
+        notifier: tidings_server::notifier::NotifierOptions { poll_interval: args.notify_poll_interval },
+        ..Default::default()
+    };
     tidings_server::run(listener, app, options, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -172,6 +172,16 @@ pub struct AdminContact {
     pub time_zone: String,
     /// Send a test mail to the addresses whenever the configuration is saved.
     pub test_email_on_save: bool,
+    /// The same event kind from the same node is mailed at most once per window; repeats are counted and
+    /// reported in the next mail.
+    #[serde(with = "humantime_serde")]
+    pub repeat_window: Duration,
+    /// Token refreshes failing this long (while the provider has not refused the grant) raise an alert.
+    #[serde(with = "humantime_serde")]
+    pub token_alert_after: Duration,
+    /// How long a save with the test email on waits for the relay's answer before reporting it as pending.
+    #[serde(with = "humantime_serde")]
+    pub test_email_wait: Duration,
 }
 
 impl Default for AdminContact {
@@ -182,6 +192,9 @@ impl Default for AdminContact {
             daily_notice_time: "08:00".into(),
             time_zone: "UTC".into(),
             test_email_on_save: false,
+            repeat_window: Duration::from_secs(3600),
+            token_alert_after: Duration::from_secs(3600),
+            test_email_wait: Duration::from_secs(20),
         }
     }
 }

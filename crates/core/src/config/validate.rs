@@ -227,10 +227,19 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
             ),
         );
     }
+    let second = std::time::Duration::from_secs(1);
+    if admin.repeat_window < second {
+        fail("admin.repeat_window", "must be at least 1s".into());
+    }
+    if admin.token_alert_after < second {
+        fail("admin.token_alert_after", "must be at least 1s".into());
+    }
+    if admin.test_email_wait > std::time::Duration::from_secs(120) {
+        fail("admin.test_email_wait", "must be at most 2m: a save should not keep a browser waiting longer".into());
+    }
 
     // Delivery.
     let d = &cfg.delivery;
-    let second = std::time::Duration::from_secs(1);
     if d.retry_first < second {
         fail("delivery.retry_first", "must be at least 1s".into());
     }

@@ -1,6 +1,6 @@
 //! `/api/v1/messages`: submit, list, inspect, retry and purge outbox messages.
 
-use super::{Context, auth::Caller, error::ApiError, json::Body};
+use super::{Context, auth::Caller, error::ApiError, json::Body, page::Page};
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
@@ -109,25 +109,16 @@ async fn submit(
 async fn list(
     State(context): State<Context>,
     _caller: Caller,
-    Query(query): Query<HashMap<String, String>>,
+    Query(mut query): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut errors = Vec::new();
+    let page = Page::take(&mut query, "a message", &mut errors);
     let mut status = None;
-    let mut limit = 100;
-    let mut before = None;
     for (key, value) in &query {
         match key.as_str() {
             "status" => match value.parse::<Status>() {
                 Ok(s) => status = Some(s),
                 Err(why) => errors.push(FieldError::new("status", why)),
-            },
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=1000).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", format!("expected 1 to 1000, got {value:?}"))),
-            },
-            "before" => match value.parse::<i64>() {
-                Ok(id) => before = Some(id),
-                Err(_) => errors.push(FieldError::new("before", format!("expected a message id, got {value:?}"))),
             },
             other => errors.push(FieldError::new(other, "unknown parameter; expected status, limit or before")),
         }
@@ -135,8 +126,8 @@ async fn list(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let messages = context.inner.app.messages(status, limit, before).await?;
-    let next_before = (messages.len() == limit as usize).then(|| messages.last().map(|m| m.id)).flatten();
+    let messages = context.inner.app.messages(status, page.limit, page.before).await?;
+    let next_before = page.next_before(messages.iter().map(|m| m.id));
     Ok(Json(json!({ "messages": messages, "next_before": next_before })))
 }
 

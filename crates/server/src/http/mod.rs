@@ -1,11 +1,14 @@
 //! The HTTP interface. Each area is a module exporting `router()`; they are merged here over one [`Context`].
 
 mod auth;
+mod email_config;
 mod error;
+mod events;
 mod health;
 mod json;
 mod messages;
 mod oauth;
+mod page;
 
 use crate::live_config::LiveConfig;
 use axum::{Router, extract::DefaultBodyLimit};
@@ -32,6 +35,8 @@ struct Inner {
     committer: Committer,
     /// Wakes the delivery engine (a message was accepted or retried).
     wake: Arc<Notify>,
+    /// Wakes the notifier (an event was recorded).
+    events: Arc<Notify>,
     /// The OAuth token manager, told about new sign-ins.
     tokens: TokenManager,
     /// When the device sign-in under way (if any) expires.
@@ -41,13 +46,21 @@ struct Inner {
 }
 
 impl Context {
-    pub fn new(app: App, config: LiveConfig, committer: Committer, wake: Arc<Notify>, tokens: TokenManager) -> Self {
+    pub fn new(
+        app: App,
+        config: LiveConfig,
+        committer: Committer,
+        wake: Arc<Notify>,
+        events: Arc<Notify>,
+        tokens: TokenManager,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 app,
                 config,
                 committer,
                 wake,
+                events,
                 tokens,
                 device: Default::default(),
                 started: Instant::now(),
@@ -60,6 +73,8 @@ impl Context {
 pub fn router(context: Context) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(email_config::router())
+        .merge(events::router())
         .merge(messages::router())
         .merge(oauth::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use tidings_app::{App, InitOptions, data_dir::DataDir};
 use tidings_core::account::Role;
-use tidings_server::{EngineOptions, Options};
+use tidings_server::{EngineOptions, Options, notifier::NotifierOptions};
 use tidings_testkit::SmtpPeer;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,21 @@ pub struct Tidings {
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
+}
+
+/// Short timings, so that tests see changes soon.
+pub fn test_options() -> Options {
+    Options {
+        config_poll_interval: Duration::from_millis(100),
+        engine: EngineOptions {
+            node: "test-node".into(),
+            poll_interval: Duration::from_millis(200),
+            // Short, so that tests see new connections (and new authentications) soon.
+            idle_timeout: Duration::from_millis(200),
+        },
+        notifier: NotifierOptions { poll_interval: Duration::from_millis(100) },
+        ..Default::default()
+    }
 }
 
 /// Configuration for delivering to `peer` quickly: 1 s first retry, short timeouts.
@@ -62,24 +77,26 @@ impl Tidings {
             .expose()
             .to_owned();
         let viewer = app.create_api_token("test", "viewer", Role::Viewer).await.unwrap().token.expose().to_owned();
+        Self::serve(dir, app, token, viewer, test_options()).await
+    }
+
+    async fn serve(dir: tempfile::TempDir, app: App, token: String, viewer: String, options: Options) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let options = Options {
-            config_poll_interval: Duration::from_millis(100),
-            engine: EngineOptions {
-                node: "test-node".into(),
-                poll_interval: Duration::from_millis(200),
-                // Short, so that tests see new connections (and new authentications) soon.
-                idle_timeout: Duration::from_millis(200),
-            },
-            ..Default::default()
-        };
         let handle = tokio::spawn({
             let (app, shutdown) = (app.clone(), shutdown.clone());
             async move { tidings_server::run(listener, app, options, shutdown).await.unwrap() }
         });
         Self { base, app, token, viewer, client: reqwest::Client::new(), shutdown, handle, _dir: dir }
+    }
+
+    /// Stops the daemon and starts another on the same data directory (tokens stay valid).
+    pub async fn restart(self) -> Self {
+        self.shutdown.cancel();
+        self.handle.await.unwrap();
+        let app = App::open(DataDir::new(self._dir.path()), None).await.unwrap();
+        Self::serve(self._dir, app, self.token, self.viewer, test_options()).await
     }
 
     pub async fn request(

@@ -3,14 +3,15 @@
 //! Several processes may open the same file (the daemon and the CLI); SQLite serialises their writes and
 //! `busy_timeout` makes a writer wait for another instead of failing.
 
+mod events;
 mod oauth;
 mod outbox;
 mod tokens;
 
 use crate::{
-    Account, ApiToken, ConfigRecord, ConfigSave, Error, LeasedMessage, MessageDetail, MessageFilter, MessageSummary,
-    NewAccount, NewOutboxMessage, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
-    Settlement, Store,
+    Account, ApiToken, ConfigRecord, ConfigSave, Error, EventFilter, EventHandling, EventRecord, LeasedMessage,
+    MessageDetail, MessageFilter, MessageSummary, NewAccount, NewEvent, NewOutboxMessage, OAuthGrant, OAuthRecord,
+    PendingSignIn, Result, RetryOutcome, SealedSecret, Settlement, Store, ThrottleRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ use tidings_core::{
     EmailConfig,
     account::Role,
     audit::{AuditEntry, NewAuditEntry},
+    notify::{EventKind, throttle::Throttle},
     outbox::Status,
 };
 
@@ -96,6 +98,20 @@ impl Store for SqliteStore {
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| r.get("value")))
+    }
+
+    async fn set_meta(&self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(value) => sqlx::query(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?,
+            None => sqlx::query("DELETE FROM meta WHERE key = ?").bind(key).execute(&self.pool).await?,
+        };
+        Ok(())
     }
 
     async fn init_meta(&self, key: &str, value: &str) -> Result<bool> {
@@ -259,6 +275,12 @@ impl Store for SqliteStore {
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>> {
         outbox::message(&self.pool, id).await
     }
+    async fn message_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT content FROM message_content WHERE message_id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
     async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
         outbox::retry_message(&self.pool, id, now).await
     }
@@ -275,8 +297,8 @@ impl Store for SqliteStore {
     async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
         oauth::grant(&self.pool, grant, at).await
     }
-    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>) -> Result<()> {
-        oauth::failure(&self.pool, reason, explanation, at).await
+    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>, alert: &NewEvent) -> Result<()> {
+        oauth::failure(&self.pool, reason, explanation, at, alert).await
     }
     async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()> {
         oauth::forget(&self.pool, audit).await
@@ -287,6 +309,28 @@ impl Store for SqliteStore {
     }
     async fn take_pending_sign_in(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<Option<PendingSignIn>> {
         oauth::take_pending(&self.pool, state, now).await
+    }
+
+    async fn record_event(&self, event: &NewEvent) -> Result<i64> {
+        events::record(&self.pool, event).await
+    }
+    async fn pending_events(&self, limit: u32) -> Result<Vec<EventRecord>> {
+        events::pending(&self.pool, limit).await
+    }
+    async fn throttle(&self, kind: EventKind, node: &str) -> Result<Option<Throttle>> {
+        events::throttle(&self.pool, kind, node).await
+    }
+    async fn throttles_with_repeats(&self) -> Result<Vec<ThrottleRecord>> {
+        events::with_repeats(&self.pool).await
+    }
+    async fn handle_event(&self, handling: &EventHandling<'_>) -> Result<(i64, Option<i64>)> {
+        events::handle(&self.pool, handling).await
+    }
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
+        events::list(&self.pool, filter).await
+    }
+    async fn event(&self, id: i64) -> Result<Option<EventRecord>> {
+        events::one(&self.pool, id).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {

@@ -1,7 +1,7 @@
 //! The OAuth authorization in SQLite: one row of state, the refresh token sealed in `secrets`.
 
-use super::{insert_audit, upsert_secret};
-use crate::{OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN, Result};
+use super::{events, insert_audit, ms, upsert_secret};
+use crate::{NewEvent, OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool};
 use tidings_core::audit::NewAuditEntry;
@@ -46,6 +46,11 @@ pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("UPDATE messages SET next_attempt_at = ? WHERE status = 'deferred' AND next_attempt_at > ?")
+                .bind(ms(at))
+                .bind(ms(at))
+                .execute(&mut *tx)
+                .await?;
         }
         OAuthGrant::Refreshed { sealed_refresh_token } => {
             if let Some(sealed) = sealed_refresh_token {
@@ -64,7 +69,14 @@ pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime
     Ok(())
 }
 
-pub(super) async fn failure(pool: &SqlitePool, reason: &str, explanation: &str, at: DateTime<Utc>) -> Result<()> {
+pub(super) async fn failure(
+    pool: &SqlitePool,
+    reason: &str,
+    explanation: &str,
+    at: DateTime<Utc>,
+    alert: &NewEvent,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO oauth_authorization (id, failure, explanation, failed_at) VALUES (1, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET failure = excluded.failure, explanation = excluded.explanation, failed_at = excluded.failed_at",
@@ -72,8 +84,10 @@ pub(super) async fn failure(pool: &SqlitePool, reason: &str, explanation: &str, 
     .bind(reason)
     .bind(explanation)
     .bind(at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    events::insert(&mut tx, alert).await?;
+    tx.commit().await?;
     Ok(())
 }
 

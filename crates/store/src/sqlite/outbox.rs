@@ -1,45 +1,53 @@
 //! The outbox in SQLite: enqueue in batches, lease with an expiry, settle in batches.
 
-use super::{corrupt, from_ms, ms};
+use super::{corrupt, events, from_ms, ms};
 use crate::{
-    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewOutboxMessage, Result, RetryOutcome, Settlement,
+    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewOutboxMessage,
+    Result, RetryOutcome, Settlement,
 };
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use std::collections::BTreeMap;
+use tidings_core::notify::{EventKind, MAX_DETAIL_VALUE};
 use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
 
 pub(super) async fn enqueue(pool: &SqlitePool, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(messages.len());
     for m in messages {
-        let at = ms(m.created_at);
-        let recipients = serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size,
-                                   created_at, lifetime_start, updated_at, next_attempt_at)
-             VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&m.origin)
-        .bind(&m.mail_from)
-        .bind(recipients)
-        .bind(&m.subject)
-        .bind(&m.message_id)
-        .bind(m.content.len() as i64)
-        .bind(at)
-        .bind(at)
-        .bind(at)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO message_content (message_id, content) VALUES (?, ?)")
-            .bind(id)
-            .bind(&m.content)
-            .execute(&mut *tx)
-            .await?;
-        ids.push(id);
+        ids.push(insert_message(&mut tx, m).await?);
     }
     tx.commit().await?;
     Ok(ids)
+}
+
+/// Stores a message as `queued` and due now, within `tx`.
+pub(super) async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &NewOutboxMessage) -> Result<i64> {
+    let at = ms(m.created_at);
+    let recipients = serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size,
+                               created_at, lifetime_start, updated_at, next_attempt_at)
+         VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&m.origin)
+    .bind(&m.mail_from)
+    .bind(recipients)
+    .bind(&m.subject)
+    .bind(&m.message_id)
+    .bind(m.content.len() as i64)
+    .bind(at)
+    .bind(at)
+    .bind(at)
+    .bind(at)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO message_content (message_id, content) VALUES (?, ?)")
+        .bind(id)
+        .bind(&m.content)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
 }
 
 pub(super) async fn lease_due(
@@ -105,7 +113,7 @@ pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Res
     for s in settlements {
         let st = &s.settled;
         let recipients = serde_json::to_string(&st.recipients).map_err(|e| corrupt("recipients", e))?;
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE messages SET status = ?, recipients = ?, next_attempt_at = ?, attempts = ?, last_error = ?,
                                  lease_owner = NULL, lease_until = NULL, updated_at = ?
              WHERE id = ? AND status = 'sending' AND lease_owner = ?",
@@ -120,6 +128,9 @@ pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Res
         .bind(&s.owner)
         .execute(&mut *tx)
         .await?;
+        if st.status == Status::Failed && updated.rows_affected() == 1 {
+            record_dead_letter(&mut tx, s, now).await?;
+        }
         let record = serde_json::to_string(&st.attempt).map_err(|e| corrupt("attempt", e))?;
         sqlx::query(
             "INSERT INTO attempts (message_id, record) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?)",
@@ -131,6 +142,36 @@ pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Res
         .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The dead-letter event of a message that just failed (see `Store::settle`).
+async fn record_dead_letter(tx: &mut Transaction<'_, Sqlite>, s: &Settlement, now: i64) -> Result<()> {
+    let row = sqlx::query("SELECT origin, subject FROM messages WHERE id = ?").bind(s.id).fetch_one(&mut **tx).await?;
+    let origin: String = row.get("origin");
+    let recipients: Vec<&str> = s.settled.recipients.iter().map(|r| r.address.as_str()).collect();
+    let error: String = s.settled.last_error.clone().unwrap_or_default().chars().take(MAX_DETAIL_VALUE).collect();
+    let details = BTreeMap::from([
+        ("message".to_owned(), s.id.to_string()),
+        ("subject".to_owned(), row.get::<Option<String>, _>("subject").unwrap_or_default()),
+        ("recipients".to_owned(), recipients.join(", ").chars().take(MAX_DETAIL_VALUE).collect()),
+        ("error".to_owned(), error.replace(|c: char| c.is_control(), " ")),
+    ]);
+    let event = NewEvent {
+        kind: EventKind::DeadLetter,
+        node: s.owner.split('/').next().unwrap_or_default().to_owned(),
+        details,
+        origin: "tidings".into(),
+        received_at: from_ms(now),
+    };
+    let id = events::insert(tx, &event).await?;
+    if origin == NOTIFICATION_ORIGIN {
+        sqlx::query("UPDATE events SET state = 'recorded', handled_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,100 @@
+//! `/api/v1/email-config`: read and change the email configuration, and send a test email. A save with
+//! `admin.test_email_on_save` on sends one and reports what the relay said.
+
+use super::{Context, auth::Caller, error::ApiError, json::Body};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use serde_json::{Map, Value, json};
+use tidings_app::notifications::TestOutcome;
+use tidings_core::{FieldError, secret::SecretName};
+
+pub fn router() -> Router<Context> {
+    Router::new().route("/api/v1/email-config", get(show).patch(change)).route("/api/v1/email-config/test", post(test))
+}
+
+async fn show(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    let current = context.inner.app.current().await?;
+    let secrets: Map<String, Value> =
+        SecretName::ALL.iter().map(|n| (n.key().to_owned(), json!(current.secrets.has(*n)))).collect();
+    Ok(Json(json!({
+        "revision": current.revision,
+        "saved_at": current.saved_at,
+        "saved_by": current.saved_by,
+        "config": current.config,
+        "secrets": secrets,
+        "derived": {
+            "smtp.port": current.config.smtp.effective_port(),
+            "oauth.redirect_uri": current.config.redirect_uri(),
+        },
+    })))
+}
+
+/// Edits as dotted keys: `{"smtp.host": "smtp.office365.com", "smtp.port": 587, "smtp.password": "…"}`.
+/// Strings, numbers and booleans are taken as `tidings config set` takes their text; `null` or `""` clears.
+async fn change(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let mut edits = Vec::with_capacity(body.len());
+    let mut errors = Vec::new();
+    for (key, value) in body {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => String::new(),
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")
+            }
+            _ => {
+                errors.push(FieldError::new(&key, "expected a string, number, boolean, list of strings or null"));
+                continue;
+            }
+        };
+        edits.push((key, text));
+    }
+    if edits.is_empty() && errors.is_empty() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: send an object of configuration keys, such as {\"smtp.host\": \"smtp.example.com\"}"
+                .into(),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let app = &context.inner.app;
+    let saved = app.update(&caller.actor, &edits).await?;
+    context.inner.config.refresh().await;
+    let mut out = json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings });
+    let config = app.current().await?.config;
+    if config.admin.test_email_on_save {
+        out["test_email"] = match send_test(&context, &caller).await {
+            Ok(outcome) => json!(outcome),
+            Err(e) => json!({ "result": "not_sent", "reply": e.to_string() }),
+        };
+    }
+    Ok(Json(out))
+}
+
+/// Sends a test email and waits up to `admin.test_email_wait` for the relay's answer.
+async fn send_test(context: &Context, caller: &Caller) -> Result<TestOutcome, tidings_app::Error> {
+    let app = &context.inner.app;
+    let sent = app.send_test_email(&caller.actor).await?;
+    context.inner.wake.notify_one();
+    let wait = app.current().await?.config.admin.test_email_wait;
+    app.await_test_outcome(sent.message_id, wait).await
+}
+
+async fn test(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let outcome = send_test(&context, &caller).await?;
+    let status = if outcome.settled() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(outcome)))
+}

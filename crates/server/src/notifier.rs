@@ -1,0 +1,102 @@
+//! The notifier: turns recorded events into mails (throttled), sends the daily notice when its slot passes,
+//! and raises the "token refresh failing" alert. It runs on a wake-up (an event arrived through the API) and
+//! on every poll (events recorded by other processes, the clock).
+
+use chrono::{DateTime, Utc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use tidings_app::App;
+use tidings_core::notify::EventKind;
+use tidings_oauth::{manager::TokenManager, status::TokenStatus};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug)]
+pub struct NotifierOptions {
+    /// How often to look for events recorded by other processes, and at the clock.
+    pub poll_interval: Duration,
+}
+
+impl Default for NotifierOptions {
+    fn default() -> Self {
+        Self { poll_interval: Duration::from_secs(2) }
+    }
+}
+
+pub(crate) struct Notifier {
+    pub app: App,
+    pub tokens: TokenManager,
+    /// Woken when an event is recorded.
+    pub wake: Arc<Notify>,
+    /// Wakes the delivery engine when a mail was queued.
+    pub deliver: Arc<Notify>,
+    pub options: NotifierOptions,
+}
+
+impl Notifier {
+    pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let started = Utc::now();
+            // The failing spell already alerted about, so that one spell raises one alert.
+            let mut alerted: Option<DateTime<Utc>> = None;
+            loop {
+                let now = Utc::now();
+                if let Err(e) = self.tick(now, started, &mut alerted).await {
+                    tracing::warn!(error = %e, "notifications could not be handled; trying again");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.options.poll_interval) => {}
+                }
+            }
+        })
+    }
+
+    async fn tick(
+        &self,
+        now: DateTime<Utc>,
+        started: DateTime<Utc>,
+        alerted: &mut Option<DateTime<Utc>>,
+    ) -> tidings_app::Result<()> {
+        let status = self.tokens.status().borrow().clone();
+        self.check_token(&status, now, alerted).await?;
+        let dispatched = self.app.dispatch_events(now).await?;
+        if dispatched.mailed > 0 || dispatched.counted > 0 {
+            tracing::info!(mailed = dispatched.mailed, counted = dispatched.counted, "event notifications");
+        }
+        let report = tidings_oauth::status::report(&self.app, Some(status)).await?;
+        let notice = self.app.daily_notice(now, started, &report.status.summary()).await?;
+        if let Some(id) = notice {
+            tracing::info!(message = id, "daily communication notice queued");
+        }
+        if dispatched.mailed > 0 || notice.is_some() {
+            self.deliver.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Raises `oauth.refresh_failing` once per failing spell that lasts `admin.token_alert_after`.
+    async fn check_token(
+        &self,
+        status: &TokenStatus,
+        now: DateTime<Utc>,
+        alerted: &mut Option<DateTime<Utc>>,
+    ) -> tidings_app::Result<()> {
+        let TokenStatus::Failing { reason, since } = status else {
+            *alerted = None;
+            return Ok(());
+        };
+        let after = self.app.current().await?.config.admin.token_alert_after;
+        let long = chrono::Duration::from_std(after).unwrap_or(chrono::TimeDelta::MAX);
+        if *alerted == Some(*since) || now - *since < long {
+            return Ok(());
+        }
+        let details = BTreeMap::from([
+            ("reason".to_owned(), reason.clone()),
+            ("since".to_owned(), since.format("%Y-%m-%d %H:%M UTC").to_string()),
+        ]);
+        self.app.raise_event(EventKind::RefreshFailing, details).await?;
+        *alerted = Some(*since);
+        Ok(())
+    }
+}
