@@ -138,7 +138,8 @@ struct State {
     /// Set while an administrator must act: the provider's words, what to do, and the credential it
     /// refused. Nothing is attempted until a different credential is stored (a new authorization).
     refused: Option<(String, String, Credential)>,
-    failing_since: Option<DateTime<Utc>>,
+    /// Since when refreshes fail, and the last failure's words.
+    failing: Option<(DateTime<Utc>, String)>,
     /// Whether the vault held no refresh token at the last look.
     unauthorized: bool,
 }
@@ -194,8 +195,8 @@ impl TokenManager {
                 TokenStatus::ReauthorizationRequired { reason: reason.clone(), explanation: explanation.clone() }
             } else if s.unauthorized {
                 TokenStatus::AuthorizationRequired
-            } else if let Some(since) = s.failing_since {
-                TokenStatus::Failing { reason: "the token endpoint is unavailable".into(), since }
+            } else if let Some((since, reason)) = &s.failing {
+                TokenStatus::Failing { reason: reason.clone(), since: *since }
             } else if let Some(held) = s.held.as_ref().filter(|h| h.usable(Duration::ZERO)) {
                 TokenStatus::Active { expires_at: held.expires_at }
             } else {
@@ -211,7 +212,7 @@ impl TokenManager {
         {
             let mut s = self.state();
             s.refused = None;
-            s.failing_since = None;
+            s.failing = None;
             s.unauthorized = false;
             s.held = Some(held(granted));
             s.generation += 1;
@@ -273,7 +274,7 @@ impl TokenManager {
                     let mut s = self.state();
                     s.held = Some(held(&granted));
                     s.generation += 1;
-                    s.failing_since = None;
+                    s.failing = None;
                     s.unauthorized = false;
                     s.refused = None;
                 }
@@ -288,7 +289,11 @@ impl TokenManager {
                 Ok(token)
             }
             Err(EndpointError::Unavailable(why)) => {
-                self.state().failing_since.get_or_insert_with(Utc::now);
+                {
+                    let mut s = self.state();
+                    let since = s.failing.as_ref().map_or_else(Utc::now, |(since, _)| *since);
+                    s.failing = Some((since, why.clone()));
+                }
                 self.publish();
                 tracing::warn!(error = %why, "token refresh failed; will retry");
                 Err(TokenError::Unavailable(why))

@@ -20,7 +20,12 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
     let endpoint = fake.token_endpoint("contoso.com");
     let tidings = Tidings::start(relay(
         &peer,
-        &[("smtp.auth", "oauth2"), ("oauth.client_id", CLIENT), ("oauth.token_endpoint", &endpoint)],
+        &[
+            ("smtp.auth", "oauth2"),
+            ("oauth.client_id", CLIENT),
+            ("oauth.token_endpoint", &endpoint),
+            ("admin.addresses", "ops@example.com"),
+        ],
     ))
     .await;
     tidings
@@ -76,12 +81,71 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
         "{reason} / {explanation}"
     );
 
-    // An administrator authorizes again; the waiting message goes at its next attempt.
+    // The alert is recorded and its mail waits with the message: the mail path is what broke.
+    let (_, events) = tidings.get("/api/v1/events?kind=oauth.reauthorization_required").await;
+    let alert = &events["events"][0];
+    assert_eq!(alert["state"], "mailed", "{events:#}");
+    let alert_id = alert["message_id"].as_i64().unwrap();
+    tidings.wait_for_status(alert_id, "deferred").await;
+
+    // An administrator authorizes again; the waiting messages go at once, the alert among them.
     fake.control("issue?refresh_token=rt-again");
     tidings.app.oauth_acquired("test", Some(&SecretString::new("rt-again")), Some("alerts@example.com")).await.unwrap();
-    let got = peer.next_message().await;
-    assert!(got["data"].as_str().unwrap().contains("Subject: during the revocation"));
+    let mut subjects: Vec<String> = [peer.next_message().await, peer.next_message().await]
+        .iter()
+        .map(|m| m["data"].as_str().unwrap().to_owned())
+        .collect();
+    subjects.sort_by_key(|d| !d.contains("Subject: during the revocation"));
+    assert!(subjects[0].contains("Subject: during the revocation"), "{subjects:?}");
+    assert!(subjects[1].contains("AADSTS70000"), "the alert names the provider's reason: {}", subjects[1]);
     tidings.wait_for_status(id, "delivered").await;
+    tidings.wait_for_status(alert_id, "delivered").await;
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn refreshes_failing_for_long_raise_one_alert_which_goes_when_the_provider_is_back() {
+    let fake = OAuthFake::start(2, &[]);
+    fake.control("issue?refresh_token=rt-1");
+    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let endpoint = fake.token_endpoint("contoso.com");
+    let tidings = Tidings::start(relay(
+        &peer,
+        &[
+            ("smtp.auth", "oauth2"),
+            ("oauth.client_id", CLIENT),
+            ("oauth.token_endpoint", &endpoint),
+            ("admin.addresses", "ops@example.com"),
+            ("admin.token_alert_after", "1s"),
+        ],
+    ))
+    .await;
+    tidings.app.oauth_acquired("test", Some(&SecretString::new("rt-1")), Some("alerts@example.com")).await.unwrap();
+    let first = tidings.send("before the outage").await;
+    peer.next_message().await;
+    tidings.wait_for_status(first, "delivered").await;
+
+    // The token endpoint answers 503 from now on: refreshes fail, the grant is not refused.
+    fake.control("outage?count=100000");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alert = loop {
+        let (_, events) = tidings.get("/api/v1/events?kind=oauth.refresh_failing").await;
+        if let Some(alert) = events["events"].as_array().unwrap().first() {
+            break alert.clone();
+        }
+        assert!(Instant::now() < deadline, "no refresh-failing alert");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(alert["details"]["reason"].as_str().unwrap().contains("503"), "{alert}");
+    let (_, status) = tidings.get("/api/v1/oauth/status").await;
+    assert_eq!(status["state"], "failing", "{status}");
+
+    // The provider is back: the alert's mail goes, and one spell raised one alert.
+    fake.control("outage?count=0");
+    let got = peer.next_message().await;
+    assert!(got["data"].as_str().unwrap().contains("refresh"), "{got}");
+    let (_, events) = tidings.get("/api/v1/events?kind=oauth.refresh_failing").await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events:#}");
     tidings.stop().await;
 }
 
