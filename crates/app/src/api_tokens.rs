@@ -18,7 +18,8 @@ pub struct CreatedToken {
     pub token: SecretString,
 }
 
-fn hash(token: &str) -> Vec<u8> {
+/// The SHA-256 under which a bearer token or a session cookie's value is stored.
+pub(crate) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -37,7 +38,7 @@ impl App {
             action: "api-token.create".into(),
             fields: vec![name.to_owned(), role.to_string()],
         };
-        let id = self.store.create_api_token(name, role, &hash(token.expose()), &audit).await?;
+        let id = self.store.create_api_token(name, role, &token_hash(token.expose()), &audit).await?;
         Ok(CreatedToken { id, token })
     }
 
@@ -57,7 +58,7 @@ impl App {
         if !presented.starts_with(PREFIX) {
             return Ok(None);
         }
-        let Some(token) = self.store.api_token_by_hash(&hash(presented)).await? else { return Ok(None) };
+        let Some(token) = self.store.api_token_by_hash(&token_hash(presented)).await? else { return Ok(None) };
         if token.revoked_at.is_some() {
             return Ok(None);
         }

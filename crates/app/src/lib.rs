@@ -14,9 +14,11 @@ pub mod api_tokens;
 pub mod authorization;
 pub mod cipher;
 pub mod data_dir;
+pub mod metrics;
 pub mod notifications;
 pub mod outbox;
 pub mod settings;
+pub mod sign_in;
 
 use cipher::Cipher;
 use data_dir::DataDir;
@@ -52,6 +54,12 @@ pub enum Error {
     /// A part of Tidings cannot serve now (shutting down, database failing); try again.
     #[error("{0}")]
     Unavailable(String),
+    /// Authentication refused (wrong password, locked account), with what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// The operation would break a rule of the current state (the last administrator), with what to do.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl Error {
@@ -69,6 +77,7 @@ pub struct App {
     dir: DataDir,
     store: Arc<dyn Store>,
     cipher: Arc<Cipher>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// How to create a data directory.
@@ -102,7 +111,8 @@ impl App {
         if store.meta(META_INITIALISED).await?.is_none() {
             return Err(Error::NotInitialised(dir.root().to_owned()));
         }
-        let app = Self { dir, store: Arc::new(store), cipher: Arc::new(Cipher::new(&key)) };
+        let app =
+            Self { dir, store: Arc::new(store), cipher: Arc::new(Cipher::new(&key)), metrics: Default::default() };
         app.check_key().await?;
         Ok(app)
     }
@@ -118,7 +128,7 @@ impl App {
         }
         let cipher = Cipher::new(&key);
         store.init_meta(META_KEY_CHECK, &cipher.key_check()).await?;
-        let app = Self { dir, store: Arc::new(store), cipher: Arc::new(cipher) };
+        let app = Self { dir, store: Arc::new(store), cipher: Arc::new(cipher), metrics: Default::default() };
         app.check_key().await?;
 
         let generated = options.admin_password.is_none().then(accounts::generate_password);
@@ -150,6 +160,11 @@ impl App {
     /// The store, for parts that read it directly (health checks, change detection).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// This process's counters.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 }
 

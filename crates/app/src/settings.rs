@@ -148,12 +148,17 @@ impl App {
         if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors).into()) }
     }
 
-    /// Checks what importing `doc` would give, storing nothing.
-    pub async fn validate_document(&self, doc: &ConfigDocument) -> Result<()> {
+    /// Checks what applying `edits` would give, storing nothing (validation as an administrator types).
+    pub async fn validate_edits(&self, edits: &[(String, String)]) -> Result<()> {
         let current = self.current().await?;
-        let changes = config::apply(&current.config, &doc.edits()?, current.secrets)?;
+        let changes = config::apply(&current.config, edits, current.secrets)?;
         let errors = check_files(&changes.config);
         if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors).into()) }
+    }
+
+    /// Checks what importing `doc` would give, storing nothing.
+    pub async fn validate_document(&self, doc: &ConfigDocument) -> Result<()> {
+        self.validate_edits(&doc.edits()?).await
     }
 
     /// A stored secret, decrypted, for the part that uses it.

@@ -161,6 +161,24 @@ pub struct ServeArgs {
     /// This node's name in message leases (default: the host name).
     #[arg(long, env = "TIDINGS_NODE_ID", value_name = "NAME")]
     pub node_id: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Plain HTTP without it.
+    #[arg(long, env = "TIDINGS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "TIDINGS_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Consecutive failed sign-ins that lock an account.
+    #[arg(long, env = "TIDINGS_LOGIN_MAX_FAILURES", default_value_t = 5, value_name = "N")]
+    pub login_max_failures: u32,
+    /// How long a locked account stays locked.
+    #[arg(long, env = "TIDINGS_LOGIN_LOCKOUT", default_value = "15m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub login_lockout: Duration,
+    /// A web session unused this long ends.
+    #[arg(long, env = "TIDINGS_SESSION_IDLE", default_value = "8h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub session_idle: Duration,
+    /// A web session ends this long after sign-in, used or not.
+    #[arg(long, env = "TIDINGS_SESSION_MAX", default_value = "7d", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub session_max: Duration,
 }
 
 #[derive(Debug, Args)]

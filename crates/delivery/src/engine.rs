@@ -331,6 +331,9 @@ async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settlement>, wake: Arc<
                 }
             }
         }
+        for s in &batch {
+            app.metrics().count("tidings_delivery_attempts_total", &s.settled.attempt.result);
+        }
         batch.clear();
         // Deferred messages may now be due sooner than the engine planned.
         wake.notify_one();

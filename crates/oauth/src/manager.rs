@@ -86,6 +86,8 @@ pub trait Vault: Send + Sync + fmt::Debug {
     async fn store_refreshed(&self, rotated: Option<&SecretString>, at: DateTime<Utc>) -> Result<(), String>;
     /// Records that an administrator must act.
     async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), String>;
+    /// Counts a refresh's outcome (`ok`, `failed`, `refused`) for the metrics.
+    fn count_refresh(&self, _outcome: &str) {}
 }
 
 /// Timings, all configurable.
@@ -286,9 +288,11 @@ impl TokenManager {
                     rotated = granted.refresh_token.is_some(),
                     "access token refreshed"
                 );
+                self.inner.vault.count_refresh("ok");
                 Ok(token)
             }
             Err(EndpointError::Unavailable(why)) => {
+                self.inner.vault.count_refresh("failed");
                 {
                     let mut s = self.state();
                     let since = s.failing.as_ref().map_or_else(Utc::now, |(since, _)| *since);
@@ -299,6 +303,7 @@ impl TokenManager {
                 Err(TokenError::Unavailable(why))
             }
             Err(EndpointError::Refused { said, explanation }) => {
+                self.inner.vault.count_refresh("refused");
                 tracing::error!(reason = %said, %explanation, "OAuth re-authorization required");
                 if let Err(e) = self.inner.vault.store_failure(&said, &explanation).await {
                     tracing::error!(error = %e, "could not record the authorization failure");

@@ -43,6 +43,10 @@ impl Vault for AppVault {
     async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), String> {
         self.app.oauth_failed(reason, explanation).await.map_err(|e| e.to_string())
     }
+
+    fn count_refresh(&self, outcome: &str) {
+        self.app.metrics().count("tidings_token_refreshes_total", outcome);
+    }
 }
 
 #[cfg(test)]

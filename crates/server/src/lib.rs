@@ -13,9 +13,12 @@ pub mod http;
 pub mod live_config;
 pub mod notifier;
 pub mod shutdown;
+pub mod tls;
+pub mod ui;
 
 use notifier::{Notifier, NotifierOptions};
 use std::{sync::Arc, time::Duration};
+pub use tidings_app::sign_in::SignInPolicy;
 use tidings_app::{App, outbox::Committer};
 use tidings_delivery::engine::Engine;
 pub use tidings_delivery::engine::EngineOptions;
@@ -37,6 +40,8 @@ pub enum Error {
     App(#[from] tidings_app::Error),
     #[error("the HTTP server stopped: {0}")]
     Http(#[source] std::io::Error),
+    #[error("HTTPS: {0}")]
+    Tls(String),
 }
 
 /// How the daemon behaves; every timing is configurable.
@@ -50,6 +55,10 @@ pub struct Options {
     pub tokens: ManagerOptions,
     /// How often the notifier looks for events recorded by other processes and at the daily notice.
     pub notifier: NotifierOptions,
+    /// Sign-in protection and session lifetimes of the web interface.
+    pub sign_in: SignInPolicy,
+    /// Serve HTTPS with these files; plain HTTP when `None`.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl Default for Options {
@@ -59,6 +68,8 @@ impl Default for Options {
             engine: EngineOptions::default(),
             tokens: ManagerOptions::default(),
             notifier: NotifierOptions::default(),
+            sign_in: SignInPolicy::default(),
+            tls: None,
         }
     }
 }
@@ -66,6 +77,7 @@ impl Default for Options {
 /// Runs the daemon on `listener` until `shutdown` is cancelled, then finishes the requests and deliveries under
 /// way.
 pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: CancellationToken) -> Result<()> {
+    let tls = options.tls.as_ref().map(tls::server_config).transpose().map_err(Error::Tls)?;
     let config = live_config::LiveConfig::start(app.clone(), options.config_poll_interval, shutdown.clone()).await?;
     let wake = Arc::new(Notify::new());
     let committer = Committer::start(app.clone(), wake.clone());
@@ -89,11 +101,31 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         options: options.notifier,
     }
     .spawn(shutdown.clone());
-    let context = http::Context::new(app, config, committer, wake, events, tokens);
+    let context = http::Context::new(http::Shared {
+        app,
+        config,
+        committer,
+        wake,
+        events,
+        tokens,
+        sign_in: options.sign_in,
+        secure_cookies: tls.is_some(),
+    });
     let address = listener.local_addr().map_err(Error::Http)?;
-    tracing::info!(%address, "Tidings is listening");
-    let served =
-        axum::serve(listener, http::router(context)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    let router = http::router(context);
+    let served = match tls {
+        Some(config) => {
+            tracing::info!(%address, "Tidings is listening (HTTPS)");
+            tls::serve(listener, router, config, shutdown.clone()).await;
+            Ok(())
+        }
+        None => {
+            tracing::info!(%address, "Tidings is listening");
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await
+        }
+    };
     shutdown.cancel();
     let _ = engine.await;
     let _ = refresher.await;

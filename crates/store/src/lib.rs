@@ -14,6 +14,7 @@ use tidings_core::{
     EmailConfig,
     account::Role,
     audit::{AuditEntry, NewAuditEntry},
+    config::Locale,
     notify::{EventKind, throttle::Throttle},
     outbox::{Attempt, Recipient, Settled, Status},
 };
@@ -74,12 +75,55 @@ pub struct ConfigSave<'a> {
 }
 
 /// An account as listed (never its password hash).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Account {
     pub id: i64,
     pub username: String,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// The interface language chosen for the account; `None` follows the browser.
+    pub locale: Option<Locale>,
+    /// Locked after too many failed sign-ins, until then.
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// What signing in needs to know about an account.
+#[derive(Clone, Debug)]
+pub struct LoginRecord {
+    pub account: Account,
+    pub password_hash: String,
+    /// Consecutive failed sign-ins.
+    pub failed_logins: u32,
+}
+
+/// A browser session to create; only the hash of its cookie is stored.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub token_hash: Vec<u8>,
+    pub account_id: i64,
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live session with its account.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub account: Account,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Changes to an account; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct AccountChange {
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    /// `Some(None)` goes back to the browser's language.
+    pub locale: Option<Option<Locale>>,
+    /// Clears the failed sign-ins and any lockout.
+    pub unlock: bool,
 }
 
 /// An account to create; the password is already hashed.
@@ -352,6 +396,27 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Creates an account and records `audit` with it.
     async fn create_account(&self, account: &NewAccount, audit: &NewAuditEntry) -> Result<i64>;
     async fn accounts(&self) -> Result<Vec<Account>>;
+    /// The account named `username` (case-insensitive), for signing in.
+    async fn account_for_login(&self, username: &str) -> Result<Option<LoginRecord>>;
+    /// Counts a failed sign-in, locking the account until `lock_until` when given, with its audit entry.
+    async fn login_failed(&self, id: i64, lock_until: Option<DateTime<Utc>>, audit: &NewAuditEntry) -> Result<()>;
+    /// Records a sign-in: clears the failures, stores the session (dropping expired ones) and the audit entry.
+    async fn login_succeeded(&self, session: &NewSession, audit: &NewAuditEntry) -> Result<()>;
+    /// The live session with this hash and its account, its expiry slid to `extend_to` but never past
+    /// `absolute_max` after its creation; `None` when unknown or expired.
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+        extend_to: DateTime<Utc>,
+        absolute_max: chrono::Duration,
+    ) -> Result<Option<SessionRecord>>;
+    /// Ends a session (signing out), with an audit entry when given.
+    async fn end_session(&self, token_hash: &[u8], audit: Option<&NewAuditEntry>) -> Result<()>;
+    /// Changes an account; a new password ends its sessions. False when there is no such account.
+    async fn change_account(&self, id: i64, change: &AccountChange, audit: &NewAuditEntry) -> Result<bool>;
+    /// Deletes an account and its sessions. False when there is no such account.
+    async fn delete_account(&self, id: i64, audit: &NewAuditEntry) -> Result<bool>;
 
     // The outbox.
 
@@ -415,6 +480,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn handle_event(&self, handling: &EventHandling<'_>) -> Result<(i64, Option<i64>)>;
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
     async fn event(&self, id: i64) -> Result<Option<EventRecord>>;
+    /// How many events of each kind are in each state.
+    async fn event_counts(&self) -> Result<Vec<(EventKind, EventState, u64)>>;
 
     // API tokens.
 

@@ -30,6 +30,13 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         config_poll_interval: args.config_poll_interval,
         engine,
         notifier: tidings_server::notifier::NotifierOptions { poll_interval: args.notify_poll_interval },
+        sign_in: tidings_server::SignInPolicy {
+            max_failures: args.login_max_failures.max(1),
+            lockout: args.login_lockout,
+            idle: args.session_idle,
+            absolute: args.session_max,
+        },
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| tidings_server::tls::TlsFiles { cert, key }),
         ..Default::default()
     };
     tidings_server::run(listener, app, options, shutdown).await?;

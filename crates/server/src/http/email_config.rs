@@ -14,7 +14,11 @@ use tidings_app::notifications::TestOutcome;
 use tidings_core::{FieldError, secret::SecretName};
 
 pub fn router() -> Router<Context> {
-    Router::new().route("/api/v1/email-config", get(show).patch(change)).route("/api/v1/email-config/test", post(test))
+    Router::new()
+        .route("/api/v1/email-config", get(show).patch(change))
+        .route("/api/v1/email-config/test", post(test))
+        .route("/api/v1/email-config/validate", post(validate))
+        .route("/api/v1/email-config/google-client", post(google_client))
 }
 
 async fn show(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
@@ -36,12 +40,8 @@ async fn show(State(context): State<Context>, _caller: Caller) -> Result<impl In
 
 /// Edits as dotted keys: `{"smtp.host": "smtp.office365.com", "smtp.port": 587, "smtp.password": "…"}`.
 /// Strings, numbers and booleans are taken as `tidings config set` takes their text; `null` or `""` clears.
-async fn change(
-    State(context): State<Context>,
-    caller: Caller,
-    Body(body): Body<Map<String, Value>>,
-) -> Result<impl IntoResponse, ApiError> {
-    caller.require_operator()?;
+/// The body's keys and values as `config set` edits.
+fn edits_of(body: Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
     let mut edits = Vec::with_capacity(body.len());
     let mut errors = Vec::new();
     for (key, value) in body {
@@ -69,6 +69,16 @@ async fn change(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    Ok(edits)
+}
+
+async fn change(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let edits = edits_of(body)?;
     let app = &context.inner.app;
     let saved = app.update(&caller.actor, &edits).await?;
     context.inner.config.refresh().await;
@@ -84,7 +94,7 @@ async fn change(
 }
 
 /// Sends a test email and waits up to `admin.test_email_wait` for the relay's answer.
-async fn send_test(context: &Context, caller: &Caller) -> Result<TestOutcome, tidings_app::Error> {
+pub(crate) async fn send_test(context: &Context, caller: &Caller) -> Result<TestOutcome, tidings_app::Error> {
     let app = &context.inner.app;
     let sent = app.send_test_email(&caller.actor).await?;
     context.inner.wake.notify_one();
@@ -97,4 +107,31 @@ async fn test(State(context): State<Context>, caller: Caller) -> Result<impl Int
     let outcome = send_test(&context, &caller).await?;
     let status = if outcome.settled() { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok((status, Json(outcome)))
+}
+
+/// What saving these edits would give, saving nothing: `{"valid": true}` or `{"valid": false, "errors": […]}`.
+async fn validate(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let edits = edits_of(body)?;
+    Ok(Json(match context.inner.app.validate_edits(&edits).await {
+        Ok(()) => json!({ "valid": true, "errors": [] }),
+        Err(tidings_app::Error::Invalid(errors)) => json!({ "valid": false, "errors": errors.0 }),
+        Err(e) => return Err(e.into()),
+    }))
+}
+
+/// Imports Google's OAuth client file (the body is the file's JSON, as downloaded).
+async fn google_client(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let saved = context.inner.app.import_google_client(&caller.actor, &body.to_string()).await?;
+    context.inner.config.refresh().await;
+    Ok(Json(json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings })))
 }

@@ -41,14 +41,25 @@ impl From<tidings_app::Error> for ApiError {
             E::Input(message) => ApiError::BadRequest(message),
             E::NotConfigured(message) => ApiError::Conflict { code: "not_configured", message },
             E::Unavailable(message) => ApiError::Unavailable(message),
+            E::Refused(message) => ApiError::Unauthorized(message),
+            E::Conflict(message) => ApiError::Conflict { code: "conflict", message },
+            E::Store(tidings_store::Error::DuplicateAccount(name)) => ApiError::Conflict {
+                code: "exists",
+                message: format!("an account named {name:?} exists already; choose another name"),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message, fields) = match self {
+impl ApiError {
+    /// The message shown to people (the web interface shows it in its notices).
+    pub fn message(self) -> String {
+        self.parts().2
+    }
+
+    fn parts(self) -> (StatusCode, &'static str, String, Vec<FieldError>) {
+        match self {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, vec![]),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, vec![]),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, vec![]),
@@ -69,7 +80,13 @@ impl IntoResponse for ApiError {
                     vec![],
                 )
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, fields) = self.parts();
         let mut body = json!({ "error": { "code": code, "message": message } });
         if !fields.is_empty() {
             body["error"]["fields"] = json!(fields);

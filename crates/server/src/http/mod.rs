@@ -1,19 +1,21 @@
 //! The HTTP interface. Each area is a module exporting `router()`; they are merged here over one [`Context`].
 
-mod auth;
-mod email_config;
-mod error;
+mod accounts;
+pub(crate) mod auth;
+pub(crate) mod email_config;
+pub(crate) mod error;
 mod events;
 mod health;
 mod json;
 mod messages;
-mod oauth;
+mod metrics;
+pub(crate) mod oauth;
 mod page;
 
 use crate::live_config::LiveConfig;
 use axum::{Router, extract::DefaultBodyLimit};
 use std::{sync::Arc, time::Instant};
-use tidings_app::{App, outbox::Committer};
+use tidings_app::{App, outbox::Committer, sign_in::SignInPolicy};
 use tidings_oauth::manager::TokenManager;
 use tokio::sync::Notify;
 
@@ -24,46 +26,58 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Everything a request handler may use.
 #[derive(Clone, Debug)]
 pub struct Context {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    app: App,
-    config: LiveConfig,
+pub(crate) struct Inner {
+    pub(crate) app: App,
+    pub(crate) config: LiveConfig,
     /// Groups accepted messages into durable commits.
-    committer: Committer,
+    pub(crate) committer: Committer,
     /// Wakes the delivery engine (a message was accepted or retried).
-    wake: Arc<Notify>,
+    pub(crate) wake: Arc<Notify>,
     /// Wakes the notifier (an event was recorded).
-    events: Arc<Notify>,
+    pub(crate) events: Arc<Notify>,
     /// The OAuth token manager, told about new sign-ins.
-    tokens: TokenManager,
+    pub(crate) tokens: TokenManager,
     /// When the device sign-in under way (if any) expires.
-    device: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    pub(crate) device: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     /// For the uptime shown by `/readyz`.
-    started: Instant,
+    pub(crate) started: Instant,
+    /// Sign-in protection and session lifetimes.
+    pub(crate) sign_in: SignInPolicy,
+    /// Cookies get `Secure` when the daemon serves HTTPS.
+    pub(crate) secure_cookies: bool,
+}
+
+/// What the daemon hands the HTTP interface.
+#[derive(Debug)]
+pub struct Shared {
+    pub app: App,
+    pub config: LiveConfig,
+    pub committer: Committer,
+    pub wake: Arc<Notify>,
+    pub events: Arc<Notify>,
+    pub tokens: TokenManager,
+    pub sign_in: SignInPolicy,
+    pub secure_cookies: bool,
 }
 
 impl Context {
-    pub fn new(
-        app: App,
-        config: LiveConfig,
-        committer: Committer,
-        wake: Arc<Notify>,
-        events: Arc<Notify>,
-        tokens: TokenManager,
-    ) -> Self {
+    pub fn new(s: Shared) -> Self {
         Self {
             inner: Arc::new(Inner {
-                app,
-                config,
-                committer,
-                wake,
-                events,
-                tokens,
+                app: s.app,
+                config: s.config,
+                committer: s.committer,
+                wake: s.wake,
+                events: s.events,
+                tokens: s.tokens,
                 device: Default::default(),
                 started: Instant::now(),
+                sign_in: s.sign_in,
+                secure_cookies: s.secure_cookies,
             }),
         }
     }
@@ -73,6 +87,9 @@ impl Context {
 pub fn router(context: Context) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(accounts::router())
+        .merge(metrics::router())
+        .merge(crate::ui::router())
         .merge(email_config::router())
         .merge(events::router())
         .merge(messages::router())

@@ -12,10 +12,11 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use tidings_core::oauth::response::DeviceAuthorization;
 use tidings_oauth::{
     flows::{self, FlowError},
     http::HttpEndpoint,
-    status::{TokenStatus, report},
+    status::{TokenReport, TokenStatus, report},
 };
 
 pub fn router() -> Router<Context> {
@@ -111,6 +112,11 @@ async fn client_credentials(State(context): State<Context>, caller: Caller) -> R
 }
 
 async fn status(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(live_report(&context).await?))
+}
+
+/// The token status as the daemon sees it, with a device sign-in under way.
+pub(crate) async fn live_report(context: &Context) -> Result<TokenReport, ApiError> {
     let live = context.inner.tokens.status().borrow().clone();
     let mut report = report(&context.inner.app, Some(live)).await?;
     let pending = *context.inner.device.lock().unwrap_or_else(|e| e.into_inner());
@@ -119,28 +125,13 @@ async fn status(State(context): State<Context>, _caller: Caller) -> Result<impl 
     {
         report.status = TokenStatus::AuthorizationPending { expires_at };
     }
-    Ok(Json(report))
+    Ok(report)
 }
 
 /// Starts a device-code sign-in; the daemon polls until the user finishes it (watch `/api/v1/oauth/status`).
 async fn device(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
-    let signing_in = flows::start_device(&context.inner.app).await?;
-    let shown = signing_in.shown.clone();
-    let expires_at = signing_in.expires_at;
-    *context.inner.device.lock().unwrap_or_else(|e| e.into_inner()) = Some(expires_at);
-    let waiting = context.clone();
-    tokio::spawn(async move {
-        let inner = &waiting.inner;
-        match signing_in.finish(&inner.app, Some(&inner.tokens), &caller.actor).await {
-            Ok(account) => tracing::info!(account = account.as_deref().unwrap_or(""), "device sign-in completed"),
-            Err(e) => tracing::warn!(error = %e, "device sign-in did not complete"),
-        }
-        let mut device = inner.device.lock().unwrap_or_else(|e| e.into_inner());
-        if *device == Some(expires_at) {
-            *device = None;
-        }
-    });
+    let (shown, expires_at) = start_device(&context, caller.actor).await?;
     Ok(Json(json!({
         "verification_uri": shown.verification_uri,
         "verification_uri_complete": shown.verification_uri_complete,
@@ -152,21 +143,55 @@ async fn device(State(context): State<Context>, caller: Caller) -> Result<impl I
     })))
 }
 
+/// Starts a device sign-in and the task that waits for it; returns what to show and when it expires.
+pub(crate) async fn start_device(
+    context: &Context,
+    actor: String,
+) -> Result<(DeviceAuthorization, chrono::DateTime<chrono::Utc>), ApiError> {
+    let signing_in = flows::start_device(&context.inner.app).await?;
+    let shown = signing_in.shown.clone();
+    let expires_at = signing_in.expires_at;
+    *context.inner.device.lock().unwrap_or_else(|e| e.into_inner()) = Some(expires_at);
+    let waiting = context.clone();
+    tokio::spawn(async move {
+        let inner = &waiting.inner;
+        match signing_in.finish(&inner.app, Some(&inner.tokens), &actor).await {
+            Ok(account) => tracing::info!(account = account.as_deref().unwrap_or(""), "device sign-in completed"),
+            Err(e) => tracing::warn!(error = %e, "device sign-in did not complete"),
+        }
+        let mut device = inner.device.lock().unwrap_or_else(|e| e.into_inner());
+        if *device == Some(expires_at) {
+            *device = None;
+        }
+    });
+    Ok((shown, expires_at))
+}
+
 async fn check(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
-    let inner = &context.inner;
-    let secret = inner.app.secret(tidings_core::secret::SecretName::OAuthClientSecret).await?;
-    let endpoint = HttpEndpoint::new(&inner.config.get().config, secret)
-        .map_err(|m| ApiError::Conflict { code: "not_configured", message: m })?;
-    Ok(Json(match endpoint.check().await {
+    Ok(Json(match check_connection(&context).await? {
         Ok(()) => json!({ "connected": true }),
         Err(error) => json!({ "connected": false, "error": error }),
     }))
 }
 
+/// Reaches the token endpoint (through the configured proxy).
+pub(crate) async fn check_connection(context: &Context) -> Result<Result<(), String>, ApiError> {
+    let inner = &context.inner;
+    let secret = inner.app.secret(tidings_core::secret::SecretName::OAuthClientSecret).await?;
+    let endpoint = HttpEndpoint::new(&inner.config.get().config, secret)
+        .map_err(|m| ApiError::Conflict { code: "not_configured", message: m })?;
+    Ok(endpoint.check().await)
+}
+
 async fn forget(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
-    context.inner.app.oauth_forget(&caller.actor).await?;
-    context.inner.tokens.forget();
+    forget_authorization(&context, &caller.actor).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn forget_authorization(context: &Context, actor: &str) -> Result<(), ApiError> {
+    context.inner.app.oauth_forget(actor).await?;
+    context.inner.tokens.forget();
+    Ok(())
 }

@@ -39,9 +39,26 @@ fn kind(text: &str) -> Result<EventKind> {
     EventKind::parse(text).map_err(|e| corrupt("event kind", e))
 }
 
+fn state(text: &str) -> Result<EventState> {
+    Ok(match text {
+        "pending" => EventState::Pending,
+        "mailed" => EventState::Mailed,
+        "counted" => EventState::Counted,
+        "recorded" => EventState::Recorded,
+        other => return Err(corrupt("event state", other)),
+    })
+}
+
+pub(super) async fn counts(pool: &SqlitePool) -> Result<Vec<(EventKind, EventState, u64)>> {
+    let rows = sqlx::query("SELECT kind, state, COUNT(*) AS n FROM events GROUP BY kind, state ORDER BY kind, state")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| Ok((kind(r.get("kind"))?, state(r.get("state"))?, r.get::<i64, _>("n") as u64))).collect()
+}
+
 fn to_record(row: &SqliteRow) -> Result<EventRecord> {
     let details: String = row.get("details");
-    let state: String = row.get("state");
+    let state_text: String = row.get("state");
     let status: Option<String> = row.get("message_status");
     Ok(EventRecord {
         id: row.get("id"),
@@ -50,13 +67,7 @@ fn to_record(row: &SqliteRow) -> Result<EventRecord> {
         details: serde_json::from_str::<BTreeMap<String, String>>(&details).map_err(|e| corrupt("event details", e))?,
         origin: row.get("origin"),
         received_at: from_ms(row.get("received_at")),
-        state: match state.as_str() {
-            "pending" => EventState::Pending,
-            "mailed" => EventState::Mailed,
-            "counted" => EventState::Counted,
-            "recorded" => EventState::Recorded,
-            other => return Err(corrupt("event state", other)),
-        },
+        state: state(&state_text)?,
         message_id: row.get("message_id"),
         message_status: status.map(|s| s.parse::<Status>().map_err(|e| corrupt("message status", e))).transpose()?,
         repeats: row.get::<i64, _>("repeats") as u32,

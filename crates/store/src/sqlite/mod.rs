@@ -3,15 +3,17 @@
 //! Several processes may open the same file (the daemon and the CLI); SQLite serialises their writes and
 //! `busy_timeout` makes a writer wait for another instead of failing.
 
+mod accounts;
 mod events;
 mod oauth;
 mod outbox;
 mod tokens;
 
 use crate::{
-    Account, ApiToken, ConfigRecord, ConfigSave, Error, EventFilter, EventHandling, EventRecord, LeasedMessage,
-    MessageDetail, MessageFilter, MessageSummary, NewAccount, NewEvent, NewOutboxMessage, OAuthGrant, OAuthRecord,
-    PendingSignIn, Result, RetryOutcome, SealedSecret, Settlement, Store, ThrottleRecord,
+    Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Error, EventFilter, EventHandling, EventRecord,
+    EventState, LeasedMessage, LoginRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount, NewEvent,
+    NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
+    SessionRecord, Settlement, Store, ThrottleRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -236,16 +238,34 @@ impl Store for SqliteStore {
     }
 
     async fn accounts(&self) -> Result<Vec<Account>> {
-        let rows = sqlx::query("SELECT id, username, role, created_at FROM accounts ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                let role: String = r.get("role");
-                let role: Role = role.parse().map_err(|why| Error::Corrupt { what: "account role".into(), why })?;
-                Ok(Account { id: r.get("id"), username: r.get("username"), role, created_at: r.get("created_at") })
-            })
-            .collect()
+        accounts::list(&self.pool).await
+    }
+    async fn account_for_login(&self, username: &str) -> Result<Option<LoginRecord>> {
+        accounts::for_login(&self.pool, username).await
+    }
+    async fn login_failed(&self, id: i64, lock_until: Option<DateTime<Utc>>, audit: &NewAuditEntry) -> Result<()> {
+        accounts::login_failed(&self.pool, id, lock_until, audit).await
+    }
+    async fn login_succeeded(&self, session: &NewSession, audit: &NewAuditEntry) -> Result<()> {
+        accounts::login_succeeded(&self.pool, session, audit).await
+    }
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+        extend_to: DateTime<Utc>,
+        absolute_max: chrono::Duration,
+    ) -> Result<Option<SessionRecord>> {
+        accounts::session(&self.pool, token_hash, now, extend_to, absolute_max).await
+    }
+    async fn end_session(&self, token_hash: &[u8], audit: Option<&NewAuditEntry>) -> Result<()> {
+        accounts::end_session(&self.pool, token_hash, audit).await
+    }
+    async fn change_account(&self, id: i64, change: &AccountChange, audit: &NewAuditEntry) -> Result<bool> {
+        accounts::change(&self.pool, id, change, audit).await
+    }
+    async fn delete_account(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
+        accounts::delete(&self.pool, id, audit).await
     }
 
     async fn enqueue(&self, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
@@ -331,6 +351,9 @@ impl Store for SqliteStore {
     }
     async fn event(&self, id: i64) -> Result<Option<EventRecord>> {
         events::one(&self.pool, id).await
+    }
+    async fn event_counts(&self) -> Result<Vec<(EventKind, EventState, u64)>> {
+        events::counts(&self.pool).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {

@@ -1,0 +1,222 @@
+//! Signing in to the web interface: password check against the argon2id hash, lockout after repeated
+//! failures, sessions whose cookie value is kept only as a SHA-256, each with its CSRF token; account changes
+//! that keep at least one administrator. Every sign-in, failure, sign-out and change is audited.
+
+use crate::{
+    App, Error, Result,
+    accounts::{hash_password, verify_password},
+    api_tokens::token_hash,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use std::{sync::OnceLock, time::Duration};
+use tidings_core::{
+    account::{self, Role},
+    audit::NewAuditEntry,
+    config::Locale,
+    secret::SecretString,
+};
+use tidings_store::{Account, AccountChange, NewSession, SessionRecord};
+
+/// How sign-in protects itself, and how long sessions live. Every value is configurable (`tidings serve`).
+#[derive(Clone, Copy, Debug)]
+pub struct SignInPolicy {
+    /// Consecutive failures that lock an account.
+    pub max_failures: u32,
+    /// How long a locked account stays locked.
+    pub lockout: Duration,
+    /// A session unused this long ends.
+    pub idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute: Duration,
+}
+
+impl Default for SignInPolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            lockout: Duration::from_secs(15 * 60),
+            idle: Duration::from_secs(8 * 3600),
+            absolute: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A new session: the cookie's value (shown once, to the browser) and the CSRF token.
+#[derive(Debug)]
+pub struct Session {
+    pub token: SecretString,
+    pub csrf: String,
+    pub account: Account,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An account change asked for by an administrator (or by the account itself for its language and password).
+#[derive(Debug, Default)]
+pub struct AccountUpdate {
+    pub role: Option<Role>,
+    pub password: Option<SecretString>,
+    pub locale: Option<Option<Locale>>,
+    pub unlock: bool,
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// A hash to verify against when the user name is unknown, so that the answer takes as long either way.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&SecretString::new("decoy-password-never-valid")).unwrap_or_default())
+}
+
+const REFUSED: &str = "wrong user name or password";
+
+impl App {
+    /// Checks a user name and password; on success opens a session. `from` (the client's address) goes into
+    /// the audit log. A locked account is refused without looking at the password.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &SecretString,
+        from: &str,
+        policy: &SignInPolicy,
+    ) -> Result<Session> {
+        let now = Utc::now();
+        let audit = |action: &str, fields: Vec<String>| NewAuditEntry {
+            actor: format!("web:{username}"),
+            action: action.to_owned(),
+            fields: [vec![format!("from {from}")], fields].concat(),
+        };
+        let Some(record) = self.store.account_for_login(username).await? else {
+            let hash = decoy_hash().to_owned();
+            let password = SecretString::new(password.expose());
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.ok();
+            self.store.record_audit(&audit("sign-in.refused", vec!["unknown user".into()])).await?;
+            self.metrics.count("tidings_sign_ins_total", "refused");
+            return Err(Error::Refused(REFUSED.into()));
+        };
+        if let Some(until) = record.account.locked_until.filter(|u| *u > now) {
+            self.store.record_audit(&audit("sign-in.refused", vec!["locked".into()])).await?;
+            self.metrics.count("tidings_sign_ins_total", "refused");
+            return Err(Error::Refused(format!(
+                "this account is locked after too many failed sign-ins until {} UTC; try again then, or ask an administrator to unlock it",
+                until.format("%H:%M")
+            )));
+        }
+        let (hash, candidate) = (record.password_hash.clone(), SecretString::new(password.expose()));
+        let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &hash)).await.unwrap_or(false);
+        if !matches {
+            let failures = record.failed_logins + 1;
+            let lock = (failures >= policy.max_failures).then(|| later(now, policy.lockout));
+            let why = match lock {
+                Some(_) => format!("wrong password; locked after {failures} failures"),
+                None => format!("wrong password ({failures} of {})", policy.max_failures),
+            };
+            self.store.login_failed(record.account.id, lock, &audit("sign-in.refused", vec![why])).await?;
+            self.metrics.count("tidings_sign_ins_total", "refused");
+            return Err(Error::Refused(match lock {
+                Some(_) => format!(
+                    "{REFUSED}; the account is now locked for {} after {failures} failed sign-ins",
+                    humantime_minutes(policy.lockout)
+                ),
+                None => REFUSED.into(),
+            }));
+        }
+        let token = random_token();
+        let csrf = random_token();
+        let expires_at = later(now, policy.idle.min(policy.absolute));
+        let session = NewSession {
+            token_hash: token_hash(&token),
+            account_id: record.account.id,
+            csrf: csrf.clone(),
+            created_at: now,
+            expires_at,
+        };
+        self.store.login_succeeded(&session, &audit("sign-in", vec![])).await?;
+        self.metrics.count("tidings_sign_ins_total", "ok");
+        Ok(Session { token: SecretString::new(token), csrf, account: record.account, expires_at })
+    }
+
+    /// The live session for a cookie's value, its expiry slid forward.
+    pub async fn session(&self, token: &str, policy: &SignInPolicy) -> Result<Option<SessionRecord>> {
+        let now = Utc::now();
+        let absolute = chrono::Duration::from_std(policy.absolute).unwrap_or(chrono::TimeDelta::MAX);
+        Ok(self.store.session(&token_hash(token), now, later(now, policy.idle), absolute).await?)
+    }
+
+    pub async fn sign_out(&self, token: &str, username: &str) -> Result<()> {
+        let audit = NewAuditEntry { actor: format!("web:{username}"), action: "sign-out".into(), fields: vec![] };
+        Ok(self.store.end_session(&token_hash(token), Some(&audit)).await?)
+    }
+
+    /// Changes an account. Refuses to leave no administrator, and checks a new password's strength.
+    pub async fn update_account(&self, actor: &str, id: i64, update: AccountUpdate) -> Result<()> {
+        let accounts = self.store.accounts().await?;
+        let target = accounts.iter().find(|a| a.id == id).ok_or_else(|| Error::Input(format!("no account {id}")))?;
+        if update.role.is_some_and(|r| r != Role::Administrator) && target.role == Role::Administrator {
+            ensure_another_administrator(&accounts, id)?;
+        }
+        let password_hash = match &update.password {
+            Some(p) => {
+                account::validate_password(p.expose()).map_err(|why| Error::Input(format!("password: {why}")))?;
+                Some(hash_password(p)?)
+            }
+            None => None,
+        };
+        let mut fields = vec![target.username.clone()];
+        fields.extend(update.role.map(|r| format!("role={r}")));
+        fields.extend(password_hash.as_ref().map(|_| "password".to_owned()));
+        fields.extend(
+            update
+                .locale
+                .map(|l| format!("locale={}", l.map(|l| format!("{l:?}").to_lowercase()).unwrap_or("browser".into()))),
+        );
+        if update.unlock {
+            fields.push("unlocked".into());
+        }
+        let change = AccountChange { role: update.role, password_hash, locale: update.locale, unlock: update.unlock };
+        let audit = NewAuditEntry { actor: actor.to_owned(), action: "account.change".into(), fields };
+        if self.store.change_account(id, &change, &audit).await? {
+            Ok(())
+        } else {
+            Err(Error::Input(format!("no account {id}")))
+        }
+    }
+
+    /// Deletes an account (and its sessions), never the last administrator.
+    pub async fn delete_account(&self, actor: &str, id: i64) -> Result<()> {
+        let accounts = self.store.accounts().await?;
+        let target = accounts.iter().find(|a| a.id == id).ok_or_else(|| Error::Input(format!("no account {id}")))?;
+        if target.role == Role::Administrator {
+            ensure_another_administrator(&accounts, id)?;
+        }
+        let audit = NewAuditEntry {
+            actor: actor.to_owned(),
+            action: "account.delete".into(),
+            fields: vec![target.username.clone()],
+        };
+        self.store.delete_account(id, &audit).await?;
+        Ok(())
+    }
+}
+
+fn ensure_another_administrator(accounts: &[Account], id: i64) -> Result<()> {
+    if accounts.iter().any(|a| a.id != id && a.role == Role::Administrator) {
+        Ok(())
+    } else {
+        Err(Error::Conflict("this is the last administrator account; make another account administrator first".into()))
+    }
+}
+
+fn humantime_minutes(d: Duration) -> String {
+    let minutes = d.as_secs().div_ceil(60);
+    if minutes == 1 { "1 minute".into() } else { format!("{minutes} minutes") }
+}

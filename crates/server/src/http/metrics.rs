@@ -1,0 +1,40 @@
+//! `GET /metrics`: Prometheus' text format. The queue by status and events by kind come from the database;
+//! deliveries, token refreshes and sign-ins are this process's counters.
+
+use super::{Context, auth::Caller, error::ApiError};
+use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use std::fmt::Write;
+use tidings_app::metrics::escape;
+
+pub fn router() -> Router<Context> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    let app = &context.inner.app;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP tidings_queue_messages Messages in the outbox by status.\n# TYPE tidings_queue_messages gauge"
+    );
+    for (status, n) in app.store().queue_counts().await.map_err(tidings_app::Error::from)? {
+        let _ = writeln!(out, "tidings_queue_messages{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tidings_events Events recorded, by kind and what became of them.\n# TYPE tidings_events gauge"
+    );
+    for (kind, state, n) in app.store().event_counts().await.map_err(tidings_app::Error::from)? {
+        let _ = writeln!(out, "tidings_events{{kind=\"{}\",state=\"{}\"}} {n}", escape(kind.id()), state.as_str());
+    }
+    let live = context.inner.tokens.status().borrow().clone();
+    let _ = writeln!(
+        out,
+        "# HELP tidings_token_state The OAuth token's state (1 for the current one).\n# TYPE tidings_token_state gauge"
+    );
+    let state =
+        serde_json::to_value(&live).ok().and_then(|v| v["state"].as_str().map(str::to_owned)).unwrap_or_default();
+    let _ = writeln!(out, "tidings_token_state{{state=\"{}\"}} 1", escape(&state));
+    app.metrics().render(&mut out);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}

@@ -1,0 +1,274 @@
+//! Accounts and API tokens (administrators), and every account's own language and password.
+
+use super::{UiError, Viewer, csrf_field, i18n, notice, page, role_key, when};
+use crate::http::Context;
+use axum::{
+    Form, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use maud::html;
+use serde::Deserialize;
+use tidings_app::sign_in::AccountUpdate;
+use tidings_core::{account::Role, secret::SecretString};
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/accounts", get(show).post(create))
+        .route("/accounts/{id}", post(change))
+        .route("/accounts/{id}/delete", post(delete))
+        .route("/tokens", post(create_token))
+        .route("/tokens/{id}/revoke", post(revoke_token))
+        .route("/preferences", post(preferences))
+}
+
+async fn render(
+    context: &Context,
+    viewer: &Viewer,
+    notices: Vec<(&str, String)>,
+    status: StatusCode,
+) -> Result<Response, UiError> {
+    let tr = viewer.tr;
+    let admin = viewer.caller.role == Role::Administrator;
+    let app = &context.inner.app;
+    let accounts = if admin { app.accounts().await? } else { vec![] };
+    let tokens = if admin { app.api_tokens().await? } else { vec![] };
+    let own_locale = viewer.caller.account.as_ref().and_then(|a| a.locale);
+    let role_select = |selected: Role| {
+        html! {
+            select name="role" {
+                @for r in Role::ALL { option value=(r.as_str()) selected[r == selected] { (tr.t(role_key(r))) } }
+            }
+        }
+    };
+    let body = html! {
+        @for (kind, text) in &notices { (notice(kind, text)) }
+        section {
+            h2 { (tr.t("accounts.mine")) }
+            form.inline method="post" action="/preferences" {
+                (csrf_field(viewer))
+                label for="locale" { (tr.t("accounts.language")) }
+                select #locale name="locale" {
+                    option value="" selected[own_locale.is_none()] { (tr.t("accounts.language_browser")) }
+                    @for (locale, code, name) in i18n::languages() { option value=(code) selected[own_locale == Some(locale)] { (name) } }
+                }
+                label for="new-password" { (tr.t("accounts.new_password")) }
+                input #new-password name="password" type="password" autocomplete="new-password";
+                button type="submit" { (tr.t("accounts.save")) }
+            }
+        }
+        @if admin {
+            section {
+                h2 { (tr.t("accounts.title")) }
+                table {
+                    thead { tr { th { (tr.t("accounts.username")) } th { (tr.t("accounts.role")) } th { (tr.t("accounts.last_login")) } th {} } }
+                    tbody {
+                        @for a in &accounts {
+                            tr {
+                                td { (a.username) @if a.locked_until.is_some_and(|u| u > chrono::Utc::now()) { " " span.state.bad { (tr.t("accounts.locked")) } } }
+                                td {
+                                    form.inline method="post" action={"/accounts/" (a.id)} {
+                                        (csrf_field(viewer)) (role_select(a.role))
+                                        label.check.small { input type="checkbox" name="unlock" value="true"; (tr.t("accounts.unlock")) }
+                                        button.secondary type="submit" { (tr.t("accounts.save")) }
+                                    }
+                                }
+                                td { (a.last_login_at.as_ref().map(when).unwrap_or_else(|| "—".into())) }
+                                td {
+                                    form method="post" action={"/accounts/" (a.id) "/delete"} data-confirm=(tr.t("accounts.delete_confirm")) {
+                                        (csrf_field(viewer)) button.danger type="submit" { (tr.t("accounts.delete")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                h3 { (tr.t("accounts.create")) }
+                form.inline method="post" action="/accounts" {
+                    (csrf_field(viewer))
+                    label { (tr.t("accounts.username")) input name="username" required autocomplete="off"; }
+                    label { (tr.t("accounts.password")) input name="password" type="password" required autocomplete="new-password"; }
+                    label { (tr.t("accounts.role")) (role_select(Role::Viewer)) }
+                    button type="submit" { (tr.t("accounts.create_button")) }
+                }
+            }
+            section {
+                h2 { (tr.t("tokens.title")) }
+                table {
+                    thead { tr { th { (tr.t("tokens.name")) } th { (tr.t("accounts.role")) } th { (tr.t("tokens.created")) } th { (tr.t("tokens.last_used")) } th {} } }
+                    tbody {
+                        @for t in &tokens {
+                            tr {
+                                td { (t.name) } td { (tr.t(role_key(t.role))) } td { (when(&t.created_at)) " · " (t.created_by) }
+                                td { (t.last_used_at.as_ref().map(when).unwrap_or_else(|| "—".into())) }
+                                td {
+                                    @if t.revoked_at.is_some() { (tr.t("tokens.revoked")) } @else {
+                                        form method="post" action={"/tokens/" (t.id) "/revoke"} data-confirm=(tr.t("tokens.revoke_confirm")) {
+                                            (csrf_field(viewer)) button.danger type="submit" { (tr.t("tokens.revoke")) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                form.inline method="post" action="/tokens" {
+                    (csrf_field(viewer))
+                    label { (tr.t("tokens.name")) input name="name" required; }
+                    label { (tr.t("accounts.role")) (role_select(Role::NetworkAdministrator)) }
+                    button type="submit" { (tr.t("tokens.create")) }
+                }
+            }
+        }
+    };
+    Ok((status, page(context, viewer, "/accounts", tr.t("nav.accounts"), body).await).into_response())
+}
+
+async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response, UiError> {
+    render(&context, &viewer, vec![], StatusCode::OK).await
+}
+
+fn refusal(e: tidings_app::Error) -> Result<String, UiError> {
+    match e {
+        tidings_app::Error::Input(m) | tidings_app::Error::Conflict(m) => Ok(m),
+        tidings_app::Error::Store(tidings_store::Error::DuplicateAccount(name)) => {
+            Ok(format!("{name}: exists already"))
+        }
+        other => Err(other.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateForm {
+    csrf: String,
+    username: String,
+    password: String,
+    role: String,
+}
+
+async fn create(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_administrator()?;
+    let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
+    let app = &context.inner.app;
+    let notice = match app
+        .create_account(&viewer.caller.actor, form.username.trim(), &SecretString::new(form.password), role)
+        .await
+    {
+        Ok(_) => ("ok", viewer.tr.f("accounts.created", &[("name", form.username.trim())])),
+        Err(e) => ("error", refusal(e)?),
+    };
+    render(&context, &viewer, vec![notice], StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeForm {
+    csrf: String,
+    role: String,
+    #[serde(default)]
+    unlock: Option<String>,
+}
+
+async fn change(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<ChangeForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_administrator()?;
+    let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
+    let update = AccountUpdate { role: Some(role), unlock: form.unlock.is_some(), ..Default::default() };
+    let notice = match context.inner.app.update_account(&viewer.caller.actor, id, update).await {
+        Ok(()) => ("ok", viewer.tr.t("accounts.changed").to_owned()),
+        Err(e) => ("error", refusal(e)?),
+    };
+    render(&context, &viewer, vec![notice], StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn delete(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_administrator()?;
+    let notice = match context.inner.app.delete_account(&viewer.caller.actor, id).await {
+        Ok(()) => ("ok", viewer.tr.t("accounts.deleted").to_owned()),
+        Err(e) => ("error", refusal(e)?),
+    };
+    render(&context, &viewer, vec![notice], StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    csrf: String,
+    name: String,
+    role: String,
+}
+
+async fn create_token(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_administrator()?;
+    let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
+    let notice = match context.inner.app.create_api_token(&viewer.caller.actor, form.name.trim(), role).await {
+        Ok(created) => ("ok", viewer.tr.f("tokens.created_once", &[("token", created.token.expose())])),
+        Err(e) => ("error", refusal(e)?),
+    };
+    render(&context, &viewer, vec![notice], StatusCode::OK).await
+}
+
+async fn revoke_token(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_administrator()?;
+    context.inner.app.revoke_api_token(&viewer.caller.actor, id).await?;
+    render(&context, &viewer, vec![("ok", viewer.tr.t("tokens.revoked_now").to_owned())], StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+struct PreferencesForm {
+    csrf: String,
+    locale: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Every account may choose its language and change its password.
+async fn preferences(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<PreferencesForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    let Some(account) = &viewer.caller.account else { return Err(UiError::Forbidden) };
+    let password = (!form.password.is_empty()).then(|| SecretString::new(form.password));
+    let changed_password = password.is_some();
+    let update = AccountUpdate { locale: Some(i18n::locale_from_code(&form.locale)), password, ..Default::default() };
+    match context.inner.app.update_account(&viewer.caller.actor, account.id, update).await {
+        // A new password ends the sessions: sign in again with it.
+        Ok(()) if changed_password => Ok(Redirect::to("/login").into_response()),
+        Ok(()) => Ok(Redirect::to("/accounts").into_response()),
+        Err(e) => render(&context, &viewer, vec![("error", refusal(e)?)], StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}

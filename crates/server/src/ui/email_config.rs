@@ -1,0 +1,347 @@
+//! Management > Email Configuration, laid out like the vendor page: the sender, the SMTP relay (with the
+//! password or OAuth2 fields), the admin contact, Save. Field errors appear beside their fields, also while
+//! typing (`/email-config/validate`, used by `app.js`). Secrets are write-only. Google's client file can be
+//! imported, and the redirect URI to register is shown with a copy button.
+
+use super::{UiError, Viewer, csrf_field, notice, page};
+use crate::http::{Context, email_config::send_test};
+use axum::{
+    Form, Json, Router,
+    extract::{Multipart, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use maud::{Markup, html};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use tidings_app::{notifications::TestOutcome, settings::Current};
+use tidings_core::{
+    FieldError,
+    config::keys::{self, KEYS},
+    secret::SecretName,
+};
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/email-config", get(show).post(save))
+        .route("/email-config/validate", post(validate))
+        .route("/email-config/google", post(import_google))
+        .route("/email-config/test", post(test))
+}
+
+/// The page's sections: a title key and which configuration keys it holds.
+/// Whether a configuration key belongs to a section.
+type Belongs = fn(&str) -> bool;
+
+const SECTIONS: &[(&str, &str, Belongs)] = &[
+    ("sender", "config.section.sender", |k| k == "sender"),
+    ("relay", "config.section.relay", |k| k.starts_with("smtp.")),
+    ("oauth", "config.section.oauth", |k| k.starts_with("oauth.") && k != "oauth.static_access_token"),
+    ("admin", "config.section.admin", |k| k.starts_with("admin.")),
+    ("tls", "config.section.tls", |k| k.starts_with("tls.")),
+    ("advanced", "config.section.advanced", |k| {
+        k == "public_base_url" || k == "locale" || k.starts_with("delivery.") || k == "oauth.static_access_token"
+    }),
+];
+
+/// The choices of the keys shown as lists: (value, label key or literal label).
+fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    Some(match key {
+        "smtp.encryption" => &[("tls", "TLS"), ("starttls", "STARTTLS"), ("none", "option.none")],
+        "smtp.auth" => &[("none", "option.none"), ("password", "option.password"), ("oauth2", "OAuth2")],
+        "oauth.provider" => {
+            &[("", "option.choose"), ("microsoft", "Microsoft"), ("google", "Google"), ("custom", "option.custom")]
+        }
+        "tls.min_version" | "tls.max_version" => &[("", "option.default"), ("1.2", "TLS 1.2"), ("1.3", "TLS 1.3")],
+        "locale" => &[("en", "English"), ("fr", "Français"), ("de", "Deutsch"), ("nl", "Nederlands")],
+        _ => return None,
+    })
+}
+
+fn is_flag(key: &str) -> bool {
+    matches!(
+        key,
+        "smtp.allow_plaintext_auth" | "tls.verify_certificates" | "admin.daily_notice" | "admin.test_email_on_save"
+    )
+}
+
+/// What the page shows beside the form.
+#[derive(Default)]
+struct Outcome {
+    notices: Vec<(&'static str, String)>,
+    errors: BTreeMap<String, String>,
+    /// Submitted values to show again after a refusal.
+    values: HashMap<String, String>,
+}
+
+fn field_label(viewer: &Viewer, key: &str) -> String {
+    viewer.tr.t(&format!("field.{key}")).to_owned()
+}
+
+fn form(viewer: &Viewer, current: &Current, outcome: &Outcome) -> Markup {
+    let tr = viewer.tr;
+    let value =
+        |key: &str| outcome.values.get(key).cloned().or_else(|| keys::get(&current.config, key)).unwrap_or_default();
+    let readonly = !viewer.may_operate();
+    html! {
+        form #config method="post" action="/email-config" data-validate="/email-config/validate" novalidate {
+            (csrf_field(viewer))
+            @for (id, title, belongs) in SECTIONS {
+                @let body = html! {
+                    @for info in KEYS.iter().filter(|k| belongs(k.key)) {
+                        @let key = info.key;
+                        @let error = outcome.errors.get(key);
+                        div.field class=[error.map(|_| "invalid")] data-key=(key) {
+                            @if is_flag(key) {
+                                label.check {
+                                    input type="checkbox" name=(key) value="true" checked[value(key) == "true"] disabled[readonly];
+                                    (field_label(viewer, key))
+                                }
+                            } @else {
+                                label for=(key) { (field_label(viewer, key)) }
+                                @if let Some(options) = choices(key) {
+                                    select id=(key) name=(key) disabled[readonly] {
+                                        @for (v, label) in options {
+                                            option value=(v) selected[value(key) == *v] { (tr.t(label)) }
+                                        }
+                                    }
+                                } @else if info.secret {
+                                    @let set = SecretName::from_key(key).is_some_and(|n| current.secrets.has(n));
+                                    input id=(key) name=(key) type="password" autocomplete="new-password" disabled[readonly]
+                                        placeholder=(if set { tr.t("config.secret_set") } else { tr.t("config.secret_unset") });
+                                    @if set {
+                                        label.check.small { input type="checkbox" name={"clear:" (key)} value="true" disabled[readonly]; (tr.t("config.secret_clear")) }
+                                    }
+                                } @else {
+                                    input id=(key) name=(key) value=(value(key)) disabled[readonly]
+                                        type=(match key { "smtp.port" => "number", "admin.daily_notice_time" => "time", _ => "text" });
+                                }
+                            }
+                            small.error data-error-for=(key) { @if let Some(e) = error { (e) } }
+                        }
+                    }
+                };
+                @if *id == "advanced" || *id == "tls" {
+                    details.section id={"section-" (id)} { summary { (tr.t(title)) } (body) }
+                } @else {
+                    fieldset.section id={"section-" (id)} { legend { (tr.t(title)) } (body) }
+                }
+            }
+            @if !readonly {
+                button type="submit" { (tr.t("config.save")) }
+            }
+        }
+    }
+}
+
+async fn render(context: &Context, viewer: &Viewer, outcome: Outcome, status: StatusCode) -> Result<Response, UiError> {
+    let tr = viewer.tr;
+    let current = context.inner.app.current().await?;
+    let redirect = current.config.redirect_uri();
+    let body = html! {
+        @for (kind, text) in &outcome.notices { (notice(kind, text)) }
+        @if !outcome.errors.is_empty() { (notice("error", tr.t("config.not_saved"))) }
+        p.meta {
+            @match (&current.saved_at, &current.saved_by) {
+                (Some(at), Some(by)) => (tr.f("config.revision", &[("n", &current.revision.to_string()), ("at", &super::when(at)), ("by", by)])),
+                _ => (tr.t("config.never_saved")),
+            }
+        }
+        div.redirect {
+            strong { (tr.t("config.redirect_uri")) }
+            @match &redirect {
+                Some(uri) => { code #redirect-uri { (uri) } button.copy type="button" data-copy="#redirect-uri" { (tr.t("config.copy")) } }
+                None => { span { (tr.t("config.redirect_needs_base")) } }
+            }
+        }
+        (form(viewer, &current, &outcome))
+        @if viewer.may_operate() {
+            section.side {
+                h2 { (tr.t("config.google_import")) }
+                form method="post" action="/email-config/google" enctype="multipart/form-data" {
+                    (csrf_field(viewer))
+                    input type="file" name="file" accept="application/json,.json" required;
+                    button type="submit" { (tr.t("config.import")) }
+                }
+                h2 { (tr.t("config.test_title")) }
+                form method="post" action="/email-config/test" {
+                    (csrf_field(viewer))
+                    button type="submit" { (tr.t("config.test_send")) }
+                }
+            }
+        }
+    };
+    Ok((status, page(context, viewer, "/email-config", tr.t("nav.email_config"), body).await).into_response())
+}
+
+async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response, UiError> {
+    render(&context, &viewer, Outcome::default(), StatusCode::OK).await
+}
+
+/// The form's fields as edits: only what differs from the configuration in force (so that a provider preset
+/// fills what the administrator did not touch), secrets only when typed or cleared.
+fn edits(current: &Current, fields: &[(String, String)]) -> (Vec<(String, String)>, HashMap<String, String>) {
+    let submitted: HashMap<String, String> = fields.iter().cloned().collect();
+    let mut edits = Vec::new();
+    for info in KEYS {
+        let key = info.key;
+        if info.secret {
+            match submitted.get(key) {
+                Some(v) if !v.is_empty() => edits.push((key.to_owned(), v.clone())),
+                _ if submitted.contains_key(&format!("clear:{key}")) => edits.push((key.to_owned(), String::new())),
+                _ => {}
+            }
+            continue;
+        }
+        let value = if is_flag(key) {
+            if submitted.contains_key(key) { "true".to_owned() } else { "false".to_owned() }
+        } else {
+            match submitted.get(key) {
+                Some(v) => v.clone(),
+                None => continue,
+            }
+        };
+        if keys::get(&current.config, key).as_deref() != Some(value.trim()) {
+            edits.push((key.to_owned(), value));
+        }
+    }
+    let shown = submitted.into_iter().filter(|(k, _)| keys::info(k).is_some_and(|i| !i.secret)).collect();
+    (edits, shown)
+}
+
+fn field_errors(e: tidings_app::Error) -> Result<BTreeMap<String, String>, UiError> {
+    match e {
+        tidings_app::Error::Invalid(errors) => {
+            let mut out = BTreeMap::new();
+            for FieldError { field, message } in errors.0 {
+                out.entry(field)
+                    .and_modify(|m: &mut String| {
+                        m.push_str("; ");
+                        m.push_str(&message)
+                    })
+                    .or_insert(message);
+            }
+            Ok(out)
+        }
+        other => Err(other.into()),
+    }
+}
+
+fn test_notice(viewer: &Viewer, outcome: &TestOutcome) -> (&'static str, String) {
+    let tr = viewer.tr;
+    match outcome.result.as_str() {
+        "delivered" => ("ok", tr.t("config.test_delivered").to_owned()),
+        "pending" => ("info", tr.f("config.test_pending", &[("id", &outcome.message_id.to_string())])),
+        _ => {
+            let reply = outcome.reply.clone().unwrap_or_default();
+            let explanation = outcome.explanation.clone().unwrap_or_default();
+            ("error", tr.f("config.test_failed", &[("reply", &reply), ("explanation", &explanation)]))
+        }
+    }
+}
+
+async fn save(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, UiError> {
+    let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
+    viewer.check_csrf(csrf)?;
+    viewer.require_operator()?;
+    let app = &context.inner.app;
+    let current = app.current().await?;
+    let (edits, values) = edits(&current, &fields);
+    let mut outcome = Outcome::default();
+    match app.update(&viewer.caller.actor, &edits).await {
+        Ok(saved) => {
+            context.inner.config.refresh().await;
+            let tr = viewer.tr;
+            outcome.notices.push(if saved.changed.is_empty() {
+                ("info", tr.t("config.nothing_changed").to_owned())
+            } else {
+                (
+                    "ok",
+                    tr.f("config.saved", &[("n", &saved.revision.to_string()), ("fields", &saved.changed.join(", "))]),
+                )
+            });
+            outcome.notices.extend(saved.warnings.into_iter().map(|w| ("info", w)));
+            if app.current().await?.config.admin.test_email_on_save {
+                outcome.notices.push(match send_test(&context, &viewer.caller).await {
+                    Ok(test) => test_notice(&viewer, &test),
+                    Err(e) => ("error", e.to_string()),
+                });
+            }
+            render(&context, &viewer, outcome, StatusCode::OK).await
+        }
+        Err(e) => {
+            outcome.errors = field_errors(e)?;
+            outcome.values = values;
+            render(&context, &viewer, outcome, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+/// The field errors the form would get, without saving: `{"errors": {"smtp.port": "…"}}`.
+async fn validate(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, UiError> {
+    let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
+    viewer.check_csrf(csrf)?;
+    let current = context.inner.app.current().await?;
+    let (edits, _) = edits(&current, &fields);
+    let errors = match context.inner.app.validate_edits(&edits).await {
+        Ok(()) => BTreeMap::new(),
+        Err(e) => field_errors(e)?,
+    };
+    Ok(Json(json!({ "errors": errors })).into_response())
+}
+
+async fn import_google(
+    State(context): State<Context>,
+    viewer: Viewer,
+    mut multipart: Multipart,
+) -> Result<Response, UiError> {
+    let (mut csrf, mut file) = (String::new(), None);
+    while let Ok(Some(field)) = multipart.next_field().await {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+            Some("file") => file = field.text().await.ok(),
+            _ => {}
+        }
+    }
+    viewer.check_csrf(&csrf)?;
+    viewer.require_operator()?;
+    let tr = viewer.tr;
+    let mut outcome = Outcome::default();
+    match context.inner.app.import_google_client(&viewer.caller.actor, &file.unwrap_or_default()).await {
+        Ok(saved) => {
+            context.inner.config.refresh().await;
+            outcome.notices.push(("ok", tr.f("config.imported", &[("fields", &saved.changed.join(", "))])));
+            outcome.notices.extend(saved.warnings.into_iter().map(|w| ("info", w)));
+        }
+        Err(tidings_app::Error::Input(why)) => {
+            outcome.notices.push(("error", tr.f("config.import_failed", &[("why", &why)])))
+        }
+        Err(e) => outcome.errors = field_errors(e)?,
+    }
+    render(&context, &viewer, outcome, StatusCode::OK).await
+}
+
+async fn test(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, UiError> {
+    let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
+    viewer.check_csrf(csrf)?;
+    viewer.require_operator()?;
+    let mut outcome = Outcome::default();
+    outcome.notices.push(match send_test(&context, &viewer.caller).await {
+        Ok(test) => test_notice(&viewer, &test),
+        Err(e) => ("error", e.to_string()),
+    });
+    render(&context, &viewer, outcome, StatusCode::OK).await
+}

@@ -1,0 +1,160 @@
+//! The interface's words in English, French, German and Dutch: `crates/server/i18n/<lang>.txt`, one
+//! `key = text` a line. The language is the account's choice, else the browser's (`Accept-Language`), else
+//! English. The test suite checks that every catalogue has every key the pages use.
+
+use axum::http::{HeaderMap, header};
+use std::{collections::HashMap, sync::OnceLock};
+use tidings_core::config::Locale;
+
+const CATALOGUES: [(Locale, &str, &str); 4] = [
+    (Locale::En, "en", include_str!("../../i18n/en.txt")),
+    (Locale::Fr, "fr", include_str!("../../i18n/fr.txt")),
+    (Locale::De, "de", include_str!("../../i18n/de.txt")),
+    (Locale::Nl, "nl", include_str!("../../i18n/nl.txt")),
+];
+
+type Catalogue = HashMap<&'static str, &'static str>;
+
+fn parse(text: &'static str) -> Catalogue {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(" = ").map(|(k, v)| (k.trim(), v.trim())))
+        .collect()
+}
+
+fn catalogues() -> &'static [Catalogue; 4] {
+    static ALL: OnceLock<[Catalogue; 4]> = OnceLock::new();
+    ALL.get_or_init(|| CATALOGUES.map(|(_, _, text)| parse(text)))
+}
+
+/// Words in one language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tr(pub Locale);
+
+impl Tr {
+    fn index(self) -> usize {
+        CATALOGUES.iter().position(|(l, _, _)| *l == self.0).unwrap_or(0)
+    }
+
+    /// The text for `key`; English when the language lacks it; the key itself when no catalogue has it.
+    pub fn t(self, key: &str) -> &str {
+        let all = catalogues();
+        all[self.index()].get(key).or_else(|| all[0].get(key)).copied().unwrap_or(key)
+    }
+
+    /// `t(key)` with `{name}` replaced by values.
+    pub fn f(self, key: &str, values: &[(&str, &str)]) -> String {
+        values.iter().fold(self.t(key).to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
+    }
+
+    /// The language's code (`de`), for `<html lang>`.
+    pub fn code(self) -> &'static str {
+        CATALOGUES[self.index()].1
+    }
+}
+
+/// Every language with its code and its own name.
+pub fn languages() -> impl Iterator<Item = (Locale, &'static str, &'static str)> {
+    CATALOGUES.iter().map(|(l, code, _)| (*l, *code, Tr(*l).t("language.name")))
+}
+
+pub fn locale_from_code(code: &str) -> Option<Locale> {
+    CATALOGUES.iter().find(|(_, c, _)| *c == code).map(|(l, _, _)| *l)
+}
+
+/// The account's language, else the first of the browser's that Tidings speaks, else English.
+pub fn negotiate(account: Option<Locale>, headers: &HeaderMap) -> Tr {
+    if let Some(locale) = account {
+        return Tr(locale);
+    }
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut ranked: Vec<(f32, &str)> = accept
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next()?.trim();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=")?.parse::<f32>().ok()).unwrap_or(1.0);
+            Some((q, tag))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranked
+        .iter()
+        .find_map(|(_, tag)| locale_from_code(&tag.split('-').next().unwrap_or("").to_ascii_lowercase()))
+        .map_or(Tr(Locale::En), Tr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_has_every_key_and_no_empty_text() {
+        let all = catalogues();
+        for (i, (_, code, _)) in CATALOGUES.iter().enumerate() {
+            for key in all[0].keys() {
+                let text = all[i].get(key).unwrap_or_else(|| panic!("i18n/{code}.txt lacks {key}"));
+                assert!(!text.is_empty(), "i18n/{code}.txt: {key} is empty");
+            }
+            for key in all[i].keys() {
+                assert!(all[0].contains_key(key), "i18n/{code}.txt has {key}, which en.txt does not");
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_the_pages_use_is_in_the_catalogues() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui");
+        let mut used = 0;
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("src/ui: {e}")) {
+            let path = entry.map(|e| e.path()).unwrap_or_default();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for marker in [".t(\"", ".f(\""] {
+                for piece in text.split(marker).skip(1) {
+                    let key = piece.split('"').next().unwrap_or("");
+                    assert!(catalogues()[0].contains_key(key), "{}: key {key:?} is not in i18n/en.txt", path.display());
+                    used += 1;
+                }
+            }
+        }
+        assert!(used > 100, "the scan found only {used} uses");
+    }
+
+    #[test]
+    fn keys_named_indirectly_are_in_the_catalogues_too() {
+        // Every configuration field has a label.
+        for info in tidings_core::config::keys::KEYS {
+            let key = format!("field.{}", info.key);
+            assert!(catalogues()[0].contains_key(key.as_str()), "i18n/en.txt lacks {key}");
+        }
+        // Keys held in tables (navigation, roles, statuses, choices, sections, token states).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui");
+        let prefixes = ["\"nav.", "\"role.", "\"status.", "\"option.", "\"config.section.", "\"oauth.state."];
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("src/ui: {e}")) {
+            let path = entry.map(|e| e.path()).unwrap_or_default();
+            if path.ends_with("i18n.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for prefix in prefixes {
+                for piece in text.split(prefix).skip(1) {
+                    let key = format!("{}{}", &prefix[1..], piece.split('"').next().unwrap_or(""));
+                    assert!(catalogues()[0].contains_key(key.as_str()), "{}: {key:?} is not in i18n/en.txt", path.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_browser_language_is_negotiated() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            "es-ES, de-CH;q=0.8, fr;q=0.9".parse().unwrap_or(header::HeaderValue::from_static("")),
+        );
+        assert_eq!(negotiate(None, &headers).code(), "fr");
+        assert_eq!(negotiate(Some(Locale::Nl), &headers).code(), "nl");
+        assert_eq!(negotiate(None, &HeaderMap::new()).code(), "en");
+        assert_eq!(Tr(Locale::De).f("outbox.attempts_count", &[("n", "3")]), "3 Versuche");
+    }
+}

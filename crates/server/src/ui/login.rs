@@ -1,0 +1,172 @@
+//! Signing in and out. The sign-in form is protected against cross-site posting by a double-submit token (a
+//! cookie and a form field that must match); a session cookie is HttpOnly, SameSite=Strict, and Secure over
+//! HTTPS.
+
+use super::{UiError, Viewer, i18n, notice};
+use crate::http::{
+    Context,
+    auth::{SESSION_COOKIE, cookie},
+};
+use axum::{
+    Form, Router,
+    extract::{ConnectInfo, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use base64::Engine;
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tidings_core::secret::SecretString;
+
+const LOGIN_COOKIE: &str = "tidings_login";
+
+pub fn router() -> Router<Context> {
+    Router::new().route("/login", get(form).post(sign_in)).route("/logout", post(sign_out))
+}
+
+#[derive(Debug, Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+/// Only paths on this site: never an open redirect.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".into(),
+    }
+}
+
+fn cookie_header(context: &Context, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let secure = if context.inner.secure_cookies { "; Secure" } else { "" };
+    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"))
+        .unwrap_or(HeaderValue::from_static(""))
+}
+
+fn random() -> String {
+    let mut bytes = [0u8; 24];
+    rand_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn rand_bytes(bytes: &mut [u8]) {
+    use rand::RngCore;
+    rand::rngs::OsRng.fill_bytes(bytes);
+}
+
+fn login_page(tr: i18n::Tr, next: &str, token: &str, error: Option<&str>, username: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(tr.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (tr.t("login.title")) " · Tidings" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body.login {
+                main {
+                    h1 { "Tidings" }
+                    @if let Some(error) = error { (notice("error", error)) }
+                    form method="post" action="/login" {
+                        input type="hidden" name="csrf" value=(token);
+                        input type="hidden" name="next" value=(next);
+                        label { (tr.t("login.username")) input name="username" autocomplete="username" required value=(username) autofocus; }
+                        label { (tr.t("login.password")) input name="password" type="password" autocomplete="current-password" required; }
+                        button type="submit" { (tr.t("login.submit")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn form(
+    State(context): State<Context>,
+    viewer: Option<Viewer>,
+    headers: HeaderMap,
+    Query(next): Query<Next>,
+) -> Response {
+    let next = safe_next(next.next.as_deref());
+    if viewer.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    let tr = i18n::negotiate(None, &headers);
+    let token = random();
+    let mut response = login_page(tr, &next, &token, None, "").into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, &token, Some(3600)));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInForm {
+    csrf: String,
+    next: Option<String>,
+    username: String,
+    password: String,
+}
+
+async fn sign_in(
+    State(context): State<Context>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let tr = i18n::negotiate(None, &headers);
+    let next = safe_next(form.next.as_deref());
+    if cookie(&headers, LOGIN_COOKIE) != Some(form.csrf.as_str()) || form.csrf.is_empty() {
+        return UiError::Csrf.into_response();
+    }
+    let password = SecretString::new(form.password);
+    let outcome = context
+        .inner
+        .app
+        .sign_in(form.username.trim(), &password, &peer.ip().to_string(), &context.inner.sign_in)
+        .await;
+    match outcome {
+        Ok(session) => {
+            let mut response = Redirect::to(&next).into_response();
+            let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(60);
+            let headers = response.headers_mut();
+            headers.append(
+                header::SET_COOKIE,
+                cookie_header(&context, SESSION_COOKIE, session.token.expose(), Some(max_age)),
+            );
+            headers.append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, "", Some(0)));
+            response
+        }
+        Err(tidings_app::Error::Refused(why)) => {
+            let shown = if why.contains("locked") {
+                tr.f("login.locked", &[("why", &why)])
+            } else {
+                tr.t("login.refused").to_owned()
+            };
+            (StatusCode::UNAUTHORIZED, login_page(tr, &next, &form.csrf, Some(&shown), form.username.trim()))
+                .into_response()
+        }
+        Err(e) => UiError::from(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn sign_out(
+    State(context): State<Context>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        context.inner.app.sign_out(token, viewer.username()).await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie_header(&context, SESSION_COOKIE, "", Some(0)));
+    Ok(response)
+}

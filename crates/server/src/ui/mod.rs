@@ -1,0 +1,274 @@
+//! The web interface: server-rendered pages (maud), in four languages, for signed-in accounts. Forms work
+//! without scripts; `static/app.js` adds what must be live (validation as you type, the device-code countdown
+//! and status). Every form that changes something carries the session's CSRF token.
+//!
+//! Pages: `login.rs` (sign in and out), `email_config.rs`, `oauth.rs`, `outbox.rs`, `events.rs` (events and
+//! the audit log), `accounts.rs` (accounts, API tokens, the account's own language and password).
+
+mod accounts;
+mod email_config;
+mod events;
+pub mod i18n;
+mod login;
+mod oauth;
+mod outbox;
+
+use crate::http::{
+    Context,
+    auth::{Caller, session_caller},
+    error::ApiError,
+};
+use axum::{
+    Router,
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use i18n::Tr;
+use maud::{DOCTYPE, Markup, html};
+use tidings_core::{account::Role, outbox::Status};
+use tidings_oauth::status::TokenStatus;
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/email-config") }))
+        .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE) }))
+        .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], SCRIPT) }))
+        .merge(login::router())
+        .merge(email_config::router())
+        .merge(oauth::router())
+        .merge(outbox::router())
+        .merge(events::router())
+        .merge(accounts::router())
+}
+
+const STYLE: &str = include_str!("../../static/app.css");
+const SCRIPT: &str = include_str!("../../static/app.js");
+
+/// A signed-in account viewing a page, in its language.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub caller: Caller,
+    pub tr: Tr,
+}
+
+impl Viewer {
+    pub fn csrf(&self) -> &str {
+        self.caller.csrf.as_deref().unwrap_or("")
+    }
+
+    pub fn username(&self) -> &str {
+        self.caller.account.as_ref().map_or("", |a| a.username.as_str())
+    }
+
+    pub fn may_operate(&self) -> bool {
+        self.caller.role.may_configure_email()
+    }
+
+    /// Refuses a form whose CSRF token is not the session's.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), UiError> {
+        if !sent.is_empty() && sent == self.csrf() { Ok(()) } else { Err(UiError::Csrf) }
+    }
+
+    pub fn require_operator(&self) -> Result<(), UiError> {
+        if self.may_operate() { Ok(()) } else { Err(UiError::Forbidden) }
+    }
+
+    pub fn require_administrator(&self) -> Result<(), UiError> {
+        if self.caller.role == Role::Administrator { Ok(()) } else { Err(UiError::Forbidden) }
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug)]
+pub enum UiError {
+    /// Not signed in: go to the sign-in page, then come back.
+    SignIn(String),
+    Forbidden,
+    Csrf,
+    Api(ApiError),
+}
+
+impl From<ApiError> for UiError {
+    fn from(e: ApiError) -> Self {
+        UiError::Api(e)
+    }
+}
+
+impl From<tidings_app::Error> for UiError {
+    fn from(e: tidings_app::Error) -> Self {
+        UiError::Api(e.into())
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let plain = |status: StatusCode, text: &str| {
+            let page = html! { (DOCTYPE) html { head { meta charset="utf-8"; title { (text) } link rel="stylesheet" href="/static/app.css"; }
+            body { main { h1 { (text) } p { a href="/" { "Tidings" } } } } } };
+            (status, page).into_response()
+        };
+        match self {
+            UiError::SignIn(next) => Redirect::to(&format!("/login?next={}", url_escape(&next))).into_response(),
+            UiError::Forbidden => plain(
+                StatusCode::FORBIDDEN,
+                "Your role does not allow this. / Votre rôle ne le permet pas. / Ihre Rolle erlaubt das nicht. / Uw rol staat dit niet toe.",
+            ),
+            UiError::Csrf => plain(
+                StatusCode::FORBIDDEN,
+                "The form expired or did not come from Tidings: reload the page and try again.",
+            ),
+            UiError::Api(e) => e.into_response(),
+        }
+    }
+}
+
+/// Percent-encodes a path for a query value.
+pub fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl FromRequestParts<Context> for Viewer {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, context: &Context) -> Result<Self, Self::Rejection> {
+        let caller = session_caller(&parts.headers, context).await?;
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let caller = caller.ok_or(UiError::SignIn(path))?;
+        let tr = i18n::negotiate(caller.account.as_ref().and_then(|a| a.locale), &parts.headers);
+        Ok(Viewer { caller, tr })
+    }
+}
+
+impl OptionalFromRequestParts<Context> for Viewer {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, context: &Context) -> Result<Option<Self>, Self::Rejection> {
+        match <Viewer as FromRequestParts<Context>>::from_request_parts(parts, context).await {
+            Ok(v) => Ok(Some(v)),
+            Err(UiError::SignIn(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What needs action, for the banner on every page.
+async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    if let Ok(report) = crate::http::oauth::live_report(context).await {
+        match report.status {
+            TokenStatus::ReauthorizationRequired { reason, .. } => {
+                out.push((tr.f("banner.reauth", &[("reason", &reason)]), "/oauth"));
+            }
+            TokenStatus::Failing { since, .. } => {
+                out.push((
+                    tr.f("banner.token_failing", &[("since", &since.format("%Y-%m-%d %H:%M UTC").to_string())]),
+                    "/oauth",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Ok(counts) = context.inner.app.store().queue_counts().await {
+        let count = |s: Status| counts.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n);
+        if count(Status::Deferred) > 0 {
+            out.push((
+                tr.f("banner.relay_failing", &[("n", &count(Status::Deferred).to_string())]),
+                "/outbox?status=deferred",
+            ));
+        }
+        let waiting = count(Status::Queued) + count(Status::Deferred);
+        if waiting >= QUEUE_GROWING {
+            out.push((tr.f("banner.queue_growing", &[("n", &waiting.to_string())]), "/outbox"));
+        }
+    }
+    out
+}
+
+/// Waiting messages from which the banner warns that the queue grows.
+const QUEUE_GROWING: u64 = 100;
+
+/// The page around `body`: navigation, the banner, the account's menu.
+pub async fn page(context: &Context, viewer: &Viewer, active: &str, title: &str, body: Markup) -> Markup {
+    let tr = viewer.tr;
+    let banners = banners(context, tr).await;
+    let nav = [
+        ("/email-config", "nav.email_config"),
+        ("/oauth", "nav.oauth"),
+        ("/outbox", "nav.outbox"),
+        ("/events", "nav.events"),
+        ("/audit", "nav.audit"),
+        ("/accounts", "nav.accounts"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang=(tr.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="csrf-token" content=(viewer.csrf());
+                title { (title) " · Tidings" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                header {
+                    a.brand href="/" { "Tidings" }
+                    nav {
+                        @for (href, key) in nav {
+                            a href=(href) class=[(active == href).then_some("active")] { (tr.t(key)) }
+                        }
+                    }
+                    div.account {
+                        span { (viewer.username()) " · " (tr.t(role_key(viewer.caller.role))) }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(viewer.csrf());
+                            button.link type="submit" { (tr.t("nav.sign_out")) }
+                        }
+                    }
+                }
+                @for (text, href) in &banners {
+                    div.banner role="alert" { (text) " " a href=(href) { (tr.t("banner.open")) } }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub fn role_key(role: Role) -> &'static str {
+    match role {
+        Role::Administrator => "role.administrator",
+        Role::NetworkAdministrator => "role.network_administrator",
+        Role::Viewer => "role.viewer",
+    }
+}
+
+/// A hidden CSRF field.
+pub fn csrf_field(viewer: &Viewer) -> Markup {
+    html! { input type="hidden" name="csrf" value=(viewer.csrf()); }
+}
+
+/// A notice above a page's content: `ok` or `error`.
+pub fn notice(kind: &str, text: &str) -> Markup {
+    html! { p class={"notice " (kind)} role="status" { (text) } }
+}
+
+/// A time as `2026-11-22 09:30 UTC`.
+pub fn when(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Text with line breaks kept.
+pub fn multiline(text: &str) -> Markup {
+    html! { @for (i, line) in text.lines().enumerate() { @if i > 0 { br; } (line) } }
+}

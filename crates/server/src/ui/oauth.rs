@@ -1,0 +1,225 @@
+//! The OAuth page: the token's status at a glance, connect with the provider (the browser comes back to
+//! `/login/smtp-verification`), paste the address for browsers that cannot reach Tidings, the device code
+//! panel (large user code, a live countdown, the status updating by itself), app-only authorization, the
+//! connection check, and deleting the authorization.
+
+use super::{UiError, Viewer, csrf_field, notice, page, when};
+use crate::http::{
+    Context,
+    oauth::{check_connection, forget_authorization, live_report, start_device},
+};
+use axum::{
+    Form, Router,
+    extract::State,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+use tidings_core::config::AuthMethod;
+use tidings_oauth::{flows, status::TokenStatus};
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/oauth", get(show))
+        .route("/oauth/connect", post(connect))
+        .route("/oauth/paste", post(paste))
+        .route("/oauth/device", post(device))
+        .route("/oauth/client-credentials", post(client_credentials))
+        .route("/oauth/check", post(check))
+        .route("/oauth/delete", post(delete))
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    csrf: String,
+    #[serde(default)]
+    input: String,
+}
+
+/// The status in words, with a CSS class for its colour.
+pub fn status_words(viewer: &Viewer, status: &TokenStatus) -> (String, &'static str) {
+    let tr = viewer.tr;
+    match status {
+        TokenStatus::NotConfigured => (tr.t("oauth.state.not_configured").into(), "muted"),
+        TokenStatus::AuthorizationRequired => (tr.t("oauth.state.authorization_required").into(), "warn"),
+        TokenStatus::AuthorizationPending { .. } => (tr.t("oauth.state.pending").into(), "warn"),
+        TokenStatus::Acquired => (tr.t("oauth.state.acquired").into(), "ok"),
+        TokenStatus::Active { .. } => (tr.t("oauth.state.active").into(), "ok"),
+        TokenStatus::ReauthorizationRequired { .. } => (tr.t("oauth.state.reauthorization_required").into(), "bad"),
+        TokenStatus::Failing { .. } => (tr.t("oauth.state.failing").into(), "bad"),
+    }
+}
+
+async fn render(
+    context: &Context,
+    viewer: &Viewer,
+    notices: Vec<(&str, String)>,
+    device: Option<Markup>,
+) -> Result<Response, UiError> {
+    let tr = viewer.tr;
+    let report = live_report(context).await?;
+    let config = context.inner.config.get();
+    let (words, class) = status_words(viewer, &report.status);
+    let oauth = config.config.smtp.auth == AuthMethod::Oauth2;
+    let body = html! {
+        @for (kind, text) in &notices { (notice(kind, text)) }
+        section.status #token-status data-status-url="/api/v1/oauth/status" {
+            h2 { (tr.t("oauth.status")) }
+            dl {
+                dt { (tr.t("oauth.state")) } dd { span #token-state class={"state " (class)} { (words) } }
+                dt { (tr.t("oauth.account")) } dd #token-account { (report.account.clone().unwrap_or_else(|| "—".into())) }
+                dt { (tr.t("oauth.acquired_at")) } dd { (report.acquired_at.as_ref().map(when).unwrap_or_else(|| "—".into())) }
+                dt { (tr.t("oauth.refreshed_at")) } dd { (report.refreshed_at.as_ref().map(when).unwrap_or_else(|| "—".into())) }
+                dt { (tr.t("oauth.expires_at")) }
+                dd #token-expires { @match &report.status { TokenStatus::Active { expires_at } => (when(expires_at)), _ => "—" } }
+            }
+            @match &report.status {
+                TokenStatus::ReauthorizationRequired { reason, explanation } => {
+                    p.explain { strong { (tr.t("oauth.provider_said")) } " " (reason) } p.explain { (explanation) }
+                }
+                TokenStatus::Failing { reason, since } => {
+                    p.explain { (tr.f("oauth.failing_since", &[("since", &when(since)), ("reason", reason)])) }
+                }
+                _ => {}
+            }
+        }
+        @if let Some(device) = device { (device) }
+        @if !oauth {
+            p { (tr.t("oauth.not_oauth")) " " a href="/email-config" { (tr.t("nav.email_config")) } }
+        } @else if viewer.may_operate() {
+            section.actions {
+                h2 { (tr.t("oauth.connect_title")) }
+                form method="post" action="/oauth/connect" { (csrf_field(viewer)) button type="submit" { (tr.t("oauth.connect")) } }
+                form method="post" action="/oauth/device" { (csrf_field(viewer)) button type="submit" { (tr.t("oauth.device")) } }
+                form method="post" action="/oauth/client-credentials" { (csrf_field(viewer)) button.secondary type="submit" { (tr.t("oauth.client_credentials")) } }
+                h2 { (tr.t("oauth.paste_title")) }
+                p.small { (tr.t("oauth.paste_help")) }
+                form method="post" action="/oauth/paste" {
+                    (csrf_field(viewer))
+                    input name="input" required placeholder="https://…/login/smtp-verification/?code=…&state=…";
+                    button type="submit" { (tr.t("oauth.paste")) }
+                }
+                h2 { (tr.t("oauth.maintenance")) }
+                form method="post" action="/oauth/check" { (csrf_field(viewer)) button.secondary type="submit" { (tr.t("oauth.check")) } }
+                form method="post" action="/oauth/delete" data-confirm=(tr.t("oauth.delete_confirm")) {
+                    (csrf_field(viewer)) button.danger type="submit" { (tr.t("oauth.delete")) }
+                }
+            }
+        }
+    };
+    Ok(page(context, viewer, "/oauth", tr.t("nav.oauth"), body).await.into_response())
+}
+
+async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response, UiError> {
+    render(&context, &viewer, vec![], None).await
+}
+
+fn flow_error(e: flows::FlowError) -> String {
+    match e {
+        flows::FlowError::Refused { said, explanation } => format!("{explanation} ({said})"),
+        other => other.to_string(),
+    }
+}
+
+/// Sends the browser to the provider; it comes back to `/login/smtp-verification`.
+async fn connect(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    match flows::start(&context.inner.app).await {
+        Ok(started) => Ok(Redirect::to(&started.url).into_response()),
+        Err(e) => render(&context, &viewer, vec![("error", flow_error(e))], None).await,
+    }
+}
+
+async fn paste(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let inner = &context.inner;
+    let notice = match flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input).await {
+        Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
+        Err(e) => ("error", flow_error(e)),
+    };
+    render(&context, &viewer, vec![notice], None).await
+}
+
+async fn device(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let tr = viewer.tr;
+    match start_device(&context, viewer.caller.actor.clone()).await {
+        Ok((shown, expires_at)) => {
+            let link = shown.verification_uri_complete.clone().unwrap_or_else(|| shown.verification_uri.clone());
+            let panel = html! {
+                section.device #device data-expires-at=(expires_at.to_rfc3339()) {
+                    h2 { (tr.t("oauth.device_title")) }
+                    p { (tr.t("oauth.device_open")) " " a #device-link href=(link) target="_blank" rel="noopener" { (shown.verification_uri) } }
+                    p { (tr.t("oauth.device_enter")) }
+                    p.user-code #user-code { (shown.user_code) }
+                    p { (tr.t("oauth.device_expires_in")) " " span #countdown { (shown.expires_in) " s" } }
+                    p #device-done hidden { (tr.t("oauth.device_done")) }
+                    p #device-expired hidden { (tr.t("oauth.device_expired")) }
+                }
+            };
+            render(&context, &viewer, vec![], Some(panel)).await
+        }
+        Err(e) => render(&context, &viewer, vec![("error", api_text(e))], None).await,
+    }
+}
+
+fn api_text(e: crate::http::error::ApiError) -> String {
+    e.message()
+}
+
+async fn client_credentials(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let inner = &context.inner;
+    let notice = match flows::client_credentials(&inner.app, Some(&inner.tokens), &viewer.caller.actor).await {
+        Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
+        Err(e) => ("error", flow_error(e)),
+    };
+    render(&context, &viewer, vec![notice], None).await
+}
+
+async fn check(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let notice = match check_connection(&context).await {
+        Ok(Ok(())) => ("ok", viewer.tr.t("oauth.check_ok").to_owned()),
+        Ok(Err(why)) => ("error", viewer.tr.f("oauth.check_failed", &[("why", &why)])),
+        Err(e) => ("error", api_text(e)),
+    };
+    render(&context, &viewer, vec![notice], None).await
+}
+
+async fn delete(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    forget_authorization(&context, &viewer.caller.actor).await?;
+    render(&context, &viewer, vec![("ok", viewer.tr.t("oauth.deleted").to_owned())], None).await
+}

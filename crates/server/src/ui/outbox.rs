@@ -1,0 +1,202 @@
+//! The outbox: messages by status, each with its attempts, the relay's replies and their explanations; retry
+//! and purge.
+
+use super::{UiError, Viewer, csrf_field, notice, page, when};
+use crate::http::Context;
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use maud::html;
+use serde::Deserialize;
+use tidings_core::outbox::Status;
+use tidings_store::RetryOutcome;
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/outbox", get(list))
+        .route("/outbox/purge", post(purge))
+        .route("/outbox/{id}", get(show))
+        .route("/outbox/{id}/retry", post(retry))
+}
+
+#[derive(Debug, Deserialize)]
+struct Filter {
+    status: Option<String>,
+    before: Option<i64>,
+}
+
+fn status_key(s: Status) -> &'static str {
+    match s {
+        Status::Queued => "status.queued",
+        Status::Sending => "status.sending",
+        Status::Deferred => "status.deferred",
+        Status::Delivered => "status.delivered",
+        Status::Failed => "status.failed",
+    }
+}
+
+async fn list_page(
+    context: &Context,
+    viewer: &Viewer,
+    filter: Filter,
+    notices: Vec<(&str, String)>,
+) -> Result<Response, UiError> {
+    let tr = viewer.tr;
+    let status = filter.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| s.parse::<Status>().ok());
+    let messages = context.inner.app.messages(status, 50, filter.before).await?;
+    let counts = context.inner.app.store().queue_counts().await.map_err(tidings_app::Error::from)?;
+    let body = html! {
+        @for (kind, text) in &notices { (notice(kind, text)) }
+        nav.filters {
+            a href="/outbox" class=[status.is_none().then_some("active")] { (tr.t("outbox.all")) }
+            @for s in Status::ALL {
+                @let n = counts.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n);
+                a href={"/outbox?status=" (s)} class=[(status == Some(s)).then_some("active")] { (tr.t(status_key(s))) " (" (n) ")" }
+            }
+        }
+        @if messages.is_empty() {
+            p { (tr.t("outbox.empty")) }
+        } @else {
+            table {
+                thead { tr { th { "#" } th { (tr.t("outbox.subject")) } th { (tr.t("outbox.recipients")) } th { (tr.t("outbox.status")) } th { (tr.t("outbox.updated")) } th { (tr.t("outbox.last_error")) } } }
+                tbody {
+                    @for m in &messages {
+                        tr {
+                            td { a href={"/outbox/" (m.id)} { (m.id) } }
+                            td { a href={"/outbox/" (m.id)} { (m.subject.clone().unwrap_or_else(|| "—".into())) } }
+                            td { (m.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(", ")) }
+                            td { span class={"status " (m.status)} { (tr.t(status_key(m.status))) } }
+                            td { (when(&m.updated_at)) }
+                            td.small { (m.last_error.clone().unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+            @if messages.len() == 50 {
+                @if let Some(last) = messages.last() {
+                    a href={"/outbox?status=" (status.map(|s| s.to_string()).unwrap_or_default()) "&before=" (last.id)} { (tr.t("outbox.older")) }
+                }
+            }
+        }
+        @if viewer.may_operate() {
+            section.actions {
+                @for s in [Status::Delivered, Status::Failed] {
+                    form method="post" action="/outbox/purge" data-confirm=(tr.t("outbox.purge_confirm")) {
+                        (csrf_field(viewer))
+                        input type="hidden" name="status" value=(s);
+                        button.secondary type="submit" { (tr.f("outbox.purge", &[("status", tr.t(status_key(s)))])) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(context, viewer, "/outbox", tr.t("nav.outbox"), body).await.into_response())
+}
+
+async fn list(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Query(filter): Query<Filter>,
+) -> Result<Response, UiError> {
+    list_page(&context, &viewer, filter, vec![]).await
+}
+
+async fn show_page(
+    context: &Context,
+    viewer: &Viewer,
+    id: i64,
+    notices: Vec<(&str, String)>,
+) -> Result<Response, UiError> {
+    let tr = viewer.tr;
+    let Some(m) = context.inner.app.message(id).await? else {
+        let body = html! { p { (tr.f("outbox.no_message", &[("id", &id.to_string())])) } };
+        return Ok(
+            (StatusCode::NOT_FOUND, page(context, viewer, "/outbox", tr.t("nav.outbox"), body).await).into_response()
+        );
+    };
+    let s = &m.summary;
+    let body = html! {
+        @for (kind, text) in &notices { (notice(kind, text)) }
+        dl {
+            dt { (tr.t("outbox.status")) } dd { span class={"status " (s.status)} { (tr.t(status_key(s.status))) } }
+            dt { (tr.t("outbox.subject")) } dd { (s.subject.clone().unwrap_or_else(|| "—".into())) }
+            dt { (tr.t("outbox.from")) } dd { (s.mail_from) }
+            dt { (tr.t("outbox.origin")) } dd { (s.origin) }
+            dt { (tr.t("outbox.created")) } dd { (when(&s.created_at)) }
+            @if let Some(next) = &s.next_attempt_at { dt { (tr.t("outbox.next_attempt")) } dd { (when(next)) } }
+        }
+        h2 { (tr.t("outbox.recipients")) }
+        ul { @for r in &s.recipients { li { (r.address) " — " (format!("{:?}", r.state).to_lowercase()) @if let Some(reply) = &r.reply { " · " code { (reply) } } } } }
+        h2 { (tr.f("outbox.attempts_count", &[("n", &m.attempt_log.len().to_string())])) }
+        @for a in &m.attempt_log {
+            article.attempt class=(a.result) {
+                header {
+                    strong { "#" (a.number) } " " (when(&a.started_at)) " · " (a.duration_ms) " ms · "
+                    span.result { (a.result) }
+                    @if let Some(stage) = &a.stage { " · " (tr.t("outbox.stage")) " " (format!("{stage:?}").to_lowercase()) }
+                }
+                p.reply { code { @if let Some(c) = a.reply_code { (c) " " } @if let Some(e) = &a.enhanced_code { (e) " " } (a.text) } }
+                @if let Some(explanation) = &a.explanation { p.explanation { strong { (tr.t("outbox.explanation")) } " " (explanation) } }
+                @for note in &a.notes { p.small { (note) } }
+            }
+        }
+        @if viewer.may_operate() && matches!(s.status, Status::Failed | Status::Deferred) {
+            form method="post" action={"/outbox/" (id) "/retry"} { (csrf_field(viewer)) button type="submit" { (tr.t("outbox.retry")) } }
+        }
+        p { a href="/outbox" { (tr.t("outbox.back")) } }
+    };
+    let title = tr.f("outbox.message_title", &[("id", &id.to_string())]);
+    Ok(page(context, viewer, "/outbox", &title, body).await.into_response())
+}
+
+async fn show(State(context): State<Context>, viewer: Viewer, Path(id): Path<i64>) -> Result<Response, UiError> {
+    show_page(&context, &viewer, id, vec![]).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionForm {
+    csrf: String,
+    #[serde(default)]
+    status: String,
+}
+
+async fn retry(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let tr = viewer.tr;
+    let notice = match context.inner.app.retry_message(&viewer.caller.actor, id).await? {
+        RetryOutcome::Requeued => {
+            context.inner.wake.notify_one();
+            ("ok", tr.t("outbox.requeued").to_owned())
+        }
+        RetryOutcome::NotFound => ("error", tr.f("outbox.no_message", &[("id", &id.to_string())])),
+        RetryOutcome::NotRetryable(status) => {
+            ("error", tr.f("outbox.not_retryable", &[("status", tr.t(status_key(status)))]))
+        }
+    };
+    show_page(&context, &viewer, id, vec![notice]).await
+}
+
+async fn purge(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let tr = viewer.tr;
+    let status =
+        form.status.parse::<Status>().map_err(|why| UiError::Api(crate::http::error::ApiError::BadRequest(why)))?;
+    let purged = context.inner.app.purge(&viewer.caller.actor, status).await?;
+    let notice = ("ok", tr.f("outbox.purged", &[("n", &purged.to_string())]));
+    list_page(&context, &viewer, Filter { status: None, before: None }, vec![notice]).await
+}

@@ -1,0 +1,87 @@
+// Tidings' web interface: the few things that must be live. Pages work without this script.
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+// Validation as you type: the server answers with the errors each field would get.
+function validateAsYouType(form) {
+  let timer;
+  const check = async () => {
+    const body = new URLSearchParams(new FormData(form));
+    const response = await fetch(form.dataset.validate, { method: "POST", body, credentials: "same-origin" });
+    if (!response.ok) return;
+    const { errors } = await response.json();
+    for (const slot of form.querySelectorAll("[data-error-for]")) {
+      const message = errors[slot.dataset.errorFor] ?? "";
+      slot.textContent = message;
+      slot.closest(".field")?.classList.toggle("invalid", message !== "");
+    }
+  };
+  form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(check, 400); });
+  form.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(check, 100); });
+}
+
+// Only the fields of the chosen authentication type.
+function followAuthentication(form) {
+  const auth = form.querySelector('select[name="smtp.auth"]');
+  if (!auth) return;
+  const show = () => {
+    const kind = auth.value;
+    for (const key of ["smtp.username", "smtp.password"]) {
+      const field = form.querySelector(`.field[data-key="${key}"]`);
+      if (field) field.hidden = kind !== "password";
+    }
+    const oauth = form.querySelector("#section-oauth");
+    if (oauth) oauth.hidden = kind !== "oauth2";
+  };
+  auth.addEventListener("change", show);
+  show();
+}
+
+// The device-code panel: a countdown, and the token status replaced as soon as it changes.
+function followDeviceSignIn(panel) {
+  const expires = Date.parse(panel.dataset.expiresAt);
+  const countdown = panel.querySelector("#countdown");
+  const status = document.querySelector("#token-status");
+  let last = null;
+  const tick = () => {
+    const left = Math.max(0, Math.round((expires - Date.now()) / 1000));
+    countdown.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    if (left === 0) panel.querySelector("#device-expired").hidden = false;
+  };
+  const poll = async () => {
+    const response = await fetch(status.dataset.statusUrl, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const { state } = await response.json();
+    if (state !== last) {
+      last = state;
+      const page = await fetch(location.pathname, { credentials: "same-origin" }).then((r) => r.text());
+      const fresh = new DOMParser().parseFromString(page, "text/html").querySelector("#token-status");
+      if (fresh) status.innerHTML = fresh.innerHTML;
+    }
+    if (state === "active" || state === "acquired") {
+      panel.querySelector("#device-done").hidden = false;
+      panel.querySelector(".user-code").classList.add("used");
+      clearInterval(timers.tick);
+      clearInterval(timers.poll);
+    }
+  };
+  const timers = { tick: setInterval(tick, 1000), poll: setInterval(poll, 2000) };
+  tick();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const config = document.querySelector("form[data-validate]");
+  if (config) { validateAsYouType(config); followAuthentication(config); }
+  const panel = document.querySelector("#device[data-expires-at]");
+  if (panel) followDeviceSignIn(panel);
+  for (const button of document.querySelectorAll("[data-copy]")) {
+    button.addEventListener("click", () => navigator.clipboard?.writeText(document.querySelector(button.dataset.copy).textContent));
+  }
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (e) => { if (!confirm(form.dataset.confirm)) e.preventDefault(); });
+  }
+});
+
+// For scripts calling the API with this session.
+window.tidings = { csrf };
