@@ -55,7 +55,7 @@ function followDeviceSignIn(panel) {
     const { state } = await response.json();
     if (state !== last) {
       last = state;
-      const page = await fetch(location.pathname, { credentials: "same-origin" }).then((r) => r.text());
+      const page = await fetch("/oauth", { credentials: "same-origin" }).then((r) => r.text());
       const fresh = new DOMParser().parseFromString(page, "text/html").querySelector("#token-status");
       if (fresh) status.innerHTML = fresh.innerHTML;
     }

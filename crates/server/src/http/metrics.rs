@@ -27,7 +27,7 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
     for (kind, state, n) in app.store().event_counts().await.map_err(tidings_app::Error::from)? {
         let _ = writeln!(out, "tidings_events{{kind=\"{}\",state=\"{}\"}} {n}", escape(kind.id()), state.as_str());
     }
-    let live = context.inner.tokens.status().borrow().clone();
+    let live = super::oauth::live_report(&context).await?.status;
     let _ = writeln!(
         out,
         "# HELP tidings_token_state The OAuth token's state (1 for the current one).\n# TYPE tidings_token_state gauge"

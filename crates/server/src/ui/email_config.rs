@@ -92,7 +92,7 @@ fn form(viewer: &Viewer, current: &Current, outcome: &Outcome) -> Markup {
                     @for info in KEYS.iter().filter(|k| belongs(k.key)) {
                         @let key = info.key;
                         @let error = outcome.errors.get(key);
-                        div.field class=[error.map(|_| "invalid")] data-key=(key) {
+                        div class={ "field" @if error.is_some() { " invalid" } } data-key=(key) {
                             @if is_flag(key) {
                                 label.check {
                                     input type="checkbox" name=(key) value="true" checked[value(key) == "true"] disabled[readonly];

@@ -139,7 +139,11 @@ mod tests {
             for prefix in prefixes {
                 for piece in text.split(prefix).skip(1) {
                     let key = format!("{}{}", &prefix[1..], piece.split('"').next().unwrap_or(""));
-                    assert!(catalogues()[0].contains_key(key.as_str()), "{}: {key:?} is not in i18n/en.txt", path.display());
+                    assert!(
+                        catalogues()[0].contains_key(key.as_str()),
+                        "{}: {key:?} is not in i18n/en.txt",
+                        path.display()
+                    );
                 }
             }
         }

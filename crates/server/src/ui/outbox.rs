@@ -12,7 +12,7 @@ use axum::{
 };
 use maud::html;
 use serde::Deserialize;
-use tidings_core::outbox::Status;
+use tidings_core::outbox::{RecipientState, Status};
 use tidings_store::RetryOutcome;
 
 pub fn router() -> Router<Context> {
@@ -21,6 +21,14 @@ pub fn router() -> Router<Context> {
         .route("/outbox/purge", post(purge))
         .route("/outbox/{id}", get(show))
         .route("/outbox/{id}/retry", post(retry))
+}
+
+fn recipient_key(state: RecipientState) -> &'static str {
+    match state {
+        RecipientState::Pending => "status.queued",
+        RecipientState::Delivered => "status.delivered",
+        RecipientState::Failed => "status.failed",
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,7 +138,7 @@ async fn show_page(
             @if let Some(next) = &s.next_attempt_at { dt { (tr.t("outbox.next_attempt")) } dd { (when(next)) } }
         }
         h2 { (tr.t("outbox.recipients")) }
-        ul { @for r in &s.recipients { li { (r.address) " — " (format!("{:?}", r.state).to_lowercase()) @if let Some(reply) = &r.reply { " · " code { (reply) } } } } }
+        ul { @for r in &s.recipients { li { (r.address) " — " (tr.t(recipient_key(r.state))) @if let Some(reply) = &r.reply { " · " code { (reply) } } } } }
         h2 { (tr.f("outbox.attempts_count", &[("n", &m.attempt_log.len().to_string())])) }
         @for a in &m.attempt_log {
             article.attempt class=(a.result) {

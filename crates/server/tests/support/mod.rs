@@ -18,6 +18,8 @@ pub struct Tidings {
     pub token: String,
     /// A viewer's token.
     pub viewer: String,
+    /// An administrator's token.
+    pub admin: String,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
@@ -63,9 +65,13 @@ pub fn relay(peer: &SmtpPeer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 
 impl Tidings {
     pub async fn start(edits: Vec<(String, String)>) -> Self {
+        Self::start_with(edits, test_options()).await
+    }
+
+    pub async fn start_with(edits: Vec<(String, String)>, options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let options = InitOptions { admin_username: "admin".into(), ..Default::default() };
-        let app = App::init(DataDir::new(dir.path()), options).await.unwrap().app;
+        let init = InitOptions { admin_username: "admin".into(), ..Default::default() };
+        let app = App::init(DataDir::new(dir.path()), init).await.unwrap().app;
         if !edits.is_empty() {
             app.update("test", &edits).await.unwrap();
         }
@@ -77,18 +83,20 @@ impl Tidings {
             .expose()
             .to_owned();
         let viewer = app.create_api_token("test", "viewer", Role::Viewer).await.unwrap().token.expose().to_owned();
-        Self::serve(dir, app, token, viewer, test_options()).await
+        let admin = app.create_api_token("test", "admin", Role::Administrator).await.unwrap().token.expose().to_owned();
+        Self::serve(dir, app, [token, viewer, admin], options).await
     }
 
-    async fn serve(dir: tempfile::TempDir, app: App, token: String, viewer: String, options: Options) -> Self {
+    async fn serve(dir: tempfile::TempDir, app: App, [token, viewer, admin]: [String; 3], options: Options) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn({
             let (app, shutdown) = (app.clone(), shutdown.clone());
             async move { tidings_server::run(listener, app, options, shutdown).await.unwrap() }
         });
-        Self { base, app, token, viewer, client: reqwest::Client::new(), shutdown, handle, _dir: dir }
+        Self { base, app, token, viewer, admin, client: reqwest::Client::new(), shutdown, handle, _dir: dir }
     }
 
     /// Stops the daemon and starts another on the same data directory (tokens stay valid).
@@ -96,7 +104,7 @@ impl Tidings {
         self.shutdown.cancel();
         self.handle.await.unwrap();
         let app = App::open(DataDir::new(self._dir.path()), None).await.unwrap();
-        Self::serve(self._dir, app, self.token, self.viewer, test_options()).await
+        Self::serve(self._dir, app, [self.token, self.viewer, self.admin], test_options()).await
     }
 
     pub async fn request(

@@ -1,0 +1,402 @@
+//! The web interface and the API's access rules over HTTP: sign-in with secure cookies, CSRF on every change,
+//! lockout, every route's roles, the OpenAPI document against the routes, /metrics and HTTPS.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
+
+mod support;
+
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::{Tidings, relay, test_options};
+use tidings_core::{account::Role, secret::SecretString};
+use tidings_testkit::SmtpPeer;
+
+const PASSWORD: &str = "correct-horse-battery-9";
+
+/// A browser: keeps cookies, does not follow redirects (the tests look at them).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The value of `<input name="csrf" value="…">` or `<meta name="csrf-token" content="…">` in a page.
+fn csrf_of(page: &str) -> String {
+    for marker in ["name=\"csrf\" value=\"", "name=\"csrf-token\" content=\""] {
+        if let Some(rest) = page.split(marker).nth(1) {
+            return rest.split('"').next().unwrap().to_owned();
+        }
+    }
+    panic!("no CSRF token in the page:\n{page}");
+}
+
+async fn sign_in(tidings: &Tidings, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
+    let page = client.get(format!("{}/login", tidings.base)).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", csrf_of(&page)),
+        ("username", username.into()),
+        ("password", password.into()),
+        ("next", "/email-config".into()),
+    ];
+    client.post(format!("{}/login", tidings.base)).form(&form).send().await.unwrap()
+}
+
+async fn account(tidings: &Tidings, name: &str, role: Role) -> i64 {
+    tidings.app.create_account("test", name, &SecretString::new(PASSWORD), role).await.unwrap()
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_guarded_session_and_every_change_needs_the_csrf_token() {
+    let peer = SmtpPeer::start(&[]);
+    let tidings = Tidings::start(relay(&peer, &[])).await;
+    account(&tidings, "netadmin", Role::NetworkAdministrator).await;
+    let client = browser();
+
+    let away = client.get(format!("{}/email-config", tidings.base)).send().await.unwrap();
+    assert_eq!(away.status(), StatusCode::SEE_OTHER);
+    assert_eq!(away.headers()[header::LOCATION], "/login?next=/email-config");
+
+    // A sign-in form posted from elsewhere (no matching login cookie) is refused.
+    let forged = browser()
+        .post(format!("{}/login", tidings.base))
+        .form(&[("csrf", "forged"), ("username", "netadmin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let signed_in = sign_in(&tidings, &client, "netadmin", PASSWORD).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "{:?}", signed_in.text().await);
+    let cookie = signed_in
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("tidings_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+
+    let page = client.get(format!("{}/email-config", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("SMTP relay server") && page.contains("netadmin"), "{page}");
+    let csrf = csrf_of(&page);
+
+    // The configuration form: refused without the token, saved with it.
+    let change =
+        |token: &str| vec![("csrf".to_owned(), token.to_owned()), ("sender".to_owned(), "noc@example.com".to_owned())];
+    let refused = client.post(format!("{}/email-config", tidings.base)).form(&change("wrong")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(tidings.app.current().await.unwrap().config.sender.as_deref(), Some("alerts@example.com"));
+    let saved = client.post(format!("{}/email-config", tidings.base)).form(&change(&csrf)).send().await.unwrap();
+    let text = saved.text().await.unwrap();
+    assert!(text.contains("Saved revision") && text.contains("sender"), "{text}");
+    assert_eq!(tidings.app.current().await.unwrap().config.sender.as_deref(), Some("noc@example.com"));
+
+    // The API with the session: changes need the X-CSRF-Token header.
+    let api = format!("{}/api/v1/email-config", tidings.base);
+    let without = client.patch(&api).json(&json!({ "smtp.port": 2526 })).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::FORBIDDEN);
+    let with =
+        client.patch(&api).header("x-csrf-token", &csrf).json(&json!({ "smtp.port": 2526 })).send().await.unwrap();
+    assert_eq!(with.status(), StatusCode::OK);
+    let me: Value = client.get(format!("{}/api/v1/me", tidings.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!((me["actor"].as_str(), me["role"].as_str()), (Some("web:netadmin"), Some("network_administrator")));
+
+    // Signing out ends the session.
+    let out = client.post(format!("{}/logout", tidings.base)).form(&[("csrf", &csrf)]).send().await.unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let after = client.get(format!("{}/email-config", tidings.base)).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    let audit: Vec<String> =
+        tidings.app.store().audit(20).await.unwrap().iter().map(|e| format!("{} {}", e.actor, e.action)).collect();
+    for expected in ["web:netadmin sign-in", "web:netadmin config.update", "web:netadmin sign-out"] {
+        assert!(audit.iter().any(|a| a == expected), "{expected} not in {audit:?}");
+    }
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_until_an_administrator_unlocks_it() {
+    let mut options = test_options();
+    options.sign_in.max_failures = 3;
+    options.sign_in.lockout = Duration::from_secs(3600);
+    let tidings = Tidings::start_with(vec![], options).await;
+    let id = account(&tidings, "operator", Role::Viewer).await;
+    for _ in 0..3 {
+        let refused = sign_in(&tidings, &browser(), "operator", "wrong-password-1").await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = sign_in(&tidings, &browser(), "operator", PASSWORD).await;
+    assert_eq!(locked.status(), StatusCode::UNAUTHORIZED);
+    assert!(locked.text().await.unwrap().contains("locked"));
+    // An unknown user gets the same answer as a wrong password.
+    let unknown = sign_in(&tidings, &browser(), "nobody", PASSWORD).await;
+    assert!(unknown.text().await.unwrap().contains("Wrong user name or password"));
+
+    let (status, _) = tidings
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/accounts/{id}"),
+            Some(&tidings.admin),
+            Some(json!({ "unlock": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(sign_in(&tidings, &browser(), "operator", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    let refusals =
+        tidings.app.store().audit(50).await.unwrap().iter().filter(|e| e.action == "sign-in.refused").count();
+    assert_eq!(refusals, 5);
+    tidings.stop().await;
+}
+
+/// Who may call a route: anyone with a token, operators (administrator, network administrator), or
+/// administrators only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Needs {
+    Anyone,
+    Operator,
+    Administrator,
+}
+
+#[tokio::test]
+async fn every_api_route_allows_exactly_the_roles_it_should() {
+    let peer = SmtpPeer::start(&[]);
+    let tidings =
+        Tidings::start(relay(&peer, &[("admin.addresses", "ops@example.com"), ("admin.test_email_wait", "0s")])).await;
+    let target = account(&tidings, "target", Role::Viewer).await;
+    use Needs::*;
+    let routes: Vec<(Method, String, Option<Value>, Needs)> = vec![
+        (Method::GET, "/api/v1/messages".into(), None, Anyone),
+        (
+            Method::POST,
+            "/api/v1/messages".into(),
+            Some(json!({"to": ["a@example.com"], "subject": "s", "text": "t"})),
+            Operator,
+        ),
+        (Method::GET, "/api/v1/messages/1".into(), None, Anyone),
+        (Method::POST, "/api/v1/messages/1/retry".into(), None, Operator),
+        (Method::DELETE, "/api/v1/messages?status=failed".into(), None, Operator),
+        (Method::GET, "/api/v1/email-config".into(), None, Anyone),
+        (Method::PATCH, "/api/v1/email-config".into(), Some(json!({"smtp.port": 2525})), Operator),
+        (Method::POST, "/api/v1/email-config/validate".into(), Some(json!({"smtp.port": 0})), Operator),
+        (Method::POST, "/api/v1/email-config/google-client".into(), Some(json!({"installed": {}})), Operator),
+        (Method::POST, "/api/v1/email-config/test".into(), None, Operator),
+        (Method::GET, "/api/v1/events".into(), None, Anyone),
+        (Method::POST, "/api/v1/events".into(), Some(json!({"kind": "failover.takeover"})), Operator),
+        (Method::GET, "/api/v1/events/kinds".into(), None, Anyone),
+        (Method::GET, "/api/v1/events/1".into(), None, Anyone),
+        (Method::GET, "/api/v1/oauth/status".into(), None, Anyone),
+        (Method::POST, "/api/v1/oauth/authorize".into(), None, Operator),
+        (Method::POST, "/api/v1/oauth/complete".into(), Some(json!({"input": "x"})), Operator),
+        (Method::POST, "/api/v1/oauth/device".into(), None, Operator),
+        (Method::POST, "/api/v1/oauth/client-credentials".into(), None, Operator),
+        (Method::POST, "/api/v1/oauth/check".into(), None, Operator),
+        (Method::DELETE, "/api/v1/oauth/token".into(), None, Operator),
+        (Method::GET, "/api/v1/me".into(), None, Anyone),
+        (Method::GET, "/api/v1/audit".into(), None, Anyone),
+        (Method::GET, "/api/v1/accounts".into(), None, Administrator),
+        (
+            Method::POST,
+            "/api/v1/accounts".into(),
+            Some(json!({"username": "x", "password": "p", "role": "viewer"})),
+            Administrator,
+        ),
+        (Method::PATCH, format!("/api/v1/accounts/{target}"), Some(json!({"role": "viewer"})), Administrator),
+        (Method::DELETE, "/api/v1/accounts/999".into(), None, Administrator),
+        (Method::GET, "/api/v1/api-tokens".into(), None, Administrator),
+        (Method::POST, "/api/v1/api-tokens".into(), Some(json!({"name": "n", "role": "viewer"})), Administrator),
+        (Method::DELETE, "/api/v1/api-tokens/999".into(), None, Administrator),
+        (Method::GET, "/metrics".into(), None, Anyone),
+    ];
+    let callers = [
+        (Role::Viewer, tidings.viewer.clone()),
+        (Role::NetworkAdministrator, tidings.token.clone()),
+        (Role::Administrator, tidings.admin.clone()),
+    ];
+    for (method, path, body, needs) in &routes {
+        let (status, answer) = tidings.request(method.clone(), path, None, body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} without a token: {answer}");
+        for (role, token) in &callers {
+            let allowed = match needs {
+                Anyone => true,
+                Operator => role.may_configure_email(),
+                Administrator => *role == Role::Administrator,
+            };
+            let (status, answer) = tidings.request(method.clone(), path, Some(token), body.clone()).await;
+            if allowed {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED
+                        && status != StatusCode::FORBIDDEN
+                        && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} as {role}: {status} {answer}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} as {role}: {answer}");
+            }
+        }
+    }
+    // The table covers every documented API route.
+    let documented = documented_routes();
+    for (method, path) in documented.iter().filter(|(_, p)| p.starts_with("/api/v1/") && p != "/api/v1/openapi.json") {
+        let covered = routes.iter().any(|(m, p, _, _)| m.as_str().eq_ignore_ascii_case(method) && same_route(path, p));
+        assert!(covered, "{method} {path} is documented but not in the access table");
+    }
+    tidings.stop().await;
+}
+
+/// Whether a concrete path (`/api/v1/messages/1?x`) matches a documented one (`/api/v1/messages/{id}`).
+fn same_route(documented: &str, concrete: &str) -> bool {
+    let concrete = concrete.split('?').next().unwrap();
+    let (a, b): (Vec<&str>, Vec<&str>) = (documented.split('/').collect(), concrete.split('/').collect());
+    a.len() == b.len() && a.iter().zip(&b).all(|(d, c)| d.starts_with('{') || d == c)
+}
+
+/// (method, path) of every operation in openapi.json.
+fn documented_routes() -> Vec<(String, String)> {
+    let doc: Value = serde_json::from_str(include_str!("../openapi.json")).unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            out.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+/// (method, path) of every route the HTTP API modules declare (`.route("…", get(…).post(…))`).
+fn declared_routes() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap().replace('\n', " ");
+        for piece in text.split(".route(\"").skip(1) {
+            let (path, rest) = piece.split_once('"').unwrap();
+            let handlers = rest.split(".route(").next().unwrap();
+            let handlers = &handlers[..handlers.find("))").map_or(handlers.len(), |i| i + 2)];
+            for method in ["get", "post", "patch", "put", "delete"] {
+                if handlers.contains(&format!("{method}(")) {
+                    out.push((method.to_uppercase(), path.to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let (declared, documented) = (declared_routes(), documented_routes());
+    assert!(declared.len() > 30, "the scan found only {declared:?}");
+    for route in &declared {
+        assert!(documented.contains(route), "{} {} is served but not documented in openapi.json", route.0, route.1);
+    }
+    for route in &documented {
+        assert!(declared.contains(route), "{} {} is documented but not served", route.0, route.1);
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_the_queue_deliveries_and_events() {
+    let mut peer = SmtpPeer::start(&[]);
+    let tidings = Tidings::start(relay(&peer, &[])).await;
+    let id = tidings.send("counted").await;
+    peer.next_message().await;
+    tidings.wait_for_status(id, "delivered").await;
+    tidings.post("/api/v1/events", json!({ "kind": "failover.sync_failed" })).await;
+    let response =
+        tidings.client.get(format!("{}/metrics", tidings.base)).bearer_auth(&tidings.viewer).send().await.unwrap();
+    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    for line in [
+        "tidings_queue_messages{status=\"delivered\"} 1",
+        "tidings_delivery_attempts_total{result=\"delivered\"} 1",
+        "tidings_token_state{state=\"not_configured\"} 1",
+        "# TYPE tidings_token_refreshes_total counter",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    assert!(text.contains("tidings_events{kind=\"failover.sync_failed\""), "{text}");
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn roles_hold_in_the_pages_too() {
+    let tidings = Tidings::start(vec![]).await;
+    account(&tidings, "viewer", Role::Viewer).await;
+    account(&tidings, "netadmin", Role::NetworkAdministrator).await;
+    let viewer = browser();
+    sign_in(&tidings, &viewer, "viewer", PASSWORD).await;
+    let page = viewer.get(format!("{}/email-config", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("disabled") && !page.contains(">Save<"), "a viewer sees the configuration read-only");
+    let csrf = csrf_of(&page);
+    for (path, form) in [
+        ("/email-config", vec![("csrf", csrf.as_str()), ("sender", "x@example.com")]),
+        ("/oauth/delete", vec![("csrf", csrf.as_str())]),
+        ("/outbox/purge", vec![("csrf", csrf.as_str()), ("status", "failed")]),
+        (
+            "/accounts",
+            vec![("csrf", csrf.as_str()), ("username", "new"), ("password", PASSWORD), ("role", "administrator")],
+        ),
+    ] {
+        let answer = viewer.post(format!("{}{path}", tidings.base)).form(&form).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "viewer POST {path}");
+    }
+    let netadmin = browser();
+    sign_in(&tidings, &netadmin, "netadmin", PASSWORD).await;
+    let page = netadmin.get(format!("{}/accounts", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("/tokens"), "API tokens are for administrators only");
+    let csrf = csrf_of(&page);
+    let answer = netadmin
+        .post(format!("{}/tokens", tidings.base))
+        .form(&[("csrf", csrf.as_str()), ("name", "t"), ("role", "administrator")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    assert_eq!(tidings.app.accounts().await.unwrap().len(), 3, "nothing was created");
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn https_serves_the_interface_with_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let mut options = test_options();
+    options.tls = Some(tidings_server::tls::TlsFiles { cert, key });
+    let tidings = Tidings::start_with(vec![], options).await;
+    assert!(tidings.base.starts_with("https://"));
+    account(&tidings, "netadmin", Role::NetworkAdministrator).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap())
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let health: Value = client.get(format!("{}/healthz", tidings.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    let signed_in = sign_in(&tidings, &client, "netadmin", PASSWORD).await;
+    let cookie = signed_in
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert!(cookie.iter().any(|c| c.starts_with("tidings_session=") && c.contains("; Secure")), "{cookie:?}");
+    // A plain-HTTP client gets nothing.
+    assert!(reqwest::get(format!("{}/healthz", tidings.base.replace("https", "http"))).await.is_err());
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn unusable_certificate_files_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let err = tidings_server::tls::server_config(&tidings_server::tls::TlsFiles { cert, key }).unwrap_err();
+    assert!(err.contains("cert.pem") && err.contains("no certificate"), "{err}");
+}
