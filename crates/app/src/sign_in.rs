@@ -30,6 +30,9 @@ pub struct SignInPolicy {
     pub idle: Duration,
     /// A session ends this long after sign-in, used or not.
     pub absolute: Duration,
+    /// Failed sign-ins from one client address, whatever the account, after which that address is refused
+    /// until `lockout` has passed since the oldest of them (password spraying across accounts).
+    pub max_failures_per_address: u32,
 }
 
 impl Default for SignInPolicy {
@@ -39,6 +42,7 @@ impl Default for SignInPolicy {
             lockout: Duration::from_secs(15 * 60),
             idle: Duration::from_secs(8 * 3600),
             absolute: Duration::from_secs(7 * 24 * 3600),
+            max_failures_per_address: 20,
         }
     }
 }

@@ -170,6 +170,10 @@ pub struct ServeArgs {
     /// Consecutive failed sign-ins that lock an account.
     #[arg(long, env = "TIDINGS_LOGIN_MAX_FAILURES", default_value_t = 5, value_name = "N")]
     pub login_max_failures: u32,
+    /// Failed sign-ins from one client address (whatever the account) after which the address is refused for
+    /// --login-lockout.
+    #[arg(long, env = "TIDINGS_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20, value_name = "N")]
+    pub login_max_failures_per_address: u32,
     /// How long a locked account stays locked.
     #[arg(long, env = "TIDINGS_LOGIN_LOCKOUT", default_value = "15m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub login_lockout: Duration,

@@ -400,3 +400,21 @@ async fn unusable_certificate_files_are_refused_naming_the_file() {
     let err = tidings_server::tls::server_config(&tidings_server::tls::TlsFiles { cert, key }).unwrap_err();
     assert!(err.contains("cert.pem") && err.contains("no certificate"), "{err}");
 }
+
+#[tokio::test]
+async fn one_address_failing_across_accounts_is_throttled() {
+    let mut options = test_options();
+    options.sign_in.max_failures_per_address = 4;
+    let tidings = Tidings::start_with(vec![], options).await;
+    account(&tidings, "operator", Role::Viewer).await;
+    for name in ["alice", "bob", "carol", "dave"] {
+        assert_eq!(sign_in(&tidings, &browser(), name, "guess-password-1").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Even the right password waits now: the address is throttled, not the account.
+    let throttled = sign_in(&tidings, &browser(), "operator", PASSWORD).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.text().await.unwrap().contains("Too many failed sign-ins from this address"));
+    let account = tidings.app.accounts().await.unwrap().into_iter().find(|a| a.username == "operator").unwrap();
+    assert!(account.locked_until.is_none(), "the account itself is not locked");
+    tidings.stop().await;
+}

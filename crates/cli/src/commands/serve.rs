@@ -35,6 +35,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             lockout: args.login_lockout,
             idle: args.session_idle,
             absolute: args.session_max,
+            max_failures_per_address: args.login_max_failures_per_address.max(1),
         },
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| tidings_server::tls::TlsFiles { cert, key }),
         ..Default::default()

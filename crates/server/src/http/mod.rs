@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) sign_in: SignInPolicy,
     /// Cookies get `Secure` when the daemon serves HTTPS.
     pub(crate) secure_cookies: bool,
+    /// Recent failed sign-ins by client address.
+    pub(crate) failed_sign_ins: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Vec<Instant>>>,
 }
 
 /// What the daemon hands the HTTP interface.
@@ -78,6 +80,7 @@ impl Context {
                 started: Instant::now(),
                 sign_in: s.sign_in,
                 secure_cookies: s.secure_cookies,
+                failed_sign_ins: Default::default(),
             }),
         }
     }

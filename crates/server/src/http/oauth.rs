@@ -73,7 +73,7 @@ fn page(title: &str, text: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{t}</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em\">\
-         <h1>{t}</h1><p>{x}</p></body></html>",
+         <h1>{t}</h1><p>{x}</p><p><a href=\"/oauth\">Tidings</a></p></body></html>",
         t = escape(title),
         x = escape(text)
     )

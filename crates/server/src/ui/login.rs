@@ -120,6 +120,11 @@ async fn sign_in(
     if cookie(&headers, LOGIN_COOKIE) != Some(form.csrf.as_str()) || form.csrf.is_empty() {
         return UiError::Csrf.into_response();
     }
+    if address_throttled(&context, peer.ip(), false) {
+        let why = tr.t("login.throttled");
+        return (StatusCode::TOO_MANY_REQUESTS, login_page(tr, &next, &form.csrf, Some(why), form.username.trim()))
+            .into_response();
+    }
     let password = SecretString::new(form.password);
     let outcome = context
         .inner
@@ -139,6 +144,7 @@ async fn sign_in(
             response
         }
         Err(tidings_app::Error::Refused(why)) => {
+            address_throttled(&context, peer.ip(), true);
             let shown = if why.contains("locked") {
                 tr.f("login.locked", &[("why", &why)])
             } else {
@@ -169,4 +175,20 @@ async fn sign_out(
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().append(header::SET_COOKIE, cookie_header(&context, SESSION_COOKIE, "", Some(0)));
     Ok(response)
+}
+
+/// Whether `address` failed too often lately (counting this failure when `failed`).
+fn address_throttled(context: &Context, address: std::net::IpAddr, failed: bool) -> bool {
+    let policy = &context.inner.sign_in;
+    let now = std::time::Instant::now();
+    let mut all = context.inner.failed_sign_ins.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|_, times| {
+        times.retain(|t| now.duration_since(*t) < policy.lockout);
+        !times.is_empty()
+    });
+    let times = all.entry(address).or_default();
+    if failed {
+        times.push(now);
+    }
+    times.len() >= policy.max_failures_per_address as usize
 }
