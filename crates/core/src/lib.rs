@@ -10,6 +10,7 @@
 //! - [`message`] and [`outbox`]: messages to send, and how delivery attempts settle them.
 //! - [`oauth`]: the OAuth 2.0 protocol's pure part: PKCE, authorization URLs, redirects, responses, errors.
 //! - [`notify`]: the event catalogue, localized notification templates, throttling, the daily notice's slot.
+//! - [`submission`]: the SMTP submission server's protocol (commands, session, data, SASL), without IO.
 //! - [`account`]: roles and user names.
 //! - [`audit`]: what an audit-log entry records.
 
@@ -23,5 +24,6 @@ pub mod notify;
 pub mod oauth;
 pub mod outbox;
 pub mod secret;
+pub mod submission;
 
 pub use config::{EmailConfig, FieldError, ValidationErrors};

@@ -64,12 +64,13 @@ async fn refresh(app: &App, sender: &watch::Sender<Arc<Current>>) -> tidings_app
     if stored == sender.borrow().revision {
         return Ok(());
     }
-    let current = app.current().await?;
+    let current = Arc::new(app.current().await?);
+    // Published first, so that whoever reads the log line finds the new revision in force.
+    sender.send_replace(current.clone());
     tracing::info!(
         revision = current.revision,
         saved_by = current.saved_by.as_deref().unwrap_or(""),
         "email configuration changed; now in force"
     );
-    sender.send_replace(Arc::new(current));
     Ok(())
 }
