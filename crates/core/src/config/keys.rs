@@ -1,7 +1,8 @@
 //! Every configuration field as a dotted key (`smtp.port`), with its help text: the vocabulary of
 //! `tidings config set`, `config show` and the audit log.
 
-use super::{AuthMethod, EmailConfig, Encryption, Locale, Provider, TlsVersion};
+use super::{AuthMethod, EmailConfig, Encryption, Locale, Provider, TlsVersion, gateway::SenderPolicy};
+use crate::submission::data::BareNewlines;
 
 /// One editable field.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +68,24 @@ pub const KEYS: &[KeyInfo] = &[
     key("delivery.connections", "connections to the relay at once, 1-64 (4)"),
     key("delivery.timeout", "how long to wait for the relay at each step (60s)"),
     key("delivery.lease", "how long a worker holds a message before another may take it over (5m)"),
+    key("gateway.listen", "ADDR:PORT of the submission gateway's plain listener (STARTTLS offered with a certificate)"),
+    key("gateway.tls_listen", "ADDR:PORT of the submission gateway's implicit-TLS listener"),
+    key("gateway.cert_file", "absolute path of the gateway's PEM certificate chain"),
+    key("gateway.key_file", "absolute path of the gateway's PEM private key"),
+    key("gateway.require_tls", "true to refuse MAIL on the plain listener before STARTTLS"),
+    key("gateway.allow_plaintext_auth", "true to allow AUTH without TLS (isolated networks only)"),
+    key("gateway.allowed_networks", "networks (CIDR) whose devices may send without authenticating"),
+    key("gateway.recipient_domains", "when set, the only recipient domains the gateway accepts"),
+    key("gateway.sender_policy", "fixed (the sender), allow_user (the account's own addresses) or bulk"),
+    key("gateway.bulk_address", "the one address of the bulk policy; must equal sender"),
+    key("gateway.max_recipients", "recipients per message (100)"),
+    key("gateway.max_connections", "simultaneous gateway connections (50)"),
+    key("gateway.rate_limit", "messages per minute from one client address (120)"),
+    key("gateway.auth_max_failures", "failed authentications from one address before a lockout (5)"),
+    key("gateway.auth_lockout", "how long an address is locked out after too many failed authentications (15m)"),
+    key("gateway.idle_timeout", "a silent client is disconnected after this (5m)"),
+    key("gateway.session_timeout", "the longest a gateway session may last (30m)"),
+    key("gateway.bare_newlines", "reject or normalize messages with a bare CR or LF (reject)"),
     secret(
         "oauth.static_access_token",
         "a fixed OAuth access token, used while no authorization is stored (for testing)",
@@ -120,6 +139,24 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "delivery.connections" => cfg.delivery.connections.to_string(),
         "delivery.timeout" => duration_text(cfg.delivery.timeout),
         "delivery.lease" => duration_text(cfg.delivery.lease),
+        "gateway.listen" => opt(&cfg.gateway.listen),
+        "gateway.tls_listen" => opt(&cfg.gateway.tls_listen),
+        "gateway.cert_file" => opt(&cfg.gateway.cert_file),
+        "gateway.key_file" => opt(&cfg.gateway.key_file),
+        "gateway.require_tls" => cfg.gateway.require_tls.to_string(),
+        "gateway.allow_plaintext_auth" => cfg.gateway.allow_plaintext_auth.to_string(),
+        "gateway.allowed_networks" => cfg.gateway.allowed_networks.join(" "),
+        "gateway.recipient_domains" => cfg.gateway.recipient_domains.join(" "),
+        "gateway.sender_policy" => name_of(SENDER_POLICIES, cfg.gateway.sender_policy).into(),
+        "gateway.bulk_address" => opt(&cfg.gateway.bulk_address),
+        "gateway.max_recipients" => cfg.gateway.max_recipients.to_string(),
+        "gateway.max_connections" => cfg.gateway.max_connections.to_string(),
+        "gateway.rate_limit" => cfg.gateway.rate_limit.to_string(),
+        "gateway.auth_max_failures" => cfg.gateway.auth_max_failures.to_string(),
+        "gateway.auth_lockout" => duration_text(cfg.gateway.auth_lockout),
+        "gateway.idle_timeout" => duration_text(cfg.gateway.idle_timeout),
+        "gateway.session_timeout" => duration_text(cfg.gateway.session_timeout),
+        "gateway.bare_newlines" => name_of(BARE_NEWLINES, cfg.gateway.bare_newlines).into(),
         _ => return None,
     })
 }
@@ -167,6 +204,24 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> 
         "delivery.connections" => cfg.delivery.connections = parse_number(value)?,
         "delivery.timeout" => cfg.delivery.timeout = parse_duration(value)?,
         "delivery.lease" => cfg.delivery.lease = parse_duration(value)?,
+        "gateway.listen" => cfg.gateway.listen = opt(),
+        "gateway.tls_listen" => cfg.gateway.tls_listen = opt(),
+        "gateway.cert_file" => cfg.gateway.cert_file = opt(),
+        "gateway.key_file" => cfg.gateway.key_file = opt(),
+        "gateway.require_tls" => cfg.gateway.require_tls = parse_bool(value)?,
+        "gateway.allow_plaintext_auth" => cfg.gateway.allow_plaintext_auth = parse_bool(value)?,
+        "gateway.allowed_networks" => cfg.gateway.allowed_networks = split_list(value),
+        "gateway.recipient_domains" => cfg.gateway.recipient_domains = split_list(value),
+        "gateway.sender_policy" => cfg.gateway.sender_policy = choose(value, SENDER_POLICIES)?,
+        "gateway.bulk_address" => cfg.gateway.bulk_address = opt(),
+        "gateway.max_recipients" => cfg.gateway.max_recipients = parse_number(value)?,
+        "gateway.max_connections" => cfg.gateway.max_connections = parse_number(value)?,
+        "gateway.rate_limit" => cfg.gateway.rate_limit = parse_number(value)?,
+        "gateway.auth_max_failures" => cfg.gateway.auth_max_failures = parse_number(value)?,
+        "gateway.auth_lockout" => cfg.gateway.auth_lockout = parse_duration(value)?,
+        "gateway.idle_timeout" => cfg.gateway.idle_timeout = parse_duration(value)?,
+        "gateway.session_timeout" => cfg.gateway.session_timeout = parse_duration(value)?,
+        "gateway.bare_newlines" => cfg.gateway.bare_newlines = choose(value, BARE_NEWLINES)?,
         _ => return Err(unknown_key(key)),
     }
     Ok(())
@@ -235,6 +290,10 @@ const AUTHS: &[(&str, AuthMethod)] =
 const PROVIDERS: &[(&str, Provider)] =
     &[("microsoft", Provider::Microsoft), ("google", Provider::Google), ("custom", Provider::Custom)];
 const TLS_VERSIONS: &[(&str, TlsVersion)] = &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
+const SENDER_POLICIES: &[(&str, SenderPolicy)] =
+    &[("fixed", SenderPolicy::Fixed), ("allow_user", SenderPolicy::AllowUser), ("bulk", SenderPolicy::Bulk)];
+const BARE_NEWLINES: &[(&str, BareNewlines)] =
+    &[("reject", BareNewlines::Reject), ("normalize", BareNewlines::Normalize)];
 const LOCALES: &[(&str, Locale)] = &[("en", Locale::En), ("fr", Locale::Fr), ("de", Locale::De), ("nl", Locale::Nl)];
 
 fn name_of<T: Copy + PartialEq>(options: &[(&'static str, T)], value: T) -> &'static str {
@@ -324,6 +383,24 @@ mod tests {
             ("delivery.connections", "8"),
             ("delivery.timeout", "30s"),
             ("delivery.lease", "10m"),
+            ("gateway.listen", "0.0.0.0:587"),
+            ("gateway.tls_listen", "[::]:465"),
+            ("gateway.cert_file", "/etc/tidings/cert.pem"),
+            ("gateway.key_file", "/etc/tidings/key.pem"),
+            ("gateway.require_tls", "true"),
+            ("gateway.allow_plaintext_auth", "true"),
+            ("gateway.allowed_networks", "192.168.10.0/24 fd00::/8"),
+            ("gateway.recipient_domains", "example.com example.org"),
+            ("gateway.sender_policy", "allow_user"),
+            ("gateway.bulk_address", "scans@example.com"),
+            ("gateway.max_recipients", "20"),
+            ("gateway.max_connections", "10"),
+            ("gateway.rate_limit", "30"),
+            ("gateway.auth_max_failures", "3"),
+            ("gateway.auth_lockout", "1h"),
+            ("gateway.idle_timeout", "1m"),
+            ("gateway.session_timeout", "10m"),
+            ("gateway.bare_newlines", "normalize"),
         ];
         let plain: Vec<_> = KEYS.iter().filter(|k| !k.secret).map(|k| k.key).collect();
         assert_eq!(plain, samples.iter().map(|(k, _)| *k).collect::<Vec<_>>(), "every key has a sample");

@@ -7,6 +7,7 @@
 //! only learns whether each is set.
 
 pub mod change;
+pub mod gateway;
 pub mod google;
 pub mod keys;
 pub mod preset;
@@ -38,6 +39,8 @@ pub struct EmailConfig {
     pub locale: Locale,
     /// How the outbox delivers: retries, limits, connections.
     pub delivery: DeliverySettings,
+    /// The SMTP submission gateway for legacy devices.
+    pub gateway: gateway::GatewaySettings,
 }
 
 impl EmailConfig {

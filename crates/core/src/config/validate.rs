@@ -266,7 +266,85 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
         );
     }
 
+    validate_gateway(cfg, &mut fail);
+
     if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors)) }
+}
+
+fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
+    use super::gateway::{Cidr, SenderPolicy};
+    let g = &cfg.gateway;
+    for (key, value) in [("gateway.listen", &g.listen), ("gateway.tls_listen", &g.tls_listen)] {
+        if let Some(v) = value
+            && v.parse::<std::net::SocketAddr>().is_err()
+        {
+            fail(key, format!("{v:?} is not ADDR:PORT, such as 0.0.0.0:587 or [::]:465"));
+        }
+    }
+    if g.listen.is_some() && g.listen == g.tls_listen {
+        fail("gateway.tls_listen", "must differ from gateway.listen".into());
+    }
+    let needs_certificate = g.tls_listen.is_some() || g.require_tls;
+    for (key, value) in [("gateway.cert_file", &g.cert_file), ("gateway.key_file", &g.key_file)] {
+        match value {
+            None if needs_certificate => fail(key, "required for the TLS listener and for require_tls".into()),
+            Some(path) if !path.starts_with('/') => fail(key, format!("{path:?} must be an absolute path")),
+            _ => {}
+        }
+    }
+    if g.cert_file.is_some() != g.key_file.is_some() {
+        fail("gateway.key_file", "the certificate and the key go together: set both or neither".into());
+    }
+    for network in &g.allowed_networks {
+        if let Err(why) = Cidr::parse(network) {
+            fail("gateway.allowed_networks", why);
+        }
+    }
+    for domain in &g.recipient_domains {
+        if let Err(why) = net::validate_host_name(domain) {
+            fail("gateway.recipient_domains", format!("{domain}: {why}"));
+        }
+    }
+    let gateway_on = g.listen.is_some() || g.tls_listen.is_some();
+    match g.sender_policy {
+        SenderPolicy::Fixed if gateway_on && cfg.sender.is_none() => {
+            fail("gateway.sender_policy", "fixed sends every message as the sender: set sender".into())
+        }
+        SenderPolicy::Bulk => match (&g.bulk_address, &cfg.sender) {
+            (None, _) => fail("gateway.bulk_address", "required for the bulk policy".into()),
+            (Some(b), Some(s)) if b.eq_ignore_ascii_case(s) => {}
+            (Some(b), _) => {
+                fail("gateway.bulk_address", format!("{b} must equal the administrator's address (sender)"))
+            }
+        },
+        _ => {}
+    }
+    if let Some(b) = &g.bulk_address
+        && let Err(why) = address::validate(b)
+    {
+        fail("gateway.bulk_address", why);
+    }
+    let ranges = [
+        ("gateway.max_recipients", g.max_recipients, 1, 1000),
+        ("gateway.max_connections", g.max_connections, 1, 10_000),
+        ("gateway.rate_limit", g.rate_limit, 1, 100_000),
+        ("gateway.auth_max_failures", g.auth_max_failures, 1, 1000),
+    ];
+    for (key, value, low, high) in ranges {
+        if !(low..=high).contains(&value) {
+            fail(key, format!("{value} is outside {low}-{high}"));
+        }
+    }
+    let second = std::time::Duration::from_secs(1);
+    for (key, value) in [
+        ("gateway.auth_lockout", g.auth_lockout),
+        ("gateway.idle_timeout", g.idle_timeout),
+        ("gateway.session_timeout", g.session_timeout),
+    ] {
+        if value < second {
+            fail(key, "must be at least 1s".into());
+        }
+    }
 }
 
 /// `common`, `consumers`, `organizations`, a GUID, or a domain name.

@@ -3,7 +3,8 @@
 //! and what to do with bare CR or LF inside the message.
 
 /// What to do with a bare CR or LF inside a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BareNewlines {
     /// Refuse the message (the default: what Postfix and Exchange do since the smuggling attacks).
     Reject,

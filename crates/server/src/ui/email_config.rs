@@ -40,6 +40,7 @@ const SECTIONS: &[(&str, &str, Belongs)] = &[
     ("oauth", "config.section.oauth", |k| k.starts_with("oauth.") && k != "oauth.static_access_token"),
     ("admin", "config.section.admin", |k| k.starts_with("admin.")),
     ("tls", "config.section.tls", |k| k.starts_with("tls.")),
+    ("gateway", "config.section.gateway", |k| k.starts_with("gateway.")),
     ("advanced", "config.section.advanced", |k| {
         k == "public_base_url" || k == "locale" || k.starts_with("delivery.") || k == "oauth.static_access_token"
     }),
@@ -55,6 +56,10 @@ fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
         }
         "tls.min_version" | "tls.max_version" => &[("", "option.default"), ("1.2", "TLS 1.2"), ("1.3", "TLS 1.3")],
         "locale" => &[("en", "English"), ("fr", "Français"), ("de", "Deutsch"), ("nl", "Nederlands")],
+        "gateway.sender_policy" => {
+            &[("fixed", "option.fixed"), ("allow_user", "option.allow_user"), ("bulk", "option.bulk")]
+        }
+        "gateway.bare_newlines" => &[("reject", "reject"), ("normalize", "normalize")],
         _ => return None,
     })
 }
@@ -122,7 +127,7 @@ fn form(viewer: &Viewer, current: &Current, outcome: &Outcome) -> Markup {
                         }
                     }
                 };
-                @if *id == "advanced" || *id == "tls" {
+                @if matches!(*id, "advanced" | "tls" | "gateway") {
                     details.section id={"section-" (id)} { summary { (tr.t(title)) } (body) }
                 } @else {
                     fieldset.section id={"section-" (id)} { legend { (tr.t(title)) } (body) }
