@@ -14,6 +14,7 @@ pub mod api_tokens;
 pub mod authorization;
 pub mod cipher;
 pub mod data_dir;
+pub mod devices;
 pub mod metrics;
 pub mod notifications;
 pub mod outbox;
@@ -78,6 +79,8 @@ pub struct App {
     store: Arc<dyn Store>,
     cipher: Arc<Cipher>,
     metrics: Arc<metrics::Metrics>,
+    /// Device credentials this process verified (see `devices`).
+    verified: Arc<devices::VerifiedCache>,
 }
 
 /// How to create a data directory.
@@ -111,8 +114,13 @@ impl App {
         if store.meta(META_INITIALISED).await?.is_none() {
             return Err(Error::NotInitialised(dir.root().to_owned()));
         }
-        let app =
-            Self { dir, store: Arc::new(store), cipher: Arc::new(Cipher::new(&key)), metrics: Default::default() };
+        let app = Self {
+            dir,
+            store: Arc::new(store),
+            cipher: Arc::new(Cipher::new(&key)),
+            metrics: Default::default(),
+            verified: Default::default(),
+        };
         app.check_key().await?;
         Ok(app)
     }
@@ -128,7 +136,13 @@ impl App {
         }
         let cipher = Cipher::new(&key);
         store.init_meta(META_KEY_CHECK, &cipher.key_check()).await?;
-        let app = Self { dir, store: Arc::new(store), cipher: Arc::new(cipher), metrics: Default::default() };
+        let app = Self {
+            dir,
+            store: Arc::new(store),
+            cipher: Arc::new(cipher),
+            metrics: Default::default(),
+            verified: Default::default(),
+        };
         app.check_key().await?;
 
         let generated = options.admin_password.is_none().then(accounts::generate_password);

@@ -60,6 +60,30 @@ pub enum Command {
     /// Report events (failover monitoring) and see what was mailed to the admin contacts.
     #[command(subcommand)]
     Event(EventCommand),
+    /// Device accounts of the SMTP submission gateway (what printers and scanners authenticate as).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Create a device account; the password comes from --password-file, or standard input.
+    Add {
+        name: String,
+        /// An address the device may send as (repeatable; used by gateway.sender_policy=allow_user).
+        #[arg(long = "address", value_name = "ADDRESS")]
+        addresses: Vec<String>,
+        /// Read the password from this file (first line) instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// List device accounts (never their passwords).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a device account.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

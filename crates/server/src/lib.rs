@@ -6,6 +6,7 @@
 //!   on the same data directory) take effect within one poll interval, without a restart.
 //! - [`http`] serves the HTTP interface: health, readiness and the outbox API.
 //! - The delivery engine (`tidings-delivery`) runs beside it, woken by every accepted message.
+//! - The SMTP submission gateway (`tidings-gateway`) runs the listeners the configuration asks for.
 //! - [`notifier`] mails events to the admin contacts, sends the daily notice and raises token alerts.
 //! - [`shutdown`] turns SIGINT and SIGTERM into the shutdown token.
 
@@ -92,6 +93,9 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         options: options.engine,
     }
     .spawn(shutdown.clone());
+    let gateway =
+        tidings_gateway::Gateway { app: app.clone(), config: config.subscribe(), committer: committer.clone() }
+            .spawn(shutdown.clone());
     let events = Arc::new(Notify::new());
     let notifier = Notifier {
         app: app.clone(),
@@ -130,6 +134,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let _ = engine.await;
     let _ = refresher.await;
     let _ = notifier.await;
+    let _ = gateway.await;
     served.map_err(Error::Http)?;
     tracing::info!("Tidings stopped");
     Ok(())

@@ -68,8 +68,12 @@ async fn the_interface_in_a_real_browser() {
     assert!(stdout.contains("all steps passed"), "{stdout}");
 
     // What the browser did, seen from outside: the test email reached the SMTP server, the token is active.
-    let got = peer.next_message().await;
-    assert!(got["data"].as_str().unwrap().contains("requested by web:operator"), "{got}");
+    // The refused message's dead-letter alert goes to the admin contacts too, in no fixed order.
+    let mut subjects = Vec::new();
+    while !subjects.iter().any(|d: &String| d.contains("requested by web:operator")) {
+        assert!(subjects.len() < 3, "no test email among {subjects:?}");
+        subjects.push(peer.next_message().await["data"].as_str().unwrap().to_owned());
+    }
     let (_, status) = tidings.get("/api/v1/oauth/status").await;
     assert_eq!(status["state"], "active", "{status}");
     for name in [

@@ -208,6 +208,9 @@ async fn every_api_route_allows_exactly_the_roles_it_should() {
         (Method::POST, "/api/v1/api-tokens".into(), Some(json!({"name": "n", "role": "viewer"})), Administrator),
         (Method::DELETE, "/api/v1/api-tokens/999".into(), None, Administrator),
         (Method::GET, "/metrics".into(), None, Anyone),
+        (Method::GET, "/api/v1/devices".into(), None, Anyone),
+        (Method::POST, "/api/v1/devices".into(), Some(json!({"username": "scanner", "password": "p"})), Operator),
+        (Method::DELETE, "/api/v1/devices/999".into(), None, Operator),
     ];
     let callers = [
         (Role::Viewer, tidings.viewer.clone()),

@@ -363,6 +363,25 @@ pub struct EventFilter {
     pub before_id: Option<i64>,
 }
 
+/// A device account of the submission gateway (never its password hash).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Device {
+    pub id: i64,
+    pub username: String,
+    /// Addresses it may send as (the `allow_user` policy).
+    pub addresses: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// A device account to create; the password is already hashed.
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    pub username: String,
+    pub password_hash: String,
+    pub addresses: Vec<String>,
+}
+
 /// The origin of the messages Tidings sends on its own (alerts, notices, tests).
 pub const NOTIFICATION_ORIGIN: &str = "notification";
 
@@ -482,6 +501,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn event(&self, id: i64) -> Result<Option<EventRecord>>;
     /// How many events of each kind are in each state.
     async fn event_counts(&self) -> Result<Vec<(EventKind, EventState, u64)>>;
+
+    // Device accounts.
+
+    async fn create_device(&self, device: &NewDevice, audit: &NewAuditEntry) -> Result<i64>;
+    async fn devices(&self) -> Result<Vec<Device>>;
+    /// The device named `username` (case-insensitive) with its password hash.
+    async fn device_for_login(&self, username: &str) -> Result<Option<(Device, String)>>;
+    async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool>;
 
     // API tokens.
 

@@ -4,6 +4,7 @@
 mod api_token;
 mod audit;
 mod config;
+mod device;
 mod event;
 mod init;
 mod oauth;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,
         Command::Oauth(command) => oauth::run(&open(global).await?, command).await,
         Command::Event(command) => event::run(&open(global).await?, command).await,
+        Command::Device(command) => device::run(&open(global).await?, command).await,
     }
 }
 

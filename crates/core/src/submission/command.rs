@@ -5,6 +5,9 @@ use super::reply::Reply;
 /// The longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
 
+/// ESMTP parameters of MAIL and RCPT: `SIZE=1234` as (`SIZE`, `Some("1234")`).
+pub type Params = Vec<(String, Option<String>)>;
+
 /// A parsed command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -94,7 +97,7 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
 }
 
 /// `FROM:<path> PARAM=VALUE …` (a space after the colon is tolerated, as many devices send one).
-fn path_and_params(rest: &str, keyword: &str) -> Result<(String, Vec<(String, Option<String>)>), Reply> {
+fn path_and_params(rest: &str, keyword: &str) -> Result<(String, Params), Reply> {
     let head = rest.get(..keyword.len()).unwrap_or("");
     if !head.eq_ignore_ascii_case(keyword) {
         return Err(Reply::new(501, "5.5.4", &format!("syntax: {keyword}<address>")));

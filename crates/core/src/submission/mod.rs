@@ -5,5 +5,6 @@
 pub mod command;
 pub mod data;
 pub mod reply;
+pub mod rewrite;
 pub mod sasl;
 pub mod session;

@@ -218,7 +218,7 @@ impl Session {
         }
     }
 
-    fn mail(&mut self, from: String, params: Vec<(String, Option<String>)>) -> Step {
+    fn mail(&mut self, from: String, params: super::command::Params) -> Step {
         for (key, value) in &params {
             match (key.as_str(), value) {
                 ("SIZE", Some(v)) => match v.parse::<u64>() {

@@ -2,6 +2,7 @@
 
 mod accounts;
 pub(crate) mod auth;
+mod devices;
 pub(crate) mod email_config;
 pub(crate) mod error;
 mod events;
@@ -91,6 +92,7 @@ pub fn router(context: Context) -> Router {
     Router::new()
         .merge(health::router())
         .merge(accounts::router())
+        .merge(devices::router())
         .merge(metrics::router())
         .merge(crate::ui::router())
         .merge(email_config::router())

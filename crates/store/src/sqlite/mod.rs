@@ -4,15 +4,16 @@
 //! `busy_timeout` makes a writer wait for another instead of failing.
 
 mod accounts;
+mod devices;
 mod events;
 mod oauth;
 mod outbox;
 mod tokens;
 
 use crate::{
-    Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Error, EventFilter, EventHandling, EventRecord,
-    EventState, LeasedMessage, LoginRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount, NewEvent,
-    NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
+    Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
+    EventState, LeasedMessage, LoginRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice,
+    NewEvent, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
     SessionRecord, Settlement, Store, ThrottleRecord,
 };
 use async_trait::async_trait;
@@ -354,6 +355,19 @@ impl Store for SqliteStore {
     }
     async fn event_counts(&self) -> Result<Vec<(EventKind, EventState, u64)>> {
         events::counts(&self.pool).await
+    }
+
+    async fn create_device(&self, device: &NewDevice, audit: &NewAuditEntry) -> Result<i64> {
+        devices::create(&self.pool, device, audit).await
+    }
+    async fn devices(&self) -> Result<Vec<Device>> {
+        devices::list(&self.pool).await
+    }
+    async fn device_for_login(&self, username: &str) -> Result<Option<(Device, String)>> {
+        devices::for_login(&self.pool, username).await
+    }
+    async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
+        devices::delete(&self.pool, id, audit).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {

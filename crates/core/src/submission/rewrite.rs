@@ -1,0 +1,89 @@
+//! The sender policies' changes to a device's message: reading the From header, and sending as another
+//! address with the device's From kept in Reply-To. Only header fields change; the body is untouched.
+
+/// The header fields (each with its continuation lines and CRLF) and the rest of the message.
+fn split(data: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let head_end = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |i| i + 2);
+    let (head, body) = data.split_at(head_end);
+    let mut fields: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < head.len() {
+        let end = head[i..].windows(2).position(|w| w == b"\r\n").map_or(head.len(), |p| i + p + 2);
+        let continuation = matches!(head.get(end), Some(b' ' | b'\t'));
+        if !continuation {
+            fields.push(&head[start..end]);
+            start = end;
+        }
+        i = end;
+    }
+    (fields, body)
+}
+
+fn name_is(field: &[u8], name: &str) -> bool {
+    field.len() > name.len()
+        && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        && field[name.len()..].trim_ascii_start().first() == Some(&b':')
+}
+
+fn value(field: &[u8]) -> String {
+    let colon = field.iter().position(|b| *b == b':').map_or(field.len(), |i| i + 1);
+    String::from_utf8_lossy(&field[colon..]).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The address of the From header (`Name <a@b>` or `a@b`), if any.
+pub fn from_address(data: &[u8]) -> Option<String> {
+    let (fields, _) = split(data);
+    let from = value(fields.iter().find(|f| name_is(f, "From"))?);
+    let address = match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => from[open + 1..close].trim().to_owned(),
+        _ => from.split(',').next().unwrap_or("").trim().to_owned(),
+    };
+    address.contains('@').then_some(address)
+}
+
+/// The message sent as `sender`: From (and Sender) replaced, the device's From kept in Reply-To unless the
+/// message has one.
+pub fn send_as(data: &[u8], sender: &str) -> Vec<u8> {
+    let (fields, body) = split(data);
+    let original = fields.iter().find(|f| name_is(f, "From")).map(|f| value(f));
+    let has_reply_to = fields.iter().any(|f| name_is(f, "Reply-To"));
+    let mut out = Vec::with_capacity(data.len() + sender.len() + 64);
+    out.extend_from_slice(format!("From: {sender}\r\n").as_bytes());
+    if let Some(original) = original.filter(|o| !has_reply_to && !o.is_empty()) {
+        out.extend_from_slice(format!("Reply-To: {original}\r\n").as_bytes());
+    }
+    for field in fields.iter().filter(|f| !name_is(f, "From") && !name_is(f, "Sender")) {
+        out.extend_from_slice(field);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCAN: &[u8] = b"From: \"Scanner 3F\" <scanner@printers.local>\r\nSender: x@y\r\nTo: ops@example.com\r\nSubject: Scan\r\n  continued\r\n\r\nbody\r\nFrom: not a header\r\n";
+
+    #[test]
+    fn the_from_header_is_read() {
+        assert_eq!(from_address(SCAN).as_deref(), Some("scanner@printers.local"));
+        assert_eq!(from_address(b"from: a@b.c\r\n\r\nx").as_deref(), Some("a@b.c"));
+        assert_eq!(from_address(b"Subject: x\r\n\r\nFrom: a@b.c\r\n"), None);
+    }
+
+    #[test]
+    fn sending_as_the_fixed_address_keeps_the_device_in_reply_to() {
+        let out = String::from_utf8(send_as(SCAN, "alerts@example.com")).unwrap_or_default();
+        assert!(out.starts_with("From: alerts@example.com\r\nReply-To: \"Scanner 3F\" <scanner@printers.local>\r\nTo: ops@example.com\r\n"), "{out}");
+        assert!(
+            out.contains("Subject: Scan\r\n  continued\r\n\r\nbody\r\nFrom: not a header\r\n")
+                && !out.contains("Sender:"),
+            "{out}"
+        );
+        let kept =
+            String::from_utf8(send_as(b"From: a@b.c\r\nReply-To: r@b.c\r\n\r\nx", "s@e.com")).unwrap_or_default();
+        assert_eq!(kept, "From: s@e.com\r\nReply-To: r@b.c\r\n\r\nx");
+    }
+}

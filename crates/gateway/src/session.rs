@@ -1,0 +1,310 @@
+//! One client's session: the protocol core's [`Session`] driven over a [`Wire`], with authentication against
+//! device accounts, the per-address guard, the session deadline, and durable acceptance of each message.
+
+use crate::{
+    Shared,
+    wire::{Line, ReadError, Wire},
+};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+use tidings_app::outbox::{Submission, prepare};
+use tidings_core::{
+    config::{
+        EmailConfig,
+        gateway::{Cidr, SenderPolicy},
+    },
+    message::RawMessage,
+    secret::SecretString,
+    submission::{
+        command::{self, MAX_COMMAND_LINE},
+        data::{DataError, DataReader},
+        reply::Reply,
+        rewrite, sasl,
+        session::{Envelope, Mechanism, Policy, SenderCheck, Session, Step},
+    },
+};
+
+/// How a session ended, for the log.
+enum End {
+    Quit,
+    Closed,
+    Idle,
+    TooLong,
+    Locked,
+    Failed(String),
+}
+
+fn policy(config: &EmailConfig, peer: SocketAddr, tls_available: bool, tls: bool) -> Policy {
+    let g = &config.gateway;
+    let trusted = g.allowed_networks.iter().filter_map(|n| Cidr::parse(n).ok()).any(|n| n.contains(peer.ip()));
+    Policy {
+        host_name: tidings_app::host_name().unwrap_or_else(|| "tidings".into()),
+        max_size: config.delivery.max_message_size,
+        max_recipients: g.max_recipients as usize,
+        starttls_available: tls_available && !tls,
+        auth_needs_tls: !g.allow_plaintext_auth,
+        tls_required: g.require_tls,
+        trusted_network: trusted,
+        recipient_domains: g.recipient_domains.clone(),
+    }
+}
+
+/// Serves one connection (`tls`: the implicit-TLS listener, already handshaken).
+pub async fn serve(shared: Arc<Shared>, wire: Wire, peer: SocketAddr, tls: bool) {
+    let started = Instant::now();
+    let end = run(&shared, wire, peer, tls).await;
+    let (how, level_warn) = match &end {
+        End::Quit => ("quit".to_owned(), false),
+        End::Closed => ("closed by the client".into(), false),
+        End::Idle => ("idle timeout".into(), true),
+        End::TooLong => ("session timeout".into(), true),
+        End::Locked => ("address locked out".into(), true),
+        End::Failed(why) => (why.clone(), true),
+    };
+    if level_warn {
+        tracing::warn!(%peer, ended = %how, seconds = started.elapsed().as_secs(), "gateway session ended");
+    } else {
+        tracing::debug!(%peer, ended = %how, "gateway session ended");
+    }
+}
+
+async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> End {
+    let config = shared.config.borrow().config.clone();
+    let g = config.gateway.clone();
+    let deadline = tokio::time::Instant::now() + g.session_timeout;
+    if shared.guard.locked(peer.ip()) {
+        let _ = wire
+            .send(
+                &Reply::new(421, "4.7.0", "too many failed authentications from your address; try again later").wire(),
+            )
+            .await;
+        return End::Locked;
+    }
+    let sender_check =
+        if g.sender_policy == SenderPolicy::AllowUser { SenderCheck::AccountAddresses } else { SenderCheck::Rewritten };
+    let tls_available = shared.tls.is_some();
+    let mut session = Session::new(policy(&config, peer, tls_available, tls), sender_check, tls);
+    if wire.send(&session.greeting().wire()).await.is_err() {
+        return End::Closed;
+    }
+    loop {
+        let line = tokio::select! {
+            line = wire.line(MAX_COMMAND_LINE) => line,
+            () = tokio::time::sleep_until(deadline) => {
+                let _ = wire.send(&Reply::new(421, "4.4.2", "session too long; closing").wire()).await;
+                return End::TooLong;
+            }
+        };
+        let step = match line {
+            Ok(Line::Text(line)) => match command::parse(&line) {
+                Ok(cmd) => session.command(cmd),
+                Err(reply) => Step::Reply(reply),
+            },
+            Ok(Line::TooLong) => Step::Reply(Reply::new(500, "5.5.2", "line too long")),
+            Err(ReadError::Idle) => {
+                let _ = wire.send(&Reply::new(421, "4.4.2", "idle too long; closing").wire()).await;
+                return End::Idle;
+            }
+            Err(ReadError::Closed) => return End::Closed,
+            Err(ReadError::Io(e)) => return End::Failed(e.to_string()),
+        };
+        let reply = match step {
+            Step::Reply(reply) => reply,
+            Step::Quit => {
+                let _ = wire.send(&Reply::new(221, "2.0.0", "bye").wire()).await;
+                wire.shutdown().await;
+                return End::Quit;
+            }
+            Step::StartTls => {
+                let Some(acceptor) = shared.tls.clone() else {
+                    return End::Failed("STARTTLS without a certificate".into());
+                };
+                if wire.send(&Reply::new(220, "2.0.0", "ready to start TLS").wire()).await.is_err() {
+                    return End::Closed;
+                }
+                match acceptor.accept(wire.into_io()).await {
+                    Ok(stream) => {
+                        wire = Wire::new(Box::new(stream), g.idle_timeout);
+                        session.tls_started();
+                        continue;
+                    }
+                    Err(e) => return End::Failed(format!("TLS handshake failed: {e}")),
+                }
+            }
+            Step::Auth { mechanism, initial } => match authenticate(shared, &mut wire, mechanism, initial).await {
+                Err(end) => return end,
+                Ok(Ok(login)) => {
+                    shared.guard.auth_succeeded(peer.ip());
+                    shared.app.metrics().count("tidings_gateway_authentications_total", "ok");
+                    tracing::info!(%peer, device = %login.username, "gateway authentication");
+                    session.authenticated(login)
+                }
+                Ok(Err(reply)) => {
+                    shared.app.metrics().count("tidings_gateway_authentications_total", "failed");
+                    if shared.guard.auth_failed(peer.ip(), g.auth_max_failures, g.auth_lockout) {
+                        tracing::warn!(%peer, lockout = ?g.auth_lockout, "gateway: too many failed authentications; address locked out");
+                        let _ = wire
+                            .send(&Reply::new(421, "4.7.0", "too many failed authentications; try again later").wire())
+                            .await;
+                        return End::Locked;
+                    }
+                    reply
+                }
+            },
+            Step::Data => {
+                if !shared.guard.message_allowed(peer.ip(), g.rate_limit) {
+                    shared.app.metrics().count("tidings_gateway_messages_total", "rate_limited");
+                    tracing::warn!(%peer, per_minute = g.rate_limit, "gateway: rate limit reached");
+                    session.take_envelope();
+                    Reply::new(451, "4.7.1", "rate limit reached; try again in a minute")
+                } else {
+                    if wire
+                        .send(&Reply::plain(354, vec!["end data with <CR><LF>.<CR><LF>".into()]).wire())
+                        .await
+                        .is_err()
+                    {
+                        return End::Closed;
+                    }
+                    let mut reader = DataReader::new(config.delivery.max_message_size as usize, g.bare_newlines);
+                    let data = match wire.data(&mut reader).await {
+                        Ok(data) => data,
+                        Err(ReadError::Idle) => return End::Idle,
+                        Err(ReadError::Closed) => return End::Closed,
+                        Err(ReadError::Io(e)) => return End::Failed(e.to_string()),
+                    };
+                    let envelope = session.take_envelope();
+                    let reply = match (data, envelope) {
+                        (Ok(message), Some(envelope)) => accept(shared, peer, envelope, message).await,
+                        (Err(DataError::TooLarge), _) => Reply::new(552, "5.3.4", "message too large"),
+                        (Err(DataError::LineTooLong), _) => {
+                            Reply::new(500, "5.5.6", "a line of the message is longer than 1000 octets")
+                        }
+                        (Err(DataError::BareNewline), _) => {
+                            Reply::new(550, "5.6.11", "bare CR or LF in the message; send CRLF line endings")
+                        }
+                        (Ok(_), None) => Reply::new(503, "5.5.1", "no transaction"),
+                    };
+                    let outcome = if reply.is_positive() { "accepted" } else { "refused" };
+                    shared.app.metrics().count("tidings_gateway_messages_total", outcome);
+                    reply
+                }
+            }
+        };
+        if wire.send(&reply.wire()).await.is_err() {
+            return End::Closed;
+        }
+    }
+}
+
+/// Runs the SASL exchange; `Ok(Err(reply))` when the credentials are refused, `Err` when the session ends.
+async fn authenticate(
+    shared: &Shared,
+    wire: &mut Wire,
+    mechanism: Mechanism,
+    initial: Option<String>,
+) -> Result<Result<tidings_core::submission::session::Login, Reply>, End> {
+    let ask = async |wire: &mut Wire, prompt: &str| -> Result<Result<Vec<u8>, Reply>, End> {
+        wire.send(&format!("334 {prompt}\r\n")).await.map_err(|_| End::Closed)?;
+        match wire.line(MAX_COMMAND_LINE * 4).await {
+            Ok(Line::Text(line)) => {
+                Ok(sasl::decode(&String::from_utf8_lossy(&line)).map_err(|why| Reply::new(501, "5.5.2", why)))
+            }
+            Ok(Line::TooLong) => Ok(Err(Reply::new(500, "5.5.6", "authentication answer too long"))),
+            Err(ReadError::Idle) => Err(End::Idle),
+            Err(ReadError::Closed) => Err(End::Closed),
+            Err(ReadError::Io(e)) => Err(End::Failed(e.to_string())),
+        }
+    };
+    let refused = |why: &str| Reply::new(501, "5.5.2", why);
+    let (user, password) = match mechanism {
+        Mechanism::Plain => {
+            let decoded = match initial.as_deref() {
+                Some("=") => Ok(Vec::new()),
+                Some(text) => sasl::decode(text).map_err(refused),
+                None => match ask(wire, "").await? {
+                    Ok(d) => Ok(d),
+                    Err(r) => return Ok(Err(r)),
+                },
+            };
+            match decoded.and_then(|d| sasl::plain(&d).map_err(refused)) {
+                Ok(pair) => pair,
+                Err(reply) => return Ok(Err(reply)),
+            }
+        }
+        Mechanism::Login => {
+            let user = match initial {
+                Some(text) => sasl::decode(&text).map_err(refused),
+                None => match ask(wire, sasl::LOGIN_USERNAME).await? {
+                    Ok(d) => Ok(d),
+                    Err(r) => return Ok(Err(r)),
+                },
+            };
+            let user = match user.and_then(|u| sasl::login_part(&u).map_err(refused)) {
+                Ok(u) => u,
+                Err(r) => return Ok(Err(r)),
+            };
+            let password = match ask(wire, sasl::LOGIN_PASSWORD).await? {
+                Ok(d) => sasl::login_part(&d).map_err(refused),
+                Err(r) => return Ok(Err(r)),
+            };
+            match password {
+                Ok(p) => (user, p),
+                Err(r) => return Ok(Err(r)),
+            }
+        }
+    };
+    match shared.app.verify_device(&user, &SecretString::new(password)).await {
+        Ok(Some(login)) => Ok(Ok(login)),
+        Ok(None) => Ok(Err(Reply::new(535, "5.7.8", "authentication credentials invalid"))),
+        Err(e) => {
+            tracing::error!(error = %e, "gateway: cannot check credentials");
+            Ok(Err(Reply::new(454, "4.7.0", "temporary authentication failure")))
+        }
+    }
+}
+
+/// Applies the sender policy and stores the message durably; the reply says whether it is queued.
+async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: Vec<u8>) -> Reply {
+    let config = shared.config.borrow().config.clone();
+    let g = &config.gateway;
+    let (mail_from, data) = match g.sender_policy {
+        SenderPolicy::Fixed | SenderPolicy::Bulk => {
+            let sender =
+                if g.sender_policy == SenderPolicy::Bulk { g.bulk_address.clone() } else { config.sender.clone() };
+            let Some(sender) = sender else {
+                return Reply::new(451, "4.3.5", "no sender address is configured on Tidings; ask its administrator");
+            };
+            let data = rewrite::send_as(&message, &sender);
+            (sender, data)
+        }
+        SenderPolicy::AllowUser => {
+            let Some(login) = &envelope.login else {
+                return Reply::new(550, "5.7.1", "authenticate to send as your own address");
+            };
+            let from = rewrite::from_address(&message).unwrap_or_default();
+            if !login.addresses.iter().any(|a| a.eq_ignore_ascii_case(&from)) {
+                return Reply::new(550, "5.7.1", &format!("this account may not send as <{from}> (From header)"));
+            }
+            (envelope.mail_from.clone(), message)
+        }
+    };
+    let origin = match &envelope.login {
+        Some(login) => format!("gateway:{}", login.username),
+        None => format!("gateway:{}", peer.ip()),
+    };
+    let raw = RawMessage { mail_from, rcpt_to: envelope.rcpt_to, data };
+    let prepared = match prepare(&config, &origin, Submission::Raw(raw), chrono::Utc::now()) {
+        Ok(p) => p,
+        Err(tidings_app::Error::Invalid(errors)) => return Reply::new(550, "5.6.0", &errors.to_string()),
+        Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
+    };
+    match shared.committer.commit(prepared).await {
+        Ok(id) => {
+            tracing::info!(%peer, id, origin = %origin, "gateway: message queued");
+            Reply::new(250, "2.0.0", &format!("queued as {id}"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "gateway: could not store a message");
+            Reply::new(451, "4.3.0", "could not store the message; try again")
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The connection: a byte stream (plain or TLS) with a read buffer, read by lines or as message data, with
+//! the idle timeout on every read.
+
+use std::time::Duration;
+use tidings_core::submission::data::{DataReader, Fed};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub struct Wire {
+    io: Box<dyn Io>,
+    buf: Vec<u8>,
+    idle: Duration,
+}
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    Closed,
+    Idle,
+    Io(std::io::Error),
+}
+
+/// A command line, or one that was too long (its bytes discarded up to the CRLF).
+pub enum Line {
+    Text(Vec<u8>),
+    TooLong,
+}
+
+impl Wire {
+    pub fn new(io: Box<dyn Io>, idle: Duration) -> Self {
+        Self { io, buf: Vec::with_capacity(4096), idle }
+    }
+
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        let mut chunk = [0u8; 8192];
+        let n = match tokio::time::timeout(self.idle, self.io.read(&mut chunk)).await {
+            Err(_) => return Err(ReadError::Idle),
+            Ok(Err(e)) => return Err(ReadError::Io(e)),
+            Ok(Ok(0)) => return Err(ReadError::Closed),
+            Ok(Ok(n)) => n,
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    /// The next line without its CRLF (a bare LF ends a command line too, as many devices send one).
+    pub async fn line(&mut self, max: usize) -> Result<Line, ReadError> {
+        let mut too_long = false;
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(if too_long || line.len() > max { Line::TooLong } else { Line::Text(line) });
+            }
+            if self.buf.len() > max {
+                too_long = true;
+                self.buf.clear();
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Feeds the reader until the end of the data; bytes after it stay for the next command.
+    pub async fn data(
+        &mut self,
+        reader: &mut DataReader,
+    ) -> Result<Result<Vec<u8>, tidings_core::submission::data::DataError>, ReadError> {
+        loop {
+            if !self.buf.is_empty() {
+                let buf = std::mem::take(&mut self.buf);
+                if let Fed::Done { used, message } = reader.feed(&buf) {
+                    self.buf = buf[used..].to_vec();
+                    return Ok(message);
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    pub async fn send(&mut self, text: &str) -> std::io::Result<()> {
+        self.io.write_all(text.as_bytes()).await?;
+        self.io.flush().await
+    }
+
+    /// The stream for a TLS handshake. Whatever the client sent after STARTTLS is dropped unread (RFC 3207:
+    /// commands injected before the handshake must not be trusted).
+    pub fn into_io(self) -> Box<dyn Io> {
+        self.io
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.io.shutdown().await;
+    }
+}

@@ -1,0 +1,54 @@
+//! `/api/v1/devices`: device accounts of the SMTP submission gateway (operators manage them; anyone reads).
+
+use super::{Context, auth::Caller, error::ApiError, json::Body};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{delete, get},
+};
+use serde::Deserialize;
+use serde_json::json;
+use tidings_core::secret::SecretString;
+
+pub fn router() -> Router<Context> {
+    Router::new().route("/api/v1/devices", get(list).post(create)).route("/api/v1/devices/{id}", delete(remove))
+}
+
+async fn list(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(json!({ "devices": context.inner.app.devices().await? })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDeviceBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+async fn create(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<NewDeviceBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let password = SecretString::new(body.password);
+    let id = context.inner.app.create_device(&caller.actor, &body.username, &password, &body.addresses).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+async fn remove(
+    State(context): State<Context>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    if context.inner.app.delete_device(&caller.actor, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no device account {id}")))
+    }
+}
