@@ -65,3 +65,60 @@ fn subject(message: &serde_json::Value) -> String {
     let data = message["data"].as_str().unwrap();
     data.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap().to_owned()
 }
+
+/// A device sending through the gateway as fast as it can: every message answered `250` before the kill is
+/// delivered after the restart.
+#[test]
+fn every_message_the_gateway_answered_250_is_delivered_after_a_kill() {
+    let mut peer = SmtpPeer::start(&["--delay-data", "0.2"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("gateway.listen=127.0.0.1:{port}");
+    configure_relay(dir, peer.port, &["delivery.connections=2", &listen, "gateway.allowed_networks=127.0.0.1/32"]);
+    let daemon = Daemon::start(dir, &["--queue-poll-interval", "200ms"]);
+    eventually("the gateway to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    // The device: one session, message after message; prints each subject the gateway accepted.
+    let script = format!(
+        "import smtplib, sys\n\
+         c = smtplib.SMTP('127.0.0.1', {port}, timeout=10)\n\
+         for i in range(400):\n\
+         \x20   s = f'gateway crash {{i}}'\n\
+         \x20   try:\n\
+         \x20       c.sendmail('printer@printers.example.com', ['ops@example.com'], f'Subject: {{s}}\\n\\nscan\\n')\n\
+         \x20   except Exception as e:\n\
+         \x20       sys.exit(0)\n\
+         \x20   print(s, flush=True)\n"
+    );
+    let mut device = std::process::Command::new(tidings_testkit::python())
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(device.stdout.take().unwrap()));
+    let mut accepted: Vec<String> = Vec::new();
+    while accepted.len() < 30 {
+        accepted.push(lines.next().expect("the device stopped early").unwrap());
+    }
+    daemon.kill9();
+    // Whatever else got its 250 before the kill counts too.
+    accepted.extend(lines.map_while(Result::ok));
+    device.wait().unwrap();
+    assert!(accepted.len() < 400, "the kill came before the device finished");
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["queue", "list", "--limit", "1000", "--json"])).unwrap();
+    let waiting = list.as_array().unwrap().iter().filter(|m| m["status"] != "delivered").count();
+    assert!(waiting >= 10, "the kill came while most accepted messages waited: {waiting} waiting");
+    assert!(list.as_array().unwrap().len() >= accepted.len(), "every 250 is in the outbox");
+
+    let _restarted = Daemon::start(dir, &["--queue-poll-interval", "200ms"]);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    while accepted.iter().any(|s| !seen.contains_key(s)) {
+        *seen.entry(subject(&peer.next_message_blocking())).or_default() += 1;
+    }
+    for (subject, count) in &seen {
+        assert!(*count <= 2, "{subject} was sent {count} times");
+    }
+}

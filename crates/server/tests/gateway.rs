@@ -266,3 +266,31 @@ async fn pipelining_limits_bare_newlines_and_lockout() {
     );
     gw.tidings.stop().await;
 }
+
+/// swaks (Debian), as an administrator would test the gateway by hand: STARTTLS and implicit TLS with AUTH.
+#[tokio::test]
+async fn swaks_sends_over_starttls_and_implicit_tls() {
+    assert!(std::path::Path::new("/usr/bin/swaks").exists(), "swaks is missing: run ./scripts/test, which installs it");
+    let mut peer = SmtpPeer::start(&["--token", "upstream-token"]);
+    let gw = gateway(&peer, &[]).await;
+    for (mode, port) in [("--tls", gw.port), ("--tls-on-connect", gw.tls_port)] {
+        let port = port.to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("swaks")
+                .args(["--server", "127.0.0.1", "--port", &port, mode, "--auth", "LOGIN"])
+                .args(["--auth-user", "scanner", "--auth-password", DEVICE_PASSWORD])
+                .args(["--from", "scanner@printers.example.com", "--to", "ops@example.com"])
+                .args(["--header", &format!("Subject: swaks {mode}"), "--timeout", "20"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let transcript = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "swaks {mode} failed:\n{transcript}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(transcript.contains("<~  250 2.0.0 queued as"), "{transcript}");
+        let got = peer.next_message().await;
+        assert!(got["data"].as_str().unwrap().contains(&format!("Subject: swaks {mode}")));
+    }
+    gw.tidings.stop().await;
+}

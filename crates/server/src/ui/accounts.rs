@@ -22,6 +22,8 @@ pub fn router() -> Router<Context> {
         .route("/tokens", post(create_token))
         .route("/tokens/{id}/revoke", post(revoke_token))
         .route("/preferences", post(preferences))
+        .route("/devices", post(create_device))
+        .route("/devices/{id}/delete", post(delete_device))
 }
 
 async fn render(
@@ -35,6 +37,7 @@ async fn render(
     let app = &context.inner.app;
     let accounts = if admin { app.accounts().await? } else { vec![] };
     let tokens = if admin { app.api_tokens().await? } else { vec![] };
+    let devices = app.devices().await?;
     let own_locale = viewer.caller.account.as_ref().and_then(|a| a.locale);
     let role_select = |selected: Role| {
         html! {
@@ -57,6 +60,38 @@ async fn render(
                 label for="new-password" { (tr.t("accounts.new_password")) }
                 input #new-password name="password" type="password" autocomplete="new-password";
                 button type="submit" { (tr.t("accounts.save")) }
+            }
+        }
+        section {
+            h2 { (tr.t("devices.title")) }
+            p.small { (tr.t("devices.help")) }
+            @if devices.is_empty() { p { (tr.t("devices.empty")) } } @else {
+                table {
+                    thead { tr { th { (tr.t("accounts.username")) } th { (tr.t("devices.addresses")) } th { (tr.t("tokens.created")) } th {} } }
+                    tbody {
+                        @for d in &devices {
+                            tr {
+                                td { (d.username) } td { (d.addresses.join(", ")) } td { (when(&d.created_at)) " · " (d.created_by) }
+                                td {
+                                    @if viewer.may_operate() {
+                                        form method="post" action={"/devices/" (d.id) "/delete"} data-confirm=(tr.t("devices.delete_confirm")) {
+                                            (csrf_field(viewer)) button.danger type="submit" { (tr.t("accounts.delete")) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if viewer.may_operate() {
+                form.inline method="post" action="/devices" {
+                    (csrf_field(viewer))
+                    label { (tr.t("accounts.username")) input name="username" required autocomplete="off"; }
+                    label { (tr.t("accounts.password")) input name="password" type="password" required autocomplete="new-password"; }
+                    label { (tr.t("devices.addresses")) input name="addresses" placeholder="scanner@example.com"; }
+                    button type="submit" { (tr.t("devices.create")) }
+                }
             }
         }
         @if admin {
@@ -271,4 +306,45 @@ async fn preferences(
         Ok(()) => Ok(Redirect::to("/accounts").into_response()),
         Err(e) => render(&context, &viewer, vec![("error", refusal(e)?)], StatusCode::UNPROCESSABLE_ENTITY).await,
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceForm {
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    addresses: String,
+}
+
+async fn create_device(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<DeviceForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let addresses: Vec<String> =
+        form.addresses.split([' ', ',', ';']).filter(|a| !a.is_empty()).map(str::to_owned).collect();
+    let app = &context.inner.app;
+    let notice = match app
+        .create_device(&viewer.caller.actor, form.username.trim(), &SecretString::new(form.password), &addresses)
+        .await
+    {
+        Ok(_) => ("ok", viewer.tr.f("devices.created", &[("name", form.username.trim())])),
+        Err(e) => ("error", refusal(e)?),
+    };
+    render(&context, &viewer, vec![notice], StatusCode::OK).await
+}
+
+async fn delete_device(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    context.inner.app.delete_device(&viewer.caller.actor, id).await?;
+    render(&context, &viewer, vec![("ok", viewer.tr.t("devices.deleted").to_owned())], StatusCode::OK).await
 }
