@@ -1,6 +1,6 @@
 //! Accounts and API tokens (administrators), and every account's own language and password.
 
-use super::{UiError, Viewer, csrf_field, i18n, notice, page, role_key, when};
+use super::{Need, UiError, Viewer, csrf_field, i18n, notice, page, role_key, when};
 use crate::http::Context;
 use axum::{
     Form, Router,
@@ -188,8 +188,7 @@ async fn create(
     viewer: Viewer,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_administrator()?;
+    viewer.permit(&form.csrf, Need::Administrator)?;
     let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
     let app = &context.inner.app;
     let notice = match app
@@ -216,8 +215,7 @@ async fn change(
     Path(id): Path<i64>,
     Form(form): Form<ChangeForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_administrator()?;
+    viewer.permit(&form.csrf, Need::Administrator)?;
     let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
     let update = AccountUpdate { role: Some(role), unlock: form.unlock.is_some(), ..Default::default() };
     let notice = match context.inner.app.update_account(&viewer.caller.actor, id, update).await {
@@ -238,8 +236,7 @@ async fn delete(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_administrator()?;
+    viewer.permit(&form.csrf, Need::Administrator)?;
     let notice = match context.inner.app.delete_account(&viewer.caller.actor, id).await {
         Ok(()) => ("ok", viewer.tr.t("accounts.deleted").to_owned()),
         Err(e) => ("error", refusal(e)?),
@@ -259,8 +256,7 @@ async fn create_token(
     viewer: Viewer,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_administrator()?;
+    viewer.permit(&form.csrf, Need::Administrator)?;
     let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
     let notice = match context.inner.app.create_api_token(&viewer.caller.actor, form.name.trim(), role).await {
         Ok(created) => ("ok", viewer.tr.f("tokens.created_once", &[("token", created.token.expose())])),
@@ -275,8 +271,7 @@ async fn revoke_token(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_administrator()?;
+    viewer.permit(&form.csrf, Need::Administrator)?;
     context.inner.app.revoke_api_token(&viewer.caller.actor, id).await?;
     render(&context, &viewer, vec![("ok", viewer.tr.t("tokens.revoked_now").to_owned())], StatusCode::OK).await
 }
@@ -322,8 +317,7 @@ async fn create_device(
     viewer: Viewer,
     Form(form): Form<DeviceForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     let addresses: Vec<String> =
         form.addresses.split([' ', ',', ';']).filter(|a| !a.is_empty()).map(str::to_owned).collect();
     let app = &context.inner.app;
@@ -343,8 +337,7 @@ async fn delete_device(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     context.inner.app.delete_device(&viewer.caller.actor, id).await?;
     render(&context, &viewer, vec![("ok", viewer.tr.t("devices.deleted").to_owned())], StatusCode::OK).await
 }

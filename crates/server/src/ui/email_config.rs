@@ -3,7 +3,7 @@
 //! typing (`/email-config/validate`, used by `app.js`). Secrets are write-only. Google's client file can be
 //! imported, and the redirect URI to register is shown with a copy button.
 
-use super::{UiError, Viewer, csrf_field, notice, page};
+use super::{Need, UiError, Viewer, csrf_field, notice, page};
 use crate::http::{Context, email_config::send_test};
 use axum::{
     Form, Json, Router,
@@ -215,6 +215,11 @@ fn edits(current: &Current, fields: &[(String, String)]) -> (Vec<(String, String
     (edits, shown)
 }
 
+/// The CSRF field of a form read as a list of fields.
+fn form_csrf(fields: &[(String, String)]) -> &str {
+    fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str())
+}
+
 fn field_errors(e: tidings_app::Error) -> Result<BTreeMap<String, String>, UiError> {
     match e {
         tidings_app::Error::Invalid(errors) => {
@@ -251,9 +256,7 @@ async fn save(
     viewer: Viewer,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
-    let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
-    viewer.check_csrf(csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(form_csrf(&fields), Need::Operator)?;
     let app = &context.inner.app;
     let current = app.current().await?;
     let (edits, values) = edits(&current, &fields);
@@ -293,8 +296,7 @@ async fn validate(
     viewer: Viewer,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
-    let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
-    viewer.check_csrf(csrf)?;
+    viewer.permit(form_csrf(&fields), Need::Anyone)?;
     let current = context.inner.app.current().await?;
     let (edits, _) = edits(&current, &fields);
     let errors = match context.inner.app.validate_edits(&edits).await {
@@ -317,8 +319,7 @@ async fn import_google(
             _ => {}
         }
     }
-    viewer.check_csrf(&csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&csrf, Need::Operator)?;
     let tr = viewer.tr;
     let mut outcome = Outcome::default();
     match context.inner.app.import_google_client(&viewer.caller.actor, &file.unwrap_or_default()).await {
@@ -340,9 +341,7 @@ async fn test(
     viewer: Viewer,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
-    let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
-    viewer.check_csrf(csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(form_csrf(&fields), Need::Operator)?;
     let mut outcome = Outcome::default();
     outcome.notices.push(match send_test(&context, &viewer.caller).await {
         Ok(test) => test_notice(&viewer, &test),

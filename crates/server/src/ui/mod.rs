@@ -71,13 +71,25 @@ impl Viewer {
         if !sent.is_empty() && sent == self.csrf() { Ok(()) } else { Err(UiError::Csrf) }
     }
 
-    pub fn require_operator(&self) -> Result<(), UiError> {
-        if self.may_operate() { Ok(()) } else { Err(UiError::Forbidden) }
+    /// Refuses a form without the session's CSRF token, or from a role that may not do this.
+    pub fn permit(&self, csrf: &str, need: Need) -> Result<(), UiError> {
+        self.check_csrf(csrf)?;
+        let allowed = match need {
+            Need::Anyone => true,
+            Need::Operator => self.may_operate(),
+            Need::Administrator => self.caller.role == Role::Administrator,
+        };
+        if allowed { Ok(()) } else { Err(UiError::Forbidden) }
     }
+}
 
-    pub fn require_administrator(&self) -> Result<(), UiError> {
-        if self.caller.role == Role::Administrator { Ok(()) } else { Err(UiError::Forbidden) }
-    }
+/// Who may submit a form.
+#[derive(Clone, Copy, Debug)]
+pub enum Need {
+    Anyone,
+    /// Administrators and network administrators.
+    Operator,
+    Administrator,
 }
 
 /// Why a page could not be shown.

@@ -3,7 +3,7 @@
 //! panel (large user code, a live countdown, the status updating by itself), app-only authorization, the
 //! connection check, and deleting the authorization.
 
-use super::{UiError, Viewer, csrf_field, notice, page, when};
+use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
 use crate::http::{
     Context,
     oauth::{check_connection, forget_authorization, live_report, start_device},
@@ -128,8 +128,7 @@ async fn connect(
     viewer: Viewer,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     match flows::start(&context.inner.app).await {
         Ok(started) => Ok(Redirect::to(&started.url).into_response()),
         Err(e) => render(&context, &viewer, vec![("error", flow_error(e))], None).await,
@@ -141,8 +140,7 @@ async fn paste(
     viewer: Viewer,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
     let notice = match flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input).await {
         Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
@@ -156,8 +154,7 @@ async fn device(
     viewer: Viewer,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     let tr = viewer.tr;
     match start_device(&context, viewer.caller.actor.clone()).await {
         Ok((shown, expires_at)) => {
@@ -188,8 +185,7 @@ async fn client_credentials(
     viewer: Viewer,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
     let notice = match flows::client_credentials(&inner.app, Some(&inner.tokens), &viewer.caller.actor).await {
         Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
@@ -203,8 +199,7 @@ async fn check(
     viewer: Viewer,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     let notice = match check_connection(&context).await {
         Ok(Ok(())) => ("ok", viewer.tr.t("oauth.check_ok").to_owned()),
         Ok(Err(why)) => ("error", viewer.tr.f("oauth.check_failed", &[("why", &why)])),
@@ -218,8 +213,7 @@ async fn delete(
     viewer: Viewer,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     forget_authorization(&context, &viewer.caller.actor).await?;
     render(&context, &viewer, vec![("ok", viewer.tr.t("oauth.deleted").to_owned())], None).await
 }

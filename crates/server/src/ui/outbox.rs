@@ -1,7 +1,7 @@
 //! The outbox: messages by status, each with its attempts, the relay's replies and their explanations; retry
 //! and purge.
 
-use super::{UiError, Viewer, csrf_field, notice, page, when};
+use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
 use crate::http::Context;
 use axum::{
     Form, Router,
@@ -178,8 +178,7 @@ async fn retry(
     Path(id): Path<i64>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     let tr = viewer.tr;
     let notice = match context.inner.app.retry_message(&viewer.caller.actor, id).await? {
         RetryOutcome::Requeued => {
@@ -199,8 +198,7 @@ async fn purge(
     viewer: Viewer,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, UiError> {
-    viewer.check_csrf(&form.csrf)?;
-    viewer.require_operator()?;
+    viewer.permit(&form.csrf, Need::Operator)?;
     let tr = viewer.tr;
     let status =
         form.status.parse::<Status>().map_err(|why| UiError::Api(crate::http::error::ApiError::BadRequest(why)))?;
