@@ -4,7 +4,9 @@
 //! 2. messages accepted per second through `POST /api/v1/messages`, each durably committed before its 202,
 //!    with no relay configured so that acceptance is measured alone;
 //! 3. messages delivered per second once the relay (Postfix's `smtp-sink`) is configured, draining that
-//!    backlog.
+//!    backlog;
+//! 4. the SMTP submission gateway: Postfix's `smtp-source` (10 sessions, 4 KB messages) through Tidings, each
+//!    message durable before its `250`, against the same load sent straight to `smtp-sink` (the limit).
 //!
 //! `scripts/bench` builds everything in release mode, installs `smtp-sink` and runs this. Results are printed
 //! as a Markdown table for docs/BENCHMARKS.md.
@@ -199,7 +201,58 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(40)).await;
     let settled_rss = rss_kib(daemon.0.id())?;
 
+    // The gateway: smtp-source through Tidings, and straight to the sink, in the same run.
+    let gateway_port = free_port()?;
+    tidings(
+        &args,
+        &data,
+        &[
+            "config",
+            "set",
+            &format!("gateway.listen=127.0.0.1:{gateway_port}"),
+            "gateway.allowed_networks=127.0.0.1/32",
+            "gateway.rate_limit=100000",
+        ],
+    )?;
+    let connect_deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", gateway_port)).is_err() {
+        if Instant::now() > connect_deadline {
+            bail!("the gateway did not listen");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let source = args.smtp_sink.with_file_name("smtp-source");
+    let gateway_messages = args.messages / 2;
+    let run_source = |port: u16| -> Result<Duration> {
+        let t = Instant::now();
+        let status = Command::new(&source)
+            .args(["-s", "10", "-m", &gateway_messages.to_string(), "-l", "4096"])
+            .args(["-f", "printer@example.com", "-t", "sink@example.com", &format!("127.0.0.1:{port}")])
+            .status()
+            .with_context(|| format!("cannot run {}", source.display()))?;
+        if !status.success() {
+            bail!("smtp-source failed: {status}");
+        }
+        Ok(t.elapsed())
+    };
+    let direct_time = run_source(sink_port)?;
+    let before = readyz(&client, &base).await?["queue"]["delivered"].as_u64().unwrap_or(0) as usize;
+    let gateway_time = run_source(gateway_port)?;
+    let t2 = Instant::now();
+    loop {
+        let ready = readyz(&client, &base).await?;
+        if ready["queue"]["delivered"].as_u64().unwrap_or(0) as usize >= before + gateway_messages {
+            break;
+        }
+        if t2.elapsed() > Duration::from_secs(600) {
+            bail!("gateway messages were not delivered: {ready}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained_time = gateway_time + t2.elapsed();
+
     let n = args.messages as f64;
+    let g = gateway_messages as f64;
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
     println!("| measure | result |");
     println!("| --- | --- |");
@@ -217,6 +270,21 @@ async fn main() -> Result<()> {
         "| delivered per second (to smtp-sink, from relay configured to all delivered) | {:.0} ({:.2} s) |",
         n / deliver_time.as_secs_f64(),
         deliver_time.as_secs_f64()
+    );
+    println!(
+        "| gateway: smtp-source straight to smtp-sink (the limit), 10 sessions, 4 KB | {:.0} per second ({gateway_messages} in {:.2} s) |",
+        g / direct_time.as_secs_f64(),
+        direct_time.as_secs_f64()
+    );
+    println!(
+        "| gateway: smtp-source through Tidings, each durable before 250 | {:.0} per second ({:.0} % of the limit) |",
+        g / gateway_time.as_secs_f64(),
+        100.0 * direct_time.as_secs_f64() / gateway_time.as_secs_f64()
+    );
+    println!(
+        "| gateway: from the first message to all delivered to smtp-sink | {:.0} per second ({:.2} s) |",
+        g / drained_time.as_secs_f64(),
+        drained_time.as_secs_f64()
     );
     println!("| resident memory, idle after start | {:.1} MB |", idle_rss as f64 / 1024.0);
     println!("| resident memory, after accepting the batch | {:.1} MB |", loaded_rss as f64 / 1024.0);
