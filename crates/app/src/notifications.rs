@@ -146,21 +146,31 @@ impl App {
             } else {
                 None
             };
-            let (state, repeats, mail) = match throttle.map(|(d, _)| d) {
+            let (mut state, repeats, mail) = match throttle.map(|(d, _)| d) {
                 Some(Decision::Count) => (EventState::Counted, 0, None),
                 Some(Decision::Mail { repeats, since }) => {
                     let repeats = since.map(|since| Repeats { count: repeats, since });
                     (
                         EventState::Mailed,
                         repeats.map_or(0, |r| r.count),
-                        Some(self.compose(&config, &event, repeats, now)?),
+                        Some(self.compose(&config, &event, repeats, now)),
                     )
                 }
-                None => (EventState::Mailed, 0, Some(self.compose(&config, &event, None, now)?)),
+                None => (EventState::Mailed, 0, Some(self.compose(&config, &event, None, now))),
+            };
+            // A mail that cannot be composed must not hold every later event back: the event stays recorded.
+            let mail = match mail.transpose() {
+                Ok(mail) => mail,
+                Err(e) => {
+                    tracing::error!(event = event.id, kind = %event.kind, error = %e, "cannot compose the event's mail; recorded only");
+                    state = EventState::Recorded;
+                    None
+                }
             };
             match state {
                 EventState::Counted => done.counted += 1,
-                _ => done.mailed += 1,
+                EventState::Mailed => done.mailed += 1,
+                _ => {}
             }
             self.store
                 .handle_event(&EventHandling {
