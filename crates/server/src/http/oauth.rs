@@ -6,7 +6,7 @@ use super::{Context, auth::Caller, error::ApiError, json::Body};
 use axum::{
     Json, Router,
     extract::{RawQuery, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse},
     routing::{get, post},
 };
@@ -46,32 +46,32 @@ impl From<FlowError> for ApiError {
     }
 }
 
-/// Where the provider sends the browser back. Says in plain words whether it worked.
-async fn landing(State(context): State<Context>, RawQuery(query): RawQuery) -> impl IntoResponse {
+/// Where the provider sends the browser back. Says in plain words, in the browser's language, whether it
+/// worked.
+async fn landing(State(context): State<Context>, headers: HeaderMap, RawQuery(query): RawQuery) -> impl IntoResponse {
     let inner = &context.inner;
+    let tr = crate::ui::i18n::negotiate(None, &headers);
     let query = query.unwrap_or_default();
     let (status, title, text) =
         match flows::complete(&inner.app, Some(&inner.tokens), "browser", &format!("?{query}")).await {
-            Ok(account) => (
-                StatusCode::OK,
-                "Tidings is authorized",
-                format!(
-                    "Tidings can now send mail as {}. You can close this page.",
-                    account.as_deref().unwrap_or("the configured mailbox")
-                ),
-            ),
-            Err(FlowError::Refused { said, explanation }) => {
-                (StatusCode::BAD_REQUEST, "The provider refused", format!("{explanation} (The provider said: {said})"))
+            Ok(account) => {
+                let account = account.unwrap_or_else(|| tr.t("landing.mailbox").to_owned());
+                (StatusCode::OK, tr.t("landing.authorized_title"), tr.f("landing.authorized", &[("account", &account)]))
             }
-            Err(e) => (StatusCode::BAD_REQUEST, "Tidings is not authorized", e.to_string()),
+            Err(FlowError::Refused { said, explanation }) => (
+                StatusCode::BAD_REQUEST,
+                tr.t("landing.refused_title"),
+                tr.f("landing.refused", &[("explanation", &explanation), ("said", &said)]),
+            ),
+            Err(e) => (StatusCode::BAD_REQUEST, tr.t("landing.failed_title"), e.to_string()),
         };
-    (status, Html(page(title, &text)))
+    (status, Html(page(tr.code(), title, &text)))
 }
 
-fn page(title: &str, text: &str) -> String {
+fn page(lang: &str, title: &str, text: &str) -> String {
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{t}</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em\">\
          <h1>{t}</h1><p>{x}</p><p><a href=\"/oauth\">Tidings</a></p></body></html>",
         t = escape(title),

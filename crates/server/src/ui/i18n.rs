@@ -104,9 +104,12 @@ mod tests {
 
     #[test]
     fn every_key_the_pages_use_is_in_the_catalogues() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut used = 0;
-        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("src/ui: {e}")) {
+        let entries = ["src/ui", "src/http"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap_or_else(|e| panic!("{d}: {e}")));
+        for entry in entries {
             let path = entry.map(|e| e.path()).unwrap_or_default();
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             for marker in [".t(\"", ".f(\""] {
