@@ -134,9 +134,13 @@ impl App {
 
     /// Mails pending events and the summaries of closed repeat windows, as of `now`.
     pub async fn dispatch_events(&self, now: DateTime<Utc>) -> Result<Dispatched> {
-        let config = self.current().await?.config;
+        self.dispatch_events_under(&self.current().await?.config, now).await
+    }
+
+    /// [`App::dispatch_events`] under a configuration the caller already holds (the daemon's, in memory).
+    pub async fn dispatch_events_under(&self, config: &EmailConfig, now: DateTime<Utc>) -> Result<Dispatched> {
         let mut done = Dispatched::default();
-        if mail_path_problem(&config).is_some() {
+        if mail_path_problem(config).is_some() {
             return Ok(done);
         }
         let window = config.admin.repeat_window;
@@ -153,10 +157,10 @@ impl App {
                     (
                         EventState::Mailed,
                         repeats.map_or(0, |r| r.count),
-                        Some(self.compose(&config, &event, repeats, now)),
+                        Some(self.compose(config, &event, repeats, now)),
                     )
                 }
-                None => (EventState::Mailed, 0, Some(self.compose(&config, &event, None, now))),
+                None => (EventState::Mailed, 0, Some(self.compose(config, &event, None, now))),
             };
             // A mail that cannot be composed must not hold every later event back: the event stays recorded.
             let mail = match mail.transpose() {
@@ -190,7 +194,7 @@ impl App {
             }
             let Some(latest) = self.store.event(open.last_event_id).await? else { continue };
             let repeats = Repeats { count: open.throttle.repeats, since: open.throttle.repeats_since.unwrap_or(now) };
-            let mail = self.compose(&config, &latest, Some(repeats), now)?;
+            let mail = self.compose(config, &latest, Some(repeats), now)?;
             let (_, reset) = throttle::decide(Some(&open.throttle), now, std::time::Duration::ZERO);
             self.store
                 .handle_event(&EventHandling {
@@ -346,7 +350,17 @@ impl App {
     /// The daily notice, if due at `now`: sends it (once per local day, recorded atomically with the mail) and
     /// returns its outbox id. `started` is when the daemon started; `token` the token status in one line.
     pub async fn daily_notice(&self, now: DateTime<Utc>, started: DateTime<Utc>, token: &str) -> Result<Option<i64>> {
-        let config = self.current().await?.config;
+        self.daily_notice_under(&self.current().await?.config, now, started, token).await
+    }
+
+    /// [`App::daily_notice`] under a configuration the caller already holds.
+    pub async fn daily_notice_under(
+        &self,
+        config: &EmailConfig,
+        now: DateTime<Utc>,
+        started: DateTime<Utc>,
+        token: &str,
+    ) -> Result<Option<i64>> {
         let last = self.store.meta(DAILY_NOTICE_DATE).await?;
         if !config.admin.daily_notice {
             if last.is_some() {
@@ -355,10 +369,10 @@ impl App {
             }
             return Ok(None);
         }
-        if mail_path_problem(&config).is_some() {
+        if mail_path_problem(config).is_some() {
             return Ok(None);
         }
-        let tz = time_zone(&config);
+        let tz = time_zone(config);
         let time = NaiveTime::parse_from_str(&config.admin.daily_notice_time, "%H:%M").unwrap_or_default();
         let last = last.and_then(|d| d.parse::<NaiveDate>().ok());
         match daily::due(now, time, tz, last) {
@@ -375,7 +389,7 @@ impl App {
                 ]);
                 let date = date.to_string();
                 let (_, message_id) = self
-                    .send_notice(&config, EventKind::DailyNotice, details, now, Some((DAILY_NOTICE_DATE, &date)))
+                    .send_notice(config, EventKind::DailyNotice, details, now, Some((DAILY_NOTICE_DATE, &date)))
                     .await?;
                 Ok(Some(message_id))
             }

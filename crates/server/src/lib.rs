@@ -99,6 +99,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let events = Arc::new(Notify::new());
     let notifier = Notifier {
         app: app.clone(),
+        config: config.subscribe(),
         tokens: tokens.clone(),
         wake: events.clone(),
         deliver: wake.clone(),

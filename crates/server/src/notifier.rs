@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
-use tidings_app::App;
+use tidings_app::{App, settings::Current};
+use tidings_core::EmailConfig;
 use tidings_core::notify::EventKind;
 use tidings_oauth::{manager::TokenManager, status::TokenStatus};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug)]
@@ -24,6 +25,8 @@ impl Default for NotifierOptions {
 
 pub(crate) struct Notifier {
     pub app: App,
+    /// The configuration in force (read from memory: the notifier polls often and must stay cheap).
+    pub config: watch::Receiver<Arc<Current>>,
     pub tokens: TokenManager,
     /// Woken when an event is recorded.
     pub wake: Arc<Notify>,
@@ -58,14 +61,20 @@ impl Notifier {
         started: DateTime<Utc>,
         alerted: &mut Option<DateTime<Utc>>,
     ) -> tidings_app::Result<()> {
+        let current = self.config.borrow().clone();
+        let config = &current.config;
         let status = self.tokens.status().borrow().clone();
-        self.check_token(&status, now, alerted).await?;
-        let dispatched = self.app.dispatch_events(now).await?;
+        self.check_token(config, &status, now, alerted).await?;
+        let dispatched = self.app.dispatch_events_under(config, now).await?;
         if dispatched.mailed > 0 || dispatched.counted > 0 {
             tracing::info!(mailed = dispatched.mailed, counted = dispatched.counted, "event notifications");
         }
-        let report = tidings_oauth::status::report(&self.app, Some(status)).await?;
-        let notice = self.app.daily_notice(now, started, &report.status.summary()).await?;
+        let notice = if config.admin.daily_notice {
+            let token = tidings_oauth::status::report(&self.app, Some(status)).await?.status.summary();
+            self.app.daily_notice_under(config, now, started, &token).await?
+        } else {
+            None
+        };
         if let Some(id) = notice {
             tracing::info!(message = id, "daily communication notice queued");
         }
@@ -78,6 +87,7 @@ impl Notifier {
     /// Raises `oauth.refresh_failing` once per failing spell that lasts `admin.token_alert_after`.
     async fn check_token(
         &self,
+        config: &EmailConfig,
         status: &TokenStatus,
         now: DateTime<Utc>,
         alerted: &mut Option<DateTime<Utc>>,
@@ -86,7 +96,7 @@ impl Notifier {
             *alerted = None;
             return Ok(());
         };
-        let after = self.app.current().await?.config.admin.token_alert_after;
+        let after = config.admin.token_alert_after;
         let long = chrono::Duration::from_std(after).unwrap_or(chrono::TimeDelta::MAX);
         if *alerted == Some(*since) || now - *since < long {
             return Ok(());
