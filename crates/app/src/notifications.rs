@@ -88,6 +88,19 @@ impl TestOutcome {
     }
 }
 
+/// What a recorded event's mail says.
+fn facts_of(event: &EventRecord, repeats: Option<Repeats>) -> Facts<'_> {
+    Facts { kind: event.kind, node: &event.node, at: event.received_at, details: &event.details, repeats }
+}
+
+/// The mail for an event, addressed to the admin contacts, in the configured language.
+fn compose(config: &EmailConfig, facts: &Facts<'_>, now: DateTime<Utc>) -> Result<NewOutboxMessage> {
+    let mail = template::render(facts, config.locale, time_zone(config));
+    let message =
+        NewMessage { to: config.admin.addresses.clone(), subject: mail.subject, text: mail.body, ..Default::default() };
+    prepare(config, NOTIFICATION_ORIGIN, Submission::Structured(message), now)
+}
+
 fn invalid(field: &str, message: String) -> Error {
     ValidationErrors(vec![FieldError { field: field.to_owned(), message }]).into()
 }
@@ -157,10 +170,10 @@ impl App {
                     (
                         EventState::Mailed,
                         repeats.map_or(0, |r| r.count),
-                        Some(self.compose(config, &event, repeats, now)),
+                        Some(compose(config, &facts_of(&event, repeats), now)),
                     )
                 }
-                None => (EventState::Mailed, 0, Some(self.compose(config, &event, None, now))),
+                None => (EventState::Mailed, 0, Some(compose(config, &facts_of(&event, None), now))),
             };
             // A mail that cannot be composed must not hold every later event back: the event stays recorded.
             let mail = match mail.transpose() {
@@ -194,7 +207,7 @@ impl App {
             }
             let Some(latest) = self.store.event(open.last_event_id).await? else { continue };
             let repeats = Repeats { count: open.throttle.repeats, since: open.throttle.repeats_since.unwrap_or(now) };
-            let mail = self.compose(config, &latest, Some(repeats), now)?;
+            let mail = compose(config, &facts_of(&latest, Some(repeats)), now)?;
             let (_, reset) = throttle::decide(Some(&open.throttle), now, std::time::Duration::ZERO);
             self.store
                 .handle_event(&EventHandling {
@@ -212,26 +225,6 @@ impl App {
         Ok(done)
     }
 
-    /// The mail for an event, addressed to the admin contacts.
-    fn compose(
-        &self,
-        config: &EmailConfig,
-        event: &EventRecord,
-        repeats: Option<Repeats>,
-        now: DateTime<Utc>,
-    ) -> Result<NewOutboxMessage> {
-        let facts =
-            Facts { kind: event.kind, node: &event.node, at: event.received_at, details: &event.details, repeats };
-        let mail = template::render(&facts, config.locale, time_zone(config));
-        let message = NewMessage {
-            to: config.admin.addresses.clone(),
-            subject: mail.subject,
-            text: mail.body,
-            ..Default::default()
-        };
-        prepare(config, NOTIFICATION_ORIGIN, Submission::Structured(message), now)
-    }
-
     /// Records a notice raised by Tidings and puts its mail into the outbox at once (no throttling).
     async fn send_notice(
         &self,
@@ -245,19 +238,8 @@ impl App {
             return Err(Error::NotConfigured(format!("cannot send the {kind} mail: {problem}")));
         }
         let event = NewEvent { kind, node: crate::node_name(), details, origin: "tidings".into(), received_at: now };
-        let record = EventRecord {
-            id: 0,
-            kind,
-            node: event.node.clone(),
-            details: event.details.clone(),
-            origin: event.origin.clone(),
-            received_at: now,
-            state: EventState::Mailed,
-            message_id: None,
-            message_status: None,
-            repeats: 0,
-        };
-        let mail = self.compose(config, &record, None, now)?;
+        let facts = Facts { kind, node: &event.node, at: now, details: &event.details, repeats: None };
+        let mail = compose(config, &facts, now)?;
         let handling = EventHandling {
             event: EventRef::New(&event),
             state: EventState::Mailed,

@@ -179,9 +179,7 @@ impl App {
         fields.extend(update.role.map(|r| format!("role={r}")));
         fields.extend(password_hash.as_ref().map(|_| "password".to_owned()));
         fields.extend(
-            update
-                .locale
-                .map(|l| format!("locale={}", l.map(|l| format!("{l:?}").to_lowercase()).unwrap_or("browser".into()))),
+            update.locale.map(|l| format!("locale={}", l.map_or("browser", tidings_core::config::keys::locale_name))),
         );
         if update.unlock {
             fields.push("unlocked".into());

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub committer: Committer,
     pub guard: guard::Guard,
     pub tls: Option<TlsAcceptor>,
+    /// The name in the greeting and EHLO, read once.
+    pub host_name: String,
 }
 
 /// The gateway, following the configuration in force.
@@ -120,6 +122,7 @@ impl Gateway {
             committer: self.committer.clone(),
             guard: guard::Guard::default(),
             tls,
+            host_name: tidings_app::host_name().unwrap_or_else(|| "tidings".into()),
         });
         let connections = Arc::new(Semaphore::new(wanted.max_connections as usize));
         for (address, implicit_tls) in [(&wanted.listen, false), (&wanted.tls_listen, true)] {

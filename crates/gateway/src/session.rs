@@ -33,11 +33,11 @@ enum End {
     Failed(String),
 }
 
-fn policy(config: &EmailConfig, peer: SocketAddr, tls_available: bool, tls: bool) -> Policy {
+fn policy(config: &EmailConfig, host_name: &str, peer: SocketAddr, tls_available: bool, tls: bool) -> Policy {
     let g = &config.gateway;
     let trusted = g.allowed_networks.iter().filter_map(|n| Cidr::parse(n).ok()).any(|n| n.contains(peer.ip()));
     Policy {
-        host_name: tidings_app::host_name().unwrap_or_else(|| "tidings".into()),
+        host_name: host_name.to_owned(),
         max_size: config.delivery.max_message_size,
         max_recipients: g.max_recipients as usize,
         starttls_available: tls_available && !tls,
@@ -68,8 +68,9 @@ pub async fn serve(shared: Arc<Shared>, wire: Wire, peer: SocketAddr, tls: bool)
 }
 
 async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> End {
-    let config = shared.config.borrow().config.clone();
-    let g = config.gateway.clone();
+    let current = shared.config.borrow().clone();
+    let config = &current.config;
+    let g = &config.gateway;
     let deadline = tokio::time::Instant::now() + g.session_timeout;
     if shared.guard.locked(peer.ip()) {
         let _ = wire
@@ -82,7 +83,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
     let sender_check =
         if g.sender_policy == SenderPolicy::AllowUser { SenderCheck::AccountAddresses } else { SenderCheck::Rewritten };
     let tls_available = shared.tls.is_some();
-    let mut session = Session::new(policy(&config, peer, tls_available, tls), sender_check, tls);
+    let mut session = Session::new(policy(config, &shared.host_name, peer, tls_available, tls), sender_check, tls);
     if wire.send(&session.greeting().wire()).await.is_err() {
         return End::Closed;
     }
@@ -264,7 +265,8 @@ async fn authenticate(
 
 /// Applies the sender policy and stores the message durably; the reply says whether it is queued.
 async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: Vec<u8>) -> Reply {
-    let config = shared.config.borrow().config.clone();
+    let current = shared.config.borrow().clone();
+    let config = &current.config;
     let g = &config.gateway;
     let (mail_from, data) = match g.sender_policy {
         SenderPolicy::Fixed | SenderPolicy::Bulk => {
@@ -292,7 +294,7 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
         None => format!("gateway:{}", peer.ip()),
     };
     let raw = RawMessage { mail_from, rcpt_to: envelope.rcpt_to, data };
-    let prepared = match prepare(&config, &origin, Submission::Raw(raw), chrono::Utc::now()) {
+    let prepared = match prepare(config, &origin, Submission::Raw(raw), chrono::Utc::now()) {
         Ok(p) => p,
         Err(tidings_app::Error::Invalid(errors)) => return Reply::new(550, "5.6.0", &errors.to_string()),
         Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),

@@ -294,3 +294,62 @@ async fn swaks_sends_over_starttls_and_implicit_tls() {
     }
     gw.tidings.stop().await;
 }
+
+#[tokio::test]
+async fn connection_limit_rate_limit_and_idle_timeout_are_enforced_and_counted() {
+    use tokio::io::AsyncBufReadExt;
+    let mut peer = SmtpPeer::start(&["--token", "upstream-token"]);
+    let gw = gateway(
+        &peer,
+        &[
+            ("gateway.allowed_networks", "127.0.0.1/32"),
+            ("gateway.rate_limit", "2"),
+            ("gateway.max_connections", "1"),
+            ("gateway.idle_timeout", "3s"),
+        ],
+    )
+    .await;
+    let message = |i: u32| json!({"send": {"from": "p@printers.example.com", "to": ["ops@example.com"], "data": format!("Subject: rate {i}\n\nx\n")}});
+    let answers = gw.client("none", json!([message(1), message(2), message(3)])).await;
+    assert_eq!((answers[0]["ok"].as_bool(), answers[1]["ok"].as_bool()), (Some(true), Some(true)), "{answers:?}");
+    assert_eq!(answers[2]["code"], 451, "the third message in a minute: {answers:?}");
+    assert!(answers[2]["text"].as_str().unwrap().starts_with("4.7.1"));
+    peer.next_message().await;
+    peer.next_message().await;
+
+    // One connection held open: the next is turned away; the held one is closed when it stays silent.
+    let held = tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+    let mut held = tokio::io::BufReader::new(held);
+    let mut greeting = String::new();
+    held.read_line(&mut greeting).await.unwrap();
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    let answers = gw.client("none", json!([])).await;
+    assert_eq!(
+        (answers[0]["error"].as_str(), answers[0]["code"].as_i64()),
+        (Some("SMTPConnectError"), Some(421)),
+        "{answers:?}"
+    );
+    let mut goodbye = String::new();
+    held.read_line(&mut goodbye).await.unwrap();
+    assert!(goodbye.starts_with("421 4.4.2"), "the idle client is told and disconnected: {goodbye}");
+
+    let metrics = gw
+        .tidings
+        .client
+        .get(format!("{}/metrics", gw.tidings.base))
+        .bearer_auth(&gw.tidings.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "tidings_gateway_messages_total{outcome=\"accepted\"} 2",
+        "tidings_gateway_messages_total{outcome=\"rate_limited\"} 1",
+        "tidings_gateway_sessions_total{outcome=\"refused_busy\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    gw.tidings.stop().await;
+}

@@ -12,27 +12,29 @@ use tidings_testkit::{OAuthFake, SmtpPeer};
 
 const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 
+/// The Microsoft fake issuing tokens that live `lifetime` seconds, a relay accepting only those, and Tidings
+/// authorized with `refresh_token`, mailing alerts to ops@example.com.
+async fn authorized(lifetime: u64, refresh_token: &str, extra: &[(&str, &str)]) -> (OAuthFake, SmtpPeer, Tidings) {
+    let fake = OAuthFake::start(lifetime, &[]);
+    fake.control(&format!("issue?refresh_token={refresh_token}"));
+    let peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let endpoint = fake.token_endpoint("contoso.com");
+    let mut settings = vec![
+        ("smtp.auth", "oauth2"),
+        ("oauth.client_id", CLIENT),
+        ("oauth.token_endpoint", endpoint.as_str()),
+        ("admin.addresses", "ops@example.com"),
+    ];
+    settings.extend_from_slice(extra);
+    let tidings = Tidings::start(relay(&peer, &settings)).await;
+    let token = SecretString::new(refresh_token);
+    tidings.app.oauth_acquired("test", Some(&token), Some("alerts@example.com")).await.unwrap();
+    (fake, peer, tidings)
+}
+
 #[tokio::test]
 async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_new_authorization() {
-    let fake = OAuthFake::start(3, &[]);
-    fake.control("issue?refresh_token=rt-initial");
-    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
-    let endpoint = fake.token_endpoint("contoso.com");
-    let tidings = Tidings::start(relay(
-        &peer,
-        &[
-            ("smtp.auth", "oauth2"),
-            ("oauth.client_id", CLIENT),
-            ("oauth.token_endpoint", &endpoint),
-            ("admin.addresses", "ops@example.com"),
-        ],
-    ))
-    .await;
-    tidings
-        .app
-        .oauth_acquired("test", Some(&SecretString::new("rt-initial")), Some("alerts@example.com"))
-        .await
-        .unwrap();
+    let (fake, mut peer, tidings) = authorized(3, "rt-initial", &[]).await;
 
     // A stream of messages across several token lifetimes; each needs a new connection, so a new AUTH.
     let mut ids = Vec::new();
@@ -105,22 +107,7 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
 
 #[tokio::test]
 async fn refreshes_failing_for_long_raise_one_alert_which_goes_when_the_provider_is_back() {
-    let fake = OAuthFake::start(2, &[]);
-    fake.control("issue?refresh_token=rt-1");
-    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
-    let endpoint = fake.token_endpoint("contoso.com");
-    let tidings = Tidings::start(relay(
-        &peer,
-        &[
-            ("smtp.auth", "oauth2"),
-            ("oauth.client_id", CLIENT),
-            ("oauth.token_endpoint", &endpoint),
-            ("admin.addresses", "ops@example.com"),
-            ("admin.token_alert_after", "1s"),
-        ],
-    ))
-    .await;
-    tidings.app.oauth_acquired("test", Some(&SecretString::new("rt-1")), Some("alerts@example.com")).await.unwrap();
+    let (fake, mut peer, tidings) = authorized(2, "rt-1", &[("admin.token_alert_after", "1s")]).await;
     let first = tidings.send("before the outage").await;
     peer.next_message().await;
     tidings.wait_for_status(first, "delivered").await;

@@ -83,8 +83,7 @@ async fn change(
     let saved = app.update(&caller.actor, &edits).await?;
     context.inner.config.refresh().await;
     let mut out = json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings });
-    let config = app.current().await?.config;
-    if config.admin.test_email_on_save {
+    if context.inner.config.get().config.admin.test_email_on_save {
         out["test_email"] = match send_test(&context, &caller).await {
             Ok(outcome) => json!(outcome),
             Err(e) => json!({ "result": "not_sent", "reply": e.to_string() }),
@@ -98,7 +97,7 @@ pub(crate) async fn send_test(context: &Context, caller: &Caller) -> Result<Test
     let app = &context.inner.app;
     let sent = app.send_test_email(&caller.actor).await?;
     context.inner.wake.notify_one();
-    let wait = app.current().await?.config.admin.test_email_wait;
+    let wait = context.inner.config.get().config.admin.test_email_wait;
     app.await_test_outcome(sent.message_id, wait).await
 }
 

@@ -165,6 +165,20 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
     render(&context, &viewer, vec![], StatusCode::OK).await
 }
 
+/// The page again, saying what an action did: its own words when it worked, the refusal when it did not.
+async fn answer<T>(
+    context: &Context,
+    viewer: &Viewer,
+    result: tidings_app::Result<T>,
+    done: impl FnOnce(T) -> String,
+) -> Result<Response, UiError> {
+    let notice = match result {
+        Ok(value) => ("ok", done(value)),
+        Err(e) => ("error", refusal(e)?),
+    };
+    render(context, viewer, vec![notice], StatusCode::OK).await
+}
+
 fn refusal(e: tidings_app::Error) -> Result<String, UiError> {
     match e {
         tidings_app::Error::Input(m) | tidings_app::Error::Conflict(m) => Ok(m),
@@ -191,14 +205,9 @@ async fn create(
     viewer.permit(&form.csrf, Need::Administrator)?;
     let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
     let app = &context.inner.app;
-    let notice = match app
-        .create_account(&viewer.caller.actor, form.username.trim(), &SecretString::new(form.password), role)
-        .await
-    {
-        Ok(_) => ("ok", viewer.tr.f("accounts.created", &[("name", form.username.trim())])),
-        Err(e) => ("error", refusal(e)?),
-    };
-    render(&context, &viewer, vec![notice], StatusCode::OK).await
+    let result =
+        app.create_account(&viewer.caller.actor, form.username.trim(), &SecretString::new(form.password), role).await;
+    answer(&context, &viewer, result, |_| viewer.tr.f("accounts.created", &[("name", form.username.trim())])).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,11 +227,8 @@ async fn change(
     viewer.permit(&form.csrf, Need::Administrator)?;
     let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
     let update = AccountUpdate { role: Some(role), unlock: form.unlock.is_some(), ..Default::default() };
-    let notice = match context.inner.app.update_account(&viewer.caller.actor, id, update).await {
-        Ok(()) => ("ok", viewer.tr.t("accounts.changed").to_owned()),
-        Err(e) => ("error", refusal(e)?),
-    };
-    render(&context, &viewer, vec![notice], StatusCode::OK).await
+    let result = context.inner.app.update_account(&viewer.caller.actor, id, update).await;
+    answer(&context, &viewer, result, |_| viewer.tr.t("accounts.changed").to_owned()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,11 +243,8 @@ async fn delete(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Administrator)?;
-    let notice = match context.inner.app.delete_account(&viewer.caller.actor, id).await {
-        Ok(()) => ("ok", viewer.tr.t("accounts.deleted").to_owned()),
-        Err(e) => ("error", refusal(e)?),
-    };
-    render(&context, &viewer, vec![notice], StatusCode::OK).await
+    let result = context.inner.app.delete_account(&viewer.caller.actor, id).await;
+    answer(&context, &viewer, result, |_| viewer.tr.t("accounts.deleted").to_owned()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,11 +261,11 @@ async fn create_token(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Administrator)?;
     let role: Role = form.role.parse().map_err(|_| UiError::Forbidden)?;
-    let notice = match context.inner.app.create_api_token(&viewer.caller.actor, form.name.trim(), role).await {
-        Ok(created) => ("ok", viewer.tr.f("tokens.created_once", &[("token", created.token.expose())])),
-        Err(e) => ("error", refusal(e)?),
-    };
-    render(&context, &viewer, vec![notice], StatusCode::OK).await
+    let result = context.inner.app.create_api_token(&viewer.caller.actor, form.name.trim(), role).await;
+    answer(&context, &viewer, result, |created| {
+        viewer.tr.f("tokens.created_once", &[("token", created.token.expose())])
+    })
+    .await
 }
 
 async fn revoke_token(
@@ -321,14 +324,10 @@ async fn create_device(
     let addresses: Vec<String> =
         form.addresses.split([' ', ',', ';']).filter(|a| !a.is_empty()).map(str::to_owned).collect();
     let app = &context.inner.app;
-    let notice = match app
+    let result = app
         .create_device(&viewer.caller.actor, form.username.trim(), &SecretString::new(form.password), &addresses)
-        .await
-    {
-        Ok(_) => ("ok", viewer.tr.f("devices.created", &[("name", form.username.trim())])),
-        Err(e) => ("error", refusal(e)?),
-    };
-    render(&context, &viewer, vec![notice], StatusCode::OK).await
+        .await;
+    answer(&context, &viewer, result, |_| viewer.tr.f("devices.created", &[("name", form.username.trim())])).await
 }
 
 async fn delete_device(

@@ -274,7 +274,7 @@ async fn save(
                 )
             });
             outcome.notices.extend(saved.warnings.into_iter().map(|w| ("info", w)));
-            if app.current().await?.config.admin.test_email_on_save {
+            if context.inner.config.get().config.admin.test_email_on_save {
                 outcome.notices.push(match send_test(&context, &viewer.caller).await {
                     Ok(test) => test_notice(&viewer, &test),
                     Err(e) => ("error", e.to_string()),

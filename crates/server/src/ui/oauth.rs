@@ -6,6 +6,7 @@
 use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
 use crate::http::{
     Context,
+    error::ApiError,
     oauth::{check_connection, forget_authorization, live_report, start_device},
 };
 use axum::{
@@ -115,10 +116,16 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
     render(&context, &viewer, vec![], None).await
 }
 
+/// A refused or failed flow in the API's words.
 fn flow_error(e: flows::FlowError) -> String {
-    match e {
-        flows::FlowError::Refused { said, explanation } => format!("{explanation} ({said})"),
-        other => other.to_string(),
+    ApiError::from(e).message()
+}
+
+/// What a completed authorization says.
+fn authorized(viewer: &Viewer, result: Result<Option<String>, flows::FlowError>) -> (&'static str, String) {
+    match result {
+        Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
+        Err(e) => ("error", flow_error(e)),
     }
 }
 
@@ -142,10 +149,8 @@ async fn paste(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
-    let notice = match flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input).await {
-        Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
-        Err(e) => ("error", flow_error(e)),
-    };
+    let notice =
+        authorized(&viewer, flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input).await);
     render(&context, &viewer, vec![notice], None).await
 }
 
@@ -172,12 +177,8 @@ async fn device(
             };
             render(&context, &viewer, vec![], Some(panel)).await
         }
-        Err(e) => render(&context, &viewer, vec![("error", api_text(e))], None).await,
+        Err(e) => render(&context, &viewer, vec![("error", e.message())], None).await,
     }
-}
-
-fn api_text(e: crate::http::error::ApiError) -> String {
-    e.message()
 }
 
 async fn client_credentials(
@@ -187,10 +188,8 @@ async fn client_credentials(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
-    let notice = match flows::client_credentials(&inner.app, Some(&inner.tokens), &viewer.caller.actor).await {
-        Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
-        Err(e) => ("error", flow_error(e)),
-    };
+    let notice =
+        authorized(&viewer, flows::client_credentials(&inner.app, Some(&inner.tokens), &viewer.caller.actor).await);
     render(&context, &viewer, vec![notice], None).await
 }
 
@@ -203,7 +202,7 @@ async fn check(
     let notice = match check_connection(&context).await {
         Ok(Ok(())) => ("ok", viewer.tr.t("oauth.check_ok").to_owned()),
         Ok(Err(why)) => ("error", viewer.tr.f("oauth.check_failed", &[("why", &why)])),
-        Err(e) => ("error", api_text(e)),
+        Err(e) => ("error", e.message()),
     };
     render(&context, &viewer, vec![notice], None).await
 }
