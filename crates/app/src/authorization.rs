@@ -15,6 +15,8 @@ const VERIFIER: &str = "oauth.pkce_verifier";
 pub struct SignIn {
     pub verifier: SecretString,
     pub redirect_uri: String,
+    /// The device account connecting its own mailbox; `None` for the relay account.
+    pub device_id: Option<i64>,
 }
 
 impl App {
@@ -89,6 +91,7 @@ impl App {
     /// Remembers an authorization-code sign-in until the provider's redirect comes back (or `ttl` passes).
     pub async fn begin_sign_in(
         &self,
+        device_id: Option<i64>,
         state: &str,
         verifier: &SecretString,
         redirect_uri: &str,
@@ -101,15 +104,17 @@ impl App {
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
             expires_at: now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15)),
+            device_id,
         };
         Ok(self.store.put_pending_sign_in(&pending).await?)
     }
 
-    /// Takes the sign-in with this `state` (or, for a pasted bare code, the newest one), once.
-    pub async fn take_sign_in(&self, state: Option<&str>) -> Result<Option<SignIn>> {
-        let Some(pending) = self.store.take_pending_sign_in(state, Utc::now()).await? else { return Ok(None) };
+    /// Takes the sign-in with this `state` (or, for a pasted bare code, the newest one of `device_id`, `None`
+    /// being the relay account), once.
+    pub async fn take_sign_in(&self, state: Option<&str>, device_id: Option<i64>) -> Result<Option<SignIn>> {
+        let Some(pending) = self.store.take_pending_sign_in(state, device_id, Utc::now()).await? else { return Ok(None) };
         let verifier = self.cipher.open(VERIFIER, &pending.sealed_verifier)?;
-        Ok(Some(SignIn { verifier, redirect_uri: pending.redirect_uri }))
+        Ok(Some(SignIn { verifier, redirect_uri: pending.redirect_uri, device_id: pending.device_id }))
     }
 
     /// Forgets the authorization and deletes its refresh token.
@@ -120,6 +125,6 @@ impl App {
 }
 
 /// A provider's text as one detail line.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(tidings_core::notify::MAX_DETAIL_VALUE).collect()
 }

@@ -15,6 +15,7 @@ pub mod authorization;
 pub mod cipher;
 pub mod data_dir;
 pub mod devices;
+pub mod mailboxes;
 pub mod metrics;
 pub mod notifications;
 pub mod outbox;

@@ -82,6 +82,7 @@ pub fn prepare(
         message_id: Some(message_id),
         content,
         created_at: now,
+        mailbox_of: None,
     })
 }
 

@@ -84,6 +84,16 @@ pub enum DeviceCommand {
     },
     /// Delete a device account.
     Remove { id: i64 },
+    /// Connect a device account's own mailbox with OAuth (gateway.sender_policy=login_user): sign in to the
+    /// provider as the account's first address. The account can do the same itself on the "My mailbox" page.
+    Connect {
+        id: i64,
+        /// Use the device-code flow (Microsoft; not for Gmail).
+        #[arg(long)]
+        device_code: bool,
+    },
+    /// Delete the token of a device account's own mailbox.
+    Disconnect { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

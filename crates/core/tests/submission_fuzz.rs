@@ -81,9 +81,12 @@ proptest! {
         lines in prop::collection::vec(command_line(), 0..40),
         trusted in any::<bool>(),
         tls_required in any::<bool>(),
-        accounts in any::<bool>(),
+        check in prop_oneof![
+            Just(SenderCheck::Rewritten),
+            Just(SenderCheck::AccountAddresses),
+            Just(SenderCheck::LoginRequired),
+        ],
     ) {
-        let check = if accounts { SenderCheck::AccountAddresses } else { SenderCheck::Rewritten };
         let mut session = Session::new(policy(trusted, tls_required), check, false);
         well_formed(&session.greeting());
         let mut delivered = 0;
@@ -104,6 +107,10 @@ proptest! {
                     prop_assert!(!envelope.rcpt_to.is_empty() && envelope.rcpt_to.len() <= 3);
                     prop_assert!(envelope.rcpt_to.iter().all(|r| r.to_ascii_lowercase().ends_with("@example.com")));
                     prop_assert!(trusted || envelope.login.is_some(), "no relaying without authentication");
+                    prop_assert!(
+                        check != SenderCheck::LoginRequired || envelope.login.is_some(),
+                        "login_user sends only from an account's own mailbox"
+                    );
                     delivered += 1;
                 }
                 Step::Quit => break,

@@ -8,7 +8,7 @@
 use crate::{
     pool::Pool,
     smtp::{Connection, RelayAuth, RelaySettings, Transaction, tls},
-    token::TokenSource,
+    token::{MailboxTokens, TokenSource},
 };
 use chrono::Utc;
 use std::{collections::VecDeque, sync::Arc, time::Duration};
@@ -55,6 +55,8 @@ pub struct Engine {
     pub app: App,
     pub config: watch::Receiver<Arc<Current>>,
     pub tokens: Arc<dyn TokenSource>,
+    /// Device accounts' own tokens, for messages sent from their mailboxes (the gateway's `login_user`).
+    pub mailboxes: Arc<dyn MailboxTokens>,
     /// Notified when messages are accepted (or retried).
     pub wake: Arc<Notify>,
     pub options: EngineOptions,
@@ -116,6 +118,7 @@ impl Engine {
                 let job = Delivery {
                     message,
                     settings: settings.clone(),
+                    mailboxes: self.mailboxes.clone(),
                     revision: relay.revision,
                     pool: pool.clone(),
                     policy: relay.policy,
@@ -234,6 +237,7 @@ fn helo_name() -> String {
 struct Delivery {
     message: LeasedMessage,
     settings: Arc<RelaySettings>,
+    mailboxes: Arc<dyn MailboxTokens>,
     revision: i64,
     pool: Arc<Pool>,
     policy: RetryPolicy,
@@ -271,19 +275,32 @@ impl Delivery {
         Settlement { id: m.id, owner: self.owner.clone(), settled }
     }
 
+    /// The relay settings for this message: the relay account's, or those of the device account's own
+    /// mailbox whose message it is.
+    async fn settings(&self) -> Result<Arc<RelaySettings>, crate::smtp::error::SmtpError> {
+        let Some(account) = &self.message.mailbox_of else { return Ok(self.settings.clone()) };
+        let (user, tokens) = self.mailboxes.mailbox(account).await?;
+        Ok(Arc::new(RelaySettings { auth: RelayAuth::OAuth2 { user, tokens }, ..(*self.settings).clone() }))
+    }
+
     /// Sends over a pooled connection, replacing one the relay closed meanwhile by a fresh one.
     async fn attempt(&self, recipients: &[String]) -> (Vec<(String, outbox::RcptResult)>, Outcome) {
         let relay = self.settings.address();
-        let (mut connection, reused) = match self.pool.take(self.revision) {
+        let settings = match self.settings().await {
+            Ok(s) => s,
+            Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
+        };
+        let identity = self.message.mailbox_of.as_deref();
+        let (mut connection, reused) = match self.pool.take(self.revision, identity) {
             Some(c) => (c, true),
-            None => match Connection::open(&self.settings).await {
+            None => match Connection::open(&settings).await {
                 Ok(c) => (c, false),
                 Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
             },
         };
         let mut tx: Transaction = connection.send(&self.message.mail_from, recipients, &self.message.content).await;
         if reused && matches!(&tx.result, Err(e) if e.is_connection_loss() && tx.recipients.is_empty()) {
-            connection = match Connection::open(&self.settings).await {
+            connection = match Connection::open(&settings).await {
                 Ok(c) => c,
                 Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
             };
@@ -291,12 +308,12 @@ impl Delivery {
         }
         match tx.result {
             Ok(reply) => {
-                self.pool.put(connection, self.revision);
+                self.pool.put(connection, self.revision, identity);
                 (tx.recipients, Outcome::Accepted { reply })
             }
             Err(e) => {
                 if !e.is_connection_loss() && !matches!(e.kind, crate::smtp::error::ErrorKind::Timeout(_)) {
-                    self.pool.put(connection, self.revision);
+                    self.pool.put(connection, self.revision, identity);
                 }
                 (tx.recipients, Outcome::Failed(e.to_failure(&relay)))
             }

@@ -1,6 +1,7 @@
 //! Open relay connections kept for the next message, so a burst of notifications does not open a connection
 //! each. Connections belong to one configuration revision and are not reused after it changes or after
-//! sitting idle too long (relays drop idle sessions).
+//! sitting idle too long (relays drop idle sessions). A connection authenticated as a device account's own
+//! mailbox serves only that account's messages.
 
 use crate::smtp::Connection;
 use std::{sync::Mutex, time::Duration};
@@ -18,6 +19,8 @@ pub struct Pool {
 struct Idle {
     connection: Connection,
     revision: i64,
+    /// The device account it is authenticated for; `None` for the relay account.
+    identity: Option<String>,
     since: Instant,
 }
 
@@ -26,8 +29,9 @@ impl Pool {
         Self { idle: Mutex::new(Vec::new()), max_idle, idle_timeout }
     }
 
-    /// A connection opened under `revision` that has not idled too long, if any. Stale ones are closed.
-    pub fn take(&self, revision: i64) -> Option<Connection> {
+    /// A connection opened under `revision` for `identity` that has not idled too long, if any. Stale ones
+    /// are closed.
+    pub fn take(&self, revision: i64, identity: Option<&str>) -> Option<Connection> {
         let mut stale = Vec::new();
         let found = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -36,20 +40,21 @@ impl Pool {
                 idle.drain(..).partition(|i| i.revision == revision && now.duration_since(i.since) < self.idle_timeout);
             *idle = keep;
             stale.extend(old);
-            idle.pop().map(|i| i.connection)
+            let mine = idle.iter().rposition(|i| i.identity.as_deref() == identity);
+            mine.map(|at| idle.remove(at).connection)
         };
         close_all(stale);
         found
     }
 
     /// Keeps a connection for reuse (closing it when the pool is full).
-    pub fn put(&self, connection: Connection, revision: i64) {
+    pub fn put(&self, connection: Connection, revision: i64, identity: Option<&str>) {
         let overflow = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() >= self.max_idle {
                 Some(connection)
             } else {
-                idle.push(Idle { connection, revision, since: Instant::now() });
+                idle.push(Idle { connection, revision, identity: identity.map(str::to_owned), since: Instant::now() });
                 None
             }
         };

@@ -2,7 +2,7 @@
 //! to refresh once when the relay rejects one; how tokens are obtained and kept is the OAuth work's business.
 
 use async_trait::async_trait;
-use std::fmt;
+use std::{fmt, sync::Arc};
 use tidings_app::App;
 use tidings_core::{outbox::reply::Class, secret::SecretName, secret::SecretString};
 
@@ -43,6 +43,13 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
     /// The relay rejected `rejected`: a fresh token, or `None` when this source cannot refresh. Concurrent
     /// callers share one refresh.
     async fn refresh(&self, rejected: &AccessToken) -> Result<Option<AccessToken>, TokenError>;
+}
+
+/// Tokens of device accounts' own mailboxes (the gateway's `login_user` policy).
+#[async_trait]
+pub trait MailboxTokens: Send + Sync + fmt::Debug {
+    /// The mailbox the device account `account` sends from, and its tokens.
+    async fn mailbox(&self, account: &str) -> Result<(String, Arc<dyn TokenSource>), TokenError>;
 }
 
 /// The token in `oauth.static_access_token`, until the OAuth flows provide real ones. Never refreshed.

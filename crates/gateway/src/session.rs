@@ -80,8 +80,11 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
             .await;
         return End::Locked;
     }
-    let sender_check =
-        if g.sender_policy == SenderPolicy::AllowUser { SenderCheck::AccountAddresses } else { SenderCheck::Rewritten };
+    let sender_check = match g.sender_policy {
+        SenderPolicy::AllowUser => SenderCheck::AccountAddresses,
+        SenderPolicy::LoginUser => SenderCheck::LoginRequired,
+        SenderPolicy::Fixed | SenderPolicy::Bulk => SenderCheck::Rewritten,
+    };
     let tls_available = shared.tls.is_some();
     let mut session = Session::new(policy(config, &shared.host_name, peer, tls_available, tls), sender_check, tls);
     if wire.send(&session.greeting().wire()).await.is_err() {
@@ -268,6 +271,7 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
     let current = shared.config.borrow().clone();
     let config = &current.config;
     let g = &config.gateway;
+    let mut mailbox_of = None;
     let (mail_from, data) = match g.sender_policy {
         SenderPolicy::Fixed | SenderPolicy::Bulk => {
             let sender =
@@ -288,6 +292,26 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
             }
             (envelope.mail_from.clone(), message)
         }
+        SenderPolicy::LoginUser => {
+            let Some(login) = &envelope.login else {
+                return Reply::new(530, "5.7.0", "authentication required");
+            };
+            let mailbox = match shared.app.mailbox_of(&login.username).await {
+                Ok(Some(record)) => record.mailbox,
+                Ok(None) => {
+                    return Reply::new(
+                        550,
+                        "5.7.0",
+                        "this account has not connected its mailbox: sign in to Tidings' \"My mailbox\" page (/mailbox) with the \
+                         device's user name and password and connect it",
+                    );
+                }
+                Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
+            };
+            mailbox_of = Some(login.username.clone());
+            let data = rewrite::send_as(&message, &mailbox);
+            (mailbox, data)
+        }
     };
     let origin = match &envelope.login {
         Some(login) => format!("gateway:{}", login.username),
@@ -295,7 +319,10 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
     };
     let raw = RawMessage { mail_from, rcpt_to: envelope.rcpt_to, data };
     let prepared = match prepare(config, &origin, Submission::Raw(raw), chrono::Utc::now()) {
-        Ok(p) => p,
+        Ok(mut p) => {
+            p.mailbox_of = mailbox_of;
+            p
+        }
         Err(tidings_app::Error::Invalid(errors)) => return Reply::new(550, "5.6.0", &errors.to_string()),
         Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
     };

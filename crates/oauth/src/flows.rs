@@ -9,6 +9,7 @@ use crate::{
 use rand::RngCore;
 use std::time::Duration;
 use tidings_app::App;
+use tidings_store::Device;
 use tidings_core::{
     oauth::{
         authorize,
@@ -41,6 +42,36 @@ pub enum FlowError {
     App(#[from] tidings_app::Error),
 }
 
+/// Whose mailbox a sign-in authorizes: the relay account Tidings sends as, or a device account's own
+/// mailbox (the gateway's `login_user` policy), which is its first address.
+#[derive(Clone, Debug)]
+pub enum Owner {
+    Relay,
+    Device(Device),
+}
+
+impl Owner {
+    fn device_id(&self) -> Option<i64> {
+        match self {
+            Owner::Relay => None,
+            Owner::Device(d) => Some(d.id),
+        }
+    }
+
+    /// The mailbox being authorized.
+    fn account(&self, config: &tidings_core::EmailConfig) -> Result<Option<String>, FlowError> {
+        match self {
+            Owner::Relay => Ok(config.oauth.account.clone().or(config.sender.clone())),
+            Owner::Device(d) => d.addresses.first().cloned().map(Some).ok_or_else(|| {
+                FlowError::Unsuitable(format!(
+                    "device account {} has no address: an administrator adds its mailbox address first",
+                    d.username
+                ))
+            }),
+        }
+    }
+}
+
 /// A started sign-in.
 #[derive(Clone, Debug)]
 pub struct Started {
@@ -56,8 +87,10 @@ fn random<const N: usize>() -> [u8; N] {
 }
 
 /// Starts an authorization-code sign-in: remembers its `state` and PKCE verifier, returns the URL to open.
-pub async fn start(app: &App) -> Result<Started, FlowError> {
-    let config = app.current().await?.config;
+pub async fn start(app: &App, owner: &Owner) -> Result<Started, FlowError> {
+    let mut config = app.current().await?.config;
+    // The provider's sign-in page suggests the mailbox being authorized (`login_hint`).
+    config.oauth.account = owner.account(&config)?;
     let redirect_uri = config.redirect_uri().ok_or_else(|| {
         FlowError::Unsuitable("set public_base_url first: the redirect URI is derived from it".into())
     })?;
@@ -65,16 +98,18 @@ pub async fn start(app: &App) -> Result<Started, FlowError> {
     let state = pkce::state(&random::<16>());
     let url = authorize::authorization_url(&config, &redirect_uri, &state, &pkce::challenge(verifier.expose()))
         .map_err(|e| FlowError::Unsuitable(e.0))?;
-    app.begin_sign_in(&state, &verifier, &redirect_uri, SIGN_IN_TTL).await?;
+    app.begin_sign_in(owner.device_id(), &state, &verifier, &redirect_uri, SIGN_IN_TTL).await?;
     Ok(Started { url: url.into(), expires_in: SIGN_IN_TTL })
 }
 
-/// Finishes a sign-in from the redirect's query or what an administrator pasted. Returns the account.
+/// Finishes a sign-in from the redirect's query or what was pasted: the sign-in its `state` names, whoever
+/// started it, or for a bare code the newest of `pasted_by`. Returns the account.
 pub async fn complete(
     app: &App,
     manager: Option<&TokenManager>,
     actor: &str,
     answer: &str,
+    pasted_by: &Owner,
 ) -> Result<Option<String>, FlowError> {
     let config = app.current().await?.config;
     let (code, state) = match redirect::parse(answer).map_err(FlowError::BadAnswer)? {
@@ -92,12 +127,16 @@ pub async fn complete(
             return Err(FlowError::Refused { said: explained.said, explanation: explained.explanation });
         }
     };
-    let sign_in = app.take_sign_in(state.as_deref()).await?.ok_or_else(|| {
+    let sign_in = app.take_sign_in(state.as_deref(), pasted_by.device_id()).await?.ok_or_else(|| {
         FlowError::BadAnswer(
             "this answer does not belong to a sign-in Tidings started (or it expired after 15 minutes, or was already used); start the sign-in again"
                 .into(),
         )
     })?;
+    let owner = match sign_in.device_id {
+        None => Owner::Relay,
+        Some(id) => Owner::Device(app.device(id).await?),
+    };
     let secret = app.secret(SecretName::OAuthClientSecret).await?;
     let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
     let form = vec![
@@ -110,12 +149,8 @@ pub async fn complete(
         EndpointError::Unavailable(why) => FlowError::Unavailable(why),
         EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
     })?;
-    store(app, manager, actor, account(&config), answer).await
-}
-
-/// The mailbox Tidings authenticates as: `oauth.account`, or the sender.
-fn account(config: &tidings_core::EmailConfig) -> Option<String> {
-    config.oauth.account.clone().or(config.sender.clone())
+    let account = owner.account(&config)?;
+    store(app, manager, actor, &owner, account, answer).await
 }
 
 /// Stores what a completed sign-in granted and hands the access token to the manager. Returns the account.
@@ -123,6 +158,7 @@ async fn store(
     app: &App,
     manager: Option<&TokenManager>,
     actor: &str,
+    owner: &Owner,
     account: Option<String>,
     answer: TokenResponse,
 ) -> Result<Option<String>, FlowError> {
@@ -135,9 +171,17 @@ async fn store(
                 .into(),
         });
     };
-    app.oauth_acquired(actor, Some(refresh_token), account.as_deref()).await?;
-    if let Some(manager) = manager {
-        manager.authorized(&granted);
+    match owner {
+        Owner::Relay => {
+            app.oauth_acquired(actor, Some(refresh_token), account.as_deref()).await?;
+            if let Some(manager) = manager {
+                manager.authorized(&granted);
+            }
+        }
+        // The daemon's token manager for the device notices the new authorization at its next use.
+        Owner::Device(device) => {
+            app.mailbox_acquired(actor, device, account.as_deref().unwrap_or_default(), refresh_token).await?
+        }
     }
     tracing::info!(account = account.as_deref().unwrap_or(""), "OAuth sign-in completed");
     Ok(account)
@@ -150,13 +194,15 @@ pub struct DeviceSignIn {
     pub shown: DeviceAuthorization,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     endpoint: HttpEndpoint,
+    owner: Owner,
     /// The mailbox being authorized, as configured when the sign-in started.
     account: Option<String>,
 }
 
 /// Starts a device-code sign-in; refuses up front what cannot work (Gmail's scope, a missing endpoint).
-pub async fn start_device(app: &App) -> Result<DeviceSignIn, FlowError> {
+pub async fn start_device(app: &App, owner: Owner) -> Result<DeviceSignIn, FlowError> {
     let config = app.current().await?.config;
+    let account = owner.account(&config)?;
     authorize::check_device_flow(&config).map_err(|e| FlowError::Unsuitable(e.0))?;
     let url = config.oauth.device_authorization_endpoint.clone().unwrap_or_default();
     let secret = app.secret(SecretName::OAuthClientSecret).await?;
@@ -166,7 +212,7 @@ pub async fn start_device(app: &App) -> Result<DeviceSignIn, FlowError> {
         .await
         .map_err(|answer| provider_failure(&endpoint, answer))?;
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(shown.expires_in as i64);
-    Ok(DeviceSignIn { shown, expires_at, endpoint, account: account(&config) })
+    Ok(DeviceSignIn { shown, expires_at, endpoint, owner, account })
 }
 
 impl DeviceSignIn {
@@ -194,7 +240,7 @@ impl DeviceSignIn {
                 ("device_code", self.shown.device_code.clone()),
             ];
             match self.endpoint.post::<TokenResponse>(self.endpoint.token_endpoint(), form).await {
-                Ok(answer) => return store(app, manager, actor, self.account, answer).await,
+                Ok(answer) => return store(app, manager, actor, &self.owner, self.account, answer).await,
                 Err(Answer::Provider(error)) => {
                     let explained = explain(self.endpoint.provider(), &error);
                     match explained.verdict {
@@ -245,7 +291,7 @@ pub async fn client_credentials(
                 EndpointError::Unavailable(why) => FlowError::Unavailable(why),
                 EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
             })?;
-    let account = account(&config);
+    let account = Owner::Relay.account(&config)?;
     app.oauth_acquired_app_only(actor, account.as_deref()).await?;
     if let Some(manager) = manager {
         manager.authorized(&granted);

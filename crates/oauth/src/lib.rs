@@ -13,6 +13,7 @@
 
 pub mod flows;
 pub mod http;
+pub mod mailbox;
 pub mod manager;
 pub mod source;
 pub mod status;

@@ -46,7 +46,7 @@ async fn microsoft_device_sign_in() {
     let fake = OAuthFake::start(3600, &[]);
     let tmp = tempfile::tempdir().unwrap();
     let app = app(tmp.path(), &fake, "https://outlook.office.com/SMTP.Send offline_access").await;
-    let device = flows::start_device(&app).await.unwrap();
+    let device = flows::start_device(&app, flows::Owner::Relay).await.unwrap();
     assert_eq!(device.shown.verification_uri, "https://microsoft.com/devicelogin");
     assert!(device.shown.message.as_deref().unwrap().contains(&device.shown.user_code));
     assert!(device.expires_at > chrono::Utc::now() + chrono::Duration::seconds(800));
@@ -62,7 +62,7 @@ async fn googles_spelling_and_polling_errors() {
     let fake = OAuthFake::start(3600, &["--google"]);
     let tmp = tempfile::tempdir().unwrap();
     let app = app(tmp.path(), &fake, "openid email").await;
-    let device = flows::start_device(&app).await.unwrap();
+    let device = flows::start_device(&app, flows::Owner::Relay).await.unwrap();
     assert_eq!(device.shown.verification_uri, "https://www.google.com/device", "verification_url accepted");
     let approve = decide_soon(&fake, "approve");
     device.finish(&app, None, "test").await.unwrap();
@@ -75,7 +75,7 @@ async fn slow_down_adds_five_seconds_to_the_interval() {
     let fake = OAuthFake::start(3600, &["--slow-down-once"]);
     let tmp = tempfile::tempdir().unwrap();
     let app = app(tmp.path(), &fake, "https://outlook.office.com/SMTP.Send offline_access").await;
-    let device = flows::start_device(&app).await.unwrap();
+    let device = flows::start_device(&app, flows::Owner::Relay).await.unwrap();
     let approve = decide_soon(&fake, "approve");
     let started = Instant::now();
     device.finish(&app, None, "test").await.unwrap();
@@ -89,7 +89,7 @@ async fn a_declined_or_expired_sign_in_stops_with_a_clear_message() {
     let fake = OAuthFake::start(3600, &["--device-expires", "3"]);
     let tmp = tempfile::tempdir().unwrap();
     let app = app(tmp.path(), &fake, "https://outlook.office.com/SMTP.Send offline_access").await;
-    let device = flows::start_device(&app).await.unwrap();
+    let device = flows::start_device(&app, flows::Owner::Relay).await.unwrap();
     let decline = decide_soon(&fake, "decline");
     match device.finish(&app, None, "test").await.unwrap_err() {
         FlowError::Refused { said, explanation } => {
@@ -99,7 +99,7 @@ async fn a_declined_or_expired_sign_in_stops_with_a_clear_message() {
         other => panic!("{other:?}"),
     }
     decline.join().unwrap();
-    let device = flows::start_device(&app).await.unwrap();
+    let device = flows::start_device(&app, flows::Owner::Relay).await.unwrap();
     match device.finish(&app, None, "test").await.unwrap_err() {
         FlowError::Refused { said, explanation } => {
             assert!(said == "expired_token" && explanation.contains("Start the device sign-in again"))
@@ -114,7 +114,7 @@ async fn the_gmail_scope_is_refused_up_front() {
     let fake = OAuthFake::start(3600, &["--google"]);
     let tmp = tempfile::tempdir().unwrap();
     let app = app(tmp.path(), &fake, "https://mail.google.com/").await;
-    match flows::start_device(&app).await.unwrap_err() {
+    match flows::start_device(&app, flows::Owner::Relay).await.unwrap_err() {
         FlowError::Unsuitable(why) => assert!(why.contains("authorization-code flow"), "{why}"),
         other => panic!("{other:?}"),
     }

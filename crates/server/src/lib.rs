@@ -27,6 +27,7 @@ pub use tidings_oauth::manager::ManagerOptions;
 use tidings_oauth::{
     manager::TokenManager,
     source::{ConfiguredEndpoint, DaemonTokens},
+    mailbox::Mailboxes,
     vault::AppVault,
 };
 use tokio::net::TcpListener;
@@ -83,12 +84,14 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let wake = Arc::new(Notify::new());
     let committer = Committer::start(app.clone(), wake.clone());
     let endpoint = Arc::new(ConfiguredEndpoint::new(app.clone(), config.subscribe()));
+    let mailboxes = Mailboxes::new(app.clone(), endpoint.clone(), options.tokens, shutdown.clone());
     let tokens = TokenManager::new(endpoint, Arc::new(AppVault::new(app.clone())), options.tokens);
     let refresher = tokens.spawn_refresher(shutdown.clone());
     let engine = Engine {
         app: app.clone(),
         config: config.subscribe(),
         tokens: Arc::new(DaemonTokens::new(tokens.clone(), app.clone())),
+        mailboxes: Arc::new(mailboxes),
         wake: wake.clone(),
         options: options.engine,
     }

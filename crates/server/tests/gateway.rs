@@ -353,3 +353,149 @@ async fn connection_limit_rate_limit_and_idle_timeout_are_enforced_and_counted()
     }
     gw.tidings.stop().await;
 }
+
+/// A browser for the "My mailbox" page: keeps cookies, follows no redirects by itself.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        let client =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { client, base: base.to_owned() }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Posts a form with the CSRF token of `page`; returns the status, the Location header and the body.
+    async fn post(&self, path: &str, page: &str, fields: &[(&str, &str)]) -> (u16, Option<String>, String) {
+        let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        form.extend_from_slice(fields);
+        let r = self.client.post(format!("{}{path}", self.base)).form(&form).send().await.unwrap();
+        let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        (r.status().as_u16(), location, r.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own_token() {
+    const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+    let fake = tidings_testkit::OAuthFake::start(3600, &[]);
+    // The relay accepts only the access tokens the provider issued: the relay account's static token is not
+    // one, so a delivery proves the device account's own token was used.
+    let mut peer = SmtpPeer::start(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let token_endpoint = fake.token_endpoint("contoso.com");
+    let authorization_endpoint = token_endpoint.replace("/token", "/authorize");
+    let gw = gateway(
+        &peer,
+        &[
+            ("oauth.client_id", CLIENT),
+            ("oauth.token_endpoint", &token_endpoint),
+            ("oauth.authorization_endpoint", &authorization_endpoint),
+            ("oauth.scopes", "https://outlook.office.com/SMTP.Send offline_access"),
+            ("gateway.sender_policy", "login_user"),
+            ("gateway.allowed_networks", "127.0.0.0/8"),
+        ],
+    )
+    .await;
+    let tidings = &gw.tidings;
+    tidings.reconfigure(&[("public_base_url", &tidings.base)]).await;
+    let jane = tidings
+        .app
+        .create_device("test", "jane-mfp", &SecretString::new(DEVICE_PASSWORD), &["jane@contoso.com".into()])
+        .await
+        .unwrap();
+    let send = |login: bool| {
+        let mut steps = vec![];
+        if login {
+            steps.push(json!({"login": ["jane-mfp", DEVICE_PASSWORD]}));
+        }
+        steps.push(json!({"send": {"from": "scanner@printers.example.com", "to": ["ops@example.com"], "data": scan("scanner@printers.example.com")}}));
+        Value::from(steps)
+    };
+
+    // A listed network does not make an account: login_user needs one. An account without a connected
+    // mailbox is told where to connect it.
+    let answers = gw.client("starttls", send(false)).await;
+    assert_eq!(answers[1]["code"], 530, "{answers:?}");
+    let answers = gw.client("starttls", send(true)).await;
+    assert_eq!(answers[2]["code"], 550, "{answers:?}");
+    assert!(answers[2]["text"].as_str().unwrap().contains("/mailbox"), "{answers:?}");
+
+    // The account signs in to its page with the device's credentials (a wrong password first).
+    let browser = Browser::new(&tidings.base);
+    let (_, page) = browser.get("/mailbox").await;
+    assert!(page.contains("action=\"/mailbox/login\""), "{page}");
+    let (status, _, refused) =
+        browser.post("/mailbox/login", &page, &[("username", "jane-mfp"), ("password", "wrong-password")]).await;
+    assert_eq!(status, 401);
+    let (status, location, _) =
+        browser.post("/mailbox/login", &refused, &[("username", "jane-mfp"), ("password", DEVICE_PASSWORD)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/mailbox")));
+    let (_, page) = browser.get("/mailbox").await;
+    assert!(page.contains("jane@contoso.com") && page.contains("Not connected"), "{page}");
+    // The page reaches nothing else: the administrators' pages still ask for their sign-in.
+    let (status, _) = browser.get("/email-config").await;
+    assert_eq!(status, 303);
+
+    // Connecting: to the provider and back to /login/smtp-verification, as the account's mailbox.
+    let (status, location, _) = browser.post("/mailbox/connect", &page, &[]).await;
+    assert_eq!(status, 303);
+    let url = location.unwrap();
+    assert!(url.contains("login_hint=jane%40contoso.com") && url.contains("code_challenge_method=S256"), "{url}");
+    let back = browser.client.get(&url).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
+    let landing = browser.client.get(&back).send().await.unwrap();
+    assert_eq!(landing.status(), 200);
+    assert!(landing.text().await.unwrap().contains("jane@contoso.com"));
+    let (_, page) = browser.get("/mailbox").await;
+    assert!(page.contains("Connected as jane@contoso.com"), "{page}");
+    assert!(tidings.app.oauth_refresh_token().await.unwrap().is_none(), "the relay account stays unauthorized");
+
+    // Its messages go as its mailbox (envelope, From, XOAUTH2 user), the device's From kept in Reply-To.
+    let answers = gw.client("starttls", send(true)).await;
+    assert_eq!(answers[2]["ok"], true, "{answers:?}");
+    let got = peer.next_message().await;
+    assert_eq!((got["auth_user"].as_str(), got["mail_from"].as_str()), (Some("jane@contoso.com"), Some("jane@contoso.com")));
+    let data = got["data"].as_str().unwrap();
+    assert!(data.contains("From: jane@contoso.com") || data.contains("<jane@contoso.com>"), "{data}");
+    assert!(data.contains("Reply-To: Scanner 3F <scanner@printers.example.com>"), "{data}");
+
+    // The administrators see the account's mailbox in the API (never the token); deleting it there makes the
+    // next message refused again.
+    let (_, listed) = tidings.get("/api/v1/devices").await;
+    let listed = listed["devices"].as_array().unwrap().iter().find(|d| d["id"] == jane).unwrap().clone();
+    assert_eq!(listed["mailbox"]["mailbox"], "jane@contoso.com", "{listed}");
+    assert!(!listed.to_string().contains("0.AXoA"), "no token in {listed}");
+    let (code, _) = tidings.request(reqwest::Method::DELETE, &format!("/api/v1/devices/{jane}/mailbox"), Some(&tidings.token), None).await;
+    assert_eq!(code, 204);
+    let answers = gw.client("starttls", send(true)).await;
+    assert_eq!(answers[2]["code"], 550, "{answers:?}");
+
+    // With forget_token_on_sign_out, signing out deletes the token the account connected (pasting the
+    // address the browser ended on, this time).
+    tidings.reconfigure(&[("gateway.forget_token_on_sign_out", "true")]).await;
+    let (_, page) = browser.get("/mailbox").await;
+    let url = browser.post("/mailbox/connect", &page, &[]).await.1.unwrap();
+    let back = browser.client.get(&url).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
+    let (status, _, pasted) = browser.post("/mailbox/paste", &page, &[("input", &back)]).await;
+    assert_eq!(status, 200);
+    assert!(pasted.contains("Connected as jane@contoso.com") && pasted.contains("signing out deletes"), "{pasted}");
+    assert!(tidings.app.mailbox_of("jane-mfp").await.unwrap().is_some());
+    let (status, location, _) = browser.post("/mailbox/logout", &pasted, &[]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/mailbox")));
+    assert!(tidings.app.mailbox_of("jane-mfp").await.unwrap().is_none(), "signing out deleted the token");
+    let (_, page) = browser.get("/mailbox").await;
+    assert!(page.contains("action=\"/mailbox/login\""), "signed out: {page}");
+    let audit: Vec<String> =
+        tidings.app.store().audit(50).await.unwrap().into_iter().map(|e| format!("{} {}", e.actor, e.action)).collect();
+    for expected in ["mailbox:jane-mfp mailbox.authorize", "mailbox:jane-mfp mailbox.revoke", "mailbox:jane-mfp sign-out"] {
+        assert!(audit.iter().any(|a| a == expected), "{expected} missing from {audit:?}");
+    }
+    gw.tidings.stop().await;
+}

@@ -145,6 +145,9 @@ pub struct NewOutboxMessage {
     pub message_id: Option<String>,
     pub content: Vec<u8>,
     pub created_at: DateTime<Utc>,
+    /// The device account whose own mailbox and token send it (the gateway's `login_user` policy); `None`
+    /// for the relay account.
+    pub mailbox_of: Option<String>,
 }
 
 /// A message handed to a delivery worker.
@@ -158,6 +161,8 @@ pub struct LeasedMessage {
     pub attempts: u32,
     /// Start of the retry lifetime (acceptance, or the last manual retry).
     pub lifetime_start: DateTime<Utc>,
+    /// The device account whose mailbox sends it, if not the relay account.
+    pub mailbox_of: Option<String>,
 }
 
 /// The outcome of one attempt, to store if the lease is still the worker's.
@@ -257,6 +262,8 @@ pub struct PendingSignIn {
     pub redirect_uri: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The device account connecting its own mailbox; `None` for the relay account.
+    pub device_id: Option<i64>,
 }
 
 impl fmt::Debug for PendingSignIn {
@@ -374,6 +381,31 @@ pub struct Device {
     pub created_by: String,
 }
 
+/// A device account's own mailbox authorization (the `login_user` policy), never its refresh token.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxRecord {
+    pub device_id: i64,
+    /// The mailbox the token is for.
+    pub mailbox: String,
+    pub acquired_at: DateTime<Utc>,
+    pub acquired_by: String,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// The provider's words when the account must sign in again, and what to do.
+    pub failure: Option<String>,
+    pub explanation: Option<String>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// A device account's web session to create; only the hash of its cookie is stored.
+#[derive(Clone, Debug)]
+pub struct NewDeviceSession {
+    pub token_hash: Vec<u8>,
+    pub device_id: i64,
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A device account to create; the password is already hashed.
 #[derive(Clone, Debug)]
 pub struct NewDevice {
@@ -484,7 +516,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Records a sign-in under way, dropping expired ones.
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()>;
     /// Takes (and removes) the unexpired sign-in with this `state`, or with no state the newest one.
-    async fn take_pending_sign_in(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<Option<PendingSignIn>>;
+    /// With `state`, that sign-in whoever started it; without (a pasted bare code), the newest of `device_id`
+    /// (`None`: the relay account's).
+    async fn take_pending_sign_in(
+        &self,
+        state: Option<&str>,
+        device_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingSignIn>>;
 
     // Events and notifications.
 
@@ -509,6 +548,37 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The device named `username` (case-insensitive) with its password hash.
     async fn device_for_login(&self, username: &str) -> Result<Option<(Device, String)>>;
     async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool>;
+    /// Every device account's mailbox authorization.
+    async fn mailboxes(&self) -> Result<Vec<MailboxRecord>>;
+    /// A device account's mailbox authorization with its sealed refresh token, by the account's name.
+    async fn mailbox_of(&self, username: &str) -> Result<Option<(MailboxRecord, Vec<u8>)>>;
+    /// Stores a new authorization of a device account's mailbox (replacing any), with its audit entry.
+    async fn mailbox_acquired(
+        &self,
+        device_id: i64,
+        mailbox: &str,
+        sealed_refresh_token: &[u8],
+        at: DateTime<Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<()>;
+    /// Records a refresh (and the rotated refresh token, sealed), clearing any failure.
+    async fn mailbox_refreshed(&self, device_id: i64, sealed_refresh_token: Option<&[u8]>, at: DateTime<Utc>)
+    -> Result<()>;
+    /// Records that the account must sign in again, with the alert event, in one commit.
+    async fn mailbox_failure(
+        &self,
+        device_id: i64,
+        reason: &str,
+        explanation: &str,
+        at: DateTime<Utc>,
+        alert: &NewEvent,
+    ) -> Result<()>;
+    /// Deletes a device account's mailbox authorization; `false` when there was none.
+    async fn mailbox_forget(&self, device_id: i64, audit: &NewAuditEntry) -> Result<bool>;
+    async fn create_device_session(&self, session: &NewDeviceSession, audit: &NewAuditEntry) -> Result<()>;
+    /// The device account and CSRF token of a live session.
+    async fn device_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>>;
+    async fn end_device_session(&self, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()>;
 
     // API tokens.
 

@@ -149,6 +149,7 @@ mod outbox {
             message_id: Some(format!("{subject}@example.com")),
             content: format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes(),
             created_at: t(0),
+            mailbox_of: None,
         }
     }
 

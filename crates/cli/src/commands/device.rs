@@ -2,13 +2,14 @@
 
 use super::{actor, first_line};
 use crate::cli::DeviceCommand;
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use std::{
     io::{BufRead, IsTerminal},
     process::ExitCode,
 };
 use tidings_app::{App, Error};
 use tidings_core::secret::SecretString;
+use tidings_oauth::flows::{self, Owner};
 
 pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
     match command {
@@ -31,16 +32,29 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
             }
         }
         DeviceCommand::List { json } => {
-            let devices = app.devices().await?;
+            let devices = app.devices_with_mailboxes().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices)?);
             } else if devices.is_empty() {
                 println!("No device accounts.");
             } else {
                 for d in devices {
-                    println!("{:>4}  {:<24} {}", d.id, d.username, d.addresses.join(" "));
+                    let mailbox = match &d.mailbox {
+                        None => String::new(),
+                        Some(m) if m.failure.is_some() => format!("  [mailbox {}: sign in again]", m.mailbox),
+                        Some(m) => format!("  [mailbox {} connected]", m.mailbox),
+                    };
+                    println!("{:>4}  {:<24} {}{mailbox}", d.device.id, d.device.username, d.device.addresses.join(" "));
                 }
             }
+        }
+        DeviceCommand::Connect { id, device_code } => connect(app, id, device_code).await?,
+        DeviceCommand::Disconnect { id } => {
+            let device = app.device(id).await?;
+            if !app.mailbox_forget(&actor(), &device).await? {
+                bail!("device account {} has no mailbox token", device.username);
+            }
+            println!("Deleted the mailbox token of device account {}.", device.username);
         }
         DeviceCommand::Remove { id } => {
             if !app.delete_device(&actor(), id).await? {
@@ -50,4 +64,46 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Signs a device account's own mailbox in: the device-code flow, or the authorization code with the answer
+/// pasted (or completed by the daemon's redirect page).
+async fn connect(app: &App, id: i64, device_code: bool) -> Result<()> {
+    let device = app.device(id).await?;
+    let owner = Owner::Device(device.clone());
+    let connected = |mailbox: Option<String>| {
+        println!(
+            "Device account {} is connected{}.",
+            device.username,
+            mailbox.map(|m| format!(" to send as {m}")).unwrap_or_default()
+        )
+    };
+    if device_code {
+        let signing_in = flows::start_device(app, owner).await.map_err(|e| anyhow!(e))?;
+        let shown = &signing_in.shown;
+        println!("On any device, open {} and enter the code\n\n    {}\n", shown.verification_uri, shown.user_code);
+        println!("Sign in as the account's own mailbox. Waiting...");
+        connected(signing_in.finish(app, None, &actor()).await.map_err(|e| anyhow!(e))?);
+        return Ok(());
+    }
+    let before = app.mailbox_of(&device.username).await?.map(|m| m.acquired_at);
+    let started = flows::start(app, &owner).await.map_err(|e| anyhow!(e))?;
+    println!("Open this address in a browser and sign in as the account's own mailbox:\n\n  {}\n", started.url);
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "Then paste the whole address the browser ended on (or just the code) and press Enter; or press Enter once \
+             the browser shows that the mailbox is connected."
+        );
+    }
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim().is_empty() {
+        match app.mailbox_of(&device.username).await? {
+            Some(m) if Some(m.acquired_at) != before => connected(Some(m.mailbox)),
+            _ => bail!("the mailbox is not connected yet; run the command again and paste the address the browser ended on"),
+        }
+    } else {
+        connected(flows::complete(app, None, &actor(), &answer, &owner).await.map_err(|e| anyhow!(e))?);
+    }
+    Ok(())
 }

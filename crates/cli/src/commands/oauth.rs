@@ -22,7 +22,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
             );
         }
         OauthCommand::Login { device: true, .. } => {
-            let signing_in = flows::start_device(app).await.map_err(|e| anyhow!(e))?;
+            let signing_in = flows::start_device(app, flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
             let shown = &signing_in.shown;
             println!("On any device, open {} and enter the code\n\n    {}\n", shown.verification_uri, shown.user_code);
             println!(
@@ -82,7 +82,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
 
 async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
     let before = app.oauth_record().await?.acquired_at;
-    let started = flows::start(app).await.map_err(|e| anyhow!(e))?;
+    let started = flows::start(app, &flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
     println!("Open this address in a browser and sign in with the mailbox Tidings sends as:\n\n  {}\n", started.url);
     if paste {
         if std::io::stdin().is_terminal() {
@@ -90,7 +90,7 @@ async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
         }
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
-        let account = flows::complete(app, None, &actor(), &answer).await.map_err(|e| anyhow!(e))?;
+        let account = flows::complete(app, None, &actor(), &answer, &flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
         println!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
         return Ok(());
     }

@@ -26,6 +26,8 @@ pub struct GatewaySettings {
     pub sender_policy: SenderPolicy,
     /// The one address of the `bulk` policy; must be the configured sender.
     pub bulk_address: Option<String>,
+    /// Under `login_user`: delete an account's mailbox token when it signs out of the web interface.
+    pub forget_token_on_sign_out: bool,
     pub max_recipients: u32,
     pub max_connections: u32,
     /// Messages per minute from one client address.
@@ -56,6 +58,7 @@ impl Default for GatewaySettings {
             recipient_domains: Vec::new(),
             sender_policy: SenderPolicy::Fixed,
             bulk_address: None,
+            forget_token_on_sign_out: false,
             max_recipients: 100,
             max_connections: 50,
             rate_limit: 120,
@@ -80,6 +83,9 @@ pub enum SenderPolicy {
     AllowUser,
     /// One configured address for all (`gateway.bulk_address`, equal to the sender), rewritten like `fixed`.
     Bulk,
+    /// Each account's messages go as its own mailbox (its first address), with the OAuth token the account
+    /// connected itself; rewritten like `fixed`. Only authenticated accounts may send.
+    LoginUser,
 }
 
 /// A network in CIDR notation.

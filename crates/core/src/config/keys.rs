@@ -76,8 +76,16 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.allow_plaintext_auth", "true to allow AUTH without TLS (isolated networks only)"),
     key("gateway.allowed_networks", "networks (CIDR) whose devices may send without authenticating"),
     key("gateway.recipient_domains", "when set, the only recipient domains the gateway accepts"),
-    key("gateway.sender_policy", "fixed (the sender), allow_user (the account's own addresses) or bulk"),
+    key(
+        "gateway.sender_policy",
+        "fixed (the sender), allow_user (the account's own addresses), bulk, or login_user (each account's own \
+         mailbox and OAuth token)",
+    ),
     key("gateway.bulk_address", "the one address of the bulk policy; must equal sender"),
+    key(
+        "gateway.forget_token_on_sign_out",
+        "true to delete a device account's mailbox token when it signs out of the web interface (false)",
+    ),
     key("gateway.max_recipients", "recipients per message (100)"),
     key("gateway.max_connections", "simultaneous gateway connections (50)"),
     key("gateway.rate_limit", "messages per minute from one client address (120)"),
@@ -149,6 +157,7 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "gateway.recipient_domains" => cfg.gateway.recipient_domains.join(" "),
         "gateway.sender_policy" => name_of(SENDER_POLICIES, cfg.gateway.sender_policy).into(),
         "gateway.bulk_address" => opt(&cfg.gateway.bulk_address),
+        "gateway.forget_token_on_sign_out" => cfg.gateway.forget_token_on_sign_out.to_string(),
         "gateway.max_recipients" => cfg.gateway.max_recipients.to_string(),
         "gateway.max_connections" => cfg.gateway.max_connections.to_string(),
         "gateway.rate_limit" => cfg.gateway.rate_limit.to_string(),
@@ -214,6 +223,7 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> 
         "gateway.recipient_domains" => cfg.gateway.recipient_domains = split_list(value),
         "gateway.sender_policy" => cfg.gateway.sender_policy = choose(value, SENDER_POLICIES)?,
         "gateway.bulk_address" => cfg.gateway.bulk_address = opt(),
+        "gateway.forget_token_on_sign_out" => cfg.gateway.forget_token_on_sign_out = parse_bool(value)?,
         "gateway.max_recipients" => cfg.gateway.max_recipients = parse_number(value)?,
         "gateway.max_connections" => cfg.gateway.max_connections = parse_number(value)?,
         "gateway.rate_limit" => cfg.gateway.rate_limit = parse_number(value)?,
@@ -291,7 +301,12 @@ const PROVIDERS: &[(&str, Provider)] =
     &[("microsoft", Provider::Microsoft), ("google", Provider::Google), ("custom", Provider::Custom)];
 const TLS_VERSIONS: &[(&str, TlsVersion)] = &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
 const SENDER_POLICIES: &[(&str, SenderPolicy)] =
-    &[("fixed", SenderPolicy::Fixed), ("allow_user", SenderPolicy::AllowUser), ("bulk", SenderPolicy::Bulk)];
+    &[
+        ("fixed", SenderPolicy::Fixed),
+        ("allow_user", SenderPolicy::AllowUser),
+        ("bulk", SenderPolicy::Bulk),
+        ("login_user", SenderPolicy::LoginUser),
+    ];
 const BARE_NEWLINES: &[(&str, BareNewlines)] =
     &[("reject", BareNewlines::Reject), ("normalize", BareNewlines::Normalize)];
 const LOCALES: &[(&str, Locale)] = &[("en", Locale::En), ("fr", Locale::Fr), ("de", Locale::De), ("nl", Locale::Nl)];
@@ -393,6 +408,7 @@ mod tests {
             ("gateway.recipient_domains", "example.com example.org"),
             ("gateway.sender_policy", "allow_user"),
             ("gateway.bulk_address", "scans@example.com"),
+            ("gateway.forget_token_on_sign_out", "true"),
             ("gateway.max_recipients", "20"),
             ("gateway.max_connections", "10"),
             ("gateway.rate_limit", "30"),

@@ -310,6 +310,10 @@ fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
         SenderPolicy::Fixed if gateway_on && cfg.sender.is_none() => {
             fail("gateway.sender_policy", "fixed sends every message as the sender: set sender".into())
         }
+        SenderPolicy::LoginUser if gateway_on && cfg.smtp.auth != AuthMethod::Oauth2 => fail(
+            "gateway.sender_policy",
+            "login_user sends with each account's own OAuth token: set smtp.auth to oauth2".into(),
+        ),
         SenderPolicy::Bulk => match (&g.bulk_address, &cfg.sender) {
             (None, _) => fail("gateway.bulk_address", "required for the bulk policy".into()),
             (Some(b), Some(s)) if b.eq_ignore_ascii_case(s) => {}

@@ -41,6 +41,8 @@ pub enum SenderCheck {
     Rewritten,
     /// The envelope sender must be one of the account's addresses.
     AccountAddresses,
+    /// Only authenticated accounts may send (as their own mailbox); any envelope sender, rewritten.
+    LoginRequired,
 }
 
 /// What the gateway must do next.
@@ -240,6 +242,13 @@ impl Session {
         if !from.is_empty() && !from.contains('@') {
             return Step::Reply(Reply::new(553, "5.1.7", "the sender address needs a domain"));
         }
+        if self.sender_check == SenderCheck::LoginRequired && self.login.is_none() {
+            return Step::Reply(Reply::new(
+                530,
+                "5.7.0",
+                "authentication required: each account's messages are sent from its own mailbox",
+            ));
+        }
         if self.sender_check == SenderCheck::AccountAddresses {
             let allowed =
                 self.login.as_ref().is_some_and(|l| l.addresses.iter().any(|a| a.eq_ignore_ascii_case(&from)));
@@ -381,6 +390,18 @@ mod tests {
         s.authenticated(Login { username: "u".into(), addresses: vec!["scan@example.com".into()] });
         assert_eq!(code(&mut s, "MAIL FROM:<boss@example.com>"), 550);
         assert_eq!(code(&mut s, "MAIL FROM:<SCAN@example.com>"), 250);
+    }
+
+    #[test]
+    fn the_login_user_policy_needs_an_account_even_from_a_trusted_network() {
+        let mut p = policy();
+        p.trusted_network = true;
+        p.auth_needs_tls = false;
+        let mut s = Session::new(p, SenderCheck::LoginRequired, false);
+        code(&mut s, "EHLO dev");
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 530);
+        s.authenticated(Login { username: "u".into(), addresses: vec!["scan@example.com".into()] });
+        assert_eq!(code(&mut s, "MAIL FROM:<a@b.c>"), 250, "any envelope sender: it is rewritten");
     }
 
     #[test]

@@ -13,11 +13,30 @@ use serde_json::json;
 use tidings_core::secret::SecretString;
 
 pub fn router() -> Router<Context> {
-    Router::new().route("/api/v1/devices", get(list).post(create)).route("/api/v1/devices/{id}", delete(remove))
+    Router::new()
+        .route("/api/v1/devices", get(list).post(create))
+        .route("/api/v1/devices/{id}", delete(remove))
+        .route("/api/v1/devices/{id}/mailbox", delete(forget_mailbox))
 }
 
 async fn list(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "devices": context.inner.app.devices().await? })))
+    Ok(Json(json!({ "devices": context.inner.app.devices_with_mailboxes().await? })))
+}
+
+/// Deletes the token of a device account's own mailbox (the `login_user` policy).
+async fn forget_mailbox(
+    State(context): State<Context>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let app = &context.inner.app;
+    let device = app.device(id).await.map_err(|_| ApiError::NotFound(format!("no device account {id}")))?;
+    if app.mailbox_forget(&caller.actor, &device).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("device account {} has no mailbox token", device.username)))
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tidings_core::oauth::response::DeviceAuthorization;
 use tidings_oauth::{
-    flows::{self, FlowError},
+    flows::{self, FlowError, Owner},
     http::HttpEndpoint,
     status::{TokenReport, TokenStatus, report},
 };
@@ -53,7 +53,7 @@ async fn landing(State(context): State<Context>, headers: HeaderMap, RawQuery(qu
     let tr = crate::ui::i18n::negotiate(None, &headers);
     let query = query.unwrap_or_default();
     let (status, title, text) =
-        match flows::complete(&inner.app, Some(&inner.tokens), "browser", &format!("?{query}")).await {
+        match flows::complete(&inner.app, Some(&inner.tokens), "browser", &format!("?{query}"), &Owner::Relay).await {
             Ok(account) => {
                 let account = account.unwrap_or_else(|| tr.t("landing.mailbox").to_owned());
                 (StatusCode::OK, tr.t("landing.authorized_title"), tr.f("landing.authorized", &[("account", &account)]))
@@ -81,7 +81,7 @@ fn page(lang: &str, title: &str, text: &str) -> String {
 
 async fn authorize(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
-    let started = flows::start(&context.inner.app).await?;
+    let started = flows::start(&context.inner.app, &Owner::Relay).await?;
     Ok(Json(json!({ "url": started.url, "expires_in": started.expires_in.as_secs() })))
 }
 
@@ -99,7 +99,7 @@ async fn complete(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
     let inner = &context.inner;
-    let account = flows::complete(&inner.app, Some(&inner.tokens), &caller.actor, &body.input).await?;
+    let account = flows::complete(&inner.app, Some(&inner.tokens), &caller.actor, &body.input, &Owner::Relay).await?;
     Ok(Json(json!({ "authorized": true, "account": account })))
 }
 
@@ -148,7 +148,7 @@ pub(crate) async fn start_device(
     context: &Context,
     actor: String,
 ) -> Result<(DeviceAuthorization, chrono::DateTime<chrono::Utc>), ApiError> {
-    let signing_in = flows::start_device(&context.inner.app).await?;
+    let signing_in = flows::start_device(&context.inner.app, Owner::Relay).await?;
     let shown = signing_in.shown.clone();
     let expires_at = signing_in.expires_at;
     *context.inner.device.lock().unwrap_or_else(|e| e.into_inner()) = Some(expires_at);

@@ -11,7 +11,7 @@ use axum::{
 };
 use maud::html;
 use serde::Deserialize;
-use tidings_app::sign_in::AccountUpdate;
+use tidings_app::{mailboxes::DeviceWithMailbox, sign_in::AccountUpdate};
 use tidings_core::{account::Role, secret::SecretString};
 
 pub fn router() -> Router<Context> {
@@ -24,6 +24,7 @@ pub fn router() -> Router<Context> {
         .route("/preferences", post(preferences))
         .route("/devices", post(create_device))
         .route("/devices/{id}/delete", post(delete_device))
+        .route("/devices/{id}/mailbox/delete", post(forget_mailbox))
 }
 
 async fn render(
@@ -37,7 +38,7 @@ async fn render(
     let app = &context.inner.app;
     let accounts = if admin { app.accounts().await? } else { vec![] };
     let tokens = if admin { app.api_tokens().await? } else { vec![] };
-    let devices = app.devices().await?;
+    let devices = app.devices_with_mailboxes().await?;
     let own_locale = viewer.caller.account.as_ref().and_then(|a| a.locale);
     let role_select = |selected: Role| {
         html! {
@@ -67,11 +68,24 @@ async fn render(
             p.small { (tr.t("devices.help")) }
             @if devices.is_empty() { p { (tr.t("devices.empty")) } } @else {
                 table {
-                    thead { tr { th { (tr.t("accounts.username")) } th { (tr.t("devices.addresses")) } th { (tr.t("tokens.created")) } th {} } }
+                    thead { tr { th { (tr.t("accounts.username")) } th { (tr.t("devices.addresses")) } th { (tr.t("mailbox.title")) } th { (tr.t("tokens.created")) } th {} } }
                     tbody {
-                        @for d in &devices {
+                        @for DeviceWithMailbox { device: d, mailbox } in &devices {
                             tr {
-                                td { (d.username) } td { (d.addresses.join(", ")) } td { (when(&d.created_at)) " · " (d.created_by) }
+                                td { (d.username) } td { (d.addresses.join(", ")) }
+                                td {
+                                    @match mailbox {
+                                        None => "—",
+                                        Some(m) if m.failure.is_some() => { (m.mailbox) ": " (tr.t("mailbox.reconnect")) }
+                                        Some(m) => (tr.f("mailbox.connected", &[("mailbox", &m.mailbox), ("at", &when(&m.acquired_at))])),
+                                    }
+                                    @if mailbox.is_some() && viewer.may_operate() {
+                                        form method="post" action={"/devices/" (d.id) "/mailbox/delete"} {
+                                            (csrf_field(viewer)) button.link type="submit" { (tr.t("devices.forget_token")) }
+                                        }
+                                    }
+                                }
+                                td { (when(&d.created_at)) " · " (d.created_by) }
                                 td {
                                     @if viewer.may_operate() {
                                         form method="post" action={"/devices/" (d.id) "/delete"} data-confirm=(tr.t("devices.delete_confirm")) {
@@ -339,4 +353,18 @@ async fn delete_device(
     viewer.permit(&form.csrf, Need::Operator)?;
     context.inner.app.delete_device(&viewer.caller.actor, id).await?;
     render(&context, &viewer, vec![("ok", viewer.tr.t("devices.deleted").to_owned())], StatusCode::OK).await
+}
+
+async fn forget_mailbox(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    viewer.permit(&form.csrf, Need::Operator)?;
+    let app = &context.inner.app;
+    let device = app.device(id).await?;
+    app.mailbox_forget(&viewer.caller.actor, &device).await?;
+    let text = viewer.tr.f("devices.token_deleted", &[("name", &device.username)]);
+    render(&context, &viewer, vec![("ok", text)], StatusCode::OK).await
 }

@@ -57,7 +57,12 @@ fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
         "tls.min_version" | "tls.max_version" => &[("", "option.default"), ("1.2", "TLS 1.2"), ("1.3", "TLS 1.3")],
         "locale" => &[("en", "English"), ("fr", "Français"), ("de", "Deutsch"), ("nl", "Nederlands")],
         "gateway.sender_policy" => {
-            &[("fixed", "option.fixed"), ("allow_user", "option.allow_user"), ("bulk", "option.bulk")]
+            &[
+                ("fixed", "option.fixed"),
+                ("allow_user", "option.allow_user"),
+                ("bulk", "option.bulk"),
+                ("login_user", "option.login_user"),
+            ]
         }
         "gateway.bare_newlines" => &[("reject", "reject"), ("normalize", "normalize")],
         _ => return None,
@@ -67,7 +72,13 @@ fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
 fn is_flag(key: &str) -> bool {
     matches!(
         key,
-        "smtp.allow_plaintext_auth" | "tls.verify_certificates" | "admin.daily_notice" | "admin.test_email_on_save"
+        "smtp.allow_plaintext_auth"
+            | "tls.verify_certificates"
+            | "admin.daily_notice"
+            | "admin.test_email_on_save"
+            | "gateway.require_tls"
+            | "gateway.allow_plaintext_auth"
+            | "gateway.forget_token_on_sign_out"
     )
 }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use tidings_core::secret::SecretString;
 
-const LOGIN_COOKIE: &str = "tidings_login";
+pub(super) const LOGIN_COOKIE: &str = "tidings_login";
 
 pub fn router() -> Router<Context> {
     Router::new().route("/login", get(form).post(sign_in)).route("/logout", post(sign_out))
@@ -39,14 +39,14 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn cookie_header(context: &Context, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+pub(super) fn cookie_header(context: &Context, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
     let secure = if context.inner.secure_cookies { "; Secure" } else { "" };
     let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
     HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"))
         .unwrap_or(HeaderValue::from_static(""))
 }
 
-fn random() -> String {
+pub(super) fn random() -> String {
     let mut bytes = [0u8; 24];
     rand_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -178,7 +178,7 @@ async fn sign_out(
 }
 
 /// Whether `address` failed too often lately (counting this failure when `failed`).
-fn address_throttled(context: &Context, address: std::net::IpAddr, failed: bool) -> bool {
+pub(super) fn address_throttled(context: &Context, address: std::net::IpAddr, failed: bool) -> bool {
     let policy = &context.inner.sign_in;
     let now = std::time::Instant::now();
     let mut all = context.inner.failed_sign_ins.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,13 +3,15 @@
 //! and status). Every form that changes something carries the session's CSRF token.
 //!
 //! Pages: `login.rs` (sign in and out), `email_config.rs`, `oauth.rs`, `outbox.rs`, `events.rs` (events and
-//! the audit log), `accounts.rs` (accounts, API tokens, the account's own language and password).
+//! the audit log), `accounts.rs` (accounts, API tokens, the account's own language and password), `mailbox.rs`
+//! (a device account's own mailbox, with its own sign-in).
 
 mod accounts;
 mod email_config;
 mod events;
 pub mod i18n;
 mod login;
+mod mailbox;
 mod oauth;
 mod outbox;
 
@@ -41,6 +43,7 @@ pub fn router() -> Router<Context> {
         .merge(outbox::router())
         .merge(events::router())
         .merge(accounts::router())
+        .merge(mailbox::router())
 }
 
 const STYLE: &str = include_str!("../../static/app.css");

@@ -18,7 +18,10 @@ use axum::{
 use maud::{Markup, html};
 use serde::Deserialize;
 use tidings_core::config::AuthMethod;
-use tidings_oauth::{flows, status::TokenStatus};
+use tidings_oauth::{
+    flows::{self, Owner},
+    status::TokenStatus,
+};
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -136,7 +139,7 @@ async fn connect(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
-    match flows::start(&context.inner.app).await {
+    match flows::start(&context.inner.app, &Owner::Relay).await {
         Ok(started) => Ok(Redirect::to(&started.url).into_response()),
         Err(e) => render(&context, &viewer, vec![("error", flow_error(e))], None).await,
     }
@@ -150,7 +153,7 @@ async fn paste(
     viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
     let notice =
-        authorized(&viewer, flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input).await);
+        authorized(&viewer, flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input, &Owner::Relay).await);
     render(&context, &viewer, vec![notice], None).await
 }
 

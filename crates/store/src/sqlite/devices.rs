@@ -6,7 +6,7 @@ use chrono::Utc;
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 use tidings_core::audit::NewAuditEntry;
 
-fn to_device(r: &SqliteRow) -> Result<(Device, String)> {
+pub(super) fn to_device(r: &SqliteRow) -> Result<(Device, String)> {
     let addresses: String = r.get("addresses");
     Ok((
         Device {

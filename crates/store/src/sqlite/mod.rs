@@ -6,14 +6,15 @@
 mod accounts;
 mod devices;
 mod events;
+mod mailboxes;
 mod oauth;
 mod outbox;
 mod tokens;
 
 use crate::{
     Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
-    EventState, LeasedMessage, LoginRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice,
-    NewEvent, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
+    EventState, LeasedMessage, LoginRecord, MailboxRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount,
+    NewDevice, NewDeviceSession, NewEvent, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
     SessionRecord, Settlement, Store, ThrottleRecord,
 };
 use async_trait::async_trait;
@@ -328,8 +329,13 @@ impl Store for SqliteStore {
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()> {
         oauth::put_pending(&self.pool, pending).await
     }
-    async fn take_pending_sign_in(&self, state: Option<&str>, now: DateTime<Utc>) -> Result<Option<PendingSignIn>> {
-        oauth::take_pending(&self.pool, state, now).await
+    async fn take_pending_sign_in(
+        &self,
+        state: Option<&str>,
+        device_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingSignIn>> {
+        oauth::take_pending(&self.pool, state, device_id, now).await
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<i64> {
@@ -368,6 +374,52 @@ impl Store for SqliteStore {
     }
     async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
         devices::delete(&self.pool, id, audit).await
+    }
+    async fn mailboxes(&self) -> Result<Vec<MailboxRecord>> {
+        mailboxes::list(&self.pool).await
+    }
+    async fn mailbox_of(&self, username: &str) -> Result<Option<(MailboxRecord, Vec<u8>)>> {
+        mailboxes::of(&self.pool, username).await
+    }
+    async fn mailbox_acquired(
+        &self,
+        device_id: i64,
+        mailbox: &str,
+        sealed_refresh_token: &[u8],
+        at: DateTime<Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<()> {
+        mailboxes::acquired(&self.pool, device_id, mailbox, sealed_refresh_token, at, audit).await
+    }
+    async fn mailbox_refreshed(
+        &self,
+        device_id: i64,
+        sealed_refresh_token: Option<&[u8]>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        mailboxes::refreshed(&self.pool, device_id, sealed_refresh_token, at).await
+    }
+    async fn mailbox_failure(
+        &self,
+        device_id: i64,
+        reason: &str,
+        explanation: &str,
+        at: DateTime<Utc>,
+        alert: &NewEvent,
+    ) -> Result<()> {
+        mailboxes::failure(&self.pool, device_id, reason, explanation, at, alert).await
+    }
+    async fn mailbox_forget(&self, device_id: i64, audit: &NewAuditEntry) -> Result<bool> {
+        mailboxes::forget(&self.pool, device_id, audit).await
+    }
+    async fn create_device_session(&self, session: &NewDeviceSession, audit: &NewAuditEntry) -> Result<()> {
+        mailboxes::create_session(&self.pool, session, audit).await
+    }
+    async fn device_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>> {
+        mailboxes::session(&self.pool, token_hash, now).await
+    }
+    async fn end_device_session(&self, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()> {
+        mailboxes::end_session(&self.pool, token_hash, audit).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {

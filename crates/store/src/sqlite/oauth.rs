@@ -103,12 +103,13 @@ pub(super) async fn forget(pool: &SqlitePool, audit: &NewAuditEntry) -> Result<(
 pub(super) async fn put_pending(pool: &SqlitePool, p: &PendingSignIn) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM oauth_pending WHERE expires_at <= ?").bind(p.created_at).execute(&mut *tx).await?;
-    sqlx::query("INSERT INTO oauth_pending (state, sealed_verifier, redirect_uri, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO oauth_pending (state, sealed_verifier, redirect_uri, created_at, expires_at, device_id) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(&p.state)
         .bind(&p.sealed_verifier)
         .bind(&p.redirect_uri)
         .bind(p.created_at)
         .bind(p.expires_at)
+        .bind(p.device_id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -118,15 +119,18 @@ pub(super) async fn put_pending(pool: &SqlitePool, p: &PendingSignIn) -> Result<
 pub(super) async fn take_pending(
     pool: &SqlitePool,
     state: Option<&str>,
+    device_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Option<PendingSignIn>> {
     let row = sqlx::query(
         "DELETE FROM oauth_pending WHERE state = (
-             SELECT state FROM oauth_pending WHERE (?1 IS NULL OR state = ?1) AND expires_at > ?2 ORDER BY created_at DESC LIMIT 1)
-         RETURNING state, sealed_verifier, redirect_uri, created_at, expires_at",
+             SELECT state FROM oauth_pending
+             WHERE (state = ?1 OR (?1 IS NULL AND device_id IS ?3)) AND expires_at > ?2 ORDER BY created_at DESC LIMIT 1)
+         RETURNING state, sealed_verifier, redirect_uri, created_at, expires_at, device_id",
     )
     .bind(state)
     .bind(now)
+    .bind(device_id)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| PendingSignIn {
@@ -135,5 +139,6 @@ pub(super) async fn take_pending(
         redirect_uri: r.get("redirect_uri"),
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),
+        device_id: r.get("device_id"),
     }))
 }

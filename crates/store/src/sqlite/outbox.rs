@@ -27,8 +27,8 @@ pub(super) async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &NewOutb
     let recipients = serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e))?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size,
-                               created_at, lifetime_start, updated_at, next_attempt_at)
-         VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                               created_at, lifetime_start, updated_at, next_attempt_at, mailbox_of)
+         VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&m.origin)
     .bind(&m.mail_from)
@@ -40,6 +40,7 @@ pub(super) async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &NewOutb
     .bind(at)
     .bind(at)
     .bind(at)
+    .bind(&m.mailbox_of)
     .fetch_one(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO message_content (message_id, content) VALUES (?, ?)")
@@ -72,7 +73,7 @@ pub(super) async fn lease_due(
                                 WHERE status = 'sending' AND lease_until <= ?3 ORDER BY lease_until LIMIT ?4))
              ORDER BY due, id
              LIMIT ?4)
-         RETURNING id, mail_from, recipients, attempts, lifetime_start, (SELECT content FROM message_content WHERE message_id = messages.id) AS content",
+         RETURNING id, mail_from, recipients, attempts, lifetime_start, mailbox_of, (SELECT content FROM message_content WHERE message_id = messages.id) AS content",
     )
     .bind(owner)
     .bind(ms(until))
@@ -90,6 +91,7 @@ pub(super) async fn lease_due(
                 content: r.get("content"),
                 attempts: r.get::<i64, _>("attempts") as u32,
                 lifetime_start: from_ms(r.get("lifetime_start")),
+                mailbox_of: r.get("mailbox_of"),
             })
         })
         .collect::<Result<Vec<_>>>()?;

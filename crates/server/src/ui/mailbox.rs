@@ -1,0 +1,303 @@
+//! "My mailbox": where a device account of the gateway connects its own mailbox with OAuth (the
+//! `login_user` sender policy), sees its token's status, and deletes it. The account signs in with its gateway
+//! user name and password; its session (cookie `tidings_mailbox`) reaches this page only. The sign-in form has
+//! the same double-submit protection and per-address throttling as the administrators' one.
+
+use super::{
+    UiError, i18n,
+    login::{LOGIN_COOKIE, address_throttled, cookie_header, random},
+    notice, when,
+};
+use crate::http::{Context, auth::cookie, error::ApiError};
+use axum::{
+    Form, Router,
+    extract::{ConnectInfo, FromRequestParts, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tidings_core::{config::gateway::SenderPolicy, secret::SecretString};
+use tidings_oauth::flows::{self, Owner};
+use tidings_store::Device;
+
+const COOKIE: &str = "tidings_mailbox";
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/mailbox", get(show))
+        .route("/mailbox/login", post(sign_in))
+        .route("/mailbox/logout", post(sign_out))
+        .route("/mailbox/connect", post(connect))
+        .route("/mailbox/paste", post(paste))
+        .route("/mailbox/device-code", post(device_code))
+        .route("/mailbox/forget", post(forget))
+}
+
+/// A device account signed in to its page.
+struct Holder {
+    device: Device,
+    csrf: String,
+    token: String,
+    tr: i18n::Tr,
+}
+
+impl FromRequestParts<Context> for Holder {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, context: &Context) -> Result<Self, Self::Rejection> {
+        let tr = i18n::negotiate(None, &parts.headers);
+        let Some(token) = cookie(&parts.headers, COOKIE) else { return Err(Redirect::to("/mailbox").into_response()) };
+        match context.inner.app.device_session(token).await {
+            Ok(Some((device, csrf))) => Ok(Holder { device, csrf, token: token.to_owned(), tr }),
+            Ok(None) => Err(Redirect::to("/mailbox").into_response()),
+            Err(e) => Err(UiError::from(e).into_response()),
+        }
+    }
+}
+
+impl Holder {
+    fn check(&self, csrf: &str) -> Result<(), Response> {
+        if !csrf.is_empty() && csrf == self.csrf { Ok(()) } else { Err(UiError::Csrf.into_response()) }
+    }
+}
+
+fn shell(tr: i18n::Tr, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(tr.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (tr.t("mailbox.title")) " · Tidings" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body.login { main { h1 { (tr.t("mailbox.title")) } (body) } }
+        }
+    }
+}
+
+fn sign_in_page(tr: i18n::Tr, token: &str, error: Option<&str>, username: &str) -> Markup {
+    shell(
+        tr,
+        html! {
+            p { (tr.t("mailbox.intro")) }
+            @if let Some(error) = error { (notice("error", error)) }
+            form method="post" action="/mailbox/login" {
+                input type="hidden" name="csrf" value=(token);
+                label { (tr.t("mailbox.device_name")) input name="username" autocomplete="username" required value=(username) autofocus; }
+                label { (tr.t("login.password")) input name="password" type="password" autocomplete="current-password" required; }
+                button type="submit" { (tr.t("login.submit")) }
+            }
+        },
+    )
+}
+
+async fn show(State(context): State<Context>, headers: HeaderMap, parts: axum::http::request::Parts) -> Response {
+    let mut parts = parts;
+    match Holder::from_request_parts(&mut parts, &context).await {
+        Ok(holder) => render(&context, &holder, Vec::new(), None).await,
+        Err(_) => {
+            let tr = i18n::negotiate(None, &headers);
+            let token = random();
+            let mut response = sign_in_page(tr, &token, None, "").into_response();
+            response.headers_mut().append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, &token, Some(3600)));
+            response
+        }
+    }
+}
+
+/// The account's page: its mailbox, the token's status, and what it can do.
+async fn render(context: &Context, holder: &Holder, notices: Vec<(&str, String)>, extra: Option<Markup>) -> Response {
+    let tr = holder.tr;
+    let app = &context.inner.app;
+    let record = match app.mailbox_of(&holder.device.username).await {
+        Ok(r) => r,
+        Err(e) => return UiError::from(e).into_response(),
+    };
+    let policy = context.inner.config.get().config.gateway.sender_policy;
+    let mailbox = holder.device.addresses.first();
+    let csrf = html! { input type="hidden" name="csrf" value=(holder.csrf); };
+    shell(
+        tr,
+        html! {
+            @for (kind, text) in &notices { (notice(kind, text)) }
+            @if policy != SenderPolicy::LoginUser { (notice("error", tr.t("mailbox.policy_off"))) }
+            dl {
+                dt { (tr.t("mailbox.device_name")) } dd { (holder.device.username) }
+                dt { (tr.t("mailbox.address")) } dd { (mailbox.map_or("—", String::as_str)) }
+                dt { (tr.t("mailbox.status")) }
+                dd #mailbox-status {
+                    @match &record {
+                        None => (tr.t("mailbox.not_connected")),
+                        Some(r) if r.failure.is_some() => {
+                            strong { (tr.t("mailbox.reconnect")) } br;
+                            (r.failure.as_deref().unwrap_or("")) br;
+                            (r.explanation.as_deref().unwrap_or(""))
+                        }
+                        Some(r) => {
+                            (tr.f("mailbox.connected", &[("mailbox", &r.mailbox), ("at", &when(&r.acquired_at))]))
+                            @if let Some(at) = &r.refreshed_at { br; (tr.f("mailbox.refreshed", &[("at", &when(at))])) }
+                        }
+                    }
+                }
+            }
+            @if let Some(extra) = extra { (extra) }
+            @if mailbox.is_none() {
+                (notice("error", tr.t("mailbox.no_address")))
+            } @else {
+                form method="post" action="/mailbox/connect" { (csrf) button type="submit" { (tr.t("mailbox.connect")) } }
+                form method="post" action="/mailbox/device-code" { (csrf) button.secondary type="submit" { (tr.t("oauth.device")) } }
+                form method="post" action="/mailbox/paste" {
+                    (csrf)
+                    label { (tr.t("oauth.paste_help")) input name="input" required; }
+                    button.secondary type="submit" { (tr.t("oauth.paste")) }
+                }
+            }
+            @if record.is_some() {
+                form method="post" action="/mailbox/forget" { (csrf) button.danger type="submit" { (tr.t("mailbox.forget")) } }
+            }
+            form method="post" action="/mailbox/logout" {
+                (csrf)
+                button.link type="submit" { (tr.t("nav.sign_out")) }
+                @if context.inner.config.get().config.gateway.forget_token_on_sign_out { " " small { (tr.t("mailbox.sign_out_forgets")) } }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+async fn sign_in(
+    State(context): State<Context>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let tr = i18n::negotiate(None, &headers);
+    if cookie(&headers, LOGIN_COOKIE) != Some(form.csrf.as_str()) || form.csrf.is_empty() {
+        return UiError::Csrf.into_response();
+    }
+    let username = form.username.trim();
+    if address_throttled(&context, peer.ip(), false) {
+        let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.throttled")), username);
+        return (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+    }
+    let password = SecretString::new(form.password);
+    let app = &context.inner.app;
+    match app.device_sign_in(username, &password, &peer.ip().to_string(), &context.inner.sign_in).await {
+        Ok(session) => {
+            let mut response = Redirect::to("/mailbox").into_response();
+            let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(60);
+            let headers = response.headers_mut();
+            headers.append(header::SET_COOKIE, cookie_header(&context, COOKIE, session.token.expose(), Some(max_age)));
+            headers.append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, "", Some(0)));
+            response
+        }
+        Err(tidings_app::Error::Refused(_)) => {
+            address_throttled(&context, peer.ip(), true);
+            let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.refused")), username);
+            (StatusCode::UNAUTHORIZED, page).into_response()
+        }
+        Err(e) => UiError::from(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    csrf: String,
+    #[serde(default)]
+    input: String,
+}
+
+fn actor(holder: &Holder) -> String {
+    format!("mailbox:{}", holder.device.username)
+}
+
+fn flow_error(e: flows::FlowError) -> String {
+    ApiError::from(e).message()
+}
+
+/// Sends the browser to the provider; it comes back to `/login/smtp-verification`.
+async fn connect(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(refused) = holder.check(&form.csrf) {
+        return refused;
+    }
+    match flows::start(&context.inner.app, &Owner::Device(holder.device.clone())).await {
+        Ok(started) => Redirect::to(&started.url).into_response(),
+        Err(e) => render(&context, &holder, vec![("error", flow_error(e))], None).await,
+    }
+}
+
+async fn paste(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(refused) = holder.check(&form.csrf) {
+        return refused;
+    }
+    let owner = Owner::Device(holder.device.clone());
+    let notice = match flows::complete(&context.inner.app, None, &actor(&holder), &form.input, &owner).await {
+        Ok(mailbox) => ("ok", holder.tr.f("oauth.authorized", &[("account", mailbox.as_deref().unwrap_or("—"))])),
+        Err(e) => ("error", flow_error(e)),
+    };
+    render(&context, &holder, vec![notice], None).await
+}
+
+/// Starts the device-code flow; a task waits for the account to finish it (reload the page to see).
+async fn device_code(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(refused) = holder.check(&form.csrf) {
+        return refused;
+    }
+    let tr = holder.tr;
+    let signing_in = match flows::start_device(&context.inner.app, Owner::Device(holder.device.clone())).await {
+        Ok(s) => s,
+        Err(e) => return render(&context, &holder, vec![("error", flow_error(e))], None).await,
+    };
+    let shown = signing_in.shown.clone();
+    let (app, actor) = (context.inner.app.clone(), actor(&holder));
+    tokio::spawn(async move {
+        if let Err(e) = signing_in.finish(&app, None, &actor).await {
+            tracing::warn!(error = %e, %actor, "mailbox device sign-in did not complete");
+        }
+    });
+    let link = shown.verification_uri_complete.clone().unwrap_or_else(|| shown.verification_uri.clone());
+    let panel = html! {
+        section.device #device {
+            h2 { (tr.t("oauth.device_title")) }
+            p { (tr.t("oauth.device_open")) " " a #device-link href=(link) target="_blank" rel="noopener" { (shown.verification_uri) } }
+            p { (tr.t("oauth.device_enter")) }
+            p.user-code #user-code { (shown.user_code) }
+            p { (tr.t("mailbox.device_reload")) }
+        }
+    };
+    render(&context, &holder, Vec::new(), Some(panel)).await
+}
+
+async fn forget(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(refused) = holder.check(&form.csrf) {
+        return refused;
+    }
+    match context.inner.app.mailbox_forget(&actor(&holder), &holder.device).await {
+        Ok(_) => render(&context, &holder, vec![("ok", holder.tr.t("mailbox.forgotten").to_owned())], None).await,
+        Err(e) => UiError::from(e).into_response(),
+    }
+}
+
+async fn sign_out(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(refused) = holder.check(&form.csrf) {
+        return refused;
+    }
+    let forget = context.inner.config.get().config.gateway.forget_token_on_sign_out;
+    if let Err(e) = context.inner.app.device_sign_out(&holder.token, &holder.device, forget).await {
+        return UiError::from(e).into_response();
+    }
+    let mut response = Redirect::to("/mailbox").into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie_header(&context, COOKIE, "", Some(0)));
+    response
+}
