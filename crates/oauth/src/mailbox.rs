@@ -95,3 +95,75 @@ impl Vault for DeviceVault {
         self.app.metrics().count("tidings_token_refreshes_total", outcome);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::manager::{EndpointError, Granted};
+    use std::time::Duration;
+    use tidings_app::{InitOptions, data_dir::DataDir};
+
+    /// Grants `at-<refresh token>` for refresh tokens starting `good`; refuses others as Microsoft does a
+    /// revoked grant.
+    #[derive(Debug)]
+    struct Provider;
+
+    #[async_trait]
+    impl TokenEndpoint for Provider {
+        async fn refresh(&self, credential: &Credential) -> Result<Granted, EndpointError> {
+            let Credential::RefreshToken(rt) = credential else { panic!("{credential:?}") };
+            if !rt.expose().starts_with("good") {
+                return Err(EndpointError::Refused {
+                    said: "invalid_grant: AADSTS50173: The provided grant has expired due to it being revoked.".into(),
+                    explanation: "The user must sign in again.".into(),
+                });
+            }
+            Ok(Granted {
+                access_token: SecretString::new(format!("at-{}", rt.expose())),
+                expires_in: Duration::from_secs(3600),
+                refresh_token: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn each_account_has_its_own_token_and_a_refusal_alerts_the_administrators() {
+        let tmp = tempfile::tempdir().unwrap();
+        let init = InitOptions { admin_username: "admin".into(), ..Default::default() };
+        let app = App::init(DataDir::new(tmp.path()), init).await.unwrap().app;
+        let pass = SecretString::new("a-device-password-1");
+        for (name, address) in [("jane-mfp", "jane@contoso.com"), ("joe-mfp", "joe@contoso.com")] {
+            app.create_device("test", name, &pass, &[address.to_owned()]).await.unwrap();
+        }
+        let devices = app.devices().await.unwrap();
+        let shutdown = CancellationToken::new();
+        let mailboxes = Mailboxes::new(app.clone(), Arc::new(Provider), ManagerOptions::default(), shutdown.clone());
+
+        let err = mailboxes.mailbox("jane-mfp").await.unwrap_err();
+        assert!(matches!(&err, TokenError::ReauthorizationRequired(why) if why.contains("/mailbox")), "{err:?}");
+
+        app.mailbox_acquired("test", &devices[0], "jane@contoso.com", &SecretString::new("good-jane")).await.unwrap();
+        app.mailbox_acquired("test", &devices[1], "joe@contoso.com", &SecretString::new("revoked")).await.unwrap();
+        let (mailbox, tokens) = mailboxes.mailbox("jane-mfp").await.unwrap();
+        assert_eq!((mailbox.as_str(), tokens.access_token().await.unwrap().0.expose()), ("jane@contoso.com", "at-good-jane"));
+
+        let (_, tokens) = mailboxes.mailbox("joe-mfp").await.unwrap();
+        assert!(matches!(tokens.access_token().await, Err(TokenError::ReauthorizationRequired(_))));
+        let joe = app.mailbox_of("joe-mfp").await.unwrap().unwrap();
+        assert!(joe.failure.unwrap().contains("AADSTS50173"));
+        let alerts = app.store().pending_events(10).await.unwrap();
+        assert!(alerts.iter().any(|e| e.details["reason"].contains("device account joe-mfp (joe@contoso.com)")), "{alerts:?}");
+        assert!(app.mailbox_of("jane-mfp").await.unwrap().unwrap().failure.is_none(), "jane is unaffected");
+
+        // A new sign-in replaces the manager; deleting the token ends it.
+        app.mailbox_acquired("test", &devices[1], "joe@contoso.com", &SecretString::new("good-joe")).await.unwrap();
+        let (_, tokens) = mailboxes.mailbox("joe-mfp").await.unwrap();
+        assert_eq!(tokens.access_token().await.unwrap().0.expose(), "at-good-joe");
+        assert!(app.mailbox_of("joe-mfp").await.unwrap().unwrap().failure.is_none(), "a new sign-in clears the failure");
+        app.mailbox_forget("test", &devices[1]).await.unwrap();
+        assert!(mailboxes.mailbox("joe-mfp").await.is_err());
+        shutdown.cancel();
+    }
+}

@@ -274,3 +274,96 @@ mod outbox {
         story(&store).await;
     }
 }
+
+/// Device accounts' own mailboxes: authorizations (sealed tokens only), sessions, sign-ins under way, and
+/// messages that remember whose mailbox sends them.
+mod mailboxes {
+    use super::audit;
+    use chrono::{Duration, TimeZone, Utc};
+    use tidings_core::{notify::EventKind, outbox::Recipient};
+    use tidings_store::{NewDevice, NewDeviceSession, NewEvent, NewOutboxMessage, PendingSignIn, SqliteStore, Store};
+
+    async fn story(store: &dyn Store) {
+        let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        let device = NewDevice { username: "jane-mfp".into(), password_hash: "h".into(), addresses: vec!["jane@contoso.com".into()] };
+        let id = store.create_device(&device, &audit("device.create", &["jane-mfp"])).await.unwrap();
+        assert!(store.mailbox_of("jane-mfp").await.unwrap().is_none());
+
+        store.mailbox_acquired(id, "jane@contoso.com", b"sealed-1", t0, &audit("mailbox.authorize", &[])).await.unwrap();
+        let (record, sealed) = store.mailbox_of("JANE-MFP").await.unwrap().unwrap();
+        assert_eq!((record.mailbox.as_str(), sealed.as_slice(), record.acquired_at), ("jane@contoso.com", &b"sealed-1"[..], t0));
+        store.mailbox_refreshed(id, Some(b"sealed-2"), t0 + Duration::seconds(60)).await.unwrap();
+        store.mailbox_refreshed(id, None, t0 + Duration::seconds(120)).await.unwrap();
+        let (record, sealed) = store.mailbox_of("jane-mfp").await.unwrap().unwrap();
+        assert_eq!((sealed.as_slice(), record.refreshed_at), (&b"sealed-2"[..], Some(t0 + Duration::seconds(120))));
+
+        let alert = NewEvent {
+            kind: EventKind::ReauthorizationRequired,
+            node: "n".into(),
+            details: Default::default(),
+            origin: "tidings".into(),
+            received_at: t0,
+        };
+        store.mailbox_failure(id, "invalid_grant", "sign in again", t0, &alert).await.unwrap();
+        assert_eq!(store.mailboxes().await.unwrap()[0].failure.as_deref(), Some("invalid_grant"));
+        assert_eq!(store.pending_events(10).await.unwrap().len(), 1, "the alert is recorded with the failure");
+
+        // Sessions: live until they expire; the account's deletion ends them with its authorization.
+        let session = NewDeviceSession {
+            token_hash: vec![1; 32],
+            device_id: id,
+            csrf: "c".into(),
+            created_at: Utc::now(),
+            expires_at: Utc::now() + Duration::hours(1),
+        };
+        store.create_device_session(&session, &audit("sign-in", &[])).await.unwrap();
+        let (found, csrf) = store.device_session(&[1; 32], Utc::now()).await.unwrap().unwrap();
+        assert_eq!((found.id, csrf.as_str()), (id, "c"));
+        assert!(store.device_session(&[1; 32], Utc::now() + Duration::hours(2)).await.unwrap().is_none());
+
+        // A bare pasted code takes the newest sign-in of its own owner only.
+        for (state, device_id) in [("relay", None), ("jane", Some(id))] {
+            let pending = PendingSignIn {
+                state: state.into(),
+                sealed_verifier: vec![0],
+                redirect_uri: "https://t/".into(),
+                created_at: Utc::now(),
+                expires_at: Utc::now() + Duration::minutes(15),
+                device_id,
+            };
+            store.put_pending_sign_in(&pending).await.unwrap();
+        }
+        let taken = store.take_pending_sign_in(None, None, Utc::now()).await.unwrap().unwrap();
+        assert_eq!((taken.state.as_str(), taken.device_id), ("relay", None));
+        let taken = store.take_pending_sign_in(Some("jane"), None, Utc::now()).await.unwrap().unwrap();
+        assert_eq!(taken.device_id, Some(id), "a state names its sign-in whoever started it");
+
+        let message = NewOutboxMessage {
+            origin: "gateway:jane-mfp".into(),
+            mail_from: "jane@contoso.com".into(),
+            recipients: vec![Recipient::pending("ops@example.com")],
+            subject: None,
+            message_id: None,
+            content: b"Subject: s\r\n\r\nb\r\n".to_vec(),
+            created_at: Utc::now(),
+            mailbox_of: Some("jane-mfp".into()),
+        };
+        store.enqueue(&[message]).await.unwrap();
+        let leased = store.lease_due("n/1", Utc::now(), Utc::now() + Duration::minutes(5), 10).await.unwrap();
+        assert_eq!(leased[0].mailbox_of.as_deref(), Some("jane-mfp"));
+
+        assert!(store.mailbox_forget(id, &audit("mailbox.revoke", &[])).await.unwrap());
+        assert!(!store.mailbox_forget(id, &audit("mailbox.revoke", &[])).await.unwrap());
+        store.mailbox_acquired(id, "jane@contoso.com", b"sealed-3", t0, &audit("mailbox.authorize", &[])).await.unwrap();
+        store.delete_device(id, &audit("device.delete", &[])).await.unwrap();
+        assert!(store.mailboxes().await.unwrap().is_empty(), "deleting the account deletes its authorization");
+        assert!(store.device_session(&[1; 32], Utc::now()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn sqlite_mailbox_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
+        story(&store).await;
+    }
+}
