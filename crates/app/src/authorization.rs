@@ -112,7 +112,9 @@ impl App {
     /// Takes the sign-in with this `state` (or, for a pasted bare code, the newest one of `device_id`, `None`
     /// being the relay account), once.
     pub async fn take_sign_in(&self, state: Option<&str>, device_id: Option<i64>) -> Result<Option<SignIn>> {
-        let Some(pending) = self.store.take_pending_sign_in(state, device_id, Utc::now()).await? else { return Ok(None) };
+        let Some(pending) = self.store.take_pending_sign_in(state, device_id, Utc::now()).await? else {
+            return Ok(None);
+        };
         let verifier = self.cipher.open(VERIFIER, &pending.sealed_verifier)?;
         Ok(Some(SignIn { verifier, redirect_uri: pending.redirect_uri, device_id: pending.device_id }))
     }

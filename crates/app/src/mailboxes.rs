@@ -97,7 +97,13 @@ impl App {
 
     /// Records that the account must connect its mailbox again, with the `oauth.reauthorization_required`
     /// alert for the admin contacts naming the account.
-    pub async fn mailbox_failed(&self, record: &MailboxRecord, username: &str, reason: &str, explanation: &str) -> Result<()> {
+    pub async fn mailbox_failed(
+        &self,
+        record: &MailboxRecord,
+        username: &str,
+        reason: &str,
+        explanation: &str,
+    ) -> Result<()> {
         let now = Utc::now();
         let who = format!("device account {username} ({}): ", record.mailbox);
         let alert = NewEvent {
@@ -120,14 +126,22 @@ impl App {
 
     /// Deletes a device account's mailbox token; `false` when it had none.
     pub async fn mailbox_forget(&self, actor: &str, device: &Device) -> Result<bool> {
-        let audit =
-            NewAuditEntry { actor: actor.to_owned(), action: "mailbox.revoke".into(), fields: vec![device.username.clone()] };
+        let audit = NewAuditEntry {
+            actor: actor.to_owned(),
+            action: "mailbox.revoke".into(),
+            fields: vec![device.username.clone()],
+        };
         Ok(self.store.mailbox_forget(device.id, &audit).await?)
     }
 
     /// A device account by id.
     pub async fn device(&self, id: i64) -> Result<Device> {
-        self.store.devices().await?.into_iter().find(|d| d.id == id).ok_or_else(|| Error::Input(format!("no device account {id}")))
+        self.store
+            .devices()
+            .await?
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| Error::Input(format!("no device account {id}")))
     }
 
     /// Signs a device account in to its "My mailbox" page. `from` (the client's address) is audited.
@@ -154,9 +168,15 @@ impl App {
             .ok_or_else(|| Error::Refused("wrong user name or password".into()))?;
         let (token, csrf) = (random_token(), random_token());
         let now = Utc::now();
-        let expires_at = now + chrono::Duration::from_std(policy.idle.min(policy.absolute)).unwrap_or(chrono::Duration::hours(8));
-        let session =
-            NewDeviceSession { token_hash: token_hash(&token), device_id: device.id, csrf: csrf.clone(), created_at: now, expires_at };
+        let expires_at =
+            now + chrono::Duration::from_std(policy.idle.min(policy.absolute)).unwrap_or(chrono::Duration::hours(8));
+        let session = NewDeviceSession {
+            token_hash: token_hash(&token),
+            device_id: device.id,
+            csrf: csrf.clone(),
+            created_at: now,
+            expires_at,
+        };
         let audit = NewAuditEntry { actor, action: "sign-in".into(), fields: vec![format!("from {from}")] };
         self.store.create_device_session(&session, &audit).await?;
         self.metrics.count("tidings_sign_ins_total", "ok");

@@ -9,7 +9,6 @@ use crate::{
 use rand::RngCore;
 use std::time::Duration;
 use tidings_app::App;
-use tidings_store::Device;
 use tidings_core::{
     oauth::{
         authorize,
@@ -19,6 +18,7 @@ use tidings_core::{
     },
     secret::{SecretName, SecretString},
 };
+use tidings_store::Device;
 
 /// How long a started sign-in waits for the provider's redirect.
 pub const SIGN_IN_TTL: Duration = Duration::from_secs(15 * 60);

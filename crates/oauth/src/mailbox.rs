@@ -23,16 +23,28 @@ pub struct Mailboxes {
     endpoint: Arc<dyn TokenEndpoint>,
     options: ManagerOptions,
     shutdown: CancellationToken,
-    /// By account name: the authorization the manager serves (its time), the manager, its refresher's stop.
-    managers: Mutex<HashMap<String, (DateTime<Utc>, TokenManager, CancellationToken)>>,
+    managers: Mutex<HashMap<String, Managed>>,
+}
+
+/// A device account's manager: the authorization it serves (its time), and its refresher's stop.
+#[derive(Debug)]
+struct Managed {
+    acquired_at: DateTime<Utc>,
+    manager: TokenManager,
+    stop: CancellationToken,
 }
 
 impl Mailboxes {
-    pub fn new(app: App, endpoint: Arc<dyn TokenEndpoint>, options: ManagerOptions, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        app: App,
+        endpoint: Arc<dyn TokenEndpoint>,
+        options: ManagerOptions,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self { app, endpoint, options, shutdown, managers: Mutex::new(HashMap::new()) }
     }
 
-    fn managers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (DateTime<Utc>, TokenManager, CancellationToken)>> {
+    fn managers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Managed>> {
         self.managers.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -42,8 +54,8 @@ impl MailboxTokens for Mailboxes {
     async fn mailbox(&self, account: &str) -> Result<(String, Arc<dyn TokenSource>), TokenError> {
         let record = self.app.mailbox_of(account).await.map_err(|e| TokenError::Unavailable(e.to_string()))?;
         let Some(record) = record else {
-            if let Some((_, _, stop)) = self.managers().remove(account) {
-                stop.cancel();
+            if let Some(gone) = self.managers().remove(account) {
+                gone.stop.cancel();
             }
             return Err(TokenError::ReauthorizationRequired(format!(
                 "device account {account} has not connected its mailbox (or its token was deleted); it signs in on \
@@ -51,17 +63,18 @@ impl MailboxTokens for Mailboxes {
             )));
         };
         let mut managers = self.managers();
-        if let Some((at, manager, _)) = managers.get(account)
-            && *at == record.acquired_at
+        if let Some(managed) = managers.get(account)
+            && managed.acquired_at == record.acquired_at
         {
-            return Ok((record.mailbox, Arc::new(manager.clone())));
+            return Ok((record.mailbox, Arc::new(managed.manager.clone())));
         }
         let vault = DeviceVault { app: self.app.clone(), account: account.to_owned(), record: record.clone() };
         let manager = TokenManager::new(self.endpoint.clone(), Arc::new(vault), self.options);
         let stop = self.shutdown.child_token();
         manager.spawn_refresher(stop.clone());
-        if let Some((_, _, old)) = managers.insert(account.to_owned(), (record.acquired_at, manager.clone(), stop)) {
-            old.cancel();
+        let managed = Managed { acquired_at: record.acquired_at, manager: manager.clone(), stop };
+        if let Some(old) = managers.insert(account.to_owned(), managed) {
+            old.stop.cancel();
         }
         Ok((record.mailbox, Arc::new(manager)))
     }
@@ -147,21 +160,30 @@ mod tests {
         app.mailbox_acquired("test", &devices[0], "jane@contoso.com", &SecretString::new("good-jane")).await.unwrap();
         app.mailbox_acquired("test", &devices[1], "joe@contoso.com", &SecretString::new("revoked")).await.unwrap();
         let (mailbox, tokens) = mailboxes.mailbox("jane-mfp").await.unwrap();
-        assert_eq!((mailbox.as_str(), tokens.access_token().await.unwrap().0.expose()), ("jane@contoso.com", "at-good-jane"));
+        assert_eq!(
+            (mailbox.as_str(), tokens.access_token().await.unwrap().0.expose()),
+            ("jane@contoso.com", "at-good-jane")
+        );
 
         let (_, tokens) = mailboxes.mailbox("joe-mfp").await.unwrap();
         assert!(matches!(tokens.access_token().await, Err(TokenError::ReauthorizationRequired(_))));
         let joe = app.mailbox_of("joe-mfp").await.unwrap().unwrap();
         assert!(joe.failure.unwrap().contains("AADSTS50173"));
         let alerts = app.store().pending_events(10).await.unwrap();
-        assert!(alerts.iter().any(|e| e.details["reason"].contains("device account joe-mfp (joe@contoso.com)")), "{alerts:?}");
+        assert!(
+            alerts.iter().any(|e| e.details["reason"].contains("device account joe-mfp (joe@contoso.com)")),
+            "{alerts:?}"
+        );
         assert!(app.mailbox_of("jane-mfp").await.unwrap().unwrap().failure.is_none(), "jane is unaffected");
 
         // A new sign-in replaces the manager; deleting the token ends it.
         app.mailbox_acquired("test", &devices[1], "joe@contoso.com", &SecretString::new("good-joe")).await.unwrap();
         let (_, tokens) = mailboxes.mailbox("joe-mfp").await.unwrap();
         assert_eq!(tokens.access_token().await.unwrap().0.expose(), "at-good-joe");
-        assert!(app.mailbox_of("joe-mfp").await.unwrap().unwrap().failure.is_none(), "a new sign-in clears the failure");
+        assert!(
+            app.mailbox_of("joe-mfp").await.unwrap().unwrap().failure.is_none(),
+            "a new sign-in clears the failure"
+        );
         app.mailbox_forget("test", &devices[1]).await.unwrap();
         assert!(mailboxes.mailbox("joe-mfp").await.is_err());
         shutdown.cancel();

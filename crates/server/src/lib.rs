@@ -25,9 +25,9 @@ use tidings_delivery::engine::Engine;
 pub use tidings_delivery::engine::EngineOptions;
 pub use tidings_oauth::manager::ManagerOptions;
 use tidings_oauth::{
+    mailbox::Mailboxes,
     manager::TokenManager,
     source::{ConfiguredEndpoint, DaemonTokens},
-    mailbox::Mailboxes,
     vault::AppVault,
 };
 use tokio::net::TcpListener;

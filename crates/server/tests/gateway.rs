@@ -461,7 +461,10 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     let answers = gw.client("starttls", send(true)).await;
     assert_eq!(answers[2]["ok"], true, "{answers:?}");
     let got = peer.next_message().await;
-    assert_eq!((got["auth_user"].as_str(), got["mail_from"].as_str()), (Some("jane@contoso.com"), Some("jane@contoso.com")));
+    assert_eq!(
+        (got["auth_user"].as_str(), got["mail_from"].as_str()),
+        (Some("jane@contoso.com"), Some("jane@contoso.com"))
+    );
     let data = got["data"].as_str().unwrap();
     assert!(data.contains("From: jane@contoso.com") || data.contains("<jane@contoso.com>"), "{data}");
     assert!(data.contains("Reply-To: Scanner 3F <scanner@printers.example.com>"), "{data}");
@@ -472,7 +475,9 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     let listed = listed["devices"].as_array().unwrap().iter().find(|d| d["id"] == jane).unwrap().clone();
     assert_eq!(listed["mailbox"]["mailbox"], "jane@contoso.com", "{listed}");
     assert!(!listed.to_string().contains("0.AXoA"), "no token in {listed}");
-    let (code, _) = tidings.request(reqwest::Method::DELETE, &format!("/api/v1/devices/{jane}/mailbox"), Some(&tidings.token), None).await;
+    let (code, _) = tidings
+        .request(reqwest::Method::DELETE, &format!("/api/v1/devices/{jane}/mailbox"), Some(&tidings.token), None)
+        .await;
     assert_eq!(code, 204);
     let answers = gw.client("starttls", send(true)).await;
     assert_eq!(answers[2]["code"], 550, "{answers:?}");
@@ -494,7 +499,9 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     assert!(page.contains("action=\"/mailbox/login\""), "signed out: {page}");
     let audit: Vec<String> =
         tidings.app.store().audit(50).await.unwrap().into_iter().map(|e| format!("{} {}", e.actor, e.action)).collect();
-    for expected in ["mailbox:jane-mfp mailbox.authorize", "mailbox:jane-mfp mailbox.revoke", "mailbox:jane-mfp sign-out"] {
+    for expected in
+        ["mailbox:jane-mfp mailbox.authorize", "mailbox:jane-mfp mailbox.revoke", "mailbox:jane-mfp sign-out"]
+    {
         assert!(audit.iter().any(|a| a == expected), "{expected} missing from {audit:?}");
     }
     gw.tidings.stop().await;

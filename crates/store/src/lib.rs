@@ -562,8 +562,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         audit: &NewAuditEntry,
     ) -> Result<()>;
     /// Records a refresh (and the rotated refresh token, sealed), clearing any failure.
-    async fn mailbox_refreshed(&self, device_id: i64, sealed_refresh_token: Option<&[u8]>, at: DateTime<Utc>)
-    -> Result<()>;
+    async fn mailbox_refreshed(
+        &self,
+        device_id: i64,
+        sealed_refresh_token: Option<&[u8]>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Records that the account must sign in again, with the alert event, in one commit.
     async fn mailbox_failure(
         &self,

@@ -285,13 +285,23 @@ mod mailboxes {
 
     async fn story(store: &dyn Store) {
         let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
-        let device = NewDevice { username: "jane-mfp".into(), password_hash: "h".into(), addresses: vec!["jane@contoso.com".into()] };
+        let device = NewDevice {
+            username: "jane-mfp".into(),
+            password_hash: "h".into(),
+            addresses: vec!["jane@contoso.com".into()],
+        };
         let id = store.create_device(&device, &audit("device.create", &["jane-mfp"])).await.unwrap();
         assert!(store.mailbox_of("jane-mfp").await.unwrap().is_none());
 
-        store.mailbox_acquired(id, "jane@contoso.com", b"sealed-1", t0, &audit("mailbox.authorize", &[])).await.unwrap();
+        store
+            .mailbox_acquired(id, "jane@contoso.com", b"sealed-1", t0, &audit("mailbox.authorize", &[]))
+            .await
+            .unwrap();
         let (record, sealed) = store.mailbox_of("JANE-MFP").await.unwrap().unwrap();
-        assert_eq!((record.mailbox.as_str(), sealed.as_slice(), record.acquired_at), ("jane@contoso.com", &b"sealed-1"[..], t0));
+        assert_eq!(
+            (record.mailbox.as_str(), sealed.as_slice(), record.acquired_at),
+            ("jane@contoso.com", &b"sealed-1"[..], t0)
+        );
         store.mailbox_refreshed(id, Some(b"sealed-2"), t0 + Duration::seconds(60)).await.unwrap();
         store.mailbox_refreshed(id, None, t0 + Duration::seconds(120)).await.unwrap();
         let (record, sealed) = store.mailbox_of("jane-mfp").await.unwrap().unwrap();
@@ -354,7 +364,10 @@ mod mailboxes {
 
         assert!(store.mailbox_forget(id, &audit("mailbox.revoke", &[])).await.unwrap());
         assert!(!store.mailbox_forget(id, &audit("mailbox.revoke", &[])).await.unwrap());
-        store.mailbox_acquired(id, "jane@contoso.com", b"sealed-3", t0, &audit("mailbox.authorize", &[])).await.unwrap();
+        store
+            .mailbox_acquired(id, "jane@contoso.com", b"sealed-3", t0, &audit("mailbox.authorize", &[]))
+            .await
+            .unwrap();
         store.delete_device(id, &audit("device.delete", &[])).await.unwrap();
         assert!(store.mailboxes().await.unwrap().is_empty(), "deleting the account deletes its authorization");
         assert!(store.device_session(&[1; 32], Utc::now()).await.unwrap().is_none());

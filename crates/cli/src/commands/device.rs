@@ -100,7 +100,9 @@ async fn connect(app: &App, id: i64, device_code: bool) -> Result<()> {
     if answer.trim().is_empty() {
         match app.mailbox_of(&device.username).await? {
             Some(m) if Some(m.acquired_at) != before => connected(Some(m.mailbox)),
-            _ => bail!("the mailbox is not connected yet; run the command again and paste the address the browser ended on"),
+            _ => bail!(
+                "the mailbox is not connected yet; run the command again and paste the address the browser ended on"
+            ),
         }
     } else {
         connected(flows::complete(app, None, &actor(), &answer, &owner).await.map_err(|e| anyhow!(e))?);

@@ -90,7 +90,8 @@ async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
         }
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
-        let account = flows::complete(app, None, &actor(), &answer, &flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
+        let account =
+            flows::complete(app, None, &actor(), &answer, &flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
         println!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
         return Ok(());
     }

@@ -300,13 +300,12 @@ const AUTHS: &[(&str, AuthMethod)] =
 const PROVIDERS: &[(&str, Provider)] =
     &[("microsoft", Provider::Microsoft), ("google", Provider::Google), ("custom", Provider::Custom)];
 const TLS_VERSIONS: &[(&str, TlsVersion)] = &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
-const SENDER_POLICIES: &[(&str, SenderPolicy)] =
-    &[
-        ("fixed", SenderPolicy::Fixed),
-        ("allow_user", SenderPolicy::AllowUser),
-        ("bulk", SenderPolicy::Bulk),
-        ("login_user", SenderPolicy::LoginUser),
-    ];
+const SENDER_POLICIES: &[(&str, SenderPolicy)] = &[
+    ("fixed", SenderPolicy::Fixed),
+    ("allow_user", SenderPolicy::AllowUser),
+    ("bulk", SenderPolicy::Bulk),
+    ("login_user", SenderPolicy::LoginUser),
+];
 const BARE_NEWLINES: &[(&str, BareNewlines)] =
     &[("reject", BareNewlines::Reject), ("normalize", BareNewlines::Normalize)];
 const LOCALES: &[(&str, Locale)] = &[("en", Locale::En), ("fr", Locale::Fr), ("de", Locale::De), ("nl", Locale::Nl)];

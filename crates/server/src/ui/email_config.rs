@@ -56,14 +56,12 @@ fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
         }
         "tls.min_version" | "tls.max_version" => &[("", "option.default"), ("1.2", "TLS 1.2"), ("1.3", "TLS 1.3")],
         "locale" => &[("en", "English"), ("fr", "Français"), ("de", "Deutsch"), ("nl", "Nederlands")],
-        "gateway.sender_policy" => {
-            &[
-                ("fixed", "option.fixed"),
-                ("allow_user", "option.allow_user"),
-                ("bulk", "option.bulk"),
-                ("login_user", "option.login_user"),
-            ]
-        }
+        "gateway.sender_policy" => &[
+            ("fixed", "option.fixed"),
+            ("allow_user", "option.allow_user"),
+            ("bulk", "option.bulk"),
+            ("login_user", "option.login_user"),
+        ],
         "gateway.bare_newlines" => &[("reject", "reject"), ("normalize", "normalize")],
         _ => return None,
     })

@@ -59,8 +59,8 @@ impl FromRequestParts<Context> for Holder {
 }
 
 impl Holder {
-    fn check(&self, csrf: &str) -> Result<(), Response> {
-        if !csrf.is_empty() && csrf == self.csrf { Ok(()) } else { Err(UiError::Csrf.into_response()) }
+    fn check(&self, csrf: &str) -> Result<(), UiError> {
+        if !csrf.is_empty() && csrf == self.csrf { Ok(()) } else { Err(UiError::Csrf) }
     }
 }
 
@@ -98,29 +98,33 @@ fn sign_in_page(tr: i18n::Tr, token: &str, error: Option<&str>, username: &str) 
 async fn show(State(context): State<Context>, headers: HeaderMap, parts: axum::http::request::Parts) -> Response {
     let mut parts = parts;
     match Holder::from_request_parts(&mut parts, &context).await {
-        Ok(holder) => render(&context, &holder, Vec::new(), None).await,
+        Ok(holder) => render(&context, &holder, Vec::new(), None).await.unwrap_or_else(IntoResponse::into_response),
         Err(_) => {
             let tr = i18n::negotiate(None, &headers);
             let token = random();
             let mut response = sign_in_page(tr, &token, None, "").into_response();
-            response.headers_mut().append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, &token, Some(3600)));
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, &token, Some(3600)));
             response
         }
     }
 }
 
 /// The account's page: its mailbox, the token's status, and what it can do.
-async fn render(context: &Context, holder: &Holder, notices: Vec<(&str, String)>, extra: Option<Markup>) -> Response {
+async fn render(
+    context: &Context,
+    holder: &Holder,
+    notices: Vec<(&str, String)>,
+    extra: Option<Markup>,
+) -> Result<Response, UiError> {
     let tr = holder.tr;
     let app = &context.inner.app;
-    let record = match app.mailbox_of(&holder.device.username).await {
-        Ok(r) => r,
-        Err(e) => return UiError::from(e).into_response(),
-    };
+    let record = app.mailbox_of(&holder.device.username).await?;
     let policy = context.inner.config.get().config.gateway.sender_policy;
     let mailbox = holder.device.addresses.first();
     let csrf = html! { input type="hidden" name="csrf" value=(holder.csrf); };
-    shell(
+    let page = shell(
         tr,
         html! {
             @for (kind, text) in &notices { (notice(kind, text)) }
@@ -165,8 +169,8 @@ async fn render(context: &Context, holder: &Holder, notices: Vec<(&str, String)>
                 @if context.inner.config.get().config.gateway.forget_token_on_sign_out { " " small { (tr.t("mailbox.sign_out_forgets")) } }
             }
         },
-    )
-    .into_response()
+    );
+    Ok(page.into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,20 +231,24 @@ fn flow_error(e: flows::FlowError) -> String {
 }
 
 /// Sends the browser to the provider; it comes back to `/login/smtp-verification`.
-async fn connect(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(refused) = holder.check(&form.csrf) {
-        return refused;
-    }
+async fn connect(
+    State(context): State<Context>,
+    holder: Holder,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    holder.check(&form.csrf)?;
     match flows::start(&context.inner.app, &Owner::Device(holder.device.clone())).await {
-        Ok(started) => Redirect::to(&started.url).into_response(),
+        Ok(started) => Ok(Redirect::to(&started.url).into_response()),
         Err(e) => render(&context, &holder, vec![("error", flow_error(e))], None).await,
     }
 }
 
-async fn paste(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(refused) = holder.check(&form.csrf) {
-        return refused;
-    }
+async fn paste(
+    State(context): State<Context>,
+    holder: Holder,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    holder.check(&form.csrf)?;
     let owner = Owner::Device(holder.device.clone());
     let notice = match flows::complete(&context.inner.app, None, &actor(&holder), &form.input, &owner).await {
         Ok(mailbox) => ("ok", holder.tr.f("oauth.authorized", &[("account", mailbox.as_deref().unwrap_or("—"))])),
@@ -250,10 +258,12 @@ async fn paste(State(context): State<Context>, holder: Holder, Form(form): Form<
 }
 
 /// Starts the device-code flow; a task waits for the account to finish it (reload the page to see).
-async fn device_code(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(refused) = holder.check(&form.csrf) {
-        return refused;
-    }
+async fn device_code(
+    State(context): State<Context>,
+    holder: Holder,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    holder.check(&form.csrf)?;
     let tr = holder.tr;
     let signing_in = match flows::start_device(&context.inner.app, Owner::Device(holder.device.clone())).await {
         Ok(s) => s,
@@ -279,25 +289,25 @@ async fn device_code(State(context): State<Context>, holder: Holder, Form(form):
     render(&context, &holder, Vec::new(), Some(panel)).await
 }
 
-async fn forget(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(refused) = holder.check(&form.csrf) {
-        return refused;
-    }
-    match context.inner.app.mailbox_forget(&actor(&holder), &holder.device).await {
-        Ok(_) => render(&context, &holder, vec![("ok", holder.tr.t("mailbox.forgotten").to_owned())], None).await,
-        Err(e) => UiError::from(e).into_response(),
-    }
+async fn forget(
+    State(context): State<Context>,
+    holder: Holder,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    holder.check(&form.csrf)?;
+    context.inner.app.mailbox_forget(&actor(&holder), &holder.device).await?;
+    render(&context, &holder, vec![("ok", holder.tr.t("mailbox.forgotten").to_owned())], None).await
 }
 
-async fn sign_out(State(context): State<Context>, holder: Holder, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(refused) = holder.check(&form.csrf) {
-        return refused;
-    }
+async fn sign_out(
+    State(context): State<Context>,
+    holder: Holder,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    holder.check(&form.csrf)?;
     let forget = context.inner.config.get().config.gateway.forget_token_on_sign_out;
-    if let Err(e) = context.inner.app.device_sign_out(&holder.token, &holder.device, forget).await {
-        return UiError::from(e).into_response();
-    }
+    context.inner.app.device_sign_out(&holder.token, &holder.device, forget).await?;
     let mut response = Redirect::to("/mailbox").into_response();
     response.headers_mut().append(header::SET_COOKIE, cookie_header(&context, COOKIE, "", Some(0)));
-    response
+    Ok(response)
 }

@@ -152,8 +152,10 @@ async fn paste(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
-    let notice =
-        authorized(&viewer, flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input, &Owner::Relay).await);
+    let notice = authorized(
+        &viewer,
+        flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input, &Owner::Relay).await,
+    );
     render(&context, &viewer, vec![notice], None).await
 }
 

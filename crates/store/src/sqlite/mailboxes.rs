@@ -131,7 +131,11 @@ pub(super) async fn create_session(pool: &SqlitePool, s: &NewDeviceSession, audi
     Ok(())
 }
 
-pub(super) async fn session(pool: &SqlitePool, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>> {
+pub(super) async fn session(
+    pool: &SqlitePool,
+    token_hash: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Option<(Device, String)>> {
     let row = sqlx::query(
         "SELECT d.*, s.csrf FROM device_sessions s JOIN devices d ON d.id = s.device_id
          WHERE s.token_hash = ? AND s.expires_at > ?",

@@ -14,8 +14,8 @@ mod tokens;
 use crate::{
     Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
     EventState, LeasedMessage, LoginRecord, MailboxRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount,
-    NewDevice, NewDeviceSession, NewEvent, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn, Result, RetryOutcome, SealedSecret,
-    SessionRecord, Settlement, Store, ThrottleRecord,
+    NewDevice, NewDeviceSession, NewEvent, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn,
+    Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
