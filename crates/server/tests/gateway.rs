@@ -506,3 +506,31 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     }
     gw.tidings.stop().await;
 }
+
+#[tokio::test]
+async fn smtp_source_loads_the_gateway_and_every_accepted_message_is_delivered() {
+    let sbin = repo_root().join("target/bench/postfix/usr/sbin");
+    let mut peer = SmtpPeer::start(&["--token", "upstream-token"]);
+    let gw = gateway(&peer, &[("gateway.allowed_networks", "127.0.0.1/32"), ("gateway.rate_limit", "10000")]).await;
+    // Postfix's load client: 10 sessions at once, 4 KB messages, several messages per session.
+    let port = gw.port;
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(sbin.join("smtp-source"))
+            .env("LD_LIBRARY_PATH", sbin.join("../lib/postfix"))
+            .args(["-s", "10", "-m", "200", "-l", "4096", "-f", "printer@example.com", "-t", "ops@example.com"])
+            .arg(format!("127.0.0.1:{port}"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "smtp-source (run ./scripts/test to fetch it): {}", String::from_utf8_lossy(&out.stderr));
+    for _ in 0..200 {
+        let got = peer.next_message().await;
+        assert_eq!(got["mail_from"], "alerts@example.com", "the fixed sender");
+        assert!(got["data"].as_str().unwrap().len() >= 4096);
+    }
+    let (_, ready) = gw.tidings.get("/readyz").await;
+    assert_eq!(ready["queue"]["delivered"], 200, "{ready}");
+    gw.tidings.stop().await;
+}
