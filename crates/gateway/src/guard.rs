@@ -1,5 +1,8 @@
 //! Protection per client address: authentication failures lead to a temporary lockout, and messages are
 //! limited per minute. Kept in memory: a restart forgives.
+//!
+//! The rate is a sliding-window counter (this minute's count plus the previous minute's, weighted by how much
+//! of it the window still covers): constant memory and time per address, whatever the limit.
 
 use std::{
     collections::HashMap,
@@ -12,7 +15,41 @@ use std::{
 struct Entry {
     failures: Vec<Instant>,
     locked_until: Option<Instant>,
-    messages: Vec<Instant>,
+    rate: Rate,
+}
+
+/// Messages counted in the current fixed minute and the one before it.
+#[derive(Debug)]
+struct Rate {
+    window_start: Instant,
+    current: u32,
+    previous: u32,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Self { window_start: Instant::now(), current: 0, previous: 0 }
+    }
+}
+
+impl Rate {
+    /// Messages in the minute before `now`, estimated.
+    fn in_last_minute(&mut self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= 2 * MINUTE {
+            *self = Rate { window_start: now, current: 0, previous: 0 };
+        } else if elapsed >= MINUTE {
+            self.previous = self.current;
+            self.current = 0;
+            self.window_start += MINUTE;
+        }
+        let into = now.saturating_duration_since(self.window_start).as_secs_f64() / MINUTE.as_secs_f64();
+        f64::from(self.previous) * (1.0 - into).max(0.0) + f64::from(self.current)
+    }
+
+    fn idle(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.window_start) >= 2 * MINUTE || (self.current == 0 && self.previous == 0)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -27,8 +64,7 @@ impl Guard {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() > 10_000 {
-            entries
-                .retain(|_, e| e.locked_until.is_some_and(|u| u > now) || e.messages.iter().any(|t| now - *t < MINUTE));
+            entries.retain(|_, e| e.locked_until.is_some_and(|u| u > now) || !e.rate.idle(now));
         }
         f(entries.entry(ip).or_default(), now)
     }
@@ -60,11 +96,10 @@ impl Guard {
     /// Counts a message; false when the address sent `per_minute` already in the last minute.
     pub fn message_allowed(&self, ip: IpAddr, per_minute: u32) -> bool {
         self.with(ip, |e, now| {
-            e.messages.retain(|t| now - *t < MINUTE);
-            if e.messages.len() >= per_minute as usize {
+            if e.rate.in_last_minute(now) >= f64::from(per_minute) {
                 false
             } else {
-                e.messages.push(now);
+                e.rate.current += 1;
                 true
             }
         })
@@ -83,5 +118,17 @@ mod tests {
         assert!(g.auth_failed(ip, 3, MINUTE) && g.locked(ip));
         assert!(!g.locked([127, 0, 0, 2].into()));
         assert!(g.message_allowed(ip, 2) && g.message_allowed(ip, 2) && !g.message_allowed(ip, 2));
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let start = Instant::now();
+        let mut rate = Rate { window_start: start, current: 60, previous: 0 };
+        assert_eq!(rate.in_last_minute(start + Duration::from_secs(30)), 60.0);
+        // Half a minute into the next window, half of the previous minute still counts.
+        assert_eq!(rate.in_last_minute(start + Duration::from_secs(90)), 30.0);
+        assert_eq!((rate.previous, rate.current), (60, 0));
+        assert_eq!(rate.in_last_minute(start + Duration::from_secs(200)), 0.0);
+        assert!(rate.idle(start + Duration::from_secs(200)));
     }
 }

@@ -42,6 +42,33 @@ fn decide_soon(fake: &OAuthFake, what: &'static str) -> std::thread::JoinHandle<
 }
 
 #[tokio::test]
+async fn a_device_account_connects_its_own_mailbox_with_a_code() {
+    let fake = OAuthFake::start(3600, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let app = app(tmp.path(), &fake, "https://outlook.office.com/SMTP.Send offline_access").await;
+    let password = tidings_core::secret::SecretString::new("a-device-password-1");
+    app.create_device("test", "bare-mfp", &password, &[]).await.unwrap();
+    app.create_device("test", "jane-mfp", &password, &["jane@contoso.com".into()]).await.unwrap();
+    let devices = app.devices().await.unwrap();
+    // An account without an address has no mailbox to connect.
+    match flows::start_device(&app, flows::Owner::Device(devices[0].clone())).await.unwrap_err() {
+        FlowError::Unsuitable(why) => assert!(why.contains("bare-mfp has no address"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let device = flows::start_device(&app, flows::Owner::Device(devices[1].clone())).await.unwrap();
+    let approve = decide_soon(&fake, "approve");
+    let mailbox = device.finish(&app, None, "mailbox:jane-mfp").await.unwrap();
+    approve.join().unwrap();
+    assert_eq!(mailbox.as_deref(), Some("jane@contoso.com"));
+    let grant = app.mailbox_grant("jane-mfp").await.unwrap().unwrap();
+    assert_eq!(
+        (grant.record.mailbox.as_str(), grant.record.acquired_by.as_str()),
+        ("jane@contoso.com", "mailbox:jane-mfp")
+    );
+    assert!(app.oauth_refresh_token().await.unwrap().is_none(), "the relay account's authorization is untouched");
+}
+
+#[tokio::test]
 async fn microsoft_device_sign_in() {
     let fake = OAuthFake::start(3600, &[]);
     let tmp = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
-//! The SMTP submission gateway driven by a real client (Python's smtplib, `tests/peers/smtp_client.py`):
-//! STARTTLS and implicit TLS, AUTH, the sender policies end to end to a real upstream server with XOAUTH2,
-//! listed networks, no open relay, pipelining, the size limit, bare newlines and lockout.
+//! The SMTP submission gateway driven by real clients (Python's smtplib, `tests/peers/smtp_client.py`; swaks;
+//! Postfix's smtp-source for load): STARTTLS and implicit TLS, AUTH, the sender policies end to end to a real
+//! upstream server with XOAUTH2 (login_user with each account's own token from the provider's fake), listed
+//! networks, no open relay, pipelining, the size limit, bare newlines, lockout and the limits.
 
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
 
@@ -524,7 +525,11 @@ async fn smtp_source_loads_the_gateway_and_every_accepted_message_is_delivered()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "smtp-source (run ./scripts/test to fetch it): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "smtp-source (run ./scripts/test to fetch it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for _ in 0..200 {
         let got = peer.next_message().await;
         assert_eq!(got["mail_from"], "alerts@example.com", "the fixed sender");

@@ -102,11 +102,27 @@ async fn form(
 }
 
 #[derive(Debug, Deserialize)]
-struct SignInForm {
-    csrf: String,
+pub(super) struct SignInForm {
+    pub csrf: String,
     next: Option<String>,
-    username: String,
-    password: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// Goes on to `next` with the new session's cookie, and the sign-in form's token cleared.
+pub(super) fn signed_in(
+    context: &Context,
+    next: &str,
+    cookie: &str,
+    token: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> Response {
+    let mut response = Redirect::to(next).into_response();
+    let max_age = (expires_at - chrono::Utc::now()).num_seconds().max(60);
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, cookie_header(context, cookie, token, Some(max_age)));
+    headers.append(header::SET_COOKIE, cookie_header(context, LOGIN_COOKIE, "", Some(0)));
+    response
 }
 
 async fn sign_in(
@@ -132,17 +148,7 @@ async fn sign_in(
         .sign_in(form.username.trim(), &password, &peer.ip().to_string(), &context.inner.sign_in)
         .await;
     match outcome {
-        Ok(session) => {
-            let mut response = Redirect::to(&next).into_response();
-            let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(60);
-            let headers = response.headers_mut();
-            headers.append(
-                header::SET_COOKIE,
-                cookie_header(&context, SESSION_COOKIE, session.token.expose(), Some(max_age)),
-            );
-            headers.append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, "", Some(0)));
-            response
-        }
+        Ok(session) => signed_in(&context, &next, SESSION_COOKIE, session.token.expose(), session.expires_at),
         Err(tidings_app::Error::Refused(why)) => {
             address_throttled(&context, peer.ip(), true);
             let shown = if why.contains("locked") {

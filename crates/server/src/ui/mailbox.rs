@@ -5,7 +5,7 @@
 
 use super::{
     UiError, i18n,
-    login::{LOGIN_COOKIE, address_throttled, cookie_header, random},
+    login::{LOGIN_COOKIE, SignInForm, address_throttled, cookie_header, random, signed_in},
     notice, when,
 };
 use crate::http::{Context, auth::cookie, error::ApiError};
@@ -173,13 +173,6 @@ async fn render(
     Ok(page.into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct SignInForm {
-    csrf: String,
-    username: String,
-    password: String,
-}
-
 async fn sign_in(
     State(context): State<Context>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -198,14 +191,7 @@ async fn sign_in(
     let password = SecretString::new(form.password);
     let app = &context.inner.app;
     match app.device_sign_in(username, &password, &peer.ip().to_string(), &context.inner.sign_in).await {
-        Ok(session) => {
-            let mut response = Redirect::to("/mailbox").into_response();
-            let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(60);
-            let headers = response.headers_mut();
-            headers.append(header::SET_COOKIE, cookie_header(&context, COOKIE, session.token.expose(), Some(max_age)));
-            headers.append(header::SET_COOKIE, cookie_header(&context, LOGIN_COOKIE, "", Some(0)));
-            response
-        }
+        Ok(session) => signed_in(&context, "/mailbox", COOKIE, session.token.expose(), session.expires_at),
         Err(tidings_app::Error::Refused(_)) => {
             address_throttled(&context, peer.ip(), true);
             let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.refused")), username);
