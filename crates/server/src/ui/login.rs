@@ -57,31 +57,34 @@ fn rand_bytes(bytes: &mut [u8]) {
     rand::rngs::OsRng.fill_bytes(bytes);
 }
 
-fn login_page(tr: i18n::Tr, next: &str, token: &str, error: Option<&str>, username: &str) -> Markup {
+/// A page outside the signed-in layout (the sign-in pages): `title` in the tab, `heading` above `body`.
+pub(super) fn standalone(tr: i18n::Tr, title: &str, heading: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(tr.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (tr.t("login.title")) " · Tidings" }
+                title { (title) " · Tidings" }
                 link rel="stylesheet" href="/static/app.css";
             }
-            body.login {
-                main {
-                    h1 { "Tidings" }
-                    @if let Some(error) = error { (notice("error", error)) }
-                    form method="post" action="/login" {
-                        input type="hidden" name="csrf" value=(token);
-                        input type="hidden" name="next" value=(next);
-                        label { (tr.t("login.username")) input name="username" autocomplete="username" required value=(username) autofocus; }
-                        label { (tr.t("login.password")) input name="password" type="password" autocomplete="current-password" required; }
-                        button type="submit" { (tr.t("login.submit")) }
-                    }
-                }
-            }
+            body.login { main { h1 { (heading) } (body) } }
         }
     }
+}
+
+fn login_page(tr: i18n::Tr, next: &str, token: &str, error: Option<&str>, username: &str) -> Markup {
+    let form = html! {
+        @if let Some(error) = error { (notice("error", error)) }
+        form method="post" action="/login" {
+            input type="hidden" name="csrf" value=(token);
+            input type="hidden" name="next" value=(next);
+            label { (tr.t("login.username")) input name="username" autocomplete="username" required value=(username) autofocus; }
+            label { (tr.t("login.password")) input name="password" type="password" autocomplete="current-password" required; }
+            button type="submit" { (tr.t("login.submit")) }
+        }
+    };
+    standalone(tr, tr.t("login.title"), "Tidings", form)
 }
 
 async fn form(

@@ -5,7 +5,7 @@
 
 use super::{
     UiError, i18n,
-    login::{LOGIN_COOKIE, SignInForm, address_throttled, cookie_header, random, signed_in},
+    login::{LOGIN_COOKIE, SignInForm, address_throttled, cookie_header, random, signed_in, standalone},
     notice, when,
 };
 use crate::http::{Context, auth::cookie, error::ApiError};
@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use tidings_core::{config::gateway::SenderPolicy, secret::SecretString};
@@ -65,18 +65,7 @@ impl Holder {
 }
 
 fn shell(tr: i18n::Tr, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang=(tr.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (tr.t("mailbox.title")) " · Tidings" }
-                link rel="stylesheet" href="/static/app.css";
-            }
-            body.login { main { h1 { (tr.t("mailbox.title")) } (body) } }
-        }
-    }
+    standalone(tr, tr.t("mailbox.title"), tr.t("mailbox.title"), body)
 }
 
 fn sign_in_page(tr: i18n::Tr, token: &str, error: Option<&str>, username: &str) -> Markup {
