@@ -101,6 +101,12 @@ impl App {
 
     /// Checks a device's credentials; `None` when they are wrong (an unknown name costs the same).
     pub async fn verify_device(&self, username: &str, password: &SecretString) -> Result<Option<Login>> {
+        let device = self.verified_device(username, password).await?;
+        Ok(device.map(|d| Login { username: d.username, addresses: d.addresses }))
+    }
+
+    /// The device account whose credentials these are, if they are right.
+    pub(crate) async fn verified_device(&self, username: &str, password: &SecretString) -> Result<Option<Device>> {
         let found = self.store.device_for_login(username).await?;
         let hash = found.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| decoy().to_owned());
         let key = fingerprint(username, password.expose(), &hash);
@@ -116,10 +122,7 @@ impl App {
             }
             valid
         };
-        Ok(match found {
-            Some((device, _)) if valid => Some(Login { username: device.username, addresses: device.addresses }),
-            _ => None,
-        })
+        Ok(found.filter(|_| valid).map(|(device, _)| device))
     }
 }
 

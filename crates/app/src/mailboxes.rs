@@ -153,19 +153,12 @@ impl App {
         policy: &SignInPolicy,
     ) -> Result<DeviceSession> {
         let actor = format!("mailbox:{username}");
-        let Some(login) = self.verify_device(username, password).await? else {
+        let Some(device) = self.verified_device(username, password).await? else {
             let audit = NewAuditEntry { actor, action: "sign-in.refused".into(), fields: vec![format!("from {from}")] };
             self.store.record_audit(&audit).await?;
             self.metrics.count("tidings_sign_ins_total", "refused");
             return Err(Error::Refused("wrong user name or password".into()));
         };
-        let device = self
-            .store
-            .devices()
-            .await?
-            .into_iter()
-            .find(|d| d.username == login.username)
-            .ok_or_else(|| Error::Refused("wrong user name or password".into()))?;
         let (token, csrf) = (random_token(), random_token());
         let now = Utc::now();
         let expires_at =

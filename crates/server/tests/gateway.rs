@@ -399,6 +399,7 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
             ("oauth.client_id", CLIENT),
             ("oauth.token_endpoint", &token_endpoint),
             ("oauth.authorization_endpoint", &authorization_endpoint),
+            ("oauth.device_authorization_endpoint", &token_endpoint.replace("/token", "/devicecode")),
             ("oauth.scopes", "https://outlook.office.com/SMTP.Send offline_access"),
             ("gateway.sender_policy", "login_user"),
             ("gateway.allowed_networks", "127.0.0.0/8"),
@@ -467,8 +468,10 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
         (Some("jane@contoso.com"), Some("jane@contoso.com"))
     );
     let data = got["data"].as_str().unwrap();
-    assert!(data.contains("From: jane@contoso.com") || data.contains("<jane@contoso.com>"), "{data}");
-    assert!(data.contains("Reply-To: Scanner 3F <scanner@printers.example.com>"), "{data}");
+    assert!(
+        data.contains("\r\nFrom: jane@contoso.com\r\nReply-To: Scanner 3F <scanner@printers.example.com>\r\n"),
+        "{data}"
+    );
 
     // The administrators see the account's mailbox in the API (never the token); deleting it there makes the
     // next message refused again.
@@ -482,6 +485,21 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     assert_eq!(code, 204);
     let answers = gw.client("starttls", send(true)).await;
     assert_eq!(answers[2]["code"], 550, "{answers:?}");
+
+    // Connecting again with a code entered on another device.
+    let (_, page) = browser.get("/mailbox").await;
+    let (status, _, shown) = browser.post("/mailbox/device-code", &page, &[]).await;
+    assert_eq!(status, 200);
+    assert!(shown.contains("id=\"user-code\"") && shown.contains("microsoft.com/devicelogin"), "{shown}");
+    fake.control("approve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while tidings.app.mailbox_of("jane-mfp").await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the device sign-in never completed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answers = gw.client("starttls", send(true)).await;
+    assert_eq!(answers[2]["ok"], true, "{answers:?}");
+    assert_eq!(peer.next_message().await["auth_user"], "jane@contoso.com");
 
     // With forget_token_on_sign_out, signing out deletes the token the account connected (pasting the
     // address the browser ended on, this time).

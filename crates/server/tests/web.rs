@@ -343,6 +343,7 @@ async fn roles_hold_in_the_pages_too() {
             vec![("csrf", csrf.as_str()), ("username", "new"), ("password", PASSWORD), ("role", "administrator")],
         ),
         ("/devices", vec![("csrf", csrf.as_str()), ("username", "printer"), ("password", PASSWORD)]),
+        ("/devices/1/mailbox/delete", vec![("csrf", csrf.as_str())]),
     ] {
         let answer = viewer.post(format!("{}{path}", tidings.base)).form(&form).send().await.unwrap();
         assert_eq!(answer.status(), StatusCode::FORBIDDEN, "viewer POST {path}");

@@ -6,9 +6,11 @@
 use super::{
     UiError, i18n,
     login::{LOGIN_COOKIE, SignInForm, address_throttled, cookie_header, random, signed_in, standalone},
-    notice, when,
+    notice,
+    oauth::{authorized, device_panel, flow_error},
+    when,
 };
-use crate::http::{Context, auth::cookie, error::ApiError};
+use crate::http::{Context, auth::cookie};
 use axum::{
     Form, Router,
     extract::{ConnectInfo, FromRequestParts, State},
@@ -84,9 +86,9 @@ fn sign_in_page(tr: i18n::Tr, token: &str, error: Option<&str>, username: &str) 
     )
 }
 
-async fn show(State(context): State<Context>, headers: HeaderMap, parts: axum::http::request::Parts) -> Response {
-    let mut parts = parts;
-    match Holder::from_request_parts(&mut parts, &context).await {
+/// The account's page, or the sign-in form.
+async fn show(State(context): State<Context>, headers: HeaderMap, holder: Result<Holder, Response>) -> Response {
+    match holder {
         Ok(holder) => render(&context, &holder, Vec::new(), None).await.unwrap_or_else(IntoResponse::into_response),
         Err(_) => {
             let tr = i18n::negotiate(None, &headers);
@@ -201,10 +203,6 @@ fn actor(holder: &Holder) -> String {
     format!("mailbox:{}", holder.device.username)
 }
 
-fn flow_error(e: flows::FlowError) -> String {
-    ApiError::from(e).message()
-}
-
 /// Sends the browser to the provider; it comes back to `/login/smtp-verification`.
 async fn connect(
     State(context): State<Context>,
@@ -225,10 +223,8 @@ async fn paste(
 ) -> Result<Response, UiError> {
     holder.check(&form.csrf)?;
     let owner = Owner::Device(holder.device.clone());
-    let notice = match flows::complete(&context.inner.app, None, &actor(&holder), &form.input, &owner).await {
-        Ok(mailbox) => ("ok", holder.tr.f("oauth.authorized", &[("account", mailbox.as_deref().unwrap_or("—"))])),
-        Err(e) => ("error", flow_error(e)),
-    };
+    let notice =
+        authorized(holder.tr, flows::complete(&context.inner.app, None, &actor(&holder), &form.input, &owner).await);
     render(&context, &holder, vec![notice], None).await
 }
 
@@ -251,16 +247,7 @@ async fn device_code(
             tracing::warn!(error = %e, %actor, "mailbox device sign-in did not complete");
         }
     });
-    let link = shown.verification_uri_complete.clone().unwrap_or_else(|| shown.verification_uri.clone());
-    let panel = html! {
-        section.device #device {
-            h2 { (tr.t("oauth.device_title")) }
-            p { (tr.t("oauth.device_open")) " " a #device-link href=(link) target="_blank" rel="noopener" { (shown.verification_uri) } }
-            p { (tr.t("oauth.device_enter")) }
-            p.user-code #user-code { (shown.user_code) }
-            p { (tr.t("mailbox.device_reload")) }
-        }
-    };
+    let panel = device_panel(tr, &shown, None, html! { p { (tr.t("mailbox.device_reload")) } });
     render(&context, &holder, Vec::new(), Some(panel)).await
 }
 

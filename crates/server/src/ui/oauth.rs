@@ -3,7 +3,7 @@
 //! panel (large user code, a live countdown, the status updating by itself), app-only authorization, the
 //! connection check, and deleting the authorization.
 
-use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
+use super::{Need, UiError, Viewer, csrf_field, i18n::Tr, notice, page, when};
 use crate::http::{
     Context,
     error::ApiError,
@@ -17,7 +17,7 @@ use axum::{
 };
 use maud::{Markup, html};
 use serde::Deserialize;
-use tidings_core::config::AuthMethod;
+use tidings_core::{config::AuthMethod, oauth::response::DeviceAuthorization};
 use tidings_oauth::{
     flows::{self, Owner},
     status::TokenStatus,
@@ -120,14 +120,14 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
 }
 
 /// A refused or failed flow in the API's words.
-fn flow_error(e: flows::FlowError) -> String {
+pub(super) fn flow_error(e: flows::FlowError) -> String {
     ApiError::from(e).message()
 }
 
 /// What a completed authorization says.
-fn authorized(viewer: &Viewer, result: Result<Option<String>, flows::FlowError>) -> (&'static str, String) {
+pub(super) fn authorized(tr: Tr, result: Result<Option<String>, flows::FlowError>) -> (&'static str, String) {
     match result {
-        Ok(account) => ("ok", viewer.tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
+        Ok(account) => ("ok", tr.f("oauth.authorized", &[("account", account.as_deref().unwrap_or("—"))])),
         Err(e) => ("error", flow_error(e)),
     }
 }
@@ -153,7 +153,7 @@ async fn paste(
     viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
     let notice = authorized(
-        &viewer,
+        viewer.tr,
         flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input, &Owner::Relay).await,
     );
     render(&context, &viewer, vec![notice], None).await
@@ -168,18 +168,12 @@ async fn device(
     let tr = viewer.tr;
     match start_device(&context, viewer.caller.actor.clone()).await {
         Ok((shown, expires_at)) => {
-            let link = shown.verification_uri_complete.clone().unwrap_or_else(|| shown.verification_uri.clone());
-            let panel = html! {
-                section.device #device data-expires-at=(expires_at.to_rfc3339()) {
-                    h2 { (tr.t("oauth.device_title")) }
-                    p { (tr.t("oauth.device_open")) " " a #device-link href=(link) target="_blank" rel="noopener" { (shown.verification_uri) } }
-                    p { (tr.t("oauth.device_enter")) }
-                    p.user-code #user-code { (shown.user_code) }
-                    p { (tr.t("oauth.device_expires_in")) " " span #countdown { (shown.expires_in) " s" } }
-                    p #device-done hidden { (tr.t("oauth.device_done")) }
-                    p #device-expired hidden { (tr.t("oauth.device_expired")) }
-                }
+            let live = html! {
+                p { (tr.t("oauth.device_expires_in")) " " span #countdown { (shown.expires_in) " s" } }
+                p #device-done hidden { (tr.t("oauth.device_done")) }
+                p #device-expired hidden { (tr.t("oauth.device_expired")) }
             };
+            let panel = device_panel(tr, &shown, Some(expires_at), live);
             render(&context, &viewer, vec![], Some(panel)).await
         }
         Err(e) => render(&context, &viewer, vec![("error", e.message())], None).await,
@@ -194,7 +188,7 @@ async fn client_credentials(
     viewer.permit(&form.csrf, Need::Operator)?;
     let inner = &context.inner;
     let notice =
-        authorized(&viewer, flows::client_credentials(&inner.app, Some(&inner.tokens), &viewer.caller.actor).await);
+        authorized(viewer.tr, flows::client_credentials(&inner.app, Some(&inner.tokens), &viewer.caller.actor).await);
     render(&context, &viewer, vec![notice], None).await
 }
 
@@ -220,4 +214,24 @@ async fn delete(
     viewer.permit(&form.csrf, Need::Operator)?;
     forget_authorization(&context, &viewer.caller.actor).await?;
     render(&context, &viewer, vec![("ok", viewer.tr.t("oauth.deleted").to_owned())], None).await
+}
+
+/// Where to enter the code of a device sign-in, followed by `after`; with `expires_at`, `static/app.js` counts
+/// down and follows the status.
+pub(super) fn device_panel(
+    tr: Tr,
+    shown: &DeviceAuthorization,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    after: Markup,
+) -> Markup {
+    let link = shown.verification_uri_complete.as_deref().unwrap_or(&shown.verification_uri);
+    html! {
+        section.device #device data-expires-at=[expires_at.map(|at| at.to_rfc3339())] {
+            h2 { (tr.t("oauth.device_title")) }
+            p { (tr.t("oauth.device_open")) " " a #device-link href=(link) target="_blank" rel="noopener" { (shown.verification_uri) } }
+            p { (tr.t("oauth.device_enter")) }
+            p.user-code #user-code { (shown.user_code) }
+            (after)
+        }
+    }
 }
