@@ -112,14 +112,15 @@ async fn render(
     let tr = holder.tr;
     let app = &context.inner.app;
     let record = app.mailbox_of(&holder.device.username).await?;
-    let policy = context.inner.config.get().config.gateway.sender_policy;
+    let current = context.inner.config.get();
+    let gateway = &current.config.gateway;
     let mailbox = holder.device.addresses.first();
     let csrf = html! { input type="hidden" name="csrf" value=(holder.csrf); };
     let page = shell(
         tr,
         html! {
             @for (kind, text) in &notices { (notice(kind, text)) }
-            @if policy != SenderPolicy::LoginUser { (notice("error", tr.t("mailbox.policy_off"))) }
+            @if gateway.sender_policy != SenderPolicy::LoginUser { (notice("error", tr.t("mailbox.policy_off"))) }
             dl {
                 dt { (tr.t("mailbox.device_name")) } dd { (holder.device.username) }
                 dt { (tr.t("mailbox.address")) } dd { (mailbox.map_or("—", String::as_str)) }
@@ -157,7 +158,7 @@ async fn render(
             form method="post" action="/mailbox/logout" {
                 (csrf)
                 button.link type="submit" { (tr.t("nav.sign_out")) }
-                @if context.inner.config.get().config.gateway.forget_token_on_sign_out { " " small { (tr.t("mailbox.sign_out_forgets")) } }
+                @if gateway.forget_token_on_sign_out { " " small { (tr.t("mailbox.sign_out_forgets")) } }
             }
         },
     );
