@@ -84,10 +84,17 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
     );
 
     // The alert is recorded and its mail waits with the message: the mail path is what broke.
-    let (_, events) = tidings.get("/api/v1/events?kind=oauth.reauthorization_required").await;
-    let alert = &events["events"][0];
-    assert_eq!(alert["state"], "mailed", "{events:#}");
-    let alert_id = alert["message_id"].as_i64().unwrap();
+    // (The notifier turns it into a mail at its next wake-up, within its poll interval.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alert_id = loop {
+        let (_, events) = tidings.get("/api/v1/events?kind=oauth.reauthorization_required").await;
+        let alert = &events["events"][0];
+        if alert["state"] == "mailed" {
+            break alert["message_id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the alert was never mailed: {events:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     tidings.wait_for_status(alert_id, "deferred").await;
 
     // An administrator authorizes again; the waiting messages go at once, the alert among them.
