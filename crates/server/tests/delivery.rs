@@ -152,7 +152,11 @@ async fn known_provider_replies_are_explained_in_the_delivery_log() {
 #[tokio::test]
 async fn a_burst_shares_a_few_connections() {
     let mut peer = SmtpPeer::start(&[]);
-    let tidings = Tidings::start(relay(&peer, &[("delivery.connections", "3")])).await;
+    // Idle connections kept long enough that a slow machine's burst still finds them (the tests' default is
+    // 200 ms, so that other tests see new connections soon).
+    let mut options = support::test_options();
+    options.engine.idle_timeout = std::time::Duration::from_secs(30);
+    let tidings = Tidings::start_with(relay(&peer, &[("delivery.connections", "3")]), options).await;
     let ids: Vec<i64> = futures_join(&tidings, 30).await;
     let mut ports = std::collections::BTreeSet::new();
     for _ in &ids {
