@@ -43,6 +43,7 @@ def parse_args():
     p.add_argument("--drop-data", type=int, default=0)
     p.add_argument("--delay-data", type=float, default=0.0, help="seconds to wait before answering each DATA")
     p.add_argument("--size", type=int, default=33554432)
+    p.add_argument("--pipelining", action="store_true", help="advertise PIPELINING (RFC 2920)")
     return p.parse_args()
 
 
@@ -93,6 +94,13 @@ class Handler:
             except FileNotFoundError:
                 pass
         return tokens
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.args.pipelining:
+            # aiosmtpd reads commands one after the other, so it serves pipelined clients as they are.
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         reply = self.script.take("mail")

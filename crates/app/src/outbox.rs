@@ -7,7 +7,6 @@
 
 use crate::{App, Error, Result};
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use std::sync::{
     Arc,
     atomic::{AtomicU64, Ordering},
@@ -88,16 +87,14 @@ pub fn prepare(
 
 /// `<random>@<domain of the address>`.
 fn new_message_id(address: &str) -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let random = format!("{:032x}", rand::random::<u128>());
     let domain = address.rsplit_once('@').map_or("tidings.invalid", |(_, d)| d);
     format!("{random}@{domain}")
 }
 
 /// The first header of that name, unfolded, for listings.
 fn header_value(data: &[u8], name: &str) -> Option<String> {
-    let head_end = data.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(data.len());
+    let head_end = memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len());
     let head = String::from_utf8_lossy(&data[..head_end]);
     let mut lines = head.split("\r\n").peekable();
     while let Some(line) = lines.next() {

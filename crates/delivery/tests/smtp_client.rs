@@ -301,3 +301,97 @@ async fn data_sent_before_the_tls_handshake_is_not_trusted() {
     assert_eq!(err.stage, Stage::Starttls);
     server.abort();
 }
+
+/// A relay that offers PIPELINING gets MAIL, RCPT and DATA in one write; refusals of each are still told
+/// apart, and the session stays usable after each of them.
+#[tokio::test]
+async fn a_pipelining_relay_gets_the_envelope_in_one_write_and_refusals_stay_apart() {
+    let mut peer = SmtpPeer::start(&[
+        "--pipelining",
+        "--fail",
+        "mail=451 4.3.0 Sender check failed*1",
+        "--fail",
+        "rcpt=451 4.3.0 Try again later*1",
+        "--fail",
+        "data=554 5.2.252 SendAsDenied*1",
+    ]);
+    let mut conn = Connection::open(&settings(&peer, Encryption::None, RelayAuth::None)).await.unwrap();
+    let ok = ["ok@example.com".to_owned()];
+
+    let tx = conn.send("alerts@example.com", &ok, MESSAGE).await;
+    let err = tx.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::MailFrom, Class::Transient), "{err}");
+    assert!(tx.recipients.is_empty());
+
+    let recipients = ["later@example.com".to_owned(), "ok@example.com".to_owned(), "unknown@example.com".to_owned()];
+    let tx = conn.send("alerts@example.com", &recipients, MESSAGE).await;
+    assert!(matches!(&tx.recipients[0].1, RcptResult::Refused(r) if r.code == 451));
+    assert_eq!(tx.recipients[1].1, RcptResult::Accepted);
+    assert!(matches!(&tx.recipients[2].1, RcptResult::Refused(r) if r.code == 550));
+    let err = tx.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::Message, Class::Permanent));
+
+    // Every recipient refused: the relay refuses DATA as well, and the recipient's refusal is what counts.
+    let tx = conn.send("alerts@example.com", &["unknown@example.com".to_owned()], MESSAGE).await;
+    let err = tx.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::RcptTo, Class::Permanent), "{err}");
+
+    send_one(&mut conn).await;
+    let got = peer.next_message().await;
+    assert_eq!(
+        (got["mail_from"].as_str(), got["rcpt_tos"][0].as_str()),
+        (Some("alerts@example.com"), Some("ops@example.com"))
+    );
+    assert!(got["data"].as_str().unwrap().contains("\r\n.leading dot\r\n"));
+}
+
+/// A relay that answers only once it has the whole envelope (which only a pipelining client sends before
+/// waiting), and that says `354` although it refused the only recipient: the client ends that empty message
+/// with its dot and reports the recipient's refusal.
+#[tokio::test]
+async fn a_354_after_every_recipient_was_refused_is_ended_with_a_dot() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 strict ESMTP\r\n").await.unwrap();
+        let mut envelope = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            match line.as_str() {
+                l if l.starts_with("EHLO") => write.write_all(b"250-strict\r\n250 PIPELINING\r\n").await.unwrap(),
+                "DATA" => {
+                    envelope.push(line);
+                    write.write_all(b"250 2.1.0 OK\r\n550 5.1.1 No such user\r\n354 Go ahead\r\n").await.unwrap();
+                }
+                "." => write.write_all(b"554 5.5.1 No valid recipients\r\n").await.unwrap(),
+                "RSET" => write.write_all(b"250 2.0.0 OK\r\n").await.unwrap(),
+                "QUIT" => break,
+                _ => envelope.push(line),
+            }
+        }
+        envelope
+    });
+    let settings = RelaySettings {
+        host: "127.0.0.1".into(),
+        port,
+        encryption: Encryption::None,
+        auth: RelayAuth::None,
+        tls: tls::client_config(&TlsOptions::default()).unwrap(),
+        verify_certificates: true,
+        timeout: Duration::from_secs(5),
+        helo_name: "t".into(),
+    };
+    let mut conn = Connection::open(&settings).await.unwrap();
+    let tx = conn.send("alerts@example.com", &["nobody@example.com".to_owned()], MESSAGE).await;
+    let err = tx.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::RcptTo, Class::Permanent), "{err}");
+    assert!(matches!(&tx.recipients[0].1, RcptResult::Refused(r) if r.code == 550));
+    conn.quit().await;
+    assert_eq!(
+        server.await.unwrap(),
+        ["MAIL FROM:<alerts@example.com>", "RCPT TO:<nobody@example.com>", "DATA"].map(String::from)
+    );
+}

@@ -130,11 +130,12 @@ async fn two_handles_on_one_file_see_each_others_writes() {
 mod outbox {
     use super::audit;
     use chrono::{Duration, TimeZone, Utc};
+    use tidings_core::notify::EventKind;
     use tidings_core::{
         account::Role,
         outbox::{Attempt, Recipient, RecipientState, Settled, Status},
     };
-    use tidings_store::{MessageFilter, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store};
+    use tidings_store::{EventFilter, MessageFilter, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store};
 
     fn t(s: i64) -> chrono::DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000, 0).unwrap() + Duration::seconds(s)
@@ -254,6 +255,40 @@ mod outbox {
         // Purge removes a final status with its log.
         assert_eq!(store.purge(Status::Delivered).await.unwrap(), 1);
         assert!(store.message(ids[0]).await.unwrap().is_none());
+
+        // A batch larger than one statement's rows: every message keeps its own content, outcome and log,
+        // and only the ones that failed for good leave a dead letter.
+        let bulk: Vec<_> = (0..40).map(|i| new(&format!("bulk {i}"))).collect();
+        let bulk_ids = store.enqueue(&bulk).await.unwrap();
+        assert!(bulk_ids.windows(2).all(|w| w[0] < w[1]), "{bulk_ids:?}");
+        let leased: Vec<_> = store
+            .lease_due("node-c/1", t(500), t(560), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| bulk_ids.contains(&m.id))
+            .collect();
+        assert_eq!(leased.len(), 40);
+        let failed = |id: i64| id % 3 == 0;
+        let mut outcomes = Vec::new();
+        for m in &leased {
+            let i = bulk_ids.iter().position(|id| *id == m.id).unwrap();
+            assert_eq!(m.content, bulk[i].content);
+            let status = if failed(m.id) { Status::Failed } else { Status::Delivered };
+            outcomes.push(Settlement { id: m.id, owner: "node-c/1".into(), settled: settled(status, 1, None) });
+        }
+        let dead_before = store.events(&EventFilter { kind: Some(EventKind::DeadLetter), limit: 100, before_id: None });
+        let dead_before = dead_before.await.unwrap().len();
+        store.settle(&outcomes).await.unwrap();
+        for id in &bulk_ids {
+            let m = store.message(*id).await.unwrap().unwrap();
+            let status = if failed(*id) { Status::Failed } else { Status::Delivered };
+            assert_eq!((m.summary.status, m.attempt_log.len()), (status, 1), "message {id}");
+        }
+        let dead = store.events(&EventFilter { kind: Some(EventKind::DeadLetter), limit: 100, before_id: None });
+        let dead: Vec<_> = dead.await.unwrap();
+        assert_eq!(dead.len() - dead_before, bulk_ids.iter().filter(|id| failed(**id)).count());
+        assert!(dead.iter().any(|e| e.details.get("subject").is_some_and(|s| s.starts_with("bulk "))));
 
         // API tokens: by hash, listed without it, revoked once.
         let id =

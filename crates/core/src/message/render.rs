@@ -7,6 +7,8 @@
 use super::NewMessage;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
+use memchr::memmem;
+use std::borrow::Cow;
 
 /// A composed message with its envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,8 +152,8 @@ pub(crate) fn has_header_section(data: &[u8]) -> bool {
 /// Normalises line endings to CRLF and adds `Date` and `Message-ID` headers when missing, as RFC 5322
 /// requires; nothing else of the message changes.
 pub fn ensure_date_and_message_id(data: &[u8], date: DateTime<Utc>, message_id: &str) -> Vec<u8> {
-    let data = crlf(data);
-    let header_end = find(&data, b"\r\n\r\n").map_or(data.len(), |i| i + 2);
+    let data: Cow<'_, [u8]> = if has_bare_newline(data) { Cow::Owned(crlf(data)) } else { Cow::Borrowed(data) };
+    let header_end = memmem::find(&data, b"\r\n\r\n").map_or(data.len(), |i| i + 2);
     let has = |name: &str| {
         data[..header_end].split(|&b| b == b'\n').any(|line| {
             line.len() > name.len()
@@ -166,13 +168,18 @@ pub fn ensure_date_and_message_id(data: &[u8], date: DateTime<Utc>, message_id: 
     if !has("Message-ID") {
         added.push_str(&format!("Message-ID: <{message_id}>\r\n"));
     }
-    let mut out = added.into_bytes();
+    let mut out = Vec::with_capacity(added.len() + data.len());
+    out.extend_from_slice(added.as_bytes());
     out.extend_from_slice(&data);
     out
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// Whether a CR or LF stands alone somewhere (most messages have none, and are not copied to fix them).
+fn has_bare_newline(data: &[u8]) -> bool {
+    memchr::memchr2_iter(b'\r', b'\n', data).any(|i| match data[i] {
+        b'\r' => data.get(i + 1) != Some(&b'\n'),
+        _ => i == 0 || data[i - 1] != b'\r',
+    })
 }
 
 /// Every lone CR or LF becomes CRLF.

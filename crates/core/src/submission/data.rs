@@ -97,7 +97,8 @@ impl DataReader {
     }
 
     pub fn feed(&mut self, chunk: &[u8]) -> Fed {
-        for (i, &b) in chunk.iter().enumerate() {
+        let mut i = 0;
+        while let Some(&b) = chunk.get(i) {
             if self.pending_cr {
                 self.pending_cr = false;
                 if b == b'\n' {
@@ -108,24 +109,29 @@ impl DataReader {
                         };
                         return Fed::Done { used: i + 1, message };
                     }
+                    i += 1;
                     continue;
                 }
                 self.bare(b'\r');
             }
             match b {
                 b'\r' => self.pending_cr = true,
-                b'\n' => {
-                    self.bare(b'\n');
-                }
+                b'\n' => self.bare(b'\n'),
                 _ => {
+                    // The line's text up to the next CR or LF, at once.
+                    let end = memchr::memchr2(b'\r', b'\n', &chunk[i..]).map_or(chunk.len(), |at| i + at);
+                    let text = &chunk[i..end];
                     // Lines are bounded in memory even when too long.
-                    if self.line.len() <= MAX_TEXT_LINE {
-                        self.line.push(b);
-                    } else if self.error.is_none() {
+                    let room = (MAX_TEXT_LINE + 1).saturating_sub(self.line.len());
+                    self.line.extend_from_slice(&text[..text.len().min(room)]);
+                    if text.len() > room && self.error.is_none() {
                         self.fail(DataError::LineTooLong);
                     }
+                    i = end;
+                    continue;
                 }
             }
+            i += 1;
         }
         Fed::More
     }

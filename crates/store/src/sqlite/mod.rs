@@ -1,7 +1,8 @@
 //! The embedded SQLite backend: one file in the data directory, WAL journal, every commit synced.
 //!
 //! Several processes may open the same file (the daemon and the CLI); SQLite serialises their writes and
-//! `busy_timeout` makes a writer wait for another instead of failing.
+//! `busy_timeout` makes a writer wait for another instead of failing. Within one process every write goes
+//! through a single connection and reads through a second, read-only one.
 
 mod accounts;
 mod devices;
@@ -37,7 +38,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// A Tidings database in one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// Every write goes through this one connection, so the daemon's own writers queue in order instead of
+    /// meeting SQLite's lock and sleeping in its busy handler.
+    writer: SqlitePool,
+    /// Reads, on a read-only connection: they never wait for a commit, nor a commit for them (WAL).
+    reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -54,20 +59,23 @@ impl SqliteStore {
             // daemon must stay small on an appliance.
             .pragma("cache_size", "-512")
             .foreign_keys(true);
-        // Connections beyond one close after 30 s unused, returning their cache (and thread) when idle.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .min_connections(1)
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        MIGRATOR.run(&writer).await?;
+        // The reader closes after 30 s unused, returning its cache (and thread) when idle.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
             .idle_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.read_only(true))
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { writer, reader })
     }
 
     /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -95,12 +103,12 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.reader).await?;
         Ok(row.map(|r| r.get("value")))
     }
 
@@ -111,9 +119,9 @@ impl Store for SqliteStore {
             )
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?,
-            None => sqlx::query("DELETE FROM meta WHERE key = ?").bind(key).execute(&self.pool).await?,
+            None => sqlx::query("DELETE FROM meta WHERE key = ?").bind(key).execute(&self.writer).await?,
         };
         Ok(())
     }
@@ -122,7 +130,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -131,7 +139,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT revision, saved_at, saved_by, document FROM email_config ORDER BY revision DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let revision: i64 = row.get("revision");
@@ -143,7 +151,7 @@ impl Store for SqliteStore {
 
     async fn config_revision(&self) -> Result<i64> {
         let revision: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(revision) FROM email_config").fetch_one(&self.pool).await?;
+            sqlx::query_scalar("SELECT MAX(revision) FROM email_config").fetch_one(&self.reader).await?;
         Ok(revision.unwrap_or(0))
     }
 
@@ -152,7 +160,7 @@ impl Store for SqliteStore {
             .map_err(|e| Error::Corrupt { what: "configuration".into(), why: e.to_string() })?;
         let revision = save.base_revision + 1;
         let at = now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // Writing first takes SQLite's write lock at once; the primary key turns a concurrent save of the same
         // base revision into a conflict instead of a lost update.
         let inserted =
@@ -189,14 +197,14 @@ impl Store for SqliteStore {
     }
 
     async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>> {
-        let rows = sqlx::query("SELECT name, sealed FROM secrets ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT name, sealed FROM secrets ORDER BY name").fetch_all(&self.reader).await?;
         Ok(rows.into_iter().map(|r| SealedSecret { name: r.get("name"), sealed: r.get("sealed") }).collect())
     }
 
     async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query("SELECT id, at, actor, action, fields FROM audit_log ORDER BY id DESC LIMIT ?")
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.into_iter()
             .map(|r| {
@@ -210,7 +218,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_audit(&self, entry: &NewAuditEntry) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         insert_audit(&mut tx, entry, now()).await?;
         tx.commit().await?;
         Ok(())
@@ -218,7 +226,7 @@ impl Store for SqliteStore {
 
     async fn create_account(&self, account: &NewAccount, audit: &NewAuditEntry) -> Result<i64> {
         let at = now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let inserted =
             sqlx::query("INSERT INTO accounts (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)")
                 .bind(&account.username)
@@ -240,16 +248,16 @@ impl Store for SqliteStore {
     }
 
     async fn accounts(&self) -> Result<Vec<Account>> {
-        accounts::list(&self.pool).await
+        accounts::list(&self.reader).await
     }
     async fn account_for_login(&self, username: &str) -> Result<Option<LoginRecord>> {
-        accounts::for_login(&self.pool, username).await
+        accounts::for_login(&self.reader, username).await
     }
     async fn login_failed(&self, id: i64, lock_until: Option<DateTime<Utc>>, audit: &NewAuditEntry) -> Result<()> {
-        accounts::login_failed(&self.pool, id, lock_until, audit).await
+        accounts::login_failed(&self.writer, id, lock_until, audit).await
     }
     async fn login_succeeded(&self, session: &NewSession, audit: &NewAuditEntry) -> Result<()> {
-        accounts::login_succeeded(&self.pool, session, audit).await
+        accounts::login_succeeded(&self.writer, session, audit).await
     }
     async fn session(
         &self,
@@ -258,20 +266,20 @@ impl Store for SqliteStore {
         extend_to: DateTime<Utc>,
         absolute_max: chrono::Duration,
     ) -> Result<Option<SessionRecord>> {
-        accounts::session(&self.pool, token_hash, now, extend_to, absolute_max).await
+        accounts::session(&self.writer, token_hash, now, extend_to, absolute_max).await
     }
     async fn end_session(&self, token_hash: &[u8], audit: Option<&NewAuditEntry>) -> Result<()> {
-        accounts::end_session(&self.pool, token_hash, audit).await
+        accounts::end_session(&self.writer, token_hash, audit).await
     }
     async fn change_account(&self, id: i64, change: &AccountChange, audit: &NewAuditEntry) -> Result<bool> {
-        accounts::change(&self.pool, id, change, audit).await
+        accounts::change(&self.writer, id, change, audit).await
     }
     async fn delete_account(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        accounts::delete(&self.pool, id, audit).await
+        accounts::delete(&self.writer, id, audit).await
     }
 
     async fn enqueue(&self, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
-        outbox::enqueue(&self.pool, messages).await
+        outbox::enqueue(&self.writer, messages).await
     }
     async fn lease_due(
         &self,
@@ -280,54 +288,54 @@ impl Store for SqliteStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<LeasedMessage>> {
-        outbox::lease_due(&self.pool, owner, now, until, limit).await
+        outbox::lease_due(&self.writer, owner, now, until, limit).await
     }
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
-        outbox::expire_leases(&self.pool, owner_prefix).await
+        outbox::expire_leases(&self.writer, owner_prefix).await
     }
     async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
-        outbox::settle(&self.pool, settlements).await
+        outbox::settle(&self.writer, settlements).await
     }
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        outbox::next_due(&self.pool).await
+        outbox::next_due(&self.reader).await
     }
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
-        outbox::messages(&self.pool, filter).await
+        outbox::messages(&self.reader, filter).await
     }
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>> {
-        outbox::message(&self.pool, id).await
+        outbox::message(&self.reader, id).await
     }
     async fn message_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
         Ok(sqlx::query_scalar("SELECT content FROM message_content WHERE message_id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?)
     }
     async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
-        outbox::retry_message(&self.pool, id, now).await
+        outbox::retry_message(&self.writer, id, now).await
     }
     async fn purge(&self, status: Status) -> Result<u64> {
-        outbox::purge(&self.pool, status).await
+        outbox::purge(&self.writer, status).await
     }
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>> {
-        outbox::queue_counts(&self.pool).await
+        outbox::queue_counts(&self.reader).await
     }
 
     async fn oauth_record(&self) -> Result<OAuthRecord> {
-        oauth::record(&self.pool).await
+        oauth::record(&self.reader).await
     }
     async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
-        oauth::grant(&self.pool, grant, at).await
+        oauth::grant(&self.writer, grant, at).await
     }
     async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>, alert: &NewEvent) -> Result<()> {
-        oauth::failure(&self.pool, reason, explanation, at, alert).await
+        oauth::failure(&self.writer, reason, explanation, at, alert).await
     }
     async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()> {
-        oauth::forget(&self.pool, audit).await
+        oauth::forget(&self.writer, audit).await
     }
 
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()> {
-        oauth::put_pending(&self.pool, pending).await
+        oauth::put_pending(&self.writer, pending).await
     }
     async fn take_pending_sign_in(
         &self,
@@ -335,51 +343,51 @@ impl Store for SqliteStore {
         device_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingSignIn>> {
-        oauth::take_pending(&self.pool, state, device_id, now).await
+        oauth::take_pending(&self.writer, state, device_id, now).await
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<i64> {
-        events::record(&self.pool, event).await
+        events::record(&self.writer, event).await
     }
     async fn pending_events(&self, limit: u32) -> Result<Vec<EventRecord>> {
-        events::pending(&self.pool, limit).await
+        events::pending(&self.reader, limit).await
     }
     async fn throttle(&self, kind: EventKind, node: &str) -> Result<Option<Throttle>> {
-        events::throttle(&self.pool, kind, node).await
+        events::throttle(&self.reader, kind, node).await
     }
     async fn throttles_with_repeats(&self) -> Result<Vec<ThrottleRecord>> {
-        events::with_repeats(&self.pool).await
+        events::with_repeats(&self.reader).await
     }
     async fn handle_event(&self, handling: &EventHandling<'_>) -> Result<(i64, Option<i64>)> {
-        events::handle(&self.pool, handling).await
+        events::handle(&self.writer, handling).await
     }
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
-        events::list(&self.pool, filter).await
+        events::list(&self.reader, filter).await
     }
     async fn event(&self, id: i64) -> Result<Option<EventRecord>> {
-        events::one(&self.pool, id).await
+        events::one(&self.reader, id).await
     }
     async fn event_counts(&self) -> Result<Vec<(EventKind, EventState, u64)>> {
-        events::counts(&self.pool).await
+        events::counts(&self.reader).await
     }
 
     async fn create_device(&self, device: &NewDevice, audit: &NewAuditEntry) -> Result<i64> {
-        devices::create(&self.pool, device, audit).await
+        devices::create(&self.writer, device, audit).await
     }
     async fn devices(&self) -> Result<Vec<Device>> {
-        devices::list(&self.pool).await
+        devices::list(&self.reader).await
     }
     async fn device_for_login(&self, username: &str) -> Result<Option<(Device, String)>> {
-        devices::for_login(&self.pool, username).await
+        devices::for_login(&self.reader, username).await
     }
     async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        devices::delete(&self.pool, id, audit).await
+        devices::delete(&self.writer, id, audit).await
     }
     async fn mailboxes(&self) -> Result<Vec<MailboxRecord>> {
-        mailboxes::list(&self.pool).await
+        mailboxes::list(&self.reader).await
     }
     async fn mailbox_of(&self, username: &str) -> Result<Option<(MailboxRecord, Vec<u8>)>> {
-        mailboxes::of(&self.pool, username).await
+        mailboxes::of(&self.reader, username).await
     }
     async fn mailbox_acquired(
         &self,
@@ -389,7 +397,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         audit: &NewAuditEntry,
     ) -> Result<()> {
-        mailboxes::acquired(&self.pool, device_id, mailbox, sealed_refresh_token, at, audit).await
+        mailboxes::acquired(&self.writer, device_id, mailbox, sealed_refresh_token, at, audit).await
     }
     async fn mailbox_refreshed(
         &self,
@@ -397,7 +405,7 @@ impl Store for SqliteStore {
         sealed_refresh_token: Option<&[u8]>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        mailboxes::refreshed(&self.pool, device_id, sealed_refresh_token, at).await
+        mailboxes::refreshed(&self.writer, device_id, sealed_refresh_token, at).await
     }
     async fn mailbox_failure(
         &self,
@@ -407,35 +415,35 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         alert: &NewEvent,
     ) -> Result<()> {
-        mailboxes::failure(&self.pool, device_id, reason, explanation, at, alert).await
+        mailboxes::failure(&self.writer, device_id, reason, explanation, at, alert).await
     }
     async fn mailbox_forget(&self, device_id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        mailboxes::forget(&self.pool, device_id, audit).await
+        mailboxes::forget(&self.writer, device_id, audit).await
     }
     async fn create_device_session(&self, session: &NewDeviceSession, audit: &NewAuditEntry) -> Result<()> {
-        mailboxes::create_session(&self.pool, session, audit).await
+        mailboxes::create_session(&self.writer, session, audit).await
     }
     async fn device_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>> {
-        mailboxes::session(&self.pool, token_hash, now).await
+        mailboxes::session(&self.reader, token_hash, now).await
     }
     async fn end_device_session(&self, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()> {
-        mailboxes::end_session(&self.pool, token_hash, audit).await
+        mailboxes::end_session(&self.writer, token_hash, audit).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {
-        tokens::create(&self.pool, name, role, token_hash, audit).await
+        tokens::create(&self.writer, name, role, token_hash, audit).await
     }
     async fn api_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<ApiToken>> {
-        tokens::by_hash(&self.pool, token_hash).await
+        tokens::by_hash(&self.reader, token_hash).await
     }
     async fn api_tokens(&self) -> Result<Vec<ApiToken>> {
-        tokens::list(&self.pool).await
+        tokens::list(&self.reader).await
     }
     async fn revoke_api_token(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        tokens::revoke(&self.pool, id, audit).await
+        tokens::revoke(&self.writer, id, audit).await
     }
     async fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
-        tokens::touch(&self.pool, id, at).await
+        tokens::touch(&self.writer, id, at).await
     }
 }
 

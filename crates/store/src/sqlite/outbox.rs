@@ -11,11 +11,15 @@ use std::collections::BTreeMap;
 use tidings_core::notify::{EventKind, MAX_DETAIL_VALUE};
 use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
 
+/// The most rows one statement writes: a batch takes few statements (each a round trip to the connection's
+/// thread), and the statements of each size stay few in the statement cache.
+const ROWS: usize = 16;
+
 pub(super) async fn enqueue(pool: &SqlitePool, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(messages.len());
-    for m in messages {
-        ids.push(insert_message(&mut tx, m).await?);
+    for chunk in messages.chunks(ROWS) {
+        ids.extend(insert_messages(&mut tx, chunk).await?);
     }
     tx.commit().await?;
     Ok(ids)
@@ -23,32 +27,54 @@ pub(super) async fn enqueue(pool: &SqlitePool, messages: &[NewOutboxMessage]) ->
 
 /// Stores a message as `queued` and due now, within `tx`.
 pub(super) async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &NewOutboxMessage) -> Result<i64> {
-    let at = ms(m.created_at);
-    let recipients = serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e))?;
-    let id: i64 = sqlx::query_scalar(
+    Ok(insert_messages(tx, std::slice::from_ref(m)).await?[0])
+}
+
+/// `(?, ?, …), (?, ?, …), …`: `rows` tuples of `columns` parameters.
+fn values(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// Stores messages as `queued` and due now, within `tx`; their ids in the same order.
+async fn insert_messages(tx: &mut Transaction<'_, Sqlite>, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
+    let recipients = messages
+        .iter()
+        .map(|m| serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e)))
+        .collect::<Result<Vec<_>>>()?;
+    let sql = format!(
         "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size,
                                created_at, lifetime_start, updated_at, next_attempt_at, mailbox_of)
-         VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&m.origin)
-    .bind(&m.mail_from)
-    .bind(recipients)
-    .bind(&m.subject)
-    .bind(&m.message_id)
-    .bind(m.content.len() as i64)
-    .bind(at)
-    .bind(at)
-    .bind(at)
-    .bind(at)
-    .bind(&m.mailbox_of)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query("INSERT INTO message_content (message_id, content) VALUES (?, ?)")
-        .bind(id)
-        .bind(&m.content)
-        .execute(&mut **tx)
-        .await?;
-    Ok(id)
+         SELECT 'queued', * FROM (VALUES {}) RETURNING id",
+        values(messages.len(), 11)
+    );
+    let mut insert = sqlx::query_scalar::<_, i64>(&sql);
+    for (m, recipients) in messages.iter().zip(&recipients) {
+        let at = ms(m.created_at);
+        insert = insert
+            .bind(&m.origin)
+            .bind(&m.mail_from)
+            .bind(recipients)
+            .bind(&m.subject)
+            .bind(&m.message_id)
+            .bind(m.content.len() as i64)
+            .bind(at)
+            .bind(at)
+            .bind(at)
+            .bind(at)
+            .bind(&m.mailbox_of);
+    }
+    let mut ids = insert.fetch_all(&mut **tx).await?;
+    // One statement numbers its rows in the order of its VALUES; the order RETURNING gives them in is not
+    // specified.
+    ids.sort_unstable();
+    let sql = format!("INSERT INTO message_content (message_id, content) VALUES {}", values(messages.len(), 2));
+    let mut content = sqlx::query(&sql);
+    for (id, m) in ids.iter().zip(messages) {
+        content = content.bind(id).bind(&m.content);
+    }
+    content.execute(&mut **tx).await?;
+    Ok(ids)
 }
 
 pub(super) async fn lease_due(
@@ -112,38 +138,58 @@ pub(super) async fn expire_leases(pool: &SqlitePool, owner_prefix: &str) -> Resu
 pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Result<()> {
     let now = ms(Utc::now());
     let mut tx = pool.begin().await?;
-    for s in settlements {
-        let st = &s.settled;
-        let recipients = serde_json::to_string(&st.recipients).map_err(|e| corrupt("recipients", e))?;
-        let updated = sqlx::query(
-            "UPDATE messages SET status = ?, recipients = ?, next_attempt_at = ?, attempts = ?, last_error = ?,
-                                 lease_owner = NULL, lease_until = NULL, updated_at = ?
-             WHERE id = ? AND status = 'sending' AND lease_owner = ?",
-        )
-        .bind(st.status.as_str())
-        .bind(recipients)
-        .bind(st.next_attempt_at.map(ms))
-        .bind(st.attempt.number as i64)
-        .bind(&st.last_error)
-        .bind(now)
-        .bind(s.id)
-        .bind(&s.owner)
-        .execute(&mut *tx)
-        .await?;
-        if st.status == Status::Failed && updated.rows_affected() == 1 {
-            record_dead_letter(&mut tx, s, now).await?;
-        }
-        let record = serde_json::to_string(&st.attempt).map_err(|e| corrupt("attempt", e))?;
-        sqlx::query(
-            "INSERT INTO attempts (message_id, record) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?)",
-        )
-        .bind(s.id)
-        .bind(record)
-        .bind(s.id)
-        .execute(&mut *tx)
-        .await?;
+    for chunk in settlements.chunks(ROWS) {
+        settle_rows(&mut tx, chunk, now).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Settles up to [`ROWS`] messages in three statements (and a dead letter for each that failed for good).
+async fn settle_rows(tx: &mut Transaction<'_, Sqlite>, settlements: &[Settlement], now: i64) -> Result<()> {
+    let mut recipients = Vec::with_capacity(settlements.len());
+    let mut records = Vec::with_capacity(settlements.len());
+    for s in settlements {
+        recipients.push(serde_json::to_string(&s.settled.recipients).map_err(|e| corrupt("recipients", e))?);
+        records.push(serde_json::to_string(&s.settled.attempt).map_err(|e| corrupt("attempt", e))?);
+    }
+    // Only the lease's owner settles: a message whose lease expired and went to another node is left alone.
+    let sql = format!(
+        "UPDATE messages SET status = s.column2, recipients = s.column3, next_attempt_at = s.column4,
+                             attempts = s.column5, last_error = s.column6, lease_owner = NULL, lease_until = NULL,
+                             updated_at = ?
+         FROM (VALUES {}) AS s
+         WHERE messages.id = s.column1 AND messages.status = 'sending' AND messages.lease_owner = s.column7
+         RETURNING messages.id",
+        values(settlements.len(), 7)
+    );
+    let mut update = sqlx::query_scalar::<_, i64>(&sql).bind(now);
+    for (s, recipients) in settlements.iter().zip(&recipients) {
+        let st = &s.settled;
+        update = update
+            .bind(s.id)
+            .bind(st.status.as_str())
+            .bind(recipients)
+            .bind(st.next_attempt_at.map(ms))
+            .bind(st.attempt.number as i64)
+            .bind(&st.last_error)
+            .bind(&s.owner);
+    }
+    let updated = update.fetch_all(&mut **tx).await?;
+    for s in settlements.iter().filter(|s| s.settled.status == Status::Failed && updated.contains(&s.id)) {
+        record_dead_letter(tx, s, now).await?;
+    }
+    // The attempt is logged even when the lease was lost, unless the message is gone (purged meanwhile).
+    let sql = format!(
+        "INSERT INTO attempts (message_id, record)
+         SELECT column1, column2 FROM (VALUES {}) WHERE EXISTS (SELECT 1 FROM messages WHERE id = column1)",
+        values(settlements.len(), 2)
+    );
+    let mut insert = sqlx::query(&sql);
+    for (s, record) in settlements.iter().zip(&records) {
+        insert = insert.bind(s.id).bind(record);
+    }
+    insert.execute(&mut **tx).await?;
     Ok(())
 }
 
