@@ -11,13 +11,16 @@ use std::sync::{
     Arc,
     atomic::{AtomicU64, Ordering},
 };
+use std::{sync::Mutex, time::Duration};
 use tidings_core::{
     EmailConfig, FieldError, ValidationErrors,
     audit::NewAuditEntry,
     message::{self, NewMessage, RawMessage},
     outbox::{Recipient, Status},
 };
-use tidings_store::{MessageDetail, MessageFilter, MessageSummary, NewOutboxMessage, RetryOutcome};
+use tidings_store::{
+    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, RetryOutcome,
+};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// What to send.
@@ -119,7 +122,7 @@ impl App {
         let config = self.current().await?.config;
         let prepared = prepare(&config, origin, submission, Utc::now())?;
         let message_id = prepared.message_id.clone().unwrap_or_default();
-        let ids = self.store.enqueue(std::slice::from_ref(&prepared)).await?;
+        let ids = self.store.enqueue(std::slice::from_ref(&prepared), None).await?;
         Ok(Accepted { id: ids[0], message_id })
     }
 
@@ -177,9 +180,60 @@ type Job = (NewOutboxMessage, oneshot::Sender<Result<i64>>);
 /// The most messages one commit takes.
 const MAX_BATCH: usize = 1024;
 
+/// Hands freshly accepted messages straight to this process's delivery engine: the commit that stores them
+/// also leases them to it, so the engine neither leases them again nor reads them back.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    taker: Mutex<Option<Taker>>,
+}
+
+#[derive(Debug)]
+struct Taker {
+    owner: String,
+    lease: Duration,
+    /// How many more messages the engine wants now.
+    wanted: usize,
+    to: mpsc::UnboundedSender<LeasedMessage>,
+}
+
+impl Handoff {
+    /// The engine says who it is; the messages it wants come on the returned receiver.
+    pub fn attach(&self, owner: &str) -> mpsc::UnboundedReceiver<LeasedMessage> {
+        let (to, from) = mpsc::unbounded_channel();
+        *self.lock() = Some(Taker { owner: owner.to_owned(), lease: Duration::ZERO, wanted: 0, to });
+        from
+    }
+
+    /// How many messages the engine wants now (0 while it cannot deliver), leased for how long.
+    pub fn want(&self, wanted: usize, lease: Duration) {
+        if let Some(taker) = self.lock().as_mut() {
+            (taker.wanted, taker.lease) = (wanted, lease);
+        }
+    }
+
+    pub fn detach(&self) {
+        *self.lock() = None;
+    }
+
+    /// Takes up to `count` of the engine's wants, as a lease to store with the messages.
+    fn take(&self, count: usize, now: DateTime<Utc>) -> Option<(NewLease, mpsc::UnboundedSender<LeasedMessage>)> {
+        let mut taker = self.lock();
+        let taker = taker.as_mut().filter(|t| t.wanted > 0 && count > 0)?;
+        let count = count.min(taker.wanted);
+        taker.wanted -= count;
+        let until = now + chrono::Duration::from_std(taker.lease).unwrap_or(chrono::Duration::minutes(5));
+        Some((NewLease { owner: taker.owner.clone(), until, count }, taker.to.clone()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Taker>> {
+        self.taker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Committer {
-    /// Starts the committing task; it ends when every `Committer` clone is dropped.
-    pub fn start(app: App, committed: Arc<Notify>) -> Self {
+    /// Starts the committing task; it ends when every `Committer` clone is dropped. Committed messages the
+    /// engine wants go to it through `handoff`; it is woken through `committed` for the others.
+    pub fn start(app: App, committed: Arc<Notify>, handoff: Arc<Handoff>) -> Self {
         let (jobs, mut rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
@@ -187,11 +241,26 @@ impl Committer {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                match app.store.enqueue(&messages).await {
+                let lease = handoff.take(messages.len(), Utc::now());
+                match app.store.enqueue(&messages, lease.as_ref().map(|(l, _)| l)).await {
                     Ok(ids) => {
                         counter.fetch_add(1, Ordering::Relaxed);
-                        for (reply, id) in replies.into_iter().zip(ids) {
-                            let _ = reply.send(Ok(id));
+                        for (reply, id) in replies.into_iter().zip(&ids) {
+                            let _ = reply.send(Ok(*id));
+                        }
+                        if let Some((lease, to)) = lease {
+                            for (m, id) in messages.into_iter().zip(ids).take(lease.count) {
+                                // Should the engine be gone, the lease expires and the message is due again.
+                                let _ = to.send(LeasedMessage {
+                                    id,
+                                    mail_from: m.mail_from,
+                                    recipients: m.recipients,
+                                    content: m.content,
+                                    attempts: 0,
+                                    lifetime_start: m.created_at,
+                                    mailbox_of: m.mailbox_of,
+                                });
+                            }
                         }
                         committed.notify_one();
                     }

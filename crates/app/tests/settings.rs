@@ -249,7 +249,7 @@ async fn concurrent_submissions_share_commits() {
     let app = fresh(tmp.path()).await;
     app.update("cli:test", &edits(&[("sender", "alerts@example.com")])).await.unwrap();
     let config = app.current().await.unwrap().config;
-    let committer = Committer::start(app.clone(), Arc::new(tokio::sync::Notify::new()));
+    let committer = Committer::start(app.clone(), Arc::new(tokio::sync::Notify::new()), Default::default());
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..500 {
         let msg = NewMessage { to: vec![format!("u{i}@example.com")], subject: format!("n{i}"), ..Default::default() };

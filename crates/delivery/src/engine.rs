@@ -15,7 +15,7 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
-use tidings_app::{App, host_name, settings::Current};
+use tidings_app::{App, host_name, outbox::Handoff, settings::Current};
 use tidings_core::{
     config::{AuthMethod, Encryption},
     outbox::{self, AttemptReport, Outcome, RecipientState, retry::RetryPolicy},
@@ -59,6 +59,8 @@ pub struct Engine {
     pub mailboxes: Arc<dyn MailboxTokens>,
     /// Notified when messages are accepted (or retried).
     pub wake: Arc<Notify>,
+    /// Messages this process accepts, leased to the engine as they are stored.
+    pub handoff: Arc<Handoff>,
     pub options: EngineOptions,
 }
 
@@ -91,17 +93,23 @@ impl Engine {
         let mut in_flight: JoinSet<()> = JoinSet::new();
         // Leased messages waiting for a free connection: leasing several at once saves a commit per message.
         let mut backlog: VecDeque<LeasedMessage> = VecDeque::new();
+        let mut handed = self.handoff.attach(&owner);
 
         while !shutdown.is_cancelled() {
             while in_flight.try_join_next().is_some() {}
+            while let Ok(message) = handed.try_recv() {
+                backlog.push_back(message);
+            }
             if self.config.borrow().revision != relay.revision {
                 relay = self.relay().await;
                 pool.clear();
             }
             let Ok(settings) = &relay.settings else {
+                self.handoff.want(0, relay.lease);
                 self.idle(&shutdown, &mut in_flight, self.options.poll_interval).await;
                 continue;
             };
+            self.handoff.want((relay.connections * BACKLOG_FACTOR).saturating_sub(backlog.len()), relay.lease);
             if backlog.len() < relay.connections {
                 let want = (relay.connections * BACKLOG_FACTOR - backlog.len()) as u32;
                 let now = Utc::now();
@@ -138,17 +146,17 @@ impl Engine {
             self.idle(&shutdown, &mut in_flight, sleep).await;
         }
 
+        self.handoff.detach();
         if !in_flight.is_empty() {
             tracing::info!(count = in_flight.len(), "waiting for deliveries under way");
         }
         while in_flight.join_next().await.is_some() {}
         drop(settle_tx);
         let _ = settler.await;
-        if !backlog.is_empty() {
-            // Not attempted: make them due again at once, for this node's next start or another node.
-            if let Err(e) = self.app.store().expire_leases(&owner).await {
-                tracing::warn!(error = %e, "could not release leases of messages not attempted");
-            }
+        // Messages leased but not attempted (the backlog, and any handed over meanwhile): due again at once, for
+        // this node's next start or another node.
+        if let Err(e) = self.app.store().expire_leases(&owner).await {
+            tracing::warn!(error = %e, "could not release leases of messages not attempted");
         }
         pool.clear();
     }

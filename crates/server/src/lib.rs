@@ -20,7 +20,10 @@ pub mod ui;
 use notifier::{Notifier, NotifierOptions};
 use std::{sync::Arc, time::Duration};
 pub use tidings_app::sign_in::SignInPolicy;
-use tidings_app::{App, outbox::Committer};
+use tidings_app::{
+    App,
+    outbox::{Committer, Handoff},
+};
 use tidings_delivery::engine::Engine;
 pub use tidings_delivery::engine::EngineOptions;
 pub use tidings_oauth::manager::ManagerOptions;
@@ -82,7 +85,8 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let tls = options.tls.as_ref().map(tls::server_config).transpose().map_err(Error::Tls)?;
     let config = live_config::LiveConfig::start(app.clone(), options.config_poll_interval, shutdown.clone()).await?;
     let wake = Arc::new(Notify::new());
-    let committer = Committer::start(app.clone(), wake.clone());
+    let handoff = Arc::new(Handoff::default());
+    let committer = Committer::start(app.clone(), wake.clone(), handoff.clone());
     let endpoint = Arc::new(ConfiguredEndpoint::new(app.clone(), config.subscribe()));
     let mailboxes = Mailboxes::new(app.clone(), endpoint.clone(), options.tokens, shutdown.clone());
     let tokens = TokenManager::new(endpoint, Arc::new(AppVault::new(app.clone())), options.tokens);
@@ -93,6 +97,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         tokens: Arc::new(DaemonTokens::new(tokens.clone(), app.clone())),
         mailboxes: Arc::new(mailboxes),
         wake: wake.clone(),
+        handoff,
         options: options.engine,
     }
     .spawn(shutdown.clone());

@@ -165,6 +165,15 @@ pub struct LeasedMessage {
     pub mailbox_of: Option<String>,
 }
 
+/// Messages leased as they are stored (see `Store::enqueue`).
+#[derive(Clone, Debug)]
+pub struct NewLease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+    /// How many of the messages, from the first.
+    pub count: usize,
+}
+
 /// The outcome of one attempt, to store if the lease is still the worker's.
 #[derive(Clone, Debug)]
 pub struct Settlement {
@@ -472,7 +481,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     // The outbox.
 
     /// Stores messages as `queued` and due now, all in one durable commit; returns their ids in order.
-    async fn enqueue(&self, messages: &[NewOutboxMessage]) -> Result<Vec<i64>>;
+    /// With `lease`, the first `lease.count` of them are leased in the same commit (to this process's delivery
+    /// engine, which gets them without asking).
+    async fn enqueue(&self, messages: &[NewOutboxMessage], lease: Option<&NewLease>) -> Result<Vec<i64>>;
     /// Leases up to `limit` due messages (queued or deferred and due, or sending with an expired lease) to
     /// `owner` until `until`.
     async fn lease_due(

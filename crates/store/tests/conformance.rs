@@ -135,7 +135,9 @@ mod outbox {
         account::Role,
         outbox::{Attempt, Recipient, RecipientState, Settled, Status},
     };
-    use tidings_store::{EventFilter, MessageFilter, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store};
+    use tidings_store::{
+        EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store,
+    };
 
     fn t(s: i64) -> chrono::DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000, 0).unwrap() + Duration::seconds(s)
@@ -177,7 +179,7 @@ mod outbox {
     }
 
     async fn story(store: &dyn Store) {
-        let ids = store.enqueue(&[new("one"), new("two"), new("three")]).await.unwrap();
+        let ids = store.enqueue(&[new("one"), new("two"), new("three")], None).await.unwrap();
         assert_eq!(ids.len(), 3);
         assert_eq!(store.next_due().await.unwrap(), Some(t(0)));
 
@@ -259,7 +261,7 @@ mod outbox {
         // A batch larger than one statement's rows: every message keeps its own content, outcome and log,
         // and only the ones that failed for good leave a dead letter.
         let bulk: Vec<_> = (0..40).map(|i| new(&format!("bulk {i}"))).collect();
-        let bulk_ids = store.enqueue(&bulk).await.unwrap();
+        let bulk_ids = store.enqueue(&bulk, None).await.unwrap();
         assert!(bulk_ids.windows(2).all(|w| w[0] < w[1]), "{bulk_ids:?}");
         let leased: Vec<_> = store
             .lease_due("node-c/1", t(500), t(560), 100)
@@ -289,6 +291,16 @@ mod outbox {
         let dead: Vec<_> = dead.await.unwrap();
         assert_eq!(dead.len() - dead_before, bulk_ids.iter().filter(|id| failed(**id)).count());
         assert!(dead.iter().any(|e| e.details.get("subject").is_some_and(|s| s.starts_with("bulk "))));
+
+        // Stored and leased in one commit: the first two belong to the engine that accepted them at once, the
+        // third waits for anyone; a restart of that engine's node takes its two back.
+        let lease = NewLease { owner: "node-d/1".into(), until: t(700), count: 2 };
+        let handed = store.enqueue(&[new("h1"), new("h2"), new("h3")], Some(&lease)).await.unwrap();
+        let taken: Vec<i64> =
+            store.lease_due("node-e/1", t(600), t(660), 100).await.unwrap().iter().map(|m| m.id).collect();
+        assert!(taken.contains(&handed[2]) && !taken.contains(&handed[0]) && !taken.contains(&handed[1]), "{taken:?}");
+        assert_eq!(store.message(handed[0]).await.unwrap().unwrap().summary.status, Status::Sending);
+        assert_eq!(store.expire_leases("node-d/").await.unwrap(), 2);
 
         // API tokens: by hash, listed without it, revoked once.
         let id =
@@ -393,7 +405,7 @@ mod mailboxes {
             created_at: Utc::now(),
             mailbox_of: Some("jane-mfp".into()),
         };
-        store.enqueue(&[message]).await.unwrap();
+        store.enqueue(&[message], None).await.unwrap();
         let leased = store.lease_due("n/1", Utc::now(), Utc::now() + Duration::minutes(5), 10).await.unwrap();
         assert_eq!(leased[0].mailbox_of.as_deref(), Some("jane-mfp"));
 

@@ -15,8 +15,8 @@ mod tokens;
 use crate::{
     Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
     EventState, LeasedMessage, LoginRecord, MailboxRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount,
-    NewDevice, NewDeviceSession, NewEvent, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord, PendingSignIn,
-    Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord,
+    NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord,
+    PendingSignIn, Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -278,8 +278,8 @@ impl Store for SqliteStore {
         accounts::delete(&self.writer, id, audit).await
     }
 
-    async fn enqueue(&self, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
-        outbox::enqueue(&self.writer, messages).await
+    async fn enqueue(&self, messages: &[NewOutboxMessage], lease: Option<&NewLease>) -> Result<Vec<i64>> {
+        outbox::enqueue(&self.writer, messages, lease).await
     }
     async fn lease_due(
         &self,

@@ -2,8 +2,8 @@
 
 use super::{corrupt, events, from_ms, ms};
 use crate::{
-    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewOutboxMessage,
-    Result, RetryOutcome, Settlement,
+    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewLease,
+    NewOutboxMessage, Result, RetryOutcome, Settlement,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
@@ -15,11 +15,28 @@ use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
 /// thread), and the statements of each size stay few in the statement cache.
 const ROWS: usize = 16;
 
-pub(super) async fn enqueue(pool: &SqlitePool, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
+pub(super) async fn enqueue(
+    pool: &SqlitePool,
+    messages: &[NewOutboxMessage],
+    lease: Option<&NewLease>,
+) -> Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(messages.len());
     for chunk in messages.chunks(ROWS) {
         ids.extend(insert_messages(&mut tx, chunk).await?);
+    }
+    if let Some(lease) = lease.filter(|l| l.count > 0) {
+        let leased = &ids[..lease.count.min(ids.len())];
+        // The ids are consecutive: one range covers them.
+        sqlx::query(
+            "UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ? WHERE id BETWEEN ? AND ?",
+        )
+        .bind(&lease.owner)
+        .bind(ms(lease.until))
+        .bind(leased[0])
+        .bind(leased[leased.len() - 1])
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(ids)
