@@ -254,6 +254,9 @@ async fn main() -> Result<()> {
 
     // The same load through a Postfix relay on the same path (its queue on the same disk), for comparison.
     let postfix = postfix_relay(&run_source, sink_port, gateway_messages, dir.path()).await;
+    // Idle again after everything, the gateway's sessions included (the Postfix step takes a while of its own).
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let final_rss = rss_kib(daemon.0.id())?;
 
     let n = args.messages as f64;
     let g = gateway_messages as f64;
@@ -308,6 +311,7 @@ async fn main() -> Result<()> {
     println!("| resident memory, after accepting the batch | {:.1} MB |", loaded_rss as f64 / 1024.0);
     println!("| resident memory, 5 s after delivering the batch | {:.1} MB |", after_rss as f64 / 1024.0);
     println!("| resident memory, 45 s after delivering the batch (idle) | {:.1} MB |", settled_rss as f64 / 1024.0);
+    println!("| resident memory, idle after the gateway and Postfix steps | {:.1} MB |", final_rss as f64 / 1024.0);
     Ok(())
 }
 

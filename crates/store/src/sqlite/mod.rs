@@ -297,7 +297,8 @@ impl Store for SqliteStore {
         outbox::settle(&self.writer, settlements).await
     }
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        outbox::next_due(&self.reader).await
+        // The engine asks every poll interval: on the writer, so that the reader closes when nobody else reads.
+        outbox::next_due(&self.writer).await
     }
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
         outbox::messages(&self.reader, filter).await
