@@ -360,7 +360,8 @@ impl App {
         match daily::due(now, time, tz, last) {
             Due::Nothing => Ok(None),
             Due::Start(date) => {
-                self.store.set_meta(DAILY_NOTICE_DATE, Some(&date.to_string())).await?;
+                // Only if still unset: a date recorded meanwhile (by another process) is not overwritten.
+                self.store.init_meta(DAILY_NOTICE_DATE, &date.to_string()).await?;
                 Ok(None)
             }
             Due::Send(date) => {
