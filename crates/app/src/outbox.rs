@@ -7,11 +7,13 @@
 
 use crate::{App, Error, Result};
 use chrono::{DateTime, Utc};
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
-use std::{sync::Mutex, time::Duration};
 use tidings_core::{
     EmailConfig, FieldError, ValidationErrors,
     audit::NewAuditEntry,
@@ -296,6 +298,26 @@ mod tests {
 
     fn config() -> EmailConfig {
         EmailConfig { sender: Some("alerts@example.com".into()), ..Default::default() }
+    }
+
+    #[test]
+    fn the_handoff_gives_the_engine_no_more_than_it_wants_and_nothing_once_detached() {
+        let handoff = Handoff::default();
+        let now = Utc::now();
+        assert!(handoff.take(3, now).is_none(), "no engine yet");
+        let _from = handoff.attach("node/1");
+        assert!(handoff.take(3, now).is_none(), "the engine wants nothing yet");
+        handoff.want(2, Duration::from_secs(60));
+        let (lease, _) = handoff.take(3, now).unwrap();
+        assert_eq!(
+            (lease.owner.as_str(), lease.count, lease.until),
+            ("node/1", 2, now + chrono::Duration::seconds(60))
+        );
+        assert!(handoff.take(1, now).is_none(), "both wanted were taken");
+        handoff.want(5, Duration::from_secs(60));
+        assert_eq!(handoff.take(1, now).unwrap().0.count, 1);
+        handoff.detach();
+        assert!(handoff.take(1, now).is_none());
     }
 
     #[test]

@@ -109,16 +109,17 @@ impl Engine {
                 self.idle(&shutdown, &mut in_flight, self.options.poll_interval).await;
                 continue;
             };
-            self.handoff.want((relay.connections * BACKLOG_FACTOR).saturating_sub(backlog.len()), relay.lease);
+            let capacity = relay.connections * BACKLOG_FACTOR;
             if backlog.len() < relay.connections {
-                let want = (relay.connections * BACKLOG_FACTOR - backlog.len()) as u32;
                 let now = Utc::now();
                 let until = now + chrono::Duration::from_std(relay.lease).unwrap_or(chrono::Duration::minutes(5));
-                match self.app.store().lease_due(&owner, now, until, want).await {
+                match self.app.store().lease_due(&owner, now, until, (capacity - backlog.len()) as u32).await {
                     Ok(leased) => backlog.extend(leased),
                     Err(e) => tracing::error!(error = %e, "could not lease due messages; will retry"),
                 }
             }
+            // What the store's lease left room for, accepted messages fill as they are committed.
+            self.handoff.want(capacity.saturating_sub(backlog.len()), relay.lease);
             let mut started = false;
             while in_flight.len() < relay.connections
                 && let Some(message) = backlog.pop_front()

@@ -39,6 +39,20 @@ fn settings(peer: &SmtpPeer, encryption: Encryption, auth: RelayAuth) -> RelaySe
     }
 }
 
+/// A relay of the test's own on loopback, without authentication or a CA of its own.
+fn loopback(port: u16, encryption: Encryption) -> RelaySettings {
+    RelaySettings {
+        host: "127.0.0.1".into(),
+        port,
+        encryption,
+        auth: RelayAuth::None,
+        tls: tls::client_config(&TlsOptions::default()).unwrap(),
+        verify_certificates: true,
+        timeout: Duration::from_secs(5),
+        helo_name: "t".into(),
+    }
+}
+
 fn password(user: &str, pass: &str) -> RelayAuth {
     RelayAuth::Password { username: user.into(), password: SecretString::new(pass) }
 }
@@ -248,16 +262,7 @@ async fn a_connection_dropped_during_data_is_a_transient_failure() {
 #[tokio::test]
 async fn a_closed_port_is_a_transient_connect_failure() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut s = RelaySettings {
-        host: "127.0.0.1".into(),
-        port,
-        encryption: Encryption::None,
-        auth: RelayAuth::None,
-        tls: tls::client_config(&TlsOptions::default()).unwrap(),
-        verify_certificates: true,
-        timeout: Duration::from_secs(5),
-        helo_name: "t".into(),
-    };
+    let mut s = loopback(port, Encryption::None);
     let err = Connection::open(&s).await.unwrap_err();
     assert_eq!((err.stage, err.class()), (Stage::Connect, Class::Transient));
     assert!(err.to_failure(&s.address()).explanation.unwrap().contains("Nothing accepts connections"));
@@ -286,16 +291,7 @@ async fn data_sent_before_the_tls_handshake_is_not_trusted() {
             write.write_all(reply).await.unwrap();
         }
     });
-    let settings = RelaySettings {
-        host: "127.0.0.1".into(),
-        port,
-        encryption: Encryption::Starttls,
-        auth: RelayAuth::None,
-        tls: tls::client_config(&TlsOptions::default()).unwrap(),
-        verify_certificates: true,
-        timeout: Duration::from_secs(5),
-        helo_name: "t".into(),
-    };
+    let settings = loopback(port, Encryption::Starttls);
     let err = Connection::open(&settings).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::StarttlsInjection), "{err}");
     assert_eq!(err.stage, Stage::Starttls);
@@ -374,16 +370,7 @@ async fn a_354_after_every_recipient_was_refused_is_ended_with_a_dot() {
         }
         envelope
     });
-    let settings = RelaySettings {
-        host: "127.0.0.1".into(),
-        port,
-        encryption: Encryption::None,
-        auth: RelayAuth::None,
-        tls: tls::client_config(&TlsOptions::default()).unwrap(),
-        verify_certificates: true,
-        timeout: Duration::from_secs(5),
-        helo_name: "t".into(),
-    };
+    let settings = loopback(port, Encryption::None);
     let mut conn = Connection::open(&settings).await.unwrap();
     let tx = conn.send("alerts@example.com", &["nobody@example.com".to_owned()], MESSAGE).await;
     let err = tx.result.unwrap_err();

@@ -302,6 +302,11 @@ mod tests {
         );
         let complete = b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nmessage-id: <x@y>\r\n\r\nDate: in the body\r\n";
         assert_eq!(ensure_date_and_message_id(complete, date(), "id@example.com"), complete.to_vec());
+        // A lone CR is a bare newline too, wherever it stands.
+        for lone in [&b"a\rb\r\n"[..], b"\ra\r\n", b"a\r\n\r"] {
+            assert!(has_bare_newline(lone), "{lone:?}");
+        }
+        assert!(!has_bare_newline(b"a\r\nb\r\n") && !has_bare_newline(b"no newline"));
         assert!(has_header_section(b"Subject: x\r\n\r\n"));
         assert!(!has_header_section(b"just text\r\n"));
         assert!(!has_header_section(b": x\r\n"));

@@ -191,6 +191,20 @@ mod tests {
     }
 
     #[test]
+    fn a_line_of_998_characters_passes_and_999_do_not_however_the_chunks_fall() {
+        for (length, expected) in [(998, Ok(())), (999, Err(DataError::LineTooLong))] {
+            let mut input = vec![b'x'; length];
+            input.extend_from_slice(b"\r\n.\r\n");
+            for chunk in [1, 7, 500, 998, 999, 1000, 2000] {
+                let mut r = DataReader::new(10_000, BareNewlines::Reject);
+                let done = input.chunks(chunk).map(|piece| r.feed(piece)).find(|fed| *fed != Fed::More);
+                let Some(Fed::Done { message, .. }) = done else { panic!("not done") };
+                assert_eq!(message.map(|_| ()), expected, "length {length}, chunks of {chunk}");
+            }
+        }
+    }
+
+    #[test]
     fn chunks_may_split_anywhere() {
         let input = b"a\r\n..b\r\n.\r\n";
         for split in 0..input.len() {

@@ -112,6 +112,13 @@ pub(super) struct SignInForm {
     pub password: String,
 }
 
+impl SignInForm {
+    /// Whether the form carries the token the sign-in page set in its cookie (double submit).
+    pub(super) fn csrf_matches(&self, headers: &HeaderMap) -> bool {
+        !self.csrf.is_empty() && cookie(headers, LOGIN_COOKIE) == Some(self.csrf.as_str())
+    }
+}
+
 /// Goes on to `next` with the new session's cookie, and the sign-in form's token cleared.
 pub(super) fn signed_in(
     context: &Context,
@@ -136,7 +143,7 @@ async fn sign_in(
 ) -> Response {
     let tr = i18n::negotiate(None, &headers);
     let next = safe_next(form.next.as_deref());
-    if cookie(&headers, LOGIN_COOKIE) != Some(form.csrf.as_str()) || form.csrf.is_empty() {
+    if !form.csrf_matches(&headers) {
         return UiError::Csrf.into_response();
     }
     if address_throttled(&context, peer.ip(), false) {

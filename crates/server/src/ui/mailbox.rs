@@ -172,7 +172,7 @@ async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let tr = i18n::negotiate(None, &headers);
-    if cookie(&headers, LOGIN_COOKIE) != Some(form.csrf.as_str()) || form.csrf.is_empty() {
+    if !form.csrf_matches(&headers) {
         return UiError::Csrf.into_response();
     }
     let username = form.username.trim();
