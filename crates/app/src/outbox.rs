@@ -250,6 +250,11 @@ impl Committer {
                         for (reply, id) in replies.into_iter().zip(&ids) {
                             let _ = reply.send(Ok(*id));
                         }
+                        let handed = lease.as_ref().map_or(0, |(l, _)| l.count);
+                        if handed < ids.len() {
+                            // The engine finds the others in the store.
+                            committed.notify_one();
+                        }
                         if let Some((lease, to)) = lease {
                             for (m, id) in messages.into_iter().zip(ids).take(lease.count) {
                                 // Should the engine be gone, the lease expires and the message is due again.
@@ -264,7 +269,6 @@ impl Committer {
                                 });
                             }
                         }
-                        committed.notify_one();
                     }
                     Err(e) => {
                         tracing::error!(error = %e, count = replies.len(), "could not store accepted messages");

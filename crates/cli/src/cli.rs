@@ -188,6 +188,10 @@ pub struct ServeArgs {
     /// the daemon accepts).
     #[arg(long, env = "TIDINGS_QUEUE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub queue_poll_interval: Duration,
+    /// How long delivery outcomes gather before one commit writes them all (a daemon that dies meanwhile
+    /// delivers those messages again after its restart).
+    #[arg(long, env = "TIDINGS_SETTLE_WINDOW", default_value = "20ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub settle_window: Duration,
     /// The longest the notifier waits before looking for events recorded by other processes (the CLI) and at
     /// the daily notice's slot (it also wakes for every event the API receives).
     #[arg(long, env = "TIDINGS_NOTIFY_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]

@@ -11,7 +11,11 @@ use crate::{
     token::{MailboxTokens, TokenSource},
 };
 use chrono::Utc;
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
@@ -37,6 +41,9 @@ pub struct EngineOptions {
     pub poll_interval: Duration,
     /// How long an unused connection stays open for reuse.
     pub idle_timeout: Duration,
+    /// How long outcomes gather before they are written: a burst of deliveries costs one commit, not one per
+    /// delivery. Should the daemon die meanwhile, those messages are delivered again after the restart.
+    pub settle_window: Duration,
 }
 
 impl Default for EngineOptions {
@@ -45,6 +52,7 @@ impl Default for EngineOptions {
             node: tidings_app::node_name(),
             poll_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30),
+            settle_window: Duration::from_millis(20),
         }
     }
 }
@@ -87,13 +95,19 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "could not take back this node's leases"),
         }
         let (settle_tx, settle_rx) = mpsc::channel::<Settlement>(1024);
-        let settler = tokio::spawn(settle_batches(self.app.clone(), settle_rx, self.wake.clone()));
+        let settler =
+            tokio::spawn(settle_batches(self.app.clone(), settle_rx, self.wake.clone(), self.options.settle_window));
         let pool = Arc::new(Pool::new(64, self.options.idle_timeout));
         let mut relay = self.relay().await;
         let mut in_flight: JoinSet<()> = JoinSet::new();
         // Leased messages waiting for a free connection: leasing several at once saves a commit per message.
         let mut backlog: VecDeque<LeasedMessage> = VecDeque::new();
         let mut handed = self.handoff.attach(&owner);
+        // Whether the store may hold due messages this engine was not handed: at start, after a wake or a
+        // timer, and while leases come back full. Messages handed over need no look.
+        let mut look = true;
+        // When the next message in the store falls due, as last looked up.
+        let mut next_due = Instant::now();
 
         while !shutdown.is_cancelled() {
             while in_flight.try_join_next().is_some() {}
@@ -106,16 +120,27 @@ impl Engine {
             }
             let Ok(settings) = &relay.settings else {
                 self.handoff.want(0, relay.lease);
-                self.idle(&shutdown, &mut in_flight, self.options.poll_interval).await;
+                self.idle(&shutdown, &mut in_flight, &mut handed, &mut backlog, self.options.poll_interval).await;
+                look = true;
                 continue;
             };
             let capacity = relay.connections * BACKLOG_FACTOR;
-            if backlog.len() < relay.connections {
+            if look && backlog.len() < relay.connections {
                 let now = Utc::now();
                 let until = now + chrono::Duration::from_std(relay.lease).unwrap_or(chrono::Duration::minutes(5));
-                match self.app.store().lease_due(&owner, now, until, (capacity - backlog.len()) as u32).await {
-                    Ok(leased) => backlog.extend(leased),
-                    Err(e) => tracing::error!(error = %e, "could not lease due messages; will retry"),
+                let limit = capacity - backlog.len();
+                match self.app.store().lease_due(&owner, now, until, limit as u32).await {
+                    Ok(leased) => {
+                        look = leased.len() == limit;
+                        backlog.extend(leased);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not lease due messages; will retry");
+                        look = false;
+                    }
+                }
+                if !look {
+                    next_due = Instant::now() + self.until_next_due().await;
                 }
             }
             // What the store's lease left room for, accepted messages fill as they are committed.
@@ -143,8 +168,12 @@ impl Engine {
             if started && in_flight.len() < relay.connections {
                 continue;
             }
-            let sleep = if backlog.is_empty() { self.until_next_due().await } else { self.options.poll_interval };
-            self.idle(&shutdown, &mut in_flight, sleep).await;
+            let sleep = if backlog.is_empty() {
+                next_due.saturating_duration_since(Instant::now())
+            } else {
+                self.options.poll_interval
+            };
+            look |= self.idle(&shutdown, &mut in_flight, &mut handed, &mut backlog, sleep).await;
         }
 
         self.handoff.detach();
@@ -162,14 +191,26 @@ impl Engine {
         pool.clear();
     }
 
-    /// Waits for something to do: a new message, a delivery ending, a configuration change, the timer.
-    async fn idle(&mut self, shutdown: &CancellationToken, in_flight: &mut JoinSet<()>, sleep: Duration) {
+    /// Waits for something to do: a message handed over, a delivery ending, a wake (messages stored for the
+    /// engine to find), a configuration change, the timer. True when the store should be looked at again.
+    async fn idle(
+        &mut self,
+        shutdown: &CancellationToken,
+        in_flight: &mut JoinSet<()>,
+        handed: &mut mpsc::UnboundedReceiver<LeasedMessage>,
+        backlog: &mut VecDeque<LeasedMessage>,
+        sleep: Duration,
+    ) -> bool {
         tokio::select! {
-            () = shutdown.cancelled() => {}
-            () = self.wake.notified() => {}
-            _ = self.config.changed() => {}
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            () = tokio::time::sleep(sleep) => {}
+            Some(message) = handed.recv() => {
+                backlog.push_back(message);
+                false
+            }
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => false,
+            () = shutdown.cancelled() => true,
+            () = self.wake.notified() => true,
+            _ = self.config.changed() => true,
+            () = tokio::time::sleep(sleep) => true,
         }
     }
 
@@ -341,10 +382,29 @@ fn notes(settings: &RelaySettings) -> Vec<String> {
     notes
 }
 
-/// Writes outcomes in batches: whatever has arrived, in one commit.
-async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settlement>, wake: Arc<Notify>) {
-    let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
+/// The most outcomes one commit writes.
+const SETTLE_BATCH: usize = 256;
+
+/// Waits for a first item, then takes what else arrives within `window` of it (up to the batch size); 0 once
+/// the channel is closed and empty.
+async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, window: Duration) -> usize {
+    if rx.recv_many(batch, SETTLE_BATCH).await == 0 {
+        return 0;
+    }
+    let until = tokio::time::Instant::now() + window;
+    while batch.len() < SETTLE_BATCH {
+        let room = SETTLE_BATCH - batch.len();
+        if !matches!(tokio::time::timeout_at(until, rx.recv_many(batch, room)).await, Ok(1..)) {
+            break;
+        }
+    }
+    batch.len()
+}
+
+/// Writes outcomes in batches: whatever arrives within `window` of the first, in one commit.
+async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settlement>, wake: Arc<Notify>, window: Duration) {
+    let mut batch = Vec::with_capacity(SETTLE_BATCH);
+    while gather(&mut rx, &mut batch, window).await > 0 {
         let mut delay = Duration::from_millis(100);
         loop {
             match app.store().settle(&batch).await {
@@ -360,8 +420,47 @@ async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settlement>, wake: Arc<
         for s in &batch {
             app.metrics().count("tidings_delivery_attempts_total", &s.settled.attempt.result);
         }
-        batch.clear();
         // Deferred messages may now be due sooner than the engine planned.
-        wake.notify_one();
+        if batch.iter().any(|s| s.settled.status == outbox::Status::Deferred) {
+            wake.notify_one();
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn outcomes_arriving_within_the_window_are_gathered_into_one_batch() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let window = Duration::from_millis(20);
+        tokio::spawn(async move {
+            for (delay, item) in [(0, 1), (5, 2), (10, 3), (30, 4), (0, 5)] {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                tx.send(item).await.unwrap();
+            }
+        });
+        let mut batch = Vec::new();
+        assert_eq!(gather(&mut rx, &mut batch, window).await, 3);
+        assert_eq!(batch, [1, 2, 3], "the fourth came 45 ms after the first");
+        batch.clear();
+        assert_eq!(gather(&mut rx, &mut batch, window).await, 2);
+        assert_eq!(batch, [4, 5]);
+        batch.clear();
+        assert_eq!(gather(&mut rx, &mut batch, window).await, 0, "closed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_is_written_without_waiting_for_the_window() {
+        let (tx, mut rx) = mpsc::channel(SETTLE_BATCH + 1);
+        for i in 0..=SETTLE_BATCH {
+            tx.send(i).await.unwrap();
+        }
+        let started = tokio::time::Instant::now();
+        let mut batch = Vec::new();
+        assert_eq!(gather(&mut rx, &mut batch, Duration::from_secs(60)).await, SETTLE_BATCH);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }

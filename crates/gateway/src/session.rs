@@ -90,10 +90,13 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
     if wire.send(&session.greeting().wire()).await.is_err() {
         return End::Closed;
     }
+    // One timer for the whole session, not one per command.
+    let too_long = tokio::time::sleep_until(deadline);
+    tokio::pin!(too_long);
     loop {
         let line = tokio::select! {
             line = wire.line(MAX_COMMAND_LINE) => line,
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut too_long => {
                 let _ = wire.send(&Reply::new(421, "4.4.2", "session too long; closing").wire()).await;
                 return End::TooLong;
             }

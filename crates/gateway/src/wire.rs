@@ -33,23 +33,22 @@ impl Wire {
         Self { io, buf: Vec::with_capacity(4096), idle }
     }
 
+    /// Reads what has arrived into the buffer's free room.
     async fn fill(&mut self) -> Result<(), ReadError> {
-        let mut chunk = [0u8; 8192];
-        let n = match tokio::time::timeout(self.idle, self.io.read(&mut chunk)).await {
-            Err(_) => return Err(ReadError::Idle),
-            Ok(Err(e)) => return Err(ReadError::Io(e)),
-            Ok(Ok(0)) => return Err(ReadError::Closed),
-            Ok(Ok(n)) => n,
-        };
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
+        self.buf.reserve(8192);
+        match tokio::time::timeout(self.idle, self.io.read_buf(&mut self.buf)).await {
+            Err(_) => Err(ReadError::Idle),
+            Ok(Err(e)) => Err(ReadError::Io(e)),
+            Ok(Ok(0)) => Err(ReadError::Closed),
+            Ok(Ok(_)) => Ok(()),
+        }
     }
 
     /// The next line without its CRLF (a bare LF ends a command line too, as many devices send one).
     pub async fn line(&mut self, max: usize) -> Result<Line, ReadError> {
         let mut too_long = false;
         loop {
-            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf) {
                 let mut line: Vec<u8> = self.buf.drain(..=i).collect();
                 line.pop();
                 if line.last() == Some(&b'\r') {
@@ -72,10 +71,12 @@ impl Wire {
     ) -> Result<Result<Vec<u8>, tidings_core::submission::data::DataError>, ReadError> {
         loop {
             if !self.buf.is_empty() {
-                let buf = std::mem::take(&mut self.buf);
-                if let Fed::Done { used, message } = reader.feed(&buf) {
-                    self.buf = buf[used..].to_vec();
-                    return Ok(message);
+                match reader.feed(&self.buf) {
+                    Fed::Done { used, message } => {
+                        self.buf.drain(..used);
+                        return Ok(message);
+                    }
+                    Fed::More => self.buf.clear(),
                 }
             }
             self.fill().await?;

@@ -2,11 +2,8 @@
 //! and 1.3, and a graceful stop like plain HTTP's.
 
 use axum::{Router, extract::ConnectInfo};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
-    service::TowerToHyperService,
-};
+use hyper::server::conn::http1;
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown, service::TowerToHyperService};
 use rustls::{ServerConfig, crypto::ring};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -48,7 +45,9 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
 pub async fn serve(listener: TcpListener, router: Router, config: Arc<ServerConfig>, shutdown: CancellationToken) {
     let acceptor = TlsAcceptor::from(config);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only, as over plain HTTP: a device's admin pages gain nothing from HTTP/2, and leaving it out
+    // keeps the binary (most of the daemon's resident memory) smaller.
+    let builder = http1::Builder::new();
     loop {
         let (tcp, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -71,8 +70,8 @@ pub async fn serve(listener: TcpListener, router: Router, config: Arc<ServerConf
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
             };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -22,7 +22,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}; choose another --listen address", args.listen))?;
     let shutdown = CancellationToken::new();
     tidings_server::shutdown::cancel_on_signals(shutdown.clone())?;
-    let mut engine = tidings_server::EngineOptions { poll_interval: args.queue_poll_interval, ..Default::default() };
+    let mut engine = tidings_server::EngineOptions {
+        poll_interval: args.queue_poll_interval,
+        settle_window: args.settle_window,
+        ..Default::default()
+    };
     if let Some(node) = &args.node_id {
         engine.node = node.clone();
     }

@@ -23,6 +23,9 @@ pub enum DataError {
     BareNewline,
 }
 
+/// The message buffer's first allocation.
+const INITIAL_CAPACITY: usize = 16 * 1024;
+
 /// Incremental reader: feed it bytes as they arrive.
 #[derive(Debug)]
 pub struct DataReader {
@@ -49,7 +52,9 @@ pub enum Fed {
 
 impl DataReader {
     pub fn new(max_size: usize, bare: BareNewlines) -> Self {
-        Self { max_size, bare, message: Vec::new(), line: Vec::new(), pending_cr: false, after_crlf: true, error: None }
+        // Room for a typical device message up front, instead of growing through a dozen reallocations.
+        let message = Vec::with_capacity(max_size.min(INITIAL_CAPACITY));
+        Self { max_size, bare, message, line: Vec::new(), pending_cr: false, after_crlf: true, error: None }
     }
 
     fn fail(&mut self, e: DataError) {

@@ -378,16 +378,19 @@ fn any_accepted(results: &[(String, RcptResult)]) -> Result<(), SmtpError> {
     Err(SmtpError::refused(Stage::RcptTo, reply))
 }
 
+/// The message as sent after DATA: every line starting with a dot gets another, then the end-of-data line.
 fn dot_stuff(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 64);
-    let mut at_line_start = true;
-    for &b in data {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
+    if data.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    let mut start = 0;
+    for newline in memchr::memmem::find_iter(data, b"\n.") {
+        out.extend_from_slice(&data[start..=newline]);
+        out.push(b'.');
+        start = newline + 1;
+    }
+    out.extend_from_slice(&data[start..]);
     if !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
@@ -404,5 +407,7 @@ mod tests {
         assert_eq!(dot_stuff(b"a\r\n.b\r\n..c\r\n"), b"a\r\n..b\r\n...c\r\n.\r\n");
         assert_eq!(dot_stuff(b".start"), b"..start\r\n.\r\n");
         assert_eq!(dot_stuff(b"x\r\n.\r\n"), b"x\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuff(b"\r\n.\n.\r\n."), b"\r\n..\n..\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b"\r\n.\r\n");
     }
 }

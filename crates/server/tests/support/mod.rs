@@ -35,6 +35,7 @@ pub fn test_options() -> Options {
             poll_interval: Duration::from_millis(200),
             // Short, so that tests see new connections (and new authentications) soon.
             idle_timeout: Duration::from_millis(200),
+            ..Default::default()
         },
         notifier: NotifierOptions { poll_interval: Duration::from_millis(100) },
         ..Default::default()

@@ -22,21 +22,11 @@ pub(super) async fn enqueue(
 ) -> Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(messages.len());
+    let mut to_lease = lease.map_or(0, |l| l.count);
     for chunk in messages.chunks(ROWS) {
-        ids.extend(insert_messages(&mut tx, chunk).await?);
-    }
-    if let Some(lease) = lease.filter(|l| l.count > 0) {
-        let leased = &ids[..lease.count.min(ids.len())];
-        // The ids are consecutive: one range covers them.
-        sqlx::query(
-            "UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ? WHERE id BETWEEN ? AND ?",
-        )
-        .bind(&lease.owner)
-        .bind(ms(lease.until))
-        .bind(leased[0])
-        .bind(leased[leased.len() - 1])
-        .execute(&mut *tx)
-        .await?;
+        let leased = to_lease.min(chunk.len());
+        to_lease -= leased;
+        ids.extend(insert_messages(&mut tx, chunk, lease.map(|l| (l, leased))).await?);
     }
     tx.commit().await?;
     Ok(ids)
@@ -44,7 +34,7 @@ pub(super) async fn enqueue(
 
 /// Stores a message as `queued` and due now, within `tx`.
 pub(super) async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &NewOutboxMessage) -> Result<i64> {
-    Ok(insert_messages(tx, std::slice::from_ref(m)).await?[0])
+    Ok(insert_messages(tx, std::slice::from_ref(m), None).await?[0])
 }
 
 /// `(?, ?, …), (?, ?, …), …`: `rows` tuples of `columns` parameters.
@@ -53,22 +43,31 @@ fn values(rows: usize, columns: usize) -> String {
     vec![row; rows].join(", ")
 }
 
-/// Stores messages as `queued` and due now, within `tx`; their ids in the same order.
-async fn insert_messages(tx: &mut Transaction<'_, Sqlite>, messages: &[NewOutboxMessage]) -> Result<Vec<i64>> {
+/// Stores messages due now, within `tx`; their ids in the same order. The first `count` of them are stored
+/// already leased (`sending`) when a lease is given, the others `queued`.
+async fn insert_messages(
+    tx: &mut Transaction<'_, Sqlite>,
+    messages: &[NewOutboxMessage],
+    lease: Option<(&NewLease, usize)>,
+) -> Result<Vec<i64>> {
     let recipients = messages
         .iter()
         .map(|m| serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e)))
         .collect::<Result<Vec<_>>>()?;
     let sql = format!(
-        "INSERT INTO messages (status, origin, mail_from, recipients, subject, message_id, size,
-                               created_at, lifetime_start, updated_at, next_attempt_at, mailbox_of)
-         SELECT 'queued', * FROM (VALUES {}) RETURNING id",
-        values(messages.len(), 11)
+        "INSERT INTO messages (status, lease_owner, lease_until, origin, mail_from, recipients, subject, message_id,
+                               size, created_at, lifetime_start, updated_at, next_attempt_at, mailbox_of)
+         SELECT * FROM (VALUES {}) RETURNING id",
+        values(messages.len(), 14)
     );
     let mut insert = sqlx::query_scalar::<_, i64>(&sql);
-    for (m, recipients) in messages.iter().zip(&recipients) {
+    for (i, (m, recipients)) in messages.iter().zip(&recipients).enumerate() {
         let at = ms(m.created_at);
+        let leased = lease.filter(|(_, count)| i < *count).map(|(l, _)| l);
         insert = insert
+            .bind(if leased.is_some() { "sending" } else { "queued" })
+            .bind(leased.map(|l| &l.owner))
+            .bind(leased.map(|l| ms(l.until)))
             .bind(&m.origin)
             .bind(&m.mail_from)
             .bind(recipients)
