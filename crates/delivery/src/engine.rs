@@ -103,11 +103,12 @@ impl Engine {
         // Leased messages waiting for a free connection: leasing several at once saves a commit per message.
         let mut backlog: VecDeque<LeasedMessage> = VecDeque::new();
         let mut handed = self.handoff.attach(&owner);
-        // Whether the store may hold due messages this engine was not handed: at start, after a wake or a
-        // timer, and while leases come back full. Messages handed over need no look.
+        // Whether the store may hold due messages this engine was not handed: at start, after a wake, once
+        // `look_at` passes, and while leases come back full. Messages handed over need no look.
         let mut look = true;
-        // When the next message in the store falls due, as last looked up.
-        let mut next_due = Instant::now();
+        // The latest time for the next look: when the next message in the store falls due, at most a poll
+        // interval after the last look. A deadline, not a timeout: a busy engine still looks when it passes.
+        let mut look_at = Instant::now();
 
         while !shutdown.is_cancelled() {
             while in_flight.try_join_next().is_some() {}
@@ -125,6 +126,7 @@ impl Engine {
                 continue;
             };
             let capacity = relay.connections * BACKLOG_FACTOR;
+            look |= Instant::now() >= look_at;
             if look && backlog.len() < relay.connections {
                 let now = Utc::now();
                 let until = now + chrono::Duration::from_std(relay.lease).unwrap_or(chrono::Duration::minutes(5));
@@ -139,9 +141,8 @@ impl Engine {
                         look = false;
                     }
                 }
-                if !look {
-                    next_due = Instant::now() + self.until_next_due().await;
-                }
+                let poll = Instant::now() + self.options.poll_interval;
+                look_at = if look { poll } else { (Instant::now() + self.until_next_due().await).min(poll) };
             }
             // What the store's lease left room for, accepted messages fill as they are committed.
             self.handoff.want(capacity.saturating_sub(backlog.len()), relay.lease);
@@ -168,11 +169,9 @@ impl Engine {
             if started && in_flight.len() < relay.connections {
                 continue;
             }
-            let sleep = if backlog.is_empty() {
-                next_due.saturating_duration_since(Instant::now())
-            } else {
-                self.options.poll_interval
-            };
+            // Still to look (the backlog is full): a delivery ending makes room, the timer is not needed.
+            let sleep =
+                if look { self.options.poll_interval } else { look_at.saturating_duration_since(Instant::now()) };
             look |= self.idle(&shutdown, &mut in_flight, &mut handed, &mut backlog, sleep).await;
         }
 
