@@ -192,7 +192,25 @@ pub fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
 }
 
+/// `d` after `now`: a lease's or a session's end (the latest time there is, for a duration beyond it).
+pub fn later(now: chrono::DateTime<chrono::Utc>, d: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 /// The node name events name when no other is given: the host name, or `local`.
 pub fn node_name() -> String {
     host_name().unwrap_or_else(|| "local".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn later_adds_and_saturates_instead_of_overflowing() {
+        let now = chrono::Utc::now();
+        assert_eq!(super::later(now, std::time::Duration::from_secs(90)), now + chrono::Duration::seconds(90));
+        assert_eq!(super::later(now, std::time::Duration::MAX), chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    }
 }

@@ -161,8 +161,7 @@ impl App {
         };
         let (token, csrf) = (random_token(), random_token());
         let now = Utc::now();
-        let expires_at =
-            now + chrono::Duration::from_std(policy.idle.min(policy.absolute)).unwrap_or(chrono::Duration::hours(8));
+        let expires_at = crate::later(now, policy.idle.min(policy.absolute));
         let session = NewDeviceSession {
             token_hash: token_hash(&token),
             device_id: device.id,

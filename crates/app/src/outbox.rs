@@ -223,8 +223,7 @@ impl Handoff {
         let taker = taker.as_mut().filter(|t| t.wanted > 0 && count > 0)?;
         let count = count.min(taker.wanted);
         taker.wanted -= count;
-        let until = now + chrono::Duration::from_std(taker.lease).unwrap_or(chrono::Duration::minutes(5));
-        Some((NewLease { owner: taker.owner.clone(), until, count }, taker.to.clone()))
+        Some((NewLease { owner: taker.owner.clone(), until: crate::later(now, taker.lease), count }, taker.to.clone()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Taker>> {

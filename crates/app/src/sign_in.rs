@@ -6,6 +6,7 @@ use crate::{
     App, Error, Result,
     accounts::{hash_password, verify_password},
     api_tokens::token_hash,
+    later,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
@@ -69,10 +70,6 @@ pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 /// A hash to verify against when the user name is unknown, so that the answer takes as long either way.

@@ -90,6 +90,28 @@ async fn readyz(client: &reqwest::Client, base: &str) -> Result<Value> {
     Ok(client.get(format!("{base}/readyz")).send().await?.json().await?)
 }
 
+fn delivered(ready: &Value) -> usize {
+    ready["queue"]["delivered"].as_u64().unwrap_or(0) as usize
+}
+
+/// Waits until `/readyz` counts `count` messages delivered; fails on a failed message or after 10 minutes.
+async fn until_delivered(client: &reqwest::Client, base: &str, count: usize) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let ready = readyz(client, base).await?;
+        if delivered(&ready) >= count {
+            return Ok(());
+        }
+        if ready["queue"]["failed"].as_u64().unwrap_or(0) > 0 {
+            bail!("deliveries failed: {ready}");
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("not all delivered after 10 minutes: {ready}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = args()?;
@@ -185,20 +207,7 @@ async fn main() -> Result<()> {
         &data,
         &["config", "set", "smtp.host=127.0.0.1", &format!("smtp.port={sink_port}"), "smtp.encryption=none"],
     )?;
-    loop {
-        let ready = readyz(&client, &base).await?;
-        let delivered = ready["queue"]["delivered"].as_u64().unwrap_or(0) as usize;
-        if delivered >= args.messages {
-            break;
-        }
-        if ready["queue"]["failed"].as_u64().unwrap_or(0) > 0 {
-            bail!("deliveries failed: {ready}");
-        }
-        if t1.elapsed() > Duration::from_secs(600) {
-            bail!("delivery did not finish: {ready}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_delivered(&client, &base, args.messages).await?;
     let deliver_time = t1.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after_rss = rss_kib(daemon.0.id())?;
@@ -244,21 +253,12 @@ async fn main() -> Result<()> {
     let mut rounds = Vec::with_capacity(args.rounds);
     for _ in 0..args.rounds {
         let direct = run_source(sink_port)?;
-        let before = readyz(&client, &base).await?["queue"]["delivered"].as_u64().unwrap_or(0) as usize;
+        let before = delivered(&readyz(&client, &base).await?);
         let ticks = cpu_ticks();
         let gateway = run_source(gateway_port)?;
         let steal = steal_share(ticks, cpu_ticks());
         let t2 = Instant::now();
-        loop {
-            let ready = readyz(&client, &base).await?;
-            if ready["queue"]["delivered"].as_u64().unwrap_or(0) as usize >= before + gateway_messages {
-                break;
-            }
-            if t2.elapsed() > Duration::from_secs(600) {
-                bail!("gateway messages were not delivered: {ready}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_delivered(&client, &base, before + gateway_messages).await?;
         rounds.push(Round { direct, gateway, drained: gateway + t2.elapsed(), steal });
     }
 
@@ -303,7 +303,8 @@ async fn main() -> Result<()> {
     let median = |share: fn(&Round) -> f64| {
         let mut shares: Vec<f64> = rounds.iter().map(share).collect();
         shares.sort_by(f64::total_cmp);
-        shares[shares.len() / 2]
+        let mid = shares.len() / 2;
+        if shares.len().is_multiple_of(2) { (shares[mid - 1] + shares[mid]) / 2.0 } else { shares[mid] }
     };
     println!(
         "| gateway: share of the limit, median of {} rounds (durable before 250 / all delivered) | {:.0} % / {:.0} % |",

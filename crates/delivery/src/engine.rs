@@ -19,7 +19,7 @@ use std::{
 
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
-use tidings_app::{App, host_name, outbox::Handoff, settings::Current};
+use tidings_app::{App, host_name, later, outbox::Handoff, settings::Current};
 use tidings_core::{
     config::{AuthMethod, Encryption},
     outbox::{self, AttemptReport, Outcome, RecipientState, retry::RetryPolicy},
@@ -65,7 +65,8 @@ pub struct Engine {
     pub tokens: Arc<dyn TokenSource>,
     /// Device accounts' own tokens, for messages sent from their mailboxes (the gateway's `login_user`).
     pub mailboxes: Arc<dyn MailboxTokens>,
-    /// Notified when messages are accepted (or retried).
+    /// Notified when the store holds messages the engine was not handed (a retry, more accepted than it
+    /// wanted, a configuration change).
     pub wake: Arc<Notify>,
     /// Messages this process accepts, leased to the engine as they are stored.
     pub handoff: Arc<Handoff>,
@@ -129,9 +130,8 @@ impl Engine {
             look |= Instant::now() >= look_at;
             if look && backlog.len() < relay.connections {
                 let now = Utc::now();
-                let until = now + chrono::Duration::from_std(relay.lease).unwrap_or(chrono::Duration::minutes(5));
                 let limit = capacity - backlog.len();
-                match self.app.store().lease_due(&owner, now, until, limit as u32).await {
+                match self.app.store().lease_due(&owner, now, later(now, relay.lease), limit as u32).await {
                     Ok(leased) => {
                         look = leased.len() == limit;
                         backlog.extend(leased);
@@ -141,8 +141,8 @@ impl Engine {
                         look = false;
                     }
                 }
-                let poll = Instant::now() + self.options.poll_interval;
-                look_at = if look { poll } else { (Instant::now() + self.until_next_due().await).min(poll) };
+                // `until_next_due` is at most a poll interval.
+                look_at = Instant::now() + if look { self.options.poll_interval } else { self.until_next_due().await };
             }
             // What the store's lease left room for, accepted messages fill as they are committed.
             self.handoff.want(capacity.saturating_sub(backlog.len()), relay.lease);

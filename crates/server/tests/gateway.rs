@@ -8,8 +8,8 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::process::Command;
-use support::{Tidings, relay};
+use std::{process::Command, time::Duration};
+use support::{Tidings, eventually, relay};
 use tidings_core::secret::SecretString;
 use tidings_testkit::{SmtpPeer, python, repo_root};
 
@@ -58,11 +58,10 @@ async fn gateway(peer: &SmtpPeer, extra: &[(&str, &str)]) -> Gateway {
         .await
         .unwrap();
     // Wait until the gateway answers.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the gateway never listened on {port}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(&format!("the gateway never listened on {port}"), Duration::from_secs(10), async || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).map(drop).map_err(|e| e.to_string())
+    })
+    .await;
     Gateway { tidings, port, tls_port, ca, _dir: dir }
 }
 
@@ -492,11 +491,10 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     assert_eq!(status, 200);
     assert!(shown.contains("id=\"user-code\"") && shown.contains("microsoft.com/devicelogin"), "{shown}");
     fake.control("approve");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while tidings.app.mailbox_of("jane-mfp").await.unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the device sign-in never completed");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    eventually("the device sign-in never completed", Duration::from_secs(15), async || {
+        tidings.app.mailbox_of("jane-mfp").await.unwrap().map(|_| ()).ok_or_else(|| "no mailbox".to_owned())
+    })
+    .await;
     let answers = gw.client("starttls", send(true)).await;
     assert_eq!(answers[2]["ok"], true, "{answers:?}");
     assert_eq!(peer.next_message().await["auth_user"], "jane@contoso.com");
@@ -554,14 +552,10 @@ async fn smtp_source_loads_the_gateway_and_every_accepted_message_is_delivered()
         assert!(got["data"].as_str().unwrap().len() >= 4096);
     }
     // The relay has them all; the outcomes are recorded in batches a moment later.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    eventually("not all recorded as delivered", Duration::from_secs(10), async || {
         let (_, ready) = gw.tidings.get("/readyz").await;
-        if ready["queue"]["delivered"] == 200 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not all recorded as delivered: {ready}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        if ready["queue"]["delivered"] == 200 { Ok(()) } else { Err(ready.to_string()) }
+    })
+    .await;
     gw.tidings.stop().await;
 }

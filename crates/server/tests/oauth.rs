@@ -6,7 +6,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{Tidings, relay};
+use support::{Tidings, eventually, relay};
 use tidings_core::secret::SecretString;
 use tidings_testkit::{OAuthFake, SmtpPeer};
 
@@ -85,16 +85,12 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
 
     // The alert is recorded and its mail waits with the message: the mail path is what broke.
     // (The notifier turns it into a mail at its next wake-up, within its poll interval.)
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let alert_id = loop {
+    let alert_id = eventually("the alert was never mailed", Duration::from_secs(10), async || {
         let (_, events) = tidings.get("/api/v1/events?kind=oauth.reauthorization_required").await;
         let alert = &events["events"][0];
-        if alert["state"] == "mailed" {
-            break alert["message_id"].as_i64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the alert was never mailed: {events:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        if alert["state"] == "mailed" { Ok(alert["message_id"].as_i64().unwrap()) } else { Err(format!("{events:#}")) }
+    })
+    .await;
     tidings.wait_for_status(alert_id, "deferred").await;
 
     // An administrator authorizes again; the waiting messages go at once, the alert among them.
@@ -121,15 +117,11 @@ async fn refreshes_failing_for_long_raise_one_alert_which_goes_when_the_provider
 
     // The token endpoint answers 503 from now on: refreshes fail, the grant is not refused.
     fake.control("outage?count=100000");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let alert = loop {
+    let alert = eventually("no refresh-failing alert", Duration::from_secs(30), async || {
         let (_, events) = tidings.get("/api/v1/events?kind=oauth.refresh_failing").await;
-        if let Some(alert) = events["events"].as_array().unwrap().first() {
-            break alert.clone();
-        }
-        assert!(Instant::now() < deadline, "no refresh-failing alert");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        events["events"].as_array().unwrap().first().cloned().ok_or_else(|| events.to_string())
+    })
+    .await;
     assert!(alert["details"]["reason"].as_str().unwrap().contains("503"), "{alert}");
     let (_, status) = tidings.get("/api/v1/oauth/status").await;
     assert_eq!(status["state"], "failing", "{status}");

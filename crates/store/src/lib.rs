@@ -480,9 +480,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     // The outbox.
 
-    /// Stores messages as `queued` and due now, all in one durable commit; returns their ids in order.
-    /// With `lease`, the first `lease.count` of them are leased in the same commit (to this process's delivery
-    /// engine, which gets them without asking).
+    /// Stores messages due now, all in one durable commit; returns their ids in order. They are `queued`,
+    /// except that with `lease` the first `lease.count` of them are stored `sending`, leased to this process's
+    /// delivery engine (which gets them without asking).
     async fn enqueue(&self, messages: &[NewOutboxMessage], lease: Option<&NewLease>) -> Result<Vec<i64>>;
     /// Leases up to `limit` due messages (queued or deferred and due, or sending with an expired lease) to
     /// `owner` until `until`.

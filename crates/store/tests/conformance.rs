@@ -301,6 +301,15 @@ mod outbox {
         assert!(taken.contains(&handed[2]) && !taken.contains(&handed[0]) && !taken.contains(&handed[1]), "{taken:?}");
         assert_eq!(store.message(handed[0]).await.unwrap().unwrap().summary.status, Status::Sending);
         assert_eq!(store.expire_leases("node-d/").await.unwrap(), 2);
+        // A lease that spans more messages than one statement writes.
+        let many: Vec<_> = (0..20).map(|i| new(&format!("many {i}"))).collect();
+        let lease = NewLease { owner: "node-f/1".into(), until: t(800), count: 18 };
+        let many_ids = store.enqueue(&many, Some(&lease)).await.unwrap();
+        for (i, id) in many_ids.iter().enumerate() {
+            let status = store.message(*id).await.unwrap().unwrap().summary.status;
+            assert_eq!(status, if i < 18 { Status::Sending } else { Status::Queued }, "message {i}");
+        }
+        assert_eq!(store.expire_leases("node-f/").await.unwrap(), 18);
 
         // API tokens: by hash, listed without it, revoked once.
         let id =

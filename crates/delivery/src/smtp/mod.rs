@@ -357,7 +357,7 @@ async fn ehlo(wire: &mut Wire, name: &str) -> Result<Capabilities, SmtpError> {
     if reply.code == 250 { Ok(Capabilities::default()) } else { Err(SmtpError::refused(Stage::Ehlo, reply)) }
 }
 
-/// The DATA payload: lines starting with `.` get another, the message ends with CRLF, then `.` CRLF.
+/// A recipient's reply as its result: 250 and 251 accept it.
 fn rcpt_result(reply: Reply) -> RcptResult {
     if matches!(reply.code, 250 | 251) { RcptResult::Accepted } else { RcptResult::Refused(reply) }
 }
@@ -378,7 +378,7 @@ fn any_accepted(results: &[(String, RcptResult)]) -> Result<(), SmtpError> {
     Err(SmtpError::refused(Stage::RcptTo, reply))
 }
 
-/// The message as sent after DATA: every line starting with a dot gets another, then the end-of-data line.
+/// The DATA payload: lines starting with `.` get another, the message ends with CRLF, then `.` CRLF.
 fn dot_stuff(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 64);
     if data.first() == Some(&b'.') {

@@ -11,6 +11,19 @@ use tidings_server::{EngineOptions, Options, notifier::NotifierOptions};
 use tidings_testkit::SmtpPeer;
 use tokio_util::sync::CancellationToken;
 
+/// Polls `check` every 50 ms until it gives a value; after `within`, fails the test with `what` and what
+/// `check` last saw.
+pub async fn eventually<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "{what}: {seen}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub struct Tidings {
     pub base: String,
     pub app: App,
