@@ -20,7 +20,11 @@ use tidings_core::{
     secret::SecretString,
 };
 use tidings_delivery::{
-    smtp::{Connection, RelayAuth, RelaySettings, error::ErrorKind, tls},
+    smtp::{
+        Connection, RelayAuth, RelaySettings,
+        error::{ErrorKind, SmtpError},
+        tls,
+    },
     token::{AccessToken, TokenError, TokenSource},
 };
 use tidings_testkit::SmtpPeer;
@@ -51,6 +55,45 @@ fn loopback(port: u16, encryption: Encryption) -> RelaySettings {
         timeout: Duration::from_secs(5),
         helo_name: "t".into(),
     }
+}
+
+/// A relay of the test's own on loopback: it greets with `greeting`, then writes whatever `answer` gives for
+/// each line it reads, until `answer` gives `None` or the client stops. Its port, and every line it read.
+async fn scripted_relay(
+    greeting: &'static [u8],
+    mut answer: impl FnMut(&str) -> Option<&'static [u8]> + Send + 'static,
+) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(greeting).await.unwrap();
+        let mut read = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let reply = answer(&line);
+            read.push(line);
+            let Some(reply) = reply else { break };
+            write.write_all(reply).await.unwrap();
+        }
+        read
+    });
+    (port, server)
+}
+
+/// Sends to one recipient refused for now (451), one accepted and one unknown (550) to a relay scripted to
+/// refuse that message after DATA: each recipient keeps its own result, and the message's refusal is the error.
+async fn mixed_recipients_then_a_refused_message(conn: &mut Connection) -> SmtpError {
+    let recipients = ["later@example.com".to_owned(), "ok@example.com".to_owned(), "unknown@example.com".to_owned()];
+    let tx = conn.send("alerts@example.com", &recipients, MESSAGE).await;
+    assert!(matches!(&tx.recipients[0].1, RcptResult::Refused(r) if r.code == 451));
+    assert_eq!(tx.recipients[1].1, RcptResult::Accepted);
+    assert!(matches!(&tx.recipients[2].1, RcptResult::Refused(r) if r.code == 550));
+    let err = tx.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::Message, Class::Permanent));
+    err
 }
 
 fn password(user: &str, pass: &str) -> RelayAuth {
@@ -236,13 +279,7 @@ async fn refusals_per_recipient_and_at_the_end_of_data() {
     let mut peer =
         SmtpPeer::start(&["--fail", "rcpt=451 4.3.0 Try again later*1", "--fail", "data=554 5.2.252 SendAsDenied*1"]);
     let mut conn = Connection::open(&settings(&peer, Encryption::None, RelayAuth::None)).await.unwrap();
-    let recipients = ["later@example.com".to_owned(), "ok@example.com".to_owned(), "unknown@example.com".to_owned()];
-    let tx = conn.send("alerts@example.com", &recipients, MESSAGE).await;
-    assert!(matches!(&tx.recipients[0].1, RcptResult::Refused(r) if r.code == 451));
-    assert_eq!(tx.recipients[1].1, RcptResult::Accepted);
-    assert!(matches!(&tx.recipients[2].1, RcptResult::Refused(r) if r.code == 550));
-    let err = tx.result.unwrap_err();
-    assert_eq!((err.stage, err.class()), (Stage::Message, Class::Permanent));
+    let err = mixed_recipients_then_a_refused_message(&mut conn).await;
     assert!(err.to_failure("x").explanation.unwrap().contains("Send As"));
     // The session stays usable.
     let tx = conn.send("alerts@example.com", &["ok@example.com".to_owned()], MESSAGE).await;
@@ -274,23 +311,14 @@ async fn a_closed_port_is_a_transient_connect_failure() {
 /// client must not carry those bytes into the encrypted session (the STARTTLS injection attack).
 #[tokio::test]
 async fn data_sent_before_the_tls_handshake_is_not_trusted() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        let (read, mut write) = socket.into_split();
-        let mut lines = BufReader::new(read).lines();
-        write.write_all(b"220 injector ESMTP\r\n").await.unwrap();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let reply: &[u8] = match line.as_str() {
-                l if l.starts_with("EHLO") => b"250-injector\r\n250 STARTTLS\r\n",
-                "STARTTLS" => b"220 2.0.0 Ready to start TLS\r\n250-injected\r\n250 AUTH PLAIN\r\n",
-                _ => b"500 unexpected\r\n",
-            };
-            write.write_all(reply).await.unwrap();
-        }
-    });
+    let (port, server) = scripted_relay(b"220 injector ESMTP\r\n", |line| {
+        Some(match line {
+            l if l.starts_with("EHLO") => b"250-injector\r\n250 STARTTLS\r\n",
+            "STARTTLS" => b"220 2.0.0 Ready to start TLS\r\n250-injected\r\n250 AUTH PLAIN\r\n",
+            _ => b"500 unexpected\r\n",
+        })
+    })
+    .await;
     let settings = loopback(port, Encryption::Starttls);
     let err = Connection::open(&settings).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::StarttlsInjection), "{err}");
@@ -319,13 +347,7 @@ async fn a_pipelining_relay_gets_the_envelope_in_one_write_and_refusals_stay_apa
     assert_eq!((err.stage, err.class()), (Stage::MailFrom, Class::Transient), "{err}");
     assert!(tx.recipients.is_empty());
 
-    let recipients = ["later@example.com".to_owned(), "ok@example.com".to_owned(), "unknown@example.com".to_owned()];
-    let tx = conn.send("alerts@example.com", &recipients, MESSAGE).await;
-    assert!(matches!(&tx.recipients[0].1, RcptResult::Refused(r) if r.code == 451));
-    assert_eq!(tx.recipients[1].1, RcptResult::Accepted);
-    assert!(matches!(&tx.recipients[2].1, RcptResult::Refused(r) if r.code == 550));
-    let err = tx.result.unwrap_err();
-    assert_eq!((err.stage, err.class()), (Stage::Message, Class::Permanent));
+    mixed_recipients_then_a_refused_message(&mut conn).await;
 
     // Every recipient refused: the relay refuses DATA as well, and the recipient's refusal is what counts.
     let tx = conn.send("alerts@example.com", &["unknown@example.com".to_owned()], MESSAGE).await;
@@ -346,30 +368,16 @@ async fn a_pipelining_relay_gets_the_envelope_in_one_write_and_refusals_stay_apa
 /// with its dot and reports the recipient's refusal.
 #[tokio::test]
 async fn a_354_after_every_recipient_was_refused_is_ended_with_a_dot() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        let (read, mut write) = socket.into_split();
-        let mut lines = BufReader::new(read).lines();
-        write.write_all(b"220 strict ESMTP\r\n").await.unwrap();
-        let mut envelope = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            match line.as_str() {
-                l if l.starts_with("EHLO") => write.write_all(b"250-strict\r\n250 PIPELINING\r\n").await.unwrap(),
-                "DATA" => {
-                    envelope.push(line);
-                    write.write_all(b"250 2.1.0 OK\r\n550 5.1.1 No such user\r\n354 Go ahead\r\n").await.unwrap();
-                }
-                "." => write.write_all(b"554 5.5.1 No valid recipients\r\n").await.unwrap(),
-                "RSET" => write.write_all(b"250 2.0.0 OK\r\n").await.unwrap(),
-                "QUIT" => break,
-                _ => envelope.push(line),
-            }
-        }
-        envelope
-    });
+    // MAIL and RCPT get no answer of their own: all three come once DATA is there.
+    let (port, server) = scripted_relay(b"220 strict ESMTP\r\n", |line| match line {
+        l if l.starts_with("EHLO") => Some(b"250-strict\r\n250 PIPELINING\r\n"),
+        "DATA" => Some(b"250 2.1.0 OK\r\n550 5.1.1 No such user\r\n354 Go ahead\r\n"),
+        "." => Some(b"554 5.5.1 No valid recipients\r\n"),
+        "RSET" => Some(b"250 2.0.0 OK\r\n"),
+        "QUIT" => None,
+        _ => Some(b""),
+    })
+    .await;
     let settings = loopback(port, Encryption::None);
     let mut conn = Connection::open(&settings).await.unwrap();
     let tx = conn.send("alerts@example.com", &["nobody@example.com".to_owned()], MESSAGE).await;
@@ -377,8 +385,12 @@ async fn a_354_after_every_recipient_was_refused_is_ended_with_a_dot() {
     assert_eq!((err.stage, err.class()), (Stage::RcptTo, Class::Permanent), "{err}");
     assert!(matches!(&tx.recipients[0].1, RcptResult::Refused(r) if r.code == 550));
     conn.quit().await;
-    assert_eq!(
-        server.await.unwrap(),
-        ["MAIL FROM:<alerts@example.com>", "RCPT TO:<nobody@example.com>", "DATA"].map(String::from)
-    );
+    // Everything it read but the greeting, the dot and the goodbyes.
+    let envelope: Vec<String> = server
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| !l.starts_with("EHLO") && ![".", "RSET", "QUIT"].contains(&l.as_str()))
+        .collect();
+    assert_eq!(envelope, ["MAIL FROM:<alerts@example.com>", "RCPT TO:<nobody@example.com>", "DATA"].map(String::from));
 }
