@@ -309,7 +309,17 @@ mod outbox {
             let status = store.message(*id).await.unwrap().unwrap().summary.status;
             assert_eq!(status, if i < 18 { Status::Sending } else { Status::Queued }, "message {i}");
         }
-        assert_eq!(store.expire_leases("node-f/").await.unwrap(), 18);
+        // Settled, nothing failing, in more statements than one: each delivered, with its log.
+        let outcomes: Vec<_> = many_ids[..18]
+            .iter()
+            .map(|id| Settlement { id: *id, owner: "node-f/1".into(), settled: settled(Status::Delivered, 1, None) })
+            .collect();
+        store.settle(&outcomes).await.unwrap();
+        for id in &many_ids[..18] {
+            let m = store.message(*id).await.unwrap().unwrap();
+            assert_eq!((m.summary.status, m.attempt_log.len()), (Status::Delivered, 1), "message {id}");
+        }
+        assert_eq!(store.expire_leases("node-f/").await.unwrap(), 0);
 
         // API tokens: by hash, listed without it, revoked once.
         let id =

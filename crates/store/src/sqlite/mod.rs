@@ -1,10 +1,12 @@
-//! The embedded SQLite backend: one file in the data directory, WAL journal, every commit synced.
+//! The embedded SQLite backend: one file in the data directory, WAL journal, every commit synced (`fdatasync`,
+//! see `.cargo/config.toml`).
 //!
 //! Several processes may open the same file (the daemon and the CLI); SQLite serialises their writes and
 //! `busy_timeout` makes a writer wait for another instead of failing. Within one process every write goes
 //! through a single connection and reads through a second, read-only one.
 
 mod accounts;
+mod batch;
 mod devices;
 mod events;
 mod mailboxes;
@@ -59,14 +61,21 @@ impl SqliteStore {
             // daemon must stay small on an appliance.
             .pragma("cache_size", "-512")
             .foreign_keys(true);
-        let writer =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        // No ping before each use: the database is a local file, and a ping is one more round trip to the
+        // connection's thread for every statement or transaction.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
         MIGRATOR.run(&writer).await?;
         // The reader closes after 30 s unused, returning its cache (and thread) when idle.
         let reader = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(0)
             .idle_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self { writer, reader })

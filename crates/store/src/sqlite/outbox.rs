@@ -1,17 +1,17 @@
 //! The outbox in SQLite: enqueue in batches, lease with an expiry, settle in batches.
 
-use super::{corrupt, events, from_ms, ms};
+use super::{batch::Batch, corrupt, events, from_ms, ms};
 use crate::{
     LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewLease,
     NewOutboxMessage, Result, RetryOutcome, Settlement,
 };
 use chrono::{DateTime, Utc};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
 use std::collections::BTreeMap;
 use tidings_core::notify::{EventKind, MAX_DETAIL_VALUE};
 use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
 
-/// The most rows one statement writes: a batch takes few statements (each a round trip to the connection's
+/// The most messages one statement writes: a batch takes few statements (each a round trip to the connection's
 /// thread), and the statements of each size stay few in the statement cache.
 const ROWS: usize = 16;
 
@@ -20,21 +20,25 @@ pub(super) async fn enqueue(
     messages: &[NewOutboxMessage],
     lease: Option<&NewLease>,
 ) -> Result<Vec<i64>> {
-    let mut tx = pool.begin().await?;
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut batch = Batch::start(pool, messages.len().div_ceil(ROWS)).await?;
     let mut ids = Vec::with_capacity(messages.len());
     let mut to_lease = lease.map_or(0, |l| l.count);
     for chunk in messages.chunks(ROWS) {
         let leased = to_lease.min(chunk.len());
         to_lease -= leased;
-        ids.extend(insert_messages(&mut tx, chunk, lease.map(|l| (l, leased))).await?);
+        let (sql, conn) = batch.next(&insert_sql(chunk.len()));
+        ids.extend(insert_messages(conn, &sql, chunk, lease.map(|l| (l, leased))).await?);
     }
-    tx.commit().await?;
+    batch.finish();
     Ok(ids)
 }
 
 /// Stores a message as `queued` and due now, within `tx`.
 pub(super) async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &NewOutboxMessage) -> Result<i64> {
-    Ok(insert_messages(tx, std::slice::from_ref(m), None).await?[0])
+    Ok(insert_messages(tx, &insert_sql(1), std::slice::from_ref(m), None).await?[0])
 }
 
 /// `(?, ?, …), (?, ?, …), …`: `rows` tuples of `columns` parameters.
@@ -43,10 +47,30 @@ fn values(rows: usize, columns: usize) -> String {
     vec![row; rows].join(", ")
 }
 
-/// Stores messages due now, within `tx`; their ids in the same order. The first `count` of them are stored
-/// already leased (`sending`) when a lease is given, the others `queued`.
+/// Two statements that store `rows` messages and their contents, returning the messages' ids.
+///
+/// The contents find their messages without a round trip for the ids: the rows one statement adds to an
+/// `AUTOINCREMENT` table are numbered consecutively above every id the table ever had, so the `k`-th is the
+/// new largest id minus `rows - k`. Were that ever not so, a content row would name a missing message or one
+/// that has its content already, and the foreign or primary key would fail the whole batch.
+fn insert_sql(rows: usize) -> String {
+    let numbered: Vec<String> = (1..=rows).map(|k| format!("({k}, ?)")).collect();
+    format!(
+        "INSERT INTO messages (status, lease_owner, lease_until, origin, mail_from, recipients, subject, message_id,
+                               size, created_at, lifetime_start, updated_at, next_attempt_at, mailbox_of)
+         SELECT * FROM (VALUES {}) RETURNING id;
+         INSERT INTO message_content (message_id, content)
+         SELECT (SELECT MAX(id) FROM messages) - {rows} + column1, column2 FROM (VALUES {})",
+        values(rows, 14),
+        numbered.join(", ")
+    )
+}
+
+/// Runs [`insert_sql`] (`sql`, perhaps framed by a [`Batch`]) for `messages`; their ids in the same order. The
+/// first `count` of them are stored already leased (`sending`) when a lease is given, the others `queued`.
 async fn insert_messages(
-    tx: &mut Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
+    sql: &str,
     messages: &[NewOutboxMessage],
     lease: Option<(&NewLease, usize)>,
 ) -> Result<Vec<i64>> {
@@ -54,13 +78,7 @@ async fn insert_messages(
         .iter()
         .map(|m| serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e)))
         .collect::<Result<Vec<_>>>()?;
-    let sql = format!(
-        "INSERT INTO messages (status, lease_owner, lease_until, origin, mail_from, recipients, subject, message_id,
-                               size, created_at, lifetime_start, updated_at, next_attempt_at, mailbox_of)
-         SELECT * FROM (VALUES {}) RETURNING id",
-        values(messages.len(), 14)
-    );
-    let mut insert = sqlx::query_scalar::<_, i64>(&sql);
+    let mut insert = sqlx::query_scalar::<_, i64>(sql);
     for (i, (m, recipients)) in messages.iter().zip(&recipients).enumerate() {
         let at = ms(m.created_at);
         let leased = lease.filter(|(_, count)| i < *count).map(|(l, _)| l);
@@ -80,16 +98,13 @@ async fn insert_messages(
             .bind(at)
             .bind(&m.mailbox_of);
     }
-    let mut ids = insert.fetch_all(&mut **tx).await?;
+    for m in messages {
+        insert = insert.bind(&m.content);
+    }
+    let mut ids = insert.fetch_all(conn).await?;
     // One statement numbers its rows in the order of its VALUES; the order RETURNING gives them in is not
     // specified.
     ids.sort_unstable();
-    let sql = format!("INSERT INTO message_content (message_id, content) VALUES {}", values(messages.len(), 2));
-    let mut content = sqlx::query(&sql);
-    for (id, m) in ids.iter().zip(messages) {
-        content = content.bind(id).bind(&m.content);
-    }
-    content.execute(&mut **tx).await?;
     Ok(ids)
 }
 
@@ -153,36 +168,58 @@ pub(super) async fn expire_leases(pool: &SqlitePool, owner_prefix: &str) -> Resu
 
 pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Result<()> {
     let now = ms(Utc::now());
-    let mut tx = pool.begin().await?;
-    for chunk in settlements.chunks(ROWS) {
-        settle_rows(&mut tx, chunk, now).await?;
+    if settlements.iter().any(|s| s.settled.status == Status::Failed) {
+        // A message that failed for good gets its dead-letter event in the same transaction, written once the
+        // update said the lease was still this node's.
+        let mut tx = pool.begin().await?;
+        for chunk in settlements.chunks(ROWS) {
+            let updated = settle_rows(&mut tx, &settle_sql(chunk.len()), chunk, now).await?;
+            for s in chunk.iter().filter(|s| s.settled.status == Status::Failed && updated.contains(&s.id)) {
+                record_dead_letter(&mut tx, s, now).await?;
+            }
+        }
+        tx.commit().await?;
+    } else if !settlements.is_empty() {
+        let mut batch = Batch::start(pool, settlements.len().div_ceil(ROWS)).await?;
+        for chunk in settlements.chunks(ROWS) {
+            let (sql, conn) = batch.next(&settle_sql(chunk.len()));
+            settle_rows(conn, &sql, chunk, now).await?;
+        }
+        batch.finish();
     }
-    tx.commit().await?;
     Ok(())
 }
 
-/// Settles up to [`ROWS`] messages in three statements (and a dead letter for each that failed for good).
-async fn settle_rows(tx: &mut Transaction<'_, Sqlite>, settlements: &[Settlement], now: i64) -> Result<()> {
+/// Two statements that settle `rows` messages, returning the ids of those settled, and log their attempts.
+fn settle_sql(rows: usize) -> String {
+    // Only the lease's owner settles: a message whose lease expired and went to another node is left alone.
+    // The attempt is logged even when the lease was lost, unless the message is gone (purged meanwhile).
+    format!(
+        "UPDATE messages SET status = s.column2, recipients = s.column3, next_attempt_at = s.column4,
+                             attempts = s.column5, last_error = s.column6, lease_owner = NULL, lease_until = NULL,
+                             updated_at = ?
+         FROM (VALUES {}) AS s
+         WHERE messages.id = s.column1 AND messages.status = 'sending' AND messages.lease_owner = s.column7
+         RETURNING messages.id;
+         INSERT INTO attempts (message_id, record)
+         SELECT column1, column2 FROM (VALUES {}) WHERE EXISTS (SELECT 1 FROM messages WHERE id = column1)",
+        values(rows, 7),
+        values(rows, 2)
+    )
+}
+
+/// Runs [`settle_sql`] (`sql`, perhaps framed by a [`Batch`]) for `settlements`; the ids of those settled.
+async fn settle_rows(conn: &mut SqliteConnection, sql: &str, settlements: &[Settlement], now: i64) -> Result<Vec<i64>> {
     let mut recipients = Vec::with_capacity(settlements.len());
     let mut records = Vec::with_capacity(settlements.len());
     for s in settlements {
         recipients.push(serde_json::to_string(&s.settled.recipients).map_err(|e| corrupt("recipients", e))?);
         records.push(serde_json::to_string(&s.settled.attempt).map_err(|e| corrupt("attempt", e))?);
     }
-    // Only the lease's owner settles: a message whose lease expired and went to another node is left alone.
-    let sql = format!(
-        "UPDATE messages SET status = s.column2, recipients = s.column3, next_attempt_at = s.column4,
-                             attempts = s.column5, last_error = s.column6, lease_owner = NULL, lease_until = NULL,
-                             updated_at = ?
-         FROM (VALUES {}) AS s
-         WHERE messages.id = s.column1 AND messages.status = 'sending' AND messages.lease_owner = s.column7
-         RETURNING messages.id",
-        values(settlements.len(), 7)
-    );
-    let mut update = sqlx::query_scalar::<_, i64>(&sql).bind(now);
+    let mut statements = sqlx::query_scalar::<_, i64>(sql).bind(now);
     for (s, recipients) in settlements.iter().zip(&recipients) {
         let st = &s.settled;
-        update = update
+        statements = statements
             .bind(s.id)
             .bind(st.status.as_str())
             .bind(recipients)
@@ -191,22 +228,10 @@ async fn settle_rows(tx: &mut Transaction<'_, Sqlite>, settlements: &[Settlement
             .bind(&st.last_error)
             .bind(&s.owner);
     }
-    let updated = update.fetch_all(&mut **tx).await?;
-    for s in settlements.iter().filter(|s| s.settled.status == Status::Failed && updated.contains(&s.id)) {
-        record_dead_letter(tx, s, now).await?;
-    }
-    // The attempt is logged even when the lease was lost, unless the message is gone (purged meanwhile).
-    let sql = format!(
-        "INSERT INTO attempts (message_id, record)
-         SELECT column1, column2 FROM (VALUES {}) WHERE EXISTS (SELECT 1 FROM messages WHERE id = column1)",
-        values(settlements.len(), 2)
-    );
-    let mut insert = sqlx::query(&sql);
     for (s, record) in settlements.iter().zip(&records) {
-        insert = insert.bind(s.id).bind(record);
+        statements = statements.bind(s.id).bind(record);
     }
-    insert.execute(&mut **tx).await?;
-    Ok(())
+    Ok(statements.fetch_all(conn).await?)
 }
 
 /// The dead-letter event of a message that just failed (see `Store::settle`).

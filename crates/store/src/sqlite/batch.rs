@@ -1,0 +1,115 @@
+//! A write transaction that travels with its statements.
+//!
+//! Each statement sqlx runs is a round trip to the connection's thread, and its own `BEGIN` and `COMMIT` are two
+//! more, each waiting for the caller to take the answer. The outbox's hot writes (accepting a burst, settling
+//! deliveries) instead send `BEGIN IMMEDIATE` with their first statement and `COMMIT` with their last: one round
+//! trip per chunk of rows, the whole batch still one atomic, durable commit.
+
+use crate::Result;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, pool::PoolConnection};
+
+/// The writer connection, taken for one batch. Should the batch not finish (a statement failed, or the caller's
+/// future was dropped half-way), the connection is closed rather than returned to the pool inside a transaction:
+/// closing rolls back, and the pool opens a fresh connection for the next writer.
+#[derive(Debug)]
+pub(super) struct Batch {
+    conn: PoolConnection<Sqlite>,
+    /// How many statements are still to come; the last one carries the `COMMIT`.
+    remaining: usize,
+    begun: bool,
+    committed: bool,
+}
+
+impl Batch {
+    /// A batch of `statements` statements (at least one) on the writer.
+    pub(super) async fn start(pool: &SqlitePool, statements: usize) -> Result<Self> {
+        Ok(Self { conn: pool.acquire().await?, remaining: statements.max(1), begun: false, committed: false })
+    }
+
+    /// The next statement's SQL, framed with the transaction's start or end where it is the first or last, and
+    /// the connection to run it on.
+    pub(super) fn next(&mut self, sql: &str) -> (String, &mut SqliteConnection) {
+        let begin = if self.begun { "" } else { "BEGIN IMMEDIATE;\n" };
+        self.begun = true;
+        self.remaining = self.remaining.saturating_sub(1);
+        let commit = if self.remaining == 0 { ";\nCOMMIT" } else { "" };
+        (format!("{begin}{sql}{commit}"), &mut *self.conn)
+    }
+
+    /// The batch committed: the connection goes back to the pool.
+    pub(super) fn finish(mut self) {
+        self.committed = self.remaining == 0;
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("batch.db").display());
+        let pool = SqlitePoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)").execute(&pool).await.unwrap();
+        pool
+    }
+
+    async fn rows(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT n FROM t ORDER BY n").fetch_all(pool).await.unwrap()
+    }
+
+    /// Runs `statements` as one batch; stops after `run` of them without finishing when `run` is fewer.
+    async fn batch(pool: &SqlitePool, statements: &[&str], run: usize) -> Result<()> {
+        let mut batch = Batch::start(pool, statements.len()).await?;
+        for sql in &statements[..run] {
+            let (sql, conn) = batch.next(sql);
+            sqlx::query(&sql).execute(conn).await?;
+        }
+        if run == statements.len() {
+            batch.finish();
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_batch_commits_all_its_statements_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        let statements = ["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2), (3)", "INSERT INTO t VALUES (4)"];
+        batch(&pool, &statements, 3).await.unwrap();
+        assert_eq!(rows(&pool).await, [1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_statement_undoes_the_batch_and_leaves_the_writer_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        // The second statement breaks the primary key: the first one's row goes too.
+        let err = batch(&pool, &["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2), (2)"], 2).await.unwrap_err();
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+        assert_eq!(rows(&pool).await, Vec::<i64>::new());
+        // Were the connection back in the pool inside the failed transaction, this BEGIN would fail.
+        batch(&pool, &["INSERT INTO t VALUES (5)", "INSERT INTO t VALUES (6)"], 2).await.unwrap();
+        assert_eq!(rows(&pool).await, [5, 6]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_dropped_half_way_stores_nothing_and_leaves_the_writer_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir).await;
+        // As when the caller's future is dropped between two statements: the first one's BEGIN is open.
+        batch(&pool, &["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"], 1).await.unwrap();
+        assert_eq!(rows(&pool).await, Vec::<i64>::new());
+        batch(&pool, &["INSERT INTO t VALUES (3)"], 1).await.unwrap();
+        assert_eq!(rows(&pool).await, [3]);
+    }
+}
