@@ -57,9 +57,9 @@ impl SqliteStore {
             // FULL: a commit is on disk before it returns, also in WAL mode.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            // 512 KiB of page cache per connection (SQLite's default is 2 MiB): the hot rows are few, and the
+            // 256 KiB of page cache per connection (SQLite's default is 2 MiB): the hot rows are few, and the
             // daemon must stay small on an appliance.
-            .pragma("cache_size", "-512")
+            .pragma("cache_size", "-256")
             .foreign_keys(true);
         // No ping before each use: the database is a local file, and a ping is one more round trip to the
         // connection's thread for every statement or transaction.

@@ -13,7 +13,7 @@ use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
 
 /// The most messages one statement writes: a batch takes few statements (each a round trip to the connection's
 /// thread), and the statements of each size stay few in the statement cache.
-const ROWS: usize = 16;
+const ROWS: usize = 8;
 
 pub(super) async fn enqueue(
     pool: &SqlitePool,
