@@ -96,7 +96,7 @@ async fn gmail_rejecting_the_token_keeps_the_message_until_the_token_is_fixed() 
     );
     edits.retain(|(k, v)| !(k == "smtp.encryption" && v == "starttls"));
     // No automatic retry within the test: the retry below is what sends the message once the token is fixed.
-    for (key, value) in edits.iter_mut().filter(|(k, _)| k == "delivery.retry_first" || k == "delivery.retry_max") {
+    for (_, value) in edits.iter_mut().filter(|(k, _)| k == "delivery.retry_first" || k == "delivery.retry_max") {
         *value = "10m".into();
     }
     let tidings = Tidings::start(edits).await;
