@@ -14,31 +14,30 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool, pool::PoolConnection};
 #[derive(Debug)]
 pub(super) struct Batch {
     conn: PoolConnection<Sqlite>,
-    /// How many statements are still to come; the last one carries the `COMMIT`.
-    remaining: usize,
-    begun: bool,
+    statements: usize,
+    /// How many statements were framed so far: the first carries the `BEGIN`, the last the `COMMIT`.
+    sent: usize,
     committed: bool,
 }
 
 impl Batch {
     /// A batch of `statements` statements (at least one) on the writer.
     pub(super) async fn start(pool: &SqlitePool, statements: usize) -> Result<Self> {
-        Ok(Self { conn: pool.acquire().await?, remaining: statements.max(1), begun: false, committed: false })
+        Ok(Self { conn: pool.acquire().await?, statements: statements.max(1), sent: 0, committed: false })
     }
 
     /// The next statement's SQL, framed with the transaction's start or end where it is the first or last, and
     /// the connection to run it on.
     pub(super) fn next(&mut self, sql: &str) -> (String, &mut SqliteConnection) {
-        let begin = if self.begun { "" } else { "BEGIN IMMEDIATE;\n" };
-        self.begun = true;
-        self.remaining = self.remaining.saturating_sub(1);
-        let commit = if self.remaining == 0 { ";\nCOMMIT" } else { "" };
+        self.sent += 1;
+        let begin = if self.sent == 1 { "BEGIN IMMEDIATE;\n" } else { "" };
+        let commit = if self.sent == self.statements { ";\nCOMMIT" } else { "" };
         (format!("{begin}{sql}{commit}"), &mut *self.conn)
     }
 
     /// The batch committed: the connection goes back to the pool.
     pub(super) fn finish(mut self) {
-        self.committed = self.remaining == 0;
+        self.committed = self.sent == self.statements;
     }
 }
 

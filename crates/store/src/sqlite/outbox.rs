@@ -23,10 +23,11 @@ pub(super) async fn enqueue(
     if messages.is_empty() {
         return Ok(Vec::new());
     }
-    let mut batch = Batch::start(pool, messages.len().div_ceil(ROWS)).await?;
+    let chunks = messages.chunks(ROWS);
+    let mut batch = Batch::start(pool, chunks.len()).await?;
     let mut ids = Vec::with_capacity(messages.len());
     let mut to_lease = lease.map_or(0, |l| l.count);
-    for chunk in messages.chunks(ROWS) {
+    for chunk in chunks {
         let leased = to_lease.min(chunk.len());
         to_lease -= leased;
         let (sql, conn) = batch.next(&insert_sql(chunk.len()));
@@ -180,8 +181,9 @@ pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Res
         }
         tx.commit().await?;
     } else if !settlements.is_empty() {
-        let mut batch = Batch::start(pool, settlements.len().div_ceil(ROWS)).await?;
-        for chunk in settlements.chunks(ROWS) {
+        let chunks = settlements.chunks(ROWS);
+        let mut batch = Batch::start(pool, chunks.len()).await?;
+        for chunk in chunks {
             let (sql, conn) = batch.next(&settle_sql(chunk.len()));
             settle_rows(conn, &sql, chunk, now).await?;
         }
