@@ -118,7 +118,10 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
             Step::Reply(reply) => reply,
             Step::Quit => {
                 let _ = wire.send(&Reply::new(221, "2.0.0", "bye").wire()).await;
-                wire.shutdown().await;
+                // TLS ends with its close_notify; plain TCP needs no call of its own, closing the socket ends it.
+                if session.is_tls() {
+                    wire.shutdown().await;
+                }
                 return End::Quit;
             }
             Step::StartTls => {

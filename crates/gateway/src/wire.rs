@@ -8,6 +8,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// The free room each read offers: commands are short, message data comes in pieces this size.
+const READ_ROOM: usize = 8192;
+
 pub struct Wire {
     io: Box<dyn Io>,
     buf: Vec<u8>,
@@ -30,12 +33,12 @@ pub enum Line {
 
 impl Wire {
     pub fn new(io: Box<dyn Io>, idle: Duration) -> Self {
-        Self { io, buf: Vec::with_capacity(4096), idle }
+        Self { io, buf: Vec::with_capacity(READ_ROOM), idle }
     }
 
     /// Reads what has arrived into the buffer's free room.
     async fn fill(&mut self) -> Result<(), ReadError> {
-        self.buf.reserve(8192);
+        self.buf.reserve(READ_ROOM);
         match tokio::time::timeout(self.idle, self.io.read_buf(&mut self.buf)).await {
             Err(_) => Err(ReadError::Idle),
             Ok(Err(e)) => Err(ReadError::Io(e)),

@@ -48,20 +48,22 @@ fn values(rows: usize, columns: usize) -> String {
     vec![row; rows].join(", ")
 }
 
-/// Two statements that store `rows` messages and their contents, returning the messages' ids.
+/// Statements that store `rows` messages and their contents, returning the largest of the messages' ids.
 ///
 /// The contents find their messages without a round trip for the ids: the rows one statement adds to an
 /// `AUTOINCREMENT` table are numbered consecutively above every id the table ever had, so the `k`-th is the
 /// new largest id minus `rows - k`. Were that ever not so, a content row would name a missing message or one
-/// that has its content already, and the foreign or primary key would fail the whole batch.
+/// that has its content already (every message gets its content in the transaction that adds it), and the
+/// foreign or primary key would fail the whole batch. The same numbering gives the caller the ids.
 fn insert_sql(rows: usize) -> String {
     let numbered: Vec<String> = (1..=rows).map(|k| format!("({k}, ?)")).collect();
     format!(
         "INSERT INTO messages (status, lease_owner, lease_until, origin, mail_from, recipients, subject, message_id,
                                size, created_at, lifetime_start, updated_at, next_attempt_at, mailbox_of)
-         SELECT * FROM (VALUES {}) RETURNING id;
+         SELECT * FROM (VALUES {});
          INSERT INTO message_content (message_id, content)
-         SELECT (SELECT MAX(id) FROM messages) - {rows} + column1, column2 FROM (VALUES {})",
+         SELECT (SELECT MAX(id) FROM messages) - {rows} + column1, column2 FROM (VALUES {});
+         SELECT MAX(id) FROM messages",
         values(rows, 14),
         numbered.join(", ")
     )
@@ -102,11 +104,12 @@ async fn insert_messages(
     for m in messages {
         insert = insert.bind(&m.content);
     }
-    let mut ids = insert.fetch_all(conn).await?;
-    // One statement numbers its rows in the order of its VALUES; the order RETURNING gives them in is not
-    // specified.
-    ids.sort_unstable();
-    Ok(ids)
+    // The messages' ids follow from the largest, as their contents' do; no RETURNING, which would gather the
+    // ids in a temporary table first. `fetch_all`, not `fetch_one`: the SQL may end with a batch's COMMIT,
+    // which only runs when every statement is driven to its end.
+    let last = insert.fetch_all(conn).await?.pop().ok_or_else(|| corrupt("ids", "no messages were stored"))?;
+    let first = last - messages.len() as i64 + 1;
+    Ok((first..=last).collect())
 }
 
 pub(super) async fn lease_due(
