@@ -7,7 +7,7 @@
 
 use crate::{
     pool::Pool,
-    smtp::{Connection, RelayAuth, RelaySettings, Transaction, tls},
+    smtp::{Connection, Next, RelayAuth, RelaySettings, Transaction, tls},
     token::{MailboxTokens, TokenSource},
 };
 use chrono::Utc;
@@ -19,6 +19,8 @@ use std::{
 
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
+/// The most messages one delivery sends one after the other on its connection.
+const MAX_RUN: usize = 8;
 use tidings_app::{App, host_name, later, outbox::Handoff, settings::Current};
 use tidings_core::{
     config::{AuthMethod, Encryption},
@@ -150,8 +152,9 @@ impl Engine {
             while in_flight.len() < relay.connections
                 && let Some(message) = backlog.pop_front()
             {
+                let free = relay.connections - in_flight.len();
                 let job = Delivery {
-                    message,
+                    messages: run(message, &mut backlog, free),
                     settings: settings.clone(),
                     mailboxes: self.mailboxes.clone(),
                     revision: relay.revision,
@@ -160,10 +163,7 @@ impl Engine {
                     owner: owner.clone(),
                 };
                 let settle_tx = settle_tx.clone();
-                in_flight.spawn(async move {
-                    let settlement = job.run().await;
-                    let _ = settle_tx.send(settlement).await;
-                });
+                in_flight.spawn(job.run(settle_tx));
                 started = true;
             }
             if started && in_flight.len() < relay.connections {
@@ -282,9 +282,28 @@ fn helo_name() -> String {
     host_name().unwrap_or_else(|| "tidings.localdomain".into())
 }
 
-/// One message's attempt.
+/// `first` and the messages that follow it in `backlog` for the same identity: the backlog's fair share of
+/// the `free` connections, at most [`MAX_RUN`]. A run goes over one connection, each message's data in the
+/// same write as the next one's envelope where the relay pipelines; a short backlog still spreads over the
+/// connections.
+fn run(first: LeasedMessage, backlog: &mut VecDeque<LeasedMessage>, free: usize) -> Vec<LeasedMessage> {
+    let share = (backlog.len() + 1).div_ceil(free.max(1)).min(MAX_RUN);
+    let mut run = vec![first];
+    while run.len() < share
+        && let Some(next) = backlog.pop_front()
+    {
+        if next.mailbox_of != run[0].mailbox_of {
+            backlog.push_front(next);
+            break;
+        }
+        run.push(next);
+    }
+    run
+}
+
+/// The attempts of a run of messages (see [`run`]) for one identity, on one connection where it stays usable.
 struct Delivery {
-    message: LeasedMessage,
+    messages: Vec<LeasedMessage>,
     settings: Arc<RelaySettings>,
     mailboxes: Arc<dyn MailboxTokens>,
     revision: i64,
@@ -294,12 +313,92 @@ struct Delivery {
 }
 
 impl Delivery {
-    async fn run(self) -> Settlement {
-        let m = &self.message;
-        let started_at = Utc::now();
-        let pending: Vec<String> =
-            m.recipients.iter().filter(|r| r.state == RecipientState::Pending).map(|r| r.address.clone()).collect();
-        let (recipients, outcome) = self.attempt(&pending).await;
+    /// Attempts each message in turn, settling each as it ends.
+    async fn run(self, outcomes: mpsc::Sender<Settlement>) {
+        let relay = self.settings.address();
+        let settings = self.settings().await.map_err(|e| e.to_failure(&relay));
+        let pending: Vec<Vec<String>> = self.messages.iter().map(pending_recipients).collect();
+        // The run's connection, while it stays usable.
+        let mut connection = None;
+        for (i, m) in self.messages.iter().enumerate() {
+            let started_at = Utc::now();
+            let next = self.messages.get(i + 1).map(|n| Next {
+                mail_from: &n.mail_from,
+                recipients: &pending[i + 1],
+                data: &n.content,
+            });
+            let (recipients, outcome) = match &settings {
+                Ok(settings) => self.attempt(settings, &mut connection, m, &pending[i], next).await,
+                Err(failure) => (Vec::new(), Outcome::Failed(failure.clone())),
+            };
+            let _ = outcomes.send(self.settle(m, started_at, recipients, outcome)).await;
+        }
+        if let Some(connection) = connection {
+            self.pool.put(connection, self.revision, self.identity());
+        }
+    }
+
+    /// The device account whose own mailbox sends the run; `None` for the relay account.
+    fn identity(&self) -> Option<&str> {
+        self.messages[0].mailbox_of.as_deref()
+    }
+
+    /// The relay settings for the run: the relay account's, or those of the device account's own mailbox
+    /// whose messages they are.
+    async fn settings(&self) -> Result<Arc<RelaySettings>, crate::smtp::error::SmtpError> {
+        let Some(account) = self.identity() else { return Ok(self.settings.clone()) };
+        let (user, tokens) = self.mailboxes.mailbox(account).await?;
+        Ok(Arc::new(RelaySettings { auth: RelayAuth::OAuth2 { user, tokens }, ..(*self.settings).clone() }))
+    }
+
+    /// Sends `m` over the run's connection, a pooled one, or a new one, replacing one the relay closed
+    /// meanwhile by a fresh one. The connection stays in `connection` while it is usable.
+    async fn attempt(
+        &self,
+        settings: &RelaySettings,
+        connection: &mut Option<Connection>,
+        m: &LeasedMessage,
+        recipients: &[String],
+        next: Option<Next<'_>>,
+    ) -> (Vec<(String, outbox::RcptResult)>, Outcome) {
+        let relay = settings.address();
+        let (mut conn, reused) = match connection.take().or_else(|| self.pool.take(self.revision, self.identity())) {
+            Some(c) => (c, true),
+            None => match Connection::open(settings).await {
+                Ok(c) => (c, false),
+                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
+            },
+        };
+        let mut tx: Transaction = conn.send_before(&m.mail_from, recipients, &m.content, next).await;
+        if reused && matches!(&tx.result, Err(e) if e.is_connection_loss() && tx.recipients.is_empty()) {
+            conn = match Connection::open(settings).await {
+                Ok(c) => c,
+                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
+            };
+            tx = conn.send_before(&m.mail_from, recipients, &m.content, next).await;
+        }
+        match tx.result {
+            Ok(reply) => {
+                *connection = Some(conn);
+                (tx.recipients, Outcome::Accepted { reply })
+            }
+            Err(e) => {
+                if !e.is_connection_loss() && !matches!(e.kind, crate::smtp::error::ErrorKind::Timeout(_)) {
+                    *connection = Some(conn);
+                }
+                (tx.recipients, Outcome::Failed(e.to_failure(&relay)))
+            }
+        }
+    }
+
+    /// The outcome of `m`'s attempt, as the store records it.
+    fn settle(
+        &self,
+        m: &LeasedMessage,
+        started_at: chrono::DateTime<Utc>,
+        recipients: Vec<(String, outbox::RcptResult)>,
+        outcome: Outcome,
+    ) -> Settlement {
         let report =
             AttemptReport { started_at, finished_at: Utc::now(), recipients, outcome, notes: notes(&self.settings) };
         let before =
@@ -323,51 +422,11 @@ impl Delivery {
         }
         Settlement { id: m.id, owner: self.owner.clone(), settled }
     }
+}
 
-    /// The relay settings for this message: the relay account's, or those of the device account's own
-    /// mailbox whose message it is.
-    async fn settings(&self) -> Result<Arc<RelaySettings>, crate::smtp::error::SmtpError> {
-        let Some(account) = &self.message.mailbox_of else { return Ok(self.settings.clone()) };
-        let (user, tokens) = self.mailboxes.mailbox(account).await?;
-        Ok(Arc::new(RelaySettings { auth: RelayAuth::OAuth2 { user, tokens }, ..(*self.settings).clone() }))
-    }
-
-    /// Sends over a pooled connection, replacing one the relay closed meanwhile by a fresh one.
-    async fn attempt(&self, recipients: &[String]) -> (Vec<(String, outbox::RcptResult)>, Outcome) {
-        let relay = self.settings.address();
-        let settings = match self.settings().await {
-            Ok(s) => s,
-            Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
-        };
-        let identity = self.message.mailbox_of.as_deref();
-        let (mut connection, reused) = match self.pool.take(self.revision, identity) {
-            Some(c) => (c, true),
-            None => match Connection::open(&settings).await {
-                Ok(c) => (c, false),
-                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
-            },
-        };
-        let mut tx: Transaction = connection.send(&self.message.mail_from, recipients, &self.message.content).await;
-        if reused && matches!(&tx.result, Err(e) if e.is_connection_loss() && tx.recipients.is_empty()) {
-            connection = match Connection::open(&settings).await {
-                Ok(c) => c,
-                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
-            };
-            tx = connection.send(&self.message.mail_from, recipients, &self.message.content).await;
-        }
-        match tx.result {
-            Ok(reply) => {
-                self.pool.put(connection, self.revision, identity);
-                (tx.recipients, Outcome::Accepted { reply })
-            }
-            Err(e) => {
-                if !e.is_connection_loss() && !matches!(e.kind, crate::smtp::error::ErrorKind::Timeout(_)) {
-                    self.pool.put(connection, self.revision, identity);
-                }
-                (tx.recipients, Outcome::Failed(e.to_failure(&relay)))
-            }
-        }
-    }
+/// The recipients still to deliver to.
+fn pending_recipients(m: &LeasedMessage) -> Vec<String> {
+    m.recipients.iter().filter(|r| r.state == RecipientState::Pending).map(|r| r.address.clone()).collect()
 }
 
 /// What the administrator should know about how attempts are made.
@@ -430,6 +489,41 @@ async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settlement>, wake: Arc<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn leased(id: i64, mailbox_of: Option<&str>) -> LeasedMessage {
+        LeasedMessage {
+            id,
+            mail_from: "alerts@example.com".into(),
+            recipients: Vec::new(),
+            content: Vec::new(),
+            attempts: 0,
+            lifetime_start: Utc::now(),
+            mailbox_of: mailbox_of.map(str::to_owned),
+        }
+    }
+
+    /// Takes a run from `backlog` as the engine does, its first message popped first; the run's ids.
+    fn run_of(backlog: &mut VecDeque<LeasedMessage>, free: usize) -> Vec<i64> {
+        let first = backlog.pop_front().unwrap();
+        run(first, backlog, free).iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn a_run_is_the_backlogs_share_of_the_free_connections_for_one_identity() {
+        let mut backlog: VecDeque<_> = (1..=10).map(|id| leased(id, None)).collect();
+        assert_eq!(run_of(&mut backlog, 4), [1, 2, 3], "10 messages over 4 connections");
+        assert_eq!(run_of(&mut backlog, 3), [4, 5, 6]);
+        assert_eq!(run_of(&mut backlog, 8), [7], "fewer messages than connections: one each");
+
+        let mut backlog: VecDeque<_> = (1..=100).map(|id| leased(id, None)).collect();
+        assert_eq!(run_of(&mut backlog, 1).len(), MAX_RUN);
+
+        let mut backlog: VecDeque<_> =
+            [leased(1, None), leased(2, None), leased(3, Some("scanner")), leased(4, Some("scanner"))].into();
+        assert_eq!(run_of(&mut backlog, 1), [1, 2], "a device account's own mailbox needs its own connection");
+        assert_eq!(run_of(&mut backlog, 1), [3, 4]);
+        assert!(backlog.is_empty());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn outcomes_arriving_within_the_window_are_gathered_into_one_batch() {

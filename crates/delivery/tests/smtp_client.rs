@@ -21,7 +21,7 @@ use tidings_core::{
 };
 use tidings_delivery::{
     smtp::{
-        Connection, RelayAuth, RelaySettings,
+        Connection, Next, RelayAuth, RelaySettings,
         error::{ErrorKind, SmtpError},
         tls,
     },
@@ -393,4 +393,70 @@ async fn a_354_after_every_recipient_was_refused_is_ended_with_a_dot() {
         .filter(|l| !l.starts_with("EHLO") && ![".", "RSET", "QUIT"].contains(&l.as_str()))
         .collect();
     assert_eq!(envelope, ["MAIL FROM:<alerts@example.com>", "RCPT TO:<nobody@example.com>", "DATA"].map(String::from));
+}
+
+/// Messages sent one after the other: each message's data goes in the same write as the next one's envelope,
+/// so a relay that answers the data only once it has read that envelope still gets every message, and each
+/// message keeps its own outcome.
+#[tokio::test]
+async fn each_message_after_the_first_shares_a_write_with_the_one_before() {
+    // The relay holds its answer to each message's data until the next envelope's DATA is there, except after
+    // the last message. A client that waited for that answer before sending the next envelope would hang.
+    let mut dots = 0;
+    let (port, server) = scripted_relay(b"220 strict ESMTP\r\n", move |line| match line {
+        l if l.starts_with("EHLO") => Some(b"250-strict\r\n250 PIPELINING\r\n"),
+        "DATA" => Some(match dots {
+            0 => b"250 OK\r\n250 OK\r\n354 go\r\n",
+            1 => b"554 5.6.0 first refused\r\n250 OK\r\n250 OK\r\n354 go\r\n",
+            _ => b"250 2.0.0 second queued\r\n250 OK\r\n250 OK\r\n354 go\r\n",
+        }),
+        "." => {
+            dots += 1;
+            Some(if dots == 3 { b"250 2.0.0 third queued\r\n" } else { b"" })
+        }
+        "QUIT" => None,
+        _ => Some(b""),
+    })
+    .await;
+    let mut conn = Connection::open(&loopback(port, Encryption::None)).await.unwrap();
+    let to = ["ops@example.com".to_owned()];
+    let next = Next { mail_from: "alerts@example.com", recipients: &to, data: MESSAGE };
+
+    let first = conn.send_before("alerts@example.com", &to, MESSAGE, Some(next)).await;
+    let err = first.result.unwrap_err();
+    assert_eq!((err.stage, err.class()), (Stage::Message, Class::Permanent), "{err}");
+    let second = conn.send_before("alerts@example.com", &to, MESSAGE, Some(next)).await;
+    assert_eq!(second.result.unwrap().text, "second queued");
+    let third = conn.send_before("alerts@example.com", &to, MESSAGE, None).await;
+    assert_eq!(third.result.unwrap().text, "third queued");
+    conn.quit().await;
+
+    let commands: Vec<String> = server.await.unwrap().into_iter().filter(|l| l.starts_with("MAIL")).collect();
+    assert_eq!(commands.len(), 3, "one envelope per message");
+}
+
+/// The same against aiosmtpd: a message refused at the end of its data does not disturb the envelope sent
+/// with it, and the following messages arrive whole and in order.
+#[tokio::test]
+async fn a_real_relay_takes_each_envelope_with_the_data_before_it() {
+    let mut peer = SmtpPeer::start(&["--pipelining", "--fail", "data=554 5.6.0 Refused*1"]);
+    let mut conn = Connection::open(&settings(&peer, Encryption::None, RelayAuth::None)).await.unwrap();
+    let to = ["ops@example.com".to_owned()];
+    let bodies: Vec<Vec<u8>> = (1..=3)
+        .map(|n| format!("From: alerts@example.com\r\nSubject: {n}\r\n\r\nmessage {n}\r\n").into_bytes())
+        .collect();
+    let mut outcomes = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let next = bodies.get(i + 1).map(|data| Next { mail_from: "alerts@example.com", recipients: &to, data });
+        outcomes.push(conn.send_before("alerts@example.com", &to, body, next).await.result.map(|r| r.code));
+    }
+    assert!(
+        matches!(&outcomes[0], Err(e) if e.stage == Stage::Message && e.class() == Class::Permanent),
+        "{outcomes:?}"
+    );
+    assert_eq!((outcomes[1].as_ref().ok(), outcomes[2].as_ref().ok()), (Some(&250), Some(&250)));
+    for n in 2..=3 {
+        let got = peer.next_message().await;
+        assert!(got["data"].as_str().unwrap().contains(&format!("message {n}")), "{got}");
+    }
 }
