@@ -16,11 +16,6 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-
-/// How many messages per connection the engine leases ahead.
-const BACKLOG_FACTOR: usize = 4;
-/// The most messages one delivery sends one after the other on its connection.
-const MAX_RUN: usize = 8;
 use tidings_app::{App, host_name, later, outbox::Handoff, settings::Current};
 use tidings_core::{
     config::{AuthMethod, Encryption},
@@ -33,6 +28,11 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
+
+/// How many messages per connection the engine leases ahead.
+const BACKLOG_FACTOR: usize = 4;
+/// The most messages one delivery sends one after the other on its connection.
+const MAX_RUN: usize = 8;
 
 /// How the engine runs.
 #[derive(Clone, Debug)]
@@ -162,8 +162,7 @@ impl Engine {
                     policy: relay.policy,
                     owner: owner.clone(),
                 };
-                let settle_tx = settle_tx.clone();
-                in_flight.spawn(job.run(settle_tx));
+                in_flight.spawn(job.run(settle_tx.clone()));
                 started = true;
             }
             if started && in_flight.len() < relay.connections {
@@ -290,12 +289,9 @@ fn run(first: LeasedMessage, backlog: &mut VecDeque<LeasedMessage>, free: usize)
     let share = (backlog.len() + 1).div_ceil(free.max(1)).min(MAX_RUN);
     let mut run = vec![first];
     while run.len() < share
+        && backlog.front().is_some_and(|next| next.mailbox_of == run[0].mailbox_of)
         && let Some(next) = backlog.pop_front()
     {
-        if next.mailbox_of != run[0].mailbox_of {
-            backlog.push_front(next);
-            break;
-        }
         run.push(next);
     }
     run

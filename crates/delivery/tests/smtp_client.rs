@@ -460,3 +460,30 @@ async fn a_real_relay_takes_each_envelope_with_the_data_before_it() {
         assert!(got["data"].as_str().unwrap().contains(&format!("message {n}")), "{got}");
     }
 }
+
+/// A relay that closes the session after taking a message, with the next envelope already sent: the next
+/// message fails as a connection loss before any recipient was answered, which is what lets the engine send
+/// it again over a fresh connection without counting an attempt.
+#[tokio::test]
+async fn a_connection_lost_with_an_envelope_sent_ahead_is_a_loss_before_any_recipient() {
+    let (port, server) = scripted_relay(b"220 brief ESMTP\r\n", |line| match line {
+        l if l.starts_with("EHLO") => Some(b"250-brief\r\n250 PIPELINING\r\n"),
+        "DATA" => Some(b"250 OK\r\n250 OK\r\n354 go\r\n"),
+        "." => Some(b"250 2.0.0 queued\r\n"),
+        l if l.starts_with("MAIL") && l.contains("second") => None,
+        _ => Some(b""),
+    })
+    .await;
+    let mut conn = Connection::open(&loopback(port, Encryption::None)).await.unwrap();
+    let to = ["ops@example.com".to_owned()];
+    let next = Next { mail_from: "second@example.com", recipients: &to, data: MESSAGE };
+
+    let first = conn.send_before("first@example.com", &to, MESSAGE, Some(next)).await;
+    assert_eq!(first.result.unwrap().code, 250);
+    let second = conn.send_before("second@example.com", &to, MESSAGE, None).await;
+    let err = second.result.unwrap_err();
+    assert!(err.is_connection_loss(), "{err}");
+    assert_eq!(err.stage, Stage::MailFrom);
+    assert!(second.recipients.is_empty());
+    server.await.unwrap();
+}
