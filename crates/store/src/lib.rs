@@ -38,6 +38,9 @@ pub enum Error {
     /// Stored data this version cannot read (written by a newer Tidings, or damaged).
     #[error("stored {what} cannot be read: {why}")]
     Corrupt { what: String, why: String },
+    /// A write after the store was closed (Tidings is shutting down).
+    #[error("the database is closed: Tidings is shutting down")]
+    Closed,
 }
 
 /// The email configuration in force, with its revision.

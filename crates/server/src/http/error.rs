@@ -47,6 +47,7 @@ impl From<tidings_app::Error> for ApiError {
                 code: "exists",
                 message: format!("an account named {name:?} exists already; choose another name"),
             },
+            E::Store(e @ tidings_store::Error::Closed) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -3,7 +3,7 @@
 use super::{corrupt, from_ms, insert_audit, ms};
 use crate::{Account, AccountChange, Error, LoginRecord, NewSession, Result, SessionRecord};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use tidings_core::{account::Role, audit::NewAuditEntry, config::Locale};
 
 const COLUMNS: &str = "a.id, a.username, a.role, a.created_at, a.locale, a.locked_until, a.last_login_at";
@@ -54,12 +54,12 @@ pub(super) async fn for_login(pool: &SqlitePool, username: &str) -> Result<Optio
 }
 
 pub(super) async fn login_failed(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id: i64,
     lock_until: Option<DateTime<Utc>>,
     audit: &NewAuditEntry,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     sqlx::query(
         "UPDATE accounts SET failed_logins = failed_logins + 1, locked_until = COALESCE(?, locked_until) WHERE id = ?",
     )
@@ -72,8 +72,12 @@ pub(super) async fn login_failed(
     Ok(())
 }
 
-pub(super) async fn login_succeeded(pool: &SqlitePool, session: &NewSession, audit: &NewAuditEntry) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn login_succeeded(
+    conn: &mut SqliteConnection,
+    session: &NewSession,
+    audit: &NewAuditEntry,
+) -> Result<()> {
+    let mut tx = conn.begin().await?;
     let at = ms(session.created_at);
     sqlx::query("UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_login_at = ? WHERE id = ?")
         .bind(at)
@@ -98,7 +102,7 @@ pub(super) async fn login_succeeded(pool: &SqlitePool, session: &NewSession, aud
 }
 
 pub(super) async fn session(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     token_hash: &[u8],
     now: DateTime<Utc>,
     extend_to: DateTime<Utc>,
@@ -114,13 +118,13 @@ pub(super) async fn session(
     .bind(ms(extend_to))
     .bind(absolute_max.num_milliseconds())
     .bind(token_hash)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let account_id: i64 = row.get("account_id");
     let account = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts a WHERE a.id = ?"))
         .bind(account_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     let Some(account) = account else { return Ok(None) };
     Ok(Some(SessionRecord {
@@ -130,8 +134,12 @@ pub(super) async fn session(
     }))
 }
 
-pub(super) async fn end_session(pool: &SqlitePool, token_hash: &[u8], audit: Option<&NewAuditEntry>) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn end_session(
+    conn: &mut SqliteConnection,
+    token_hash: &[u8],
+    audit: Option<&NewAuditEntry>,
+) -> Result<()> {
+    let mut tx = conn.begin().await?;
     sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(token_hash).execute(&mut *tx).await?;
     if let Some(audit) = audit {
         insert_audit(&mut tx, audit, Utc::now()).await?;
@@ -140,8 +148,13 @@ pub(super) async fn end_session(pool: &SqlitePool, token_hash: &[u8], audit: Opt
     Ok(())
 }
 
-pub(super) async fn change(pool: &SqlitePool, id: i64, change: &AccountChange, audit: &NewAuditEntry) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn change(
+    conn: &mut SqliteConnection,
+    id: i64,
+    change: &AccountChange,
+    audit: &NewAuditEntry,
+) -> Result<bool> {
+    let mut tx = conn.begin().await?;
     let updated = sqlx::query(
         "UPDATE accounts SET role = COALESCE(?, role), password_hash = COALESCE(?, password_hash),
              locale = CASE WHEN ? THEN ? ELSE locale END,
@@ -170,8 +183,8 @@ pub(super) async fn change(pool: &SqlitePool, id: i64, change: &AccountChange, a
     Ok(true)
 }
 
-pub(super) async fn delete(pool: &SqlitePool, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn delete(conn: &mut SqliteConnection, id: i64, audit: &NewAuditEntry) -> Result<bool> {
+    let mut tx = conn.begin().await?;
     let deleted = sqlx::query("DELETE FROM accounts WHERE id = ?").bind(id).execute(&mut *tx).await?;
     if deleted.rows_affected() == 0 {
         return Ok(false);

@@ -5,25 +5,24 @@
 //! deliveries) instead send `BEGIN IMMEDIATE` with their first statement and `COMMIT` with their last: one round
 //! trip per chunk of rows, the whole batch still one atomic, durable commit.
 
-use crate::Result;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, pool::PoolConnection};
+use super::writer::Writing;
+use sqlx::SqliteConnection;
 
-/// The writer connection, taken for one batch. Should the batch not finish (a statement failed, or the caller's
-/// future was dropped half-way), the connection is closed rather than returned to the pool inside a transaction:
-/// closing rolls back, and the pool opens a fresh connection for the next writer.
+/// The writer's turn, taken for one batch. Should the batch not finish (a statement failed, or the caller's future
+/// was dropped half-way), the writer rolls its transaction back before the next turn.
 #[derive(Debug)]
-pub(super) struct Batch {
-    conn: PoolConnection<Sqlite>,
+pub(super) struct Batch<'a, 'w> {
+    writing: &'a mut Writing<'w>,
     statements: usize,
     /// How many statements were framed so far: the first carries the `BEGIN`, the last the `COMMIT`.
     sent: usize,
-    committed: bool,
 }
 
-impl Batch {
+impl<'a, 'w> Batch<'a, 'w> {
     /// A batch of `statements` statements (at least one) on the writer.
-    pub(super) async fn start(pool: &SqlitePool, statements: usize) -> Result<Self> {
-        Ok(Self { conn: pool.acquire().await?, statements: statements.max(1), sent: 0, committed: false })
+    pub(super) fn start(writing: &'a mut Writing<'w>, statements: usize) -> Self {
+        writing.set_unfinished(true);
+        Self { writing, statements: statements.max(1), sent: 0 }
     }
 
     /// The next statement's SQL, framed with the transaction's start or end where it is the first or last, and
@@ -32,19 +31,13 @@ impl Batch {
         self.sent += 1;
         let begin = if self.sent == 1 { "BEGIN IMMEDIATE;\n" } else { "" };
         let commit = if self.sent == self.statements { ";\nCOMMIT" } else { "" };
-        (format!("{begin}{sql}{commit}"), &mut *self.conn)
+        (format!("{begin}{sql}{commit}"), &mut **self.writing)
     }
 
-    /// The batch committed: the connection goes back to the pool.
-    pub(super) fn finish(mut self) {
-        self.committed = self.sent == self.statements;
-    }
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        if !self.committed {
-            self.conn.close_on_drop();
+    /// The batch committed.
+    pub(super) fn finish(self) {
+        if self.sent == self.statements {
+            self.writing.set_unfinished(false);
         }
     }
 }
@@ -53,22 +46,27 @@ impl Drop for Batch {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use sqlx::sqlite::SqlitePoolOptions;
+    use crate::{Result, sqlite::writer::Writer};
+    use sqlx::sqlite::SqliteConnectOptions;
 
-    async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("batch.db").display());
-        let pool = SqlitePoolOptions::new().max_connections(1).connect(&url).await.unwrap();
-        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)").execute(&pool).await.unwrap();
-        pool
+    async fn pool(dir: &tempfile::TempDir) -> Writer {
+        let options = SqliteConnectOptions::new().filename(dir.path().join("batch.db")).create_if_missing(true);
+        let writer = Writer::open(&options).await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute(&mut *writer.lock().await.unwrap())
+            .await
+            .unwrap();
+        writer
     }
 
-    async fn rows(pool: &SqlitePool) -> Vec<i64> {
-        sqlx::query_scalar("SELECT n FROM t ORDER BY n").fetch_all(pool).await.unwrap()
+    async fn rows(writer: &Writer) -> Vec<i64> {
+        sqlx::query_scalar("SELECT n FROM t ORDER BY n").fetch_all(&mut *writer.lock().await.unwrap()).await.unwrap()
     }
 
     /// Runs `statements` as one batch; stops after `run` of them without finishing when `run` is fewer.
-    async fn batch(pool: &SqlitePool, statements: &[&str], run: usize) -> Result<()> {
-        let mut batch = Batch::start(pool, statements.len()).await?;
+    async fn batch(writer: &Writer, statements: &[&str], run: usize) -> Result<()> {
+        let mut writing = writer.lock().await?;
+        let mut batch = Batch::start(&mut writing, statements.len());
         for sql in &statements[..run] {
             let (sql, conn) = batch.next(sql);
             sqlx::query(&sql).execute(conn).await?;
@@ -96,7 +94,7 @@ mod tests {
         let err = batch(&pool, &["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2), (2)"], 2).await.unwrap_err();
         assert!(err.to_string().contains("UNIQUE"), "{err}");
         assert_eq!(rows(&pool).await, Vec::<i64>::new());
-        // Were the connection back in the pool inside the failed transaction, this BEGIN would fail.
+        // Were the writer's next turn inside the failed transaction, this BEGIN would fail.
         batch(&pool, &["INSERT INTO t VALUES (5)", "INSERT INTO t VALUES (6)"], 2).await.unwrap();
         assert_eq!(rows(&pool).await, [5, 6]);
     }

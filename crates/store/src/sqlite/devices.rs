@@ -3,7 +3,7 @@
 use super::{corrupt, from_ms, insert_audit, is_unique_violation, ms};
 use crate::{Device, Error, NewDevice, Result};
 use chrono::Utc;
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use tidings_core::audit::NewAuditEntry;
 
 pub(super) fn to_device(r: &SqliteRow) -> Result<(Device, String)> {
@@ -20,8 +20,8 @@ pub(super) fn to_device(r: &SqliteRow) -> Result<(Device, String)> {
     ))
 }
 
-pub(super) async fn create(pool: &SqlitePool, device: &NewDevice, audit: &NewAuditEntry) -> Result<i64> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn create(conn: &mut SqliteConnection, device: &NewDevice, audit: &NewAuditEntry) -> Result<i64> {
+    let mut tx = conn.begin().await?;
     let addresses = serde_json::to_string(&device.addresses).map_err(|e| corrupt("device addresses", e))?;
     let inserted = sqlx::query(
         "INSERT INTO devices (username, password_hash, addresses, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
@@ -53,8 +53,8 @@ pub(super) async fn for_login(pool: &SqlitePool, username: &str) -> Result<Optio
     row.as_ref().map(to_device).transpose()
 }
 
-pub(super) async fn delete(pool: &SqlitePool, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn delete(conn: &mut SqliteConnection, id: i64, audit: &NewAuditEntry) -> Result<bool> {
+    let mut tx = conn.begin().await?;
     let done = sqlx::query("DELETE FROM devices WHERE id = ?").bind(id).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {
         return Ok(false);

@@ -2,7 +2,7 @@
 
 use super::{corrupt, from_ms, ms, outbox::insert_message};
 use crate::{EventFilter, EventHandling, EventRecord, EventRef, EventState, NewEvent, Result, ThrottleRecord};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
 use std::collections::BTreeMap;
 use tidings_core::{
     notify::{EventKind, throttle::Throttle},
@@ -28,8 +28,8 @@ pub(super) async fn insert(tx: &mut Transaction<'_, Sqlite>, event: &NewEvent) -
     .await?)
 }
 
-pub(super) async fn record(pool: &SqlitePool, event: &NewEvent) -> Result<i64> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn record(conn: &mut SqliteConnection, event: &NewEvent) -> Result<i64> {
+    let mut tx = conn.begin().await?;
     let id = insert(&mut tx, event).await?;
     tx.commit().await?;
     Ok(id)
@@ -131,8 +131,8 @@ pub(super) async fn with_repeats(pool: &SqlitePool) -> Result<Vec<ThrottleRecord
         .collect()
 }
 
-pub(super) async fn handle(pool: &SqlitePool, h: &EventHandling<'_>) -> Result<(i64, Option<i64>)> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn handle(conn: &mut SqliteConnection, h: &EventHandling<'_>) -> Result<(i64, Option<i64>)> {
+    let mut tx = conn.begin().await?;
     let id = match h.event {
         EventRef::Recorded(id) => id,
         EventRef::New(event) => insert(&mut tx, event).await?,

@@ -3,7 +3,7 @@
 use super::{devices::to_device, events, from_ms, insert_audit, ms};
 use crate::{Device, MailboxRecord, NewDeviceSession, NewEvent, Result};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use tidings_core::audit::NewAuditEntry;
 
 fn to_record(r: &SqliteRow) -> MailboxRecord {
@@ -36,14 +36,14 @@ pub(super) async fn of(pool: &SqlitePool, username: &str) -> Result<Option<(Mail
 }
 
 pub(super) async fn acquired(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     device_id: i64,
     mailbox: &str,
     sealed: &[u8],
     at: DateTime<Utc>,
     audit: &NewAuditEntry,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     sqlx::query(
         "INSERT OR REPLACE INTO mailbox_authorizations (device_id, mailbox, sealed_refresh_token, acquired_at, acquired_by)
          VALUES (?, ?, ?, ?, ?)",
@@ -61,7 +61,7 @@ pub(super) async fn acquired(
 }
 
 pub(super) async fn refreshed(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     device_id: i64,
     sealed: Option<&[u8]>,
     at: DateTime<Utc>,
@@ -75,20 +75,20 @@ pub(super) async fn refreshed(
     .bind(sealed)
     .bind(ms(at))
     .bind(device_id)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 pub(super) async fn failure(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     device_id: i64,
     reason: &str,
     explanation: &str,
     at: DateTime<Utc>,
     alert: &NewEvent,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     sqlx::query("UPDATE mailbox_authorizations SET failure = ?, explanation = ?, failed_at = ? WHERE device_id = ?")
         .bind(reason)
         .bind(explanation)
@@ -101,8 +101,8 @@ pub(super) async fn failure(
     Ok(())
 }
 
-pub(super) async fn forget(pool: &SqlitePool, device_id: i64, audit: &NewAuditEntry) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn forget(conn: &mut SqliteConnection, device_id: i64, audit: &NewAuditEntry) -> Result<bool> {
+    let mut tx = conn.begin().await?;
     let done =
         sqlx::query("DELETE FROM mailbox_authorizations WHERE device_id = ?").bind(device_id).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {
@@ -113,8 +113,12 @@ pub(super) async fn forget(pool: &SqlitePool, device_id: i64, audit: &NewAuditEn
     Ok(true)
 }
 
-pub(super) async fn create_session(pool: &SqlitePool, s: &NewDeviceSession, audit: &NewAuditEntry) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn create_session(
+    conn: &mut SqliteConnection,
+    s: &NewDeviceSession,
+    audit: &NewAuditEntry,
+) -> Result<()> {
+    let mut tx = conn.begin().await?;
     sqlx::query("DELETE FROM device_sessions WHERE expires_at <= ?").bind(ms(s.created_at)).execute(&mut *tx).await?;
     sqlx::query(
         "INSERT INTO device_sessions (token_hash, device_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -147,8 +151,8 @@ pub(super) async fn session(
     row.map(|r| Ok((to_device(&r)?.0, r.get("csrf")))).transpose()
 }
 
-pub(super) async fn end_session(pool: &SqlitePool, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn end_session(conn: &mut SqliteConnection, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()> {
+    let mut tx = conn.begin().await?;
     sqlx::query("DELETE FROM device_sessions WHERE token_hash = ?").bind(token_hash).execute(&mut *tx).await?;
     insert_audit(&mut tx, audit, Utc::now()).await?;
     tx.commit().await?;

@@ -13,6 +13,7 @@ mod mailboxes;
 mod oauth;
 mod outbox;
 mod tokens;
+mod writer;
 
 use crate::{
     Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
@@ -23,10 +24,10 @@ use crate::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{
-    Row, SqlitePool,
+    Connection, Row, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 use tidings_core::{
     EmailConfig,
     account::Role,
@@ -34,6 +35,7 @@ use tidings_core::{
     notify::{EventKind, throttle::Throttle},
     outbox::Status,
 };
+use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -42,7 +44,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     /// Every write goes through this one connection, so the daemon's own writers queue in order instead of
     /// meeting SQLite's lock and sleeping in its busy handler.
-    writer: SqlitePool,
+    writer: Arc<Writer>,
     /// Reads, on a read-only connection: they never wait for a commit, nor a commit for them (WAL).
     reader: SqlitePool,
 }
@@ -63,13 +65,8 @@ impl SqliteStore {
             .foreign_keys(true);
         // No ping before each use: the database is a local file, and a ping is one more round trip to the
         // connection's thread for every statement or transaction.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&writer).await?;
+        let writer = Arc::new(Writer::open(&options).await?);
+        MIGRATOR.run(&mut *writer.lock().await?).await?;
         // The reader closes after 30 s unused, returning its cache (and thread) when idle.
         let reader = SqlitePoolOptions::new()
             .max_connections(1)
@@ -128,9 +125,11 @@ impl Store for SqliteStore {
             )
             .bind(key)
             .bind(value)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.lock().await?)
             .await?,
-            None => sqlx::query("DELETE FROM meta WHERE key = ?").bind(key).execute(&self.writer).await?,
+            None => {
+                sqlx::query("DELETE FROM meta WHERE key = ?").bind(key).execute(&mut *self.writer.lock().await?).await?
+            }
         };
         Ok(())
     }
@@ -139,7 +138,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.lock().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -169,7 +168,8 @@ impl Store for SqliteStore {
             .map_err(|e| Error::Corrupt { what: "configuration".into(), why: e.to_string() })?;
         let revision = save.base_revision + 1;
         let at = now();
-        let mut tx = self.writer.begin().await?;
+        let mut writing = self.writer.lock().await?;
+        let mut tx = writing.begin().await?;
         // Writing first takes SQLite's write lock at once; the primary key turns a concurrent save of the same
         // base revision into a conflict instead of a lost update.
         let inserted =
@@ -227,7 +227,8 @@ impl Store for SqliteStore {
     }
 
     async fn record_audit(&self, entry: &NewAuditEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut writing = self.writer.lock().await?;
+        let mut tx = writing.begin().await?;
         insert_audit(&mut tx, entry, now()).await?;
         tx.commit().await?;
         Ok(())
@@ -235,7 +236,8 @@ impl Store for SqliteStore {
 
     async fn create_account(&self, account: &NewAccount, audit: &NewAuditEntry) -> Result<i64> {
         let at = now();
-        let mut tx = self.writer.begin().await?;
+        let mut writing = self.writer.lock().await?;
+        let mut tx = writing.begin().await?;
         let inserted =
             sqlx::query("INSERT INTO accounts (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)")
                 .bind(&account.username)
@@ -263,10 +265,10 @@ impl Store for SqliteStore {
         accounts::for_login(&self.reader, username).await
     }
     async fn login_failed(&self, id: i64, lock_until: Option<DateTime<Utc>>, audit: &NewAuditEntry) -> Result<()> {
-        accounts::login_failed(&self.writer, id, lock_until, audit).await
+        accounts::login_failed(&mut *self.writer.lock().await?, id, lock_until, audit).await
     }
     async fn login_succeeded(&self, session: &NewSession, audit: &NewAuditEntry) -> Result<()> {
-        accounts::login_succeeded(&self.writer, session, audit).await
+        accounts::login_succeeded(&mut *self.writer.lock().await?, session, audit).await
     }
     async fn session(
         &self,
@@ -275,20 +277,20 @@ impl Store for SqliteStore {
         extend_to: DateTime<Utc>,
         absolute_max: chrono::Duration,
     ) -> Result<Option<SessionRecord>> {
-        accounts::session(&self.writer, token_hash, now, extend_to, absolute_max).await
+        accounts::session(&mut *self.writer.lock().await?, token_hash, now, extend_to, absolute_max).await
     }
     async fn end_session(&self, token_hash: &[u8], audit: Option<&NewAuditEntry>) -> Result<()> {
-        accounts::end_session(&self.writer, token_hash, audit).await
+        accounts::end_session(&mut *self.writer.lock().await?, token_hash, audit).await
     }
     async fn change_account(&self, id: i64, change: &AccountChange, audit: &NewAuditEntry) -> Result<bool> {
-        accounts::change(&self.writer, id, change, audit).await
+        accounts::change(&mut *self.writer.lock().await?, id, change, audit).await
     }
     async fn delete_account(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        accounts::delete(&self.writer, id, audit).await
+        accounts::delete(&mut *self.writer.lock().await?, id, audit).await
     }
 
     async fn enqueue(&self, messages: &[NewOutboxMessage], lease: Option<&NewLease>) -> Result<Vec<i64>> {
-        outbox::enqueue(&self.writer, messages, lease).await
+        outbox::enqueue(&mut self.writer.lock().await?, messages, lease).await
     }
     async fn lease_due(
         &self,
@@ -297,17 +299,17 @@ impl Store for SqliteStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<LeasedMessage>> {
-        outbox::lease_due(&self.writer, owner, now, until, limit).await
+        outbox::lease_due(&mut *self.writer.lock().await?, owner, now, until, limit).await
     }
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
-        outbox::expire_leases(&self.writer, owner_prefix).await
+        outbox::expire_leases(&mut *self.writer.lock().await?, owner_prefix).await
     }
     async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
-        outbox::settle(&self.writer, settlements).await
+        outbox::settle(&mut self.writer.lock().await?, settlements).await
     }
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         // The engine asks every poll interval: on the writer, so that the reader closes when nobody else reads.
-        outbox::next_due(&self.writer).await
+        outbox::next_due(&mut *self.writer.lock().await?).await
     }
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
         outbox::messages(&self.reader, filter).await
@@ -322,10 +324,10 @@ impl Store for SqliteStore {
             .await?)
     }
     async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
-        outbox::retry_message(&self.writer, id, now).await
+        outbox::retry_message(&mut *self.writer.lock().await?, id, now).await
     }
     async fn purge(&self, status: Status) -> Result<u64> {
-        outbox::purge(&self.writer, status).await
+        outbox::purge(&mut *self.writer.lock().await?, status).await
     }
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>> {
         outbox::queue_counts(&self.reader).await
@@ -335,17 +337,17 @@ impl Store for SqliteStore {
         oauth::record(&self.reader).await
     }
     async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
-        oauth::grant(&self.writer, grant, at).await
+        oauth::grant(&mut *self.writer.lock().await?, grant, at).await
     }
     async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>, alert: &NewEvent) -> Result<()> {
-        oauth::failure(&self.writer, reason, explanation, at, alert).await
+        oauth::failure(&mut *self.writer.lock().await?, reason, explanation, at, alert).await
     }
     async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()> {
-        oauth::forget(&self.writer, audit).await
+        oauth::forget(&mut *self.writer.lock().await?, audit).await
     }
 
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()> {
-        oauth::put_pending(&self.writer, pending).await
+        oauth::put_pending(&mut *self.writer.lock().await?, pending).await
     }
     async fn take_pending_sign_in(
         &self,
@@ -353,11 +355,11 @@ impl Store for SqliteStore {
         device_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingSignIn>> {
-        oauth::take_pending(&self.writer, state, device_id, now).await
+        oauth::take_pending(&mut *self.writer.lock().await?, state, device_id, now).await
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<i64> {
-        events::record(&self.writer, event).await
+        events::record(&mut *self.writer.lock().await?, event).await
     }
     async fn pending_events(&self, limit: u32) -> Result<Vec<EventRecord>> {
         events::pending(&self.reader, limit).await
@@ -369,7 +371,7 @@ impl Store for SqliteStore {
         events::with_repeats(&self.reader).await
     }
     async fn handle_event(&self, handling: &EventHandling<'_>) -> Result<(i64, Option<i64>)> {
-        events::handle(&self.writer, handling).await
+        events::handle(&mut *self.writer.lock().await?, handling).await
     }
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
         events::list(&self.reader, filter).await
@@ -382,7 +384,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_device(&self, device: &NewDevice, audit: &NewAuditEntry) -> Result<i64> {
-        devices::create(&self.writer, device, audit).await
+        devices::create(&mut *self.writer.lock().await?, device, audit).await
     }
     async fn devices(&self) -> Result<Vec<Device>> {
         devices::list(&self.reader).await
@@ -391,7 +393,7 @@ impl Store for SqliteStore {
         devices::for_login(&self.reader, username).await
     }
     async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        devices::delete(&self.writer, id, audit).await
+        devices::delete(&mut *self.writer.lock().await?, id, audit).await
     }
     async fn mailboxes(&self) -> Result<Vec<MailboxRecord>> {
         mailboxes::list(&self.reader).await
@@ -407,7 +409,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         audit: &NewAuditEntry,
     ) -> Result<()> {
-        mailboxes::acquired(&self.writer, device_id, mailbox, sealed_refresh_token, at, audit).await
+        mailboxes::acquired(&mut *self.writer.lock().await?, device_id, mailbox, sealed_refresh_token, at, audit).await
     }
     async fn mailbox_refreshed(
         &self,
@@ -415,7 +417,7 @@ impl Store for SqliteStore {
         sealed_refresh_token: Option<&[u8]>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        mailboxes::refreshed(&self.writer, device_id, sealed_refresh_token, at).await
+        mailboxes::refreshed(&mut *self.writer.lock().await?, device_id, sealed_refresh_token, at).await
     }
     async fn mailbox_failure(
         &self,
@@ -425,23 +427,23 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         alert: &NewEvent,
     ) -> Result<()> {
-        mailboxes::failure(&self.writer, device_id, reason, explanation, at, alert).await
+        mailboxes::failure(&mut *self.writer.lock().await?, device_id, reason, explanation, at, alert).await
     }
     async fn mailbox_forget(&self, device_id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        mailboxes::forget(&self.writer, device_id, audit).await
+        mailboxes::forget(&mut *self.writer.lock().await?, device_id, audit).await
     }
     async fn create_device_session(&self, session: &NewDeviceSession, audit: &NewAuditEntry) -> Result<()> {
-        mailboxes::create_session(&self.writer, session, audit).await
+        mailboxes::create_session(&mut *self.writer.lock().await?, session, audit).await
     }
     async fn device_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>> {
         mailboxes::session(&self.reader, token_hash, now).await
     }
     async fn end_device_session(&self, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()> {
-        mailboxes::end_session(&self.writer, token_hash, audit).await
+        mailboxes::end_session(&mut *self.writer.lock().await?, token_hash, audit).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {
-        tokens::create(&self.writer, name, role, token_hash, audit).await
+        tokens::create(&mut *self.writer.lock().await?, name, role, token_hash, audit).await
     }
     async fn api_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<ApiToken>> {
         tokens::by_hash(&self.reader, token_hash).await
@@ -450,10 +452,10 @@ impl Store for SqliteStore {
         tokens::list(&self.reader).await
     }
     async fn revoke_api_token(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        tokens::revoke(&self.writer, id, audit).await
+        tokens::revoke(&mut *self.writer.lock().await?, id, audit).await
     }
     async fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
-        tokens::touch(&self.writer, id, at).await
+        tokens::touch(&mut *self.writer.lock().await?, id, at).await
     }
 }
 

@@ -3,7 +3,7 @@
 use super::{events, insert_audit, ms, upsert_secret};
 use crate::{NewEvent, OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN, Result};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use tidings_core::audit::NewAuditEntry;
 
 pub(super) async fn record(pool: &SqlitePool) -> Result<OAuthRecord> {
@@ -26,8 +26,8 @@ pub(super) async fn record(pool: &SqlitePool) -> Result<OAuthRecord> {
     }))
 }
 
-pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn grant(conn: &mut SqliteConnection, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
+    let mut tx = conn.begin().await?;
     match grant {
         OAuthGrant::Acquired { sealed_refresh_token, account, client_credentials } => {
             match sealed_refresh_token {
@@ -70,13 +70,13 @@ pub(super) async fn grant(pool: &SqlitePool, grant: OAuthGrant<'_>, at: DateTime
 }
 
 pub(super) async fn failure(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     reason: &str,
     explanation: &str,
     at: DateTime<Utc>,
     alert: &NewEvent,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     sqlx::query(
         "INSERT INTO oauth_authorization (id, failure, explanation, failed_at) VALUES (1, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET failure = excluded.failure, explanation = excluded.explanation, failed_at = excluded.failed_at",
@@ -91,8 +91,8 @@ pub(super) async fn failure(
     Ok(())
 }
 
-pub(super) async fn forget(pool: &SqlitePool, audit: &NewAuditEntry) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn forget(conn: &mut SqliteConnection, audit: &NewAuditEntry) -> Result<()> {
+    let mut tx = conn.begin().await?;
     sqlx::query("DELETE FROM secrets WHERE name = ?").bind(REFRESH_TOKEN).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM oauth_authorization").execute(&mut *tx).await?;
     insert_audit(&mut tx, audit, Utc::now()).await?;
@@ -100,8 +100,8 @@ pub(super) async fn forget(pool: &SqlitePool, audit: &NewAuditEntry) -> Result<(
     Ok(())
 }
 
-pub(super) async fn put_pending(pool: &SqlitePool, p: &PendingSignIn) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn put_pending(conn: &mut SqliteConnection, p: &PendingSignIn) -> Result<()> {
+    let mut tx = conn.begin().await?;
     sqlx::query("DELETE FROM oauth_pending WHERE expires_at <= ?").bind(p.created_at).execute(&mut *tx).await?;
     sqlx::query("INSERT INTO oauth_pending (state, sealed_verifier, redirect_uri, created_at, expires_at, device_id) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(&p.state)
@@ -117,7 +117,7 @@ pub(super) async fn put_pending(pool: &SqlitePool, p: &PendingSignIn) -> Result<
 }
 
 pub(super) async fn take_pending(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     state: Option<&str>,
     device_id: Option<i64>,
     now: DateTime<Utc>,
@@ -131,7 +131,7 @@ pub(super) async fn take_pending(
     .bind(state)
     .bind(now)
     .bind(device_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|r| PendingSignIn {
         state: r.get("state"),

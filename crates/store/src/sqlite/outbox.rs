@@ -1,12 +1,12 @@
 //! The outbox in SQLite: enqueue in batches, lease with an expiry, settle in batches.
 
-use super::{batch::Batch, corrupt, events, from_ms, ms};
+use super::{batch::Batch, corrupt, events, from_ms, ms, writer::Writing};
 use crate::{
     LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewLease,
     NewOutboxMessage, Result, RetryOutcome, Settlement,
 };
 use chrono::{DateTime, Utc};
-use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
 use std::collections::BTreeMap;
 use tidings_core::notify::{EventKind, MAX_DETAIL_VALUE};
 use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
@@ -16,7 +16,7 @@ use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
 const ROWS: usize = 8;
 
 pub(super) async fn enqueue(
-    pool: &SqlitePool,
+    writing: &mut Writing<'_>,
     messages: &[NewOutboxMessage],
     lease: Option<&NewLease>,
 ) -> Result<Vec<i64>> {
@@ -24,7 +24,7 @@ pub(super) async fn enqueue(
         return Ok(Vec::new());
     }
     let chunks = messages.chunks(ROWS);
-    let mut batch = Batch::start(pool, chunks.len()).await?;
+    let mut batch = Batch::start(writing, chunks.len());
     let mut ids = Vec::with_capacity(messages.len());
     let mut to_lease = lease.map_or(0, |l| l.count);
     for chunk in chunks {
@@ -113,7 +113,7 @@ async fn insert_messages(
 }
 
 pub(super) async fn lease_due(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -140,7 +140,7 @@ pub(super) async fn lease_due(
     .bind(ms(until))
     .bind(ms(now))
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut leased = rows
         .into_iter()
@@ -160,22 +160,22 @@ pub(super) async fn lease_due(
     Ok(leased)
 }
 
-pub(super) async fn expire_leases(pool: &SqlitePool, owner_prefix: &str) -> Result<u64> {
+pub(super) async fn expire_leases(conn: &mut SqliteConnection, owner_prefix: &str) -> Result<u64> {
     let pattern = format!("{}%", owner_prefix.replace('%', "\\%").replace('_', "\\_"));
     let done =
         sqlx::query("UPDATE messages SET lease_until = 0 WHERE status = 'sending' AND lease_owner LIKE ? ESCAPE '\\'")
             .bind(pattern)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
     Ok(done.rows_affected())
 }
 
-pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Result<()> {
+pub(super) async fn settle(writing: &mut Writing<'_>, settlements: &[Settlement]) -> Result<()> {
     let now = ms(Utc::now());
     if settlements.iter().any(|s| s.settled.status == Status::Failed) {
         // A message that failed for good gets its dead-letter event in the same transaction, written once the
         // update said the lease was still this node's.
-        let mut tx = pool.begin().await?;
+        let mut tx = writing.begin().await?;
         for chunk in settlements.chunks(ROWS) {
             let updated = settle_rows(&mut tx, &settle_sql(chunk.len()), chunk, now).await?;
             for s in chunk.iter().filter(|s| s.settled.status == Status::Failed && updated.contains(&s.id)) {
@@ -185,7 +185,7 @@ pub(super) async fn settle(pool: &SqlitePool, settlements: &[Settlement]) -> Res
         tx.commit().await?;
     } else if !settlements.is_empty() {
         let chunks = settlements.chunks(ROWS);
-        let mut batch = Batch::start(pool, chunks.len()).await?;
+        let mut batch = Batch::start(writing, chunks.len());
         for chunk in chunks {
             let (sql, conn) = batch.next(&settle_sql(chunk.len()));
             settle_rows(conn, &sql, chunk, now).await?;
@@ -269,7 +269,7 @@ async fn record_dead_letter(tx: &mut Transaction<'_, Sqlite>, s: &Settlement, no
     Ok(())
 }
 
-pub(super) async fn next_due(pool: &SqlitePool) -> Result<Option<DateTime<Utc>>> {
+pub(super) async fn next_due(conn: &mut SqliteConnection) -> Result<Option<DateTime<Utc>>> {
     let due: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(t) FROM (
              SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'queued'
@@ -278,7 +278,7 @@ pub(super) async fn next_due(pool: &SqlitePool) -> Result<Option<DateTime<Utc>>>
              UNION ALL
              SELECT MIN(lease_until) AS t FROM messages WHERE status = 'sending')",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(due.map(from_ms))
 }
@@ -338,8 +338,8 @@ pub(super) async fn message(pool: &SqlitePool, id: i64) -> Result<Option<Message
     Ok(Some(MessageDetail { summary: summary(&row)?, message_id: row.get("message_id"), attempt_log }))
 }
 
-pub(super) async fn retry_message(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
-    let mut tx = pool.begin().await?;
+pub(super) async fn retry_message(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
+    let mut tx = conn.begin().await?;
     let Some(row) =
         sqlx::query("SELECT status, recipients FROM messages WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?
     else {
@@ -372,8 +372,8 @@ pub(super) async fn retry_message(pool: &SqlitePool, id: i64, now: DateTime<Utc>
     Ok(RetryOutcome::Requeued)
 }
 
-pub(super) async fn purge(pool: &SqlitePool, status: Status) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM messages WHERE status = ?").bind(status.as_str()).execute(pool).await?;
+pub(super) async fn purge(conn: &mut SqliteConnection, status: Status) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM messages WHERE status = ?").bind(status.as_str()).execute(&mut *conn).await?;
     Ok(done.rows_affected())
 }
 

@@ -3,7 +3,7 @@
 use super::{corrupt, insert_audit};
 use crate::{ApiToken, Result};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use tidings_core::{account::Role, audit::NewAuditEntry};
 
 const COLUMNS: &str = "id, name, role, created_at, created_by, last_used_at, revoked_at";
@@ -22,14 +22,14 @@ fn token(r: &SqliteRow) -> Result<ApiToken> {
 }
 
 pub(super) async fn create(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     name: &str,
     role: Role,
     hash: &[u8],
     audit: &NewAuditEntry,
 ) -> Result<i64> {
     let now = Utc::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO api_tokens (name, role, token_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?) RETURNING id",
     )
@@ -58,9 +58,9 @@ pub(super) async fn list(pool: &SqlitePool) -> Result<Vec<ApiToken>> {
     rows.iter().map(token).collect()
 }
 
-pub(super) async fn revoke(pool: &SqlitePool, id: i64, audit: &NewAuditEntry) -> Result<bool> {
+pub(super) async fn revoke(conn: &mut SqliteConnection, id: i64, audit: &NewAuditEntry) -> Result<bool> {
     let now = Utc::now();
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let done = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
         .bind(now)
         .bind(id)
@@ -74,7 +74,7 @@ pub(super) async fn revoke(pool: &SqlitePool, id: i64, audit: &NewAuditEntry) ->
     Ok(true)
 }
 
-pub(super) async fn touch(pool: &SqlitePool, id: i64, at: DateTime<Utc>) -> Result<()> {
-    sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?").bind(at).bind(id).execute(pool).await?;
+pub(super) async fn touch(conn: &mut SqliteConnection, id: i64, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?").bind(at).bind(id).execute(&mut *conn).await?;
     Ok(())
 }
