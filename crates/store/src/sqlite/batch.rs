@@ -49,7 +49,7 @@ mod tests {
     use crate::{Result, sqlite::writer::Writer};
     use sqlx::sqlite::SqliteConnectOptions;
 
-    async fn pool(dir: &tempfile::TempDir) -> Writer {
+    async fn writer(dir: &tempfile::TempDir) -> Writer {
         let options = SqliteConnectOptions::new().filename(dir.path().join("batch.db")).create_if_missing(true);
         let writer = Writer::open(&options).await.unwrap();
         sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
@@ -80,33 +80,33 @@ mod tests {
     #[tokio::test]
     async fn a_batch_commits_all_its_statements_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir).await;
+        let writer = writer(&dir).await;
         let statements = ["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2), (3)", "INSERT INTO t VALUES (4)"];
-        batch(&pool, &statements, 3).await.unwrap();
-        assert_eq!(rows(&pool).await, [1, 2, 3, 4]);
+        batch(&writer, &statements, 3).await.unwrap();
+        assert_eq!(rows(&writer).await, [1, 2, 3, 4]);
     }
 
     #[tokio::test]
     async fn a_failed_statement_undoes_the_batch_and_leaves_the_writer_usable() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir).await;
+        let writer = writer(&dir).await;
         // The second statement breaks the primary key: the first one's row goes too.
-        let err = batch(&pool, &["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2), (2)"], 2).await.unwrap_err();
+        let err = batch(&writer, &["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2), (2)"], 2).await.unwrap_err();
         assert!(err.to_string().contains("UNIQUE"), "{err}");
-        assert_eq!(rows(&pool).await, Vec::<i64>::new());
+        assert_eq!(rows(&writer).await, Vec::<i64>::new());
         // Were the writer's next turn inside the failed transaction, this BEGIN would fail.
-        batch(&pool, &["INSERT INTO t VALUES (5)", "INSERT INTO t VALUES (6)"], 2).await.unwrap();
-        assert_eq!(rows(&pool).await, [5, 6]);
+        batch(&writer, &["INSERT INTO t VALUES (5)", "INSERT INTO t VALUES (6)"], 2).await.unwrap();
+        assert_eq!(rows(&writer).await, [5, 6]);
     }
 
     #[tokio::test]
     async fn a_batch_dropped_half_way_stores_nothing_and_leaves_the_writer_usable() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = pool(&dir).await;
+        let writer = writer(&dir).await;
         // As when the caller's future is dropped between two statements: the first one's BEGIN is open.
-        batch(&pool, &["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"], 1).await.unwrap();
-        assert_eq!(rows(&pool).await, Vec::<i64>::new());
-        batch(&pool, &["INSERT INTO t VALUES (3)"], 1).await.unwrap();
-        assert_eq!(rows(&pool).await, [3]);
+        batch(&writer, &["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"], 1).await.unwrap();
+        assert_eq!(rows(&writer).await, Vec::<i64>::new());
+        batch(&writer, &["INSERT INTO t VALUES (3)"], 1).await.unwrap();
+        assert_eq!(rows(&writer).await, [3]);
     }
 }

@@ -63,11 +63,10 @@ impl SqliteStore {
             // daemon must stay small on an appliance.
             .pragma("cache_size", "-256")
             .foreign_keys(true);
-        // No ping before each use: the database is a local file, and a ping is one more round trip to the
-        // connection's thread for every statement or transaction.
         let writer = Arc::new(Writer::open(&options).await?);
         MIGRATOR.run(&mut *writer.lock().await?).await?;
-        // The reader closes after 30 s unused, returning its cache (and thread) when idle.
+        // The reader closes after 30 s unused, returning its cache (and thread) when idle. No ping before each
+        // use: the database is a local file, and a ping is one more round trip to the connection's thread.
         let reader = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(0)
