@@ -205,3 +205,40 @@ async fn messages_wait_while_no_relay_is_configured_and_go_once_one_is() {
     tidings.wait_for_status(id, "delivered").await;
     tidings.stop().await;
 }
+
+#[tokio::test]
+async fn a_run_whose_connection_drops_resends_the_envelope_sent_ahead_without_counting_an_attempt() {
+    // One connection and a backlog: the engine sends the five as one run, each message's data in the same
+    // write as the next one's envelope. The relay closes the connection at the end of the first message's data.
+    let mut peer = SmtpPeer::start(&["--pipelining", "--drop-data", "1"]);
+    // Queued first, with no relay to go to, so that they wait together.
+    let (smtp, config): (Vec<_>, Vec<_>) =
+        relay(&peer, &[("delivery.connections", "1")]).into_iter().partition(|(key, _)| key.starts_with("smtp."));
+    let tidings = Tidings::start(config).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(tidings.send(&format!("run {i}")).await);
+    }
+    tidings.reconfigure(&smtp.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()).await;
+    for _ in &ids {
+        peer.next_message().await;
+    }
+    let mut attempts = Vec::new();
+    for id in &ids {
+        let message = tidings.wait_for_status(*id, "delivered").await;
+        attempts.push(message["attempt_log"].as_array().unwrap().clone());
+    }
+    // The first message's end of data went unanswered: an attempt that may or may not have arrived.
+    assert_eq!(attempts[0].len(), 2, "{:?}", attempts[0]);
+    assert_eq!(
+        (attempts[0][0]["result"].as_str(), attempts[0][0]["stage"].as_str()),
+        (Some("transient"), Some("message"))
+    );
+    // The second one's envelope was on the wire when the connection went, before any recipient was answered:
+    // sent again on a new connection, its one attempt the delivery.
+    for log in &attempts[1..] {
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(log[0]["result"], "delivered", "{log:?}");
+    }
+    tidings.stop().await;
+}
