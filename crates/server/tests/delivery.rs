@@ -208,8 +208,9 @@ async fn messages_wait_while_no_relay_is_configured_and_go_once_one_is() {
 
 #[tokio::test]
 async fn a_run_whose_connection_drops_resends_the_envelope_sent_ahead_without_counting_an_attempt() {
-    // One connection and a backlog: the engine sends the five as one run, each message's data in the same
-    // write as the next one's envelope. The relay closes the connection at the end of the first message's data.
+    // One connection and a backlog: the engine leases four of the five at once and sends them as one run, each
+    // message's data in the same write as the next one's envelope. The relay closes the connection at the end of
+    // the first message's data.
     let mut peer = SmtpPeer::start(&["--pipelining", "--drop-data", "1"]);
     // Queued first, with no relay to go to, so that they wait together.
     let (smtp, config): (Vec<_>, Vec<_>) =

@@ -99,3 +99,14 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_during_shutdown_is_unavailable_not_an_internal_error() {
+        let e = ApiError::from(tidings_app::Error::Store(tidings_store::Error::Closed));
+        assert!(matches!(&e, ApiError::Unavailable(m) if m.contains("shutting down")), "{e:?}");
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! Writers take turns on it through a lock. A pool of one connection would do the same, but a pool pings each
 //! connection given back to it (a round trip to the connection's thread, from a task of its own) before the next
-//! writer may have it: on the path of every accepted message, that wait was 100–200 µs per commit under the
-//! gateway benchmark's load.
+//! writer may have it. On the path of every accepted message, the wait for the writer before a commit was
+//! 179–311 µs with the pool and 77–104 µs held, under the gateway benchmark's load (docs/BENCHMARKS.md).
 
 use crate::{Error, Result};
 use sqlx::{Connection, SqliteConnection, sqlite::SqliteConnectOptions};
