@@ -164,6 +164,15 @@ impl Command {
     pub fn is_daemon(&self) -> bool {
         matches!(self, Command::Serve(_))
     }
+
+    /// How many threads run the command's async work: `serve --workers`, else one fewer than the CPUs (at least
+    /// one).
+    pub fn workers(&self) -> usize {
+        match self {
+            Command::Serve(ServeArgs { workers: Some(n), .. }) => usize::from(*n),
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +190,10 @@ pub struct ServeArgs {
     /// Address for the HTTP interface.
     #[arg(long, env = "TIDINGS_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
+    /// Threads for the daemon's network work (HTTP, the gateway's sessions, delivery). Default: one fewer than
+    /// the CPUs, at least one, as SQLite writes on a thread of its own.
+    #[arg(long, env = "TIDINGS_WORKERS", value_parser = clap::value_parser!(u16).range(1..), value_name = "N")]
+    pub workers: Option<u16>,
     /// How often to pick up configuration changes made by the CLI or another process.
     #[arg(long, env = "TIDINGS_CONFIG_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub config_poll_interval: Duration,
@@ -345,4 +358,23 @@ pub struct AuditArgs {
     /// As JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tidings").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_daemon_runs_on_the_workers_asked_for_and_at_least_one_by_default() {
+        assert_eq!(parse(&["serve", "--workers", "3"]).unwrap().command.workers(), 3);
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(parse(&["serve"]).unwrap().command.workers(), (cpus - 1).max(1));
+        let err = parse(&["serve", "--workers", "0"]).unwrap_err().to_string();
+        assert!(err.contains("--workers") && err.contains("0"), "{err}");
+    }
 }

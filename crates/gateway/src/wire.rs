@@ -1,9 +1,12 @@
 //! The connection: a byte stream (plain or TLS) with a read buffer, read by lines or as message data, with
 //! the idle timeout on every read.
 
-use std::time::Duration;
+use std::{pin::Pin, time::Duration};
 use tidings_core::submission::data::{DataReader, Fed};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    time::{Instant, Sleep},
+};
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -15,6 +18,9 @@ pub struct Wire {
     io: Box<dyn Io>,
     buf: Vec<u8>,
     idle: Duration,
+    /// The idle timer, pushed back at each read: extending a timer already set is cheaper than setting one
+    /// per read.
+    idle_timer: Pin<Box<Sleep>>,
 }
 
 /// Why reading stopped.
@@ -33,17 +39,21 @@ pub enum Line {
 
 impl Wire {
     pub fn new(io: Box<dyn Io>, idle: Duration) -> Self {
-        Self { io, buf: Vec::with_capacity(READ_ROOM), idle }
+        Self { io, buf: Vec::with_capacity(READ_ROOM), idle, idle_timer: Box::pin(tokio::time::sleep(idle)) }
     }
 
     /// Reads what has arrived into the buffer's free room.
     async fn fill(&mut self) -> Result<(), ReadError> {
         self.buf.reserve(READ_ROOM);
-        match tokio::time::timeout(self.idle, self.io.read_buf(&mut self.buf)).await {
-            Err(_) => Err(ReadError::Idle),
-            Ok(Err(e)) => Err(ReadError::Io(e)),
-            Ok(Ok(0)) => Err(ReadError::Closed),
-            Ok(Ok(_)) => Ok(()),
+        self.idle_timer.as_mut().reset(Instant::now() + self.idle);
+        tokio::select! {
+            biased;
+            read = self.io.read_buf(&mut self.buf) => match read {
+                Err(e) => Err(ReadError::Io(e)),
+                Ok(0) => Err(ReadError::Closed),
+                Ok(_) => Ok(()),
+            },
+            () = &mut self.idle_timer => Err(ReadError::Idle),
         }
     }
 
