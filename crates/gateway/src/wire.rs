@@ -111,3 +111,32 @@ impl Wire {
         let _ = self.io.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn text(line: Line) -> Vec<u8> {
+        match line {
+            Line::Text(text) => text,
+            Line::TooLong => panic!("a line too long"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_counts_from_the_last_read_not_from_the_first() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut wire = Wire::new(Box::new(server), Duration::from_secs(10));
+        // Six commands 6 s apart: 36 s in all, each within 10 s of the one before.
+        for n in 0..6 {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            client.write_all(format!("NOOP {n}\r\n").as_bytes()).await.unwrap();
+            assert_eq!(text(wire.line(512).await.unwrap()), format!("NOOP {n}").into_bytes());
+        }
+        let started = Instant::now();
+        let err = wire.line(512).await.err().unwrap();
+        assert!(matches!(err, ReadError::Idle), "{err:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+}
