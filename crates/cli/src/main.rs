@@ -13,14 +13,14 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(&cli.global, cli.command.is_daemon());
-    let runtime =
-        match tokio::runtime::Builder::new_multi_thread().worker_threads(cli.command.workers()).enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let workers = cli.command.workers();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {

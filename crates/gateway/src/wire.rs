@@ -128,12 +128,19 @@ mod tests {
     async fn the_idle_timeout_counts_from_the_last_read_not_from_the_first() {
         let (mut client, server) = tokio::io::duplex(1024);
         let mut wire = Wire::new(Box::new(server), Duration::from_secs(10));
-        // Six commands 6 s apart: 36 s in all, each within 10 s of the one before.
+        // Six commands 6 s apart, each read waiting for its command: 36 s in all, each within 10 s of the one
+        // before.
+        let client = tokio::spawn(async move {
+            for n in 0..6 {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                client.write_all(format!("NOOP {n}\r\n").as_bytes()).await.unwrap();
+            }
+            client
+        });
         for n in 0..6 {
-            tokio::time::sleep(Duration::from_secs(6)).await;
-            client.write_all(format!("NOOP {n}\r\n").as_bytes()).await.unwrap();
             assert_eq!(text(wire.line(512).await.unwrap()), format!("NOOP {n}").into_bytes());
         }
+        let _client = client.await.unwrap();
         let started = Instant::now();
         let err = wire.line(512).await.err().unwrap();
         assert!(matches!(err, ReadError::Idle), "{err:?}");
