@@ -1,65 +1,12 @@
 //! Device accounts of the submission gateway: printers and scanners authenticate with a user name and a
 //! password (argon2id-hashed), and may send as the addresses listed for them.
 //!
-//! Verifying an argon2id hash costs tens of milliseconds of CPU by design; devices open a session per
-//! message. A verified (user, password, stored hash) triple is therefore remembered in memory as a keyed
-//! SHA-256 (the key is random per process), so that later sessions with the same password cost a hash, not a
-//! key derivation. A changed password changes the stored hash, which invalidates the entry.
+//! Checking their passwords goes through [`crate::password_checks`]: bounded, coalesced, remembered.
 
-use crate::{
-    App, Error, Result,
-    accounts::{hash_password, verify_password},
-};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use std::{
-    collections::HashSet,
-    sync::{Mutex, OnceLock},
-};
+use crate::{App, Error, Result, accounts::hash_password};
+use std::sync::OnceLock;
 use tidings_core::{account, address, audit::NewAuditEntry, secret::SecretString, submission::session::Login};
 use tidings_store::{Device, NewDevice};
-
-/// The most remembered verifications; the set starts over when full.
-const REMEMBERED: usize = 4096;
-
-/// Verifications remembered by this process.
-#[derive(Debug, Default)]
-pub struct VerifiedCache {
-    entries: Mutex<HashSet<[u8; 32]>>,
-}
-
-fn process_key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        key
-    })
-}
-
-fn fingerprint(username: &str, password: &str, hash: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(process_key());
-    for part in [username.to_lowercase().as_bytes(), password.as_bytes(), hash.as_bytes()] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
-}
-
-impl VerifiedCache {
-    fn contains(&self, key: &[u8; 32]) -> bool {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).contains(key)
-    }
-
-    fn insert(&self, key: [u8; 32]) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= REMEMBERED {
-            entries.clear();
-        }
-        entries.insert(key);
-    }
-}
 
 impl App {
     /// Creates a device account; the addresses are those it may send as.
@@ -109,19 +56,7 @@ impl App {
     pub(crate) async fn verified_device(&self, username: &str, password: &SecretString) -> Result<Option<Device>> {
         let found = self.store.device_for_login(username).await?;
         let hash = found.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| decoy().to_owned());
-        let key = fingerprint(username, password.expose(), &hash);
-        let valid = if self.verified.contains(&key) {
-            true
-        } else {
-            let candidate = SecretString::new(password.expose());
-            let checked = hash.clone();
-            let valid =
-                tokio::task::spawn_blocking(move || verify_password(&candidate, &checked)).await.unwrap_or(false);
-            if valid {
-                self.verified.insert(key);
-            }
-            valid
-        };
+        let valid = self.passwords.verify(username, password, &hash, true).await?;
         Ok(found.filter(|_| valid).map(|(device, _)| device))
     }
 }

@@ -11,16 +11,20 @@
 
 pub mod accounts;
 pub mod api_tokens;
+pub mod attempts;
 pub mod authorization;
 pub mod cipher;
 pub mod data_dir;
 pub mod devices;
+pub mod files;
 pub mod mailboxes;
 pub mod metrics;
 pub mod notifications;
 pub mod outbox;
+pub mod password_checks;
 pub mod settings;
 pub mod sign_in;
+pub mod tls_files;
 
 use cipher::Cipher;
 use data_dir::DataDir;
@@ -59,6 +63,9 @@ pub enum Error {
     /// Authentication refused (wrong password, locked account), with what to do.
     #[error("{0}")]
     Refused(String),
+    /// Too many attempts at once, or from one address: try again later.
+    #[error("{0}")]
+    Busy(String),
     /// The operation would break a rule of the current state (the last administrator), with what to do.
     #[error("{0}")]
     Conflict(String),
@@ -80,8 +87,10 @@ pub struct App {
     store: Arc<dyn Store>,
     cipher: Arc<Cipher>,
     metrics: Arc<metrics::Metrics>,
-    /// Device credentials this process verified (see `devices`).
-    verified: Arc<devices::VerifiedCache>,
+    /// Password checks: bounded, coalesced, device successes remembered.
+    passwords: Arc<password_checks::PasswordChecks>,
+    /// Web sign-in attempts by client address (both sign-in pages).
+    sign_in_addresses: Arc<attempts::Attempts<std::net::IpAddr>>,
 }
 
 /// How to create a data directory.
@@ -120,7 +129,8 @@ impl App {
             store: Arc::new(store),
             cipher: Arc::new(Cipher::new(&key)),
             metrics: Default::default(),
-            verified: Default::default(),
+            passwords: Default::default(),
+            sign_in_addresses: Default::default(),
         };
         app.check_key().await?;
         Ok(app)
@@ -142,7 +152,8 @@ impl App {
             store: Arc::new(store),
             cipher: Arc::new(cipher),
             metrics: Default::default(),
-            verified: Default::default(),
+            passwords: Default::default(),
+            sign_in_addresses: Default::default(),
         };
         app.check_key().await?;
 
@@ -175,6 +186,17 @@ impl App {
     /// The store, for parts that read it directly (health checks, change detection).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Checks passwords with these bounds instead of the defaults.
+    pub fn with_password_checks(mut self, options: password_checks::CheckOptions) -> Self {
+        self.passwords = Arc::new(password_checks::PasswordChecks::new(options));
+        self
+    }
+
+    /// The password checks, for their metrics.
+    pub fn password_checks(&self) -> &password_checks::PasswordChecks {
+        &self.passwords
     }
 
     /// This process's counters.

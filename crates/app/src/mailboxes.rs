@@ -149,16 +149,19 @@ impl App {
         &self,
         username: &str,
         password: &SecretString,
-        from: &str,
+        from: std::net::IpAddr,
         policy: &SignInPolicy,
     ) -> Result<DeviceSession> {
-        let actor = format!("mailbox:{username}");
+        let actor = format!("mailbox:{}", tidings_core::account::shown_name(username));
+        let attempt = self.sign_in_attempt(from, policy)?;
         let Some(device) = self.verified_device(username, password).await? else {
+            attempt.failed();
             let audit = NewAuditEntry { actor, action: "sign-in.refused".into(), fields: vec![format!("from {from}")] };
             self.store.record_audit(&audit).await?;
             self.metrics.count("tidings_sign_ins_total", "refused");
             return Err(Error::Refused("wrong user name or password".into()));
         };
+        attempt.succeeded();
         let (token, csrf) = (random_token(), random_token());
         let now = Utc::now();
         let expires_at = crate::later(now, policy.idle.min(policy.absolute));

@@ -4,14 +4,15 @@
 
 use crate::{
     App, Error, Result,
-    accounts::{hash_password, verify_password},
+    accounts::hash_password,
     api_tokens::token_hash,
+    attempts::{Attempt, Limit},
     later,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use std::{sync::OnceLock, time::Duration};
+use std::{net::IpAddr, sync::OnceLock, time::Duration};
 use tidings_core::{
     account::{self, Role},
     audit::NewAuditEntry,
@@ -78,59 +79,74 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password(&SecretString::new("decoy-password-never-valid")).unwrap_or_default())
 }
 
-const REFUSED: &str = "wrong user name or password";
+/// The one answer to a refused sign-in, whether the name is unknown, the password wrong or the account locked:
+/// nothing tells which account names exist. The audit log records the real reason.
+const REFUSED: &str = "wrong user name or password; after repeated failures an account is locked for a while";
 
 impl App {
-    /// Checks a user name and password; on success opens a session. `from` (the client's address) goes into
-    /// the audit log. A locked account is refused without looking at the password.
+    /// Admits one sign-in attempt from `from`, counted against the address's limit before any password is
+    /// checked (both sign-in pages share it).
+    pub(crate) fn sign_in_attempt(
+        &self,
+        from: IpAddr,
+        policy: &SignInPolicy,
+    ) -> Result<Attempt<'_, IpAddr>> {
+        let limit = Limit { max: policy.max_failures_per_address, lockout: policy.lockout };
+        self.sign_in_addresses.begin(from, limit).map_err(|_| {
+            self.metrics.count("tidings_sign_ins_total", "throttled");
+            Error::Busy("too many failed sign-ins from this address; wait a while, then try again".into())
+        })
+    }
+
+    /// Checks a user name and password; on success opens a session. `from` (the client's address) is limited
+    /// and goes into the audit log. Every attempt is counted before its password is checked, so that no number
+    /// of concurrent attempts gets more guesses than the account's and the address's limits; a locked account
+    /// costs the same check as any other and gets the same answer.
     pub async fn sign_in(
         &self,
         username: &str,
         password: &SecretString,
-        from: &str,
+        from: IpAddr,
         policy: &SignInPolicy,
     ) -> Result<Session> {
         let now = Utc::now();
+        let shown = account::shown_name(username);
         let audit = |action: &str, fields: Vec<String>| NewAuditEntry {
-            actor: format!("web:{username}"),
+            actor: format!("web:{shown}"),
             action: action.to_owned(),
             fields: [vec![format!("from {from}")], fields].concat(),
         };
-        let Some(record) = self.store.account_for_login(username).await? else {
-            let hash = decoy_hash().to_owned();
-            let password = SecretString::new(password.expose());
-            tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.ok();
-            self.store.record_audit(&audit("sign-in.refused", vec!["unknown user".into()])).await?;
+        let attempt = self.sign_in_attempt(from, policy)?;
+        let refused = async |attempt: Attempt<'_, IpAddr>, why: &str| {
+            attempt.failed();
+            self.store.record_audit(&audit("sign-in.refused", vec![why.to_owned()])).await?;
             self.metrics.count("tidings_sign_ins_total", "refused");
-            return Err(Error::Refused(REFUSED.into()));
+            Err(Error::Refused(REFUSED.into()))
         };
-        if let Some(until) = record.account.locked_until.filter(|u| *u > now) {
-            self.store.record_audit(&audit("sign-in.refused", vec!["locked".into()])).await?;
-            self.metrics.count("tidings_sign_ins_total", "refused");
-            return Err(Error::Refused(format!(
-                "this account is locked after too many failed sign-ins until {} UTC; try again then, or ask an administrator to unlock it",
-                until.format("%H:%M")
-            )));
-        }
-        let (hash, candidate) = (record.password_hash.clone(), SecretString::new(password.expose()));
-        let matches = tokio::task::spawn_blocking(move || verify_password(&candidate, &hash)).await.unwrap_or(false);
-        if !matches {
-            let failures = record.failed_logins + 1;
+        let found = match account::validate_username(username) {
+            Ok(()) => self.store.account_for_login(username).await?,
+            Err(_) => None,
+        };
+        let Some(record) = found else {
+            self.passwords.verify(username, password, decoy_hash(), false).await?;
+            return refused(attempt, "unknown user").await;
+        };
+        let Some(failures) = self.store.login_attempt(record.account.id, policy.max_failures, now).await? else {
+            self.passwords.verify(username, password, decoy_hash(), false).await?;
+            return refused(attempt, "locked").await;
+        };
+        if !self.passwords.verify(username, password, &record.password_hash, false).await? {
             let lock = (failures >= policy.max_failures).then(|| later(now, policy.lockout));
             let why = match lock {
-                Some(_) => format!("wrong password; locked after {failures} failures"),
+                Some(_) => format!("wrong password; locked for {} after {failures} failures", minutes(policy.lockout)),
                 None => format!("wrong password ({failures} of {})", policy.max_failures),
             };
             self.store.login_failed(record.account.id, lock, &audit("sign-in.refused", vec![why])).await?;
+            attempt.failed();
             self.metrics.count("tidings_sign_ins_total", "refused");
-            return Err(Error::Refused(match lock {
-                Some(_) => format!(
-                    "{REFUSED}; the account is now locked for {} after {failures} failed sign-ins",
-                    humantime_minutes(policy.lockout)
-                ),
-                None => REFUSED.into(),
-            }));
+            return Err(Error::Refused(REFUSED.into()));
         }
+        attempt.succeeded();
         let token = random_token();
         let csrf = random_token();
         let expires_at = later(now, policy.idle.min(policy.absolute));
@@ -215,7 +231,7 @@ fn ensure_another_administrator(accounts: &[Account], id: i64) -> Result<()> {
     }
 }
 
-fn humantime_minutes(d: Duration) -> String {
+fn minutes(d: Duration) -> String {
     let minutes = d.as_secs().div_ceil(60);
     if minutes == 1 { "1 minute".into() } else { format!("{minutes} minutes") }
 }

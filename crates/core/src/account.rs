@@ -61,6 +61,18 @@ pub fn validate_username(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A name as given at a sign-in, fit for the audit log: a valid user name as it is, anything else quoted with
+/// its control characters escaped and cut to 64 characters, so that no input forges a line or a terminal
+/// sequence.
+pub fn shown_name(name: &str) -> String {
+    if validate_username(name).is_ok() {
+        return name.to_owned();
+    }
+    let cut: String = name.chars().take(64).collect();
+    let more = if cut.len() < name.len() { "…" } else { "" };
+    format!("{:?}{more}", cut)
+}
+
 /// The shortest password Tidings accepts for an account.
 pub const MIN_PASSWORD_LEN: usize = 12;
 

@@ -32,6 +32,7 @@ fn policy(trusted: bool, tls_required: bool) -> Policy {
         tls_required,
         trusted_network: trusted,
         recipient_domains: vec!["example.com".into()],
+        max_errors: 20,
     }
 }
 

@@ -1,5 +1,7 @@
-//! Protection per client address: authentication failures lead to a temporary lockout, and messages are
-//! limited per minute. Kept in memory: a restart forgives.
+//! Protection per client address: authentication attempts are counted before the password is checked (a
+//! lockout after repeated failures, and no more attempts at once than failures are left), and messages are
+//! limited per minute. Kept in memory, for as long as the gateway runs: a restart forgives, a change of its
+//! settings does not.
 //!
 //! The rate is a sliding-window counter (this minute's count plus the previous minute's, weighted by how much
 //! of it the window still covers): constant memory and time per address, whatever the limit.
@@ -10,13 +12,7 @@ use std::{
     sync::Mutex,
     time::{Duration, Instant},
 };
-
-#[derive(Debug, Default)]
-struct Entry {
-    failures: Vec<Instant>,
-    locked_until: Option<Instant>,
-    rate: Rate,
-}
+use tidings_app::attempts::{Attempt, Attempts, Limit, Refusal};
 
 /// Messages counted in the current fixed minute and the one before it.
 #[derive(Debug)]
@@ -54,55 +50,37 @@ impl Rate {
 
 #[derive(Debug, Default)]
 pub struct Guard {
-    entries: Mutex<HashMap<IpAddr, Entry>>,
+    auth: Attempts<IpAddr>,
+    rates: Mutex<HashMap<IpAddr, Rate>>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 impl Guard {
-    fn with<T>(&self, ip: IpAddr, f: impl FnOnce(&mut Entry, Instant) -> T) -> T {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() > 10_000 {
-            entries.retain(|_, e| e.locked_until.is_some_and(|u| u > now) || !e.rate.idle(now));
-        }
-        f(entries.entry(ip).or_default(), now)
-    }
-
     /// Whether the address is locked out now.
     pub fn locked(&self, ip: IpAddr) -> bool {
-        self.with(ip, |e, now| e.locked_until.is_some_and(|u| u > now))
+        self.auth.locked(&ip)
     }
 
-    /// Counts a failed authentication; true when the address is now locked out.
-    pub fn auth_failed(&self, ip: IpAddr, max: u32, lockout: Duration) -> bool {
-        self.with(ip, |e, now| {
-            e.failures.retain(|t| now - *t < lockout);
-            e.failures.push(now);
-            if e.failures.len() >= max as usize {
-                e.failures.clear();
-                e.locked_until = Some(now + lockout);
-                true
-            } else {
-                false
-            }
-        })
-    }
-
-    pub fn auth_succeeded(&self, ip: IpAddr) {
-        self.with(ip, |e, _| e.failures.clear());
+    /// Admits one authentication attempt from `ip`, counted before its password is checked.
+    pub fn begin_auth(&self, ip: IpAddr, max: u32, lockout: Duration) -> Result<Attempt<'_, IpAddr>, Refusal> {
+        self.auth.begin(ip, Limit { max, lockout })
     }
 
     /// Counts a message; false when the address sent `per_minute` already in the last minute.
     pub fn message_allowed(&self, ip: IpAddr, per_minute: u32) -> bool {
-        self.with(ip, |e, now| {
-            if e.rate.in_last_minute(now) >= f64::from(per_minute) {
-                false
-            } else {
-                e.rate.current += 1;
-                true
-            }
-        })
+        let now = Instant::now();
+        let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        if rates.len() > 10_000 {
+            rates.retain(|_, r| !r.idle(now));
+        }
+        let rate = rates.entry(ip).or_default();
+        if rate.in_last_minute(now) >= f64::from(per_minute) {
+            false
+        } else {
+            rate.current += 1;
+            true
+        }
     }
 }
 
@@ -114,8 +92,11 @@ mod tests {
     fn lockout_and_rate() {
         let g = Guard::default();
         let ip: IpAddr = [127, 0, 0, 1].into();
-        assert!(!g.auth_failed(ip, 3, MINUTE) && !g.auth_failed(ip, 3, MINUTE));
-        assert!(g.auth_failed(ip, 3, MINUTE) && g.locked(ip));
+        for _ in 0..2 {
+            assert!(!g.begin_auth(ip, 3, MINUTE).expect("admitted").failed());
+        }
+        assert!(g.begin_auth(ip, 3, MINUTE).expect("admitted").failed() && g.locked(ip));
+        assert_eq!(g.begin_auth(ip, 3, MINUTE).err(), Some(Refusal::Locked));
         assert!(!g.locked([127, 0, 0, 2].into()));
         assert!(g.message_allowed(ip, 2) && g.message_allowed(ip, 2) && !g.message_allowed(ip, 2));
     }

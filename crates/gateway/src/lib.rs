@@ -2,25 +2,33 @@
 //! no authentication from listed networks); Tidings answers `250` only once the message is durably in the
 //! outbox, then delivers it like any other message (OAuth upstream, retries, the delivery log).
 //!
-//! - [`Gateway::spawn`] runs the listeners the configuration asks for (`gateway.listen` with STARTTLS,
-//!   `gateway.tls_listen` with implicit TLS) and restarts them when those settings change.
+//! - [`Gateway::spawn`] follows the configuration: `listener.rs` binds `gateway.listen` (STARTTLS) and
+//!   `gateway.tls_listen` (implicit TLS), rebinding only an address that changed, and retrying one that could
+//!   not be bound; the certificate is reloaded when its settings or its files change, and a broken new one
+//!   leaves the previous one in force. Sessions under way survive every change. [`Status`] says what listens.
 //! - `session.rs` drives the protocol core (`tidings_core::submission`) for one client; `wire.rs` reads
-//!   lines and data with timeouts; `guard.rs` holds the per-address lockouts and rate limits.
+//!   lines and data with timeouts; `guard.rs` holds the per-address lockouts and rate limits; `slots.rs` the
+//!   connection limits.
 
 mod guard;
+mod listener;
 mod session;
+mod slots;
 mod wire;
 
-use rustls::{ServerConfig, crypto::ring};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use std::{net::SocketAddr, sync::Arc};
-use tidings_app::{App, outbox::Committer, settings::Current};
-use tokio::{
-    net::TcpListener,
-    sync::{Semaphore, watch},
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, SystemTime},
 };
+use tidings_app::{App, outbox::Committer, settings::Current};
+use tidings_core::config::gateway::GatewaySettings;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+/// How often the gateway looks again at its certificate files and at a listener it could not bind.
+pub const RECHECK: Duration = Duration::from_secs(10);
 
 /// What every session uses.
 pub(crate) struct Shared {
@@ -28,9 +36,17 @@ pub(crate) struct Shared {
     pub config: watch::Receiver<Arc<Current>>,
     pub committer: Committer,
     pub guard: guard::Guard,
-    pub tls: Option<TlsAcceptor>,
+    /// The certificate in force, replaced when a new one loads.
+    tls: RwLock<Option<TlsAcceptor>>,
+    pub slots: Arc<slots::Slots>,
     /// The name in the greeting and EHLO, read once.
     pub host_name: String,
+}
+
+impl Shared {
+    pub fn tls(&self) -> Option<TlsAcceptor> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// The gateway, following the configuration in force.
@@ -39,162 +55,148 @@ pub struct Gateway {
     pub app: App,
     pub config: watch::Receiver<Arc<Current>>,
     pub committer: Committer,
+    pub status: Status,
 }
 
-/// The settings that need the listeners restarted.
+/// What the gateway is doing: for `/readyz`, the metrics and the web interface.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    report: Arc<Mutex<Report>>,
+    slots: Arc<slots::Slots>,
+}
+
+/// One configured listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Listeners {
-    listen: Option<String>,
-    tls_listen: Option<String>,
-    cert_file: Option<String>,
-    key_file: Option<String>,
-    max_connections: u32,
+pub struct ListenerReport {
+    pub address: String,
+    pub implicit_tls: bool,
+    /// Why it does not listen, when it does not.
+    pub error: Option<String>,
 }
 
-impl Listeners {
-    fn of(current: &Current) -> Self {
-        let g = &current.config.gateway;
-        Self {
-            listen: g.listen.clone(),
-            tls_listen: g.tls_listen.clone(),
-            cert_file: g.cert_file.clone(),
-            key_file: g.key_file.clone(),
-            max_connections: g.max_connections,
-        }
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub listeners: Vec<ListenerReport>,
+    /// Why the configured certificate cannot be used (a certificate that loaded before stays in force).
+    pub certificate_error: Option<String>,
+}
+
+impl Report {
+    /// Every problem, as a sentence for people.
+    pub fn problems(&self) -> Vec<String> {
+        let listeners = self.listeners.iter().filter_map(|l| l.error.clone());
+        listeners.chain(self.certificate_error.clone()).collect()
     }
 }
 
-/// Loads the certificate and key for STARTTLS and the TLS listener.
-fn acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|c| c.collect::<Result<_, _>>())
-        .map_err(|e| format!("gateway.cert_file {cert}: {e}"))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("gateway.key_file {key}: {e}"))?;
-    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("gateway.cert_file and gateway.key_file: {e}"))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+impl Status {
+    pub fn report(&self) -> Report {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sessions running now.
+    pub fn connections(&self) -> usize {
+        self.slots.in_use()
+    }
+
+    fn publish(&self, report: Report) {
+        *self.report.lock().unwrap_or_else(|e| e.into_inner()) = report;
+    }
+}
+
+/// When the certificate files last changed, as far as the gateway can tell without reading them.
+type Stamp = [Option<(SystemTime, u64)>; 2];
+
+fn stamp(cert: &str, key: &str) -> Stamp {
+    [cert, key].map(|p| std::fs::metadata(Path::new(p)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+}
+
+/// The certificate the configuration names, and whether it loaded.
+#[derive(Debug, Default)]
+struct Certificate {
+    loaded_from: Option<(String, String, Stamp)>,
+    error: Option<String>,
+}
+
+impl Certificate {
+    /// Loads the certificate when its settings or files changed; a broken one leaves the previous in force.
+    async fn refresh(&mut self, shared: &Shared, g: &GatewaySettings) {
+        let Some((cert, key)) = g.cert_file.clone().zip(g.key_file.clone()) else {
+            *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = None;
+            *self = Self::default();
+            return;
+        };
+        let stamp = stamp(&cert, &key);
+        if self.loaded_from.as_ref().is_some_and(|(c, k, s)| (c, k, s) == (&cert, &key, &stamp)) {
+            return;
+        }
+        self.loaded_from = Some((cert.clone(), key.clone(), stamp));
+        let files = (cert.clone(), key.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            tidings_app::tls_files::server_config(Path::new(&files.0), Path::new(&files.1))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        let mut tls = shared.tls.write().unwrap_or_else(|e| e.into_inner());
+        match loaded {
+            Ok(config) => {
+                tracing::info!(cert_file = %cert, "gateway: certificate loaded");
+                *tls = Some(TlsAcceptor::from(config));
+                self.error = None;
+            }
+            Err(why) => {
+                let kept = if tls.is_some() { "; the previous certificate stays in use" } else { "; TLS is off" };
+                tracing::error!(error = %why, "gateway: the certificate cannot be used{kept}");
+                self.error = Some(format!("the certificate cannot be used: {why}{kept}"));
+            }
+        }
+    }
 }
 
 impl Gateway {
     /// Runs until `shutdown`.
     pub fn spawn(mut self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut running: Option<(Listeners, CancellationToken)> = None;
+            let shared = Arc::new(Shared {
+                app: self.app.clone(),
+                config: self.config.clone(),
+                committer: self.committer.clone(),
+                guard: guard::Guard::default(),
+                tls: RwLock::new(None),
+                slots: self.status.slots.clone(),
+                host_name: tidings_app::host_name().unwrap_or_else(|| "tidings".into()),
+            });
+            let mut listeners = [listener::Listener::new(false), listener::Listener::new(true)];
+            let mut certificate = Certificate::default();
+            let mut recheck = tokio::time::interval(RECHECK);
+            recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                let wanted = Listeners::of(&self.config.borrow_and_update());
-                if running.as_ref().map(|(l, _)| l) != Some(&wanted) {
-                    if let Some((_, stop)) = running.take() {
-                        stop.cancel();
+                let g = self.config.borrow_and_update().config.gateway.clone();
+                certificate.refresh(&shared, &g).await;
+                let wanted = [g.listen, g.tls_listen];
+                // Stop every listener whose address changes before binding any, so that an address moving from
+                // one to the other is free.
+                for (listener, address) in listeners.iter_mut().zip(&wanted) {
+                    if listener.address() != address.as_deref() {
+                        listener.stop().await;
                     }
-                    let stop = shutdown.child_token();
-                    self.start(&wanted, stop.clone()).await;
-                    running = Some((wanted, stop));
                 }
+                for (listener, address) in listeners.iter_mut().zip(&wanted) {
+                    listener.ensure(address.as_deref(), &shared, &shutdown).await;
+                }
+                self.status.publish(Report {
+                    listeners: listeners.iter().filter_map(listener::Listener::report).collect(),
+                    certificate_error: certificate.error.clone(),
+                });
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    changed = self.config.changed() => if changed.is_err() { return },
+                    () = shutdown.cancelled() => break,
+                    changed = self.config.changed() => if changed.is_err() { break },
+                    _ = recheck.tick() => {}
                 }
+            }
+            for listener in &mut listeners {
+                listener.stop().await;
             }
         })
-    }
-
-    async fn start(&self, wanted: &Listeners, stop: CancellationToken) {
-        if wanted.listen.is_none() && wanted.tls_listen.is_none() {
-            return;
-        }
-        let tls = match (&wanted.cert_file, &wanted.key_file) {
-            (Some(cert), Some(key)) => match acceptor(cert, key) {
-                Ok(a) => Some(a),
-                Err(why) => {
-                    tracing::error!(error = %why, "gateway: the certificate cannot be used; TLS is off until it is fixed");
-                    None
-                }
-            },
-            _ => None,
-        };
-        let shared = Arc::new(Shared {
-            app: self.app.clone(),
-            config: self.config.clone(),
-            committer: self.committer.clone(),
-            guard: guard::Guard::default(),
-            tls,
-            host_name: tidings_app::host_name().unwrap_or_else(|| "tidings".into()),
-        });
-        let connections = Arc::new(Semaphore::new(wanted.max_connections as usize));
-        for (address, implicit_tls) in [(&wanted.listen, false), (&wanted.tls_listen, true)] {
-            let Some(address) = address else { continue };
-            if implicit_tls && shared.tls.is_none() {
-                tracing::error!(%address, "gateway: the TLS listener needs a usable certificate; not listening");
-                continue;
-            }
-            match TcpListener::bind(address).await {
-                Ok(listener) => {
-                    tracing::info!(%address, tls = implicit_tls, "gateway listening");
-                    tokio::spawn(accept_loop(
-                        listener,
-                        shared.clone(),
-                        connections.clone(),
-                        implicit_tls,
-                        stop.clone(),
-                    ));
-                }
-                Err(e) => {
-                    tracing::error!(%address, error = %e, "gateway: cannot listen; fix gateway.listen / gateway.tls_listen")
-                }
-            }
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    connections: Arc<Semaphore>,
-    implicit_tls: bool,
-    stop: CancellationToken,
-) {
-    loop {
-        let (stream, peer): (_, SocketAddr) = tokio::select! {
-            () = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway: accept failed");
-                    continue;
-                }
-            },
-        };
-        let idle = shared.config.borrow().config.gateway.idle_timeout;
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            shared.app.metrics().count("tidings_gateway_sessions_total", "refused_busy");
-            tracing::warn!(%peer, "gateway: connection limit reached");
-            tokio::spawn(async move {
-                let mut wire = wire::Wire::new(Box::new(stream), idle);
-                let _ = wire.send("421 4.7.0 too many connections; try again later\r\n").await;
-            });
-            continue;
-        };
-        shared.app.metrics().count("tidings_gateway_sessions_total", "accepted");
-        let (shared, stop) = (shared.clone(), stop.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let wire = if implicit_tls {
-                let Some(acceptor) = shared.tls.clone() else { return };
-                match tokio::time::timeout(idle, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => wire::Wire::new(Box::new(tls), idle),
-                    _ => return tracing::debug!(%peer, "gateway: TLS handshake failed"),
-                }
-            } else {
-                wire::Wire::new(Box::new(stream), idle)
-            };
-            tokio::select! {
-                () = session::serve(shared, wire, peer, implicit_tls) => {}
-                () = stop.cancelled() => {}
-            }
-        });
     }
 }

@@ -6,6 +6,7 @@ use crate::{
     wire::{Line, ReadError, Wire},
 };
 use std::{net::SocketAddr, sync::Arc, time::Instant};
+use tidings_app::attempts::Refusal;
 use tidings_app::outbox::{Submission, prepare};
 use tidings_core::{
     config::{
@@ -29,7 +30,10 @@ enum End {
     Closed,
     Idle,
     TooLong,
+    TooSlow,
     Locked,
+    Busy,
+    TooManyErrors,
     Failed(String),
 }
 
@@ -45,6 +49,7 @@ fn policy(config: &EmailConfig, host_name: &str, peer: SocketAddr, tls_available
         tls_required: g.require_tls,
         trusted_network: trusted,
         recipient_domains: g.recipient_domains.clone(),
+        max_errors: g.max_errors,
     }
 }
 
@@ -57,7 +62,10 @@ pub async fn serve(shared: Arc<Shared>, wire: Wire, peer: SocketAddr, tls: bool)
         End::Closed => ("closed by the client".into(), false),
         End::Idle => ("idle timeout".into(), true),
         End::TooLong => ("session timeout".into(), true),
+        End::TooSlow => ("data slower than gateway.min_data_rate".into(), true),
         End::Locked => ("address locked out".into(), true),
+        End::Busy => ("too many password checks at once".into(), true),
+        End::TooManyErrors => ("too many refused commands".into(), true),
         End::Failed(why) => (why.clone(), true),
     };
     if level_warn {
@@ -85,7 +93,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
         SenderPolicy::LoginUser => SenderCheck::LoginRequired,
         SenderPolicy::Fixed | SenderPolicy::Bulk => SenderCheck::Rewritten,
     };
-    let tls_available = shared.tls.is_some();
+    let tls_available = shared.tls().is_some();
     let mut session = Session::new(policy(config, &shared.host_name, peer, tls_available, tls), sender_check, tls);
     if wire.send(&session.greeting().wire()).await.is_err() {
         return End::Closed;
@@ -107,7 +115,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                 Err(reply) => Step::Reply(reply),
             },
             Ok(Line::TooLong) => Step::Reply(Reply::new(500, "5.5.2", "line too long")),
-            Err(ReadError::Idle) => {
+            Err(ReadError::Idle | ReadError::TooSlow) => {
                 let _ = wire.send(&Reply::new(421, "4.4.2", "idle too long; closing").wire()).await;
                 return End::Idle;
             }
@@ -125,7 +133,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                 return End::Quit;
             }
             Step::StartTls => {
-                let Some(acceptor) = shared.tls.clone() else {
+                let Some(acceptor) = shared.tls() else {
                     return End::Failed("STARTTLS without a certificate".into());
                 };
                 if wire.send(&Reply::new(220, "2.0.0", "ready to start TLS").wire()).await.is_err() {
@@ -140,25 +148,17 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                     Err(e) => return End::Failed(format!("TLS handshake failed: {e}")),
                 }
             }
-            Step::Auth { mechanism, initial } => match authenticate(shared, &mut wire, mechanism, initial).await {
+            Step::Auth { mechanism, initial } => match credentials(&mut wire, mechanism, initial).await {
                 Err(end) => return end,
-                Ok(Ok(login)) => {
-                    shared.guard.auth_succeeded(peer.ip());
-                    shared.app.metrics().count("tidings_gateway_authentications_total", "ok");
-                    tracing::info!(%peer, device = %login.username, "gateway authentication");
-                    session.authenticated(login)
-                }
-                Ok(Err(reply)) => {
-                    shared.app.metrics().count("tidings_gateway_authentications_total", "failed");
-                    if shared.guard.auth_failed(peer.ip(), g.auth_max_failures, g.auth_lockout) {
-                        tracing::warn!(%peer, lockout = ?g.auth_lockout, "gateway: too many failed authentications; address locked out");
-                        let _ = wire
-                            .send(&Reply::new(421, "4.7.0", "too many failed authentications; try again later").wire())
-                            .await;
-                        return End::Locked;
+                Ok(Err(reply)) => reply,
+                Ok(Ok((user, password))) => match verify(shared, peer, g, &user, password).await {
+                    Ok(login) => session.authenticated(login),
+                    Err(Verdict::Refused(reply)) => reply,
+                    Err(Verdict::Close(reply, end)) => {
+                        let _ = wire.send(&reply.wire()).await;
+                        return end;
                     }
-                    reply
-                }
+                },
             },
             Step::Data => {
                 if !shared.guard.message_allowed(peer.ip(), g.rate_limit) {
@@ -175,9 +175,13 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                         return End::Closed;
                     }
                     let mut reader = DataReader::new(config.delivery.max_message_size as usize, g.bare_newlines);
-                    let data = match wire.data(&mut reader).await {
+                    let data = match wire.data(&mut reader, g.min_data_rate).await {
                         Ok(data) => data,
                         Err(ReadError::Idle) => return End::Idle,
+                        Err(ReadError::TooSlow) => {
+                            let _ = wire.send(&Reply::new(421, "4.4.2", "data too slow; closing").wire()).await;
+                            return End::TooSlow;
+                        }
                         Err(ReadError::Closed) => return End::Closed,
                         Err(ReadError::Io(e)) => return End::Failed(e.to_string()),
                     };
@@ -199,19 +203,80 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                 }
             }
         };
+        let (reply, closing) = match session.judge(reply) {
+            Ok(reply) => (reply, false),
+            Err(closing) => (closing, true),
+        };
         if wire.send(&reply.wire()).await.is_err() {
             return End::Closed;
+        }
+        if closing {
+            return End::TooManyErrors;
         }
     }
 }
 
-/// Runs the SASL exchange; `Ok(Err(reply))` when the credentials are refused, `Err` when the session ends.
-async fn authenticate(
+/// Why an authentication did not succeed: a refusal the session goes on after, or one that ends it.
+enum Verdict {
+    Refused(Reply),
+    Close(Reply, End),
+}
+
+/// Checks the credentials, counted against the address's limit before the password is checked.
+async fn verify(
     shared: &Shared,
+    peer: SocketAddr,
+    g: &tidings_core::config::gateway::GatewaySettings,
+    user: &str,
+    password: String,
+) -> Result<tidings_core::submission::session::Login, Verdict> {
+    let metrics = shared.app.metrics();
+    let attempt = match shared.guard.begin_auth(peer.ip(), g.auth_max_failures, g.auth_lockout) {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            metrics.count("tidings_gateway_authentications_total", "refused_locked");
+            let text = match refusal {
+                Refusal::Locked => "too many failed authentications from your address; try again later",
+                Refusal::TooManyAtOnce => "too many authentications at once from your address; try again later",
+            };
+            return Err(Verdict::Close(Reply::new(421, "4.7.0", text), End::Locked));
+        }
+    };
+    match shared.app.verify_device(user, &SecretString::new(password)).await {
+        Ok(Some(login)) => {
+            attempt.succeeded();
+            metrics.count("tidings_gateway_authentications_total", "ok");
+            tracing::info!(%peer, device = %login.username, "gateway authentication");
+            Ok(login)
+        }
+        Ok(None) => {
+            metrics.count("tidings_gateway_authentications_total", "failed");
+            if attempt.failed() {
+                tracing::warn!(%peer, lockout = ?g.auth_lockout, "gateway: too many failed authentications; address locked out");
+                let reply = Reply::new(421, "4.7.0", "too many failed authentications; try again later");
+                return Err(Verdict::Close(reply, End::Locked));
+            }
+            Err(Verdict::Refused(Reply::new(535, "5.7.8", "authentication credentials invalid")))
+        }
+        Err(tidings_app::Error::Busy(_)) => {
+            metrics.count("tidings_gateway_authentications_total", "busy");
+            let reply = Reply::new(421, "4.7.0", "too many authentications at once; try again in a moment");
+            Err(Verdict::Close(reply, End::Busy))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "gateway: cannot check credentials");
+            Err(Verdict::Refused(Reply::new(454, "4.7.0", "temporary authentication failure")))
+        }
+    }
+}
+
+/// Runs the SASL exchange for the user name and password; `Ok(Err(reply))` when the exchange is malformed,
+/// `Err` when the session ends.
+async fn credentials(
     wire: &mut Wire,
     mechanism: Mechanism,
     initial: Option<String>,
-) -> Result<Result<tidings_core::submission::session::Login, Reply>, End> {
+) -> Result<Result<(String, String), Reply>, End> {
     let ask = async |wire: &mut Wire, prompt: &str| -> Result<Result<Vec<u8>, Reply>, End> {
         wire.send(&format!("334 {prompt}\r\n")).await.map_err(|_| End::Closed)?;
         match wire.line(MAX_COMMAND_LINE * 4).await {
@@ -219,7 +284,7 @@ async fn authenticate(
                 Ok(sasl::decode(&String::from_utf8_lossy(&line)).map_err(|why| Reply::new(501, "5.5.2", why)))
             }
             Ok(Line::TooLong) => Ok(Err(Reply::new(500, "5.5.6", "authentication answer too long"))),
-            Err(ReadError::Idle) => Err(End::Idle),
+            Err(ReadError::Idle | ReadError::TooSlow) => Err(End::Idle),
             Err(ReadError::Closed) => Err(End::Closed),
             Err(ReadError::Io(e)) => Err(End::Failed(e.to_string())),
         }
@@ -262,14 +327,7 @@ async fn authenticate(
             }
         }
     };
-    match shared.app.verify_device(&user, &SecretString::new(password)).await {
-        Ok(Some(login)) => Ok(Ok(login)),
-        Ok(None) => Ok(Err(Reply::new(535, "5.7.8", "authentication credentials invalid"))),
-        Err(e) => {
-            tracing::error!(error = %e, "gateway: cannot check credentials");
-            Ok(Err(Reply::new(454, "4.7.0", "temporary authentication failure")))
-        }
-    }
+    Ok(Ok((user, password)))
 }
 
 /// Applies the sender policy and stores the message durably; the reply says whether it is queued.
@@ -329,7 +387,10 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
             p.mailbox_of = mailbox_of;
             p
         }
-        Err(tidings_app::Error::Invalid(errors)) => return Reply::new(550, "5.6.0", &errors.to_string()),
+        Err(tidings_app::Error::Invalid(errors)) => {
+            let why: Vec<String> = errors.0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+            return Reply::new(550, "5.6.0", &format!("the message cannot be accepted: {}", why.join("; ")));
+        }
         Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
     };
     match shared.committer.commit(prepared).await {

@@ -1,5 +1,7 @@
 //! The connection: a byte stream (plain or TLS) with a read buffer, read by lines or as message data, with
-//! the idle timeout on every read.
+//! timeouts that bytes trickling in cannot defeat: a command line must arrive whole within the idle timeout of
+//! the moment it is waited for, and message data may pause no longer than the idle timeout and must come at
+//! `gateway.min_data_rate` on average once the first idle timeout has passed.
 
 use std::{pin::Pin, time::Duration};
 use tidings_core::submission::data::{DataReader, Fed};
@@ -18,8 +20,8 @@ pub struct Wire {
     io: Box<dyn Io>,
     buf: Vec<u8>,
     idle: Duration,
-    /// The idle timer, pushed back at each read: extending a timer already set is cheaper than setting one
-    /// per read.
+    /// The idle timer, set once per line and pushed back at each read of message data: extending a timer
+    /// already set is cheaper than setting one per read.
     idle_timer: Pin<Box<Sleep>>,
 }
 
@@ -28,6 +30,8 @@ pub struct Wire {
 pub enum ReadError {
     Closed,
     Idle,
+    /// Message data came slower than the minimum rate.
+    TooSlow,
     Io(std::io::Error),
 }
 
@@ -42,10 +46,14 @@ impl Wire {
         Self { io, buf: Vec::with_capacity(READ_ROOM), idle, idle_timer: Box::pin(tokio::time::sleep(idle)) }
     }
 
-    /// Reads what has arrived into the buffer's free room.
+    /// Starts the idle timer again from now.
+    fn push_back_idle(&mut self) {
+        self.idle_timer.as_mut().reset(Instant::now() + self.idle);
+    }
+
+    /// Reads what has arrived into the buffer's free room, within the idle timer as it stands.
     async fn fill(&mut self) -> Result<(), ReadError> {
         self.buf.reserve(READ_ROOM);
-        self.idle_timer.as_mut().reset(Instant::now() + self.idle);
         tokio::select! {
             biased;
             read = self.io.read_buf(&mut self.buf) => match read {
@@ -60,6 +68,7 @@ impl Wire {
     /// The next line without its CRLF (a bare LF ends a command line too, as many devices send one).
     pub async fn line(&mut self, max: usize) -> Result<Line, ReadError> {
         let mut too_long = false;
+        self.push_back_idle();
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf) {
                 let mut line: Vec<u8> = self.buf.drain(..=i).collect();
@@ -77,13 +86,24 @@ impl Wire {
         }
     }
 
-    /// Feeds the reader until the end of the data; bytes after it stay for the next command.
+    /// Feeds the reader until the end of the data; bytes after it stay for the next command. Data slower than
+    /// `min_rate` octets a second on average, once the first idle timeout has passed, ends as `TooSlow`.
     pub async fn data(
         &mut self,
         reader: &mut DataReader,
+        min_rate: u32,
     ) -> Result<Result<Vec<u8>, tidings_core::submission::data::DataError>, ReadError> {
+        let started = Instant::now();
+        let mut received = 0u64;
         loop {
             if !self.buf.is_empty() {
+                received += self.buf.len() as u64;
+                let elapsed = started.elapsed();
+                if elapsed > self.idle
+                    && elapsed.as_secs_f64() > self.idle.as_secs_f64() + received as f64 / f64::from(min_rate.max(1))
+                {
+                    return Err(ReadError::TooSlow);
+                }
                 match reader.feed(&self.buf) {
                     Fed::Done { used, message } => {
                         self.buf.drain(..used);
@@ -92,6 +112,7 @@ impl Wire {
                     Fed::More => self.buf.clear(),
                 }
             }
+            self.push_back_idle();
             self.fill().await?;
         }
     }
@@ -145,5 +166,58 @@ mod tests {
         let err = wire.line(512).await.err().unwrap();
         assert!(matches!(err, ReadError::Idle), "{err:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_command_trickling_in_byte_by_byte_does_not_push_back_the_idle_timeout() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut wire = Wire::new(Box::new(server), Duration::from_secs(10));
+        let _client = tokio::spawn(async move {
+            for byte in b"NOOP and never the end of the line" {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if client.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let started = Instant::now();
+        let err = wire.line(512).await.err().unwrap();
+        assert!(matches!(err, ReadError::Idle), "{err:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(10), "cut 10 s after the line was first waited for");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn data_slower_than_the_minimum_rate_is_cut_after_the_first_idle_timeout() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut wire = Wire::new(Box::new(server), Duration::from_secs(10));
+        let _client = tokio::spawn(async move {
+            // 100 bytes a second, each pause well within the idle timeout.
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if client.write_all(&[b'x'; 99]).await.is_err() || client.write_all(b"\n").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut reader = DataReader::new(1 << 20, tidings_core::submission::data::BareNewlines::Normalize);
+        let started = Instant::now();
+        let err = wire.data(&mut reader, 1000).await.err().unwrap();
+        assert!(matches!(err, ReadError::TooSlow), "{err:?}");
+        let elapsed = started.elapsed();
+        assert!(elapsed > Duration::from_secs(10) && elapsed <= Duration::from_secs(12), "{elapsed:?}");
+        // At the same pace, a rate of 100 octets a second is enough.
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut wire = Wire::new(Box::new(server), Duration::from_secs(10));
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                client.write_all(&[b'x'; 98]).await.unwrap();
+                client.write_all(b"\r\n").await.unwrap();
+            }
+            client.write_all(b".\r\n").await.unwrap();
+            client
+        });
+        let mut reader = DataReader::new(1 << 20, tidings_core::submission::data::BareNewlines::Reject);
+        assert!(wire.data(&mut reader, 90).await.unwrap().is_ok());
     }
 }

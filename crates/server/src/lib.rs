@@ -13,6 +13,7 @@
 pub mod http;
 pub mod live_config;
 pub mod notifier;
+pub mod serve;
 pub mod shutdown;
 pub mod tls;
 pub mod ui;
@@ -64,6 +65,8 @@ pub struct Options {
     pub sign_in: SignInPolicy,
     /// Serve HTTPS with these files; plain HTTP when `None`.
     pub tls: Option<tls::TlsFiles>,
+    /// How long a client may take to send a request's headers and body.
+    pub http: serve::HttpTimeouts,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             notifier: NotifierOptions::default(),
             sign_in: SignInPolicy::default(),
             tls: None,
+            http: serve::HttpTimeouts::default(),
         }
     }
 }
@@ -101,9 +105,14 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         options: options.engine,
     }
     .spawn(shutdown.clone());
-    let gateway =
-        tidings_gateway::Gateway { app: app.clone(), config: config.subscribe(), committer: committer.clone() }
-            .spawn(shutdown.clone());
+    let gateway_status = tidings_gateway::Status::default();
+    let gateway = tidings_gateway::Gateway {
+        app: app.clone(),
+        config: config.subscribe(),
+        committer: committer.clone(),
+        status: gateway_status.clone(),
+    }
+    .spawn(shutdown.clone());
     let events = Arc::new(Notify::new());
     let notifier = Notifier {
         app: app.clone(),
@@ -121,30 +130,23 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         wake,
         events,
         tokens,
+        gateway: gateway_status,
         sign_in: options.sign_in,
         secure_cookies: tls.is_some(),
     });
     let address = listener.local_addr().map_err(Error::Http)?;
     let router = http::router(context);
-    let served = match tls {
-        Some(config) => {
-            tracing::info!(%address, "Tidings is listening (HTTPS)");
-            tls::serve(listener, router, config, shutdown.clone()).await;
-            Ok(())
-        }
-        None => {
-            tracing::info!(%address, "Tidings is listening");
-            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .await
-        }
-    };
+    match tls {
+        Some(_) => tracing::info!(%address, "Tidings is listening (HTTPS)"),
+        None => tracing::info!(%address, "Tidings is listening"),
+    }
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    serve::serve(listener, router, acceptor, options.http, shutdown.clone()).await;
     shutdown.cancel();
     let _ = engine.await;
     let _ = refresher.await;
     let _ = notifier.await;
     let _ = gateway.await;
-    served.map_err(Error::Http)?;
     tracing::info!("Tidings stopped");
     Ok(())
 }

@@ -461,7 +461,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn accounts(&self) -> Result<Vec<Account>>;
     /// The account named `username` (case-insensitive), for signing in.
     async fn account_for_login(&self, username: &str) -> Result<Option<LoginRecord>>;
-    /// Counts a failed sign-in, locking the account until `lock_until` when given, with its audit entry.
+    /// Counts a sign-in attempt before its password is checked: `Some(n)`, this attempt's number among the
+    /// account's consecutive failures (a lockout that ended starts the count again), or `None` when the account
+    /// is locked at `now` or `max_failures` attempts are counted already. Atomic: concurrent attempts never
+    /// get past `max_failures` together.
+    async fn login_attempt(&self, id: i64, max_failures: u32, now: DateTime<Utc>) -> Result<Option<u32>>;
+    /// Records a failed sign-in (counted by `login_attempt` already), locking the account until `lock_until`
+    /// when given, with its audit entry.
     async fn login_failed(&self, id: i64, lock_until: Option<DateTime<Utc>>, audit: &NewAuditEntry) -> Result<()>;
     /// Records a sign-in: clears the failures, stores the session (dropping expired ones) and the audit entry.
     async fn login_succeeded(&self, session: &NewSession, audit: &NewAuditEntry) -> Result<()>;

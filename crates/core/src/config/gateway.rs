@@ -30,6 +30,17 @@ pub struct GatewaySettings {
     pub forget_token_on_sign_out: bool,
     pub max_recipients: u32,
     pub max_connections: u32,
+    /// Connections at once from one client address (a print server sending for many devices needs more).
+    pub max_connections_per_address: u32,
+    /// Refused commands in one session after which it is closed.
+    pub max_errors: u32,
+    /// The slowest message data accepted, in octets per second, after the first `idle_timeout`.
+    pub min_data_rate: u32,
+    /// The widest IPv4 network (smallest prefix length) `allowed_networks` may list while
+    /// `recipient_domains` is empty.
+    pub widest_network_v4: u8,
+    /// The same for IPv6.
+    pub widest_network_v6: u8,
     /// Messages per minute from one client address.
     pub rate_limit: u32,
     /// Failed authentications from one client address before it is locked out for `auth_lockout`.
@@ -61,6 +72,11 @@ impl Default for GatewaySettings {
             forget_token_on_sign_out: false,
             max_recipients: 100,
             max_connections: 50,
+            max_connections_per_address: 10,
+            max_errors: 20,
+            min_data_rate: 1024,
+            widest_network_v4: 8,
+            widest_network_v6: 32,
             rate_limit: 120,
             auth_max_failures: 5,
             auth_lockout: Duration::from_secs(15 * 60),
@@ -115,6 +131,15 @@ impl Cidr {
             None => max,
         };
         Ok(Self { network, prefix })
+    }
+
+    /// The prefix length: `/24` is 24.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        self.network.is_ipv4()
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {

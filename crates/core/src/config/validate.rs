@@ -33,10 +33,19 @@ impl SecretsPresent {
     }
 }
 
+/// The longest value of any one key, in bytes (a list counts as a whole).
+pub const MAX_VALUE: usize = 4096;
+
 /// Checks `cfg`, returning every problem found.
 pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), ValidationErrors> {
     let mut errors = Vec::new();
     let mut fail = |field: &str, message: String| errors.push(FieldError::new(field, message));
+
+    for info in super::keys::KEYS.iter().filter(|k| !k.secret) {
+        if let Some(len) = super::keys::get(cfg, info.key).map(|v| v.len()).filter(|len| *len > MAX_VALUE) {
+            fail(info.key, format!("is {len} bytes long; a value holds at most {MAX_VALUE}"));
+        }
+    }
 
     // Sender.
     match &cfg.sender {
@@ -65,6 +74,11 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     {
         fail("smtp.port", format!("{port} is outside 1-65535; the usual ports are 465 (tls), 587 (starttls) and 25"));
     }
+    if let Some(user) = &smtp.username
+        && let Some(c) = user.chars().find(|c| c.is_control())
+    {
+        fail("smtp.username", format!("contains the control character {c:?}; give the user name alone"));
+    }
     let relay_is_loopback = smtp.host.as_deref().is_some_and(net::is_loopback_host);
     if smtp.encryption == Encryption::None && smtp.auth != AuthMethod::None {
         if !smtp.allow_plaintext_auth {
@@ -88,12 +102,8 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     }
     match smtp.auth {
         AuthMethod::Password => {
-            match &smtp.username {
-                None => fail("smtp.username", "required for password authentication".into()),
-                Some(user) if user.chars().any(char::is_control) => {
-                    fail("smtp.username", "contains a control character (CR, LF or similar)".into())
-                }
-                Some(_) => {}
+            if smtp.username.is_none() {
+                fail("smtp.username", "required for password authentication".into());
             }
             if !secrets.smtp_password {
                 fail("smtp.password", "required for password authentication".into());
@@ -296,8 +306,20 @@ fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
         fail("gateway.key_file", "the certificate and the key go together: set both or neither".into());
     }
     for network in &g.allowed_networks {
-        if let Err(why) = Cidr::parse(network) {
-            fail("gateway.allowed_networks", why);
+        let (widest, family) =
+            if network.contains(':') { (g.widest_network_v6, "IPv6") } else { (g.widest_network_v4, "IPv4") };
+        match Cidr::parse(network) {
+            Err(why) => fail("gateway.allowed_networks", why),
+            Ok(cidr) if cidr.prefix() < widest && g.recipient_domains.is_empty() => fail(
+                "gateway.allowed_networks",
+                format!(
+                    "{network} is wider than /{widest}: every device in it could send anywhere without \
+                     authenticating, an open relay; list the devices' own networks, or restrict the recipients with \
+                     gateway.recipient_domains (gateway.widest_network_{} sets this bound for {family})",
+                    if cidr.is_ipv4() { "v4" } else { "v6" }
+                ),
+            ),
+            Ok(_) => {}
         }
     }
     for domain in &g.recipient_domains {
@@ -333,6 +355,11 @@ fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
         ("gateway.max_connections", g.max_connections, 1, 10_000),
         ("gateway.rate_limit", g.rate_limit, 1, 100_000),
         ("gateway.auth_max_failures", g.auth_max_failures, 1, 1000),
+        ("gateway.max_connections_per_address", g.max_connections_per_address, 1, 10_000),
+        ("gateway.max_errors", g.max_errors, 1, 10_000),
+        ("gateway.min_data_rate", g.min_data_rate, 1, 100_000_000),
+        ("gateway.widest_network_v4", u32::from(g.widest_network_v4), 0, 32),
+        ("gateway.widest_network_v6", u32::from(g.widest_network_v6), 0, 128),
     ];
     for (key, value, low, high) in ranges {
         if !(low..=high).contains(&value) {

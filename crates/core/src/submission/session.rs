@@ -24,6 +24,8 @@ pub struct Policy {
     pub trusted_network: bool,
     /// When not empty, only recipients in these domains are accepted.
     pub recipient_domains: Vec<String>,
+    /// Refused commands (any 4xx or 5xx reply) after which the session is closed.
+    pub max_errors: u32,
 }
 
 /// An authenticated device account.
@@ -91,6 +93,8 @@ pub struct Session {
     login: Option<Login>,
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    /// Refused commands so far.
+    errors: u32,
 }
 
 /// A transaction ready to store.
@@ -116,6 +120,7 @@ impl Session {
             login: None,
             mail_from: None,
             rcpt_to: Vec::new(),
+            errors: 0,
         }
     }
 
@@ -212,6 +217,11 @@ impl Session {
             }
             C::Mail { from, params } => self.mail(from, params),
             C::Rcpt { .. } if self.phase == Phase::Ready => reply(503, "5.5.1", "MAIL first"),
+            C::Rcpt { params, .. } if !params.is_empty() => reply(
+                555,
+                "5.5.4",
+                &format!("RCPT parameter {} is not supported (DSN is not offered); send without it", params[0].0),
+            ),
             C::Rcpt { to, .. } => self.rcpt(to),
             C::Data if self.phase != Phase::Rcpt => {
                 reply(503, "5.5.1", if self.phase == Phase::Mail { "no valid recipients" } else { "MAIL first" })
@@ -239,8 +249,10 @@ impl Session {
                 _ => return Step::Reply(Reply::new(555, "5.5.4", &format!("parameter {key} is not supported"))),
             }
         }
-        if !from.is_empty() && !from.contains('@') {
-            return Step::Reply(Reply::new(553, "5.1.7", "the sender address needs a domain"));
+        if !from.is_empty()
+            && let Err(why) = crate::address::validate(&from)
+        {
+            return Step::Reply(Reply::new(553, "5.1.7", &format!("the sender address is not valid: {why}")));
         }
         if self.sender_check == SenderCheck::LoginRequired && self.login.is_none() {
             return Step::Reply(Reply::new(
@@ -265,10 +277,10 @@ impl Session {
         if self.rcpt_to.len() >= self.policy.max_recipients {
             return Step::Reply(Reply::new(452, "4.5.3", "too many recipients; send the rest in another message"));
         }
-        let domain = domain_of(&to);
-        if domain.is_empty() {
-            return Step::Reply(Reply::new(501, "5.1.3", "the recipient needs a domain"));
+        if let Err(why) = crate::address::validate(&to) {
+            return Step::Reply(Reply::new(501, "5.1.3", &format!("the recipient address is not valid: {why}")));
         }
+        let domain = domain_of(&to);
         if !self.policy.recipient_domains.is_empty()
             && !self.policy.recipient_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
         {
@@ -277,6 +289,20 @@ impl Session {
         self.rcpt_to.push(to);
         self.phase = Phase::Rcpt;
         Step::Reply(Reply::new(250, "2.1.5", "recipient OK"))
+    }
+
+    /// Every reply the gateway sends goes through here: a refusal counts towards [`Policy::max_errors`], and
+    /// the one that reaches it is replaced by a `421` that closes the session (`Err`).
+    pub fn judge(&mut self, reply: Reply) -> Result<Reply, Reply> {
+        if reply.is_positive() {
+            return Ok(reply);
+        }
+        self.errors += 1;
+        if self.errors >= self.policy.max_errors.max(1) {
+            Err(Reply::new(421, "4.7.0", "too many refused commands in this session; closing"))
+        } else {
+            Ok(reply)
+        }
     }
 
     /// After a successful STARTTLS handshake: everything said before is forgotten (RFC 3207 §4.2).
@@ -323,6 +349,7 @@ mod tests {
             tls_required: false,
             trusted_network: false,
             recipient_domains: vec![],
+            max_errors: 20,
         }
     }
 
@@ -370,6 +397,38 @@ mod tests {
         let envelope = s.take_envelope().unwrap();
         assert_eq!((envelope.mail_from.as_str(), envelope.rcpt_to.len()), ("scan@b.c", 2));
         assert_eq!(code(&mut s, "DATA"), 503, "the next transaction starts with MAIL");
+    }
+
+    #[test]
+    fn recipients_that_could_not_be_stored_are_refused_at_rcpt_and_dsn_parameters_too() {
+        let mut p = policy();
+        p.trusted_network = true;
+        p.max_recipients = 10;
+        let mut s = Session::new(p, SenderCheck::Rewritten, false);
+        code(&mut s, "EHLO printer");
+        assert_eq!(code(&mut s, "MAIL FROM:<.bad@example.com>"), 553);
+        assert_eq!(code(&mut s, "MAIL FROM:<scan@example.com>"), 250);
+        for bad in ["<x@other.org@dest.org>", "<.x@dest.org>", "<x..y@dest.org>", "<x@>", "<nobody>"] {
+            let Step::Reply(r) = s.command(parse(format!("RCPT TO:{bad}").as_bytes()).unwrap()) else { panic!() };
+            assert_eq!((r.code, r.enhanced), (501, Some("5.1.3")), "{bad}: {r:?}");
+            assert!(r.lines[0].contains("not valid"), "{r:?}");
+        }
+        assert_eq!(code(&mut s, "RCPT TO:<ops@dest.org> NOTIFY=SUCCESS,FAILURE"), 555, "DSN is not offered");
+        assert_eq!(code(&mut s, "RCPT TO:<ops@dest.org> ORCPT=rfc822;ops@dest.org"), 555);
+        assert_eq!(code(&mut s, "RCPT TO:<ops@dest.org>"), 250);
+        assert_eq!(code(&mut s, "DATA"), 354);
+    }
+
+    #[test]
+    fn a_session_is_closed_after_too_many_refused_commands() {
+        let mut p = policy();
+        p.max_errors = 3;
+        let mut s = Session::new(p, SenderCheck::Rewritten, false);
+        let refused = || Reply::new(500, "5.5.2", "unrecognized command");
+        assert!(s.judge(Reply::new(250, "2.0.0", "OK")).is_ok(), "a positive reply never counts");
+        assert!(s.judge(refused()).is_ok() && s.judge(refused()).is_ok());
+        let closing = s.judge(refused()).unwrap_err();
+        assert_eq!((closing.code, closing.enhanced), (421, Some("4.7.0")));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge(String),
+    /// 429: too many attempts at once or from this address; try again later.
+    TooMany(String),
     /// 503: try again later.
     Unavailable(String),
     /// 500: logged, never shown.
@@ -42,6 +44,7 @@ impl From<tidings_app::Error> for ApiError {
             E::NotConfigured(message) => ApiError::Conflict { code: "not_configured", message },
             E::Unavailable(message) => ApiError::Unavailable(message),
             E::Refused(message) => ApiError::Unauthorized(message),
+            E::Busy(message) => ApiError::TooMany(message),
             E::Conflict(message) => ApiError::Conflict { code: "conflict", message },
             E::Store(tidings_store::Error::DuplicateAccount(name)) => ApiError::Conflict {
                 code: "exists",
@@ -71,6 +74,7 @@ impl ApiError {
             }
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message, vec![]),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m, vec![]),
+            ApiError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many", m, vec![]),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, vec![]),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error answering an API request");

@@ -1,5 +1,5 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its work: the database answers, a configuration
-//! is loaded), plus the OpenAPI document that describes the HTTP interface.
+//! is loaded, every configured gateway listener listens with a usable certificate), plus the OpenAPI document that describes the HTTP interface.
 
 use super::Context;
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -38,15 +38,31 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
             );
         }
     };
-    (
-        StatusCode::OK,
-        Json(json!({
-            "status": "ready",
-            "config_revision": config.revision,
-            "uptime_seconds": inner.started.elapsed().as_secs(),
-            "queue": queue,
-        })),
-    )
+    let gateway = inner.gateway.report();
+    let problems = gateway.problems();
+    let listeners: Vec<_> = gateway
+        .listeners
+        .iter()
+        .map(|l| json!({ "address": l.address, "implicit_tls": l.implicit_tls, "listening": l.error.is_none(), "error": l.error }))
+        .collect();
+    let gateway = json!({
+        "listeners": listeners,
+        "certificate_error": gateway.certificate_error,
+        "connections": inner.gateway.connections(),
+    });
+    let mut body = json!({
+        "status": "ready",
+        "config_revision": config.revision,
+        "uptime_seconds": inner.started.elapsed().as_secs(),
+        "queue": queue,
+        "gateway": gateway,
+    });
+    if problems.is_empty() {
+        return (StatusCode::OK, Json(body));
+    }
+    body["status"] = json!("unavailable");
+    body["reason"] = json!(problems.join("; "));
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body))
 }
 
 async fn openapi() -> impl IntoResponse {

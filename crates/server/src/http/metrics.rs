@@ -35,6 +35,26 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
     let state =
         serde_json::to_value(&live).ok().and_then(|v| v["state"].as_str().map(str::to_owned)).unwrap_or_default();
     let _ = writeln!(out, "tidings_token_state{{state=\"{}\"}} 1", escape(&state));
+    let gateway = &context.inner.gateway;
+    let _ = writeln!(
+        out,
+        "# HELP tidings_gateway_listener_up Whether each configured gateway listener listens (1) or could not start (0).\n# TYPE tidings_gateway_listener_up gauge"
+    );
+    for l in gateway.report().listeners {
+        let tls = if l.implicit_tls { "implicit" } else { "starttls" };
+        let up = u8::from(l.error.is_none());
+        let _ = writeln!(out, "tidings_gateway_listener_up{{address=\"{}\",tls=\"{tls}\"}} {up}", escape(&l.address));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tidings_gateway_connections Gateway sessions open now.\n# TYPE tidings_gateway_connections gauge\ntidings_gateway_connections {}",
+        gateway.connections()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tidings_password_hashes_total Password hashes computed (sign-ins and gateway authentications).\n# TYPE tidings_password_hashes_total counter\ntidings_password_hashes_total {}",
+        app.password_checks().hashes()
+    );
     app.metrics().render(&mut out);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

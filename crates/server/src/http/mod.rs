@@ -12,6 +12,7 @@ mod messages;
 mod metrics;
 pub(crate) mod oauth;
 mod page;
+pub(crate) mod security;
 
 use crate::live_config::LiveConfig;
 use axum::{Router, extract::DefaultBodyLimit};
@@ -42,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) events: Arc<Notify>,
     /// The OAuth token manager, told about new sign-ins.
     pub(crate) tokens: TokenManager,
+    /// What the SMTP gateway listens on, and what it could not start.
+    pub(crate) gateway: tidings_gateway::Status,
     /// When the device sign-in under way (if any) expires.
     pub(crate) device: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     /// For the uptime shown by `/readyz`.
@@ -50,8 +53,6 @@ pub(crate) struct Inner {
     pub(crate) sign_in: SignInPolicy,
     /// Cookies get `Secure` when the daemon serves HTTPS.
     pub(crate) secure_cookies: bool,
-    /// Recent failed sign-ins by client address.
-    pub(crate) failed_sign_ins: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Vec<Instant>>>,
 }
 
 /// What the daemon hands the HTTP interface.
@@ -63,6 +64,7 @@ pub struct Shared {
     pub wake: Arc<Notify>,
     pub events: Arc<Notify>,
     pub tokens: TokenManager,
+    pub gateway: tidings_gateway::Status,
     pub sign_in: SignInPolicy,
     pub secure_cookies: bool,
 }
@@ -77,11 +79,11 @@ impl Context {
                 wake: s.wake,
                 events: s.events,
                 tokens: s.tokens,
+                gateway: s.gateway,
                 device: Default::default(),
                 started: Instant::now(),
                 sign_in: s.sign_in,
                 secure_cookies: s.secure_cookies,
-                failed_sign_ins: Default::default(),
             }),
         }
     }
@@ -100,5 +102,6 @@ pub fn router(context: Context) -> Router {
         .merge(messages::router())
         .merge(oauth::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(security::headers))
         .with_state(context)
 }

@@ -23,7 +23,9 @@ use tidings_core::secret::SecretString;
 pub(super) const LOGIN_COOKIE: &str = "tidings_login";
 
 pub fn router() -> Router<Context> {
-    Router::new().route("/login", get(form).post(sign_in)).route("/logout", post(sign_out))
+    Router::new()
+        .route("/login", get(form).post(sign_in).layer(crate::http::security::unauthenticated_body()))
+        .route("/logout", post(sign_out))
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,10 +33,19 @@ struct Next {
     next: Option<String>,
 }
 
-/// Only paths on this site: never an open redirect.
-fn safe_next(next: Option<&str>) -> String {
+/// Only a path of this interface: one leading `/` and no second one right after it (which browsers read as
+/// another host), no backslash, and printable ASCII only (browsers drop tabs and newlines, turning
+/// `/\t/evil.example` into `//evil.example`; a header cannot carry the rest). Anything else goes to the start
+/// page: never an open redirect.
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n[1..].starts_with('/')
+                && n.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/".into(),
     }
 }
@@ -146,27 +157,21 @@ async fn sign_in(
     if !form.csrf_matches(&headers) {
         return UiError::Csrf.into_response();
     }
-    if address_throttled(&context, peer.ip(), false) {
-        let why = tr.t("login.throttled");
-        return (StatusCode::TOO_MANY_REQUESTS, login_page(tr, &next, &form.csrf, Some(why), form.username.trim()))
-            .into_response();
-    }
     let password = SecretString::new(form.password);
     let outcome = context
         .inner
         .app
-        .sign_in(form.username.trim(), &password, &peer.ip().to_string(), &context.inner.sign_in)
+        .sign_in(form.username.trim(), &password, peer.ip(), &context.inner.sign_in)
         .await;
+    let username = shown_back(&form.username);
     match outcome {
         Ok(session) => signed_in(&context, &next, SESSION_COOKIE, session.token.expose(), session.expires_at),
-        Err(tidings_app::Error::Refused(why)) => {
-            address_throttled(&context, peer.ip(), true);
-            let shown = if why.contains("locked") {
-                tr.f("login.locked", &[("why", &why)])
-            } else {
-                tr.t("login.refused").to_owned()
-            };
-            (StatusCode::UNAUTHORIZED, login_page(tr, &next, &form.csrf, Some(&shown), form.username.trim()))
+        Err(tidings_app::Error::Refused(_)) => {
+            (StatusCode::UNAUTHORIZED, login_page(tr, &next, &form.csrf, Some(tr.t("login.refused")), username))
+                .into_response()
+        }
+        Err(tidings_app::Error::Busy(_)) => {
+            (StatusCode::TOO_MANY_REQUESTS, login_page(tr, &next, &form.csrf, Some(tr.t("login.throttled")), username))
                 .into_response()
         }
         Err(e) => UiError::from(e).into_response(),
@@ -193,18 +198,39 @@ async fn sign_out(
     Ok(response)
 }
 
-/// Whether `address` failed too often lately (counting this failure when `failed`).
-pub(super) fn address_throttled(context: &Context, address: std::net::IpAddr, failed: bool) -> bool {
-    let policy = &context.inner.sign_in;
-    let now = std::time::Instant::now();
-    let mut all = context.inner.failed_sign_ins.lock().unwrap_or_else(|e| e.into_inner());
-    all.retain(|_, times| {
-        times.retain(|t| now.duration_since(*t) < policy.lockout);
-        !times.is_empty()
-    });
-    let times = all.entry(address).or_default();
-    if failed {
-        times.push(now);
+/// The user name to show again in the form: trimmed, and cut where a name can no longer be valid.
+pub(super) fn shown_back(username: &str) -> &str {
+    let name = username.trim();
+    match name.char_indices().nth(64) {
+        Some((end, _)) => &name[..end],
+        None => name,
     }
-    times.len() >= policy.max_failures_per_address as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_ever_a_path_of_this_interface() {
+        for good in ["/", "/email-config", "/outbox?status=deferred", "/a/b"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\x0b/evil.example",
+            "/ /evil.example",
+            "/é",
+            "https://evil.example/",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

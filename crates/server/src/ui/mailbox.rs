@@ -5,7 +5,7 @@
 
 use super::{
     UiError, i18n,
-    login::{LOGIN_COOKIE, SignInForm, address_throttled, cookie_header, random, signed_in, standalone},
+    login::{LOGIN_COOKIE, SignInForm, cookie_header, shown_back, random, signed_in, standalone},
     notice,
     oauth::{authorized, device_panel, flow_error},
     when,
@@ -30,7 +30,7 @@ const COOKIE: &str = "tidings_mailbox";
 pub fn router() -> Router<Context> {
     Router::new()
         .route("/mailbox", get(show))
-        .route("/mailbox/login", post(sign_in))
+        .route("/mailbox/login", post(sign_in).layer(crate::http::security::unauthenticated_body()))
         .route("/mailbox/logout", post(sign_out))
         .route("/mailbox/connect", post(connect))
         .route("/mailbox/paste", post(paste))
@@ -175,19 +175,18 @@ async fn sign_in(
     if !form.csrf_matches(&headers) {
         return UiError::Csrf.into_response();
     }
-    let username = form.username.trim();
-    if address_throttled(&context, peer.ip(), false) {
-        let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.throttled")), username);
-        return (StatusCode::TOO_MANY_REQUESTS, page).into_response();
-    }
+    let username = shown_back(&form.username);
     let password = SecretString::new(form.password);
     let app = &context.inner.app;
-    match app.device_sign_in(username, &password, &peer.ip().to_string(), &context.inner.sign_in).await {
+    match app.device_sign_in(form.username.trim(), &password, peer.ip(), &context.inner.sign_in).await {
         Ok(session) => signed_in(&context, "/mailbox", COOKIE, session.token.expose(), session.expires_at),
         Err(tidings_app::Error::Refused(_)) => {
-            address_throttled(&context, peer.ip(), true);
             let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.refused")), username);
             (StatusCode::UNAUTHORIZED, page).into_response()
+        }
+        Err(tidings_app::Error::Busy(_)) => {
+            let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.throttled")), username);
+            (StatusCode::TOO_MANY_REQUESTS, page).into_response()
         }
         Err(e) => UiError::from(e).into_response(),
     }

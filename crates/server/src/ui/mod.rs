@@ -32,11 +32,14 @@ use maud::{DOCTYPE, Markup, html};
 use tidings_core::{account::Role, outbox::Status};
 use tidings_oauth::status::TokenStatus;
 
+/// The static files change only with the binary: cached briefly, revalidated after.
+const STATIC_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "public, max-age=300");
+
 pub fn router() -> Router<Context> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/email-config") }))
-        .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE) }))
-        .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], SCRIPT) }))
+        .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), STATIC_CACHE], STYLE) }))
+        .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), STATIC_CACHE], SCRIPT) }))
         .merge(login::router())
         .merge(email_config::router())
         .merge(oauth::router())
@@ -189,6 +192,9 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
             }
             _ => {}
         }
+    }
+    for problem in context.inner.gateway.report().problems() {
+        out.push((tr.f("banner.gateway", &[("problem", &problem)]), "/email-config#section-gateway"));
     }
     if let Ok(counts) = context.inner.app.store().queue_counts().await {
         let count = |s: Status| counts.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n);

@@ -53,6 +53,29 @@ pub(super) async fn for_login(pool: &SqlitePool, username: &str) -> Result<Optio
     .transpose()
 }
 
+pub(super) async fn login_attempt(
+    conn: &mut SqliteConnection,
+    id: i64,
+    max_failures: u32,
+    now: DateTime<Utc>,
+) -> Result<Option<u32>> {
+    // A lockout that has ended clears the count it was reached with.
+    let count: Option<i64> = sqlx::query_scalar(
+        "UPDATE accounts SET
+             failed_logins = (CASE WHEN locked_until <= ?1 THEN 0 ELSE failed_logins END) + 1,
+             locked_until = CASE WHEN locked_until <= ?1 THEN NULL ELSE locked_until END
+         WHERE id = ?2 AND (locked_until IS NULL OR locked_until <= ?1)
+           AND (CASE WHEN locked_until <= ?1 THEN 0 ELSE failed_logins END) < ?3
+         RETURNING failed_logins",
+    )
+    .bind(ms(now))
+    .bind(id)
+    .bind(i64::from(max_failures))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(count.map(|n| n as u32))
+}
+
 pub(super) async fn login_failed(
     conn: &mut SqliteConnection,
     id: i64,
@@ -61,7 +84,7 @@ pub(super) async fn login_failed(
 ) -> Result<()> {
     let mut tx = conn.begin().await?;
     sqlx::query(
-        "UPDATE accounts SET failed_logins = failed_logins + 1, locked_until = COALESCE(?, locked_until) WHERE id = ?",
+        "UPDATE accounts SET locked_until = COALESCE(?, locked_until) WHERE id = ?",
     )
     .bind(lock_until.map(ms))
     .bind(id)

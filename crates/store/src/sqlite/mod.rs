@@ -263,6 +263,9 @@ impl Store for SqliteStore {
     async fn account_for_login(&self, username: &str) -> Result<Option<LoginRecord>> {
         accounts::for_login(&self.reader, username).await
     }
+    async fn login_attempt(&self, id: i64, max_failures: u32, now: DateTime<Utc>) -> Result<Option<u32>> {
+        accounts::login_attempt(&mut *self.writer.lock().await?, id, max_failures, now).await
+    }
     async fn login_failed(&self, id: i64, lock_until: Option<DateTime<Utc>>, audit: &NewAuditEntry) -> Result<()> {
         accounts::login_failed(&mut *self.writer.lock().await?, id, lock_until, audit).await
     }

@@ -1,0 +1,181 @@
+//! Checking passwords against argon2id hashes without letting a burst exhaust the machine.
+//!
+//! An argon2id verification takes tens of milliseconds of CPU and about 19 MB of memory by design. Three rules
+//! keep any number of concurrent checks within a fixed bound:
+//! - at most [`CheckOptions::concurrent`] hashes run at once; a check waits up to [`CheckOptions::wait`] for
+//!   its turn, then is refused as [`Error::Busy`] (the gateway answers `421`, the web `429`);
+//! - the same credentials presented by several sessions at the same moment are verified once, for all of them;
+//! - a verified (user, password, stored hash) triple of a device account is remembered as a keyed SHA-256 (the
+//!   key is random per process), so that later sessions with the same password cost a hash, not a key
+//!   derivation. A changed password changes the stored hash, which invalidates the entry.
+
+use crate::{Error, Result, accounts::verify_password};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+use tidings_core::secret::SecretString;
+use tokio::sync::{OnceCell, Semaphore};
+
+/// The most remembered verifications; the set starts over when full.
+const REMEMBERED: usize = 4096;
+
+/// How many password hashes may run at once, and how long a check waits for its turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    pub concurrent: usize,
+    pub wait: Duration,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self { concurrent: 2, wait: Duration::from_secs(10) }
+    }
+}
+
+type Key = [u8; 32];
+
+/// The password checks of this process.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    options: CheckOptions,
+    hashing: Semaphore,
+    /// Checks under way, by credentials: later arrivals wait for the same outcome.
+    in_progress: Mutex<HashMap<Key, Arc<OnceCell<bool>>>>,
+    /// Device credentials verified before.
+    remembered: Mutex<HashSet<Key>>,
+    /// Hashes computed, for the metrics.
+    hashes: AtomicU64,
+}
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        Self::new(CheckOptions::default())
+    }
+}
+
+fn process_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        key
+    })
+}
+
+fn fingerprint(username: &str, password: &str, hash: &str) -> Key {
+    let mut h = Sha256::new();
+    h.update(process_key());
+    for part in [username.to_lowercase().as_bytes(), password.as_bytes(), hash.as_bytes()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+impl PasswordChecks {
+    pub fn new(options: CheckOptions) -> Self {
+        Self {
+            options,
+            hashing: Semaphore::new(options.concurrent.max(1)),
+            in_progress: Mutex::default(),
+            remembered: Mutex::default(),
+            hashes: AtomicU64::new(0),
+        }
+    }
+
+    /// How many hashes this process computed.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
+    }
+
+    /// Whether `password` is `username`'s, given its stored `hash`. With `remember`, a success is remembered for
+    /// later checks of the same triple.
+    pub async fn verify(&self, username: &str, password: &SecretString, hash: &str, remember: bool) -> Result<bool> {
+        let key = fingerprint(username, password.expose(), hash);
+        if remember && self.remembered.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            return Ok(true);
+        }
+        let cell = self.in_progress.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
+        let outcome = cell
+            .get_or_try_init(|| async {
+                let _turn = tokio::time::timeout(self.options.wait, self.hashing.acquire())
+                    .await
+                    .map_err(|_| Error::Busy("too many password checks at once; try again in a moment".into()))?
+                    .map_err(|_| Error::Unavailable("Tidings is shutting down".into()))?;
+                self.hashes.fetch_add(1, Ordering::Relaxed);
+                let (candidate, hash) = (password.clone(), hash.to_owned());
+                Ok::<_, Error>(
+                    tokio::task::spawn_blocking(move || verify_password(&candidate, &hash)).await.unwrap_or(false),
+                )
+            })
+            .await
+            .copied();
+        {
+            let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
+            if in_progress.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                in_progress.remove(&key);
+            }
+        }
+        let valid = outcome?;
+        if valid && remember {
+            let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+            if remembered.len() >= REMEMBERED {
+                remembered.clear();
+            }
+            remembered.insert(key);
+        }
+        Ok(valid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::accounts::hash_password;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_credentials_at_once_are_verified_once() {
+        let hash = hash_password(&SecretString::new("right-password")).unwrap();
+        let checks = Arc::new(PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::from_secs(30) }));
+        // Forty sessions present the same wrong password while the one hashing turn is taken.
+        let held = checks.hashing.acquire().await.unwrap();
+        let all: Vec<_> = (0..40)
+            .map(|_| {
+                let (checks, hash) = (checks.clone(), hash.clone());
+                tokio::spawn(async move { checks.verify("u", &SecretString::new("wrong"), &hash, true).await })
+            })
+            .collect();
+        while checks.in_progress.lock().unwrap().values().next().map(Arc::strong_count) != Some(41) {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for task in all {
+            assert!(!task.await.unwrap().unwrap());
+        }
+        assert_eq!(checks.hashes(), 1, "one hash for forty identical checks");
+        // The right password is remembered after its first check: no second hash.
+        for _ in 0..2 {
+            assert!(checks.verify("u", &SecretString::new("right-password"), &hash, true).await.unwrap());
+        }
+        assert_eq!(checks.hashes(), 2);
+        assert!(checks.in_progress.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_check_that_cannot_get_its_turn_is_refused_as_busy() {
+        let hash = hash_password(&SecretString::new("right-password")).unwrap();
+        let checks = PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::from_millis(1) });
+        let _held = checks.hashing.acquire().await.unwrap();
+        let outcome = checks.verify("u", &SecretString::new("x"), &hash, false).await;
+        assert!(matches!(outcome, Err(Error::Busy(_))), "{outcome:?}");
+        assert!(checks.in_progress.lock().unwrap().is_empty(), "a refused check leaves nothing behind");
+    }
+}
