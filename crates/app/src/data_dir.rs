@@ -16,6 +16,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// A data directory by its path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataDir {
@@ -41,6 +47,29 @@ impl DataDir {
     }
     pub fn initial_password_file(&self) -> PathBuf {
         self.root.join("initial-admin-password")
+    }
+
+    /// Whether the database holds anything (a missing or empty file does not).
+    pub(crate) fn has_database(&self) -> bool {
+        fs::metadata(self.database()).is_ok_and(|m| m.len() > 0)
+    }
+
+    /// The files that show this directory was used before, when it has no database to go with them: a key, the
+    /// database's log (`-wal`, `-shm`), an empty database file beside those. Such a directory is never
+    /// initialised again.
+    pub(crate) fn remains_without_database(&self) -> Vec<PathBuf> {
+        if self.has_database() {
+            return Vec::new();
+        }
+        let database = self.database();
+        let mut found: Vec<PathBuf> = [self.key_file(), with_suffix(&database, "-wal"), with_suffix(&database, "-shm")]
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect();
+        if !found.is_empty() && database.exists() {
+            found.insert(0, database);
+        }
+        found
     }
 
     /// Creates the directory if it does not exist, and makes it private (0700): it holds the key, password

@@ -46,18 +46,30 @@ impl App {
         Ok(self.store.delete_device(id, &audit).await?)
     }
 
-    /// Checks a device's credentials; `None` when they are wrong (an unknown name costs the same).
-    pub async fn verify_device(&self, username: &str, password: &SecretString) -> Result<Option<Login>> {
-        let device = self.verified_device(username, password).await?;
-        Ok(device.map(|d| Login { username: d.username, addresses: d.addresses }))
+    /// Checks a device's credentials; no login when they are wrong (an unknown name costs the same). `admit`
+    /// runs before a password hash is computed, and what it gives comes back when it ran (see
+    /// [`crate::password_checks::PasswordChecks::verify`]).
+    pub async fn verify_device<T>(
+        &self,
+        username: &str,
+        password: &SecretString,
+        admit: impl AsyncFnOnce() -> Result<T>,
+    ) -> Result<(Option<Login>, Option<T>)> {
+        let (device, admitted) = self.verified_device(username, password, admit).await?;
+        Ok((device.map(|d| Login { username: d.username, addresses: d.addresses }), admitted))
     }
 
     /// The device account whose credentials these are, if they are right.
-    pub(crate) async fn verified_device(&self, username: &str, password: &SecretString) -> Result<Option<Device>> {
+    pub(crate) async fn verified_device<T>(
+        &self,
+        username: &str,
+        password: &SecretString,
+        admit: impl AsyncFnOnce() -> Result<T>,
+    ) -> Result<(Option<Device>, Option<T>)> {
         let found = self.store.device_for_login(username).await?;
         let hash = found.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| decoy().to_owned());
-        let valid = self.passwords.verify(username, password, &hash, true).await?;
-        Ok(found.filter(|_| valid).map(|(device, _)| device))
+        let checked = self.passwords.verify(username, password, &hash, true, admit).await?;
+        Ok((found.filter(|_| checked.valid).map(|(device, _)| device), checked.admitted))
     }
 }
 

@@ -12,7 +12,10 @@ use std::{
 /// The most read of a PEM file (a certificate chain, a key, a CA bundle).
 pub const PEM_LIMIT: u64 = 1024 * 1024;
 
-/// The most read of a JSON or text file given on the command line (a client file, a message body).
+/// The most read of a configuration document, a client file or a password file.
+pub const DOCUMENT_LIMIT: u64 = 1024 * 1024;
+
+/// The most read of a message part given as a file (an HTML body).
 pub const TEXT_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The file's bytes, when it is a regular file of at most `limit` bytes; otherwise a sentence naming the file

@@ -45,6 +45,15 @@ pub enum Error {
     NotInitialised(PathBuf),
     #[error("{} is already initialised; to start over, stop Tidings and move the directory away", .0.display())]
     AlreadyInitialised(PathBuf),
+    /// The directory was used before but its database is missing or empty: never initialised again.
+    #[error(
+        "{dir} was used before ({found}) but its database is missing or empty, so Tidings will not start it anew \
+         and replace what was there; restore the directory from a backup, or, to start with nothing, stop Tidings \
+         and move the directory away",
+        dir = dir.display(),
+        found = found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    Damaged { dir: PathBuf, found: Vec<PathBuf> },
     #[error("another Tidings daemon{} is already running on {}; stop it first, or give this one another --data-dir", pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), dir.display())]
     Locked { dir: PathBuf, pid: Option<u32> },
     #[error("{0}")]
@@ -116,8 +125,12 @@ pub struct Initialised {
 impl App {
     /// Opens an initialised data directory.
     pub async fn open(dir: DataDir, key_from_env: Option<&str>) -> Result<Self> {
-        if !dir.database().exists() {
-            return Err(Error::NotInitialised(dir.root().to_owned()));
+        if !dir.has_database() {
+            let found = dir.remains_without_database();
+            return Err(match found.is_empty() {
+                true => Error::NotInitialised(dir.root().to_owned()),
+                false => Error::Damaged { dir: dir.root().to_owned(), found },
+            });
         }
         let key = dir.key(key_from_env, false)?;
         let store = SqliteStore::open(&dir.database()).await?;
@@ -137,11 +150,18 @@ impl App {
     }
 
     /// Creates a data directory: the key, the database and the first administrator. A directory left half
-    /// made by an interrupted init is completed.
+    /// made by an interrupted init (a database without its first account) is completed; one that was used
+    /// before and lost its database is refused ([`Error::Damaged`]).
     pub async fn init(dir: DataDir, options: InitOptions) -> Result<Initialised> {
+        let found = dir.remains_without_database();
+        if !found.is_empty() {
+            return Err(Error::Damaged { dir: dir.root().to_owned(), found });
+        }
         dir.create()?;
-        let key = dir.key(options.key_from_env.as_deref(), true)?;
+        // The database first: a directory whose init stops after it holds a database to complete, never a key
+        // alone (which would mark it as used before).
         let store = SqliteStore::open(&dir.database()).await?;
+        let key = dir.key(options.key_from_env.as_deref(), true)?;
         if store.meta(META_INITIALISED).await?.is_some() {
             return Err(Error::AlreadyInitialised(dir.root().to_owned()));
         }

@@ -154,7 +154,7 @@ impl App {
     ) -> Result<DeviceSession> {
         let actor = format!("mailbox:{}", tidings_core::account::shown_name(username));
         let attempt = self.sign_in_attempt(from, policy)?;
-        let Some(device) = self.verified_device(username, password).await? else {
+        let (Some(device), _) = self.verified_device(username, password, async || Ok(())).await? else {
             attempt.failed();
             let audit = NewAuditEntry { actor, action: "sign-in.refused".into(), fields: vec![format!("from {from}")] };
             self.store.record_audit(&audit).await?;

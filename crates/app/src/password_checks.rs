@@ -97,14 +97,27 @@ impl PasswordChecks {
 
     /// Whether `password` is `username`'s, given its stored `hash`. With `remember`, a success is remembered for
     /// later checks of the same triple.
-    pub async fn verify(&self, username: &str, password: &SecretString, hash: &str, remember: bool) -> Result<bool> {
+    ///
+    /// `admit` runs only when a hash is to be computed, before it: not for remembered credentials, nor for a
+    /// check that joins one of the same credentials under way (the same guess, whose outcome it shares). What
+    /// it gives back comes with the outcome, for the caller to settle; its error refuses the check.
+    pub async fn verify<T>(
+        &self,
+        username: &str,
+        password: &SecretString,
+        hash: &str,
+        remember: bool,
+        admit: impl AsyncFnOnce() -> Result<T>,
+    ) -> Result<Checked<T>> {
         let key = fingerprint(username, password.expose(), hash);
         if remember && self.remembered.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
-            return Ok(true);
+            return Ok(Checked { valid: true, admitted: None });
         }
         let cell = self.in_progress.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
+        let mut admitted = None;
         let outcome = cell
             .get_or_try_init(|| async {
+                admitted = Some(admit().await?);
                 let _turn = tokio::time::timeout(self.options.wait, self.hashing.acquire())
                     .await
                     .map_err(|_| Error::Busy("too many password checks at once; try again in a moment".into()))?
@@ -131,8 +144,15 @@ impl PasswordChecks {
             }
             remembered.insert(key);
         }
-        Ok(valid)
+        Ok(Checked { valid, admitted })
     }
+}
+
+/// A check's outcome, with what `admit` gave when this caller's check computed the hash.
+#[derive(Debug)]
+pub struct Checked<T> {
+    pub valid: bool,
+    pub admitted: Option<T>,
 }
 
 #[cfg(test)]
@@ -150,20 +170,25 @@ mod tests {
         let all: Vec<_> = (0..40)
             .map(|_| {
                 let (checks, hash) = (checks.clone(), hash.clone());
-                tokio::spawn(async move { checks.verify("u", &SecretString::new("wrong"), &hash, true).await })
+                tokio::spawn(async move { checks.verify("u", &SecretString::new("wrong"), &hash, true, async || Ok(())).await })
             })
             .collect();
         while checks.in_progress.lock().unwrap().values().next().map(Arc::strong_count) != Some(41) {
             tokio::task::yield_now().await;
         }
         drop(held);
+        let mut admitted = 0;
         for task in all {
-            assert!(!task.await.unwrap().unwrap());
+            let checked = task.await.unwrap().unwrap();
+            assert!(!checked.valid);
+            admitted += usize::from(checked.admitted.is_some());
         }
         assert_eq!(checks.hashes(), 1, "one hash for forty identical checks");
+        assert_eq!(admitted, 1, "one admission: the other checks joined it");
         // The right password is remembered after its first check: no second hash.
         for _ in 0..2 {
-            assert!(checks.verify("u", &SecretString::new("right-password"), &hash, true).await.unwrap());
+            let checked = checks.verify("u", &SecretString::new("right-password"), &hash, true, async || Ok(())).await;
+            assert!(checked.unwrap().valid);
         }
         assert_eq!(checks.hashes(), 2);
         assert!(checks.in_progress.lock().unwrap().is_empty());
@@ -174,8 +199,11 @@ mod tests {
         let hash = hash_password(&SecretString::new("right-password")).unwrap();
         let checks = PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::from_millis(1) });
         let _held = checks.hashing.acquire().await.unwrap();
-        let outcome = checks.verify("u", &SecretString::new("x"), &hash, false).await;
+        let outcome = checks.verify("u", &SecretString::new("x"), &hash, false, async || Ok(())).await;
         assert!(matches!(outcome, Err(Error::Busy(_))), "{outcome:?}");
         assert!(checks.in_progress.lock().unwrap().is_empty(), "a refused check leaves nothing behind");
+        let refused: Result<Checked<()>> =
+            checks.verify("u", &SecretString::new("y"), &hash, false, async || Err(Error::Busy("no".into()))).await;
+        assert!(matches!(refused, Err(Error::Busy(_))) && checks.hashes() == 0, "not admitted: no hash");
     }
 }

@@ -2,12 +2,13 @@
 //! whole, its secrets sealed, and stored with its audit entry in one transaction; an invalid change stores
 //! nothing and the configuration in force stays.
 
-use crate::{App, Error, Result};
+use crate::{App, Error, Result, files};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 use tidings_core::{
     EmailConfig, FieldError, ValidationErrors,
+    account::Role,
     audit::NewAuditEntry,
     config::{self, SecretUpdate, SecretsPresent, google::GoogleClient, keys},
     secret::{SecretName, SecretString},
@@ -108,14 +109,21 @@ impl App {
         })
     }
 
-    /// Applies `key=value` edits (`tidings config set`).
+    /// Applies `key=value` edits (`tidings config set`, an administrator).
     pub async fn update(&self, actor: &str, edits: &[(String, String)]) -> Result<Saved> {
-        self.save_edits(actor, "config.update", edits, Vec::new()).await
+        self.save_edits(actor, "config.update", edits, Vec::new(), true).await
+    }
+
+    /// Applies edits made by a caller of `role`: below administrator, the OAuth endpoints may not be set by hand
+    /// and moving the relay or the token endpoint clears the secrets that would follow (see
+    /// [`config::custody`]); the warnings say which.
+    pub async fn update_as(&self, actor: &str, role: Role, edits: &[(String, String)]) -> Result<Saved> {
+        self.save_edits(actor, "config.update", edits, Vec::new(), role == Role::Administrator).await
     }
 
     /// Replaces the configuration with an exported document's.
     pub async fn import(&self, actor: &str, doc: &ConfigDocument) -> Result<Saved> {
-        self.save_edits(actor, "config.import", &doc.edits()?, Vec::new()).await
+        self.save_edits(actor, "config.import", &doc.edits()?, Vec::new(), true).await
     }
 
     /// Fills the OAuth client from Google's client file (`client_secret_….json`).
@@ -123,7 +131,7 @@ impl App {
         let client = GoogleClient::parse(text).map_err(Error::Input)?;
         let redirect = self.current().await?.config.redirect_uri();
         let warnings = client.redirect_warning(redirect.as_deref()).into_iter().collect();
-        self.save_edits(actor, "config.import-google-client", &client.changes(), warnings).await
+        self.save_edits(actor, "config.import-google-client", &client.changes(), warnings, true).await
     }
 
     /// The configuration as an export document; secret values only when asked for.
@@ -144,7 +152,7 @@ impl App {
     pub async fn validate_current(&self) -> Result<()> {
         let current = self.current().await?;
         let mut errors = config::validate(&current.config, current.secrets).err().map(|e| e.0).unwrap_or_default();
-        errors.extend(check_files(&current.config));
+        errors.extend(check_files(&current.config).await);
         if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors).into()) }
     }
 
@@ -152,7 +160,7 @@ impl App {
     pub async fn validate_edits(&self, edits: &[(String, String)]) -> Result<()> {
         let current = self.current().await?;
         let changes = config::apply(&current.config, edits, current.secrets)?;
-        let errors = check_files(&changes.config);
+        let errors = check_files(&changes.config).await;
         if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors).into()) }
     }
 
@@ -173,11 +181,16 @@ impl App {
         action: &str,
         edits: &[(String, String)],
         warnings: Vec<String>,
+        may_move_secrets: bool,
     ) -> Result<Saved> {
         for _ in 0..SAVE_ATTEMPTS {
             let current = self.current().await?;
-            let changes = config::apply(&current.config, edits, current.secrets)?;
-            let file_errors = check_files(&changes.config);
+            let mut changes = config::apply(&current.config, edits, current.secrets)?;
+            let mut warnings = warnings.clone();
+            if !may_move_secrets {
+                self.keep_custody(actor, &current, edits, &mut changes, &mut warnings).await?;
+            }
+            let file_errors = check_files(&changes.config).await;
             if !file_errors.is_empty() {
                 return Err(ValidationErrors(file_errors).into());
             }
@@ -214,19 +227,80 @@ impl App {
         }
         Err(Error::Input("the configuration is being changed by someone else right now; try again".into()))
     }
+
+    /// What a change by someone who may not choose where secrets go must also do: refuse endpoints set by hand,
+    /// clear the secrets and forget the refresh tokens that would follow a moved relay or token endpoint.
+    async fn keep_custody(
+        &self,
+        actor: &str,
+        current: &Current,
+        edits: &[(String, String)],
+        changes: &mut config::Changes,
+        warnings: &mut Vec<String>,
+    ) -> Result<()> {
+        let set: Vec<SecretName> =
+            changes.secrets.iter().filter(|(_, u)| matches!(u, SecretUpdate::Set(_))).map(|(n, _)| *n).collect();
+        let custody =
+            config::custody::without_custody(&current.config, &changes.config, edits.iter().map(|(k, _)| k.as_str()), &set);
+        if !custody.refused.is_empty() {
+            return Err(ValidationErrors(custody.refused).into());
+        }
+        for (secret, because) in custody.clear.into_iter().filter(|(s, _)| current.secrets.has(*s)) {
+            changes.secrets.push((secret, SecretUpdate::Clear));
+            changes.changed.push(secret.key().to_owned());
+            warnings.push(format!(
+                "{} was cleared because {because} changed: a stored secret never follows a change made without the \
+                 administrator role; enter it again",
+                secret.key()
+            ));
+        }
+        if custody.forget_authorizations {
+            if self.oauth_refresh_token().await?.is_some() {
+                self.oauth_forget(actor).await?;
+                warnings.push(
+                    "the OAuth authorization was forgotten because the token endpoint changed; sign in again".into(),
+                );
+            }
+            for device in self.devices_with_mailboxes().await?.into_iter().filter(|d| d.mailbox.is_some()) {
+                self.mailbox_forget(actor, &device.device).await?;
+                warnings.push(format!(
+                    "device account {}'s mailbox token was forgotten because the token endpoint changed",
+                    device.device.username
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Checks the files the configuration names: the CA bundle must be a readable PEM file with a certificate.
-fn check_files(cfg: &EmailConfig) -> Vec<FieldError> {
-    let Some(path) = &cfg.tls.ca_file else {
+/// Checks the files the configuration names, off the async threads: the CA bundle must be a regular PEM file
+/// with a certificate, the gateway's certificate and key must load and belong together. Each file is read
+/// with [`files`]' limits, so that a FIFO or a device can neither freeze nor exhaust the daemon.
+async fn check_files(cfg: &EmailConfig) -> Vec<FieldError> {
+    let (ca_file, gateway) = (cfg.tls.ca_file.clone(), cfg.gateway.cert_file.clone().zip(cfg.gateway.key_file.clone()));
+    if ca_file.is_none() && gateway.is_none() {
         return Vec::new();
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => Vec::new(),
-        Ok(_) => vec![FieldError::new(
-            "tls.ca_file",
-            format!("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
-        )],
-        Err(e) => vec![FieldError::new("tls.ca_file", format!("{path} cannot be read: {e}"))],
     }
+    tokio::task::spawn_blocking(move || {
+        let mut errors = Vec::new();
+        if let Some(path) = ca_file {
+            match files::read_text(Path::new(&path), files::PEM_LIMIT) {
+                Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+                Ok(_) => errors.push(FieldError::new(
+                    "tls.ca_file",
+                    format!("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+                )),
+                Err(why) => errors.push(FieldError::new("tls.ca_file", why)),
+            }
+        }
+        if let Some((cert, key)) = gateway
+            && let Err(why) = crate::tls_files::server_config(Path::new(&cert), Path::new(&key))
+        {
+            let field = if why.starts_with(&key) { "gateway.key_file" } else { "gateway.cert_file" };
+            errors.push(FieldError::new(field, why));
+        }
+        errors
+    })
+    .await
+    .unwrap_or_default()
 }

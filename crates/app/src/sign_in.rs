@@ -128,14 +128,14 @@ impl App {
             Err(_) => None,
         };
         let Some(record) = found else {
-            self.passwords.verify(username, password, decoy_hash(), false).await?;
+            self.passwords.verify(username, password, decoy_hash(), false, async || Ok(())).await?;
             return refused(attempt, "unknown user").await;
         };
         let Some(failures) = self.store.login_attempt(record.account.id, policy.max_failures, now).await? else {
-            self.passwords.verify(username, password, decoy_hash(), false).await?;
+            self.passwords.verify(username, password, decoy_hash(), false, async || Ok(())).await?;
             return refused(attempt, "locked").await;
         };
-        if !self.passwords.verify(username, password, &record.password_hash, false).await? {
+        if !self.passwords.verify(username, password, &record.password_hash, false, async || Ok(())).await?.valid {
             let lock = (failures >= policy.max_failures).then(|| later(now, policy.lockout));
             let why = match lock {
                 Some(_) => format!("wrong password; locked for {} after {failures} failures", minutes(policy.lockout)),

@@ -234,6 +234,19 @@ pub struct ServeArgs {
     /// A web session ends this long after sign-in, used or not.
     #[arg(long, env = "TIDINGS_SESSION_MAX", default_value = "7d", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub session_max: Duration,
+    /// Password checks (web sign-ins, gateway AUTH) computed at once; each takes about 19 MB and tens of
+    /// milliseconds of CPU while it runs, so this bounds their memory whatever the number of attempts.
+    #[arg(long, env = "TIDINGS_PASSWORD_CHECKS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..), value_name = "N")]
+    pub password_checks: u16,
+    /// How long a password check waits for its turn before it is refused (gateway `421`, web `429`).
+    #[arg(long, env = "TIDINGS_PASSWORD_CHECK_WAIT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub password_check_wait: Duration,
+    /// How long an HTTP client may take to send a request's headers.
+    #[arg(long, env = "TIDINGS_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub http_header_timeout: Duration,
+    /// How long an HTTP client may take to send a request's body.
+    #[arg(long, env = "TIDINGS_HTTP_BODY_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub http_body_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

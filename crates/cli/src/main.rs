@@ -3,9 +3,21 @@
 //! `main` only parses the command line, sets up logging and hands over to [`commands`]; everything a command
 //! does lives in the library crates, so that the API and the web interface do the same thing.
 
+/// `println!` for the commands, through [`output`]: a closed pipe ends the command quietly.
+macro_rules! say {
+    () => { $crate::output::write(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for the commands, through [`output`].
+macro_rules! say_part {
+    ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*)) };
+}
+
 mod cli;
 mod commands;
 mod logging;
+mod output;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -167,7 +167,7 @@ fn google_client_file_import_and_a_broken_one() {
     let err = fails(tmp.path(), &["config", "import-google-client", file.to_str().unwrap()]);
     assert!(err.contains("client_secret_1.json") && err.contains("\"installed\" or \"web\""), "{err}");
     let err = fails(tmp.path(), &["config", "import-google-client", "/nonexistent/file.json"]);
-    assert!(err.contains("cannot read /nonexistent/file.json"), "{err}");
+    assert!(err.contains("/nonexistent/file.json cannot be read"), "{err}");
 }
 
 #[test]

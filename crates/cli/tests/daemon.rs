@@ -77,3 +77,36 @@ fn serve_on_a_busy_address_says_so() {
     let err = fails(tmp.path(), &["serve", "--listen", &address]);
     assert!(err.contains(&format!("cannot listen on {address}")), "{err}");
 }
+
+#[test]
+fn a_data_dir_whose_database_was_emptied_is_never_initialised_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init"]);
+    ok(dir, &["config", "set", "locale=nl"]);
+    // The database emptied by mistake, its log still there (what a crash during a copy leaves).
+    let (database, wal) = (dir.join("tidings.db"), dir.join("tidings.db-wal"));
+    std::fs::write(&database, b"").unwrap();
+    let log: Vec<u8> = (0..4096u32).flat_map(|n| n.to_le_bytes()).collect();
+    std::fs::write(&wal, &log).unwrap();
+    for args in [&["serve", "--listen", "127.0.0.1:0"][..], &["init"], &["config", "show"]] {
+        let err = fails(dir, args);
+        assert!(
+            err.contains("was used before")
+                && err.contains("secret.key")
+                && err.contains("tidings.db-wal")
+                && err.contains("restore the directory from a backup"),
+            "tidings {args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&wal).unwrap(), log, "the log is left as it was");
+    assert_eq!(std::fs::metadata(&database).unwrap().len(), 0, "no new database was made");
+    assert!(!dir.join("initial-admin-password").exists(), "no new administrator");
+
+    // A key alone (the database removed) is refused the same way.
+    std::fs::remove_file(&database).unwrap();
+    std::fs::remove_file(&wal).unwrap();
+    let err = fails(dir, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(err.contains("was used before (") && err.contains("secret.key"), "{err}");
+    assert!(!database.exists());
+}

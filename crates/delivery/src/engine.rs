@@ -269,7 +269,11 @@ pub async fn relay_settings(
         host,
         encryption: cfg.smtp.encryption,
         auth,
-        tls: tls::client_config(&cfg.tls)?,
+        tls: {
+            // Off the async threads: it reads the CA bundle.
+            let options = cfg.tls.clone();
+            tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??
+        },
         verify_certificates: cfg.tls.verify_certificates,
         timeout: cfg.delivery.timeout,
         helo_name: helo_name(),

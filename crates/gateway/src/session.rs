@@ -64,7 +64,7 @@ pub async fn serve(shared: Arc<Shared>, wire: Wire, peer: SocketAddr, tls: bool)
         End::TooLong => ("session timeout".into(), true),
         End::TooSlow => ("data slower than gateway.min_data_rate".into(), true),
         End::Locked => ("address locked out".into(), true),
-        End::Busy => ("too many password checks at once".into(), true),
+        End::Busy => ("authentication refused for now (lockout, or too many at once)".into(), true),
         End::TooManyErrors => ("too many refused commands".into(), true),
         End::Failed(why) => (why.clone(), true),
     };
@@ -231,37 +231,40 @@ async fn verify(
     password: String,
 ) -> Result<tidings_core::submission::session::Login, Verdict> {
     let metrics = shared.app.metrics();
-    let attempt = match shared.guard.begin_auth(peer.ip(), g.auth_max_failures, g.auth_lockout) {
-        Ok(attempt) => attempt,
-        Err(refusal) => {
-            metrics.count("tidings_gateway_authentications_total", "refused_locked");
-            let text = match refusal {
-                Refusal::Locked => "too many failed authentications from your address; try again later",
-                Refusal::TooManyAtOnce => "too many authentications at once from your address; try again later",
-            };
-            return Err(Verdict::Close(Reply::new(421, "4.7.0", text), End::Locked));
-        }
+    // Counted before any hash is computed; remembered credentials, and a check joining the same credentials'
+    // check under way, are no new guess and are not counted.
+    let admit = async || {
+        shared.guard.begin_auth(peer.ip(), g.auth_max_failures, g.auth_lockout).map_err(|refusal| {
+            tidings_app::Error::Busy(
+                match refusal {
+                    Refusal::Locked => "too many failed authentications from your address; try again later",
+                    Refusal::TooManyAtOnce => "too many authentications at once from your address; try again later",
+                }
+                .into(),
+            )
+        })
     };
-    match shared.app.verify_device(user, &SecretString::new(password)).await {
-        Ok(Some(login)) => {
-            attempt.succeeded();
+    match shared.app.verify_device(user, &SecretString::new(password), admit).await {
+        Ok((Some(login), attempt)) => {
+            if let Some(attempt) = attempt {
+                attempt.succeeded();
+            }
             metrics.count("tidings_gateway_authentications_total", "ok");
             tracing::info!(%peer, device = %login.username, "gateway authentication");
             Ok(login)
         }
-        Ok(None) => {
+        Ok((None, attempt)) => {
             metrics.count("tidings_gateway_authentications_total", "failed");
-            if attempt.failed() {
+            if attempt.is_some_and(|a| a.failed()) {
                 tracing::warn!(%peer, lockout = ?g.auth_lockout, "gateway: too many failed authentications; address locked out");
                 let reply = Reply::new(421, "4.7.0", "too many failed authentications; try again later");
                 return Err(Verdict::Close(reply, End::Locked));
             }
             Err(Verdict::Refused(Reply::new(535, "5.7.8", "authentication credentials invalid")))
         }
-        Err(tidings_app::Error::Busy(_)) => {
-            metrics.count("tidings_gateway_authentications_total", "busy");
-            let reply = Reply::new(421, "4.7.0", "too many authentications at once; try again in a moment");
-            Err(Verdict::Close(reply, End::Busy))
+        Err(tidings_app::Error::Busy(why)) => {
+            metrics.count("tidings_gateway_authentications_total", "refused_busy");
+            Err(Verdict::Close(Reply::new(421, "4.7.0", &why), End::Busy))
         }
         Err(e) => {
             tracing::error!(error = %e, "gateway: cannot check credentials");

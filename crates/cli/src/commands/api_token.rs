@@ -12,13 +12,13 @@ pub async fn run(app: &App, command: ApiTokenCommand) -> Result<ExitCode> {
         ApiTokenCommand::Create { name, role } => {
             let role: Role = role.parse().map_err(|e: String| anyhow!(e))?;
             let created = app.create_api_token(&actor(), &name, role).await?;
-            println!("{}", created.token.expose());
+            say!("{}", created.token.expose());
             eprintln!("Token {} ({name}, {role}) created. It is shown only now: store it safely.", created.id);
         }
         ApiTokenCommand::List { json } => {
             let tokens = app.api_tokens().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                say!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {
                 for t in tokens {
                     let state = match (t.revoked_at, t.last_used_at) {
@@ -26,7 +26,7 @@ pub async fn run(app: &App, command: ApiTokenCommand) -> Result<ExitCode> {
                         (None, Some(at)) => format!("last used {}", at.format("%Y-%m-%d %H:%M")),
                         (None, None) => "never used".into(),
                     };
-                    println!("{:>4}  {:<24} {:<22} {state}", t.id, t.name, t.role.as_str());
+                    say!("{:>4}  {:<24} {:<22} {state}", t.id, t.name, t.role.as_str());
                 }
             }
         }
@@ -34,7 +34,7 @@ pub async fn run(app: &App, command: ApiTokenCommand) -> Result<ExitCode> {
             if !app.revoke_api_token(&actor(), id).await? {
                 bail!("no active token {id} (see `tidings api-token list`)");
             }
-            println!("Token {id} revoked.");
+            say!("Token {id} revoked.");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,6 @@
 //! `tidings audit`.
 
-use crate::cli::AuditArgs;
+use crate::{cli::AuditArgs, output::shown};
 use anyhow::Result;
 use std::process::ExitCode;
 use tidings_app::App;
@@ -8,11 +8,13 @@ use tidings_app::App;
 pub async fn run(app: &App, args: AuditArgs) -> Result<ExitCode> {
     let entries = app.store().audit(args.limit).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        say!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
     for e in entries {
-        println!("{}  {:<16} {:<28} {}", e.at.format("%Y-%m-%d %H:%M:%S UTC"), e.actor, e.action, e.fields.join(", "));
+        let fields = e.fields.join(", ");
+        let (actor, action, fields) = (shown(&e.actor), shown(&e.action), shown(&fields));
+        say!("{}  {:<16} {:<28} {}", e.at.format("%Y-%m-%d %H:%M:%S UTC"), actor, action, fields);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,7 @@ pub async fn run(global: &Global, command: ConfigCommand) -> Result<ExitCode> {
 /// `tidings config keys`: needs no data directory.
 fn print_keys() {
     for k in keys::KEYS {
-        println!("{:<36} {}{}", k.key, k.help, if k.secret { " (secret)" } else { "" });
+        say!("{:<36} {}{}", k.key, k.help, if k.secret { " (secret)" } else { "" });
     }
 }
 
@@ -57,15 +57,15 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
         }
         ConfigCommand::Validate { file: None } => {
             refused_or(app.validate_current().await)?;
-            println!("The configuration in force is valid.");
+            say!("The configuration in force is valid.");
         }
         ConfigCommand::Validate { file: Some(path) } => {
             let doc = read_document(&path)?;
             refused_or(app.validate_document(&doc).await)?;
-            println!("{} is valid; `tidings config import {}` would apply it.", path.display(), path.display());
+            say!("{} is valid; `tidings config import {}` would apply it.", path.display(), path.display());
         }
         ConfigCommand::ImportGoogleClient { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = super::read_file(&file, tidings_app::files::DOCUMENT_LIMIT)?;
             let saved = app.import_google_client(&actor(), &text).await.map_err(|e| match e {
                 Error::Input(why) => anyhow!("{}: {why}", file.display()),
                 other => refusal(other),
@@ -86,7 +86,7 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     eprintln!("Wrote {}", path.display());
                 }
-                None => print!("{text}"),
+                None => say_part!("{text}"),
             }
             if with_secrets {
                 eprintln!("warning: the export holds secrets in clear text; keep it safe and delete it when done");
@@ -110,7 +110,7 @@ fn parse_pair(pair: &str) -> Result<(String, String)> {
 }
 
 fn read_document(path: &Path) -> Result<ConfigDocument> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = super::read_file(path, tidings_app::files::DOCUMENT_LIMIT)?;
     ConfigDocument::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
@@ -141,9 +141,9 @@ fn refusal(e: Error) -> anyhow::Error {
 /// Prints what a save did, then sends the test email when `admin.test_email_on_save` is on.
 async fn report(app: &App, saved: Saved) -> Result<()> {
     if saved.changed.is_empty() {
-        println!("Nothing changed (revision {}).", saved.revision);
+        say!("Nothing changed (revision {}).", saved.revision);
     } else {
-        println!("Saved revision {}: {}", saved.revision, saved.changed.join(", "));
+        say!("Saved revision {}: {}", saved.revision, saved.changed.join(", "));
     }
     for warning in saved.warnings {
         eprintln!("warning: {warning}");
@@ -157,9 +157,9 @@ async fn report(app: &App, saved: Saved) -> Result<()> {
 /// Sends a test email and reports the relay's answer; fails when the relay refused it.
 async fn test_email(app: &App) -> Result<()> {
     let sent = refused_or(app.send_test_email(&actor()).await)?;
-    println!("Test email queued as message {} for the admin contacts.", sent.message_id);
+    say!("Test email queued as message {} for the admin contacts.", sent.message_id);
     if !app.data_dir().daemon_running() {
-        println!(
+        say!(
             "No daemon is running on this data directory: the test email goes out when `tidings serve` starts \
              (`tidings queue show {}` tells what became of it).",
             sent.message_id
@@ -169,8 +169,8 @@ async fn test_email(app: &App) -> Result<()> {
     let wait = app.current().await?.config.admin.test_email_wait;
     let outcome = app.await_test_outcome(sent.message_id, wait).await?;
     match outcome.result.as_str() {
-        "delivered" => println!("Delivered: the relay accepted the test email."),
-        "pending" => println!(
+        "delivered" => say!("Delivered: the relay accepted the test email."),
+        "pending" => say!(
             "No answer from the relay within {}; follow it with `tidings queue show {}`.",
             humantime::format_duration(wait),
             sent.message_id
@@ -200,16 +200,16 @@ fn show(current: &Current, as_json: bool) -> Result<()> {
             "secrets": secrets,
             "derived": { "smtp.port": cfg.smtp.effective_port(), "oauth.redirect_uri": cfg.redirect_uri() },
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        say!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     match (&current.saved_at, &current.saved_by) {
-        (Some(at), Some(by)) => println!(
+        (Some(at), Some(by)) => say!(
             "Email configuration, revision {} (saved {} by {by})\n",
             current.revision,
             at.format("%Y-%m-%d %H:%M:%S UTC")
         ),
-        _ => println!("Email configuration: nothing saved yet (defaults)\n"),
+        _ => say!("Email configuration: nothing saved yet (defaults)\n"),
     }
     for k in keys::KEYS {
         let value = match SecretName::from_key(k.key) {
@@ -220,9 +220,9 @@ fn show(current: &Current, as_json: bool) -> Result<()> {
                 _ => "(not set)".into(),
             },
         };
-        println!("  {:<36} {value}", k.key);
+        say!("  {:<36} {value}", k.key);
     }
     let redirect = cfg.redirect_uri().unwrap_or_else(|| "(set public_base_url first)".into());
-    println!("  {:<36} {redirect}", "oauth.redirect_uri (derived)");
+    say!("  {:<36} {redirect}", "oauth.redirect_uri (derived)");
     Ok(())
 }

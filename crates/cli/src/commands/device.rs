@@ -24,7 +24,7 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
                 }
             };
             match app.create_device(&actor(), &name, &SecretString::new(password), &addresses).await {
-                Ok(id) => println!("Created device account {id} ({name})."),
+                Ok(id) => say!("Created device account {id} ({name})."),
                 Err(Error::Store(tidings_store::Error::DuplicateAccount(_))) => {
                     bail!("a device account named {name:?} exists already; choose another name or remove it first")
                 }
@@ -34,9 +34,9 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
         DeviceCommand::List { json } => {
             let devices = app.devices_with_mailboxes().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&devices)?);
+                say!("{}", serde_json::to_string_pretty(&devices)?);
             } else if devices.is_empty() {
-                println!("No device accounts.");
+                say!("No device accounts.");
             } else {
                 for d in devices {
                     let mailbox = match &d.mailbox {
@@ -44,7 +44,7 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
                         Some(m) if m.failure.is_some() => format!("  [mailbox {}: sign in again]", m.mailbox),
                         Some(m) => format!("  [mailbox {} connected]", m.mailbox),
                     };
-                    println!("{:>4}  {:<24} {}{mailbox}", d.device.id, d.device.username, d.device.addresses.join(" "));
+                    say!("{:>4}  {:<24} {}{mailbox}", d.device.id, d.device.username, d.device.addresses.join(" "));
                 }
             }
         }
@@ -54,13 +54,13 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
             if !app.mailbox_forget(&actor(), &device).await? {
                 bail!("device account {} has no mailbox token", device.username);
             }
-            println!("Deleted the mailbox token of device account {}.", device.username);
+            say!("Deleted the mailbox token of device account {}.", device.username);
         }
         DeviceCommand::Remove { id } => {
             if !app.delete_device(&actor(), id).await? {
                 bail!("there is no device account {id} (`tidings device list` shows them)");
             }
-            println!("Deleted device account {id}.");
+            say!("Deleted device account {id}.");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -72,7 +72,7 @@ async fn connect(app: &App, id: i64, device_code: bool) -> Result<()> {
     let device = app.device(id).await?;
     let owner = Owner::Device(device.clone());
     let connected = |mailbox: Option<String>| {
-        println!(
+        say!(
             "Device account {} is connected{}.",
             device.username,
             mailbox.map(|m| format!(" to send as {m}")).unwrap_or_default()
@@ -81,14 +81,14 @@ async fn connect(app: &App, id: i64, device_code: bool) -> Result<()> {
     if device_code {
         let signing_in = flows::start_device(app, owner).await.map_err(|e| anyhow!(e))?;
         let shown = &signing_in.shown;
-        println!("On any device, open {} and enter the code\n\n    {}\n", shown.verification_uri, shown.user_code);
-        println!("Sign in as the account's own mailbox. Waiting...");
+        say!("On any device, open {} and enter the code\n\n    {}\n", shown.verification_uri, shown.user_code);
+        say!("Sign in as the account's own mailbox. Waiting...");
         connected(signing_in.finish(app, None, &actor()).await.map_err(|e| anyhow!(e))?);
         return Ok(());
     }
     let before = app.mailbox_of(&device.username).await?.map(|m| m.acquired_at);
     let started = flows::start(app, &owner).await.map_err(|e| anyhow!(e))?;
-    println!("Open this address in a browser and sign in as the account's own mailbox:\n\n  {}\n", started.url);
+    say!("Open this address in a browser and sign in as the account's own mailbox:\n\n  {}\n", started.url);
     if std::io::stdin().is_terminal() {
         eprintln!(
             "Then paste the whole address the browser ended on (or just the code) and press Enter; or press Enter once \

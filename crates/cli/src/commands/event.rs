@@ -2,6 +2,7 @@
 //! running daemon within its poll interval.
 
 use super::actor;
+use crate::output::shown;
 use crate::cli::EventCommand;
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
@@ -25,15 +26,15 @@ pub async fn run(app: &App, command: EventCommand) -> Result<ExitCode> {
                 }
                 Err(other) => return Err(other.into()),
             };
-            println!("Recorded event {} ({} on {}).", event.id, event.kind, event.node);
+            say!("Recorded event {} ({} on {}).", event.id, event.kind, event.node);
             match mail_path_problem(&app.current().await?.config) {
                 Some(problem) => {
-                    println!("It is not mailed yet: {problem}. It will be once that is fixed.")
+                    say!("It is not mailed yet: {problem}. It will be once that is fixed.")
                 }
                 None if !app.data_dir().daemon_running() => {
-                    println!("No daemon is running: it is mailed when `tidings serve` starts.")
+                    say!("No daemon is running: it is mailed when `tidings serve` starts.")
                 }
-                None => println!("The daemon mails it to the admin contacts."),
+                None => say!("The daemon mails it to the admin contacts."),
             }
         }
         EventCommand::Kinds { json } => {
@@ -42,11 +43,11 @@ pub async fn run(app: &App, command: EventCommand) -> Result<ExitCode> {
                     .iter()
                     .map(|k| json!({ "kind": k, "severity": k.severity(), "source": k.source(), "summary": k.summary() }))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&kinds)?);
+                say!("{}", serde_json::to_string_pretty(&kinds)?);
             } else {
                 for k in EventKind::ALL {
                     let own = if k.source() == notify::Source::Tidings { " (raised by Tidings)" } else { "" };
-                    println!("{:<40} {:<8} {}{own}", k.id(), k.severity().as_str(), k.summary());
+                    say!("{:<40} {:<8} {}{own}", k.id(), k.severity().as_str(), k.summary());
                 }
             }
         }
@@ -54,11 +55,11 @@ pub async fn run(app: &App, command: EventCommand) -> Result<ExitCode> {
             let kind = kind.map(|k| EventKind::parse(&k).map_err(|e| anyhow!(e))).transpose()?;
             let events = app.events(kind, limit, None).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&events)?);
+                say!("{}", serde_json::to_string_pretty(&events)?);
             } else {
                 print_events(&events);
                 if let Some(problem) = mail_path_problem(&app.current().await?.config) {
-                    println!("\nEvents cannot be mailed now: {problem}.");
+                    say!("\nEvents cannot be mailed now: {problem}.");
                 }
             }
         }
@@ -68,7 +69,7 @@ pub async fn run(app: &App, command: EventCommand) -> Result<ExitCode> {
 
 fn print_events(events: &[EventRecord]) {
     if events.is_empty() {
-        println!("No events.");
+        say!("No events.");
         return;
     }
     for e in events {
@@ -80,15 +81,15 @@ fn print_events(events: &[EventRecord]) {
             _ => "waiting to be mailed".into(),
         };
         let repeats = if e.repeats > 0 { format!(", reporting {} repeats", e.repeats) } else { String::new() };
-        println!(
+        say!(
             "{:>6}  {}  {:<40} {:<20} {mail}{repeats}",
             e.id,
             e.received_at.format("%Y-%m-%d %H:%M:%S"),
             e.kind.id(),
-            e.node
+            shown(&e.node)
         );
         for (k, v) in &e.details {
-            println!("        {k}: {v}");
+            say!("        {}: {}", shown(k), shown(v));
         }
     }
 }

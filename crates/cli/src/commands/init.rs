@@ -13,13 +13,13 @@ pub async fn run(global: &Global, args: InitArgs) -> Result<ExitCode> {
     let options =
         InitOptions { key_from_env: global.secret_key.clone(), admin_username: args.admin_user, admin_password };
     let done = App::init(dir.clone(), options).await?;
-    println!("Initialised {}", dir.root().display());
+    say!("Initialised {}", dir.root().display());
     if global.secret_key.is_none() {
-        println!("  secret key: {} (back it up: without it, stored secrets cannot be read)", dir.key_file().display());
+        say!("  secret key: {} (back it up: without it, stored secrets cannot be read)", dir.key_file().display());
     }
-    println!("  administrator account: {}", done.admin_username);
+    say!("  administrator account: {}", done.admin_username);
     if let Some(password) = done.generated_password {
-        println!("  password: {} (shown once; keep it safe)", password.expose());
+        say!("  password: {} (shown once; keep it safe)", password.expose());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ mod queue;
 mod serve;
 
 use crate::cli::{Cli, Command, Global};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use std::{path::Path, process::ExitCode};
 use tidings_app::{App, data_dir::DataDir};
 
@@ -53,8 +53,13 @@ fn actor() -> String {
     format!("cli:{user}")
 }
 
+/// Reads a regular text file of at most `limit` bytes; the error names the file and what is wrong with it.
+fn read_file(path: &Path, limit: u64) -> Result<String> {
+    tidings_app::files::read_text(path, limit).map_err(|why| anyhow!(why))
+}
+
 /// Reads the first line of a file, without its line ending.
 fn first_line(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_file(path, tidings_app::files::DOCUMENT_LIMIT)?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }

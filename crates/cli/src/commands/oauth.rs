@@ -16,7 +16,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
     match command {
         OauthCommand::Login { client_credentials: true, .. } => {
             let account = flows::client_credentials(app, None, &actor()).await.map_err(|e| anyhow!(e))?;
-            println!(
+            say!(
                 "Tidings is authorized for app-only sending{}.",
                 account.map(|a| format!(" as {a}")).unwrap_or_default()
             );
@@ -24,20 +24,20 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
         OauthCommand::Login { device: true, .. } => {
             let signing_in = flows::start_device(app, flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
             let shown = &signing_in.shown;
-            println!("On any device, open {} and enter the code\n\n    {}\n", shown.verification_uri, shown.user_code);
-            println!(
+            say!("On any device, open {} and enter the code\n\n    {}\n", shown.verification_uri, shown.user_code);
+            say!(
                 "The code expires at {} ({} minutes). Waiting...",
                 signing_in.expires_at.format("%H:%M:%S UTC"),
                 shown.expires_in / 60
             );
             let account = signing_in.finish(app, None, &actor()).await.map_err(|e| anyhow!(e))?;
-            println!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
+            say!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
         }
         OauthCommand::Login { paste, wait, .. } => login(app, paste, wait).await?,
         OauthCommand::Status { json } => {
             let report = tidings_oauth::status::report(app, None).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                say!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 let state = match &report.status {
                     TokenStatus::NotConfigured => "not configured (smtp.auth is not oauth2)".to_owned(),
@@ -54,13 +54,13 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
                     }
                     TokenStatus::Failing { reason, since } => format!("refreshing fails since {since}: {reason}"),
                 };
-                println!("status:         {state}");
+                say!("status:         {state}");
                 let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
                     t.map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 };
-                println!("account:        {}", report.account.as_deref().unwrap_or("(none)"));
-                println!("acquired:       {}", when(report.acquired_at));
-                println!("last refreshed: {}", when(report.refreshed_at));
+                say!("account:        {}", report.account.as_deref().unwrap_or("(none)"));
+                say!("acquired:       {}", when(report.acquired_at));
+                say!("last refreshed: {}", when(report.refreshed_at));
             }
         }
         OauthCommand::Check => {
@@ -68,13 +68,13 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
             let endpoint =
                 HttpEndpoint::new(&config, app.secret(SecretName::OAuthClientSecret).await?).map_err(|e| anyhow!(e))?;
             match endpoint.check().await {
-                Ok(()) => println!("Connected: {} answers.", config.oauth.token_endpoint.unwrap_or_default()),
+                Ok(()) => say!("Connected: {} answers.", config.oauth.token_endpoint.unwrap_or_default()),
                 Err(why) => bail!("not connected: {why}"),
             }
         }
         OauthCommand::Revoke => {
             app.oauth_forget(&actor()).await?;
-            println!("The stored authorization was deleted. Sign in again with `tidings oauth login`.");
+            say!("The stored authorization was deleted. Sign in again with `tidings oauth login`.");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -83,7 +83,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
 async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
     let before = app.oauth_record().await?.acquired_at;
     let started = flows::start(app, &flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
-    println!("Open this address in a browser and sign in with the mailbox Tidings sends as:\n\n  {}\n", started.url);
+    say!("Open this address in a browser and sign in with the mailbox Tidings sends as:\n\n  {}\n", started.url);
     if paste {
         if std::io::stdin().is_terminal() {
             eprintln!("Then paste here the whole address the browser ended on (or just the code), and press Enter:");
@@ -92,7 +92,7 @@ async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
         std::io::stdin().lock().read_line(&mut answer)?;
         let account =
             flows::complete(app, None, &actor(), &answer, &flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
-        println!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
+        say!("Tidings is authorized{}.", account.map(|a| format!(" to send as {a}")).unwrap_or_default());
         return Ok(());
     }
     eprintln!(
@@ -105,7 +105,7 @@ async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
         every.tick().await;
         let record = app.oauth_record().await?;
         if record.acquired_at != before && record.acquired_at.is_some() {
-            println!(
+            say!(
                 "Tidings is authorized{}.",
                 record.account.map(|a| format!(" to send as {a}")).unwrap_or_default()
             );

@@ -2,6 +2,7 @@
 //! durably at once; a running daemon delivers them within its queue poll interval.
 
 use super::actor;
+use crate::output::shown;
 use crate::cli::{QueueCommand, SendArgs};
 use anyhow::{Context, Result, anyhow, bail};
 use std::{
@@ -26,12 +27,12 @@ pub async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
     };
     let html = args
         .html_file
-        .map(|path| std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display())))
+        .map(|path| super::read_file(&path, tidings_app::files::TEXT_LIMIT))
         .transpose()?;
     let message = NewMessage { to: args.to, cc: args.cc, bcc: args.bcc, subject: args.subject, text, html };
     match app.submit(&actor(), Submission::Structured(message)).await {
         Ok(accepted) => {
-            println!("Queued message {} (Message-ID <{}>)", accepted.id, accepted.message_id);
+            say!("Queued message {} (Message-ID <{}>)", accepted.id, accepted.message_id);
             Ok(ExitCode::SUCCESS)
         }
         Err(Error::Invalid(errors)) => bail!(
@@ -48,65 +49,65 @@ pub async fn run(app: &App, command: QueueCommand) -> Result<ExitCode> {
             let status = status.map(|s| s.parse::<Status>().map_err(|e| anyhow!(e))).transpose()?;
             let messages = app.messages(status, limit, None).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&messages)?);
+                say!("{}", serde_json::to_string_pretty(&messages)?);
             } else {
                 for m in &messages {
                     print_summary(m);
                 }
                 if messages.is_empty() {
-                    println!("No messages{}.", status.map(|s| format!(" with status {s}")).unwrap_or_default());
+                    say!("No messages{}.", status.map(|s| format!(" with status {s}")).unwrap_or_default());
                 }
             }
         }
         QueueCommand::Show { id, json } => {
             let detail = app.message(id).await?.ok_or_else(|| anyhow!("no message {id}"))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&detail)?);
+                say!("{}", serde_json::to_string_pretty(&detail)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let m = &detail.summary;
-            println!("Message {} ({})", m.id, m.status);
-            println!("  from:        {}", m.mail_from);
+            say!("Message {} ({})", m.id, m.status);
+            say!("  from:        {}", m.mail_from);
             for r in &m.recipients {
-                println!(
+                say!(
                     "  to:          {} [{:?}]{}",
                     r.address,
                     r.state,
-                    r.reply.as_deref().map(|x| format!(" {x}")).unwrap_or_default()
+                    r.reply.as_deref().map(|x| format!(" {}", shown(x))).unwrap_or_default()
                 );
             }
-            println!("  subject:     {}", m.subject.as_deref().unwrap_or(""));
-            println!("  message-id:  <{}>", detail.message_id.as_deref().unwrap_or(""));
-            println!("  origin:      {}", m.origin);
-            println!("  accepted:    {}", m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+            say!("  subject:     {}", shown(m.subject.as_deref().unwrap_or("")));
+            say!("  message-id:  <{}>", detail.message_id.as_deref().unwrap_or(""));
+            say!("  origin:      {}", m.origin);
+            say!("  accepted:    {}", m.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
             if let Some(next) = m.next_attempt_at.filter(|_| matches!(m.status, Status::Queued | Status::Deferred)) {
-                println!("  next try:    {}", next.format("%Y-%m-%d %H:%M:%S UTC"));
+                say!("  next try:    {}", next.format("%Y-%m-%d %H:%M:%S UTC"));
             }
-            println!("  attempts:    {}", m.attempts);
+            say!("  attempts:    {}", m.attempts);
             for a in &detail.attempt_log {
                 let code = a
                     .reply_code
                     .map(|c| format!("{c} {}", a.enhanced_code.as_deref().unwrap_or("")))
                     .unwrap_or_default();
                 let stage = a.stage.map(|s| format!(" at {}", s.as_str())).unwrap_or_default();
-                println!(
+                say!(
                     "  #{} {} {}{stage}: {} {}",
                     a.number,
                     a.started_at.format("%Y-%m-%d %H:%M:%S"),
                     a.result,
                     code.trim(),
-                    a.text
+                    shown(&a.text)
                 );
                 if let Some(why) = &a.explanation {
-                    println!("      what to do: {why}");
+                    say!("      what to do: {why}");
                 }
                 for note in &a.notes {
-                    println!("      note: {note}");
+                    say!("      note: {note}");
                 }
             }
         }
         QueueCommand::Retry { id } => match app.retry_message(&actor(), id).await? {
-            RetryOutcome::Requeued => println!("Message {id} is queued again."),
+            RetryOutcome::Requeued => say!("Message {id} is queued again."),
             RetryOutcome::NotFound => bail!("no message {id}"),
             RetryOutcome::NotRetryable(status) => {
                 bail!("message {id} is {status}; only failed or deferred messages can be retried")
@@ -115,7 +116,7 @@ pub async fn run(app: &App, command: QueueCommand) -> Result<ExitCode> {
         QueueCommand::Purge { status } => {
             let status = status.parse::<Status>().map_err(|e| anyhow!(e))?;
             let purged = app.purge(&actor(), status).await?;
-            println!("Purged {purged} {status} message(s).");
+            say!("Purged {purged} {status} message(s).");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -123,13 +124,13 @@ pub async fn run(app: &App, command: QueueCommand) -> Result<ExitCode> {
 
 fn print_summary(m: &MessageSummary) {
     let to: Vec<&str> = m.recipients.iter().map(|r| r.address.as_str()).collect();
-    println!(
+    say!(
         "{:>6}  {:<9} {}  {:<30} {}{}",
         m.id,
         m.status.as_str(),
         m.created_at.format("%Y-%m-%d %H:%M"),
         to.join(","),
-        m.subject.as_deref().unwrap_or(""),
-        m.last_error.as_deref().map(|e| format!("  [{e}]")).unwrap_or_default()
+        shown(m.subject.as_deref().unwrap_or("")),
+        m.last_error.as_deref().map(|e| format!("  [{}]", shown(e))).unwrap_or_default()
     );
 }

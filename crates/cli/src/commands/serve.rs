@@ -17,6 +17,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         Err(Error::NotInitialised(_)) => first_start(&dir, global).await?,
         Err(e) => return Err(e.into()),
     };
+    let app = app.with_password_checks(tidings_app::password_checks::CheckOptions {
+        concurrent: usize::from(args.password_checks),
+        wait: args.password_check_wait,
+    });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}; choose another --listen address", args.listen))?;
@@ -42,6 +46,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             max_failures_per_address: args.login_max_failures_per_address.max(1),
         },
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| tidings_server::tls::TlsFiles { cert, key }),
+        http: tidings_server::serve::HttpTimeouts { header_read: args.http_header_timeout, body: args.http_body_timeout },
         ..Default::default()
     };
     tidings_server::run(listener, app, options, shutdown).await?;

@@ -7,6 +7,7 @@
 //! only learns whether each is set.
 
 pub mod change;
+pub mod custody;
 pub mod gateway;
 pub mod google;
 pub mod keys;

@@ -41,8 +41,9 @@ fn roots(ca_file: Option<&str>) -> Result<RootCertStore, String> {
         store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     if let Some(path) = ca_file {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("tls.ca_file: cannot read {path}: {e}"))?
+        let pem = tidings_app::files::read_regular(std::path::Path::new(path), tidings_app::files::PEM_LIMIT)
+            .map_err(|why| format!("tls.ca_file: {why}"))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<_, _>>()
             .map_err(|e| format!("tls.ca_file: {path} is not a PEM certificate bundle: {e}"))?;
         if certs.is_empty() {

@@ -80,7 +80,7 @@ async fn change(
     caller.require_operator()?;
     let edits = edits_of(body)?;
     let app = &context.inner.app;
-    let saved = app.update(&caller.actor, &edits).await?;
+    let saved = app.update_as(&caller.actor, caller.role, &edits).await?;
     context.inner.config.refresh().await;
     let mut out = json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings });
     if context.inner.config.get().config.admin.test_email_on_save {

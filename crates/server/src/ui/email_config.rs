@@ -270,7 +270,7 @@ async fn save(
     let current = app.current().await?;
     let (edits, values) = edits(&current, &fields);
     let mut outcome = Outcome::default();
-    match app.update(&viewer.caller.actor, &edits).await {
+    match app.update_as(&viewer.caller.actor, viewer.caller.role, &edits).await {
         Ok(saved) => {
             context.inner.config.refresh().await;
             let tr = viewer.tr;
