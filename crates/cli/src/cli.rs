@@ -241,6 +241,10 @@ pub struct ServeArgs {
     /// How long a password check waits for its turn before it is refused (gateway `421`, web `429`).
     #[arg(long, env = "TIDINGS_PASSWORD_CHECK_WAIT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub password_check_wait: Duration,
+    /// How often the SMTP gateway looks again at its certificate files (reloading them when they changed) and
+    /// tries again a listener it could not bind.
+    #[arg(long, env = "TIDINGS_GATEWAY_RECHECK_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub gateway_recheck_interval: Duration,
     /// How long an HTTP client may take to send a request's headers.
     #[arg(long, env = "TIDINGS_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub http_header_timeout: Duration,

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-/// How often the gateway looks again at its certificate files and at a listener it could not bind.
+/// How often the gateway looks again at its certificate files and at a listener it could not bind, by default.
 pub const RECHECK: Duration = Duration::from_secs(10);
 
 /// What every session uses.
@@ -56,6 +56,8 @@ pub struct Gateway {
     pub config: watch::Receiver<Arc<Current>>,
     pub committer: Committer,
     pub status: Status,
+    /// How often to look again at the certificate files and at a listener that could not be bound.
+    pub recheck: Duration,
 }
 
 /// What the gateway is doing: for `/readyz`, the metrics and the web interface.
@@ -168,7 +170,7 @@ impl Gateway {
             });
             let mut listeners = [listener::Listener::new(false), listener::Listener::new(true)];
             let mut certificate = Certificate::default();
-            let mut recheck = tokio::time::interval(RECHECK);
+            let mut recheck = tokio::time::interval(self.recheck);
             recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let g = self.config.borrow_and_update().config.gateway.clone();
@@ -182,7 +184,7 @@ impl Gateway {
                     }
                 }
                 for (listener, address) in listeners.iter_mut().zip(&wanted) {
-                    listener.ensure(address.as_deref(), &shared, &shutdown).await;
+                    listener.ensure(address.as_deref(), &shared, &shutdown, self.recheck).await;
                 }
                 self.status.publish(Report {
                     listeners: listeners.iter().filter_map(listener::Listener::report).collect(),

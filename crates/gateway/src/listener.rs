@@ -49,7 +49,13 @@ impl Listener {
     }
 
     /// Listens on `address` unless it does already; a bind that fails is tried again at the next call.
-    pub async fn ensure(&mut self, address: Option<&str>, shared: &Arc<Shared>, shutdown: &CancellationToken) {
+    pub async fn ensure(
+        &mut self,
+        address: Option<&str>,
+        shared: &Arc<Shared>,
+        shutdown: &CancellationToken,
+        recheck: std::time::Duration,
+    ) {
         self.address = address.map(str::to_owned);
         let Some(address) = address else { return };
         if self.running.is_some() {
@@ -72,9 +78,9 @@ impl Listener {
             }
             Err(e) => {
                 let why = format!(
-                    "cannot listen on {address}: {e}; fix gateway.{} or free the port (tried again every {} s)",
+                    "cannot listen on {address}: {e}; fix gateway.{} or free the port (tried again every {})",
                     if self.implicit_tls { "tls_listen" } else { "listen" },
-                    crate::RECHECK.as_secs()
+                    humanize(recheck)
                 );
                 if self.error.as_deref() != Some(&why) {
                     tracing::error!(%address, error = %e, "gateway: {why}");
@@ -146,4 +152,9 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// `10 s`, `500 ms`.
+fn humanize(d: std::time::Duration) -> String {
+    if d.as_millis() % 1000 == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
 }

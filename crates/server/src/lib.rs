@@ -67,6 +67,8 @@ pub struct Options {
     pub tls: Option<tls::TlsFiles>,
     /// How long a client may take to send a request's headers and body.
     pub http: serve::HttpTimeouts,
+    /// How often the gateway looks again at its certificate files and at a listener it could not bind.
+    pub gateway_recheck: Duration,
 }
 
 impl Default for Options {
@@ -79,6 +81,7 @@ impl Default for Options {
             sign_in: SignInPolicy::default(),
             tls: None,
             http: serve::HttpTimeouts::default(),
+            gateway_recheck: tidings_gateway::RECHECK,
         }
     }
 }
@@ -111,6 +114,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         config: config.subscribe(),
         committer: committer.clone(),
         status: gateway_status.clone(),
+        recheck: options.gateway_recheck,
     }
     .spawn(shutdown.clone());
     let events = Arc::new(Notify::new());

@@ -129,10 +129,15 @@ async fn repeated_failures_lock_the_account_until_an_administrator_unlocks_it() 
     }
     let locked = sign_in(&tidings, &browser(), "operator", PASSWORD).await;
     assert_eq!(locked.status(), StatusCode::UNAUTHORIZED);
-    assert!(locked.text().await.unwrap().contains("locked"));
-    // An unknown user gets the same answer as a wrong password.
+    // A locked account, an unknown user and a wrong password get the same answer: nothing tells which names
+    // exist.
     let unknown = sign_in(&tidings, &browser(), "nobody", PASSWORD).await;
-    assert!(unknown.text().await.unwrap().contains("Wrong user name or password"));
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let notice = |page: &str| page.split("class=\"notice").nth(1).map(|n| n.split("</").next().unwrap().to_owned());
+    let (locked, unknown) = (locked.text().await.unwrap(), unknown.text().await.unwrap());
+    assert!(notice(&unknown).unwrap().contains("Wrong user name or password"), "{unknown}");
+    assert_eq!(notice(&locked), notice(&unknown));
+    assert!(!locked.contains("until"), "{locked}");
 
     let (status, _) = tidings
         .request(
@@ -144,9 +149,18 @@ async fn repeated_failures_lock_the_account_until_an_administrator_unlocks_it() 
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(sign_in(&tidings, &browser(), "operator", PASSWORD).await.status(), StatusCode::SEE_OTHER);
-    let refusals =
-        tidings.app.store().audit(50).await.unwrap().iter().filter(|e| e.action == "sign-in.refused").count();
-    assert_eq!(refusals, 5);
+    let refusals: Vec<String> = tidings
+        .app
+        .store()
+        .audit(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "sign-in.refused")
+        .map(|e| e.fields.join(" "))
+        .collect();
+    assert_eq!(refusals.len(), 5);
+    assert!(refusals.iter().any(|r| r.ends_with("locked")), "the audit log keeps the real reason: {refusals:?}");
     tidings.stop().await;
 }
 
@@ -422,5 +436,123 @@ async fn one_address_failing_across_accounts_is_throttled() {
     assert!(throttled.text().await.unwrap().contains("Too many failed sign-ins from this address"));
     let account = tidings.app.accounts().await.unwrap().into_iter().find(|a| a.username == "operator").unwrap();
     assert!(account.locked_until.is_none(), "the account itself is not locked");
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_get_no_more_checks_than_the_limits() {
+    let mut options = test_options();
+    options.sign_in.max_failures = 5;
+    options.sign_in.max_failures_per_address = 20;
+    let tidings = Tidings::start_with(vec![], options).await;
+    account(&tidings, "operator", Role::Viewer).await;
+    let before = tidings.app.password_checks().hashes();
+    let tidings = std::sync::Arc::new(tidings);
+    let attempts: Vec<_> = (0..45)
+        .map(|n| {
+            let tidings = tidings.clone();
+            tokio::spawn(async move { sign_in(&tidings, &browser(), "operator", &format!("guess-{n}-password")).await.status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in attempts {
+        statuses.push(task.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    let hashes = tidings.app.password_checks().hashes() - before;
+    assert!(hashes <= 20, "{hashes} password checks: no more than the address's limit");
+    let audit = tidings.app.store().audit(100).await.unwrap();
+    let guesses = audit.iter().filter(|e| e.fields.iter().any(|f| f.starts_with("wrong password"))).count();
+    assert!(guesses <= 5, "{guesses} guesses checked against the account, past its limit of 5");
+    let account = tidings.app.accounts().await.unwrap().into_iter().find(|a| a.username == "operator").unwrap();
+    assert!(account.locked_until.is_some(), "the account is locked");
+    // The right password no longer gets in, from this address or another.
+    assert_ne!(sign_in(&tidings, &browser(), "operator", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    std::sync::Arc::into_inner(tidings).unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_accepts_only_paths_of_this_interface_small_bodies_and_sends_security_headers() {
+    let tidings = Tidings::start(vec![]).await;
+    account(&tidings, "operator", Role::Viewer).await;
+    let client = browser();
+    let page = client.get(format!("{}/login?next=/%09/evil.example", tidings.base)).send().await.unwrap();
+    let headers = page.headers().clone();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("name=\"next\" value=\"/\""), "the start page instead of /\\t/evil.example: {page}");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(headers[name], value, "{name}");
+    }
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let api = tidings.client.get(format!("{}/api/v1/messages", tidings.base)).bearer_auth(&tidings.token).send().await.unwrap();
+    assert_eq!(api.headers()["cache-control"], "no-store");
+    let css = tidings.client.get(format!("{}/static/app.css", tidings.base)).send().await.unwrap();
+    assert!(css.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+
+    // A next with a newline signs in and goes to the start page, never a 500.
+    for next in ["/\n/evil.example", "/\t/evil.example", "//evil.example", "/\\evil.example"] {
+        let client = browser();
+        let page = client.get(format!("{}/login", tidings.base)).send().await.unwrap().text().await.unwrap();
+        let form = [("csrf", csrf_of(&page)), ("username", "operator".into()), ("password", PASSWORD.into()), ("next", next.into())];
+        let signed_in = client.post(format!("{}/login", tidings.base)).form(&form).send().await.unwrap();
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(signed_in.headers()[header::LOCATION], "/", "{next:?}");
+    }
+
+    // Before anyone is authenticated, a large body is not read.
+    for path in ["/login", "/mailbox/login"] {
+        let big = "username=x&password=".to_owned() + &"y".repeat(200 * 1024);
+        let refused = browser()
+            .post(format!("{}{path}", tidings.base))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_request_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut options = test_options();
+    options.http = tidings_server::serve::HttpTimeouts { header_read: Duration::from_millis(300), body: Duration::from_millis(500) };
+    let tidings = Tidings::start_with(vec![], options).await;
+    let address = tidings.base.trim_start_matches("http://").to_owned();
+    // Headers that never end, one byte at a time.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let started = std::time::Instant::now();
+    let trickle = async {
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    trickle.await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the connection is closed after the header timeout, not kept open");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // A body that never arrives whole.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{",
+        tidings.token
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer)).await.expect("answered, not left waiting").unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
     tidings.stop().await;
 }

@@ -47,6 +47,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         },
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| tidings_server::tls::TlsFiles { cert, key }),
         http: tidings_server::serve::HttpTimeouts { header_read: args.http_header_timeout, body: args.http_body_timeout },
+        gateway_recheck: args.gateway_recheck_interval,
         ..Default::default()
     };
     tidings_server::run(listener, app, options, shutdown).await?;

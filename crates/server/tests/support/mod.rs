@@ -51,6 +51,7 @@ pub fn test_options() -> Options {
             ..Default::default()
         },
         notifier: NotifierOptions { poll_interval: Duration::from_millis(100) },
+        gateway_recheck: Duration::from_millis(200),
         ..Default::default()
     }
 }
