@@ -2,7 +2,7 @@
 
 use crate::{App, Error, Result};
 use argon2::{
-    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
     password_hash::{SaltString, rand_core::OsRng},
 };
 use rand::{Rng, distributions::Slice};
@@ -26,6 +26,12 @@ pub fn generate_password() -> SecretString {
     SecretString::new(rand::rngs::OsRng.sample_iter(dist).take(20).collect::<String>())
 }
 
+/// A hash to check against when the name is unknown, so that the answer takes as long either way: argon2id
+/// with the parameters of [`hash_password`], of a random password nobody kept (whatever it matches, an unknown
+/// name is refused). A constant, so that no process computes (and allocates) a hash for it.
+pub const DECOY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$o7zGBm/Avgo9bRXkIcE1Hg$8/xH1ePEZS6zl2QPFkFUuxB56+s30mu31eV6rKxRWYY";
+
 /// Hashes a password with argon2id and a fresh salt.
 pub fn hash_password(password: &SecretString) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -35,10 +41,28 @@ pub fn hash_password(password: &SecretString) -> Result<String> {
         .map_err(|e| Error::Input(format!("cannot hash the password: {e}")))
 }
 
-/// Whether `password` matches a stored hash.
-pub fn verify_password(password: &SecretString, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
+/// Whether `password` matches a stored hash, computed in `blocks`: grown to the hash's memory cost and kept by
+/// the caller for the next check, so that checks reuse one buffer instead of allocating (and the allocator
+/// keeping) 19 MB each time.
+pub fn verify_password_in(password: &SecretString, hash: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    let (Ok(algorithm), Some(salt), Some(expected)) = (Algorithm::try_from(parsed.algorithm), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let (Ok(version), Ok(params)) =
+        (parsed.version.map(Version::try_from).transpose().map(Option::unwrap_or_default), Params::try_from(&parsed))
+    else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    blocks.resize(params.block_count(), Block::default());
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.expose().as_bytes(), salt, &mut out, &mut blocks[..])
+        .is_ok()
+        && argon2::password_hash::Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 impl App {
@@ -81,13 +105,23 @@ mod tests {
     }
 
     #[test]
+    fn the_decoy_has_the_parameters_of_a_new_hash() {
+        let new = hash_password(&SecretString::new("a long enough password")).unwrap_or_default();
+        let params = |h: &str| h.split('$').take(4).collect::<Vec<_>>().join("$");
+        assert_eq!(params(DECOY_HASH), params(&new), "a decoy must cost what a real check costs");
+        assert!(!verify_password_in(&SecretString::new("a long enough password"), DECOY_HASH, &mut Vec::new()));
+    }
+
+    #[test]
     fn hashes_verify_only_their_password() {
         let password = SecretString::new("a long enough password");
         let hash = hash_password(&password).unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(!hash.contains("a long enough password"));
-        assert!(verify_password(&password, &hash));
-        assert!(!verify_password(&SecretString::new("another password"), &hash));
-        assert!(!verify_password(&password, "not a hash"));
+        let mut blocks = Vec::new();
+        assert!(verify_password_in(&password, &hash, &mut blocks));
+        assert_eq!(blocks.len(), 19 * 1024, "argon2id's default memory cost, in 1 KiB blocks, kept for the next");
+        assert!(!verify_password_in(&SecretString::new("another password"), &hash, &mut blocks));
+        assert!(!verify_password_in(&password, "not a hash", &mut blocks));
     }
 }

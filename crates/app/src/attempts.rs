@@ -1,6 +1,8 @@
 //! Counting guesses before they are checked: failed attempts per key (a client address) lead to a lockout,
 //! and an attempt in progress counts against the limit like a failure until it settles. However many attempts
-//! arrive at the same moment, no key gets more checks than its limit allows. Kept in memory: a restart forgives.
+//! arrive at the same moment, no key gets more checks than its limit allows: those beyond it wait for one in
+//! progress to settle (a burst of right passwords from one print server goes through, a few at a time), and
+//! are refused once the key is locked or after their wait. Kept in memory: a restart forgives.
 
 use std::{
     collections::HashMap,
@@ -52,11 +54,13 @@ const MAX_KEYS: usize = 10_000;
 #[derive(Debug)]
 pub struct Attempts<K> {
     entries: Mutex<HashMap<K, Entry>>,
+    /// Woken whenever an attempt settles, for those waiting for room.
+    settled: tokio::sync::Notify,
 }
 
 impl<K> Default for Attempts<K> {
     fn default() -> Self {
-        Self { entries: Mutex::new(HashMap::new()) }
+        Self { entries: Mutex::new(HashMap::new()), settled: tokio::sync::Notify::new() }
     }
 }
 
@@ -70,21 +74,32 @@ impl<K: Hash + Eq + Clone> Attempts<K> {
         f(entries.entry(key.clone()).or_default(), now)
     }
 
-    /// Admits one attempt for `key`, counted until it settles; refused when locked out or when the failures and
-    /// the attempts in progress already reach `limit.max`.
-    pub fn begin(&self, key: K, limit: Limit) -> Result<Attempt<'_, K>, Refusal> {
-        self.with(&key, |e, now| {
-            e.forget_old(now, limit.lockout);
-            if e.locked_until.is_some() {
-                return Err(Refusal::Locked);
+    /// Admits one attempt for `key`, counted until it settles. Refused when locked out; while the failures and
+    /// the attempts in progress reach `limit.max`, it waits for one to settle, up to `wait`.
+    pub async fn begin(&self, key: K, limit: Limit, wait: Duration) -> Result<Attempt<'_, K>, Refusal> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let admitted = self.with(&key, |e, now| {
+                e.forget_old(now, limit.lockout);
+                if e.locked_until.is_some() {
+                    return Err(Refusal::Locked);
+                }
+                if e.failures.len() as u64 + u64::from(e.in_progress) >= u64::from(limit.max.max(1)) {
+                    return Ok(false);
+                }
+                e.in_progress += 1;
+                Ok(true)
+            })?;
+            if admitted {
+                return Ok(Attempt { attempts: self, key, limit, settled: false });
             }
-            if e.failures.len() as u64 + u64::from(e.in_progress) >= u64::from(limit.max.max(1)) {
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
                 return Err(Refusal::TooManyAtOnce);
             }
-            e.in_progress += 1;
-            Ok(())
-        })?;
-        Ok(Attempt { attempts: self, key, limit, settled: false })
+        }
     }
 
     /// Whether `key` is locked out now.
@@ -93,7 +108,7 @@ impl<K: Hash + Eq + Clone> Attempts<K> {
     }
 
     fn settle(&self, key: &K, failed: bool, limit: Limit) -> bool {
-        self.with(key, |e, now| {
+        let locked = self.with(key, |e, now| {
             e.in_progress = e.in_progress.saturating_sub(1);
             if !failed {
                 e.failures.clear();
@@ -108,7 +123,9 @@ impl<K: Hash + Eq + Clone> Attempts<K> {
             } else {
                 false
             }
-        })
+        });
+        self.settled.notify_waiters();
+        locked
     }
 }
 
@@ -140,6 +157,7 @@ impl<K: Hash + Eq + Clone> Drop for Attempt<'_, K> {
     fn drop(&mut self) {
         if !self.settled {
             self.attempts.with(&self.key, |e, _| e.in_progress = e.in_progress.saturating_sub(1));
+            self.attempts.settled.notify_waiters();
         }
     }
 }
@@ -149,47 +167,66 @@ mod tests {
     use super::*;
 
     const LIMIT: Limit = Limit { max: 3, lockout: Duration::from_secs(60) };
+    const NO_WAIT: Duration = Duration::ZERO;
 
-    #[test]
-    fn attempts_in_progress_count_against_the_limit() {
+    #[tokio::test]
+    async fn attempts_in_progress_count_against_the_limit() {
         let a = Attempts::default();
-        let held: Vec<_> = (0..3).map(|_| a.begin("ip", LIMIT).expect("within the limit")).collect();
-        assert_eq!(a.begin("ip", LIMIT).err(), Some(Refusal::TooManyAtOnce), "a fourth guess at once");
-        assert!(a.begin("other", LIMIT).is_ok(), "another key is not affected");
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(a.begin("ip", LIMIT, NO_WAIT).await.expect("within the limit"));
+        }
+        assert_eq!(a.begin("ip", LIMIT, NO_WAIT).await.err(), Some(Refusal::TooManyAtOnce), "a fourth guess at once");
+        assert!(a.begin("other", LIMIT, NO_WAIT).await.is_ok(), "another key is not affected");
         let locked: Vec<bool> = held.into_iter().map(Attempt::failed).collect();
         assert_eq!(locked, [false, false, true], "the third failure locks");
-        assert_eq!(a.begin("ip", LIMIT).err(), Some(Refusal::Locked));
+        assert_eq!(a.begin("ip", LIMIT, NO_WAIT).await.err(), Some(Refusal::Locked));
         assert!(a.locked(&"ip"));
     }
 
-    #[test]
-    fn success_forgives_and_an_unsettled_attempt_counts_as_nothing() {
+    #[tokio::test]
+    async fn success_forgives_and_an_unsettled_attempt_counts_as_nothing() {
         let a = Attempts::default();
-        assert!(!a.begin("ip", LIMIT).expect("first").failed());
-        drop(a.begin("ip", LIMIT).expect("abandoned"));
-        a.begin("ip", LIMIT).expect("right password").succeeded();
+        assert!(!a.begin("ip", LIMIT, NO_WAIT).await.expect("first").failed());
+        drop(a.begin("ip", LIMIT, NO_WAIT).await.expect("abandoned"));
+        a.begin("ip", LIMIT, NO_WAIT).await.expect("right password").succeeded();
         for _ in 0..2 {
-            assert!(!a.begin("ip", LIMIT).expect("after success").failed());
+            assert!(!a.begin("ip", LIMIT, NO_WAIT).await.expect("after success").failed());
         }
-        assert!(a.begin("ip", LIMIT).expect("third").failed());
+        assert!(a.begin("ip", LIMIT, NO_WAIT).await.expect("third").failed());
     }
 
-    #[test]
-    fn many_threads_at_once_get_no_more_than_the_limit() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_at_once_get_no_more_than_the_limit_and_honest_ones_wait_their_turn() {
         let a = std::sync::Arc::new(Attempts::default());
-        let admitted = std::sync::atomic::AtomicU32::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..32 {
-                s.spawn(|| {
-                    if let Ok(attempt) = a.begin("ip", LIMIT) {
-                        admitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(20));
-                        attempt.failed();
-                    }
-                });
-            }
-        });
-        assert_eq!(admitted.into_inner(), 3);
+        let checked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let run = |right: bool| {
+            let (a, checked) = (a.clone(), checked.clone());
+            tokio::spawn(async move {
+                let attempt = a.begin("ip", LIMIT, Duration::from_secs(30)).await?;
+                checked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if right {
+                    attempt.succeeded()
+                } else {
+                    attempt.failed();
+                }
+                Ok::<_, Refusal>(())
+            })
+        };
+        // Thirty right passwords at once: all checked, at most three at a time.
+        let honest: Vec<_> = (0..30).map(|_| run(true)).collect();
+        for task in honest {
+            assert_eq!(task.await.unwrap(), Ok(()));
+        }
+        assert_eq!(checked.swap(0, std::sync::atomic::Ordering::SeqCst), 30);
+        // Thirty-two wrong ones at once: three checked, the others refused once the key is locked.
+        let guesses: Vec<_> = (0..32).map(|_| run(false)).collect();
+        let mut refused = 0;
+        for task in guesses {
+            refused += usize::from(task.await.unwrap() == Err(Refusal::Locked));
+        }
+        assert_eq!((checked.load(std::sync::atomic::Ordering::SeqCst), refused), (3, 29));
         assert!(a.locked(&"ip"));
     }
 }

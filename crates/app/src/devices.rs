@@ -3,8 +3,10 @@
 //!
 //! Checking their passwords goes through [`crate::password_checks`]: bounded, coalesced, remembered.
 
-use crate::{App, Error, Result, accounts::hash_password};
-use std::sync::OnceLock;
+use crate::{
+    App, Error, Result,
+    accounts::{DECOY_HASH, hash_password},
+};
 use tidings_core::{account, address, audit::NewAuditEntry, secret::SecretString, submission::session::Login};
 use tidings_store::{Device, NewDevice};
 
@@ -67,14 +69,8 @@ impl App {
         admit: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<(Option<Device>, Option<T>)> {
         let found = self.store.device_for_login(username).await?;
-        let hash = found.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| decoy().to_owned());
+        let hash = found.as_ref().map_or(DECOY_HASH, |(_, h)| h.as_str()).to_owned();
         let checked = self.passwords.verify(username, password, &hash, true, admit).await?;
         Ok((found.filter(|_| checked.valid).map(|(device, _)| device), checked.admitted))
     }
-}
-
-/// A hash to verify against for unknown names.
-fn decoy() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash_password(&SecretString::new("no-such-device-password")).unwrap_or_default())
 }

@@ -153,7 +153,7 @@ impl App {
         policy: &SignInPolicy,
     ) -> Result<DeviceSession> {
         let actor = format!("mailbox:{}", tidings_core::account::shown_name(username));
-        let attempt = self.sign_in_attempt(from, policy)?;
+        let attempt = self.sign_in_attempt(from, policy).await?;
         let (Some(device), _) = self.verified_device(username, password, async || Ok(())).await? else {
             attempt.failed();
             let audit = NewAuditEntry { actor, action: "sign-in.refused".into(), fields: vec![format!("from {from}")] };

@@ -2,14 +2,17 @@
 //!
 //! An argon2id verification takes tens of milliseconds of CPU and about 19 MB of memory by design. Three rules
 //! keep any number of concurrent checks within a fixed bound:
-//! - at most [`CheckOptions::concurrent`] hashes run at once; a check waits up to [`CheckOptions::wait`] for
-//!   its turn, then is refused as [`Error::Busy`] (the gateway answers `421`, the web `429`);
+//! - at most [`CheckOptions::concurrent`] hashes run at once, each on a hashing thread of its own that keeps
+//!   its 19 MB buffer for the next check and gives it back after [`CheckOptions::release_after`] without one
+//!   (allocating it anew per check on the runtime's blocking threads left up to 19 MB in each thread's
+//!   allocator arena: 40 sequential checks kept 120 MB); a check waits up to [`CheckOptions::wait`] for its
+//!   turn, then is refused as [`Error::Busy`] (the gateway answers `421`, the web `429`);
 //! - the same credentials presented by several sessions at the same moment are verified once, for all of them;
 //! - a verified (user, password, stored hash) triple of a device account is remembered as a keyed SHA-256 (the
 //!   key is random per process), so that later sessions with the same password cost a hash, not a key
 //!   derivation. A changed password changes the stored hash, which invalidates the entry.
 
-use crate::{Error, Result, accounts::verify_password};
+use crate::{Error, Result, accounts::verify_password_in};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::{
@@ -26,16 +29,71 @@ use tokio::sync::{OnceCell, Semaphore};
 /// The most remembered verifications; the set starts over when full.
 const REMEMBERED: usize = 4096;
 
-/// How many password hashes may run at once, and how long a check waits for its turn.
+/// How many password hashes may run at once, how long a check waits for its turn, and how long a hashing
+/// thread keeps its buffer without a check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckOptions {
     pub concurrent: usize,
     pub wait: Duration,
+    pub release_after: Duration,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        Self { concurrent: 2, wait: Duration::from_secs(10) }
+        Self { concurrent: 2, wait: Duration::from_secs(10), release_after: Duration::from_secs(30) }
+    }
+}
+
+/// A password to check against a hash, and where the answer goes.
+type Job = (SecretString, String, tokio::sync::oneshot::Sender<bool>);
+
+/// The hashing threads, started when first needed; one per hash allowed at once.
+#[derive(Debug, Default)]
+struct Hashers {
+    idle: Mutex<Vec<std::sync::mpsc::Sender<Job>>>,
+}
+
+impl Hashers {
+    /// Checks on an idle hashing thread (the caller holds a turn, so one is idle or may be started).
+    async fn check(&self, password: SecretString, hash: String, release_after: Duration) -> bool {
+        let thread = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let thread = match thread {
+            Some(thread) => thread,
+            None => match spawn_hasher(release_after) {
+                Some(thread) => thread,
+                None => return false,
+            },
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if thread.send((password, hash, reply)).is_err() {
+            return false;
+        }
+        let valid = answer.await.unwrap_or(false);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(thread);
+        valid
+    }
+}
+
+fn spawn_hasher(release_after: Duration) -> Option<std::sync::mpsc::Sender<Job>> {
+    let (jobs, receive) = std::sync::mpsc::channel::<Job>();
+    let started = std::thread::Builder::new().name("tidings-hash".into()).spawn(move || {
+        let mut blocks = Vec::new();
+        loop {
+            match receive.recv_timeout(release_after) {
+                Ok((password, hash, reply)) => {
+                    let _ = reply.send(verify_password_in(&password, &hash, &mut blocks));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => blocks = Vec::new(),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    });
+    match started {
+        Ok(_) => Some(jobs),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a password hashing thread");
+            None
+        }
     }
 }
 
@@ -52,6 +110,7 @@ pub struct PasswordChecks {
     remembered: Mutex<HashSet<Key>>,
     /// Hashes computed, for the metrics.
     hashes: AtomicU64,
+    hashers: Hashers,
 }
 
 impl Default for PasswordChecks {
@@ -87,7 +146,13 @@ impl PasswordChecks {
             in_progress: Mutex::default(),
             remembered: Mutex::default(),
             hashes: AtomicU64::new(0),
+            hashers: Hashers::default(),
         }
+    }
+
+    /// How long a check waits for its turn (and an attempt for room within its address's limit).
+    pub fn wait(&self) -> Duration {
+        self.options.wait
     }
 
     /// How many hashes this process computed.
@@ -123,10 +188,7 @@ impl PasswordChecks {
                     .map_err(|_| Error::Busy("too many password checks at once; try again in a moment".into()))?
                     .map_err(|_| Error::Unavailable("Tidings is shutting down".into()))?;
                 self.hashes.fetch_add(1, Ordering::Relaxed);
-                let (candidate, hash) = (password.clone(), hash.to_owned());
-                Ok::<_, Error>(
-                    tokio::task::spawn_blocking(move || verify_password(&candidate, &hash)).await.unwrap_or(false),
-                )
+                Ok::<_, Error>(self.hashers.check(password.clone(), hash.to_owned(), self.options.release_after).await)
             })
             .await
             .copied();
@@ -164,13 +226,19 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_same_credentials_at_once_are_verified_once() {
         let hash = hash_password(&SecretString::new("right-password")).unwrap();
-        let checks = Arc::new(PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::from_secs(30) }));
+        let checks = Arc::new(PasswordChecks::new(CheckOptions {
+            concurrent: 1,
+            wait: Duration::from_secs(30),
+            ..Default::default()
+        }));
         // Forty sessions present the same wrong password while the one hashing turn is taken.
         let held = checks.hashing.acquire().await.unwrap();
         let all: Vec<_> = (0..40)
             .map(|_| {
                 let (checks, hash) = (checks.clone(), hash.clone());
-                tokio::spawn(async move { checks.verify("u", &SecretString::new("wrong"), &hash, true, async || Ok(())).await })
+                tokio::spawn(async move {
+                    checks.verify("u", &SecretString::new("wrong"), &hash, true, async || Ok(())).await
+                })
             })
             .collect();
         while checks.in_progress.lock().unwrap().values().next().map(Arc::strong_count) != Some(41) {
@@ -197,7 +265,8 @@ mod tests {
     #[tokio::test]
     async fn a_check_that_cannot_get_its_turn_is_refused_as_busy() {
         let hash = hash_password(&SecretString::new("right-password")).unwrap();
-        let checks = PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::from_millis(1) });
+        let checks =
+            PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::from_millis(1), ..Default::default() });
         let _held = checks.hashing.acquire().await.unwrap();
         let outcome = checks.verify("u", &SecretString::new("x"), &hash, false, async || Ok(())).await;
         assert!(matches!(outcome, Err(Error::Busy(_))), "{outcome:?}");

@@ -240,8 +240,12 @@ impl App {
     ) -> Result<()> {
         let set: Vec<SecretName> =
             changes.secrets.iter().filter(|(_, u)| matches!(u, SecretUpdate::Set(_))).map(|(n, _)| *n).collect();
-        let custody =
-            config::custody::without_custody(&current.config, &changes.config, edits.iter().map(|(k, _)| k.as_str()), &set);
+        let custody = config::custody::without_custody(
+            &current.config,
+            &changes.config,
+            edits.iter().map(|(k, _)| k.as_str()),
+            &set,
+        );
         if !custody.refused.is_empty() {
             return Err(ValidationErrors(custody.refused).into());
         }

@@ -4,7 +4,7 @@
 
 use crate::{
     App, Error, Result,
-    accounts::hash_password,
+    accounts::{DECOY_HASH, hash_password},
     api_tokens::token_hash,
     attempts::{Attempt, Limit},
     later,
@@ -12,7 +12,7 @@ use crate::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use std::{net::IpAddr, sync::OnceLock, time::Duration};
+use std::{net::IpAddr, time::Duration};
 use tidings_core::{
     account::{self, Role},
     audit::NewAuditEntry,
@@ -73,12 +73,6 @@ pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A hash to verify against when the user name is unknown, so that the answer takes as long either way.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash_password(&SecretString::new("decoy-password-never-valid")).unwrap_or_default())
-}
-
 /// The one answer to a refused sign-in, whether the name is unknown, the password wrong or the account locked:
 /// nothing tells which account names exist. The audit log records the real reason.
 const REFUSED: &str = "wrong user name or password; after repeated failures an account is locked for a while";
@@ -86,13 +80,9 @@ const REFUSED: &str = "wrong user name or password; after repeated failures an a
 impl App {
     /// Admits one sign-in attempt from `from`, counted against the address's limit before any password is
     /// checked (both sign-in pages share it).
-    pub(crate) fn sign_in_attempt(
-        &self,
-        from: IpAddr,
-        policy: &SignInPolicy,
-    ) -> Result<Attempt<'_, IpAddr>> {
+    pub(crate) async fn sign_in_attempt(&self, from: IpAddr, policy: &SignInPolicy) -> Result<Attempt<'_, IpAddr>> {
         let limit = Limit { max: policy.max_failures_per_address, lockout: policy.lockout };
-        self.sign_in_addresses.begin(from, limit).map_err(|_| {
+        self.sign_in_addresses.begin(from, limit, self.passwords.wait()).await.map_err(|_| {
             self.metrics.count("tidings_sign_ins_total", "throttled");
             Error::Busy("too many failed sign-ins from this address; wait a while, then try again".into())
         })
@@ -116,7 +106,7 @@ impl App {
             action: action.to_owned(),
             fields: [vec![format!("from {from}")], fields].concat(),
         };
-        let attempt = self.sign_in_attempt(from, policy)?;
+        let attempt = self.sign_in_attempt(from, policy).await?;
         let refused = async |attempt: Attempt<'_, IpAddr>, why: &str| {
             attempt.failed();
             self.store.record_audit(&audit("sign-in.refused", vec![why.to_owned()])).await?;
@@ -128,11 +118,11 @@ impl App {
             Err(_) => None,
         };
         let Some(record) = found else {
-            self.passwords.verify(username, password, decoy_hash(), false, async || Ok(())).await?;
+            self.passwords.verify(username, password, DECOY_HASH, false, async || Ok(())).await?;
             return refused(attempt, "unknown user").await;
         };
         let Some(failures) = self.store.login_attempt(record.account.id, policy.max_failures, now).await? else {
-            self.passwords.verify(username, password, decoy_hash(), false, async || Ok(())).await?;
+            self.passwords.verify(username, password, DECOY_HASH, false, async || Ok(())).await?;
             return refused(attempt, "locked").await;
         };
         if !self.passwords.verify(username, password, &record.password_hash, false, async || Ok(())).await?.valid {

@@ -298,3 +298,154 @@ async fn the_refresh_token_is_sealed_rotated_and_forgotten() {
     let actions: Vec<String> = app.store().audit(5).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(&actions[..2], ["oauth.revoke", "oauth.authorize"]);
 }
+
+/// The field errors of a refused change.
+fn refused(outcome: tidings_app::Result<tidings_app::settings::Saved>) -> Vec<(String, String)> {
+    match outcome {
+        Err(Error::Invalid(errors)) => errors.0.into_iter().map(|e| (e.field, e.message)).collect(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_are_not_regular_or_not_what_they_claim_are_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    let fifo = tmp.path().join("ca.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.display().to_string();
+    let big = tmp.path().join("big.pem");
+    fs::write(&big, vec![b'A'; 2 * 1024 * 1024]).unwrap();
+    let big = big.display().to_string();
+    let dir = tmp.path().display().to_string();
+    // Each is answered at once (a FIFO is not waited on, /dev/zero not read), naming what is wrong.
+    let started = std::time::Instant::now();
+    for (path, says) in
+        [(fifo.as_str(), "FIFO"), ("/dev/zero", "a device"), (big.as_str(), "at most"), (dir.as_str(), "a directory")]
+    {
+        let change = tokio::spawn({
+            let (app, path) = (app.clone(), path.to_owned());
+            async move { app.update("test", &edits(&[("tls.ca_file", &path)])).await }
+        });
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), change).await;
+        let errors = refused(outcome.unwrap_or_else(|_| panic!("{path}: still waiting after 10 s")).unwrap());
+        assert_eq!(errors[0].0, "tls.ca_file");
+        assert!(errors[0].1.contains(says), "{path}: {errors:?}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "nothing waited: {:?}", started.elapsed());
+
+    // The gateway's certificate and key are checked on save: what they are, and that they belong together.
+    let one = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).unwrap();
+    let two = rcgen::generate_simple_self_signed(vec!["b.test".to_owned()]).unwrap();
+    let (cert, key, other) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"), tmp.path().join("o.pem"));
+    fs::write(&cert, one.cert.pem()).unwrap();
+    fs::write(&key, one.key_pair.serialize_pem()).unwrap();
+    fs::write(&other, two.key_pair.serialize_pem()).unwrap();
+    let (cert, key, other) = (cert.display().to_string(), key.display().to_string(), other.display().to_string());
+    let passwd =
+        refused(app.update("test", &edits(&[("gateway.cert_file", "/etc/passwd"), ("gateway.key_file", &key)])).await);
+    assert_eq!(passwd[0].0, "gateway.cert_file");
+    assert!(passwd[0].1.contains("no certificate"), "{passwd:?}");
+    let mismatch =
+        refused(app.update("test", &edits(&[("gateway.cert_file", &cert), ("gateway.key_file", &other)])).await);
+    assert!(mismatch[0].1.contains("do not make a usable pair"), "{mismatch:?}");
+    let fifo_key =
+        refused(app.update("test", &edits(&[("gateway.cert_file", &cert), ("gateway.key_file", &fifo)])).await);
+    assert_eq!(fifo_key[0].0, "gateway.key_file", "{fifo_key:?}");
+    app.update("test", &edits(&[("gateway.cert_file", &cert), ("gateway.key_file", &key)])).await.unwrap();
+    assert_eq!(app.current().await.unwrap().revision, 1, "only the good pair was saved");
+}
+
+#[tokio::test]
+async fn an_open_relay_a_mistyped_address_and_oversized_or_control_values_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    for wide in ["0.0.0.0/0", "::/0", "10.0.0.0/7", "fd00::/16"] {
+        let errors = refused(app.update("test", &edits(&[("gateway.allowed_networks", wide)])).await);
+        assert_eq!(errors[0].0, "gateway.allowed_networks");
+        assert!(errors[0].1.contains("open relay") && errors[0].1.contains("gateway.recipient_domains"), "{errors:?}");
+    }
+    app.update("test", &edits(&[("gateway.allowed_networks", "10.0.0.0/8 fd00::/32")])).await.unwrap();
+    app.update(
+        "test",
+        &edits(&[("gateway.allowed_networks", "0.0.0.0/0"), ("gateway.recipient_domains", "example.com")]),
+    )
+    .await
+    .unwrap();
+    app.update(
+        "test",
+        &edits(&[
+            ("gateway.recipient_domains", ""),
+            ("gateway.allowed_networks", "10.0.0.0/16"),
+            ("gateway.widest_network_v4", "24"),
+        ]),
+    )
+    .await
+    .unwrap_err();
+
+    let errors = refused(app.update("test", &edits(&[("sender", "a@example.com"), ("smtp.host", "256.1.1.1")])).await);
+    assert!(errors.iter().any(|(f, m)| f == "smtp.host" && m.contains("neither an IP address")), "{errors:?}");
+    let errors = refused(app.update("test", &edits(&[("smtp.username", "scan\u{1b}[31mner")])).await);
+    assert!(errors.iter().any(|(f, m)| f == "smtp.username" && m.contains("control character")), "{errors:?}");
+    let long = "x".repeat(50_000);
+    let errors = refused(app.update("test", &edits(&[("oauth.client_id", &long)])).await);
+    assert!(errors.iter().any(|(f, m)| f == "oauth.client_id" && m.contains("at most 4096")), "{errors:?}");
+}
+
+#[tokio::test]
+async fn a_network_administrator_cannot_send_the_stored_secrets_elsewhere() {
+    use tidings_core::account::Role;
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path()).await;
+    app.update(
+        "admin",
+        &edits(&[
+            ("sender", "alerts@example.com"),
+            ("smtp.host", "smtp.example.com"),
+            ("smtp.encryption", "starttls"),
+            ("smtp.auth", "password"),
+            ("smtp.username", "device"),
+            ("smtp.password", "relay-password-1"),
+            ("oauth.client_id", "client"),
+            ("oauth.token_endpoint", "https://idp.example.com/token"),
+            ("oauth.client_secret", "client-secret-1"),
+        ]),
+    )
+    .await
+    .unwrap();
+    // Endpoints by hand: refused, naming the key.
+    for key in ["oauth.token_endpoint", "oauth.device_authorization_endpoint", "oauth.proxy_url"] {
+        let value = if key == "oauth.proxy_url" { "http://evil.example:3128" } else { "https://evil.example/token" };
+        let errors = refused(app.update_as("api:netadmin", Role::NetworkAdministrator, &edits(&[(key, value)])).await);
+        assert_eq!(errors[0].0, key);
+        assert!(errors[0].1.contains("only an administrator"), "{errors:?}");
+    }
+    // The relay moved: its password is cleared, and the answer says so.
+    let saved = app
+        .update_as("api:netadmin", Role::NetworkAdministrator, &edits(&[("smtp.host", "evil.example")]))
+        .await
+        .unwrap();
+    assert!(saved.warnings.iter().any(|w| w.contains("smtp.password was cleared")), "{:?}", saved.warnings);
+    assert_eq!(app.secret(SecretName::SmtpPassword).await.unwrap(), None);
+    assert!(app.secret(SecretName::OAuthClientSecret).await.unwrap().is_some(), "what did not move stays");
+    // With a new password in the same change, it is kept; an administrator moves things as they are.
+    app.update_as(
+        "api:netadmin",
+        Role::NetworkAdministrator,
+        &edits(&[("smtp.port", "2525"), ("smtp.password", "relay-password-2")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.secret(SecretName::SmtpPassword).await.unwrap(), Some(SecretString::new("relay-password-2")));
+    app.update_as("api:admin", Role::Administrator, &edits(&[("oauth.token_endpoint", "https://idp2.example.com/t")]))
+        .await
+        .unwrap();
+    assert!(app.secret(SecretName::OAuthClientSecret).await.unwrap().is_some());
+    // A preset is anyone's, but what followed the old endpoint does not follow it.
+    let saved = app
+        .update_as("api:netadmin", Role::NetworkAdministrator, &edits(&[("oauth.provider", "google")]))
+        .await
+        .unwrap();
+    assert!(saved.warnings.iter().any(|w| w.contains("oauth.client_secret was cleared")), "{:?}", saved.warnings);
+    assert_eq!(app.secret(SecretName::OAuthClientSecret).await.unwrap(), None);
+}

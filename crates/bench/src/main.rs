@@ -7,7 +7,10 @@
 //!    backlog;
 //! 4. the SMTP submission gateway: Postfix's `smtp-source` (10 sessions, 4 KB messages) through Tidings, each
 //!    message durable before its `250`, against the same load sent straight to `smtp-sink` (the limit) and
-//!    through a Postfix relay (`scripts/postfix-relay`).
+//!    through a Postfix relay (`scripts/postfix-relay`);
+//! 5. the gateway with AUTH PLAIN: 40 sessions at once, each authenticating as a device account, together
+//!    sending as many messages as the API step, with the daemon's peak memory (`VmHWM`, reset before the step)
+//!    and resident memory after it.
 //!
 //! `scripts/bench` builds everything in release mode, extracts Postfix's tools and runs this. Results are printed
 //! as a Markdown table for docs/BENCHMARKS.md.
@@ -81,9 +84,74 @@ fn tidings(args: &Args, dir: &Path, rest: &[&str]) -> Result<String> {
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A memory figure of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in KiB.
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("malformed VmRSS")?.parse()?)
+    let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field}"))?;
+    Ok(line.split_whitespace().nth(1).with_context(|| format!("malformed {field}"))?.parse()?)
+}
+
+/// Starts the peak (`VmHWM`) over from the current resident memory, so that a step's own peak is measured.
+fn reset_peak(pid: u32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("cannot reset VmHWM (/proc/PID/clear_refs)")
+}
+
+/// The device account the AUTH step authenticates as.
+const DEVICE: (&str, &str) = ("bench-scanner", "bench-scanner-password-1");
+
+/// One gateway session: EHLO, AUTH PLAIN as [`DEVICE`], then `messages` messages of 4 KB, the envelope and
+/// `DATA` pipelined, each waited for its `250`.
+async fn auth_session(port: u16, messages: usize) -> Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut stream = tokio::io::BufReader::new(stream);
+    async fn expect(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>, code: &str) -> Result<()> {
+        loop {
+            let mut line = String::new();
+            if stream.read_line(&mut line).await? == 0 {
+                bail!("the gateway closed the session, expecting {code}");
+            }
+            if !line.starts_with(code) {
+                bail!("expected {code}, got {line:?}");
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(());
+            }
+        }
+    }
+    expect(&mut stream, "220").await?;
+    let credentials = base64_plain(DEVICE.0, DEVICE.1);
+    stream.get_mut().write_all(format!("EHLO bench\r\nAUTH PLAIN {credentials}\r\n").as_bytes()).await?;
+    expect(&mut stream, "250").await?;
+    expect(&mut stream, "235").await?;
+    let body = format!("Subject: scan\r\n\r\n{}\r\n.\r\n", "x".repeat(4096));
+    for _ in 0..messages {
+        stream.get_mut().write_all(b"MAIL FROM:<printer@example.com>\r\nRCPT TO:<sink@example.com>\r\nDATA\r\n").await?;
+        for code in ["250", "250", "354"] {
+            expect(&mut stream, code).await?;
+        }
+        stream.get_mut().write_all(body.as_bytes()).await?;
+        expect(&mut stream, "250").await?;
+    }
+    stream.get_mut().write_all(b"QUIT\r\n").await?;
+    Ok(())
+}
+
+/// `\0user\0password` in base64, for AUTH PLAIN.
+fn base64_plain(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("\0{user}\0{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
+        }
+    }
+    out
 }
 
 async fn readyz(client: &reqwest::Client, base: &str) -> Result<Value> {
@@ -262,6 +330,43 @@ async fn main() -> Result<()> {
         rounds.push(Round { direct, gateway, drained: gateway + t2.elapsed(), steal });
     }
 
+    // The gateway with AUTH PLAIN: 40 sessions at once, each a device that authenticates.
+    let out = Command::new(&args.tidings)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["device", "add", DEVICE.0])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().map(|mut stdin| stdin.write_all(format!("{}\n", DEVICE.1).as_bytes())).transpose()?;
+            child.wait()
+        })?;
+    if !out.success() {
+        bail!("tidings device add failed: {out}");
+    }
+    tidings(&args, &data, &["config", "set", "gateway.allow_plaintext_auth=true", "gateway.max_connections_per_address=64"])?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    const AUTH_SESSIONS: usize = 40;
+    let auth_messages = args.messages / AUTH_SESSIONS * AUTH_SESSIONS;
+    let pid = daemon.0.id();
+    let before = delivered(&readyz(&client, &base).await?);
+    reset_peak(pid)?;
+    let auth_rss_before = rss_kib(pid)?;
+    let t3 = Instant::now();
+    let mut sessions = tokio::task::JoinSet::new();
+    for _ in 0..AUTH_SESSIONS {
+        sessions.spawn(auth_session(gateway_port, auth_messages / AUTH_SESSIONS));
+    }
+    for result in sessions.join_all().await {
+        result?;
+    }
+    let auth_time = t3.elapsed();
+    until_delivered(&client, &base, before + auth_messages).await?;
+    let auth_drained = t3.elapsed();
+    let (auth_hwm, auth_rss) = (status_kib(pid, "VmHWM:")?, rss_kib(pid)?);
+
     // The same load through a Postfix relay on the same path (its queue on the same disk), for comparison.
     let postfix = postfix_relay(&run_source, sink_port, gateway_messages, dir.path()).await;
     // Idle again after everything, the gateway's sessions included (the Postfix step takes a while of its own).
@@ -311,6 +416,17 @@ async fn main() -> Result<()> {
         rounds.len(),
         100.0 * median(Round::accepted_share),
         100.0 * median(Round::delivered_share)
+    );
+    println!(
+        "| gateway with AUTH PLAIN: {AUTH_SESSIONS} sessions at once, {auth_messages} messages of 4 KB, durable before 250 / until all delivered | {:.0} / {:.0} per second |",
+        auth_messages as f64 / auth_time.as_secs_f64(),
+        auth_messages as f64 / auth_drained.as_secs_f64()
+    );
+    println!(
+        "| gateway with AUTH PLAIN: resident memory before / peak during (VmHWM, reset before the step) / after | {:.1} / {:.1} / {:.1} MB |",
+        auth_rss_before as f64 / 1024.0,
+        auth_hwm as f64 / 1024.0,
+        auth_rss as f64 / 1024.0
     );
     match postfix {
         Ok((accepted, drained)) => {
@@ -410,4 +526,15 @@ async fn postfix_relay(
     .await;
     let _ = Command::new("scripts/postfix-relay").args(["stop", &relay_dir_text]).status();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn auth_plain_credentials_are_base64() {
+        // printf '\0a\0b' | base64; and the three padding cases.
+        assert_eq!(super::base64_plain("a", "b"), "AGEAYg==");
+        assert_eq!(super::base64_plain("ab", "b"), "AGFiAGI=");
+        assert_eq!(super::base64_plain("abc", "b"), "AGFiYwBi");
+    }
 }

@@ -21,7 +21,12 @@ pub fn validate_host(host: &str) -> Result<(), String> {
         return Err(format!("{host:?} holds a ':'; put the port in its own field"));
     }
     // A name whose last label is all digits is no DNS name (RFC 3696 §2): a mistyped IPv4 address.
-    if host.trim_end_matches('.').rsplit('.').next().is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())) {
+    if host
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!("{host:?} is neither an IP address (four numbers 0-255) nor a host name"));
     }
     validate_host_name(host)

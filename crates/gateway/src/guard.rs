@@ -62,9 +62,16 @@ impl Guard {
         self.auth.locked(&ip)
     }
 
-    /// Admits one authentication attempt from `ip`, counted before its password is checked.
-    pub fn begin_auth(&self, ip: IpAddr, max: u32, lockout: Duration) -> Result<Attempt<'_, IpAddr>, Refusal> {
-        self.auth.begin(ip, Limit { max, lockout })
+    /// Admits one authentication attempt from `ip`, counted before its password is checked; beyond the
+    /// failures left, it waits up to `wait` for one under way to settle.
+    pub async fn begin_auth(
+        &self,
+        ip: IpAddr,
+        max: u32,
+        lockout: Duration,
+        wait: Duration,
+    ) -> Result<Attempt<'_, IpAddr>, Refusal> {
+        self.auth.begin(ip, Limit { max, lockout }, wait).await
     }
 
     /// Counts a message; false when the address sent `per_minute` already in the last minute.
@@ -88,15 +95,16 @@ impl Guard {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lockout_and_rate() {
+    #[tokio::test]
+    async fn lockout_and_rate() {
         let g = Guard::default();
         let ip: IpAddr = [127, 0, 0, 1].into();
+        let wait = Duration::ZERO;
         for _ in 0..2 {
-            assert!(!g.begin_auth(ip, 3, MINUTE).expect("admitted").failed());
+            assert!(!g.begin_auth(ip, 3, MINUTE, wait).await.expect("admitted").failed());
         }
-        assert!(g.begin_auth(ip, 3, MINUTE).expect("admitted").failed() && g.locked(ip));
-        assert_eq!(g.begin_auth(ip, 3, MINUTE).err(), Some(Refusal::Locked));
+        assert!(g.begin_auth(ip, 3, MINUTE, wait).await.expect("admitted").failed() && g.locked(ip));
+        assert_eq!(g.begin_auth(ip, 3, MINUTE, wait).await.err(), Some(Refusal::Locked));
         assert!(!g.locked([127, 0, 0, 2].into()));
         assert!(g.message_allowed(ip, 2) && g.message_allowed(ip, 2) && !g.message_allowed(ip, 2));
     }

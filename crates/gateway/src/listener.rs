@@ -71,8 +71,13 @@ impl Listener {
             Ok(listener) => {
                 tracing::info!(%address, tls = self.implicit_tls, "gateway listening");
                 let stop = shutdown.child_token();
-                let task =
-                    tokio::spawn(accept_loop(listener, shared.clone(), self.implicit_tls, stop.clone(), shutdown.clone()));
+                let task = tokio::spawn(accept_loop(
+                    listener,
+                    shared.clone(),
+                    self.implicit_tls,
+                    stop.clone(),
+                    shutdown.clone(),
+                ));
                 self.running = Some((stop, task));
                 self.error = None;
             }
@@ -119,10 +124,9 @@ async fn accept_loop(
             Err(full) => {
                 let (label, text) = match full {
                     Full::All => ("refused_busy", "421 4.7.0 too many connections; try again later\r\n"),
-                    Full::Address => (
-                        "refused_per_address",
-                        "421 4.7.0 too many connections from your address; try again later\r\n",
-                    ),
+                    Full::Address => {
+                        ("refused_per_address", "421 4.7.0 too many connections from your address; try again later\r\n")
+                    }
                 };
                 shared.app.metrics().count("tidings_gateway_sessions_total", label);
                 tracing::warn!(%peer, limit = label, "gateway: connection limit reached");

@@ -234,7 +234,8 @@ async fn verify(
     // Counted before any hash is computed; remembered credentials, and a check joining the same credentials'
     // check under way, are no new guess and are not counted.
     let admit = async || {
-        shared.guard.begin_auth(peer.ip(), g.auth_max_failures, g.auth_lockout).map_err(|refusal| {
+        let wait = shared.app.password_checks().wait();
+        shared.guard.begin_auth(peer.ip(), g.auth_max_failures, g.auth_lockout, wait).await.map_err(|refusal| {
             tidings_app::Error::Busy(
                 match refusal {
                     Refusal::Locked => "too many failed authentications from your address; try again later",

@@ -135,7 +135,10 @@ async fn changing_the_settings_never_takes_a_listener_down_and_one_that_cannot_s
     let (status, ready) = gw.tidings.request(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(status, 503, "{ready}");
     let reason = ready["reason"].as_str().unwrap();
-    assert!(reason.contains(&format!("cannot listen on {taken_address}")) && reason.contains("gateway.tls_listen"), "{reason}");
+    assert!(
+        reason.contains(&format!("cannot listen on {taken_address}")) && reason.contains("gateway.tls_listen"),
+        "{reason}"
+    );
     let listeners = ready["gateway"]["listeners"].as_array().unwrap();
     assert!(listeners.iter().any(|l| l["address"] == taken_address && l["listening"] == false), "{ready}");
     let metrics = gw.tidings.client.get(format!("{}/metrics", gw.tidings.base)).bearer_auth(&gw.tidings.token);
@@ -144,7 +147,10 @@ async fn changing_the_settings_never_takes_a_listener_down_and_one_that_cannot_s
         metrics.contains(&format!("tidings_gateway_listener_up{{address=\"{taken_address}\",tls=\"implicit\"}} 0")),
         "{metrics}"
     );
-    assert!(metrics.contains(&format!("tidings_gateway_listener_up{{address=\"127.0.0.1:{}\",tls=\"starttls\"}} 1", gw.port)));
+    assert!(
+        metrics
+            .contains(&format!("tidings_gateway_listener_up{{address=\"127.0.0.1:{}\",tls=\"starttls\"}} 1", gw.port))
+    );
     assert_eq!(Client::connect(gw.port).await.1, 220);
     // Freed, the port is taken up again without another change.
     drop(taken);
@@ -172,7 +178,11 @@ async fn concurrent_wrong_passwords_get_no_more_guesses_than_the_limit() {
     let peer = SmtpPeer::start(&[]);
     let gw = gateway(
         &peer,
-        &[("gateway.auth_max_failures", "4"), ("gateway.max_connections", "100"), ("gateway.max_connections_per_address", "100")],
+        &[
+            ("gateway.auth_max_failures", "4"),
+            ("gateway.max_connections", "100"),
+            ("gateway.max_connections_per_address", "100"),
+        ],
     )
     .await;
     let checks = gw.tidings.app.password_checks();
@@ -209,7 +219,11 @@ async fn forty_devices_with_the_right_password_at_once_cost_one_hash() {
     let peer = SmtpPeer::start(&[]);
     let gw = gateway(
         &peer,
-        &[("gateway.auth_max_failures", "4"), ("gateway.max_connections", "100"), ("gateway.max_connections_per_address", "100")],
+        &[
+            ("gateway.auth_max_failures", "4"),
+            ("gateway.max_connections", "100"),
+            ("gateway.max_connections_per_address", "100"),
+        ],
     )
     .await;
     let before = gw.tidings.app.password_checks().hashes();

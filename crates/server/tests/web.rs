@@ -451,14 +451,19 @@ async fn concurrent_wrong_passwords_get_no_more_checks_than_the_limits() {
     let attempts: Vec<_> = (0..45)
         .map(|n| {
             let tidings = tidings.clone();
-            tokio::spawn(async move { sign_in(&tidings, &browser(), "operator", &format!("guess-{n}-password")).await.status() })
+            tokio::spawn(async move {
+                sign_in(&tidings, &browser(), "operator", &format!("guess-{n}-password")).await.status()
+            })
         })
         .collect();
     let mut statuses = Vec::new();
     for task in attempts {
         statuses.push(task.await.unwrap());
     }
-    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     let hashes = tidings.app.password_checks().hashes() - before;
     assert!(hashes <= 20, "{hashes} password checks: no more than the address's limit");
     let audit = tidings.app.store().audit(100).await.unwrap();
@@ -489,8 +494,17 @@ async fn sign_in_accepts_only_paths_of_this_interface_small_bodies_and_sends_sec
         assert_eq!(headers[name], value, "{name}");
     }
     let csp = headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
-    let api = tidings.client.get(format!("{}/api/v1/messages", tidings.base)).bearer_auth(&tidings.token).send().await.unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let api = tidings
+        .client
+        .get(format!("{}/api/v1/messages", tidings.base))
+        .bearer_auth(&tidings.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(api.headers()["cache-control"], "no-store");
     let css = tidings.client.get(format!("{}/static/app.css", tidings.base)).send().await.unwrap();
     assert!(css.headers()["cache-control"].to_str().unwrap().contains("max-age"));
@@ -499,7 +513,12 @@ async fn sign_in_accepts_only_paths_of_this_interface_small_bodies_and_sends_sec
     for next in ["/\n/evil.example", "/\t/evil.example", "//evil.example", "/\\evil.example"] {
         let client = browser();
         let page = client.get(format!("{}/login", tidings.base)).send().await.unwrap().text().await.unwrap();
-        let form = [("csrf", csrf_of(&page)), ("username", "operator".into()), ("password", PASSWORD.into()), ("next", next.into())];
+        let form = [
+            ("csrf", csrf_of(&page)),
+            ("username", "operator".into()),
+            ("password", PASSWORD.into()),
+            ("next", next.into()),
+        ];
         let signed_in = client.post(format!("{}/login", tidings.base)).form(&form).send().await.unwrap();
         assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "{next:?}");
         assert_eq!(signed_in.headers()[header::LOCATION], "/", "{next:?}");
@@ -524,7 +543,10 @@ async fn sign_in_accepts_only_paths_of_this_interface_small_bodies_and_sends_sec
 async fn a_client_that_trickles_its_request_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut options = test_options();
-    options.http = tidings_server::serve::HttpTimeouts { header_read: Duration::from_millis(300), body: Duration::from_millis(500) };
+    options.http = tidings_server::serve::HttpTimeouts {
+        header_read: Duration::from_millis(300),
+        body: Duration::from_millis(500),
+    };
     let tidings = Tidings::start_with(vec![], options).await;
     let address = tidings.base.trim_start_matches("http://").to_owned();
     // Headers that never end, one byte at a time.
@@ -551,7 +573,10 @@ async fn a_client_that_trickles_its_request_is_cut_off() {
     );
     slow.write_all(head.as_bytes()).await.unwrap();
     let mut answer = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer)).await.expect("answered, not left waiting").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .expect("answered, not left waiting")
+        .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]).to_string();
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
     tidings.stop().await;

@@ -2,8 +2,8 @@
 //! running daemon within its poll interval.
 
 use super::actor;
-use crate::output::shown;
 use crate::cli::EventCommand;
+use crate::output::shown;
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
 use std::{collections::BTreeMap, process::ExitCode};

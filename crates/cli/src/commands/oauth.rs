@@ -105,10 +105,7 @@ async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
         every.tick().await;
         let record = app.oauth_record().await?;
         if record.acquired_at != before && record.acquired_at.is_some() {
-            say!(
-                "Tidings is authorized{}.",
-                record.account.map(|a| format!(" to send as {a}")).unwrap_or_default()
-            );
+            say!("Tidings is authorized{}.", record.account.map(|a| format!(" to send as {a}")).unwrap_or_default());
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -2,8 +2,8 @@
 //! durably at once; a running daemon delivers them within its queue poll interval.
 
 use super::actor;
-use crate::output::shown;
 use crate::cli::{QueueCommand, SendArgs};
+use crate::output::shown;
 use anyhow::{Context, Result, anyhow, bail};
 use std::{
     io::{IsTerminal, Read},
@@ -25,10 +25,7 @@ pub async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
             body
         }
     };
-    let html = args
-        .html_file
-        .map(|path| super::read_file(&path, tidings_app::files::TEXT_LIMIT))
-        .transpose()?;
+    let html = args.html_file.map(|path| super::read_file(&path, tidings_app::files::TEXT_LIMIT)).transpose()?;
     let message = NewMessage { to: args.to, cc: args.cc, bcc: args.bcc, subject: args.subject, text, html };
     match app.submit(&actor(), Submission::Structured(message)).await {
         Ok(accepted) => {

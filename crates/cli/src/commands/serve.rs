@@ -20,6 +20,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let app = app.with_password_checks(tidings_app::password_checks::CheckOptions {
         concurrent: usize::from(args.password_checks),
         wait: args.password_check_wait,
+        ..Default::default()
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -46,7 +47,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             max_failures_per_address: args.login_max_failures_per_address.max(1),
         },
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| tidings_server::tls::TlsFiles { cert, key }),
-        http: tidings_server::serve::HttpTimeouts { header_read: args.http_header_timeout, body: args.http_body_timeout },
+        http: tidings_server::serve::HttpTimeouts {
+            header_read: args.http_header_timeout,
+            body: args.http_body_timeout,
+        },
         gateway_recheck: args.gateway_recheck_interval,
         ..Default::default()
     };

@@ -11,12 +11,8 @@ use super::{EmailConfig, FieldError};
 use crate::secret::SecretName;
 
 /// Keys only an administrator may set by hand: where OAuth credentials go.
-pub const ADMINISTRATOR_KEYS: &[&str] = &[
-    "oauth.authorization_endpoint",
-    "oauth.token_endpoint",
-    "oauth.device_authorization_endpoint",
-    "oauth.proxy_url",
-];
+pub const ADMINISTRATOR_KEYS: &[&str] =
+    &["oauth.authorization_endpoint", "oauth.token_endpoint", "oauth.device_authorization_endpoint", "oauth.proxy_url"];
 
 /// What a change made without the right to choose where secrets go must also do, or may not do.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,14 +81,15 @@ mod tests {
         assert_eq!(c.refused.len(), 1);
         assert_eq!(c.refused[0].field, "oauth.token_endpoint");
         let cleared: Vec<SecretName> = c.clear.iter().map(|(s, _)| *s).collect();
-        assert_eq!(
-            cleared,
-            [SecretName::SmtpPassword, SecretName::StaticAccessToken, SecretName::OAuthClientSecret]
-        );
+        assert_eq!(cleared, [SecretName::SmtpPassword, SecretName::StaticAccessToken, SecretName::OAuthClientSecret]);
         assert!(c.forget_authorizations);
 
         // A new password given with the new relay is kept; the port counts as the relay too.
-        let new = config(&[("smtp.host", "smtp.example.com"), ("smtp.port", "2525"), ("oauth.token_endpoint", "https://idp.example.com/t")]);
+        let new = config(&[
+            ("smtp.host", "smtp.example.com"),
+            ("smtp.port", "2525"),
+            ("oauth.token_endpoint", "https://idp.example.com/t"),
+        ]);
         let c = without_custody(&old, &new, ["smtp.port", "smtp.password"], &[SecretName::SmtpPassword]);
         assert_eq!(c.clear, [(SecretName::StaticAccessToken, "smtp.host")]);
         assert!(c.refused.is_empty() && !c.forget_authorizations);

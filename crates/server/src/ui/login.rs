@@ -158,11 +158,7 @@ async fn sign_in(
         return UiError::Csrf.into_response();
     }
     let password = SecretString::new(form.password);
-    let outcome = context
-        .inner
-        .app
-        .sign_in(form.username.trim(), &password, peer.ip(), &context.inner.sign_in)
-        .await;
+    let outcome = context.inner.app.sign_in(form.username.trim(), &password, peer.ip(), &context.inner.sign_in).await;
     let username = shown_back(&form.username);
     match outcome {
         Ok(session) => signed_in(&context, &next, SESSION_COOKIE, session.token.expose(), session.expires_at),

@@ -5,7 +5,7 @@
 
 use super::{
     UiError, i18n,
-    login::{LOGIN_COOKIE, SignInForm, cookie_header, shown_back, random, signed_in, standalone},
+    login::{LOGIN_COOKIE, SignInForm, cookie_header, random, shown_back, signed_in, standalone},
     notice,
     oauth::{authorized, device_panel, flow_error},
     when,

@@ -83,13 +83,11 @@ pub(super) async fn login_failed(
     audit: &NewAuditEntry,
 ) -> Result<()> {
     let mut tx = conn.begin().await?;
-    sqlx::query(
-        "UPDATE accounts SET locked_until = COALESCE(?, locked_until) WHERE id = ?",
-    )
-    .bind(lock_until.map(ms))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE accounts SET locked_until = COALESCE(?, locked_until) WHERE id = ?")
+        .bind(lock_until.map(ms))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     insert_audit(&mut tx, audit, Utc::now()).await?;
     tx.commit().await?;
     Ok(())
