@@ -126,12 +126,14 @@ impl App {
         self.save_edits(actor, "config.import", &doc.edits()?, Vec::new(), true).await
     }
 
-    /// Fills the OAuth client from Google's client file (`client_secret_….json`).
-    pub async fn import_google_client(&self, actor: &str, text: &str) -> Result<Saved> {
+    /// Fills the OAuth client from Google's client file (`client_secret_….json`), for a caller of `role` (see
+    /// [`App::update_as`]: the file's endpoints must be Google's own below administrator).
+    pub async fn import_google_client(&self, actor: &str, role: Role, text: &str) -> Result<Saved> {
         let client = GoogleClient::parse(text).map_err(Error::Input)?;
         let redirect = self.current().await?.config.redirect_uri();
         let warnings = client.redirect_warning(redirect.as_deref()).into_iter().collect();
-        self.save_edits(actor, "config.import-google-client", &client.changes(), warnings, true).await
+        let may_move_secrets = role == Role::Administrator;
+        self.save_edits(actor, "config.import-google-client", &client.changes(), warnings, may_move_secrets).await
     }
 
     /// The configuration as an export document; secret values only when asked for.

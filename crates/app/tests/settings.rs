@@ -4,7 +4,10 @@
 
 use std::{fs, path::Path};
 use tidings_app::{App, Error, InitOptions, data_dir::DataDir, settings::ConfigDocument};
-use tidings_core::secret::{SecretName, SecretString};
+use tidings_core::{
+    account::Role,
+    secret::{SecretName, SecretString},
+};
 
 const GUID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 
@@ -136,7 +139,7 @@ async fn google_client_files_of_both_shapes() {
 
     let installed = r#"{"installed":{"client_id":"1-a.apps.googleusercontent.com","client_secret":"GOCSPX-one",
         "auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token"}}"#;
-    let saved = app.import_google_client("cli:test", installed).await.unwrap();
+    let saved = app.import_google_client("cli:test", Role::Administrator, installed).await.unwrap();
     assert!(saved.warnings.is_empty());
     let cfg = app.current().await.unwrap().config;
     assert_eq!(cfg.oauth.client_id.as_deref(), Some("1-a.apps.googleusercontent.com"));
@@ -147,12 +150,12 @@ async fn google_client_files_of_both_shapes() {
     let web = r#"{"web":{"client_id":"2-b.apps.googleusercontent.com","client_secret":"GOCSPX-two",
         "auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token",
         "redirect_uris":["https://elsewhere.example.com/callback"]}}"#;
-    let saved = app.import_google_client("cli:test", web).await.unwrap();
+    let saved = app.import_google_client("cli:test", Role::Administrator, web).await.unwrap();
     assert!(saved.warnings[0].contains("https://tidings.example.com/login/smtp-verification/"), "{:?}", saved.warnings);
     assert_eq!(app.current().await.unwrap().config.oauth.client_id.as_deref(), Some("2-b.apps.googleusercontent.com"));
     assert_eq!(app.store().audit(1).await.unwrap()[0].action, "config.import-google-client");
 
-    let err = app.import_google_client("cli:test", "{ not json").await.unwrap_err();
+    let err = app.import_google_client("cli:test", Role::Administrator, "{ not json").await.unwrap_err();
     assert!(err.to_string().contains("not a JSON file"), "{err}");
 }
 
@@ -394,7 +397,6 @@ async fn an_open_relay_a_mistyped_address_and_oversized_or_control_values_are_re
 
 #[tokio::test]
 async fn a_network_administrator_cannot_send_the_stored_secrets_elsewhere() {
-    use tidings_core::account::Role;
     let tmp = tempfile::tempdir().unwrap();
     let app = fresh(tmp.path()).await;
     app.update(

@@ -129,7 +129,10 @@ async fn auth_session(port: u16, messages: usize) -> Result<()> {
     expect(&mut stream, "235").await?;
     let body = format!("Subject: scan\r\n\r\n{}\r\n.\r\n", "x".repeat(4096));
     for _ in 0..messages {
-        stream.get_mut().write_all(b"MAIL FROM:<printer@example.com>\r\nRCPT TO:<sink@example.com>\r\nDATA\r\n").await?;
+        stream
+            .get_mut()
+            .write_all(b"MAIL FROM:<printer@example.com>\r\nRCPT TO:<sink@example.com>\r\nDATA\r\n")
+            .await?;
         for code in ["250", "250", "354"] {
             expect(&mut stream, code).await?;
         }
@@ -346,7 +349,11 @@ async fn main() -> Result<()> {
     if !out.success() {
         bail!("tidings device add failed: {out}");
     }
-    tidings(&args, &data, &["config", "set", "gateway.allow_plaintext_auth=true", "gateway.max_connections_per_address=64"])?;
+    tidings(
+        &args,
+        &data,
+        &["config", "set", "gateway.allow_plaintext_auth=true", "gateway.max_connections_per_address=64"],
+    )?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     const AUTH_SESSIONS: usize = 40;
     let auth_messages = args.messages / AUTH_SESSIONS * AUTH_SESSIONS;

@@ -66,10 +66,13 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
         }
         ConfigCommand::ImportGoogleClient { file } => {
             let text = super::read_file(&file, tidings_app::files::DOCUMENT_LIMIT)?;
-            let saved = app.import_google_client(&actor(), &text).await.map_err(|e| match e {
-                Error::Input(why) => anyhow!("{}: {why}", file.display()),
-                other => refusal(other),
-            })?;
+            let saved = app
+                .import_google_client(&actor(), tidings_core::account::Role::Administrator, &text)
+                .await
+                .map_err(|e| match e {
+                    Error::Input(why) => anyhow!("{}: {why}", file.display()),
+                    other => refusal(other),
+                })?;
             report(app, saved).await?;
         }
         ConfigCommand::Export { with_secrets, output } => {

@@ -2,8 +2,8 @@
 //! the relay (`smtp.host`, `smtp.port`); the client secret and the refresh tokens to the token endpoint,
 //! through the proxy. A caller who may change the configuration but may not see secrets (a network
 //! administrator) must not be able to send them somewhere of their choosing:
-//! - the OAuth endpoints and the proxy are the administrator's to set by hand (a provider preset, whose
-//!   endpoints are the provider's own, is anyone's to choose);
+//! - the OAuth endpoints and the proxy are the administrator's to set by hand; anyone may choose a provider
+//!   preset, or an endpoint on the provider's own host (a Google client file's `token_uri`);
 //! - moving the relay, or the token endpoint through a preset, clears the secrets that would follow it, so
 //!   that they must be entered again.
 
@@ -34,8 +34,24 @@ pub fn without_custody<'a>(
     set: &[SecretName],
 ) -> Custody {
     let mut custody = Custody::default();
+    // What the chosen provider's preset gives, to tell the provider's own hosts.
+    let preset = new.oauth.provider.map(|provider| {
+        let mut preset = EmailConfig::default();
+        super::preset::apply_provider(&mut preset, provider);
+        if let Some(tenant) = new.oauth.tenant.as_deref().filter(|_| provider == super::Provider::Microsoft) {
+            super::preset::fill_microsoft_endpoints(&mut preset, tenant);
+        }
+        preset
+    });
+    let host = |cfg: &EmailConfig, key: &str| {
+        super::keys::get(cfg, key).and_then(|v| url::Url::parse(&v).ok()).and_then(|u| u.host_str().map(str::to_owned))
+    };
     for key in edited {
-        if ADMINISTRATOR_KEYS.contains(&key) && super::keys::get(old, key) != super::keys::get(new, key) {
+        let moved = super::keys::get(old, key) != super::keys::get(new, key);
+        let providers_own = preset
+            .as_ref()
+            .is_some_and(|p| host(new, key).is_some_and(|h| host(p, key).as_deref() == Some(h.as_str())));
+        if ADMINISTRATOR_KEYS.contains(&key) && moved && !providers_own {
             custody.refused.push(FieldError::new(
                 key,
                 "only an administrator may set where Tidings sends OAuth credentials; choose oauth.provider \
@@ -97,6 +113,27 @@ mod tests {
         // Nothing that matters moved: nothing to do.
         let c = without_custody(&old, &old, ["locale"], &[]);
         assert_eq!(c, Custody::default());
+    }
+
+    #[test]
+    fn an_endpoint_on_the_providers_own_host_is_anyones_to_set() {
+        let old = config(&[("oauth.token_endpoint", "https://idp.example.com/t")]);
+        let google = |token: &str| {
+            let mut cfg = old.clone();
+            preset::apply_provider(&mut cfg, crate::config::Provider::Google);
+            keys::set(&mut cfg, "oauth.authorization_endpoint", "https://accounts.google.com/o/oauth2/auth").unwrap();
+            keys::set(&mut cfg, "oauth.token_endpoint", token).unwrap();
+            cfg
+        };
+        let edited = ["oauth.provider", "oauth.authorization_endpoint", "oauth.token_endpoint"];
+        assert!(without_custody(&old, &google("https://oauth2.googleapis.com/token"), edited, &[]).refused.is_empty());
+        let c = without_custody(&old, &google("https://evil.example/token"), edited, &[]);
+        assert_eq!(c.refused.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["oauth.token_endpoint"]);
+        // A proxy is never the provider's own.
+        let mut proxied = google("https://oauth2.googleapis.com/token");
+        keys::set(&mut proxied, "oauth.proxy_url", "http://evil.example:3128").unwrap();
+        let c = without_custody(&old, &proxied, ["oauth.provider", "oauth.proxy_url"], &[]);
+        assert_eq!(c.refused.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["oauth.proxy_url"]);
     }
 
     #[test]

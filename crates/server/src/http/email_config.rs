@@ -130,7 +130,7 @@ async fn google_client(
     Body(body): Body<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
-    let saved = context.inner.app.import_google_client(&caller.actor, &body.to_string()).await?;
+    let saved = context.inner.app.import_google_client(&caller.actor, caller.role, &body.to_string()).await?;
     context.inner.config.refresh().await;
     Ok(Json(json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings })))
 }

@@ -331,7 +331,12 @@ async fn import_google(
     viewer.permit(&csrf, Need::Operator)?;
     let tr = viewer.tr;
     let mut outcome = Outcome::default();
-    match context.inner.app.import_google_client(&viewer.caller.actor, &file.unwrap_or_default()).await {
+    match context
+        .inner
+        .app
+        .import_google_client(&viewer.caller.actor, viewer.caller.role, &file.unwrap_or_default())
+        .await
+    {
         Ok(saved) => {
             context.inner.config.refresh().await;
             outcome.notices.push(("ok", tr.f("config.imported", &[("fields", &saved.changed.join(", "))])));
