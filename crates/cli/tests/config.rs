@@ -245,3 +245,32 @@ fn keys_lists_every_field() {
     }
     assert!(out.contains("(secret)"));
 }
+
+#[test]
+fn stored_text_is_printed_escaped_and_a_closed_pipe_ends_a_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["init"]);
+    // An actor name with a newline and a terminal escape (the CLI's actor comes from $USER).
+    let forged = tidings()
+        .env("USER", "mallory\n2026-01-01 00:00:00 UTC  cli:root  config.update\u{1b}[2J")
+        .args(["--data-dir", tmp.path().to_str().unwrap(), "config", "set", "locale=de"])
+        .output()
+        .unwrap();
+    assert!(forged.status.success(), "{}", String::from_utf8_lossy(&forged.stderr));
+    let audit = ok(tmp.path(), &["audit"]);
+    assert!(!audit.contains('\u{1b}'), "no raw escape sequence: {audit:?}");
+    assert_eq!(audit.lines().filter(|l| l.contains("cli:root")).count(), 1, "no forged line: {audit}");
+    assert!(audit.contains("cli:mallory\\n2026-01-01") && audit.contains("\\u{1b}[2J"), "{audit}");
+
+    // The reader goes away before the command writes: no panic, a quiet success.
+    let mut child = tidings()
+        .args(["--data-dir", tmp.path().to_str().unwrap(), "audit", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("panicked"), "{:?}: {err}", out.status);
+}

@@ -89,6 +89,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_name_given_at_sign_in_is_shown_escaped_and_cut() {
+        assert_eq!(shown_name("jane.doe"), "jane.doe");
+        assert_eq!(shown_name("x\n2026-01-01 forged\u{1b}[2J"), "\"x\\n2026-01-01 forged\\u{1b}[2J\"");
+        let long = shown_name(&"é".repeat(100_000));
+        assert!(long.chars().count() < 70 && long.ends_with('…'), "{long}");
+    }
+
+    #[test]
     fn roles_parse_and_print() {
         for role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));

@@ -160,5 +160,5 @@ async fn accept_loop(
 
 /// `10 s`, `500 ms`.
 fn humanize(d: std::time::Duration) -> String {
-    if d.as_millis() % 1000 == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
 }

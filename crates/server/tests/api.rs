@@ -191,3 +191,36 @@ async fn list_show_retry_and_purge() {
     assert_eq!(empty["messages"], json!([]));
     tidings.stop().await;
 }
+
+#[tokio::test]
+async fn a_network_administrators_change_never_sends_the_stored_secrets_elsewhere() {
+    let peer = SmtpPeer::start(&[]);
+    let tidings = Tidings::start(relay(&peer, &[])).await;
+    let setup = json!({"smtp.host": "127.0.0.1", "smtp.auth": "password", "smtp.username": "device",
+                       "smtp.password": "relay-password-1", "smtp.allow_plaintext_auth": true});
+    let (status, body) =
+        tidings.request(Method::PATCH, "/api/v1/email-config", Some(&tidings.admin), Some(setup)).await;
+    assert_eq!(status, 200, "{body}");
+    // The network administrator's token: endpoints by hand are refused, a moved relay clears the password.
+    let (status, body) = tidings
+        .request(
+            Method::PATCH,
+            "/api/v1/email-config",
+            Some(&tidings.token),
+            Some(json!({"oauth.token_endpoint": "https://evil.example/token"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["fields"][0]["field"].as_str()),
+        (422, Some("oauth.token_endpoint")),
+        "{body}"
+    );
+    let (status, body) = tidings
+        .request(Method::PATCH, "/api/v1/email-config", Some(&tidings.token), Some(json!({"smtp.port": 2526})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["warnings"][0].as_str().unwrap().contains("smtp.password was cleared"), "{body}");
+    let (_, config) = tidings.get("/api/v1/email-config").await;
+    assert_eq!(config["secrets"]["smtp.password"], false, "{config}");
+    tidings.stop().await;
+}

@@ -8,8 +8,8 @@ mod support;
 
 use base64::Engine;
 use std::time::Duration;
-use support::{Tidings, eventually, relay};
-use tidings_core::secret::SecretString;
+use support::{Tidings, browser, eventually, relay, sign_in};
+use tidings_core::{account::Role, secret::SecretString};
 use tidings_testkit::SmtpPeer;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -152,6 +152,14 @@ async fn changing_the_settings_never_takes_a_listener_down_and_one_that_cannot_s
             .contains(&format!("tidings_gateway_listener_up{{address=\"127.0.0.1:{}\",tls=\"starttls\"}} 1", gw.port))
     );
     assert_eq!(Client::connect(gw.port).await.1, 220);
+    // Every page of the web interface says so.
+    let web_password = "web-password-for-the-test-1";
+    gw.tidings.app.create_account("test", "viewer", &SecretString::new(web_password), Role::Viewer).await.unwrap();
+    let browser = browser();
+    sign_in(&gw.tidings, &browser, "viewer", web_password).await;
+    let page = browser.get(format!("{}/outbox", gw.tidings.base)).send().await.unwrap().text().await.unwrap();
+    let banner = page.split("class=\"banner\"").nth(1).unwrap_or_else(|| panic!("no banner: {page}"));
+    assert!(banner.contains("SMTP gateway") && banner.contains(&taken_address), "{banner}");
     // Freed, the port is taken up again without another change.
     drop(taken);
     eventually("the freed port was never listened on", Duration::from_secs(10), async || {
@@ -173,36 +181,47 @@ async fn changing_the_settings_never_takes_a_listener_down_and_one_that_cannot_s
     gw.tidings.stop().await;
 }
 
+/// A gateway that lets 100 sessions in from one address, locking it after 4 failed authentications.
+async fn crowded_gateway(peer: &SmtpPeer) -> Gateway {
+    let limits = [
+        ("gateway.auth_max_failures", "4"),
+        ("gateway.max_connections", "100"),
+        ("gateway.max_connections_per_address", "100"),
+    ];
+    gateway(peer, &limits).await
+}
+
+/// `n` sessions at once, session `i` authenticating as the scanner with `password(i)`: each AUTH reply's code,
+/// or the greeting's when it was not 220.
+async fn authenticate_at_once(port: u16, n: usize, password: impl Fn(usize) -> String) -> Vec<u16> {
+    let sessions: Vec<_> = (0..n)
+        .map(|i| {
+            let password = password(i);
+            tokio::spawn(async move {
+                let (mut c, greeting, _) = Client::connect(port).await;
+                if greeting != 220 {
+                    return greeting;
+                }
+                c.send("EHLO device").await;
+                c.auth("scanner", &password).await.0
+            })
+        })
+        .collect();
+    let mut codes = Vec::with_capacity(n);
+    for session in sessions {
+        codes.push(session.await.unwrap());
+    }
+    codes
+}
+
 #[tokio::test]
 async fn concurrent_wrong_passwords_get_no_more_guesses_than_the_limit() {
     let peer = SmtpPeer::start(&[]);
-    let gw = gateway(
-        &peer,
-        &[
-            ("gateway.auth_max_failures", "4"),
-            ("gateway.max_connections", "100"),
-            ("gateway.max_connections_per_address", "100"),
-        ],
-    )
-    .await;
+    let gw = crowded_gateway(&peer).await;
     let checks = gw.tidings.app.password_checks();
     let before = checks.hashes();
     // 48 sessions, each with its own wrong password, all at once.
-    let attempts = (0..48).map(|n| {
-        let port = gw.port;
-        tokio::spawn(async move {
-            let (mut c, greeting, _) = Client::connect(port).await;
-            if greeting != 220 {
-                return (greeting, String::new());
-            }
-            c.send("EHLO attacker").await;
-            c.auth("scanner", &format!("guess-{n}")).await
-        })
-    });
-    let mut codes = Vec::new();
-    for task in attempts.collect::<Vec<_>>() {
-        codes.push(task.await.unwrap().0);
-    }
+    let codes = authenticate_at_once(gw.port, 48, |n| format!("guess-{n}")).await;
     let refused = codes.iter().filter(|c| **c == 535).count();
     let closed = codes.iter().filter(|c| **c == 421).count();
     assert!(refused <= 3 && refused + closed == 48, "at most 4 guesses, the 4th locking: {codes:?}");
@@ -217,27 +236,10 @@ async fn concurrent_wrong_passwords_get_no_more_guesses_than_the_limit() {
 #[tokio::test]
 async fn forty_devices_with_the_right_password_at_once_cost_one_hash() {
     let peer = SmtpPeer::start(&[]);
-    let gw = gateway(
-        &peer,
-        &[
-            ("gateway.auth_max_failures", "4"),
-            ("gateway.max_connections", "100"),
-            ("gateway.max_connections_per_address", "100"),
-        ],
-    )
-    .await;
+    let gw = crowded_gateway(&peer).await;
     let before = gw.tidings.app.password_checks().hashes();
-    let sessions = (0..40).map(|_| {
-        let port = gw.port;
-        tokio::spawn(async move {
-            let (mut c, _, _) = Client::connect(port).await;
-            c.send("EHLO scanner").await;
-            c.auth("scanner", PASSWORD).await.0
-        })
-    });
-    for task in sessions.collect::<Vec<_>>() {
-        assert_eq!(task.await.unwrap(), 235);
-    }
+    let codes = authenticate_at_once(gw.port, 40, |_| PASSWORD.to_owned()).await;
+    assert!(codes.iter().all(|c| *c == 235), "{codes:?}");
     assert_eq!(gw.tidings.app.password_checks().hashes() - before, 1, "one hash for forty identical logins");
     gw.tidings.stop().await;
 }

@@ -8,37 +8,11 @@ mod support;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Tidings, relay, test_options};
+use support::{Tidings, browser, csrf_of, relay, sign_in, test_options};
 use tidings_core::{account::Role, secret::SecretString};
 use tidings_testkit::SmtpPeer;
 
 const PASSWORD: &str = "correct-horse-battery-9";
-
-/// A browser: keeps cookies, does not follow redirects (the tests look at them).
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-/// The value of `<input name="csrf" value="…">` or `<meta name="csrf-token" content="…">` in a page.
-fn csrf_of(page: &str) -> String {
-    for marker in ["name=\"csrf\" value=\"", "name=\"csrf-token\" content=\""] {
-        if let Some(rest) = page.split(marker).nth(1) {
-            return rest.split('"').next().unwrap().to_owned();
-        }
-    }
-    panic!("no CSRF token in the page:\n{page}");
-}
-
-async fn sign_in(tidings: &Tidings, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
-    let page = client.get(format!("{}/login", tidings.base)).send().await.unwrap().text().await.unwrap();
-    let form = [
-        ("csrf", csrf_of(&page)),
-        ("username", username.into()),
-        ("password", password.into()),
-        ("next", "/email-config".into()),
-    ];
-    client.post(format!("{}/login", tidings.base)).form(&form).send().await.unwrap()
-}
 
 async fn account(tidings: &Tidings, name: &str, role: Role) -> i64 {
     tidings.app.create_account("test", name, &SecretString::new(PASSWORD), role).await.unwrap()

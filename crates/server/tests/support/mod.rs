@@ -197,3 +197,29 @@ impl Tidings {
         self.handle.await.unwrap();
     }
 }
+
+/// A browser: keeps cookies, does not follow redirects (the tests look at them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The value of `<input name="csrf" value="…">` or `<meta name="csrf-token" content="…">` in a page.
+pub fn csrf_of(page: &str) -> String {
+    for marker in ["name=\"csrf\" value=\"", "name=\"csrf-token\" content=\""] {
+        if let Some(rest) = page.split(marker).nth(1) {
+            return rest.split('"').next().unwrap().to_owned();
+        }
+    }
+    panic!("no CSRF token in the page:\n{page}");
+}
+
+pub async fn sign_in(tidings: &Tidings, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
+    let page = client.get(format!("{}/login", tidings.base)).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", csrf_of(&page)),
+        ("username", username.into()),
+        ("password", password.into()),
+        ("next", "/email-config".into()),
+    ];
+    client.post(format!("{}/login", tidings.base)).form(&form).send().await.unwrap()
+}
