@@ -189,15 +189,18 @@ impl App {
             let current = self.current().await?;
             let mut changes = config::apply(&current.config, edits, current.secrets)?;
             let mut warnings = warnings.clone();
-            if !may_move_secrets {
-                self.keep_custody(actor, &current, edits, &mut changes, &mut warnings).await?;
-            }
+            let forget = !may_move_secrets && keep_custody(&current, edits, &mut changes, &mut warnings)?;
             let file_errors = check_files(&changes.config).await;
             if !file_errors.is_empty() {
                 return Err(ValidationErrors(file_errors).into());
             }
             if changes.changed.is_empty() {
                 return Ok(Saved { revision: current.revision, changed: Vec::new(), warnings });
+            }
+            if forget {
+                // Before the save: should it fail, the tokens are gone and the change is not made, never the
+                // other way round.
+                self.forget_authorizations(actor, &mut warnings).await?;
             }
             let sealed: Vec<(String, Option<Vec<u8>>)> = changes
                 .secrets
@@ -230,53 +233,51 @@ impl App {
         Err(Error::Input("the configuration is being changed by someone else right now; try again".into()))
     }
 
-    /// What a change by someone who may not choose where secrets go must also do: refuse endpoints set by hand,
-    /// clear the secrets and forget the refresh tokens that would follow a moved relay or token endpoint.
-    async fn keep_custody(
-        &self,
-        actor: &str,
-        current: &Current,
-        edits: &[(String, String)],
-        changes: &mut config::Changes,
-        warnings: &mut Vec<String>,
-    ) -> Result<()> {
-        let set: Vec<SecretName> =
-            changes.secrets.iter().filter(|(_, u)| matches!(u, SecretUpdate::Set(_))).map(|(n, _)| *n).collect();
-        let custody = config::custody::without_custody(
-            &current.config,
-            &changes.config,
-            edits.iter().map(|(k, _)| k.as_str()),
-            &set,
-        );
-        if !custody.refused.is_empty() {
-            return Err(ValidationErrors(custody.refused).into());
+    /// Forgets the refresh tokens (the relay account's and the device accounts' own) that would follow a moved
+    /// token endpoint, saying which in `warnings`.
+    async fn forget_authorizations(&self, actor: &str, warnings: &mut Vec<String>) -> Result<()> {
+        if self.oauth_refresh_token().await?.is_some() {
+            self.oauth_forget(actor).await?;
+            warnings
+                .push("the OAuth authorization was forgotten because the token endpoint changed; sign in again".into());
         }
-        for (secret, because) in custody.clear.into_iter().filter(|(s, _)| current.secrets.has(*s)) {
-            changes.secrets.push((secret, SecretUpdate::Clear));
-            changes.changed.push(secret.key().to_owned());
+        for device in self.devices_with_mailboxes().await?.into_iter().filter(|d| d.mailbox.is_some()) {
+            self.mailbox_forget(actor, &device.device).await?;
             warnings.push(format!(
-                "{} was cleared because {because} changed: a stored secret never follows a change made without the \
-                 administrator role; enter it again",
-                secret.key()
+                "device account {}'s mailbox token was forgotten because the token endpoint changed",
+                device.device.username
             ));
-        }
-        if custody.forget_authorizations {
-            if self.oauth_refresh_token().await?.is_some() {
-                self.oauth_forget(actor).await?;
-                warnings.push(
-                    "the OAuth authorization was forgotten because the token endpoint changed; sign in again".into(),
-                );
-            }
-            for device in self.devices_with_mailboxes().await?.into_iter().filter(|d| d.mailbox.is_some()) {
-                self.mailbox_forget(actor, &device.device).await?;
-                warnings.push(format!(
-                    "device account {}'s mailbox token was forgotten because the token endpoint changed",
-                    device.device.username
-                ));
-            }
         }
         Ok(())
     }
+}
+
+/// What a change by someone who may not choose where secrets go must also do: refuse endpoints set by hand,
+/// clear the secrets that would follow a moved relay or token endpoint (said in `warnings`); true when the
+/// refresh tokens must be forgotten too.
+fn keep_custody(
+    current: &Current,
+    edits: &[(String, String)],
+    changes: &mut config::Changes,
+    warnings: &mut Vec<String>,
+) -> Result<bool> {
+    let set: Vec<SecretName> =
+        changes.secrets.iter().filter(|(_, u)| matches!(u, SecretUpdate::Set(_))).map(|(n, _)| *n).collect();
+    let custody =
+        config::custody::without_custody(&current.config, &changes.config, edits.iter().map(|(k, _)| k.as_str()), &set);
+    if !custody.refused.is_empty() {
+        return Err(ValidationErrors(custody.refused).into());
+    }
+    for (secret, because) in custody.clear.into_iter().filter(|(s, _)| current.secrets.has(*s)) {
+        changes.secrets.push((secret, SecretUpdate::Clear));
+        changes.changed.push(secret.key().to_owned());
+        warnings.push(format!(
+            "{} was cleared because {because} changed: a stored secret never follows a change made without the \
+             administrator role; enter it again",
+            secret.key()
+        ));
+    }
+    Ok(custody.forget_authorizations)
 }
 
 /// Checks the files the configuration names, off the async threads: the CA bundle must be a regular PEM file

@@ -443,11 +443,26 @@ async fn a_network_administrator_cannot_send_the_stored_secrets_elsewhere() {
         .await
         .unwrap();
     assert!(app.secret(SecretName::OAuthClientSecret).await.unwrap().is_some());
-    // A preset is anyone's, but what followed the old endpoint does not follow it.
+    // A preset is anyone's, but what followed the old endpoint does not follow it: the client secret, the
+    // refresh token.
+    app.oauth_acquired("api:admin", Some(&SecretString::new("refresh-token-1")), Some("alerts@example.com"))
+        .await
+        .unwrap();
+    let refused_change = app
+        .update_as(
+            "api:netadmin",
+            Role::NetworkAdministrator,
+            &edits(&[("oauth.provider", "google"), ("smtp.port", "0")]),
+        )
+        .await;
+    assert!(matches!(refused_change, Err(Error::Invalid(_))));
+    assert!(app.oauth_refresh_token().await.unwrap().is_some(), "a refused change forgets nothing");
     let saved = app
         .update_as("api:netadmin", Role::NetworkAdministrator, &edits(&[("oauth.provider", "google")]))
         .await
         .unwrap();
     assert!(saved.warnings.iter().any(|w| w.contains("oauth.client_secret was cleared")), "{:?}", saved.warnings);
+    assert!(saved.warnings.iter().any(|w| w.contains("authorization was forgotten")), "{:?}", saved.warnings);
     assert_eq!(app.secret(SecretName::OAuthClientSecret).await.unwrap(), None);
+    assert!(app.oauth_refresh_token().await.unwrap().is_none());
 }
