@@ -14,16 +14,19 @@ use hyper::server::conn::http1;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
-    service::TowerToHyperService,
 };
 use std::{
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
 };
-use tokio::{net::TcpListener, time::Sleep};
+use tokio::{
+    net::TcpListener,
+    time::{Instant, Sleep},
+};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// How long a client may take to send a request; both configurable (`tidings serve`).
 #[derive(Clone, Copy, Debug)]
@@ -67,8 +70,14 @@ pub async fn serve(
                 }
             },
         };
-        // Handlers read the client's address from ConnectInfo.
-        let service = TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
+        // Handlers read the client's address from ConnectInfo, put in each request (cheaper than a layer over
+        // every route for each connection).
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
             let served = match tls {
@@ -95,15 +104,25 @@ pub async fn serve(
 /// Gives the request's body a deadline: read after it, the body fails and the request ends.
 async fn body_deadline(request: Request, next: Next, limit: Duration) -> Response {
     let (parts, body) = request.into_parts();
-    let body = Body::new(Deadline { body, deadline: Box::pin(tokio::time::sleep(limit)), limit });
+    let deadline = Instant::now() + limit;
+    let body = Body::new(Deadline { body, deadline, timer: None, limit });
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// A body that fails once its deadline has passed.
+/// A body that fails once its deadline has passed. The timer is set only when the body is not there at once
+/// (most bodies arrive with their headers), and once set it is looked at before every read.
 struct Deadline {
     body: Body,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
     limit: Duration,
+}
+
+impl Deadline {
+    fn expired(&self) -> Poll<Option<Result<http_body::Frame<axum::body::Bytes>, axum::Error>>> {
+        let why = format!("the request body did not arrive within {} s", self.limit.as_secs());
+        Poll::Ready(Some(Err(axum::Error::new(why))))
+    }
 }
 
 impl http_body::Body for Deadline {
@@ -114,11 +133,18 @@ impl http_body::Body for Deadline {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            let why = format!("the request body did not arrive within {} s", self.limit.as_secs());
-            return Poll::Ready(Some(Err(axum::Error::new(why))));
+        if self.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready()) {
+            return self.expired();
         }
-        Pin::new(&mut self.body).poll_frame(cx)
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let deadline = self.deadline;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
+            return self.expired();
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
