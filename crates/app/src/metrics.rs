@@ -9,7 +9,11 @@ pub const COUNTERS: &[(&str, &str, &str)] = &[
     ("tidings_token_refreshes_total", "OAuth access-token refreshes by outcome (ok, failed, refused).", "outcome"),
     ("tidings_sign_ins_total", "Web interface sign-ins by outcome (ok, refused, throttled).", "outcome"),
     ("tidings_gateway_sessions_total", "Gateway connections (accepted, refused_busy, refused_per_address).", "outcome"),
-    ("tidings_gateway_authentications_total", "Gateway authentications (ok, failed, refused_busy: locked out or too many at once).", "outcome"),
+    (
+        "tidings_gateway_authentications_total",
+        "Gateway authentications (ok, failed, refused_busy: locked out or too many at once).",
+        "outcome",
+    ),
     ("tidings_gateway_messages_total", "Gateway messages (accepted, refused, rate_limited).", "outcome"),
 ];
 
