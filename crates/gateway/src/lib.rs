@@ -81,13 +81,23 @@ pub struct Report {
     pub listeners: Vec<ListenerReport>,
     /// Why the configured certificate cannot be used (a certificate that loaded before stays in force).
     pub certificate_error: Option<String>,
+    /// A certificate is in force (STARTTLS offered, the TLS listener served).
+    pub certificate_in_force: bool,
 }
 
 impl Report {
-    /// Every problem, as a sentence for people.
+    /// Every problem, as a sentence for people (the web interface's banner).
     pub fn problems(&self) -> Vec<String> {
         let listeners = self.listeners.iter().filter_map(|l| l.error.clone());
         listeners.chain(self.certificate_error.clone()).collect()
+    }
+
+    /// What stops the gateway doing its work (readiness): a listener that does not listen, a broken certificate
+    /// with none in force. A broken new certificate while the previous one serves is a problem, not a stop.
+    pub fn stops(&self) -> Vec<String> {
+        let listeners = self.listeners.iter().filter_map(|l| l.error.clone());
+        let certificate = self.certificate_error.clone().filter(|_| !self.certificate_in_force);
+        listeners.chain(certificate).collect()
     }
 }
 
@@ -189,6 +199,7 @@ impl Gateway {
                 self.status.publish(Report {
                     listeners: listeners.iter().filter_map(listener::Listener::report).collect(),
                     certificate_error: certificate.error.clone(),
+                    certificate_in_force: shared.tls().is_some(),
                 });
                 tokio::select! {
                     () = shutdown.cancelled() => break,

@@ -176,6 +176,12 @@ async fn changing_the_settings_never_takes_a_listener_down_and_one_that_cannot_s
         if error.contains("previous certificate stays in use") { Ok(()) } else { Err(ready.to_string()) }
     })
     .await;
+    let (status, ready) = gw.tidings.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (status.as_u16(), &ready["gateway"]["certificate_in_force"]),
+        (200, &serde_json::json!(true)),
+        "{ready}"
+    );
     let (mut client, _, _) = Client::connect(gw.port).await;
     assert!(client.send("EHLO dev").await.1.contains("STARTTLS"), "STARTTLS still offered with the previous one");
     gw.tidings.stop().await;

@@ -39,7 +39,7 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         }
     };
     let gateway = inner.gateway.report();
-    let problems = gateway.problems();
+    let problems = gateway.stops();
     let listeners: Vec<_> = gateway
         .listeners
         .iter()
@@ -48,6 +48,7 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
     let gateway = json!({
         "listeners": listeners,
         "certificate_error": gateway.certificate_error,
+        "certificate_in_force": gateway.certificate_in_force,
         "connections": inner.gateway.connections(),
     });
     let mut body = json!({
