@@ -72,9 +72,12 @@ pub enum Error {
     /// Authentication refused (wrong password, locked account), with what to do.
     #[error("{0}")]
     Refused(String),
-    /// Too many attempts at once, or from one address: try again later.
+    /// Too many password checks at once in the whole process: try again in a moment.
     #[error("{0}")]
     Busy(String),
+    /// Too many failed attempts from one address: try again later.
+    #[error("{0}")]
+    Throttled(String),
     /// The operation would break a rule of the current state (the last administrator), with what to do.
     #[error("{0}")]
     Conflict(String),

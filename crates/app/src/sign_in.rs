@@ -84,7 +84,7 @@ impl App {
         let limit = Limit { max: policy.max_failures_per_address, lockout: policy.lockout };
         self.sign_in_addresses.begin(from, limit, self.passwords.wait()).await.map_err(|_| {
             self.metrics.count("tidings_sign_ins_total", "throttled");
-            Error::Busy("too many failed sign-ins from this address; wait a while, then try again".into())
+            Error::Throttled("too many failed sign-ins from this address; wait a while, then try again".into())
         })
     }
 

@@ -44,7 +44,7 @@ impl From<tidings_app::Error> for ApiError {
             E::NotConfigured(message) => ApiError::Conflict { code: "not_configured", message },
             E::Unavailable(message) => ApiError::Unavailable(message),
             E::Refused(message) => ApiError::Unauthorized(message),
-            E::Busy(message) => ApiError::TooMany(message),
+            E::Busy(message) | E::Throttled(message) => ApiError::TooMany(message),
             E::Conflict(message) => ApiError::Conflict { code: "conflict", message },
             E::Store(tidings_store::Error::DuplicateAccount(name)) => ApiError::Conflict {
                 code: "exists",

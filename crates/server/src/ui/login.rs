@@ -166,8 +166,8 @@ async fn sign_in(
             (StatusCode::UNAUTHORIZED, login_page(tr, &next, &form.csrf, Some(tr.t("login.refused")), username))
                 .into_response()
         }
-        Err(tidings_app::Error::Busy(_)) => {
-            (StatusCode::TOO_MANY_REQUESTS, login_page(tr, &next, &form.csrf, Some(tr.t("login.throttled")), username))
+        Err(e @ (tidings_app::Error::Busy(_) | tidings_app::Error::Throttled(_))) => {
+            (StatusCode::TOO_MANY_REQUESTS, login_page(tr, &next, &form.csrf, Some(tr.t(throttled_key(&e))), username))
                 .into_response()
         }
         Err(e) => UiError::from(e).into_response(),
@@ -194,6 +194,11 @@ async fn sign_out(
     Ok(response)
 }
 
+/// The words for a sign-in refused for now: the address's limit, or too many checks at once in the daemon.
+pub(super) fn throttled_key(e: &tidings_app::Error) -> &'static str {
+    if matches!(e, tidings_app::Error::Busy(_)) { "login.busy" } else { "login.throttled" }
+}
+
 /// The user name to show again in the form: trimmed, and cut where a name can no longer be valid.
 pub(super) fn shown_back(username: &str) -> &str {
     let name = username.trim();
@@ -205,7 +210,13 @@ pub(super) fn shown_back(username: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{safe_next, throttled_key};
+
+    #[test]
+    fn a_refusal_for_now_names_its_cause() {
+        assert_eq!(throttled_key(&tidings_app::Error::Busy("checks".into())), "login.busy");
+        assert_eq!(throttled_key(&tidings_app::Error::Throttled("address".into())), "login.throttled");
+    }
 
     #[test]
     fn next_is_only_ever_a_path_of_this_interface() {

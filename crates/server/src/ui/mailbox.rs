@@ -5,7 +5,7 @@
 
 use super::{
     UiError, i18n,
-    login::{LOGIN_COOKIE, SignInForm, cookie_header, random, shown_back, signed_in, standalone},
+    login::{LOGIN_COOKIE, SignInForm, cookie_header, random, shown_back, signed_in, standalone, throttled_key},
     notice,
     oauth::{authorized, device_panel, flow_error},
     when,
@@ -184,8 +184,8 @@ async fn sign_in(
             let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.refused")), username);
             (StatusCode::UNAUTHORIZED, page).into_response()
         }
-        Err(tidings_app::Error::Busy(_)) => {
-            let page = sign_in_page(tr, &form.csrf, Some(tr.t("login.throttled")), username);
+        Err(e @ (tidings_app::Error::Busy(_) | tidings_app::Error::Throttled(_))) => {
+            let page = sign_in_page(tr, &form.csrf, Some(tr.t(throttled_key(&e))), username);
             (StatusCode::TOO_MANY_REQUESTS, page).into_response()
         }
         Err(e) => UiError::from(e).into_response(),
