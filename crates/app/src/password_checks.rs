@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 use tidings_core::secret::SecretString;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 /// The most remembered verifications; the set starts over when full.
 const REMEMBERED: usize = 4096;
@@ -44,8 +44,9 @@ impl Default for CheckOptions {
     }
 }
 
-/// A password to check against a hash, and where the answer goes.
-type Job = (SecretString, String, tokio::sync::oneshot::Sender<bool>);
+/// A password to check against a hash, where the answer goes, and the turn it holds until the hash is done
+/// (whether or not anyone still waits for the answer).
+type Job = (SecretString, String, tokio::sync::oneshot::Sender<bool>, OwnedSemaphorePermit);
 
 /// The hashing threads, started when first needed; one per hash allowed at once.
 #[derive(Debug, Default)]
@@ -55,7 +56,13 @@ struct Hashers {
 
 impl Hashers {
     /// Checks on an idle hashing thread (the caller holds a turn, so one is idle or may be started).
-    async fn check(&self, password: SecretString, hash: String, release_after: Duration) -> bool {
+    async fn check(
+        &self,
+        password: SecretString,
+        hash: String,
+        turn: OwnedSemaphorePermit,
+        release_after: Duration,
+    ) -> bool {
         let thread = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let thread = match thread {
             Some(thread) => thread,
@@ -65,7 +72,7 @@ impl Hashers {
             },
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
-        if thread.send((password, hash, reply)).is_err() {
+        if thread.send((password, hash, reply, turn)).is_err() {
             return false;
         }
         let valid = answer.await.unwrap_or(false);
@@ -80,7 +87,7 @@ fn spawn_hasher(release_after: Duration) -> Option<std::sync::mpsc::Sender<Job>>
         let mut blocks = Vec::new();
         loop {
             match receive.recv_timeout(release_after) {
-                Ok((password, hash, reply)) => {
+                Ok((password, hash, reply, _turn)) => {
                     let _ = reply.send(verify_password_in(&password, &hash, &mut blocks));
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => blocks = Vec::new(),
@@ -103,7 +110,9 @@ type Key = [u8; 32];
 #[derive(Debug)]
 pub struct PasswordChecks {
     options: CheckOptions,
-    hashing: Semaphore,
+    /// Turns to hash, each held by its job until the hash is done: a caller that goes away mid-check does not
+    /// free its turn early.
+    hashing: Arc<Semaphore>,
     /// Checks under way, by credentials: later arrivals wait for the same outcome.
     in_progress: Mutex<HashMap<Key, Arc<OnceCell<bool>>>>,
     /// Device credentials verified before.
@@ -142,7 +151,7 @@ impl PasswordChecks {
     pub fn new(options: CheckOptions) -> Self {
         Self {
             options,
-            hashing: Semaphore::new(options.concurrent.max(1)),
+            hashing: Arc::new(Semaphore::new(options.concurrent.max(1))),
             in_progress: Mutex::default(),
             remembered: Mutex::default(),
             hashes: AtomicU64::new(0),
@@ -179,25 +188,21 @@ impl PasswordChecks {
             return Ok(Checked { valid: true, admitted: None });
         }
         let cell = self.in_progress.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
+        let _unregister = Unregister { checks: self, key, cell: &cell };
         let mut admitted = None;
         let outcome = cell
             .get_or_try_init(|| async {
                 admitted = Some(admit().await?);
-                let _turn = tokio::time::timeout(self.options.wait, self.hashing.acquire())
+                let turn = tokio::time::timeout(self.options.wait, self.hashing.clone().acquire_owned())
                     .await
                     .map_err(|_| Error::Busy("too many password checks at once; try again in a moment".into()))?
                     .map_err(|_| Error::Unavailable("Tidings is shutting down".into()))?;
                 self.hashes.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, Error>(self.hashers.check(password.clone(), hash.to_owned(), self.options.release_after).await)
+                let (password, hash) = (password.clone(), hash.to_owned());
+                Ok::<_, Error>(self.hashers.check(password, hash, turn, self.options.release_after).await)
             })
             .await
             .copied();
-        {
-            let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
-            if in_progress.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                in_progress.remove(&key);
-            }
-        }
         let valid = outcome?;
         if valid && remember {
             let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
@@ -207,6 +212,23 @@ impl PasswordChecks {
             remembered.insert(key);
         }
         Ok(Checked { valid, admitted })
+    }
+}
+
+/// Takes a check's entry out of the checks under way when the check ends, however it ends (a caller that goes
+/// away included), unless a newer check of the same credentials took its place.
+struct Unregister<'a> {
+    checks: &'a PasswordChecks,
+    key: Key,
+    cell: &'a Arc<OnceCell<bool>>,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        let mut in_progress = self.checks.in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        if in_progress.get(&self.key).is_some_and(|c| Arc::ptr_eq(c, self.cell)) {
+            in_progress.remove(&self.key);
+        }
     }
 }
 
@@ -232,7 +254,7 @@ mod tests {
             ..Default::default()
         }));
         // Forty sessions present the same wrong password while the one hashing turn is taken.
-        let held = checks.hashing.acquire().await.unwrap();
+        let held = checks.hashing.clone().acquire_owned().await.unwrap();
         let all: Vec<_> = (0..40)
             .map(|_| {
                 let (checks, hash) = (checks.clone(), hash.clone());
@@ -262,12 +284,27 @@ mod tests {
         assert!(checks.in_progress.lock().unwrap().is_empty());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_goes_away_mid_check_keeps_its_turn_until_the_hash_is_done() {
+        let hash = hash_password(&SecretString::new("right-password")).unwrap();
+        let checks = PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::ZERO, ..Default::default() });
+        let first = SecretString::new("first");
+        let abandoned = checks.verify("u", &first, &hash, false, async || Ok(()));
+        assert!(tokio::time::timeout(Duration::from_millis(1), abandoned).await.is_err(), "still hashing");
+        assert!(checks.in_progress.lock().unwrap().is_empty(), "the abandoned check's entry is gone");
+        // Its hash still runs and holds the one turn: another check cannot start a second 19 MB hash beside it.
+        let next = checks.verify("u", &SecretString::new("second"), &hash, false, async || Ok(())).await;
+        assert!(matches!(next, Err(Error::Busy(_))), "{next:?}");
+        // Once it is done, the turn is free again.
+        let _turn = checks.hashing.clone().acquire_owned().await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_check_that_cannot_get_its_turn_is_refused_as_busy() {
         let hash = hash_password(&SecretString::new("right-password")).unwrap();
         let checks =
             PasswordChecks::new(CheckOptions { concurrent: 1, wait: Duration::from_millis(1), ..Default::default() });
-        let _held = checks.hashing.acquire().await.unwrap();
+        let _held = checks.hashing.clone().acquire_owned().await.unwrap();
         let outcome = checks.verify("u", &SecretString::new("x"), &hash, false, async || Ok(())).await;
         assert!(matches!(outcome, Err(Error::Busy(_))), "{outcome:?}");
         assert!(checks.in_progress.lock().unwrap().is_empty(), "a refused check leaves nothing behind");
