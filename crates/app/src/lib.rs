@@ -9,6 +9,7 @@
 //!
 //! Every change goes through here so that it is validated, sealed and audited the same way whoever makes it.
 
+pub mod accept;
 pub mod accounts;
 pub mod api_tokens;
 pub mod attempts;

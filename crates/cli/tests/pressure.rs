@@ -1,6 +1,7 @@
 //! The real daemon under bursts of password checks, measured as the kernel sees it (`VmHWM` in
 //! `/proc/PID/status`): however many sign-ins and gateway authentications arrive at once, its memory stays
-//! within a fixed bound (each argon2id check takes about 19 MB while it runs, and only a few run at once).
+//! within a fixed bound (each argon2id check takes about 19 MB while it runs, and only a few run at once); and
+//! out of file descriptors (`prlimit --nofile`), it neither spins nor floods its log, and recovers.
 
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
 
@@ -124,4 +125,59 @@ fn bursts_of_password_checks_stay_within_a_fixed_memory_bound() {
     // Two hashes at a time (19 MB each) and what the sessions need; before the bound each check held its own
     // 19 MB (40 at once: +450 MB and more).
     assert!(grown < 64 * 1024, "the peak grew by {grown} kB");
+}
+
+/// CPU time the process has used so far (user and system), in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_the_daemon_pauses_instead_of_spinning_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("gateway.listen=127.0.0.1:{port}");
+    ok(
+        dir,
+        &[
+            "config",
+            "set",
+            "sender=alerts@example.com",
+            &listen,
+            "gateway.allowed_networks=127.0.0.1/32",
+            "gateway.max_connections=500",
+            "gateway.max_connections_per_address=500",
+        ],
+    );
+    let mut daemon = Daemon::start_limited(&["--nofile=64:64"], dir, &[]);
+    daemon.wait_for_log(|v| v["message"] == "gateway listening");
+    let pid = daemon.child.id();
+    // More connections than the daemon has descriptors: the rest wait in the listen queue, and accept fails.
+    let held: Vec<TcpStream> = (0..150).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    daemon.wait_for_log(|v| v["message"] == "cannot accept connections; pausing between tries");
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // A listener retrying at once takes a whole core: about 200 ticks in 2 s.
+    assert!(used < 50, "{used} ticks of CPU in 2 s while out of descriptors");
+    let warned =
+        daemon.seen.iter().filter(|v| v["message"] == "cannot accept connections; pausing between tries").count();
+    assert!(warned <= 2, "logged once per run of failures, not per try: {warned}");
+    // The connections go away: the daemon accepts again.
+    drop(held);
+    eventually("the gateway greets again", || greeting(port) == 220);
+    assert_eq!(daemon.get("/healthz").0, 200);
+}
+
+/// The greeting's code of a new gateway session (0 when there is none).
+fn greeting(port: u16) -> u16 {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else { return 0 };
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut line = String::new();
+    let _ = BufReader::new(stream).read_line(&mut line);
+    line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
 }

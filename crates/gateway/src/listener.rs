@@ -7,7 +7,7 @@ use crate::{
     wire,
 };
 use std::{net::SocketAddr, sync::Arc};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{io::AsyncWriteExt, net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug)]
@@ -106,13 +106,7 @@ async fn accept_loop(
     loop {
         let (stream, peer): (_, SocketAddr) = tokio::select! {
             () = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway: accept failed");
-                    continue;
-                }
-            },
+            accepted = tidings_app::accept::next(&listener, "gateway") => accepted,
         };
         let (idle, max, per_address) = {
             let current = shared.config.borrow();
@@ -130,9 +124,10 @@ async fn accept_loop(
                 };
                 shared.app.metrics().count("tidings_gateway_sessions_total", label);
                 tracing::warn!(%peer, limit = label, "gateway: connection limit reached");
+                // The one line, without a session's buffers: a flood of refusals stays small.
                 tokio::spawn(async move {
-                    let mut wire = wire::Wire::new(Box::new(stream), idle);
-                    let _ = wire.send(text).await;
+                    let mut stream = stream;
+                    let _ = tokio::time::timeout(idle, stream.write_all(text.as_bytes())).await;
                 });
                 continue;
             }

@@ -62,13 +62,7 @@ pub async fn serve(
     loop {
         let (tcp, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not accept a connection");
-                    continue;
-                }
-            },
+            accepted = tidings_app::accept::next(&listener, "http") => accepted,
         };
         // Handlers read the client's address from ConnectInfo, put in each request (cheaper than a layer over
         // every route for each connection).

@@ -68,7 +68,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon on a free loopback port and waits until it listens.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
-        let mut child = tidings()
+        Self::start_from(tidings(), dir, extra)
+    }
+
+    /// The same, with the resource limits `prlimit` sets (`--nofile=64`): the daemon keeps its pid.
+    pub fn start_limited(limits: &[&str], dir: &Path, extra: &[&str]) -> Self {
+        let mut command = Command::new("prlimit");
+        command.args(limits).arg("--").arg(env!("CARGO_BIN_EXE_tidings"));
+        command.env_remove("TIDINGS_DATA_DIR").env_remove("TIDINGS_SECRET_KEY").env("USER", "tester");
+        Self::start_from(command, dir, extra)
+    }
+
+    fn start_from(mut command: Command, dir: &Path, extra: &[&str]) -> Self {
+        let mut child = command
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
