@@ -55,17 +55,21 @@ impl DataDir {
     }
 
     /// The files that show this directory was used before, when it has no database to go with them: a key, the
-    /// database's log (`-wal`, `-shm`), an empty database file beside those. Such a directory is never
+    /// database's log (`-wal`, `-shm`), a first administrator's password file, an empty database file beside
+    /// those (not the daemon's lock, which a first start takes before anything else). Such a directory is never
     /// initialised again.
     pub(crate) fn remains_without_database(&self) -> Vec<PathBuf> {
         if self.has_database() {
             return Vec::new();
         }
         let database = self.database();
-        let mut found: Vec<PathBuf> = [self.key_file(), with_suffix(&database, "-wal"), with_suffix(&database, "-shm")]
-            .into_iter()
-            .filter(|p| p.exists())
-            .collect();
+        let remains = [
+            self.key_file(),
+            with_suffix(&database, "-wal"),
+            with_suffix(&database, "-shm"),
+            self.initial_password_file(),
+        ];
+        let mut found: Vec<PathBuf> = remains.into_iter().filter(|p| p.exists()).collect();
         if !found.is_empty() && database.exists() {
             found.insert(0, database);
         }

@@ -109,4 +109,15 @@ fn a_data_dir_whose_database_was_emptied_is_never_initialised_again() {
     let err = fails(dir, &["serve", "--listen", "127.0.0.1:0"]);
     assert!(err.contains("was used before (") && err.contains("secret.key"), "{err}");
     assert!(!database.exists());
+
+    // Without a key file (one kept in TIDINGS_SECRET_KEY), a first password file left behind tells the same.
+    std::fs::remove_file(dir.join("secret.key")).unwrap();
+    std::fs::write(dir.join("initial-admin-password"), "x\n").unwrap();
+    let err = fails(dir, &["init"]);
+    assert!(err.contains("initial-admin-password"), "{err}");
+    // An empty directory (a first start took its lock) is initialised as ever.
+    std::fs::remove_file(dir.join("initial-admin-password")).unwrap();
+    let first = tmp.path().join("fresh");
+    let mut daemon = Daemon::start(&first, &[]);
+    daemon.wait_for_log(|v| v["message"] == "initialised a new data directory");
 }
