@@ -10,6 +10,10 @@ the accepted tokens on every attempt), --gmail-failure (Gmail's `334 <base64 JSO
 Scripted trouble: --fail STAGE=REPLY[*TIMES] for STAGE in auth, mail, rcpt, data (REPLY like
 "451 4.3.0 Try again later"), --drop-data N (close the connection instead of answering the first N DATA), and --delay-data S (answer
 each DATA after S seconds, to keep deliveries in flight).
+A relay in trouble for a while: --trouble tls|auth with --trouble-while FILE makes, while FILE exists, every
+STARTTLS handshake fail (the server answers 220 and then sends what is not TLS) or every AUTH get
+`535 5.7.3 Authentication unsuccessful`. --count-connections FILE keeps the number of connections accepted so
+far in FILE.
 --tls-ca-out FILE makes a throw-away CA (trustme), serves a certificate for 127.0.0.1/localhost/::1 signed by
 it, and writes the CA certificate to FILE.
 """
@@ -18,10 +22,11 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import ssl
 import sys
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 
 def parse_args():
@@ -44,6 +49,9 @@ def parse_args():
     p.add_argument("--delay-data", type=float, default=0.0, help="seconds to wait before answering each DATA")
     p.add_argument("--size", type=int, default=33554432)
     p.add_argument("--pipelining", action="store_true", help="advertise PIPELINING (RFC 2920)")
+    p.add_argument("--trouble", choices=["tls", "auth"])
+    p.add_argument("--trouble-while")
+    p.add_argument("--count-connections")
     return p.parse_args()
 
 
@@ -78,12 +86,39 @@ class RelaySMTP(SMTP):
     # 334 may be long: RFC 4954 allows 12288 octets, and Microsoft's access tokens need well over 1000.
     line_length_limit = 12288 + 2
 
+    def connection_made(self, transport):
+        # Called again with the TLS transport after STARTTLS: one connection, counted once.
+        if not getattr(self, "_counted", False):
+            self._counted = True
+            self.event_handler.connected()
+        super().connection_made(transport)
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg):
+        if self.event_handler.in_trouble("tls"):
+            await self.push("220 2.0.0 Ready to start TLS")
+            self.transport.write(b"this is not a TLS handshake\r\n" * 8)
+            self.transport.close()
+            return
+        return await super().smtp_STARTTLS(arg)
+
 
 class Handler:
     def __init__(self, args):
         self.args = args
         self.script = Script(args.fail)
         self.drops_left = args.drop_data
+        self.connections = 0
+
+    def connected(self):
+        self.connections += 1
+        if self.args.count_connections:
+            with open(self.args.count_connections + ".tmp", "w") as f:
+                f.write(str(self.connections))
+            os.replace(self.args.count_connections + ".tmp", self.args.count_connections)
+
+    def in_trouble(self, kind):
+        return self.args.trouble == kind and os.path.exists(self.args.trouble_while)
 
     def accepted_tokens(self):
         tokens = set(self.args.token)
@@ -155,7 +190,7 @@ class Handler:
         fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
         user = fields.get("user", "")
         token = fields.get("auth", "").removeprefix("Bearer ")
-        scripted = self.script.take("auth")
+        scripted = self.script.take("auth") or (self.in_trouble("auth") and "535 5.7.3 Authentication unsuccessful")
         if scripted:
             return AuthResult(success=False, handled=False, message=scripted)
         if token in self.accepted_tokens():
@@ -172,7 +207,7 @@ class Handler:
 
 def make_authenticator(args, handler):
     def authenticator(server, session, envelope, mechanism, auth_data):
-        scripted = handler.script.take("auth")
+        scripted = handler.script.take("auth") or (handler.in_trouble("auth") and "535 5.7.3 Authentication unsuccessful")
         if scripted:
             return AuthResult(success=False, handled=False, message=scripted)
         ok = (isinstance(auth_data, LoginPassword) and args.user is not None

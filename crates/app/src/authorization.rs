@@ -44,6 +44,7 @@ impl App {
         self.store
             .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
             .await?;
+        self.resume_delivery();
         Ok(())
     }
 
@@ -55,6 +56,7 @@ impl App {
         self.store
             .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
             .await?;
+        self.resume_delivery();
         Ok(())
     }
 

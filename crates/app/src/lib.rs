@@ -104,6 +104,9 @@ pub struct App {
     passwords: Arc<password_checks::PasswordChecks>,
     /// Web sign-in attempts by client address (both sign-in pages).
     sign_in_addresses: Arc<attempts::Attempts<std::net::IpAddr>>,
+    /// Notified when someone asks delivery to try now (a retry, a new authorization): the engine closes its
+    /// circuits. Within this process only; another process's changes wait for the next probe.
+    resume: Arc<tokio::sync::Notify>,
 }
 
 /// How to create a data directory.
@@ -148,6 +151,7 @@ impl App {
             metrics: Default::default(),
             passwords: Default::default(),
             sign_in_addresses: Default::default(),
+            resume: Default::default(),
         };
         app.check_key().await?;
         Ok(app)
@@ -178,6 +182,7 @@ impl App {
             metrics: Default::default(),
             passwords: Default::default(),
             sign_in_addresses: Default::default(),
+            resume: Default::default(),
         };
         app.check_key().await?;
 

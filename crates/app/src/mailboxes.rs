@@ -86,7 +86,9 @@ impl App {
             action: "mailbox.authorize".into(),
             fields: vec![device.username.clone(), mailbox.to_owned()],
         };
-        Ok(self.store.mailbox_acquired(device.id, mailbox, &sealed, Utc::now(), &audit).await?)
+        self.store.mailbox_acquired(device.id, mailbox, &sealed, Utc::now(), &audit).await?;
+        self.resume_delivery();
+        Ok(())
     }
 
     /// Records a refresh, replacing the refresh token when the provider rotated it.

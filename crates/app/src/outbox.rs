@@ -18,8 +18,11 @@ use tidings_core::{
     EmailConfig, FieldError, ValidationErrors,
     audit::NewAuditEntry,
     message::{self, NewMessage, RawMessage},
-    outbox::{Recipient, Status},
+    outbox::{Recipient, Status, circuit::Health},
 };
+
+/// Where the delivery engine keeps the relay's and identities' circuits.
+const DELIVERY_HEALTH: &str = "delivery.health";
 use tidings_store::{
     LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, RetryOutcome,
 };
@@ -137,8 +140,38 @@ impl App {
         Ok(self.store.messages(&MessageFilter { status, limit, before_id }).await?)
     }
 
+    /// One message with its delivery log and, while it waits for a relay or identity that is down, why.
     pub async fn message(&self, id: i64) -> Result<Option<MessageDetail>> {
-        Ok(self.store.message(id).await?)
+        let Some(mut detail) = self.store.message(id).await? else { return Ok(None) };
+        if !detail.summary.status.is_final() {
+            detail.waiting = self.delivery_health().await?.holding(detail.mailbox_of.as_deref());
+        }
+        Ok(Some(detail))
+    }
+
+    /// Asks the delivery engine to try now: a relay or identity taken as down is tried at once.
+    pub fn resume_delivery(&self) {
+        self.resume.notify_one();
+    }
+
+    /// Completes when [`App::resume_delivery`] is called (for the delivery engine).
+    pub async fn delivery_resumed(&self) {
+        self.resume.notified().await;
+    }
+
+    /// The relay's and the identities' circuits, as the delivery engine last stored them.
+    pub async fn delivery_health(&self) -> Result<Health> {
+        let Some(json) = self.store.meta(DELIVERY_HEALTH).await? else { return Ok(Health::default()) };
+        Ok(serde_json::from_str(&json).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the stored delivery health is unreadable; taking everything as up");
+            Health::default()
+        }))
+    }
+
+    /// Stores the circuits for everyone to see (the API, the web interface, the CLI in another process).
+    pub async fn set_delivery_health(&self, health: &Health) -> Result<()> {
+        let json = if health.is_up() { None } else { serde_json::to_string(health).ok() };
+        Ok(self.store.set_meta(DELIVERY_HEALTH, json.as_deref()).await?)
     }
 
     /// Puts a failed or deferred message back in the queue now.
@@ -146,6 +179,7 @@ impl App {
         let outcome = self.store.retry_message(id, Utc::now()).await?;
         if outcome == RetryOutcome::Requeued {
             self.store.record_audit(&audit(actor, "queue.retry", vec![id.to_string()])).await?;
+            self.resume_delivery();
         }
         Ok(outcome)
     }

@@ -4,6 +4,11 @@
 //! It wakes when a message is accepted, when the next deferred message falls due, when the configuration
 //! changes, and at least every poll interval (for messages other processes queued). At start it takes back
 //! the leases its node held before a restart; on shutdown it stops leasing and lets deliveries under way end.
+//!
+//! A failure of the relay or of an identity (not of one message) opens its circuit
+//! (`tidings_core::outbox::circuit`): the run stops, its other messages and those leased meanwhile are given
+//! back uncharged, nothing of that identity (or nothing at all, for the relay) is leased until one probe
+//! finds it working again. The circuits are stored for the API, the web interface and the CLI to show.
 
 use crate::{
     pool::Pool,
@@ -19,7 +24,12 @@ use std::{
 use tidings_app::{App, host_name, later, outbox::Handoff, settings::Current};
 use tidings_core::{
     config::{AuthMethod, Encryption},
-    outbox::{self, AttemptReport, Outcome, RecipientState, retry::RetryPolicy},
+    outbox::{
+        self, AttemptReport, Failure, Outcome, RecipientState,
+        circuit::{Backoff, Change, Gate, Health, Seen},
+        reply::Scope,
+        retry::RetryPolicy,
+    },
     secret::SecretName,
 };
 use tidings_store::{LeasedMessage, Settlement};
@@ -80,8 +90,20 @@ struct Relay {
     revision: i64,
     settings: Result<Arc<RelaySettings>, String>,
     policy: RetryPolicy,
+    backoff: Backoff,
     connections: usize,
     lease: Duration,
+}
+
+/// How a run ended, for the circuits.
+struct RunEnd {
+    identity: Option<String>,
+    /// The run was the probe of an open circuit.
+    probe: bool,
+    /// The failure of the relay or identity that stopped it; `None` when it reached the relay.
+    failure: Option<Failure>,
+    /// Messages it did not attempt (after such a failure): their leases go back, uncharged.
+    unattempted: Vec<i64>,
 }
 
 impl Engine {
@@ -102,7 +124,12 @@ impl Engine {
             tokio::spawn(settle_batches(self.app.clone(), settle_rx, self.wake.clone(), self.options.settle_window));
         let pool = Arc::new(Pool::new(64, self.options.idle_timeout));
         let mut relay = self.relay().await;
-        let mut in_flight: JoinSet<()> = JoinSet::new();
+        let mut in_flight: JoinSet<RunEnd> = JoinSet::new();
+        // Runs that ended, for the circuits.
+        let mut ended: Vec<RunEnd> = Vec::new();
+        // The relay's and identities' circuits: a restart, like a change of configuration, starts them closed.
+        let mut health = Health::default();
+        self.store_health(&health).await;
         // Leased messages waiting for a free connection: leasing several at once saves a commit per message.
         let mut backlog: VecDeque<LeasedMessage> = VecDeque::new();
         let mut handed = self.handoff.attach(&owner);
@@ -114,28 +141,46 @@ impl Engine {
         let mut look_at = Instant::now();
 
         while !shutdown.is_cancelled() {
-            while in_flight.try_join_next().is_some() {}
+            while let Some(end) = in_flight.try_join_next() {
+                ended.extend(end.ok());
+            }
+            for end in ended.drain(..) {
+                look |= self.ended(&mut health, end, &owner, relay.backoff).await;
+            }
             while let Ok(message) = handed.try_recv() {
                 backlog.push_back(message);
             }
             if self.config.borrow().revision != relay.revision {
                 relay = self.relay().await;
                 pool.clear();
+                self.close_circuits(&mut health).await;
             }
             let Ok(settings) = &relay.settings else {
                 self.handoff.want(0, relay.lease);
-                self.idle(&shutdown, &mut in_flight, &mut handed, &mut backlog, self.options.poll_interval).await;
+                self.idle(
+                    &shutdown,
+                    &mut in_flight,
+                    &mut ended,
+                    &mut health,
+                    &mut handed,
+                    &mut backlog,
+                    self.options.poll_interval,
+                )
+                .await;
                 look = true;
                 continue;
             };
-            let capacity = relay.connections * BACKLOG_FACTOR;
+            let now = Utc::now();
+            let waiting = health.waiting(now);
+            // The relay is down and may be probed: one message, for the probe.
+            let probing_relay = health.relay.is_some();
+            let capacity = if probing_relay { 1 } else { relay.connections * BACKLOG_FACTOR };
             look |= Instant::now() >= look_at;
-            if look && backlog.len() < relay.connections {
-                let now = Utc::now();
+            if look && backlog.len() < relay.connections.min(capacity) {
                 let limit = capacity - backlog.len();
-                match self.app.store().lease_due(&owner, now, later(now, relay.lease), limit as u32).await {
+                match self.app.store().lease_due(&owner, now, later(now, relay.lease), limit as u32, &waiting).await {
                     Ok(leased) => {
-                        look = leased.len() == limit;
+                        look = leased.len() == limit && !probing_relay;
                         backlog.extend(leased);
                     }
                     Err(e) => {
@@ -144,26 +189,53 @@ impl Engine {
                     }
                 }
                 // `until_next_due` is at most a poll interval.
-                look_at = Instant::now() + if look { self.options.poll_interval } else { self.until_next_due().await };
+                look_at = Instant::now()
+                    + if look { self.options.poll_interval } else { self.until_next_due(&waiting).await };
+            }
+            if let Some(probe_at) = health.next_probe() {
+                look_at = look_at.min(Instant::now() + (probe_at - now).to_std().unwrap_or_default());
             }
             // What the store's lease left room for, accepted messages fill as they are committed.
-            self.handoff.want(capacity.saturating_sub(backlog.len()), relay.lease);
+            let wanted = if probing_relay || waiting.everything { 0 } else { capacity.saturating_sub(backlog.len()) };
+            self.handoff.want(wanted, relay.lease);
+            // Messages whose relay or identity waits go back, uncharged.
+            let mut held: Vec<i64> = Vec::new();
+            backlog.retain(|m| !waiting.holds(m.mailbox_of.as_deref()) || !held_back(&mut held, m));
             let mut started = false;
             while in_flight.len() < relay.connections
                 && let Some(message) = backlog.pop_front()
             {
+                let identity = message.mailbox_of.clone();
+                let probe = match health.gate(identity.as_deref(), now) {
+                    Gate::Open => false,
+                    Gate::Probe => {
+                        health.probing(identity.as_deref());
+                        tracing::info!(relay = %settings.address(), account = identity.as_deref().unwrap_or(""), "probing");
+                        true
+                    }
+                    Gate::Wait(_) => {
+                        held.push(message.id);
+                        continue;
+                    }
+                };
                 let free = relay.connections - in_flight.len();
                 let job = Delivery {
-                    messages: run(message, &mut backlog, free),
+                    messages: if probe { vec![message] } else { run(message, &mut backlog, free) },
                     settings: settings.clone(),
                     mailboxes: self.mailboxes.clone(),
                     revision: relay.revision,
                     pool: pool.clone(),
                     policy: relay.policy,
                     owner: owner.clone(),
+                    probe,
                 };
                 in_flight.spawn(job.run(settle_tx.clone()));
                 started = true;
+            }
+            if !held.is_empty()
+                && let Err(e) = self.app.store().release(&owner, &held).await
+            {
+                tracing::warn!(error = %e, "could not give back the leases of messages that wait; they come back when the leases end");
             }
             if started && in_flight.len() < relay.connections {
                 continue;
@@ -171,14 +243,20 @@ impl Engine {
             // Still to look (the backlog is full): a delivery ending makes room, the timer is not needed.
             let sleep =
                 if look { self.options.poll_interval } else { look_at.saturating_duration_since(Instant::now()) };
-            look |= self.idle(&shutdown, &mut in_flight, &mut handed, &mut backlog, sleep).await;
+            look |=
+                self.idle(&shutdown, &mut in_flight, &mut ended, &mut health, &mut handed, &mut backlog, sleep).await;
         }
 
         self.handoff.detach();
         if !in_flight.is_empty() {
             tracing::info!(count = in_flight.len(), "waiting for deliveries under way");
         }
-        while in_flight.join_next().await.is_some() {}
+        while let Some(end) = in_flight.join_next().await {
+            ended.extend(end.ok());
+        }
+        for end in ended.drain(..) {
+            self.ended(&mut health, end, &owner, relay.backoff).await;
+        }
         drop(settle_tx);
         let _ = settler.await;
         // Messages leased but not attempted (the backlog, and any handed over meanwhile): due again at once, for
@@ -194,7 +272,9 @@ impl Engine {
     async fn idle(
         &mut self,
         shutdown: &CancellationToken,
-        in_flight: &mut JoinSet<()>,
+        in_flight: &mut JoinSet<RunEnd>,
+        ended: &mut Vec<RunEnd>,
+        health: &mut Health,
         handed: &mut mpsc::UnboundedReceiver<LeasedMessage>,
         backlog: &mut VecDeque<LeasedMessage>,
         sleep: Duration,
@@ -204,18 +284,67 @@ impl Engine {
                 backlog.push_back(message);
                 false
             }
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => false,
+            Some(end) = in_flight.join_next(), if !in_flight.is_empty() => {
+                ended.extend(end.ok());
+                false
+            }
             () = shutdown.cancelled() => true,
             () = self.wake.notified() => true,
+            () = self.app.delivery_resumed() => {
+                self.close_circuits(health).await;
+                true
+            }
             _ = self.config.changed() => true,
             () = tokio::time::sleep(sleep) => true,
         }
     }
 
-    /// How long to sleep: until the next message falls due, at most the poll interval.
-    async fn until_next_due(&self) -> Duration {
+    /// Takes what a run saw into the circuits; gives back the leases of the messages it did not attempt. True
+    /// when a circuit closed (what waited is due).
+    async fn ended(&self, health: &mut Health, end: RunEnd, owner: &str, backoff: Backoff) -> bool {
+        if !end.unattempted.is_empty()
+            && let Err(e) = self.app.store().release(owner, &end.unattempted).await
+        {
+            tracing::warn!(error = %e, "could not give back the leases of messages not attempted");
+        }
+        let seen = end.failure.as_ref().map_or(Seen::Reached, Seen::Failed);
+        let account = end.identity.as_deref().unwrap_or("");
+        let change = health.report(end.identity.as_deref(), end.probe, seen, Utc::now(), backoff);
+        let error = end.failure.as_ref().map_or("", |f| f.error.as_str());
+        match change {
+            Change::None => return false,
+            Change::WentDown(scope) => tracing::warn!(
+                scope = scope.as_str(),
+                account,
+                error,
+                "the relay or identity is down: its messages wait, and one probe tries again after the backoff"
+            ),
+            Change::StillDown(scope) => tracing::info!(scope = scope.as_str(), account, error, "probe failed"),
+            Change::CameUp => tracing::info!(account, "the relay is reachable again: waiting messages go"),
+        }
+        self.store_health(health).await;
+        change == Change::CameUp
+    }
+
+    /// Closes every circuit: the configuration changed, or an operator asked to try now.
+    async fn close_circuits(&self, health: &mut Health) {
+        if !health.is_up() {
+            *health = Health::default();
+            self.store_health(health).await;
+            tracing::info!("circuits closed: waiting messages go now");
+        }
+    }
+
+    async fn store_health(&self, health: &Health) {
+        if let Err(e) = self.app.set_delivery_health(health).await {
+            tracing::warn!(error = %e, "could not store the relay's state");
+        }
+    }
+
+    /// How long to sleep: until the next message that does not wait falls due, at most the poll interval.
+    async fn until_next_due(&self, waiting: &tidings_store::Waiting) -> Duration {
         let poll = self.options.poll_interval;
-        match self.app.store().next_due().await {
+        match self.app.store().next_due(waiting).await {
             Ok(Some(due)) => {
                 (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(5), poll)
             }
@@ -235,6 +364,7 @@ impl Engine {
             revision: current.revision,
             settings,
             policy: delivery.retry_policy(),
+            backoff: delivery.relay_backoff(),
             connections: delivery.connections as usize,
             lease: delivery.lease,
         }
@@ -285,6 +415,12 @@ fn helo_name() -> String {
     host_name().unwrap_or_else(|| "tidings.localdomain".into())
 }
 
+/// Notes `m` as held back (for `retain`): true.
+fn held_back(held: &mut Vec<i64>, m: &LeasedMessage) -> bool {
+    held.push(m.id);
+    true
+}
+
 /// `first` and the messages that follow it in `backlog` for the same identity: the backlog's fair share of
 /// the `free` connections, at most [`MAX_RUN`]. A run goes over one connection, each message's data in the
 /// same write as the next one's envelope where the relay pipelines; a short backlog still spreads over the
@@ -310,17 +446,30 @@ struct Delivery {
     pool: Arc<Pool>,
     policy: RetryPolicy,
     owner: String,
+    /// The probe of an open circuit.
+    probe: bool,
 }
 
 impl Delivery {
-    /// Attempts each message in turn, settling each as it ends.
-    async fn run(self, outcomes: mpsc::Sender<Settlement>) {
+    /// Attempts each message in turn, settling each as it ends, until a failure of the relay or the identity:
+    /// the messages after it are not attempted.
+    async fn run(self, outcomes: mpsc::Sender<Settlement>) -> RunEnd {
         let relay = self.settings.address();
         let settings = self.settings().await.map_err(|e| e.to_failure(&relay));
         let pending: Vec<Vec<String>> = self.messages.iter().map(pending_recipients).collect();
+        let mut end = RunEnd {
+            identity: self.identity().map(str::to_owned),
+            probe: self.probe,
+            failure: None,
+            unattempted: Vec::new(),
+        };
         // The run's connection, while it stays usable.
         let mut connection = None;
         for (i, m) in self.messages.iter().enumerate() {
+            if end.failure.is_some() {
+                end.unattempted.push(m.id);
+                continue;
+            }
             let started_at = Utc::now();
             let next = self.messages.get(i + 1).map(|n| Next {
                 mail_from: &n.mail_from,
@@ -331,11 +480,17 @@ impl Delivery {
                 Ok(settings) => self.attempt(settings, &mut connection, m, &pending[i], next).await,
                 Err(failure) => (Vec::new(), Outcome::Failed(failure.clone())),
             };
+            if let Outcome::Failed(f) = &outcome
+                && f.scope != Scope::Message
+            {
+                end.failure = Some(f.clone());
+            }
             let _ = outcomes.send(self.settle(m, started_at, recipients, outcome)).await;
         }
         if let Some(connection) = connection {
             self.pool.put(connection, self.revision, self.identity());
         }
+        end
     }
 
     /// The device account whose own mailbox sends the run; `None` for the relay account.
@@ -399,8 +554,17 @@ impl Delivery {
         recipients: Vec<(String, outbox::RcptResult)>,
         outcome: Outcome,
     ) -> Settlement {
-        let report =
-            AttemptReport { started_at, finished_at: Utc::now(), recipients, outcome, notes: notes(&self.settings) };
+        let mut notes = notes(&self.settings);
+        if let Outcome::Failed(f) = &outcome
+            && f.scope != Scope::Message
+        {
+            notes.push(format!(
+                "the {} is taken as down: messages for it wait, not attempted, until a probe finds it working \
+                 (delivery.relay_backoff_first, delivery.relay_backoff_max)",
+                if f.scope == Scope::Relay { "relay" } else { "identity Tidings sends as" }
+            ));
+        }
+        let report = AttemptReport { started_at, finished_at: Utc::now(), recipients, outcome, notes };
         let before =
             outbox::Pending { created_at: m.lifetime_start, attempts: m.attempts, recipients: m.recipients.clone() };
         let settled = outbox::settle(&before, &report, &self.policy);

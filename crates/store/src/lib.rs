@@ -19,6 +19,8 @@ use tidings_core::{
     outbox::{Attempt, Recipient, Settled, Status},
 };
 
+pub use tidings_core::outbox::circuit::Waiting;
+
 pub use sqlite::SqliteStore;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -211,6 +213,12 @@ pub struct MessageDetail {
     pub summary: MessageSummary,
     pub message_id: Option<String>,
     pub attempt_log: Vec<Attempt>,
+    /// The device account whose own mailbox sends it; `None` for the relay account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox_of: Option<String>,
+    /// What holds it back while the relay or its identity is down (filled by the application, never stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<tidings_core::outbox::circuit::Held>,
 }
 
 /// Which messages to list, newest first.
@@ -494,14 +502,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// delivery engine (which gets them without asking).
     async fn enqueue(&self, messages: &[NewOutboxMessage], lease: Option<&NewLease>) -> Result<Vec<i64>>;
     /// Leases up to `limit` due messages (queued or deferred and due, or sending with an expired lease) to
-    /// `owner` until `until`.
+    /// `owner` until `until`, leaving out those of the identities that are `waiting` (none while everything
+    /// waits).
     async fn lease_due(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: u32,
+        waiting: &Waiting,
     ) -> Result<Vec<LeasedMessage>>;
+    /// Gives back `owner`'s leases of messages it did not attempt: due again at once, not charged an attempt.
+    async fn release(&self, owner: &str, ids: &[i64]) -> Result<u64>;
     /// Makes every lease held by an owner starting with `owner_prefix` expire now; returns how many.
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64>;
     /// Stores attempts' outcomes in one durable commit. An outcome whose lease passed to another owner
@@ -509,8 +521,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// `delivery.dead_letter` event in the same commit (node: the lease owner's part before `/`), unless the
     /// message was itself a notification (whose dead letter would loop): that one is `recorded` without a mail.
     async fn settle(&self, settlements: &[Settlement]) -> Result<()>;
-    /// When the next message falls due (a queued or deferred one, or an expiring lease).
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+    /// When the next message that is not `waiting` falls due (a queued or deferred one, or an expiring lease).
+    async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>>;
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>>;
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>>;
     /// The message itself, as it is sent.

@@ -136,8 +136,11 @@ mod outbox {
         outbox::{Attempt, Recipient, RecipientState, Settled, Status},
     };
     use tidings_store::{
-        EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store,
+        EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store, Waiting,
     };
+
+    /// Nothing waits.
+    const NONE: Waiting = Waiting { everything: false, relay_account: false, accounts: Vec::new() };
 
     fn t(s: i64) -> chrono::DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000, 0).unwrap() + Duration::seconds(s)
@@ -181,15 +184,15 @@ mod outbox {
     async fn story(store: &dyn Store) {
         let ids = store.enqueue(&[new("one"), new("two"), new("three")], None).await.unwrap();
         assert_eq!(ids.len(), 3);
-        assert_eq!(store.next_due().await.unwrap(), Some(t(0)));
+        assert_eq!(store.next_due(&NONE).await.unwrap(), Some(t(0)));
 
         // Leasing takes due messages once; a second worker gets the rest.
-        let first = store.lease_due("node-a/1", t(1), t(61), 2).await.unwrap();
+        let first = store.lease_due("node-a/1", t(1), t(61), 2, &NONE).await.unwrap();
         assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
         assert_eq!(first[0].content, b"Subject: one\r\n\r\nbody\r\n");
-        let second = store.lease_due("node-b/1", t(1), t(61), 10).await.unwrap();
+        let second = store.lease_due("node-b/1", t(1), t(61), 10, &NONE).await.unwrap();
         assert_eq!(second.iter().map(|m| m.id).collect::<Vec<_>>(), ids[2..]);
-        assert!(store.lease_due("node-b/1", t(2), t(62), 10).await.unwrap().is_empty());
+        assert!(store.lease_due("node-b/1", t(2), t(62), 10, &NONE).await.unwrap().is_empty());
 
         // Settle: one delivered, one deferred for later.
         store
@@ -207,7 +210,7 @@ mod outbox {
         assert_eq!(detail.message_id.as_deref(), Some("one@example.com"));
         // At t(100) the deferred message is not due, but the third one's lease (until t(61)) has expired:
         // another worker takes it over, and the first owner's late outcome only joins the log.
-        let taken = store.lease_due("node-a/2", t(100), t(160), 10).await.unwrap();
+        let taken = store.lease_due("node-a/2", t(100), t(160), 10, &NONE).await.unwrap();
         assert_eq!(taken.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[2]]);
         store
             .settle(&[Settlement {
@@ -219,11 +222,15 @@ mod outbox {
             .unwrap();
         let late = store.message(ids[2]).await.unwrap().unwrap();
         assert_eq!((late.summary.status, late.attempt_log.len()), (Status::Sending, 1));
-        assert_eq!(store.lease_due("node-a/2", t(300), t(360), 10).await.unwrap()[0].id, ids[1], "due at t(300)");
+        assert_eq!(
+            store.lease_due("node-a/2", t(300), t(360), 10, &NONE).await.unwrap()[0].id,
+            ids[1],
+            "due at t(300)"
+        );
 
         // A restarted node expires its own leases at once.
         assert_eq!(store.expire_leases("node-a/").await.unwrap(), 2);
-        assert_eq!(store.lease_due("node-a/3", t(301), t(361), 10).await.unwrap().len(), 2);
+        assert_eq!(store.lease_due("node-a/3", t(301), t(361), 10, &NONE).await.unwrap().len(), 2);
         assert_eq!(store.expire_leases("node-b/").await.unwrap(), 0);
 
         // Listing, filtering, counting.
@@ -264,7 +271,7 @@ mod outbox {
         let bulk_ids = store.enqueue(&bulk, None).await.unwrap();
         assert!(bulk_ids.windows(2).all(|w| w[0] < w[1]), "{bulk_ids:?}");
         let leased: Vec<_> = store
-            .lease_due("node-c/1", t(500), t(560), 100)
+            .lease_due("node-c/1", t(500), t(560), 100, &NONE)
             .await
             .unwrap()
             .into_iter()
@@ -297,7 +304,7 @@ mod outbox {
         let lease = NewLease { owner: "node-d/1".into(), until: t(700), count: 2 };
         let handed = store.enqueue(&[new("h1"), new("h2"), new("h3")], Some(&lease)).await.unwrap();
         let taken: Vec<i64> =
-            store.lease_due("node-e/1", t(600), t(660), 100).await.unwrap().iter().map(|m| m.id).collect();
+            store.lease_due("node-e/1", t(600), t(660), 100, &NONE).await.unwrap().iter().map(|m| m.id).collect();
         assert!(taken.contains(&handed[2]) && !taken.contains(&handed[0]) && !taken.contains(&handed[1]), "{taken:?}");
         assert_eq!(store.message(handed[0]).await.unwrap().unwrap().summary.status, Status::Sending);
         assert_eq!(store.expire_leases("node-d/").await.unwrap(), 2);
@@ -333,11 +340,42 @@ mod outbox {
         assert!(store.api_token_by_hash(&[7; 32]).await.unwrap().unwrap().revoked_at.is_some());
     }
 
+    /// While the relay or an identity is down its messages are neither leased nor due; a lease given back is due
+    /// again at once, uncharged.
+    async fn waiting_story(store: &dyn Store) {
+        let scanner = NewOutboxMessage { mailbox_of: Some("scanner".into()), ..new("scanner's") };
+        let printer = NewOutboxMessage { mailbox_of: Some("printer".into()), ..new("printer's") };
+        let ids = store.enqueue(&[new("relay account's"), scanner, printer], None).await.unwrap();
+        let everything = Waiting { everything: true, ..NONE };
+        assert!(store.lease_due("n/1", t(1), t(61), 10, &everything).await.unwrap().is_empty());
+        assert_eq!(store.next_due(&everything).await.unwrap(), None);
+
+        let some = Waiting { everything: false, relay_account: true, accounts: vec!["scanner".into()] };
+        assert_eq!(store.next_due(&some).await.unwrap(), Some(t(0)));
+        let leased = store.lease_due("n/1", t(1), t(61), 10, &some).await.unwrap();
+        assert_eq!(leased.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[2]], "only the printer's");
+        assert_eq!(store.next_due(&some).await.unwrap(), Some(t(61)), "the others wait: only the lease ends");
+
+        let leased = store.lease_due("n/1", t(2), t(62), 10, &NONE).await.unwrap();
+        assert_eq!(leased.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
+        assert_eq!(store.release("other/1", &ids).await.unwrap(), 0, "only the owner gives leases back");
+        assert_eq!(store.release("n/1", &ids[..2]).await.unwrap(), 2);
+        let again = store.lease_due("m/1", t(3), t(63), 10, &NONE).await.unwrap();
+        assert_eq!(again.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(), [(ids[0], 0), (ids[1], 0)]);
+    }
+
     #[tokio::test]
     async fn sqlite_outbox_story() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
         story(&store).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_waiting_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
+        waiting_story(&store).await;
     }
 }
 
@@ -425,7 +463,10 @@ mod mailboxes {
             mailbox_of: Some("jane-mfp".into()),
         };
         store.enqueue(&[message], None).await.unwrap();
-        let leased = store.lease_due("n/1", Utc::now(), Utc::now() + Duration::minutes(5), 10).await.unwrap();
+        let leased = store
+            .lease_due("n/1", Utc::now(), Utc::now() + Duration::minutes(5), 10, &tidings_store::Waiting::default())
+            .await
+            .unwrap();
         assert_eq!(leased[0].mailbox_of.as_deref(), Some("jane-mfp"));
 
         assert!(store.mailbox_forget(id, &audit("mailbox.revoke", &[])).await.unwrap());

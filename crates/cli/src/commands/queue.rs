@@ -10,7 +10,10 @@ use std::{
     process::ExitCode,
 };
 use tidings_app::{App, Error, outbox::Submission};
-use tidings_core::{message::NewMessage, outbox::Status};
+use tidings_core::{
+    message::NewMessage,
+    outbox::{Status, reply::Scope},
+};
 use tidings_store::{MessageSummary, RetryOutcome};
 
 pub async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
@@ -81,6 +84,18 @@ pub async fn run(app: &App, command: QueueCommand) -> Result<ExitCode> {
                 say!("  next try:    {}", next.format("%Y-%m-%d %H:%M:%S UTC"));
             }
             say!("  attempts:    {}", m.attempts);
+            if let Some(held) = &detail.waiting {
+                let what = if held.scope == Scope::Relay { "the relay is down" } else { "its identity is down" };
+                say!(
+                    "  waiting:     {what} since {} ({}); next probe {}",
+                    held.down.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    shown(&held.down.error),
+                    held.down.retry_at.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+                if let Some(why) = &held.down.explanation {
+                    say!("      what to do: {why}");
+                }
+            }
             for a in &detail.attempt_log {
                 let code = a
                     .reply_code

@@ -227,6 +227,13 @@ pub struct DeliverySettings {
     /// after this.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// After a failure of the relay or of an identity (not of one message), the wait before the first probe;
+    /// it doubles after each failed probe.
+    #[serde(with = "humantime_serde")]
+    pub relay_backoff_first: Duration,
+    /// The longest wait between two probes of a relay or identity that is down.
+    #[serde(with = "humantime_serde")]
+    pub relay_backoff_max: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -239,6 +246,8 @@ impl Default for DeliverySettings {
             connections: 4,
             timeout: Duration::from_secs(60),
             lease: Duration::from_secs(5 * 60),
+            relay_backoff_first: Duration::from_secs(30),
+            relay_backoff_max: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -250,6 +259,11 @@ impl DeliverySettings {
             max: self.retry_max,
             give_up_after: self.give_up_after,
         }
+    }
+
+    /// The backoff between probes of a relay or identity that is down.
+    pub fn relay_backoff(&self) -> crate::outbox::circuit::Backoff {
+        crate::outbox::circuit::Backoff { first: self.relay_backoff_first, max: self.relay_backoff_max }
     }
 }
 

@@ -256,6 +256,12 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     if d.retry_max < d.retry_first {
         fail("delivery.retry_max", "must not be shorter than delivery.retry_first".into());
     }
+    if d.relay_backoff_first < second {
+        fail("delivery.relay_backoff_first", "must be at least 1s".into());
+    }
+    if d.relay_backoff_max < d.relay_backoff_first {
+        fail("delivery.relay_backoff_max", "must not be shorter than delivery.relay_backoff_first".into());
+    }
     if d.give_up_after < d.retry_first {
         fail("delivery.give_up_after", "must not be shorter than delivery.retry_first".into());
     }
@@ -613,6 +619,8 @@ mod tests {
         );
         fails(&with(&[("delivery.retry_first", "500ms")]), "delivery.retry_first", "at least 1s");
         fails(&with(&[("delivery.retry_first", "2h")]), "delivery.retry_max", "shorter");
+        fails(&with(&[("delivery.relay_backoff_first", "0s")]), "delivery.relay_backoff_first", "at least 1s");
+        fails(&with(&[("delivery.relay_backoff_first", "1h")]), "delivery.relay_backoff_max", "shorter");
         fails(&with(&[("delivery.give_up_after", "1m")]), "delivery.give_up_after", "shorter");
         fails(&with(&[("delivery.max_message_size", "100")]), "delivery.max_message_size", "too small");
         fails(&with(&[("delivery.connections", "0")]), "delivery.connections", "1-64");

@@ -8,12 +8,13 @@
 //! ```
 //! A lease that expires (the daemon died mid-delivery) makes a `sending` message due again.
 
+pub mod circuit;
 pub mod explain;
 pub mod reply;
 pub mod retry;
 
 use chrono::{DateTime, Utc};
-use reply::{Class, Reply, Stage};
+use reply::{Class, Reply, Scope, Stage};
 use retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
@@ -123,6 +124,8 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub class: Class,
+    /// Whether the failure concerns the message, the identity or the relay.
+    pub scope: Scope,
     pub stage: Stage,
     /// The relay's reply, when the failure was one.
     pub reply: Option<Reply>,

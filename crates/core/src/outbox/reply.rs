@@ -135,8 +135,67 @@ impl Class {
     }
 }
 
+/// What a failure tells about: the one message, the identity Tidings authenticates as, or the relay itself.
+/// A failure beyond the message stops further attempts on that identity or relay for a while (see
+/// [`super::circuit`]), instead of one attempt per waiting message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Message,
+    /// The account or its token: its credentials refused, its token unobtainable, its limits reached.
+    Identity,
+    /// The relay: unreachable, TLS failing, not talking, closing (`421`).
+    Relay,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Message => "message",
+            Scope::Identity => "identity",
+            Scope::Relay => "relay",
+        }
+    }
+}
+
+/// The scope of a failure at `stage`, with the relay's reply when it was one.
+pub fn scope(stage: Stage, reply: Option<&Reply>) -> Scope {
+    if let Some(reply) = reply {
+        if reply.code == 421 {
+            return Scope::Relay;
+        }
+        if is_identity_limit(reply) {
+            return Scope::Identity;
+        }
+    }
+    match stage {
+        Stage::Connect | Stage::Tls | Stage::Greeting | Stage::Ehlo | Stage::Starttls => Scope::Relay,
+        Stage::Token | Stage::Auth => Scope::Identity,
+        Stage::MailFrom | Stage::RcptTo
+            if reply.is_some_and(|r| r.code == 530 || r.enhanced.as_deref() == Some("5.7.57")) =>
+        {
+            Scope::Identity
+        }
+        _ => Scope::Message,
+    }
+}
+
+/// Replies that say the mailbox reached a provider's limit, not that the message is at fault: Exchange Online's
+/// sender thread limit (`432 4.3.2`) and its daily submission quota (`554 5.2.0 ... SubmissionQuotaExceeded`).
+fn is_identity_limit(reply: &Reply) -> bool {
+    match (reply.code, reply.enhanced.as_deref()) {
+        (432, Some("4.3.2")) => true,
+        (554 | 550, Some("5.2.0")) => reply.text.contains("SubmissionQuotaExceeded"),
+        _ => false,
+    }
+}
+
 /// Classifies a negative reply received at `stage`.
 pub fn classify(stage: Stage, reply: &Reply) -> Class {
+    if is_identity_limit(reply) {
+        // The mailbox is locked for a while (Exchange: 24 hours): the message waits, it is not refused.
+        return Class::Transient;
+    }
     match stage {
         // A server refusing our credentials, or refusing authentication altogether, is a configuration problem.
         Stage::Auth if reply.code >= 500 => Class::AuthFailed,
@@ -200,5 +259,28 @@ mod tests {
         assert_eq!(classify(Stage::Greeting, &reply(554, &["554 go away"])), Class::Transient);
         assert_eq!(classify(Stage::MailFrom, &reply(554, &["554 5.2.252 SendAsDenied"])), Class::Permanent);
         assert!(Class::AuthFailed.retries() && Class::ReauthRequired.retries() && !Class::Permanent.retries());
+        let quota = reply(
+            554,
+            &["554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message"],
+        );
+        assert_eq!(classify(Stage::Message, &quota), Class::Transient, "the mailbox is locked, the message waits");
+        assert_eq!(classify(Stage::Message, &reply(554, &["554 5.2.0 Other trouble"])), Class::Permanent);
+    }
+
+    #[test]
+    fn scope_says_whether_the_message_the_identity_or_the_relay_failed() {
+        let r = |code, line: &str| reply(code, &[line]);
+        assert_eq!(scope(Stage::Connect, None), Scope::Relay);
+        assert_eq!(scope(Stage::Tls, None), Scope::Relay);
+        assert_eq!(scope(Stage::Ehlo, Some(&r(554, "554 go away"))), Scope::Relay);
+        assert_eq!(scope(Stage::Message, Some(&r(421, "421 4.4.2 closing"))), Scope::Relay);
+        assert_eq!(scope(Stage::Auth, Some(&r(535, "535 5.7.3 Authentication unsuccessful"))), Scope::Identity);
+        assert_eq!(scope(Stage::Token, None), Scope::Identity);
+        assert_eq!(scope(Stage::MailFrom, Some(&r(530, "530 5.7.57 Client not authenticated"))), Scope::Identity);
+        let threads = r(432, "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded");
+        assert_eq!(scope(Stage::Message, Some(&threads)), Scope::Identity);
+        assert_eq!(scope(Stage::Message, Some(&r(451, "451 4.3.0 later"))), Scope::Message);
+        assert_eq!(scope(Stage::RcptTo, Some(&r(550, "550 5.1.1 unknown"))), Scope::Message);
+        assert_eq!(scope(Stage::Message, None), Scope::Message, "a connection lost during one message's data");
     }
 }

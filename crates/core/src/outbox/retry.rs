@@ -27,14 +27,19 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay after `attempts` failed attempts (1 for the first).
     pub fn delay(&self, attempts: u32) -> Duration {
-        let doublings = attempts.saturating_sub(1).min(30);
-        self.first.saturating_mul(1u32 << doublings).min(self.max)
+        doubling(self.first, self.max, attempts)
     }
 
     /// Whether a message accepted `age` ago has been tried long enough.
     pub fn expired(&self, age: Duration) -> bool {
         age >= self.give_up_after
     }
+}
+
+/// `first`, doubled after each of `n` − 1 failures, at most `max`.
+pub fn doubling(first: Duration, max: Duration, n: u32) -> Duration {
+    let doublings = n.saturating_sub(1).min(30);
+    first.saturating_mul(1u32 << doublings).min(max)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ fn failure(class: Class, stage: Stage, r: Option<Reply>) -> Outcome {
     let error = r.as_ref().map(ToString::to_string).unwrap_or_else(|| "connection refused".into());
     Outcome::Failed(Failure {
         class,
+        scope: super::reply::scope(stage, r.as_ref()),
         stage,
         text: r.as_ref().map_or(error.clone(), |r| r.text.clone()),
         reply: r,

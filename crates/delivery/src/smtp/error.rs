@@ -3,7 +3,7 @@
 use tidings_core::outbox::{
     Failure,
     explain::{Evidence, explain},
-    reply::{Class, Reply, Stage, classify},
+    reply::{Class, Reply, Scope, Stage, classify, scope},
 };
 
 use crate::token::TokenError;
@@ -75,6 +75,18 @@ impl SmtpError {
         }
     }
 
+    /// Whether the failure concerns this message, the identity, or the relay (see `tidings_core::outbox::circuit`).
+    pub fn scope(&self) -> Scope {
+        match &self.kind {
+            // The relay answered, then went silent or away: a connection problem, unless it was one message's data.
+            ErrorKind::Timeout(_) | ErrorKind::Closed | ErrorKind::Io(_) if self.stage == Stage::Message => {
+                Scope::Message
+            }
+            _ if self.xoauth2_status.is_some() => Scope::Identity,
+            _ => scope(self.stage, self.reply()),
+        }
+    }
+
     /// Whether the relay refused the credentials (worth one token refresh with OAuth2).
     pub fn is_auth_rejection(&self) -> bool {
         self.stage == Stage::Auth
@@ -102,6 +114,7 @@ impl SmtpError {
         };
         Failure {
             class: self.class(),
+            scope: self.scope(),
             stage: self.stage,
             reply: self.reply().cloned(),
             error: format!("{}{status}", self.kind),

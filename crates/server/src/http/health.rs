@@ -4,6 +4,7 @@
 use super::Context;
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use serde_json::json;
+use tidings_core::outbox::circuit::Health;
 
 const OPENAPI: &str = include_str!("../../openapi.json");
 
@@ -51,12 +52,14 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         "certificate_in_force": gateway.certificate_in_force,
         "connections": inner.gateway.connections(),
     });
+    let health = inner.app.delivery_health().await.unwrap_or_default();
     let mut body = json!({
         "status": "ready",
         "config_revision": config.revision,
         "uptime_seconds": inner.started.elapsed().as_secs(),
         "queue": queue,
         "gateway": gateway,
+        "delivery": delivery(&health),
     });
     if problems.is_empty() {
         return (StatusCode::OK, Json(body));
@@ -64,6 +67,22 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
     body["status"] = json!("unavailable");
     body["reason"] = json!(problems.join("; "));
     (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+}
+
+/// The relay's and the identities' circuits: a relay that is down does not make Tidings unready (it still
+/// accepts and keeps every message), it is reported.
+pub(crate) fn delivery(health: &Health) -> serde_json::Value {
+    let relay = match &health.relay {
+        Some(down) => json!({ "state": "down", "down": down }),
+        None => json!({ "state": "up" }),
+    };
+    let identities: Vec<_> = health
+        .relay_account
+        .iter()
+        .map(|down| json!({ "account": null, "down": down }))
+        .chain(health.accounts.iter().map(|a| json!({ "account": a.account, "down": a.down })))
+        .collect();
+    json!({ "relay": relay, "identities_down": identities })
 }
 
 async fn openapi() -> impl IntoResponse {

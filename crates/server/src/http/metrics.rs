@@ -35,6 +35,24 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
     let state =
         serde_json::to_value(&live).ok().and_then(|v| v["state"].as_str().map(str::to_owned)).unwrap_or_default();
     let _ = writeln!(out, "tidings_token_state{{state=\"{}\"}} 1", escape(&state));
+    let health = app.delivery_health().await?;
+    let _ = writeln!(
+        out,
+        "# HELP tidings_relay_up Whether the relay is taken as up (1) or down (0: messages wait for a probe).\n# TYPE tidings_relay_up gauge\ntidings_relay_up {}",
+        u8::from(health.relay.is_none())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tidings_relay_down_since_seconds When the relay went down (Unix time; 0 while it is up).\n# TYPE tidings_relay_down_since_seconds gauge\ntidings_relay_down_since_seconds {}",
+        health.relay.as_ref().map_or(0, |d| d.since.timestamp())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tidings_identity_down Identities taken as down (credentials or token refused, a provider's limit), by device account (empty: the relay account).\n# TYPE tidings_identity_down gauge"
+    );
+    for account in health.relay_account.iter().map(|_| "").chain(health.accounts.iter().map(|a| a.account.as_str())) {
+        let _ = writeln!(out, "tidings_identity_down{{account=\"{}\"}} 1", escape(account));
+    }
     let gateway = &context.inner.gateway;
     let _ = writeln!(
         out,

@@ -193,6 +193,30 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
             _ => {}
         }
     }
+    if let Ok(health) = context.inner.app.delivery_health().await {
+        let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        let downs = health
+            .relay
+            .iter()
+            .map(|d| ("banner.relay_down", "", d))
+            .chain(health.relay_account.iter().map(|d| ("banner.identity_down", "", d)))
+            .chain(health.accounts.iter().map(|a| ("banner.identity_down", a.account.as_str(), &a.down)));
+        for (key, account, down) in downs {
+            let why = down.explanation.as_deref().map(|e| format!(" {e}")).unwrap_or_default();
+            out.push((
+                tr.f(
+                    key,
+                    &[
+                        ("since", &at(down.since)),
+                        ("error", &format!("{}{why}", down.error)),
+                        ("retry_at", &at(down.retry_at)),
+                        ("account", if account.is_empty() { tr.t("banner.relay_account") } else { account }),
+                    ],
+                ),
+                "/outbox",
+            ));
+        }
+    }
     for problem in context.inner.gateway.report().problems() {
         out.push((tr.f("banner.gateway", &[("problem", &problem)]), "/email-config#section-gateway"));
     }

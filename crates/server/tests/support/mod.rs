@@ -64,6 +64,8 @@ pub fn relay(peer: &SmtpPeer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         ("smtp.port".into(), peer.port.to_string()),
         ("delivery.retry_first".into(), "1s".into()),
         ("delivery.retry_max".into(), "2s".into()),
+        ("delivery.relay_backoff_first".into(), "1s".into()),
+        ("delivery.relay_backoff_max".into(), "2s".into()),
         ("delivery.timeout".into(), "5s".into()),
         ("delivery.lease".into(), "15s".into()),
     ];

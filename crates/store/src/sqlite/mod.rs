@@ -19,7 +19,7 @@ use crate::{
     Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
     EventState, LeasedMessage, LoginRecord, MailboxRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount,
     NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord,
-    PendingSignIn, Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord,
+    PendingSignIn, Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Waiting,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -300,8 +300,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: u32,
+        waiting: &Waiting,
     ) -> Result<Vec<LeasedMessage>> {
-        outbox::lease_due(&mut *self.writer.lock().await?, owner, now, until, limit).await
+        outbox::lease_due(&mut *self.writer.lock().await?, owner, now, until, limit, waiting).await
+    }
+    async fn release(&self, owner: &str, ids: &[i64]) -> Result<u64> {
+        outbox::release(&mut *self.writer.lock().await?, owner, ids).await
     }
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
         outbox::expire_leases(&mut *self.writer.lock().await?, owner_prefix).await
@@ -309,9 +313,9 @@ impl Store for SqliteStore {
     async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
         outbox::settle(&mut self.writer.lock().await?, settlements).await
     }
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+    async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>> {
         // The engine asks every poll interval: on the writer, so that the reader closes when nobody else reads.
-        outbox::next_due(&mut *self.writer.lock().await?).await
+        outbox::next_due(&mut *self.writer.lock().await?, waiting).await
     }
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
         outbox::messages(&self.reader, filter).await

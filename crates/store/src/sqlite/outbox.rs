@@ -3,7 +3,7 @@
 use super::{batch::Batch, corrupt, events, from_ms, ms, writer::Writing};
 use crate::{
     LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewLease,
-    NewOutboxMessage, Result, RetryOutcome, Settlement,
+    NewOutboxMessage, Result, RetryOutcome, Settlement, Waiting,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
@@ -118,28 +118,37 @@ pub(super) async fn lease_due(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
     limit: u32,
+    waiting: &Waiting,
 ) -> Result<Vec<LeasedMessage>> {
+    if waiting.everything {
+        return Ok(Vec::new());
+    }
     // Each branch walks its own index in order and stops at the limit.
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, updated_at = ?3
          WHERE id IN (
              SELECT id FROM (
                  SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
-                                WHERE status = 'queued' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
+                                WHERE status = 'queued' AND next_attempt_at <= ?3 {NOT_WAITING}
+                                ORDER BY next_attempt_at LIMIT ?4)
                  UNION ALL
                  SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
-                                WHERE status = 'deferred' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
+                                WHERE status = 'deferred' AND next_attempt_at <= ?3 {NOT_WAITING}
+                                ORDER BY next_attempt_at LIMIT ?4)
                  UNION ALL
                  SELECT * FROM (SELECT id, lease_until AS due FROM messages
-                                WHERE status = 'sending' AND lease_until <= ?3 ORDER BY lease_until LIMIT ?4))
+                                WHERE status = 'sending' AND lease_until <= ?3 {NOT_WAITING}
+                                ORDER BY lease_until LIMIT ?4))
              ORDER BY due, id
              LIMIT ?4)
          RETURNING id, mail_from, recipients, attempts, lifetime_start, mailbox_of, (SELECT content FROM message_content WHERE message_id = messages.id) AS content",
-    )
+    ))
     .bind(owner)
     .bind(ms(until))
     .bind(ms(now))
     .bind(limit)
+    .bind(waiting.relay_account)
+    .bind(accounts_json(waiting))
     .fetch_all(&mut *conn)
     .await?;
     let mut leased = rows
@@ -158,6 +167,28 @@ pub(super) async fn lease_due(
         .collect::<Result<Vec<_>>>()?;
     leased.sort_by_key(|m| m.id);
     Ok(leased)
+}
+
+/// Leaves out the messages of identities that wait: `?5` the relay account's, `?6` a JSON array of device
+/// accounts'.
+const NOT_WAITING: &str = "AND (mailbox_of IS NOT NULL OR ?5 = 0)
+                           AND (mailbox_of IS NULL OR mailbox_of NOT IN (SELECT value FROM json_each(?6)))";
+
+fn accounts_json(waiting: &Waiting) -> String {
+    serde_json::to_string(&waiting.accounts).unwrap_or_else(|_| "[]".into())
+}
+
+pub(super) async fn release(conn: &mut SqliteConnection, owner: &str, ids: &[i64]) -> Result<u64> {
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    let done = sqlx::query(
+        "UPDATE messages SET lease_until = 0
+         WHERE status = 'sending' AND lease_owner = ? AND id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(owner)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub(super) async fn expire_leases(conn: &mut SqliteConnection, owner_prefix: &str) -> Result<u64> {
@@ -269,15 +300,28 @@ async fn record_dead_letter(tx: &mut Transaction<'_, Sqlite>, s: &Settlement, no
     Ok(())
 }
 
-pub(super) async fn next_due(conn: &mut SqliteConnection) -> Result<Option<DateTime<Utc>>> {
-    let due: Option<i64> = sqlx::query_scalar(
+pub(super) async fn next_due(conn: &mut SqliteConnection, waiting: &Waiting) -> Result<Option<DateTime<Utc>>> {
+    if waiting.everything {
+        return Ok(None);
+    }
+    // Each branch walks its index in order to the first message that does not wait.
+    let due: Option<i64> = sqlx::query_scalar(&format!(
         "SELECT MIN(t) FROM (
-             SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'queued'
+             SELECT * FROM (SELECT next_attempt_at AS t FROM messages WHERE status = 'queued' {NOT_WAITING}
+                            ORDER BY next_attempt_at LIMIT 1)
              UNION ALL
-             SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'deferred'
+             SELECT * FROM (SELECT next_attempt_at AS t FROM messages WHERE status = 'deferred' {NOT_WAITING}
+                            ORDER BY next_attempt_at LIMIT 1)
              UNION ALL
-             SELECT MIN(lease_until) AS t FROM messages WHERE status = 'sending')",
-    )
+             SELECT * FROM (SELECT lease_until AS t FROM messages WHERE status = 'sending' {NOT_WAITING}
+                            ORDER BY lease_until LIMIT 1))",
+    ))
+    .bind(None::<i64>)
+    .bind(None::<i64>)
+    .bind(None::<i64>)
+    .bind(None::<i64>)
+    .bind(waiting.relay_account)
+    .bind(accounts_json(waiting))
     .fetch_one(&mut *conn)
     .await?;
     Ok(due.map(from_ms))
@@ -320,7 +364,7 @@ pub(super) async fn messages(pool: &SqlitePool, filter: &MessageFilter) -> Resul
 }
 
 pub(super) async fn message(pool: &SqlitePool, id: i64) -> Result<Option<MessageDetail>> {
-    let Some(row) = sqlx::query(&format!("SELECT {SUMMARY}, message_id FROM messages WHERE id = ?"))
+    let Some(row) = sqlx::query(&format!("SELECT {SUMMARY}, message_id, mailbox_of FROM messages WHERE id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -335,7 +379,13 @@ pub(super) async fn message(pool: &SqlitePool, id: i64) -> Result<Option<Message
         .iter()
         .map(|r| serde_json::from_str::<Attempt>(r).map_err(|e| corrupt("attempt", e)))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Some(MessageDetail { summary: summary(&row)?, message_id: row.get("message_id"), attempt_log }))
+    Ok(Some(MessageDetail {
+        summary: summary(&row)?,
+        message_id: row.get("message_id"),
+        attempt_log,
+        mailbox_of: row.get("mailbox_of"),
+        waiting: None,
+    }))
 }
 
 pub(super) async fn retry_message(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
