@@ -14,6 +14,9 @@ A relay in trouble for a while: --trouble tls|auth with --trouble-while FILE mak
 STARTTLS handshake fail (the server answers 220 and then sends what is not TLS) or every AUTH get
 `535 5.7.3 Authentication unsuccessful`. --count-connections FILE keeps the number of connections accepted so
 far in FILE.
+--self-signed-out FILE serves a self-signed certificate marked as a CA (as `openssl req -x509` makes one) for
+127.0.0.1 and writes it to FILE; --cn-only-ca-out FILE serves a certificate naming 127.0.0.1 only in its Common
+Name, signed by a throw-away CA written to FILE.
 --tls-ca-out FILE makes a throw-away CA (trustme), serves a certificate for 127.0.0.1/localhost/::1 signed by
 it, and writes the CA certificate to FILE.
 """
@@ -52,6 +55,8 @@ def parse_args():
     p.add_argument("--trouble", choices=["tls", "auth"])
     p.add_argument("--trouble-while")
     p.add_argument("--count-connections")
+    p.add_argument("--self-signed-out")
+    p.add_argument("--cn-only-ca-out")
     return p.parse_args()
 
 
@@ -216,7 +221,53 @@ def make_authenticator(args, handler):
     return authenticator
 
 
+def made_certificate(subject_cn, issuer_key=None, issuer_name=None, ca=False, san=True):
+    """A certificate for 127.0.0.1 and its key, self-signed unless an issuer is given (cryptography, as trustme)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name or name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if san:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    cert = builder.sign(issuer_key or key, hashes.SHA256())
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert, pem, key, key_pem
+
+
+def context_with(cert_pem, key_pem):
+    import tempfile
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as f:
+        f.write(cert_pem + key_pem)
+        f.flush()
+        ctx.load_cert_chain(f.name)
+    return ctx
+
+
 def tls_context(args):
+    if args.self_signed_out:
+        _, pem, _, key_pem = made_certificate("127.0.0.1", ca=True)
+        with open(args.self_signed_out, "wb") as f:
+            f.write(pem)
+        return context_with(pem, key_pem)
+    if args.cn_only_ca_out:
+        ca_cert, ca_pem, ca_key, _ = made_certificate("Tidings test CA", ca=True, san=False)
+        _, pem, _, key_pem = made_certificate("127.0.0.1", issuer_key=ca_key, issuer_name=ca_cert.subject, san=False)
+        with open(args.cn_only_ca_out, "wb") as f:
+            f.write(ca_pem)
+        return context_with(pem, key_pem)
     if not args.tls_ca_out:
         return None
     import trustme

@@ -365,6 +365,17 @@ pub enum ConfigCommand {
     /// Send a test email to the admin contacts and report what the relay answered (the daemon sends it; this
     /// waits up to admin.test_email_wait).
     Test,
+    /// Show the certificate the relay presents (after STARTTLS where configured): subject, issuer, validity,
+    /// names and SHA-256 fingerprint, trusted or not. Nothing is authenticated or sent.
+    FetchCertificate {
+        /// Trust this very certificate from now on: add its fingerprint to tls.pinned_certificate. Compare the
+        /// fingerprint with the relay's own first.
+        #[arg(long)]
+        pin: bool,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

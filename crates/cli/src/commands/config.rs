@@ -96,6 +96,7 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
             }
         }
         ConfigCommand::Test => test_email(app).await?,
+        ConfigCommand::FetchCertificate { pin, json } => fetch_certificate(app, pin, json).await?,
         ConfigCommand::Import { file } => {
             let doc = read_document(&file)?;
             report(app, refused_or(app.import(&actor(), &doc).await)?).await?;
@@ -158,6 +159,85 @@ async fn report(app: &App, saved: Saved) -> Result<()> {
 }
 
 /// Sends a test email and reports the relay's answer; fails when the relay refused it.
+/// `tidings config fetch-certificate`: what the relay presents, for an administrator to check and pin.
+async fn fetch_certificate(app: &App, pin: bool, json: bool) -> Result<()> {
+    use tidings_delivery::smtp::{Connection, RelayAuth, RelaySettings, tls};
+    let current = app.current().await?;
+    let cfg = &current.config;
+    let host = cfg.smtp.host.clone().ok_or_else(|| anyhow!("no relay is configured: set smtp.host first"))?;
+    let settings = RelaySettings {
+        host,
+        port: u16::try_from(cfg.smtp.effective_port()).context("smtp.port")?,
+        encryption: cfg.smtp.encryption,
+        auth: RelayAuth::None,
+        tls: tls::accept_any(),
+        verify_certificates: false,
+        timeout: cfg.delivery.timeout,
+        helo_name: tidings_app::host_name().unwrap_or_else(|| "tidings.localdomain".into()),
+    };
+    let chain = Connection::fetch_certificates(&settings).await.map_err(|e| {
+        let failure = e.to_failure(&settings.address());
+        anyhow!("{}{}", failure.error, failure.explanation.map(|x| format!("\n{x}")).unwrap_or_default())
+    })?;
+    let certs: Vec<tls::Certificate> = chain.iter().filter_map(|der| tls::Certificate::parse(der)).collect();
+    let Some(own) = certs.first() else { bail!("{} presented no certificate", settings.address()) };
+    let now = chrono::Utc::now();
+    if json {
+        let list: Vec<_> = certs
+            .iter()
+            .map(|c| {
+                json!({
+                    "subject": c.subject, "issuer": c.issuer, "not_before": c.not_before, "not_after": c.not_after,
+                    "names": c.names, "sha256_fingerprint": c.fingerprint, "self_signed": c.self_signed,
+                })
+            })
+            .collect();
+        say!("{}", serde_json::to_string_pretty(&json!({ "relay": settings.address(), "certificates": list }))?);
+    } else {
+        say!("The relay {} presents:", settings.address());
+        for (i, c) in certs.iter().enumerate() {
+            let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+            let state = if c.not_after < now {
+                " (EXPIRED)"
+            } else if c.not_before > now {
+                " (NOT YET VALID)"
+            } else {
+                ""
+            };
+            say!("{}", if i == 0 { "  its own certificate:" } else { "  then:" });
+            say!("    subject:     {}", crate::output::shown(&c.subject));
+            say!(
+                "    issuer:      {}{}",
+                crate::output::shown(&c.issuer),
+                if c.self_signed { " (self-signed)" } else { "" }
+            );
+            say!("    valid:       {} to {}{state}", when(c.not_before), when(c.not_after));
+            say!("    names:       {}", crate::output::shown(&c.names.join(" ")));
+            say!("    SHA-256:     {}", c.fingerprint);
+        }
+    }
+    let pinned = cfg.tls.pinned_certificate.iter().any(|p| {
+        tidings_core::config::parse_fingerprint(p) == tidings_core::config::parse_fingerprint(&own.fingerprint)
+    });
+    if pin && !pinned {
+        let mut pins = cfg.tls.pinned_certificate.clone();
+        pins.push(own.fingerprint.clone());
+        app.update(&actor(), &[("tls.pinned_certificate".to_owned(), pins.join(" "))]).await?;
+        eprintln!(
+            "Pinned: the relay's certificate {} is trusted from now on (tls.pinned_certificate).",
+            own.fingerprint
+        );
+    } else if pinned {
+        eprintln!("This certificate is pinned (tls.pinned_certificate).");
+    } else if !json {
+        eprintln!(
+            "Compare the fingerprint with the relay's own (`openssl x509 -noout -fingerprint -sha256 -in CERT` on \
+             the relay); to trust this certificate, run again with --pin."
+        );
+    }
+    Ok(())
+}
+
 async fn test_email(app: &App) -> Result<()> {
     let sent = refused_or(app.send_test_email(&actor()).await)?;
     say!("Test email queued as message {} for the admin contacts.", sent.message_id);

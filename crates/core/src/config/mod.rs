@@ -145,12 +145,43 @@ pub struct TlsOptions {
     pub ca_file: Option<String>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
+    /// SHA-256 fingerprints of relay certificates trusted as they are (a self-signed relay's own), written as
+    /// `openssl x509 -noout -fingerprint -sha256` prints them; colons and case do not matter.
+    pub pinned_certificate: Vec<String>,
+    /// Accept a certificate that names the relay only in its Common Name (no subjectAltName), as older internal
+    /// CAs issue them.
+    pub match_common_name: bool,
 }
 
 impl Default for TlsOptions {
     fn default() -> Self {
-        Self { verify_certificates: true, ca_file: None, min_version: None, max_version: None }
+        Self {
+            verify_certificates: true,
+            ca_file: None,
+            min_version: None,
+            max_version: None,
+            pinned_certificate: Vec::new(),
+            match_common_name: false,
+        }
     }
+}
+
+/// A SHA-256 fingerprint as 32 bytes, from hex with or without colons; `None` when it is not one.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A fingerprint as `openssl x509 -fingerprint -sha256` prints it (`AB:CD:…`).
+pub fn format_fingerprint(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 /// TLS protocol versions Tidings can speak (older ones are broken and refused by Microsoft and Google).

@@ -196,6 +196,17 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     {
         fail("tls.ca_file", format!("{path:?} is not an absolute path; give the full path of a PEM file"));
     }
+    for pin in &tls.pinned_certificate {
+        if super::parse_fingerprint(pin).is_none() {
+            fail(
+                "tls.pinned_certificate",
+                format!(
+                    "{pin:?} is not a SHA-256 fingerprint: give the 64 hex digits `openssl x509 -noout -fingerprint \
+                     -sha256` prints (colons optional), or fetch it with `tidings config fetch-certificate`"
+                ),
+            );
+        }
+    }
     if let (Some(min), Some(max)) = (tls.min_version, tls.max_version)
         && min > max
     {
@@ -581,6 +592,11 @@ mod tests {
         fails(&with(&[("tls.min_version", "1.3"), ("tls.max_version", "1.2")]), "tls.min_version", "higher");
         passes(&with(&[("tls.min_version", "1.2"), ("tls.max_version", "1.3")]), SecretsPresent::default());
         passes(&with(&[("tls.verify_certificates", "false")]), SecretsPresent::default());
+        let pin = "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+        passes(&with(&[("tls.pinned_certificate", pin)]), SecretsPresent::default());
+        passes(&with(&[("tls.pinned_certificate", &pin.replace(':', ""))]), SecretsPresent::default());
+        fails(&with(&[("tls.pinned_certificate", "ab:cd")]), "tls.pinned_certificate", "fetch-certificate");
+        fails(&with(&[("tls.pinned_certificate", &pin.replace('a', "g"))]), "tls.pinned_certificate", "SHA-256");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct SmtpError {
     pub kind: ErrorKind,
     /// The JSON status a server sent in a `334` during XOAUTH2 (Gmail), decoded.
     pub xoauth2_status: Option<String>,
+    /// What to do, when the step that failed knew it (a TLS handshake's certificate problem).
+    pub explanation: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,12 @@ pub enum ErrorKind {
 
 impl SmtpError {
     pub fn new(stage: Stage, kind: ErrorKind) -> Self {
-        Self { stage, kind, xoauth2_status: None }
+        Self { stage, kind, xoauth2_status: None, explanation: None }
+    }
+
+    pub fn explained(mut self, explanation: Option<String>) -> Self {
+        self.explanation = explanation;
+        self
     }
 
     pub fn refused(stage: Stage, reply: Reply) -> Self {
@@ -106,6 +113,7 @@ impl SmtpError {
             reply: self.reply(),
             xoauth2_status: self.xoauth2_status.as_deref(),
         })
+        .or_else(|| self.explanation.clone())
         .or_else(|| self.local_explanation(relay));
         let status = self.xoauth2_status.as_deref().map(|json| format!(" (XOAUTH2 status {json})")).unwrap_or_default();
         let text = match self.reply() {
@@ -142,8 +150,9 @@ impl SmtpError {
                 if why.contains("certificate") || why.contains("Certificate") || why.contains("issuer") =>
             {
                 format!(
-                    "The relay's certificate could not be verified. If it is signed by a private CA, set tls.ca_file to that CA's \
-                 certificate; check that smtp.host is the name in the certificate ({why})."
+                    "The relay's certificate could not be verified ({why}). If it is signed by a private CA, set \
+                     tls.ca_file to that CA's certificate; a self-signed certificate can be pinned \
+                     (`tidings config fetch-certificate --pin`); check that smtp.host is the name in the certificate."
                 )
             }
             ErrorKind::Tls(_) if self.stage == Stage::Tls => {

@@ -163,6 +163,44 @@ impl Connection {
     }
 
     async fn open_with(settings: &RelaySettings, token: Option<&AccessToken>) -> Result<Self, SmtpError> {
+        let (mut wire, caps) = Self::reach(settings).await?;
+        match (&settings.auth, token) {
+            (RelayAuth::None, _) => {}
+            (RelayAuth::Password { username, password }, _) => {
+                auth::password(&mut wire, &caps.auth, username, password).await?
+            }
+            (RelayAuth::OAuth2 { user, .. }, Some(token)) => {
+                auth::xoauth2(&mut wire, &caps.auth, user, &token.0).await?
+            }
+            (RelayAuth::OAuth2 { .. }, None) => {
+                return Err(SmtpError::new(Stage::Token, ErrorKind::Protocol("no access token".into())));
+            }
+        }
+        Ok(Self { wire, caps, ahead: None })
+    }
+
+    /// The certificates the relay presents (its own first), after STARTTLS where configured, whether or not
+    /// they would be trusted: for an administrator to inspect and pin. Nothing is authenticated or sent.
+    pub async fn fetch_certificates(settings: &RelaySettings) -> Result<Vec<Vec<u8>>, SmtpError> {
+        if settings.encryption == Encryption::None {
+            return Err(SmtpError::new(
+                Stage::Tls,
+                ErrorKind::Protocol("smtp.encryption is none: the relay is not asked for a certificate".into()),
+            ));
+        }
+        let looking = RelaySettings { tls: tls::accept_any(), ..settings.clone() };
+        let (mut wire, _) = Self::reach(&looking).await?;
+        let _ = wire.command(Stage::Data, "QUIT").await;
+        match wire.into_stream() {
+            wire::Stream::Tls(tls) => {
+                Ok(tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.to_vec()).collect())
+            }
+            wire::Stream::Plain(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Connects, and encrypts as configured: the relay's capabilities, ready to authenticate.
+    async fn reach(settings: &RelaySettings) -> Result<(Wire, Capabilities), SmtpError> {
         let tcp = connect(settings).await?;
         let stream = match settings.encryption {
             Encryption::Tls => handshake(settings, tcp).await?,
@@ -195,19 +233,7 @@ impl Connection {
             wire = Wire::new(handshake(settings, tcp).await?, settings.timeout);
             caps = ehlo(&mut wire, &settings.helo_name).await?;
         }
-        match (&settings.auth, token) {
-            (RelayAuth::None, _) => {}
-            (RelayAuth::Password { username, password }, _) => {
-                auth::password(&mut wire, &caps.auth, username, password).await?
-            }
-            (RelayAuth::OAuth2 { user, .. }, Some(token)) => {
-                auth::xoauth2(&mut wire, &caps.auth, user, &token.0).await?
-            }
-            (RelayAuth::OAuth2 { .. }, None) => {
-                return Err(SmtpError::new(Stage::Token, ErrorKind::Protocol("no access token".into())));
-            }
-        }
-        Ok(Self { wire, caps, ahead: None })
+        Ok((wire, caps))
     }
 
     /// Sends one message to the recipients the relay accepts.
@@ -387,7 +413,13 @@ async fn handshake(settings: &RelaySettings, tcp: TcpStream) -> Result<Stream, S
     let connector = TlsConnector::from(settings.tls.clone());
     match tokio::time::timeout(settings.timeout, connector.connect(name, tcp)).await {
         Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-        Ok(Err(e)) => Err(SmtpError::new(Stage::Tls, ErrorKind::Tls(e.to_string()))),
+        Ok(Err(e)) => {
+            let explanation = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .and_then(|tls| tls::explain(tls, &settings.address()));
+            Err(SmtpError::new(Stage::Tls, ErrorKind::Tls(e.to_string())).explained(explanation))
+        }
         Err(_) => Err(SmtpError::new(Stage::Tls, ErrorKind::Timeout(settings.timeout.as_secs()))),
     }
 }

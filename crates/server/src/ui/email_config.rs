@@ -72,6 +72,7 @@ fn is_flag(key: &str) -> bool {
         key,
         "smtp.allow_plaintext_auth"
             | "tls.verify_certificates"
+            | "tls.match_common_name"
             | "admin.daily_notice"
             | "admin.test_email_on_save"
             | "gateway.require_tls"

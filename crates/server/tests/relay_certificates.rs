@@ -1,0 +1,100 @@
+//! Relays with a private or self-signed certificate (a real aiosmtpd server presenting it): refused with an
+//! explanation in words that names the key to change, then trusted as the administrator chooses: the
+//! certificate itself in `tls.ca_file`, its fingerprint pinned, or the Common Name accepted.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
+
+mod support;
+
+use std::time::Duration;
+use support::{Tidings, relay};
+use tidings_delivery::smtp::{Connection, RelayAuth, RelaySettings, tls};
+use tidings_testkit::SmtpPeer;
+
+/// Sends one message and waits until its first attempt is logged; the attempt.
+async fn first_attempt(tidings: &Tidings) -> (i64, serde_json::Value) {
+    let id = tidings.send("certificate").await;
+    let attempt = support::eventually("an attempt", Duration::from_secs(20), async || {
+        let (_, message) = tidings.get(&format!("/api/v1/messages/{id}")).await;
+        message["attempt_log"].get(0).cloned().ok_or_else(|| message.to_string())
+    })
+    .await;
+    (id, attempt)
+}
+
+fn starttls(peer: &SmtpPeer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut edits = relay(peer, extra);
+    edits.retain(|(k, _)| k != "smtp.encryption");
+    edits.push(("smtp.encryption".into(), "starttls".into()));
+    edits
+}
+
+#[tokio::test]
+async fn a_self_signed_relay_is_explained_then_trusted_when_given_in_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("relay.pem");
+    let mut peer = SmtpPeer::start(&["--self-signed-out", cert.to_str().unwrap()]);
+    let tidings = Tidings::start(starttls(&peer, &[])).await;
+    let (id, attempt) = first_attempt(&tidings).await;
+    assert_eq!((attempt["result"].as_str(), attempt["stage"].as_str()), (Some("transient"), Some("tls")));
+    let why = attempt["explanation"].as_str().unwrap();
+    assert!(why.contains("self-signed") && why.contains("tls.ca_file") && why.contains("pin"), "{why}");
+    assert!(!why.contains("CaUsedAsEndEntity"), "no library error codes in the explanation: {why}");
+    assert!(attempt["text"].as_str().unwrap().contains("CaUsedAsEndEntity"), "the raw error is kept beside it");
+
+    tidings.reconfigure(&[("tls.ca_file", cert.to_str().unwrap())]).await;
+    peer.next_message().await;
+    tidings.wait_for_status(id, "delivered").await;
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn a_pinned_fingerprint_trusts_that_certificate_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("relay.pem");
+    let mut peer = SmtpPeer::start(&["--self-signed-out", cert.to_str().unwrap()]);
+    let settings = RelaySettings {
+        host: "127.0.0.1".into(),
+        port: peer.port,
+        encryption: tidings_core::config::Encryption::Starttls,
+        auth: RelayAuth::None,
+        tls: tls::accept_any(),
+        verify_certificates: false,
+        timeout: Duration::from_secs(5),
+        helo_name: "tidings.test".into(),
+    };
+    let chain = Connection::fetch_certificates(&settings).await.unwrap();
+    let fetched = tls::Certificate::parse(&chain[0]).unwrap();
+    assert!(fetched.self_signed && fetched.names == ["127.0.0.1"], "{fetched:?}");
+    let on_disk = std::fs::read_to_string(&cert).unwrap();
+    assert!(on_disk.contains("BEGIN CERTIFICATE"));
+
+    // Another fingerprint pinned: still refused.
+    let other = "00".repeat(32);
+    let tidings = Tidings::start(starttls(&peer, &[("tls.pinned_certificate", &other)])).await;
+    let (id, attempt) = first_attempt(&tidings).await;
+    assert_eq!(attempt["stage"], "tls", "{attempt}");
+    // The relay's own, as `openssl x509 -fingerprint -sha256` prints it, lower case: delivered.
+    let pin = fetched.fingerprint.to_lowercase();
+    tidings.reconfigure(&[("tls.pinned_certificate", &format!("{other} {pin}"))]).await;
+    peer.next_message().await;
+    tidings.wait_for_status(id, "delivered").await;
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn a_name_only_in_the_common_name_is_accepted_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut peer = SmtpPeer::start(&["--cn-only-ca-out", ca.to_str().unwrap()]);
+    let tidings = Tidings::start(starttls(&peer, &[("tls.ca_file", ca.to_str().unwrap())])).await;
+    let (id, attempt) = first_attempt(&tidings).await;
+    assert_eq!(attempt["stage"], "tls", "{attempt}");
+    let why = attempt["explanation"].as_str().unwrap();
+    assert!(why.contains("does not carry the name") && why.contains("tls.match_common_name"), "{why}");
+
+    tidings.reconfigure(&[("tls.match_common_name", "true")]).await;
+    peer.next_message().await;
+    tidings.wait_for_status(id, "delivered").await;
+    tidings.stop().await;
+}
