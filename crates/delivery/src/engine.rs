@@ -95,6 +95,17 @@ struct Relay {
     lease: Duration,
 }
 
+/// What ended a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Woke {
+    /// Something arrived that needs no look at the store.
+    Idle,
+    /// The store should be looked at again.
+    Look,
+    /// Someone asked to try now: close the circuits, then look.
+    Resume,
+}
+
 /// How a run ended, for the circuits.
 struct RunEnd {
     identity: Option<String>,
@@ -157,16 +168,17 @@ impl Engine {
             }
             let Ok(settings) = &relay.settings else {
                 self.handoff.want(0, relay.lease);
-                self.idle(
+                let woke = self.idle(
                     &shutdown,
                     &mut in_flight,
                     &mut ended,
-                    &mut health,
                     &mut handed,
                     &mut backlog,
                     self.options.poll_interval,
-                )
-                .await;
+                );
+                if woke.await == Woke::Resume {
+                    self.close_circuits(&mut health).await;
+                }
                 look = true;
                 continue;
             };
@@ -243,8 +255,14 @@ impl Engine {
             // Still to look (the backlog is full): a delivery ending makes room, the timer is not needed.
             let sleep =
                 if look { self.options.poll_interval } else { look_at.saturating_duration_since(Instant::now()) };
-            look |=
-                self.idle(&shutdown, &mut in_flight, &mut ended, &mut health, &mut handed, &mut backlog, sleep).await;
+            match self.idle(&shutdown, &mut in_flight, &mut ended, &mut handed, &mut backlog, sleep).await {
+                Woke::Idle => {}
+                Woke::Look => look = true,
+                Woke::Resume => {
+                    self.close_circuits(&mut health).await;
+                    look = true;
+                }
+            }
         }
 
         self.handoff.detach();
@@ -268,34 +286,30 @@ impl Engine {
     }
 
     /// Waits for something to do: a message handed over, a delivery ending, a wake (messages stored for the
-    /// engine to find), a configuration change, the timer. True when the store should be looked at again.
+    /// engine to find), a request to try now, a configuration change, the timer.
     async fn idle(
         &mut self,
         shutdown: &CancellationToken,
         in_flight: &mut JoinSet<RunEnd>,
         ended: &mut Vec<RunEnd>,
-        health: &mut Health,
         handed: &mut mpsc::UnboundedReceiver<LeasedMessage>,
         backlog: &mut VecDeque<LeasedMessage>,
         sleep: Duration,
-    ) -> bool {
+    ) -> Woke {
         tokio::select! {
             Some(message) = handed.recv() => {
                 backlog.push_back(message);
-                false
+                Woke::Idle
             }
             Some(end) = in_flight.join_next(), if !in_flight.is_empty() => {
                 ended.extend(end.ok());
-                false
+                Woke::Idle
             }
-            () = shutdown.cancelled() => true,
-            () = self.wake.notified() => true,
-            () = self.app.delivery_resumed() => {
-                self.close_circuits(health).await;
-                true
-            }
-            _ = self.config.changed() => true,
-            () = tokio::time::sleep(sleep) => true,
+            () = shutdown.cancelled() => Woke::Look,
+            () = self.wake.notified() => Woke::Look,
+            () = self.app.delivery_resumed() => Woke::Resume,
+            _ = self.config.changed() => Woke::Look,
+            () = tokio::time::sleep(sleep) => Woke::Look,
         }
     }
 
