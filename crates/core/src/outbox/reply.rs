@@ -142,7 +142,8 @@ impl Class {
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Message,
-    /// The account or its token: its credentials refused, its token unobtainable, its limits reached.
+    /// The account: its credentials refused, its limits reached. (A token that cannot be had reaches no relay:
+    /// each message keeps its own retries, and a new authorization makes them due at once.)
     Identity,
     /// The relay: unreachable, TLS failing, not talking, closing (`421`).
     Relay,
@@ -170,7 +171,7 @@ pub fn scope(stage: Stage, reply: Option<&Reply>) -> Scope {
     }
     match stage {
         Stage::Connect | Stage::Tls | Stage::Greeting | Stage::Ehlo | Stage::Starttls => Scope::Relay,
-        Stage::Token | Stage::Auth => Scope::Identity,
+        Stage::Auth => Scope::Identity,
         Stage::MailFrom | Stage::RcptTo
             if reply.is_some_and(|r| r.code == 530 || r.enhanced.as_deref() == Some("5.7.57")) =>
         {
@@ -275,7 +276,7 @@ mod tests {
         assert_eq!(scope(Stage::Ehlo, Some(&r(554, "554 go away"))), Scope::Relay);
         assert_eq!(scope(Stage::Message, Some(&r(421, "421 4.4.2 closing"))), Scope::Relay);
         assert_eq!(scope(Stage::Auth, Some(&r(535, "535 5.7.3 Authentication unsuccessful"))), Scope::Identity);
-        assert_eq!(scope(Stage::Token, None), Scope::Identity);
+        assert_eq!(scope(Stage::Token, None), Scope::Message, "no token: nothing reached the relay");
         assert_eq!(scope(Stage::MailFrom, Some(&r(530, "530 5.7.57 Client not authenticated"))), Scope::Identity);
         let threads = r(432, "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded");
         assert_eq!(scope(Stage::Message, Some(&threads)), Scope::Identity);
