@@ -274,3 +274,44 @@ fn stored_text_is_printed_escaped_and_a_closed_pipe_ends_a_command_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("panicked"), "{:?}: {err}", out.status);
 }
+
+#[test]
+fn fetch_certificate_shows_the_relays_certificate_and_pins_it_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir);
+    let err = fails(&dir, &["config", "fetch-certificate"]);
+    assert!(err.contains("smtp.host"), "no relay yet: {err}");
+
+    let cert = tmp.path().join("relay.pem");
+    let peer = tidings_testkit::SmtpPeer::start(&["--self-signed-out", cert.to_str().unwrap()]);
+    configure_relay(&dir, peer.port, &[]);
+    let err = fails(&dir, &["config", "fetch-certificate"]);
+    assert!(err.contains("smtp.encryption is none"), "{err}");
+    ok(&dir, &["config", "set", "smtp.encryption=starttls"]);
+
+    let out = ok(&dir, &["config", "fetch-certificate", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let own = &shown["certificates"][0];
+    assert_eq!((own["self_signed"].as_bool(), own["names"][0].as_str()), (Some(true), Some("127.0.0.1")), "{out}");
+    let fingerprint = own["sha256_fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(fingerprint.len(), 95, "AB:CD:… as openssl prints it: {fingerprint}");
+    let openssl = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let openssl = String::from_utf8_lossy(&openssl.stdout).into_owned();
+    assert!(openssl.trim().ends_with(&fingerprint), "the fingerprint openssl prints: {openssl} / {fingerprint}");
+    assert!(ok(&dir, &["config", "show"]).contains("tls.pinned_certificate"));
+    assert!(!ok(&dir, &["config", "show"]).contains(&fingerprint), "nothing pinned without --pin");
+
+    let out = run(&dir, &["config", "fetch-certificate", "--pin"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(self-signed)") && stdout(&out).contains(&fingerprint), "{}", stdout(&out));
+    assert!(stderr(&out).contains("Pinned"), "{}", stderr(&out));
+    assert!(ok(&dir, &["config", "show"]).contains(&fingerprint));
+    assert!(ok(&dir, &["audit"]).contains("tls.pinned_certificate"), "the pin is audited");
+    let again = run(&dir, &["config", "fetch-certificate", "--pin"], "");
+    assert!(stderr(&again).contains("is pinned"), "pinned once: {}", stderr(&again));
+}

@@ -23,6 +23,7 @@ use std::{
 };
 use tidings_app::{App, host_name, later, outbox::Handoff, settings::Current};
 use tidings_core::{
+    EmailConfig,
     config::{AuthMethod, Encryption},
     outbox::{
         self, AttemptReport, Failure, Outcome, RecipientState,
@@ -155,8 +156,11 @@ impl Engine {
             while let Some(end) = in_flight.try_join_next() {
                 ended.extend(end.ok());
             }
+            // Leases to give back, uncharged: messages runs did not attempt, and those whose relay or identity
+            // waits. One write for all of them.
+            let mut held: Vec<i64> = Vec::new();
             for end in ended.drain(..) {
-                look |= self.ended(&mut health, end, &owner, relay.backoff).await;
+                look |= self.ended(&mut health, end, &mut held, relay.backoff).await;
             }
             while let Ok(message) = handed.try_recv() {
                 backlog.push_back(message);
@@ -167,6 +171,7 @@ impl Engine {
                 self.close_circuits(&mut health).await;
             }
             let Ok(settings) = &relay.settings else {
+                self.release(&owner, &held).await;
                 self.handoff.want(0, relay.lease);
                 let woke = self.idle(
                     &shutdown,
@@ -184,15 +189,15 @@ impl Engine {
             };
             let now = Utc::now();
             let waiting = health.waiting(now);
-            // The relay is down and may be probed: one message, for the probe.
-            let probing_relay = health.relay.is_some();
-            let capacity = if probing_relay { 1 } else { relay.connections * BACKLOG_FACTOR };
+            // While the relay is down, the most leased is one message, for the probe (none until its time).
+            let relay_down = health.relay.is_some();
+            let capacity = if relay_down { 1 } else { relay.connections * BACKLOG_FACTOR };
             look |= Instant::now() >= look_at;
             if look && backlog.len() < relay.connections.min(capacity) {
                 let limit = capacity - backlog.len();
                 match self.app.store().lease_due(&owner, now, later(now, relay.lease), limit as u32, &waiting).await {
                     Ok(leased) => {
-                        look = leased.len() == limit && !probing_relay;
+                        look = leased.len() == limit && !relay_down;
                         backlog.extend(leased);
                     }
                     Err(e) => {
@@ -208,11 +213,15 @@ impl Engine {
                 look_at = look_at.min(Instant::now() + (probe_at - now).to_std().unwrap_or_default());
             }
             // What the store's lease left room for, accepted messages fill as they are committed.
-            let wanted = if probing_relay || waiting.everything { 0 } else { capacity.saturating_sub(backlog.len()) };
+            let wanted = if relay_down { 0 } else { capacity.saturating_sub(backlog.len()) };
             self.handoff.want(wanted, relay.lease);
-            // Messages whose relay or identity waits go back, uncharged.
-            let mut held: Vec<i64> = Vec::new();
-            backlog.retain(|m| !waiting.holds(m.mailbox_of.as_deref()) || !held_back(&mut held, m));
+            backlog.retain(|m| {
+                let holds = waiting.holds(m.mailbox_of.as_deref());
+                if holds {
+                    held.push(m.id);
+                }
+                !holds
+            });
             let mut started = false;
             while in_flight.len() < relay.connections
                 && let Some(message) = backlog.pop_front()
@@ -225,7 +234,7 @@ impl Engine {
                         tracing::info!(relay = %settings.address(), account = identity.as_deref().unwrap_or(""), "probing");
                         true
                     }
-                    Gate::Wait(_) => {
+                    Gate::Wait => {
                         held.push(message.id);
                         continue;
                     }
@@ -244,11 +253,7 @@ impl Engine {
                 in_flight.spawn(job.run(settle_tx.clone()));
                 started = true;
             }
-            if !held.is_empty()
-                && let Err(e) = self.app.store().release(&owner, &held).await
-            {
-                tracing::warn!(error = %e, "could not give back the leases of messages that wait; they come back when the leases end");
-            }
+            self.release(&owner, &held).await;
             if started && in_flight.len() < relay.connections {
                 continue;
             }
@@ -272,8 +277,10 @@ impl Engine {
         while let Some(end) = in_flight.join_next().await {
             ended.extend(end.ok());
         }
+        // Their unattempted messages' leases end with the others' below.
+        let mut held = Vec::new();
         for end in ended.drain(..) {
-            self.ended(&mut health, end, &owner, relay.backoff).await;
+            self.ended(&mut health, end, &mut held, relay.backoff).await;
         }
         drop(settle_tx);
         let _ = settler.await;
@@ -313,14 +320,10 @@ impl Engine {
         }
     }
 
-    /// Takes what a run saw into the circuits; gives back the leases of the messages it did not attempt. True
-    /// when a circuit closed (what waited is due).
-    async fn ended(&self, health: &mut Health, end: RunEnd, owner: &str, backoff: Backoff) -> bool {
-        if !end.unattempted.is_empty()
-            && let Err(e) = self.app.store().release(owner, &end.unattempted).await
-        {
-            tracing::warn!(error = %e, "could not give back the leases of messages not attempted");
-        }
+    /// Takes what a run saw into the circuits; adds the messages it did not attempt to `held`. True when a
+    /// circuit closed (what waited is due).
+    async fn ended(&self, health: &mut Health, end: RunEnd, held: &mut Vec<i64>, backoff: Backoff) -> bool {
+        held.extend(&end.unattempted);
         let seen = end.failure.as_ref().map_or(Seen::Reached, Seen::Failed);
         let account = end.identity.as_deref().unwrap_or("");
         let change = health.report(end.identity.as_deref(), end.probe, seen, Utc::now(), backoff);
@@ -338,6 +341,15 @@ impl Engine {
         }
         self.store_health(health).await;
         change == Change::CameUp
+    }
+
+    /// Gives back the leases of messages not attempted: due again at once, uncharged.
+    async fn release(&self, owner: &str, held: &[i64]) {
+        if !held.is_empty()
+            && let Err(e) = self.app.store().release(owner, held).await
+        {
+            tracing::warn!(error = %e, "could not give back the leases of messages that wait; they come back when the leases end");
+        }
     }
 
     /// Closes every circuit: the configuration changed, or an operator asked to try now.
@@ -392,7 +404,7 @@ pub async fn relay_settings(
     tokens: Arc<dyn TokenSource>,
 ) -> Result<RelaySettings, String> {
     let cfg = &current.config;
-    let host = cfg.smtp.host.clone().ok_or("no SMTP relay is configured (set smtp.host)")?;
+    let relay = looking_at(cfg)?;
     let auth = match cfg.smtp.auth {
         AuthMethod::None => RelayAuth::None,
         AuthMethod::Password => {
@@ -409,9 +421,6 @@ pub async fn relay_settings(
         }
     };
     Ok(RelaySettings {
-        port: u16::try_from(cfg.smtp.effective_port()).map_err(|_| "smtp.port is out of range")?,
-        host,
-        encryption: cfg.smtp.encryption,
         auth,
         tls: {
             // Off the async threads: it reads the CA bundle.
@@ -419,6 +428,21 @@ pub async fn relay_settings(
             tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??
         },
         verify_certificates: cfg.tls.verify_certificates,
+        ..relay
+    })
+}
+
+/// The configured relay, without authentication and trusting any certificate: for looking at what it
+/// presents ([`crate::smtp::Connection::fetch_certificates`]), never for sending. [`relay_settings`] adds the
+/// authentication and the trust.
+pub fn looking_at(cfg: &EmailConfig) -> Result<RelaySettings, String> {
+    Ok(RelaySettings {
+        host: cfg.smtp.host.clone().ok_or("no SMTP relay is configured (set smtp.host)")?,
+        port: u16::try_from(cfg.smtp.effective_port()).map_err(|_| "smtp.port is out of range")?,
+        encryption: cfg.smtp.encryption,
+        auth: RelayAuth::None,
+        tls: tls::accept_any(),
+        verify_certificates: false,
         timeout: cfg.delivery.timeout,
         helo_name: helo_name(),
     })
@@ -427,12 +451,6 @@ pub async fn relay_settings(
 /// This machine's name for EHLO.
 fn helo_name() -> String {
     host_name().unwrap_or_else(|| "tidings.localdomain".into())
-}
-
-/// Notes `m` as held back (for `retain`): true.
-fn held_back(held: &mut Vec<i64>, m: &LeasedMessage) -> bool {
-    held.push(m.id);
-    true
 }
 
 /// `first` and the messages that follow it in `backlog` for the same identity: the backlog's fair share of

@@ -8,7 +8,10 @@ mod support;
 
 use std::time::Duration;
 use support::{Tidings, relay};
-use tidings_delivery::smtp::{Connection, RelayAuth, RelaySettings, tls};
+use tidings_delivery::{
+    engine::looking_at,
+    smtp::{Connection, tls},
+};
 use tidings_testkit::SmtpPeer;
 
 /// Sends one message and waits until its first attempt is logged; the attempt.
@@ -53,17 +56,10 @@ async fn a_pinned_fingerprint_trusts_that_certificate_and_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("relay.pem");
     let mut peer = SmtpPeer::start(&["--self-signed-out", cert.to_str().unwrap()]);
-    let settings = RelaySettings {
-        host: "127.0.0.1".into(),
-        port: peer.port,
-        encryption: tidings_core::config::Encryption::Starttls,
-        auth: RelayAuth::None,
-        tls: tls::accept_any(),
-        verify_certificates: false,
-        timeout: Duration::from_secs(5),
-        helo_name: "tidings.test".into(),
-    };
-    let chain = Connection::fetch_certificates(&settings).await.unwrap();
+    let mut cfg = tidings_core::EmailConfig::default();
+    cfg.smtp.host = Some("127.0.0.1".into());
+    cfg.smtp.port = Some(u32::from(peer.port));
+    let chain = Connection::fetch_certificates(&looking_at(&cfg).unwrap()).await.unwrap();
     let fetched = tls::Certificate::parse(&chain[0]).unwrap();
     assert!(fetched.self_signed && fetched.names == ["127.0.0.1"], "{fetched:?}");
     let on_disk = std::fs::read_to_string(&cert).unwrap();

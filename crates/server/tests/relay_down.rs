@@ -13,7 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 use support::{Tidings, eventually, relay};
-use tidings_core::outbox::{Recipient, Status};
+use tidings_core::{
+    account::Role,
+    outbox::{Recipient, Status},
+    secret::SecretString,
+};
 use tidings_store::{MessageFilter, NewOutboxMessage};
 use tidings_testkit::SmtpPeer;
 
@@ -41,6 +45,16 @@ async fn queue(tidings: &Tidings) {
         })
         .collect();
     tidings.app.store().enqueue(&messages, None).await.unwrap();
+}
+
+/// A page of the web interface, as a viewer signed in sees it.
+async fn signed_in_page(tidings: &Tidings, path: &str) -> String {
+    const PASSWORD: &str = "correct-horse-battery-9";
+    tidings.app.create_account("test", "watcher", &SecretString::new(PASSWORD), Role::Viewer).await.unwrap();
+    let client = support::browser();
+    let signed_in = support::sign_in(tidings, &client, "watcher", PASSWORD).await;
+    assert_eq!(signed_in.status(), 303, "{:?}", signed_in.text().await);
+    client.get(format!("{}{path}", tidings.base)).send().await.unwrap().text().await.unwrap()
 }
 
 /// Attempts charged to messages so far, over the whole queue.
@@ -113,6 +127,9 @@ async fn backlog_survives(trouble: &str, extra: &[&str], edits: &[(&str, &str)],
     let metrics = metrics.as_str().map(str::to_owned).unwrap_or_else(|| metrics.to_string());
     let relay_up = if down_in == "relay" { "tidings_relay_up 0" } else { "tidings_identity_down{account=\"\"} 1" };
     assert!(metrics.contains(relay_up), "{metrics}");
+    let banner = if down_in == "relay" { "The relay is down since" } else { "Sending as the relay account fails" };
+    let page = signed_in_page(&tidings, "/outbox").await;
+    assert!(page.contains(banner), "the banner of every page: {page}");
 
     // Fixed: the backlog flows without anyone doing anything.
     std::fs::remove_file(&flag).unwrap();
@@ -122,7 +139,12 @@ async fn backlog_survives(trouble: &str, extra: &[&str], edits: &[(&str, &str)],
         if delivered == MESSAGES as u64 { Ok(()) } else { Err(format!("{counts:?}")) }
     })
     .await;
-    let received = peer.received_now().len();
+    let mut received = 0;
+    eventually("the relay's record of every message", Duration::from_secs(10), async || {
+        received += peer.received_now().len();
+        if received >= MESSAGES { Ok(()) } else { Err(format!("{received} recorded")) }
+    })
+    .await;
     assert_eq!(received, MESSAGES, "each message reached the relay once");
     let (_, ready) = tidings.get("/readyz").await;
     assert_eq!(ready["delivery"]["relay"]["state"], "up", "{ready}");
@@ -144,4 +166,54 @@ async fn a_relay_refusing_authentication_holds_the_identity_and_the_backlog_flow
         "identity",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_retry_tries_a_relay_account_taken_as_down_at_once_instead_of_at_the_next_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("trouble");
+    std::fs::write(&flag, "").unwrap();
+    let mut peer = SmtpPeer::start_tls(&[
+        "--trouble",
+        "auth",
+        "--trouble-while",
+        flag.to_str().unwrap(),
+        "--user",
+        "device",
+        "--password",
+        "relay-pass-1",
+    ]);
+    let tidings = Tidings::start(relay(
+        &peer,
+        &[
+            ("smtp.auth", "password"),
+            ("smtp.username", "device"),
+            ("smtp.password", "relay-pass-1"),
+            // No probe within the test: only the retry can make the messages go.
+            ("delivery.relay_backoff_first", "10m"),
+            ("delivery.relay_backoff_max", "10m"),
+            ("delivery.retry_first", "10m"),
+            ("delivery.retry_max", "10m"),
+        ],
+    ))
+    .await;
+    let refused = tidings.send("refused once").await;
+    tidings.wait_for_status(refused, "deferred").await;
+    let waiting = tidings.send("waits uncharged").await;
+    let message = eventually("the second message waiting for the identity", Duration::from_secs(10), async || {
+        let (_, m) = tidings.get(&format!("/api/v1/messages/{waiting}")).await;
+        if m["waiting"]["scope"] == "identity" { Ok(m) } else { Err(m.to_string()) }
+    })
+    .await;
+    assert_eq!(message["attempts"], 0, "{message:#}");
+
+    std::fs::remove_file(&flag).unwrap();
+    let (status, _) = tidings.post(&format!("/api/v1/messages/{refused}/retry"), serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    peer.next_message().await;
+    peer.next_message().await;
+    tidings.wait_for_status(refused, "delivered").await;
+    let delivered = tidings.wait_for_status(waiting, "delivered").await;
+    assert_eq!(delivered["attempts"], 1, "charged only for the attempt that delivered it: {delivered:#}");
+    tidings.stop().await;
 }

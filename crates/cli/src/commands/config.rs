@@ -161,20 +161,10 @@ async fn report(app: &App, saved: Saved) -> Result<()> {
 /// Sends a test email and reports the relay's answer; fails when the relay refused it.
 /// `tidings config fetch-certificate`: what the relay presents, for an administrator to check and pin.
 async fn fetch_certificate(app: &App, pin: bool, json: bool) -> Result<()> {
-    use tidings_delivery::smtp::{Connection, RelayAuth, RelaySettings, tls};
+    use tidings_delivery::smtp::{Connection, tls};
     let current = app.current().await?;
     let cfg = &current.config;
-    let host = cfg.smtp.host.clone().ok_or_else(|| anyhow!("no relay is configured: set smtp.host first"))?;
-    let settings = RelaySettings {
-        host,
-        port: u16::try_from(cfg.smtp.effective_port()).context("smtp.port")?,
-        encryption: cfg.smtp.encryption,
-        auth: RelayAuth::None,
-        tls: tls::accept_any(),
-        verify_certificates: false,
-        timeout: cfg.delivery.timeout,
-        helo_name: tidings_app::host_name().unwrap_or_else(|| "tidings.localdomain".into()),
-    };
+    let settings = tidings_delivery::engine::looking_at(cfg).map_err(|e| anyhow!(e))?;
     let chain = Connection::fetch_certificates(&settings).await.map_err(|e| {
         let failure = e.to_failure(&settings.address());
         anyhow!("{}{}", failure.error, failure.explanation.map(|x| format!("\n{x}")).unwrap_or_default())

@@ -86,8 +86,8 @@ pub enum Gate {
     Open,
     /// Down, and time to try: start one run of one message, and call [`Health::probing`].
     Probe,
-    /// Down: wait until then (or until a probe under way ends, when `None`).
-    Wait(Option<DateTime<Utc>>),
+    /// Down: wait (until [`Health::next_probe`], or until the probe under way ends).
+    Wait,
 }
 
 /// What a run saw, for the circuits.
@@ -115,13 +115,7 @@ impl Health {
     /// Whether a run for `identity` may start now.
     pub fn gate(&self, identity: Identity<'_>, now: DateTime<Utc>) -> Gate {
         let Some(down) = self.relay.as_ref().or_else(|| self.identity(identity)) else { return Gate::Open };
-        if down.probing {
-            Gate::Wait(None)
-        } else if now >= down.retry_at {
-            Gate::Probe
-        } else {
-            Gate::Wait(Some(down.retry_at))
-        }
+        if !down.probing && now >= down.retry_at { Gate::Probe } else { Gate::Wait }
     }
 
     /// Marks the circuit that holds `identity` back as probed.
@@ -333,15 +327,15 @@ mod tests {
         assert_eq!(h.report(Some("scanner"), false, Seen::Failed(&tls), t(1), BACKOFF), Change::None);
         let down = h.relay.clone().unwrap();
         assert_eq!((down.since, down.failures, down.retry_at, down.stage), (t(0), 1, t(10), Stage::Tls));
-        assert_eq!(h.gate(None, t(5)), Gate::Wait(Some(t(10))));
-        assert_eq!(h.gate(Some("scanner"), t(5)), Gate::Wait(Some(t(10))), "the relay holds every identity");
+        assert_eq!(h.gate(None, t(5)), Gate::Wait);
+        assert_eq!(h.gate(Some("scanner"), t(5)), Gate::Wait, "the relay holds every identity");
         assert!(h.waiting(t(5)).everything);
         assert_eq!(h.next_probe(), Some(t(10)));
 
         assert_eq!(h.gate(None, t(10)), Gate::Probe);
         assert!(!h.waiting(t(10)).everything, "time to probe: one message may be leased");
         h.probing(None);
-        assert_eq!(h.gate(Some("scanner"), t(11)), Gate::Wait(None), "one probe at a time");
+        assert_eq!(h.gate(Some("scanner"), t(11)), Gate::Wait, "one probe at a time");
         assert!(h.waiting(t(11)).everything);
         assert_eq!(h.next_probe(), None);
         assert_eq!(h.report(None, true, Seen::Failed(&tls), t(12), BACKOFF), Change::StillDown(Scope::Relay));
@@ -365,7 +359,8 @@ mod tests {
             h.report(Some("scanner"), false, Seen::Failed(&refused), t(0), BACKOFF),
             Change::WentDown(Scope::Identity)
         );
-        assert_eq!(h.gate(Some("scanner"), t(1)), Gate::Wait(Some(t(10))));
+        assert_eq!(h.gate(Some("scanner"), t(1)), Gate::Wait);
+        assert_eq!(h.next_probe(), Some(t(10)));
         assert_eq!(h.gate(None, t(1)), Gate::Open, "the relay account still sends");
         assert_eq!(h.gate(Some("printer"), t(1)), Gate::Open);
         assert_eq!(h.waiting(t(1)), Waiting { accounts: vec!["scanner".into()], ..Waiting::default() });

@@ -180,7 +180,8 @@ impl Connection {
     }
 
     /// The certificates the relay presents (its own first), after STARTTLS where configured, whether or not
-    /// they would be trusted: for an administrator to inspect and pin. Nothing is authenticated or sent.
+    /// they would be trusted (`settings.tls` should accept any: `engine::looking_at`): for an administrator to
+    /// inspect and pin. Nothing is authenticated or sent.
     pub async fn fetch_certificates(settings: &RelaySettings) -> Result<Vec<Vec<u8>>, SmtpError> {
         if settings.encryption == Encryption::None {
             return Err(SmtpError::new(
@@ -188,8 +189,7 @@ impl Connection {
                 ErrorKind::Protocol("smtp.encryption is none: the relay is not asked for a certificate".into()),
             ));
         }
-        let looking = RelaySettings { tls: tls::accept_any(), ..settings.clone() };
-        let (mut wire, _) = Self::reach(&looking).await?;
+        let (mut wire, _) = Self::reach(settings).await?;
         let _ = wire.command(Stage::Data, "QUIT").await;
         match wire.into_stream() {
             wire::Stream::Tls(tls) => {

@@ -13,7 +13,7 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use tidings_core::config::{TlsOptions, TlsVersion, format_fingerprint, parse_fingerprint};
 
 /// Builds the client configuration; errors name the field at fault.
@@ -51,11 +51,15 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, String> 
 /// A configuration that accepts any certificate, for looking at what a relay presents
 /// ([`super::Connection::fetch_certificates`]); never used to send.
 pub fn accept_any() -> Arc<ClientConfig> {
-    let provider = Arc::new(ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map(|b| {
-        b.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider))).with_no_client_auth()
+    static ACCEPT_ANY: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| {
+        let provider = Arc::new(ring::default_provider());
+        let config =
+            ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map(|b| {
+                b.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider))).with_no_client_auth()
+            });
+        Arc::new(config.unwrap_or_else(|_| unreachable!("the default protocol versions are supported")))
     });
-    Arc::new(config.unwrap_or_else(|_| unreachable!("the default protocol versions are supported")))
+    ACCEPT_ANY.clone()
 }
 
 /// The system's trust anchors (Mozilla's when the system has none), plus the configured bundle; and the

@@ -7,7 +7,7 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::LazyLock};
 use tidings_core::notify::{EventKind, MAX_DETAIL_VALUE};
 use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
 
@@ -123,34 +123,15 @@ pub(super) async fn lease_due(
     if waiting.everything {
         return Ok(Vec::new());
     }
-    // Each branch walks its own index in order and stops at the limit.
-    let rows = sqlx::query(&format!(
-        "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, updated_at = ?3
-         WHERE id IN (
-             SELECT id FROM (
-                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
-                                WHERE status = 'queued' AND next_attempt_at <= ?3 {NOT_WAITING}
-                                ORDER BY next_attempt_at LIMIT ?4)
-                 UNION ALL
-                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
-                                WHERE status = 'deferred' AND next_attempt_at <= ?3 {NOT_WAITING}
-                                ORDER BY next_attempt_at LIMIT ?4)
-                 UNION ALL
-                 SELECT * FROM (SELECT id, lease_until AS due FROM messages
-                                WHERE status = 'sending' AND lease_until <= ?3 {NOT_WAITING}
-                                ORDER BY lease_until LIMIT ?4))
-             ORDER BY due, id
-             LIMIT ?4)
-         RETURNING id, mail_from, recipients, attempts, lifetime_start, mailbox_of, (SELECT content FROM message_content WHERE message_id = messages.id) AS content",
-    ))
-    .bind(owner)
-    .bind(ms(until))
-    .bind(ms(now))
-    .bind(limit)
-    .bind(waiting.relay_account)
-    .bind(accounts_json(waiting))
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(&LEASE_DUE)
+        .bind(owner)
+        .bind(ms(until))
+        .bind(ms(now))
+        .bind(limit)
+        .bind(waiting.relay_account)
+        .bind(accounts_json(waiting))
+        .fetch_all(&mut *conn)
+        .await?;
     let mut leased = rows
         .into_iter()
         .map(|r| {
@@ -169,10 +150,55 @@ pub(super) async fn lease_due(
     Ok(leased)
 }
 
-/// Leaves out the messages of identities that wait: `?5` the relay account's, `?6` a JSON array of device
-/// accounts'.
-const NOT_WAITING: &str = "AND (mailbox_of IS NOT NULL OR ?5 = 0)
-                           AND (mailbox_of IS NULL OR mailbox_of NOT IN (SELECT value FROM json_each(?6)))";
+/// Leases due messages, each branch walking its own index in order and stopping at the limit: `?1` owner,
+/// `?2` until, `?3` now, `?4` limit, then the identities that wait.
+static LEASE_DUE: LazyLock<String> = LazyLock::new(|| {
+    let not_waiting = not_waiting(5, 6);
+    format!(
+        "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+         WHERE id IN (
+             SELECT id FROM (
+                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+                                WHERE status = 'queued' AND next_attempt_at <= ?3 {not_waiting}
+                                ORDER BY next_attempt_at LIMIT ?4)
+                 UNION ALL
+                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+                                WHERE status = 'deferred' AND next_attempt_at <= ?3 {not_waiting}
+                                ORDER BY next_attempt_at LIMIT ?4)
+                 UNION ALL
+                 SELECT * FROM (SELECT id, lease_until AS due FROM messages
+                                WHERE status = 'sending' AND lease_until <= ?3 {not_waiting}
+                                ORDER BY lease_until LIMIT ?4))
+             ORDER BY due, id
+             LIMIT ?4)
+         RETURNING id, mail_from, recipients, attempts, lifetime_start, mailbox_of, (SELECT content FROM message_content WHERE message_id = messages.id) AS content"
+    )
+});
+
+/// When the next message that does not wait falls due, each branch walking its index to the first such message.
+static NEXT_DUE: LazyLock<String> = LazyLock::new(|| {
+    let not_waiting = not_waiting(1, 2);
+    format!(
+        "SELECT MIN(t) FROM (
+             SELECT * FROM (SELECT next_attempt_at AS t FROM messages WHERE status = 'queued' {not_waiting}
+                            ORDER BY next_attempt_at LIMIT 1)
+             UNION ALL
+             SELECT * FROM (SELECT next_attempt_at AS t FROM messages WHERE status = 'deferred' {not_waiting}
+                            ORDER BY next_attempt_at LIMIT 1)
+             UNION ALL
+             SELECT * FROM (SELECT lease_until AS t FROM messages WHERE status = 'sending' {not_waiting}
+                            ORDER BY lease_until LIMIT 1))"
+    )
+});
+
+/// Leaves out the messages of identities that wait: parameter `relay` says whether the relay account's wait,
+/// `accounts` is a JSON array of the device accounts whose own mailboxes wait.
+fn not_waiting(relay: u8, accounts: u8) -> String {
+    format!(
+        "AND (mailbox_of IS NOT NULL OR ?{relay} = 0)
+         AND (mailbox_of IS NULL OR mailbox_of NOT IN (SELECT value FROM json_each(?{accounts})))"
+    )
+}
 
 fn accounts_json(waiting: &Waiting) -> String {
     serde_json::to_string(&waiting.accounts).unwrap_or_else(|_| "[]".into())
@@ -304,26 +330,11 @@ pub(super) async fn next_due(conn: &mut SqliteConnection, waiting: &Waiting) -> 
     if waiting.everything {
         return Ok(None);
     }
-    // Each branch walks its index in order to the first message that does not wait.
-    let due: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT MIN(t) FROM (
-             SELECT * FROM (SELECT next_attempt_at AS t FROM messages WHERE status = 'queued' {NOT_WAITING}
-                            ORDER BY next_attempt_at LIMIT 1)
-             UNION ALL
-             SELECT * FROM (SELECT next_attempt_at AS t FROM messages WHERE status = 'deferred' {NOT_WAITING}
-                            ORDER BY next_attempt_at LIMIT 1)
-             UNION ALL
-             SELECT * FROM (SELECT lease_until AS t FROM messages WHERE status = 'sending' {NOT_WAITING}
-                            ORDER BY lease_until LIMIT 1))",
-    ))
-    .bind(None::<i64>)
-    .bind(None::<i64>)
-    .bind(None::<i64>)
-    .bind(None::<i64>)
-    .bind(waiting.relay_account)
-    .bind(accounts_json(waiting))
-    .fetch_one(&mut *conn)
-    .await?;
+    let due: Option<i64> = sqlx::query_scalar(&NEXT_DUE)
+        .bind(waiting.relay_account)
+        .bind(accounts_json(waiting))
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(due.map(from_ms))
 }
 
