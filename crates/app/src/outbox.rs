@@ -20,13 +20,13 @@ use tidings_core::{
     message::{self, NewMessage, RawMessage},
     outbox::{Recipient, Status, circuit::Health},
 };
-
-/// Where the delivery engine keeps the relay's and identities' circuits.
-const DELIVERY_HEALTH: &str = "delivery.health";
 use tidings_store::{
     LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, RetryOutcome,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Where the delivery engine keeps the relay's and identities' circuits.
+const DELIVERY_HEALTH: &str = "delivery.health";
 
 /// What to send.
 #[derive(Clone, Debug)]

@@ -36,7 +36,7 @@ use tidings_core::{
 use tidings_store::{LeasedMessage, Settlement};
 use tokio::{
     sync::{Notify, mpsc, watch},
-    task::JoinSet,
+    task::{JoinError, JoinSet},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -138,7 +138,7 @@ impl Engine {
         let mut relay = self.relay().await;
         let mut in_flight: JoinSet<RunEnd> = JoinSet::new();
         // Runs that ended, for the circuits.
-        let mut ended: Vec<RunEnd> = Vec::new();
+        let mut ended: Vec<Result<RunEnd, JoinError>> = Vec::new();
         // The relay's and identities' circuits: a restart, like a change of configuration, starts them closed.
         let mut health = Health::default();
         self.store_health(&health).await;
@@ -154,7 +154,7 @@ impl Engine {
 
         while !shutdown.is_cancelled() {
             while let Some(end) = in_flight.try_join_next() {
-                ended.extend(end.ok());
+                ended.push(end);
             }
             // Leases to give back, uncharged: messages runs did not attempt, and those whose relay or identity
             // waits. One write for all of them.
@@ -275,7 +275,7 @@ impl Engine {
             tracing::info!(count = in_flight.len(), "waiting for deliveries under way");
         }
         while let Some(end) = in_flight.join_next().await {
-            ended.extend(end.ok());
+            ended.push(end);
         }
         // Their unattempted messages' leases end with the others' below.
         let mut held = Vec::new();
@@ -298,7 +298,7 @@ impl Engine {
         &mut self,
         shutdown: &CancellationToken,
         in_flight: &mut JoinSet<RunEnd>,
-        ended: &mut Vec<RunEnd>,
+        ended: &mut Vec<Result<RunEnd, JoinError>>,
         handed: &mut mpsc::UnboundedReceiver<LeasedMessage>,
         backlog: &mut VecDeque<LeasedMessage>,
         sleep: Duration,
@@ -309,7 +309,7 @@ impl Engine {
                 Woke::Idle
             }
             Some(end) = in_flight.join_next(), if !in_flight.is_empty() => {
-                ended.extend(end.ok());
+                ended.push(end);
                 Woke::Idle
             }
             () = shutdown.cancelled() => Woke::Look,
@@ -322,7 +322,22 @@ impl Engine {
 
     /// Takes what a run saw into the circuits; adds the messages it did not attempt to `held`. True when a
     /// circuit closed (what waited is due).
-    async fn ended(&self, health: &mut Health, end: RunEnd, held: &mut Vec<i64>, backoff: Backoff) -> bool {
+    async fn ended(
+        &self,
+        health: &mut Health,
+        end: Result<RunEnd, JoinError>,
+        held: &mut Vec<i64>,
+        backoff: Backoff,
+    ) -> bool {
+        let end = match end {
+            Ok(end) => end,
+            Err(e) => {
+                // Whatever it was, a probe must not stay under way forever: the next one may start.
+                tracing::error!(error = %e, "a delivery run ended abnormally");
+                health.probes_ended();
+                return false;
+            }
+        };
         held.extend(&end.unattempted);
         let seen = end.failure.as_ref().map_or(Seen::Reached, Seen::Failed);
         let account = end.identity.as_deref().unwrap_or("");

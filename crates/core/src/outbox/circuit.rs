@@ -90,6 +90,13 @@ pub enum Gate {
     Wait,
 }
 
+/// Whose circuit: the relay's, or an identity's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Circuit<'a> {
+    Relay,
+    Identity(Identity<'a>),
+}
+
 /// What a run saw, for the circuits.
 #[derive(Clone, Copy, Debug)]
 pub enum Seen<'a> {
@@ -127,6 +134,19 @@ impl Health {
         }
     }
 
+    /// A run ended without saying what it saw (it panicked): no probe is under way any more, so the next may
+    /// start when its time comes.
+    pub fn probes_ended(&mut self) {
+        for down in self
+            .relay
+            .iter_mut()
+            .chain(self.relay_account.iter_mut())
+            .chain(self.accounts.iter_mut().map(|a| &mut a.down))
+        {
+            down.probing = false;
+        }
+    }
+
     /// The identities that must wait now: those whose messages the engine should not lease (all of them,
     /// while the relay waits).
     pub fn waiting(&self, now: DateTime<Utc>) -> Waiting {
@@ -140,13 +160,14 @@ impl Health {
 
     /// The earliest time a probe may start (`None`: nothing waits for time).
     pub fn next_probe(&self) -> Option<DateTime<Utc>> {
-        self.relay
-            .iter()
-            .chain(self.relay_account.iter())
-            .chain(self.accounts.iter().map(|a| &a.down))
-            .filter(|d| !d.probing)
-            .map(|d| d.retry_at)
-            .min()
+        self.downs().map(|(_, down)| down).filter(|d| !d.probing).map(|d| d.retry_at).min()
+    }
+
+    /// Everything that is down: the relay first, then the identities.
+    pub fn downs(&self) -> impl Iterator<Item = (Circuit<'_>, &Down)> {
+        let relay = self.relay.iter().map(|d| (Circuit::Relay, d));
+        let account = self.relay_account.iter().map(|d| (Circuit::Identity(None), d));
+        relay.chain(account).chain(self.accounts.iter().map(|a| (Circuit::Identity(Some(&a.account)), &a.down)))
     }
 
     /// Records what a run for `identity` saw. `probe`: the run was the probe (see [`Gate::Probe`]). A failure
@@ -346,6 +367,9 @@ mod tests {
         h.report(None, true, Seen::Failed(&tls), t(72), BACKOFF);
         assert_eq!(h.relay.as_ref().map(|d| d.retry_at), Some(t(112)), "at most max");
 
+        h.probing(None);
+        h.probes_ended();
+        assert_eq!(h.gate(None, t(112)), Gate::Probe, "a probe that ended abnormally does not hold the next");
         h.probing(None);
         assert_eq!(h.report(None, true, Seen::Reached, t(112), BACKOFF), Change::CameUp);
         assert!(h.is_up() && h.gate(Some("scanner"), t(112)) == Gate::Open);

@@ -4,7 +4,7 @@
 use super::Context;
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use serde_json::json;
-use tidings_core::outbox::circuit::Health;
+use tidings_core::outbox::circuit::{Circuit, Health};
 
 const OPENAPI: &str = include_str!("../../openapi.json");
 
@@ -72,16 +72,14 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
 /// The relay's and the identities' circuits: a relay that is down does not make Tidings unready (it still
 /// accepts and keeps every message), it is reported.
 pub(crate) fn delivery(health: &Health) -> serde_json::Value {
-    let relay = match &health.relay {
-        Some(down) => json!({ "state": "down", "down": down }),
-        None => json!({ "state": "up" }),
-    };
-    let identities: Vec<_> = health
-        .relay_account
-        .iter()
-        .map(|down| json!({ "account": null, "down": down }))
-        .chain(health.accounts.iter().map(|a| json!({ "account": a.account, "down": a.down })))
-        .collect();
+    let mut relay = json!({ "state": "up" });
+    let mut identities = Vec::new();
+    for (circuit, down) in health.downs() {
+        match circuit {
+            Circuit::Relay => relay = json!({ "state": "down", "down": down }),
+            Circuit::Identity(account) => identities.push(json!({ "account": account, "down": down })),
+        }
+    }
     json!({ "relay": relay, "identities_down": identities })
 }
 

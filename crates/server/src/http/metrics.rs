@@ -5,6 +5,7 @@ use super::{Context, auth::Caller, error::ApiError};
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use std::fmt::Write;
 use tidings_app::metrics::escape;
+use tidings_core::outbox::circuit::Circuit;
 
 pub fn router() -> Router<Context> {
     Router::new().route("/metrics", get(metrics))
@@ -50,8 +51,10 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
         out,
         "# HELP tidings_identity_down Identities taken as down (credentials or token refused, a provider's limit), by device account (empty: the relay account).\n# TYPE tidings_identity_down gauge"
     );
-    for account in health.relay_account.iter().map(|_| "").chain(health.accounts.iter().map(|a| a.account.as_str())) {
-        let _ = writeln!(out, "tidings_identity_down{{account=\"{}\"}} 1", escape(account));
+    for (circuit, _) in health.downs() {
+        if let Circuit::Identity(account) = circuit {
+            let _ = writeln!(out, "tidings_identity_down{{account=\"{}\"}} 1", escape(account.unwrap_or("")));
+        }
     }
     let gateway = &context.inner.gateway;
     let _ = writeln!(

@@ -29,7 +29,10 @@ use axum::{
 };
 use i18n::Tr;
 use maud::{DOCTYPE, Markup, html};
-use tidings_core::{account::Role, outbox::Status};
+use tidings_core::{
+    account::Role,
+    outbox::{Status, circuit::Circuit},
+};
 use tidings_oauth::status::TokenStatus;
 
 /// The static files change only with the binary: cached briefly, revalidated after.
@@ -195,13 +198,13 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
     }
     if let Ok(health) = context.inner.app.delivery_health().await {
         let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-        let downs = health
-            .relay
-            .iter()
-            .map(|d| ("banner.relay_down", "", d))
-            .chain(health.relay_account.iter().map(|d| ("banner.identity_down", "", d)))
-            .chain(health.accounts.iter().map(|a| ("banner.identity_down", a.account.as_str(), &a.down)));
-        for (key, account, down) in downs {
+        for (circuit, down) in health.downs() {
+            let (key, account) = match circuit {
+                Circuit::Relay => ("banner.relay_down", ""),
+                Circuit::Identity(account) => {
+                    ("banner.identity_down", account.unwrap_or_else(|| tr.t("banner.relay_account")))
+                }
+            };
             let why = down.explanation.as_deref().map(|e| format!(" {e}")).unwrap_or_default();
             out.push((
                 tr.f(
@@ -210,7 +213,7 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
                         ("since", &at(down.since)),
                         ("error", &format!("{}{why}", down.error)),
                         ("retry_at", &at(down.retry_at)),
-                        ("account", if account.is_empty() { tr.t("banner.relay_account") } else { account }),
+                        ("account", account),
                     ],
                 ),
                 "/outbox",
