@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import json
+import time
 import os
 import ssl
 import sys
@@ -57,6 +58,11 @@ def parse_args():
     p.add_argument("--count-connections")
     p.add_argument("--self-signed-out")
     p.add_argument("--cn-only-ca-out")
+    p.add_argument("--thread-limit", type=int,
+                   help="as Exchange Online: MAIL from a user with more sessions at once gets 432 4.3.2")
+    p.add_argument("--recipient-quota", type=int,
+                   help="as Exchange Online: past this many recipients per user, 554 5.2.0 SubmissionQuotaExceeded")
+    p.add_argument("--stats-out", help="file kept with each user's peak sessions, messages and submission times")
     return p.parse_args()
 
 
@@ -98,6 +104,10 @@ class RelaySMTP(SMTP):
             self.event_handler.connected()
         super().connection_made(transport)
 
+    def connection_lost(self, exc):
+        self.event_handler.session_ended(self.session)
+        super().connection_lost(exc)
+
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg):
         if self.event_handler.in_trouble("tls"):
@@ -114,6 +124,9 @@ class Handler:
         self.script = Script(args.fail)
         self.drops_left = args.drop_data
         self.connections = 0
+        # Per authenticated user: sessions now, the most at once, recipients and submission times.
+        self.sessions = {}
+        self.stats = {}
 
     def connected(self):
         self.connections += 1
@@ -121,6 +134,34 @@ class Handler:
             with open(self.args.count_connections + ".tmp", "w") as f:
                 f.write(str(self.connections))
             os.replace(self.args.count_connections + ".tmp", self.args.count_connections)
+
+    def user_of(self, session):
+        data = getattr(session, "auth_data", None) if session else None
+        if isinstance(data, LoginPassword):
+            return data.login.decode()
+        return data if isinstance(data, str) else None
+
+    def user_stats(self, user):
+        return self.stats.setdefault(user, {"peak_sessions": 0, "messages": 0, "recipients": 0, "refused": 0,
+                                            "submitted_at": []})
+
+    def session_started(self, user):
+        self.sessions[user] = self.sessions.get(user, 0) + 1
+        stats = self.user_stats(user)
+        stats["peak_sessions"] = max(stats["peak_sessions"], self.sessions[user])
+        self.write_stats()
+
+    def session_ended(self, session):
+        user = self.user_of(session)
+        if user is not None and getattr(session, "counted_session", False):
+            self.sessions[user] -= 1
+            session.counted_session = False
+
+    def write_stats(self):
+        if self.args.stats_out:
+            with open(self.args.stats_out + ".tmp", "w") as f:
+                json.dump(self.stats, f)
+            os.replace(self.args.stats_out + ".tmp", self.args.stats_out)
 
     def in_trouble(self, kind):
         return self.args.trouble == kind and os.path.exists(self.args.trouble_while)
@@ -146,6 +187,14 @@ class Handler:
         reply = self.script.take("mail")
         if reply:
             return reply
+        user = self.user_of(session)
+        if user is not None and not getattr(session, "counted_session", False):
+            session.counted_session = True
+            self.session_started(user)
+        if self.args.thread_limit and user is not None and self.sessions[user] > self.args.thread_limit:
+            self.user_stats(user)["refused"] += 1
+            self.write_stats()
+            return "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"
@@ -170,6 +219,18 @@ class Handler:
         reply = self.script.take("data")
         if reply:
             return reply
+        user = self.user_of(session)
+        if user is not None:
+            stats = self.user_stats(user)
+            if self.args.recipient_quota and stats["recipients"] + len(envelope.rcpt_tos) > self.args.recipient_quota:
+                stats["refused"] += 1
+                self.write_stats()
+                return ("554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to "
+                        "process message due to a permanent exception with message")
+            stats["messages"] += 1
+            stats["recipients"] += len(envelope.rcpt_tos)
+            stats["submitted_at"].append(time.time())
+            self.write_stats()
         record = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,

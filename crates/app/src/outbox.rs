@@ -18,7 +18,7 @@ use tidings_core::{
     EmailConfig, FieldError, ValidationErrors,
     audit::NewAuditEntry,
     message::{self, NewMessage, RawMessage},
-    outbox::{Recipient, Status, circuit::Health},
+    outbox::{Recipient, Status, budget::Standing, circuit::Health},
 };
 use tidings_store::{
     LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, RetryOutcome,
@@ -27,6 +27,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Where the delivery engine keeps the relay's and identities' circuits.
 const DELIVERY_HEALTH: &str = "delivery.health";
+/// Meta key: each identity's use of its day's budget ([`Standing`]), as the delivery engine last stored it.
+const DELIVERY_BUDGETS: &str = "delivery.budgets";
 
 /// What to send.
 #[derive(Clone, Debug)]
@@ -145,6 +147,11 @@ impl App {
         let Some(mut detail) = self.store.message(id).await? else { return Ok(None) };
         if !detail.summary.status.is_final() {
             detail.waiting = self.delivery_health().await?.holding(detail.mailbox_of.as_deref());
+            detail.budget = self
+                .delivery_budgets()
+                .await?
+                .into_iter()
+                .find(|s| s.account == detail.mailbox_of && s.waiting_until.is_some());
         }
         Ok(Some(detail))
     }
@@ -172,6 +179,21 @@ impl App {
     pub async fn set_delivery_health(&self, health: &Health) -> Result<()> {
         let json = if health.is_up() { None } else { serde_json::to_string(health).ok() };
         Ok(self.store.set_meta(DELIVERY_HEALTH, json.as_deref()).await?)
+    }
+
+    /// Each identity's use of its day's budget, as the delivery engine last stored it.
+    pub async fn delivery_budgets(&self) -> Result<Vec<Standing>> {
+        let Some(json) = self.store.meta(DELIVERY_BUDGETS).await? else { return Ok(Vec::new()) };
+        Ok(serde_json::from_str(&json).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the stored delivery budgets are unreadable");
+            Vec::new()
+        }))
+    }
+
+    /// Stores the identities' budgets for everyone to see.
+    pub async fn set_delivery_budgets(&self, standings: &[Standing]) -> Result<()> {
+        let json = if standings.is_empty() { None } else { serde_json::to_string(standings).ok() };
+        Ok(self.store.set_meta(DELIVERY_BUDGETS, json.as_deref()).await?)
     }
 
     /// Puts a failed or deferred message back in the queue now.

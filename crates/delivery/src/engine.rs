@@ -17,7 +17,7 @@ use crate::{
 };
 use chrono::Utc;
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -25,8 +25,10 @@ use tidings_app::{App, host_name, later, outbox::Handoff, settings::Current};
 use tidings_core::{
     EmailConfig,
     config::{AuthMethod, Encryption},
+    notify::EventKind,
     outbox::{
         self, AttemptReport, Failure, Outcome, RecipientState,
+        budget::{self, Admit, Budgets, Limits, Usage},
         circuit::{Backoff, Change, Gate, Health, Seen},
         reply::Scope,
         retry::RetryPolicy,
@@ -40,6 +42,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// How often the identities' budgets are stored while they only count up.
+const PUBLISH_BUDGETS: Duration = Duration::from_secs(5);
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
 /// The most messages one delivery sends one after the other on its connection.
@@ -92,8 +96,25 @@ struct Relay {
     settings: Result<Arc<RelaySettings>, String>,
     policy: RetryPolicy,
     backoff: Backoff,
+    limits: Limits,
+    /// A certificate of the relay that ends within this raises an event.
+    expiry_warning: Duration,
     connections: usize,
     lease: Duration,
+}
+
+/// What the engine keeps about its runs.
+struct Books {
+    /// The relay's and identities' circuits.
+    health: Health,
+    /// The provider's limits per identity, remembering the day's sending across restarts.
+    budgets: Budgets,
+    /// The identity of each run under way, for one that ends without saying (it panicked).
+    running: HashMap<tokio::task::Id, Option<String>>,
+    /// Relay certificates near their end, by fingerprint, and when that was last raised.
+    certificates: HashMap<String, chrono::DateTime<Utc>>,
+    /// The budgets as last stored, and when they are stored next even if no wait began or ended.
+    published: (Vec<budget::Standing>, Instant),
 }
 
 /// What ended a wait.
@@ -107,6 +128,12 @@ enum Woke {
     Resume,
 }
 
+/// An attempt's outcome for the store, and what it sent for the budgets.
+struct Settled {
+    settlement: Settlement,
+    usage: Option<Usage>,
+}
+
 /// How a run ended, for the circuits.
 struct RunEnd {
     identity: Option<String>,
@@ -116,6 +143,8 @@ struct RunEnd {
     failure: Option<Failure>,
     /// Messages it did not attempt (after such a failure): their leases go back, uncharged.
     unattempted: Vec<i64>,
+    /// The relay's certificate, as the run's connection saw it.
+    certificate: Option<tls::Certificate>,
 }
 
 impl Engine {
@@ -131,17 +160,23 @@ impl Engine {
             Ok(n) => tracing::info!(count = n, "taking back messages this node was delivering when it stopped"),
             Err(e) => tracing::error!(error = %e, "could not take back this node's leases"),
         }
-        let (settle_tx, settle_rx) = mpsc::channel::<Settlement>(1024);
+        let (settle_tx, settle_rx) = mpsc::channel::<Settled>(1024);
         let settler =
             tokio::spawn(settle_batches(self.app.clone(), settle_rx, self.wake.clone(), self.options.settle_window));
         let pool = Arc::new(Pool::new(64, self.options.idle_timeout));
         let mut relay = self.relay().await;
         let mut in_flight: JoinSet<RunEnd> = JoinSet::new();
+        let mut books = Books {
+            health: Health::default(),
+            budgets: self.budgets(relay.limits).await,
+            running: HashMap::new(),
+            certificates: HashMap::new(),
+            published: (Vec::new(), Instant::now()),
+        };
         // Runs that ended, for the circuits.
-        let mut ended: Vec<Result<RunEnd, JoinError>> = Vec::new();
-        // The relay's and identities' circuits: a restart, like a change of configuration, starts them closed.
-        let mut health = Health::default();
-        self.store_health(&health).await;
+        let mut ended: Vec<Result<(tokio::task::Id, RunEnd), JoinError>> = Vec::new();
+        // A restart, like a change of configuration, starts the circuits closed.
+        self.store_health(&books.health).await;
         // Leased messages waiting for a free connection: leasing several at once saves a commit per message.
         let mut backlog: VecDeque<LeasedMessage> = VecDeque::new();
         let mut handed = self.handoff.attach(&owner);
@@ -153,22 +188,23 @@ impl Engine {
         let mut look_at = Instant::now();
 
         while !shutdown.is_cancelled() {
-            while let Some(end) = in_flight.try_join_next() {
+            while let Some(end) = in_flight.try_join_next_with_id() {
                 ended.push(end);
             }
             // Leases to give back, uncharged: messages runs did not attempt, and those whose relay or identity
             // waits. One write for all of them.
             let mut held: Vec<i64> = Vec::new();
             for end in ended.drain(..) {
-                look |= self.ended(&mut health, end, &mut held, relay.backoff).await;
+                look |= self.ended(&mut books, end, &mut held, &relay).await;
             }
             while let Ok(message) = handed.try_recv() {
                 backlog.push_back(message);
             }
             if self.config.borrow().revision != relay.revision {
                 relay = self.relay().await;
+                books.budgets.set_limits(relay.limits);
                 pool.clear();
-                self.close_circuits(&mut health).await;
+                self.close_circuits(&mut books.health).await;
             }
             let Ok(settings) = &relay.settings else {
                 self.release(&owner, &held).await;
@@ -182,15 +218,17 @@ impl Engine {
                     self.options.poll_interval,
                 );
                 if woke.await == Woke::Resume {
-                    self.close_circuits(&mut health).await;
+                    self.close_circuits(&mut books.health).await;
                 }
                 look = true;
                 continue;
             };
             let now = Utc::now();
-            let waiting = health.waiting(now);
+            let mut waiting = books.health.waiting(now);
+            let budget_turns = books.budgets.hold(now, &mut waiting);
+            self.publish_budgets(&mut books, now).await;
             // While the relay is down, the most leased is one message, for the probe (none until its time).
-            let relay_down = health.relay.is_some();
+            let relay_down = books.health.relay.is_some();
             let capacity = if relay_down { 1 } else { relay.connections * BACKLOG_FACTOR };
             look |= Instant::now() >= look_at;
             if look && backlog.len() < relay.connections.min(capacity) {
@@ -209,11 +247,12 @@ impl Engine {
                 look_at = Instant::now()
                     + if look { self.options.poll_interval } else { self.until_next_due(&waiting).await };
             }
-            if let Some(probe_at) = health.next_probe() {
-                look_at = look_at.min(Instant::now() + (probe_at - now).to_std().unwrap_or_default());
+            if let Some(at) = books.health.next_probe().into_iter().chain(budget_turns).min() {
+                look_at = look_at.min(Instant::now() + (at - now).to_std().unwrap_or_default());
             }
-            // What the store's lease left room for, accepted messages fill as they are committed.
-            let wanted = if relay_down { 0 } else { capacity.saturating_sub(backlog.len()) };
+            // What the store's lease left room for, accepted messages fill as they are committed (none while the
+            // relay account waits: they would only be given back).
+            let wanted = if relay_down || waiting.relay_account { 0 } else { capacity.saturating_sub(backlog.len()) };
             self.handoff.want(wanted, relay.lease);
             backlog.retain(|m| {
                 let holds = waiting.holds(m.mailbox_of.as_deref());
@@ -223,25 +262,45 @@ impl Engine {
                 !holds
             });
             let mut started = false;
+            // Messages whose identity has as many connections as it may: they go when one of its runs ends.
+            let mut busy: Vec<LeasedMessage> = Vec::new();
             while in_flight.len() < relay.connections
                 && let Some(message) = backlog.pop_front()
             {
                 let identity = message.mailbox_of.clone();
-                let probe = match health.gate(identity.as_deref(), now) {
+                let probe = match books.health.gate(identity.as_deref(), now) {
                     Gate::Open => false,
-                    Gate::Probe => {
-                        health.probing(identity.as_deref());
-                        tracing::info!(relay = %settings.address(), account = identity.as_deref().unwrap_or(""), "probing");
-                        true
-                    }
+                    Gate::Probe => true,
                     Gate::Wait => {
                         held.push(message.id);
                         continue;
                     }
                 };
                 let free = relay.connections - in_flight.len();
+                let mut messages = if probe { vec![message] } else { run(message, &mut backlog, free) };
+                let recipients: Vec<u32> = messages.iter().map(|m| pending_recipients(m).len() as u32).collect();
+                match books.budgets.take(identity.as_deref(), now, &recipients) {
+                    Admit::Go { count, warning } => {
+                        held.extend(messages.drain(count..).map(|m| m.id));
+                        if let Some(warning) = warning {
+                            self.warn_budget(warning);
+                        }
+                    }
+                    Admit::Busy => {
+                        busy.append(&mut messages);
+                        continue;
+                    }
+                    Admit::Until(_) => {
+                        held.extend(messages.iter().map(|m| m.id));
+                        continue;
+                    }
+                }
+                if probe {
+                    books.health.probing(identity.as_deref());
+                    tracing::info!(relay = %settings.address(), account = identity.as_deref().unwrap_or(""), "probing");
+                }
                 let job = Delivery {
-                    messages: if probe { vec![message] } else { run(message, &mut backlog, free) },
+                    messages,
                     settings: settings.clone(),
                     mailboxes: self.mailboxes.clone(),
                     revision: relay.revision,
@@ -250,8 +309,12 @@ impl Engine {
                     owner: owner.clone(),
                     probe,
                 };
-                in_flight.spawn(job.run(settle_tx.clone()));
+                let task = in_flight.spawn(job.run(settle_tx.clone()));
+                books.running.insert(task.id(), identity);
                 started = true;
+            }
+            for message in busy.into_iter().rev() {
+                backlog.push_front(message);
             }
             self.release(&owner, &held).await;
             if started && in_flight.len() < relay.connections {
@@ -264,7 +327,7 @@ impl Engine {
                 Woke::Idle => {}
                 Woke::Look => look = true,
                 Woke::Resume => {
-                    self.close_circuits(&mut health).await;
+                    self.close_circuits(&mut books.health).await;
                     look = true;
                 }
             }
@@ -274,13 +337,13 @@ impl Engine {
         if !in_flight.is_empty() {
             tracing::info!(count = in_flight.len(), "waiting for deliveries under way");
         }
-        while let Some(end) = in_flight.join_next().await {
+        while let Some(end) = in_flight.join_next_with_id().await {
             ended.push(end);
         }
         // Their unattempted messages' leases end with the others' below.
         let mut held = Vec::new();
         for end in ended.drain(..) {
-            self.ended(&mut health, end, &mut held, relay.backoff).await;
+            self.ended(&mut books, end, &mut held, &relay).await;
         }
         drop(settle_tx);
         let _ = settler.await;
@@ -298,7 +361,7 @@ impl Engine {
         &mut self,
         shutdown: &CancellationToken,
         in_flight: &mut JoinSet<RunEnd>,
-        ended: &mut Vec<Result<RunEnd, JoinError>>,
+        ended: &mut Vec<Result<(tokio::task::Id, RunEnd), JoinError>>,
         handed: &mut mpsc::UnboundedReceiver<LeasedMessage>,
         backlog: &mut VecDeque<LeasedMessage>,
         sleep: Duration,
@@ -308,7 +371,7 @@ impl Engine {
                 backlog.push_back(message);
                 Woke::Idle
             }
-            Some(end) = in_flight.join_next(), if !in_flight.is_empty() => {
+            Some(end) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
                 ended.push(end);
                 Woke::Idle
             }
@@ -324,13 +387,18 @@ impl Engine {
     /// circuit closed (what waited is due).
     async fn ended(
         &self,
-        health: &mut Health,
-        end: Result<RunEnd, JoinError>,
+        books: &mut Books,
+        end: Result<(tokio::task::Id, RunEnd), JoinError>,
         held: &mut Vec<i64>,
-        backoff: Backoff,
+        relay: &Relay,
     ) -> bool {
+        let task = end.as_ref().map_or_else(JoinError::id, |(id, _)| *id);
+        if let Some(identity) = books.running.remove(&task) {
+            books.budgets.ended(identity.as_deref());
+        }
+        let health = &mut books.health;
         let end = match end {
-            Ok(end) => end,
+            Ok((_, end)) => end,
             Err(e) => {
                 // Whatever it was, a probe must not stay under way forever: the next one may start.
                 tracing::error!(error = %e, "a delivery run ended abnormally");
@@ -341,7 +409,10 @@ impl Engine {
         held.extend(&end.unattempted);
         let seen = end.failure.as_ref().map_or(Seen::Reached, Seen::Failed);
         let account = end.identity.as_deref().unwrap_or("");
-        let change = health.report(end.identity.as_deref(), end.probe, seen, Utc::now(), backoff);
+        if let Some(certificate) = &end.certificate {
+            self.check_expiry(&mut books.certificates, certificate, relay);
+        }
+        let change = health.report(end.identity.as_deref(), end.probe, seen, Utc::now(), relay.backoff);
         let error = end.failure.as_ref().map_or("", |f| f.error.as_str());
         match change {
             Change::None => return false,
@@ -356,6 +427,90 @@ impl Engine {
         }
         self.store_health(health).await;
         change == Change::CameUp
+    }
+
+    /// The budgets of the provider's limits, with what was sent in the last day.
+    async fn budgets(&self, limits: Limits) -> Budgets {
+        let now = Utc::now();
+        let usage = self.app.store().usage_since(now - budget::day()).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not read what was sent in the last day; the day's budgets start empty");
+            Vec::new()
+        });
+        Budgets::new(limits, &usage, now)
+    }
+
+    /// Stores the identities' budgets when a day's wait began or ended, else at most every few seconds.
+    async fn publish_budgets(&self, books: &mut Books, now: chrono::DateTime<Utc>) {
+        let (published, next) = &books.published;
+        let waits = |s: &[budget::Standing]| s.iter().filter(|s| s.waiting_until.is_some()).count();
+        let due = Instant::now() >= *next;
+        if !due && books.budgets.limits().recipients_per_day.is_none() {
+            return;
+        }
+        let standings = books.budgets.standings(now);
+        if standings == *published || (!due && waits(&standings) == waits(published)) {
+            return;
+        }
+        if let Err(e) = self.app.set_delivery_budgets(&standings).await {
+            tracing::warn!(error = %e, "could not store the identities' budgets");
+        }
+        books.published = (standings, Instant::now() + PUBLISH_BUDGETS);
+    }
+
+    /// Warns the admin contacts that an identity nears the end of its day's recipients.
+    fn warn_budget(&self, warning: budget::Warning) {
+        let account = warning.identity.clone().unwrap_or_else(|| "relay account".into());
+        tracing::warn!(
+            account,
+            used = warning.used,
+            budget = warning.budget,
+            "the day's recipient budget nears its end"
+        );
+        let details = std::collections::BTreeMap::from([
+            ("account".to_owned(), account),
+            ("used".to_owned(), warning.used.to_string()),
+            ("budget".to_owned(), warning.budget.to_string()),
+            ("easing_at".to_owned(), warning.easing_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        ]);
+        self.raise(EventKind::BudgetWarning, details);
+    }
+
+    /// Raises `delivery.certificate_expiring` when the relay's certificate ends within `tls.expiry_warning`: once
+    /// a day per certificate.
+    fn check_expiry(
+        &self,
+        raised: &mut HashMap<String, chrono::DateTime<Utc>>,
+        certificate: &tls::Certificate,
+        relay: &Relay,
+    ) {
+        let now = Utc::now();
+        let left = certificate.not_after - now;
+        if relay.expiry_warning.is_zero()
+            || left.to_std().is_ok_and(|left| left > relay.expiry_warning)
+            || raised.get(&certificate.fingerprint).is_some_and(|at| now - *at < budget::day())
+        {
+            return;
+        }
+        raised.insert(certificate.fingerprint.clone(), now);
+        let relay = relay.settings.as_ref().map(|s| s.address()).unwrap_or_default();
+        tracing::warn!(relay, subject = certificate.subject, expires = %certificate.not_after, "the relay's certificate expires soon");
+        let details = std::collections::BTreeMap::from([
+            ("relay".to_owned(), relay),
+            ("subject".to_owned(), certificate.subject.clone()),
+            ("expires".to_owned(), certificate.not_after.format("%Y-%m-%d %H:%M UTC").to_string()),
+            ("days".to_owned(), left.num_days().max(0).to_string()),
+        ]);
+        self.raise(EventKind::CertificateExpiring, details);
+    }
+
+    /// Raises an event for the admin contacts, without holding the engine up.
+    fn raise(&self, kind: EventKind, details: std::collections::BTreeMap<String, String>) {
+        let app = self.app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.raise_event(kind, details).await {
+                tracing::warn!(error = %e, kind = kind.id(), "could not raise the event");
+            }
+        });
     }
 
     /// Gives back the leases of messages not attempted: due again at once, uncharged.
@@ -406,6 +561,8 @@ impl Engine {
             settings,
             policy: delivery.retry_policy(),
             backoff: delivery.relay_backoff(),
+            limits: budget::limits(&current.config),
+            expiry_warning: current.config.tls.expiry_warning,
             connections: delivery.connections as usize,
             lease: delivery.lease,
         }
@@ -500,7 +657,7 @@ struct Delivery {
 impl Delivery {
     /// Attempts each message in turn, settling each as it ends, until a failure of the relay or the identity:
     /// the messages after it are not attempted.
-    async fn run(self, outcomes: mpsc::Sender<Settlement>) -> RunEnd {
+    async fn run(self, outcomes: mpsc::Sender<Settled>) -> RunEnd {
         let relay = self.settings.address();
         let settings = self.settings().await.map_err(|e| e.to_failure(&relay));
         let pending: Vec<Vec<String>> = self.messages.iter().map(pending_recipients).collect();
@@ -509,6 +666,7 @@ impl Delivery {
             probe: self.probe,
             failure: None,
             unattempted: Vec::new(),
+            certificate: None,
         };
         // The run's connection, while it stays usable.
         let mut connection = None;
@@ -535,6 +693,7 @@ impl Delivery {
             let _ = outcomes.send(self.settle(m, started_at, recipients, outcome)).await;
         }
         if let Some(connection) = connection {
+            end.certificate = connection.certificate();
             self.pool.put(connection, self.revision, self.identity());
         }
         end
@@ -600,7 +759,7 @@ impl Delivery {
         started_at: chrono::DateTime<Utc>,
         recipients: Vec<(String, outbox::RcptResult)>,
         outcome: Outcome,
-    ) -> Settlement {
+    ) -> Settled {
         let mut notes = notes(&self.settings);
         if let Outcome::Failed(f) = &outcome
             && f.scope != Scope::Message
@@ -631,7 +790,14 @@ impl Delivery {
                 "delivery attempt failed"
             ),
         }
-        Settlement { id: m.id, owner: self.owner.clone(), settled }
+        // What the relay took counts against the identity's day.
+        let usage = matches!(report.outcome, Outcome::Accepted { .. }).then(|| Usage {
+            identity: self.identity().map(str::to_owned),
+            minute: budget::minute_of(report.finished_at),
+            messages: 1,
+            recipients: report.recipients.iter().filter(|(_, r)| *r == outbox::RcptResult::Accepted).count() as u32,
+        });
+        Settled { settlement: Settlement { id: m.id, owner: self.owner.clone(), settled }, usage }
     }
 }
 
@@ -671,29 +837,31 @@ async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, window: Durat
 }
 
 /// Writes outcomes in batches: whatever arrives within `window` of the first, in one commit.
-async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settlement>, wake: Arc<Notify>, window: Duration) {
+async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settled>, wake: Arc<Notify>, window: Duration) {
     let mut batch = Vec::with_capacity(SETTLE_BATCH);
     while gather(&mut rx, &mut batch, window).await > 0 {
+        let (settlements, usage): (Vec<Settlement>, Vec<Option<Usage>>) =
+            batch.drain(..).map(|s| (s.settlement, s.usage)).unzip();
+        let usage = budget::tally(usage.iter().flatten().map(|u| (u.identity.as_deref(), u.minute, u.recipients)));
         let mut delay = Duration::from_millis(100);
         loop {
-            match app.store().settle(&batch).await {
+            match app.store().settle(&settlements, &usage).await {
                 Ok(()) => break,
                 Err(e) => {
                     // Leases protect the messages meanwhile: if this never succeeds they are delivered again.
-                    tracing::error!(error = %e, count = batch.len(), "could not record delivery outcomes; retrying");
+                    tracing::error!(error = %e, count = settlements.len(), "could not record delivery outcomes; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
-        for s in &batch {
+        for s in &settlements {
             app.metrics().count("tidings_delivery_attempts_total", &s.settled.attempt.result);
         }
         // Deferred messages may now be due sooner than the engine planned.
-        if batch.iter().any(|s| s.settled.status == outbox::Status::Deferred) {
+        if settlements.iter().any(|s| s.settled.status == outbox::Status::Deferred) {
             wake.notify_one();
         }
-        batch.clear();
     }
 }
 

@@ -95,8 +95,8 @@ pub trait Vault: Send + Sync + fmt::Debug {
 pub struct ManagerOptions {
     /// Refresh once this fraction of the token's lifetime has passed.
     pub refresh_fraction: f64,
-    /// A token is handed out only while it stays valid at least this long (for the SMTP exchange), or a tenth
-    /// of its lifetime when that is shorter.
+    /// A token is handed out only while it stays valid at least this long (10 minutes: Microsoft's High Volume
+    /// Email refuses a token with less, `5.5.127`), or a tenth of its lifetime when that is shorter.
     pub usable_margin: Duration,
     /// First delay after a passing failure; it doubles up to `retry_max`.
     pub retry_first: Duration,
@@ -107,7 +107,7 @@ impl Default for ManagerOptions {
     fn default() -> Self {
         Self {
             refresh_fraction: 0.8,
-            usable_margin: Duration::from_secs(30),
+            usable_margin: Duration::from_secs(600),
             retry_first: Duration::from_secs(10),
             retry_max: Duration::from_secs(300),
         }

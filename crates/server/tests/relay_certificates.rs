@@ -48,6 +48,30 @@ async fn a_self_signed_relay_is_explained_then_trusted_when_given_in_ca_file() {
     tidings.reconfigure(&[("tls.ca_file", cert.to_str().unwrap())]).await;
     peer.next_message().await;
     tidings.wait_for_status(id, "delivered").await;
+
+    // The certificate is valid for 30 days: no warning within the default 14, one within 60, once a day.
+    let expiring = async || {
+        let (_, events) = tidings.get("/api/v1/events?limit=50").await;
+        let all = events["events"].as_array().unwrap().clone();
+        all.into_iter().filter(|e| e["kind"] == "delivery.certificate_expiring").collect::<Vec<_>>()
+    };
+    assert!(expiring().await.is_empty());
+    tidings.reconfigure(&[("tls.expiry_warning", "60d")]).await;
+    for subject in ["soon", "sooner"] {
+        let id = tidings.send(subject).await;
+        peer.next_message().await;
+        tidings.wait_for_status(id, "delivered").await;
+    }
+    let raised = support::eventually("the expiry warning", Duration::from_secs(10), async || {
+        let raised = expiring().await;
+        if raised.is_empty() { Err("none yet".into()) } else { Ok(raised) }
+    })
+    .await;
+    assert_eq!(raised.len(), 1, "once a day per certificate: {raised:?}");
+    let details = &raised[0]["details"];
+    assert!(["29", "30"].contains(&details["days"].as_str().unwrap()), "{details}");
+    assert!(details["relay"].as_str().unwrap().starts_with("127.0.0.1:"), "{details}");
+    assert!(details["subject"].as_str().unwrap().contains("127.0.0.1"), "{details}");
     tidings.stop().await;
 }
 

@@ -19,7 +19,7 @@ use tidings_core::{
     outbox::{Attempt, Recipient, Settled, Status},
 };
 
-pub use tidings_core::outbox::circuit::Waiting;
+pub use tidings_core::outbox::{budget::Usage, circuit::Waiting};
 
 pub use sqlite::SqliteStore;
 
@@ -219,6 +219,10 @@ pub struct MessageDetail {
     /// What holds it back while the relay or its identity is down (filled by the application, never stored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<tidings_core::outbox::circuit::Held>,
+    /// Its identity's day's budget, while that is spent and the message waits for it (filled by the
+    /// application, never stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<tidings_core::outbox::budget::Standing>,
 }
 
 /// Which messages to list, newest first.
@@ -520,7 +524,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// updates nothing but the delivery log. A message that ends failed records a pending
     /// `delivery.dead_letter` event in the same commit (node: the lease owner's part before `/`), unless the
     /// message was itself a notification (whose dead letter would loop): that one is `recorded` without a mail.
-    async fn settle(&self, settlements: &[Settlement]) -> Result<()>;
+    /// Adds `usage` (what identities sent, per minute) to what is kept, in the same commit, and forgets usage
+    /// older than two days.
+    async fn settle(&self, settlements: &[Settlement], usage: &[Usage]) -> Result<()>;
+    /// What identities sent from `since` on, per identity and minute.
+    async fn usage_since(&self, since: DateTime<Utc>) -> Result<Vec<Usage>>;
     /// When the next message that is not `waiting` falls due (a queued or deferred one, or an expiring lease).
     async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>>;
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>>;

@@ -136,7 +136,8 @@ mod outbox {
         outbox::{Attempt, Recipient, RecipientState, Settled, Status},
     };
     use tidings_store::{
-        EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store, Waiting,
+        EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store, Usage,
+        Waiting,
     };
 
     /// Nothing waits.
@@ -196,10 +197,17 @@ mod outbox {
 
         // Settle: one delivered, one deferred for later.
         store
-            .settle(&[
-                Settlement { id: ids[0], owner: "node-a/1".into(), settled: settled(Status::Delivered, 1, None) },
-                Settlement { id: ids[1], owner: "node-a/1".into(), settled: settled(Status::Deferred, 1, Some(300)) },
-            ])
+            .settle(
+                &[
+                    Settlement { id: ids[0], owner: "node-a/1".into(), settled: settled(Status::Delivered, 1, None) },
+                    Settlement {
+                        id: ids[1],
+                        owner: "node-a/1".into(),
+                        settled: settled(Status::Deferred, 1, Some(300)),
+                    },
+                ],
+                &[],
+            )
             .await
             .unwrap();
         let detail = store.message(ids[0]).await.unwrap().unwrap();
@@ -213,11 +221,10 @@ mod outbox {
         let taken = store.lease_due("node-a/2", t(100), t(160), 10, &NONE).await.unwrap();
         assert_eq!(taken.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[2]]);
         store
-            .settle(&[Settlement {
-                id: ids[2],
-                owner: "node-b/1".into(),
-                settled: settled(Status::Delivered, 1, None),
-            }])
+            .settle(
+                &[Settlement { id: ids[2], owner: "node-b/1".into(), settled: settled(Status::Delivered, 1, None) }],
+                &[],
+            )
             .await
             .unwrap();
         let late = store.message(ids[2]).await.unwrap().unwrap();
@@ -248,11 +255,14 @@ mod outbox {
 
         // Retry: only what is not being or was not delivered.
         store
-            .settle(&[Settlement {
-                id: ids[1],
-                owner: "node-a/3".into(),
-                settled: Settled { status: Status::Failed, ..settled(Status::Failed, 3, None) },
-            }])
+            .settle(
+                &[Settlement {
+                    id: ids[1],
+                    owner: "node-a/3".into(),
+                    settled: Settled { status: Status::Failed, ..settled(Status::Failed, 3, None) },
+                }],
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(store.retry_message(ids[1], t(400)).await.unwrap(), RetryOutcome::Requeued);
@@ -288,7 +298,7 @@ mod outbox {
         }
         let dead_before = store.events(&EventFilter { kind: Some(EventKind::DeadLetter), limit: 100, before_id: None });
         let dead_before = dead_before.await.unwrap().len();
-        store.settle(&outcomes).await.unwrap();
+        store.settle(&outcomes, &[]).await.unwrap();
         for id in &bulk_ids {
             let m = store.message(*id).await.unwrap().unwrap();
             let status = if failed(*id) { Status::Failed } else { Status::Delivered };
@@ -321,7 +331,7 @@ mod outbox {
             .iter()
             .map(|id| Settlement { id: *id, owner: "node-f/1".into(), settled: settled(Status::Delivered, 1, None) })
             .collect();
-        store.settle(&outcomes).await.unwrap();
+        store.settle(&outcomes, &[]).await.unwrap();
         for id in &many_ids[..18] {
             let m = store.message(*id).await.unwrap().unwrap();
             assert_eq!((m.summary.status, m.attempt_log.len()), (Status::Delivered, 1), "message {id}");
@@ -362,6 +372,36 @@ mod outbox {
         assert_eq!(store.release("n/1", &ids[..2]).await.unwrap(), 2);
         let again = store.lease_due("m/1", t(3), t(63), 10, &NONE).await.unwrap();
         assert_eq!(again.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(), [(ids[0], 0), (ids[1], 0)]);
+    }
+
+    /// What identities sent is added up per identity and minute, kept with the outcomes, and forgotten after two
+    /// days.
+    async fn usage_story(store: &dyn Store) {
+        let usage = |identity: Option<&str>, minute, messages, recipients| Usage {
+            identity: identity.map(str::to_owned),
+            minute,
+            messages,
+            recipients,
+        };
+        let old = Utc::now() - chrono::Duration::days(3);
+        let old = chrono::DateTime::from_timestamp(old.timestamp() / 60 * 60, 0).unwrap();
+        store.settle(&[], &[usage(None, old, 1, 1)]).await.unwrap();
+        assert_eq!(store.usage_since(old).await.unwrap(), [], "older than two days: forgotten in the same commit");
+        store.settle(&[], &[usage(None, t(0), 2, 7), usage(Some("scanner"), t(0), 1, 1)]).await.unwrap();
+        store.settle(&[], &[usage(None, t(0), 1, 3), usage(None, t(60), 1, 1)]).await.unwrap();
+        assert_eq!(
+            store.usage_since(old).await.unwrap(),
+            [usage(None, t(0), 3, 10), usage(Some("scanner"), t(0), 1, 1), usage(None, t(60), 1, 1)],
+            "added up per identity and minute"
+        );
+        assert_eq!(store.usage_since(t(60)).await.unwrap(), [usage(None, t(60), 1, 1)]);
+    }
+
+    #[tokio::test]
+    async fn sqlite_usage_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
+        usage_story(&store).await;
     }
 
     #[tokio::test]

@@ -96,6 +96,17 @@ pub async fn run(app: &App, command: QueueCommand) -> Result<ExitCode> {
                     say!("      what to do: {why}");
                 }
             }
+            if let Some(budget) = &detail.budget
+                && let Some(until) = budget.waiting_until
+            {
+                say!(
+                    "  waiting:     its identity sent to {} recipients in 24 hours, its budget is {} \
+                     (delivery.identity_recipients_per_day); it goes at {}",
+                    budget.last_day,
+                    budget.recipients_per_day.map_or_else(|| "none".to_owned(), |b| b.to_string()),
+                    until.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+            }
             for a in &detail.attempt_log {
                 let code = a
                     .reply_code

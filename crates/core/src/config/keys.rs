@@ -53,6 +53,7 @@ pub const KEYS: &[KeyInfo] = &[
         "SHA-256 fingerprints of relay certificates to trust as they are (self-signed), separated by spaces",
     ),
     key("tls.match_common_name", "true to accept a certificate naming the relay only in its Common Name (false)"),
+    key("tls.expiry_warning", "raise an event when the relay's certificate expires within this; 0s: never (14d)"),
     key("admin.addresses", "admin contact addresses, separated by spaces"),
     key("admin.daily_notice", "true to send a daily communication notice"),
     key("admin.daily_notice_time", "local time of the daily notice, HH:MM"),
@@ -78,6 +79,20 @@ pub const KEYS: &[KeyInfo] = &[
         "wait before probing a relay or identity that failed (unreachable, TLS, 421, credentials refused) (30s)",
     ),
     key("delivery.relay_backoff_max", "longest wait between probes of a relay or identity that is down (10m)"),
+    key(
+        "delivery.identity_connections",
+        "connections at once per mailbox sent as; empty: the provider's (Microsoft 3), 0: no limit",
+    ),
+    key(
+        "delivery.identity_messages_per_minute",
+        "messages a minute per mailbox sent as; empty: the provider's (Microsoft 30), 0: no limit",
+    ),
+    key(
+        "delivery.identity_recipients_per_day",
+        "recipients per mailbox sent as in any 24 hours; empty: the provider's (Microsoft 10000, Google 2000), 0: no \
+         limit",
+    ),
+    key("delivery.identity_budget_warning", "warn the admin contacts at this percentage of the daily recipients (80)"),
     key("gateway.listen", "ADDR:PORT of the submission gateway's plain listener (STARTTLS offered with a certificate)"),
     key("gateway.tls_listen", "ADDR:PORT of the submission gateway's implicit-TLS listener"),
     key("gateway.cert_file", "absolute path of the gateway's PEM certificate chain"),
@@ -156,6 +171,7 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "tls.max_version" => cfg.tls.max_version.map(tls_name).unwrap_or_default().into(),
         "tls.pinned_certificate" => cfg.tls.pinned_certificate.join(" "),
         "tls.match_common_name" => cfg.tls.match_common_name.to_string(),
+        "tls.expiry_warning" => duration_text(cfg.tls.expiry_warning),
         "admin.addresses" => cfg.admin.addresses.join(" "),
         "admin.daily_notice" => cfg.admin.daily_notice.to_string(),
         "admin.daily_notice_time" => cfg.admin.daily_notice_time.clone(),
@@ -175,6 +191,10 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "delivery.lease" => duration_text(cfg.delivery.lease),
         "delivery.relay_backoff_first" => duration_text(cfg.delivery.relay_backoff_first),
         "delivery.relay_backoff_max" => duration_text(cfg.delivery.relay_backoff_max),
+        "delivery.identity_connections" => opt_number(cfg.delivery.identity_connections),
+        "delivery.identity_messages_per_minute" => opt_number(cfg.delivery.identity_messages_per_minute),
+        "delivery.identity_recipients_per_day" => opt_number(cfg.delivery.identity_recipients_per_day),
+        "delivery.identity_budget_warning" => cfg.delivery.identity_budget_warning.to_string(),
         "gateway.listen" => opt(&cfg.gateway.listen),
         "gateway.tls_listen" => opt(&cfg.gateway.tls_listen),
         "gateway.cert_file" => opt(&cfg.gateway.cert_file),
@@ -231,6 +251,7 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> 
         "tls.max_version" => cfg.tls.max_version = parse_tls(value)?,
         "tls.pinned_certificate" => cfg.tls.pinned_certificate = split_list(value),
         "tls.match_common_name" => cfg.tls.match_common_name = parse_bool(value)?,
+        "tls.expiry_warning" => cfg.tls.expiry_warning = parse_duration(value)?,
         "admin.addresses" => cfg.admin.addresses = split_list(value),
         "admin.daily_notice" => cfg.admin.daily_notice = parse_bool(value)?,
         "admin.daily_notice_time" => cfg.admin.daily_notice_time = value.to_owned(),
@@ -250,6 +271,10 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> 
         "delivery.lease" => cfg.delivery.lease = parse_duration(value)?,
         "delivery.relay_backoff_first" => cfg.delivery.relay_backoff_first = parse_duration(value)?,
         "delivery.relay_backoff_max" => cfg.delivery.relay_backoff_max = parse_duration(value)?,
+        "delivery.identity_connections" => cfg.delivery.identity_connections = parse_opt_number(value)?,
+        "delivery.identity_messages_per_minute" => cfg.delivery.identity_messages_per_minute = parse_opt_number(value)?,
+        "delivery.identity_recipients_per_day" => cfg.delivery.identity_recipients_per_day = parse_opt_number(value)?,
+        "delivery.identity_budget_warning" => cfg.delivery.identity_budget_warning = parse_number(value)?,
         "gateway.listen" => cfg.gateway.listen = opt(),
         "gateway.tls_listen" => cfg.gateway.tls_listen = opt(),
         "gateway.cert_file" => cfg.gateway.cert_file = opt(),
@@ -317,6 +342,15 @@ fn duration_text(d: std::time::Duration) -> String {
 
 fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value.parse().map_err(|_| format!("expected a whole number, got {value:?}"))
+}
+
+/// A number that may be left empty.
+fn parse_opt_number(value: &str) -> Result<Option<u32>, String> {
+    if value.is_empty() { Ok(None) } else { parse_number(value).map(Some) }
+}
+
+fn opt_number(n: Option<u32>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -427,6 +461,7 @@ mod tests {
                 "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89",
             ),
             ("tls.match_common_name", "true"),
+            ("tls.expiry_warning", "30days"),
             ("admin.addresses", "a@example.com b@example.com"),
             ("admin.daily_notice", "true"),
             ("admin.daily_notice_time", "07:30"),
@@ -446,6 +481,10 @@ mod tests {
             ("delivery.lease", "10m"),
             ("delivery.relay_backoff_first", "5s"),
             ("delivery.relay_backoff_max", "2m"),
+            ("delivery.identity_connections", "2"),
+            ("delivery.identity_messages_per_minute", "0"),
+            ("delivery.identity_recipients_per_day", "500"),
+            ("delivery.identity_budget_warning", "90"),
             ("gateway.listen", "127.0.0.1:587"),
             ("gateway.tls_listen", "[::1]:465"),
             ("gateway.cert_file", "/etc/tidings/cert.pem"),

@@ -151,6 +151,9 @@ pub struct TlsOptions {
     /// Accept a certificate that names the relay only in its Common Name (no subjectAltName), as older internal
     /// CAs issue them.
     pub match_common_name: bool,
+    /// A relay certificate that expires within this raises an event; zero: never.
+    #[serde(with = "humantime_serde")]
+    pub expiry_warning: Duration,
 }
 
 impl Default for TlsOptions {
@@ -162,6 +165,7 @@ impl Default for TlsOptions {
             max_version: None,
             pinned_certificate: Vec::new(),
             match_common_name: false,
+            expiry_warning: Duration::from_secs(14 * 24 * 3600),
         }
     }
 }
@@ -265,6 +269,15 @@ pub struct DeliverySettings {
     /// The longest wait between two probes of a relay or identity that is down.
     #[serde(with = "humantime_serde")]
     pub relay_backoff_max: Duration,
+    /// Connections at once per identity (the mailbox Tidings sends as). Unset: the provider's limit
+    /// ([`crate::outbox::budget::provider_limits`]); 0: no limit.
+    pub identity_connections: Option<u32>,
+    /// Messages a minute per identity. Unset: the provider's; 0: no limit.
+    pub identity_messages_per_minute: Option<u32>,
+    /// Recipients per identity in any 24 hours. Unset: the provider's; 0: no limit.
+    pub identity_recipients_per_day: Option<u32>,
+    /// The share of the daily recipients, in percent, at which the admin contacts are warned.
+    pub identity_budget_warning: u32,
 }
 
 impl Default for DeliverySettings {
@@ -279,6 +292,10 @@ impl Default for DeliverySettings {
             lease: Duration::from_secs(5 * 60),
             relay_backoff_first: Duration::from_secs(30),
             relay_backoff_max: Duration::from_secs(10 * 60),
+            identity_connections: None,
+            identity_messages_per_minute: None,
+            identity_recipients_per_day: None,
+            identity_budget_warning: 80,
         }
     }
 }

@@ -292,6 +292,12 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
                 .into(),
         );
     }
+    if d.identity_connections.is_some_and(|n| n > 64) {
+        fail("delivery.identity_connections", "must be 0 (no limit) to 64; empty for the provider's".into());
+    }
+    if !(1..=100).contains(&d.identity_budget_warning) {
+        fail("delivery.identity_budget_warning", format!("{} is outside 1-100 (percent)", d.identity_budget_warning));
+    }
 
     validate_gateway(cfg, &mut fail);
 
@@ -642,6 +648,8 @@ mod tests {
         fails(&with(&[("delivery.connections", "0")]), "delivery.connections", "1-64");
         fails(&with(&[("delivery.connections", "65")]), "delivery.connections", "1-64");
         fails(&with(&[("delivery.timeout", "0s")]), "delivery.timeout", "between");
+        fails(&with(&[("delivery.identity_connections", "65")]), "delivery.identity_connections", "64");
+        fails(&with(&[("delivery.identity_budget_warning", "0")]), "delivery.identity_budget_warning", "1-100");
         fails(&with(&[("delivery.timeout", "3m")]), "delivery.lease", "three times");
     }
 

@@ -98,6 +98,10 @@ kinds! {
         "OAuth token refreshes have been failing for a long time";
     DeadLetter = "delivery.dead_letter", Warning, Tidings, ["message", "subject", "recipients", "error"],
         "a message could not be delivered and was given up (dead letter)";
+    BudgetWarning = "delivery.budget_warning", Warning, Tidings, ["account", "used", "budget", "easing_at"],
+        "a mailbox Tidings sends as nears its provider's daily recipient limit; past it, messages wait";
+    CertificateExpiring = "delivery.certificate_expiring", Warning, Tidings, ["relay", "subject", "expires", "days"],
+        "the relay's TLS certificate expires soon";
     DailyNotice = "notice.daily", Info, Tidings, ["started", "queue", "token"],
         "the daily communication notice: the alert path works";
     TestEmail = "notice.test", Info, Tidings, ["actor", "relay", "sender"],

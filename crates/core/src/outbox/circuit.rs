@@ -305,6 +305,15 @@ pub struct Waiting {
 }
 
 impl Waiting {
+    /// Makes the messages of `identity` wait too.
+    pub fn add(&mut self, identity: Identity<'_>) {
+        match identity {
+            None => self.relay_account = true,
+            Some(name) if !self.accounts.iter().any(|a| a == name) => self.accounts.push(name.to_owned()),
+            Some(_) => {}
+        }
+    }
+
     /// Whether a message of `identity` waits.
     pub fn holds(&self, identity: Identity<'_>) -> bool {
         self.everything

@@ -34,6 +34,24 @@ pub fn explain(evidence: Evidence<'_>) -> Option<String> {
             "The user name sent with XOAUTH2 is not the address of the mailbox the token was issued for. Set \
              oauth.account to the mailbox's primary address (or leave it empty to use the sender)."
         }
+        (432, "4.3.2") => {
+            "Exchange Online allows 3 connections at once per mailbox (sender thread limit). Tidings keeps to it \
+             when delivery.identity_connections is 3 (the Microsoft default); something else sending as the same \
+             mailbox at the same time also counts. The mailbox waits and is tried again."
+        }
+        (554 | 550, "5.2.0") if text.contains("submissionquotaexceeded") => {
+            "The mailbox reached Exchange Online's limit of recipients a day (10,000) and is locked for up to 24 \
+             hours. Messages wait, they are not refused. Keep under it with delivery.identity_recipients_per_day, \
+             or spread the mail over several mailboxes."
+        }
+        (_, "5.5.127") => {
+            "The access token had too little time left (Microsoft's High Volume Email wants at least 10 minutes). \
+             Tidings refreshes the token and retries; it refreshes ahead of expiry on its own."
+        }
+        (552, "5.2.2") => {
+            "The mailbox is over its storage quota (Exchange counts the Sent Items a relayed message leaves \
+             behind). Make room in the mailbox or raise its quota."
+        }
         (554, "5.2.252") | (550, "5.7.60") => {
             "The account is not allowed to send as the From address. Set sender to the authenticated mailbox's own \
              address, or have an Exchange administrator grant that mailbox Send As permission for the sender."
@@ -136,6 +154,26 @@ mod tests {
                 550,
                 "550 5.1.1 The email account that you tried to reach does not exist.",
                 "does not exist",
+            ),
+        ] {
+            let got = explained(stage, code, line);
+            assert!(got.contains(needle), "{line}: {got}");
+        }
+        for (stage, code, line, needle) in [
+            (Stage::Message, 432, "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", "3 connections"),
+            (
+                Stage::Message,
+                554,
+                "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message",
+                "identity_recipients_per_day",
+            ),
+            (Stage::Auth, 535, "535 5.5.127 The token will expire soon", "refreshes"),
+            (Stage::Message, 552, "552 5.2.2 Mailbox full", "quota"),
+            (
+                Stage::MailFrom,
+                550,
+                "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+                "Send As",
             ),
         ] {
             let got = explained(stage, code, line);

@@ -8,6 +8,7 @@
 //! ```
 //! A lease that expires (the daemon died mid-delivery) makes a `sending` message due again.
 
+pub mod budget;
 pub mod circuit;
 pub mod explain;
 pub mod reply;

@@ -97,7 +97,8 @@ impl SmtpError {
     /// Whether the relay refused the credentials (worth one token refresh with OAuth2).
     pub fn is_auth_rejection(&self) -> bool {
         self.stage == Stage::Auth
-            && (self.xoauth2_status.is_some() || matches!(&self.kind, ErrorKind::Refused(r) if r.code >= 500))
+            && (self.xoauth2_status.is_some()
+                || matches!(&self.kind, ErrorKind::Refused(r) if r.code >= 500 || r.enhanced.as_deref() == Some("5.5.127")))
     }
 
     /// Whether the connection itself broke (as opposed to a refusal): a reused connection failing this way is

@@ -190,13 +190,14 @@ impl Connection {
             ));
         }
         let (mut wire, _) = Self::reach(settings).await?;
+        let certificates = wire.peer_certificates();
         let _ = wire.command(Stage::Data, "QUIT").await;
-        match wire.into_stream() {
-            wire::Stream::Tls(tls) => {
-                Ok(tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.to_vec()).collect())
-            }
-            wire::Stream::Plain(_) => Ok(Vec::new()),
-        }
+        Ok(certificates)
+    }
+
+    /// The relay's own certificate, when the connection is encrypted.
+    pub fn certificate(&self) -> Option<tls::Certificate> {
+        self.wire.peer_certificates().first().and_then(|der| tls::Certificate::parse(der))
     }
 
     /// Connects, and encrypts as configured: the relay's capabilities, ready to authenticate.

@@ -71,6 +71,16 @@ impl Wire {
         !self.io.buffer().is_empty()
     }
 
+    /// The certificates the server presented (its own first), once TLS is on.
+    pub(crate) fn peer_certificates(&self) -> Vec<Vec<u8>> {
+        match self.io.get_ref() {
+            Stream::Tls(tls) => {
+                tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.to_vec()).collect()
+            }
+            Stream::Plain(_) => Vec::new(),
+        }
+    }
+
     pub(crate) fn into_stream(self) -> Stream {
         self.io.into_inner()
     }

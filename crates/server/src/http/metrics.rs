@@ -56,6 +56,27 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
             let _ = writeln!(out, "tidings_identity_down{{account=\"{}\"}} 1", escape(account.unwrap_or("")));
         }
     }
+    let standings = app.delivery_budgets().await?;
+    let _ = writeln!(
+        out,
+        "# HELP tidings_identity_recipients_last_day Recipients sent in the last 24 hours, by identity (empty: the relay account); stored every few seconds.\n# TYPE tidings_identity_recipients_last_day gauge"
+    );
+    for s in &standings {
+        let account = escape(s.account.as_deref().unwrap_or(""));
+        let _ = writeln!(out, "tidings_identity_recipients_last_day{{account=\"{account}\"}} {}", s.last_day);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tidings_identity_budget_spent Whether the identity's recipients a day are spent (1: its messages wait).\n# TYPE tidings_identity_budget_spent gauge"
+    );
+    for s in &standings {
+        let account = escape(s.account.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "tidings_identity_budget_spent{{account=\"{account}\"}} {}",
+            u8::from(s.waiting_until.is_some())
+        );
+    }
     let gateway = &context.inner.gateway;
     let _ = writeln!(
         out,

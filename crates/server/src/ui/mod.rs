@@ -220,6 +220,17 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
             ));
         }
     }
+    if let Ok(standings) = context.inner.app.delivery_budgets().await {
+        for spent in standings.iter().filter(|s| s.waiting_until.is_some()) {
+            let account = spent.account.as_deref().unwrap_or_else(|| tr.t("banner.relay_account"));
+            let until = spent.waiting_until.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+            let budget = spent.recipients_per_day.map(|b| b.to_string()).unwrap_or_default();
+            out.push((
+                tr.f("banner.budget_spent", &[("account", account), ("budget", &budget), ("until", &until)]),
+                "/outbox",
+            ));
+        }
+    }
     for problem in context.inner.gateway.report().problems() {
         out.push((tr.f("banner.gateway", &[("problem", &problem)]), "/email-config#section-gateway"));
     }

@@ -19,7 +19,8 @@ use crate::{
     Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
     EventState, LeasedMessage, LoginRecord, MailboxRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount,
     NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord,
-    PendingSignIn, Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Waiting,
+    PendingSignIn, Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage,
+    Waiting,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -310,8 +311,11 @@ impl Store for SqliteStore {
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
         outbox::expire_leases(&mut *self.writer.lock().await?, owner_prefix).await
     }
-    async fn settle(&self, settlements: &[Settlement]) -> Result<()> {
-        outbox::settle(&mut self.writer.lock().await?, settlements).await
+    async fn settle(&self, settlements: &[Settlement], usage: &[Usage]) -> Result<()> {
+        outbox::settle(&mut self.writer.lock().await?, settlements, usage).await
+    }
+    async fn usage_since(&self, since: DateTime<Utc>) -> Result<Vec<Usage>> {
+        outbox::usage_since(&mut *self.writer.lock().await?, since).await
     }
     async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>> {
         // The engine asks every poll interval: on the writer, so that the reader closes when nobody else reads.

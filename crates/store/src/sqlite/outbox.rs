@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
 use std::{collections::BTreeMap, sync::LazyLock};
 use tidings_core::notify::{EventKind, MAX_DETAIL_VALUE};
-use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status};
+use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status, budget::Usage};
 
 /// The most messages one statement writes: a batch takes few statements (each a round trip to the connection's
 /// thread), and the statements of each size stay few in the statement cache.
@@ -227,7 +227,7 @@ pub(super) async fn expire_leases(conn: &mut SqliteConnection, owner_prefix: &st
     Ok(done.rows_affected())
 }
 
-pub(super) async fn settle(writing: &mut Writing<'_>, settlements: &[Settlement]) -> Result<()> {
+pub(super) async fn settle(writing: &mut Writing<'_>, settlements: &[Settlement], usage: &[Usage]) -> Result<()> {
     let now = ms(Utc::now());
     if settlements.iter().any(|s| s.settled.status == Status::Failed) {
         // A message that failed for good gets its dead-letter event in the same transaction, written once the
@@ -239,17 +239,69 @@ pub(super) async fn settle(writing: &mut Writing<'_>, settlements: &[Settlement]
                 record_dead_letter(&mut tx, s, now).await?;
             }
         }
+        if !usage.is_empty() {
+            add_usage(&mut tx, &usage_sql(usage.len()), usage, now).await?;
+        }
         tx.commit().await?;
-    } else if !settlements.is_empty() {
+    } else if !settlements.is_empty() || !usage.is_empty() {
         let chunks = settlements.chunks(ROWS);
-        let mut batch = Batch::start(writing, chunks.len());
+        let mut batch = Batch::start(writing, chunks.len() + usize::from(!usage.is_empty()));
         for chunk in chunks {
             let (sql, conn) = batch.next(&settle_sql(chunk.len()));
             settle_rows(conn, &sql, chunk, now).await?;
         }
+        if !usage.is_empty() {
+            let (sql, conn) = batch.next(&usage_sql(usage.len()));
+            add_usage(conn, &sql, usage, now).await?;
+        }
         batch.finish();
     }
     Ok(())
+}
+
+/// Adds `rows` usage rows (one per identity and minute) and forgets what is older than two days.
+fn usage_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO identity_usage (identity, minute, messages, recipients) VALUES {}
+         ON CONFLICT (identity, minute) DO UPDATE
+             SET messages = messages + excluded.messages, recipients = recipients + excluded.recipients;
+         DELETE FROM identity_usage WHERE minute < ?",
+        values(rows, 4)
+    )
+}
+
+async fn add_usage(conn: &mut SqliteConnection, sql: &str, usage: &[Usage], now: i64) -> Result<()> {
+    let mut statements = sqlx::query(sql);
+    for u in usage {
+        statements = statements
+            .bind(u.identity.as_deref().unwrap_or(""))
+            .bind(ms(u.minute))
+            .bind(i64::from(u.messages))
+            .bind(i64::from(u.recipients));
+    }
+    statements.bind(now - 2 * 24 * 3600 * 1000).execute(conn).await?;
+    Ok(())
+}
+
+pub(super) async fn usage_since(conn: &mut SqliteConnection, since: DateTime<Utc>) -> Result<Vec<Usage>> {
+    let rows = sqlx::query(
+        "SELECT identity, minute, messages, recipients FROM identity_usage WHERE minute >= ? ORDER BY minute, identity",
+    )
+    .bind(ms(since))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let identity: String = r.get("identity");
+            Usage {
+                identity: Some(identity).filter(|i| !i.is_empty()),
+                minute: from_ms(r.get("minute")),
+                messages: r.get::<i64, _>("messages") as u32,
+                recipients: r.get::<i64, _>("recipients") as u32,
+            }
+        })
+        .collect())
 }
 
 /// Two statements that settle `rows` messages, returning the ids of those settled, and log their attempts.
@@ -396,6 +448,7 @@ pub(super) async fn message(pool: &SqlitePool, id: i64) -> Result<Option<Message
         attempt_log,
         mailbox_of: row.get("mailbox_of"),
         waiting: None,
+        budget: None,
     }))
 }
 
