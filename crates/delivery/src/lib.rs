@@ -5,9 +5,11 @@
 //!   `334 <JSON>` failure understood), and errors that classify themselves.
 //! - [`token`]: where XOAUTH2 access tokens come from: the [`token::TokenSource`] the OAuth work implements.
 //! - [`pool`]: open connections kept for reuse.
+//! - [`certificates`]: what the relay presents, for an administrator to pin.
 //! - [`engine`]: the task that leases due messages, delivers them over pooled connections and settles the
 //!   outcome in batches.
 
+pub mod certificates;
 pub mod engine;
 pub mod pool;
 pub mod smtp;

@@ -118,3 +118,66 @@ async fn a_name_only_in_the_common_name_is_accepted_only_when_asked() {
     tidings.wait_for_status(id, "delivered").await;
     tidings.stop().await;
 }
+
+#[tokio::test]
+async fn the_web_interface_shows_the_relays_certificate_and_pins_it_when_asked() {
+    use tidings_core::{account::Role, secret::SecretString};
+    const PASSWORD: &str = "correct-horse-battery-9";
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("relay.pem");
+    let mut peer = SmtpPeer::start(&["--self-signed-out", cert.to_str().unwrap()]);
+    let tidings = Tidings::start(starttls(&peer, &[])).await;
+    let (id, _) = first_attempt(&tidings).await;
+    tidings
+        .app
+        .create_account("test", "netadmin", &SecretString::new(PASSWORD), Role::NetworkAdministrator)
+        .await
+        .unwrap();
+    tidings.app.create_account("test", "watcher", &SecretString::new(PASSWORD), Role::Viewer).await.unwrap();
+
+    // A viewer sees the certificate but is not offered to pin it.
+    let viewer = support::browser();
+    assert_eq!(support::sign_in(&tidings, &viewer, "watcher", PASSWORD).await.status(), 303);
+    let seen = viewer.get(format!("{}/email-config/certificate", tidings.base)).send().await.unwrap();
+    let seen = seen.text().await.unwrap();
+    let fingerprint = tls::Certificate::parse(&{
+        let pem = std::fs::read(&cert).unwrap();
+        rustls_pki_types::pem::PemObject::from_pem_slice(&pem)
+            .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
+            .unwrap()
+    })
+    .unwrap()
+    .fingerprint;
+    assert!(seen.contains(&fingerprint) && seen.contains("(self-signed)") && seen.contains("127.0.0.1"), "{seen}");
+    assert!(!seen.contains("Pin this certificate"), "{seen}");
+    let refused = viewer
+        .post(format!("{}/email-config/certificate/pin", tidings.base))
+        .form(&[("csrf", support::csrf_of(&seen)), ("fingerprint", fingerprint.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+
+    // A network administrator pins it; the page says so after the redirect, and the message goes.
+    let operator = support::browser();
+    assert_eq!(support::sign_in(&tidings, &operator, "netadmin", PASSWORD).await.status(), 303);
+    let config = operator.get(format!("{}/email-config", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(config.contains("href=\"/email-config/certificate\""), "the TLS section links to it");
+    let page = operator.get(format!("{}/email-config/certificate", tidings.base)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Pin this certificate"), "{page}");
+    let pinned = operator
+        .post(format!("{}/email-config/certificate/pin", tidings.base))
+        .form(&[("csrf", support::csrf_of(&page)), ("fingerprint", fingerprint.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pinned.status(), 303);
+    assert_eq!(pinned.headers()["location"], "/email-config/certificate", "redirected after the POST");
+    let after = operator.get(format!("{}/email-config/certificate", tidings.base)).send().await.unwrap();
+    assert!(after.text().await.unwrap().contains("This certificate is pinned"));
+    assert!(tidings.app.current().await.unwrap().config.tls.pins(&fingerprint));
+    peer.next_message().await;
+    tidings.wait_for_status(id, "delivered").await;
+    tidings.stop().await;
+}

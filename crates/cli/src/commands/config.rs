@@ -161,16 +161,11 @@ async fn report(app: &App, saved: Saved) -> Result<()> {
 /// Sends a test email and reports the relay's answer; fails when the relay refused it.
 /// `tidings config fetch-certificate`: what the relay presents, for an administrator to check and pin.
 async fn fetch_certificate(app: &App, pin: bool, json: bool) -> Result<()> {
-    use tidings_delivery::smtp::{Connection, tls};
     let current = app.current().await?;
     let cfg = &current.config;
-    let settings = tidings_delivery::engine::looking_at(cfg).map_err(|e| anyhow!(e))?;
-    let chain = Connection::fetch_certificates(&settings).await.map_err(|e| {
-        let failure = e.to_failure(&settings.address());
-        anyhow!("{}{}", failure.error, failure.explanation.map(|x| format!("\n{x}")).unwrap_or_default())
-    })?;
-    let certs: Vec<tls::Certificate> = chain.iter().filter_map(|der| tls::Certificate::parse(der)).collect();
-    let Some(own) = certs.first() else { bail!("{} presented no certificate", settings.address()) };
+    let presented = tidings_delivery::certificates::presented(cfg).await.map_err(|e| anyhow!(e))?;
+    let (relay, certs) = (&presented.relay, &presented.certificates);
+    let own = &certs[0];
     let now = chrono::Utc::now();
     if json {
         let list: Vec<_> = certs
@@ -182,9 +177,9 @@ async fn fetch_certificate(app: &App, pin: bool, json: bool) -> Result<()> {
                 })
             })
             .collect();
-        say!("{}", serde_json::to_string_pretty(&json!({ "relay": settings.address(), "certificates": list }))?);
+        say!("{}", serde_json::to_string_pretty(&json!({ "relay": relay, "certificates": list }))?);
     } else {
-        say!("The relay {} presents:", settings.address());
+        say!("The relay {relay} presents:");
         for (i, c) in certs.iter().enumerate() {
             let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
             let state = if c.not_after < now {
@@ -206,13 +201,9 @@ async fn fetch_certificate(app: &App, pin: bool, json: bool) -> Result<()> {
             say!("    SHA-256:     {}", c.fingerprint);
         }
     }
-    let pinned = cfg.tls.pinned_certificate.iter().any(|p| {
-        tidings_core::config::parse_fingerprint(p) == tidings_core::config::parse_fingerprint(&own.fingerprint)
-    });
+    let pinned = cfg.tls.pins(&own.fingerprint);
     if pin && !pinned {
-        let mut pins = cfg.tls.pinned_certificate.clone();
-        pins.push(own.fingerprint.clone());
-        app.update(&actor(), &[("tls.pinned_certificate".to_owned(), pins.join(" "))]).await?;
+        app.update(&actor(), &[("tls.pinned_certificate".to_owned(), cfg.tls.pinned_with(&own.fingerprint))]).await?;
         eprintln!(
             "Pinned: the relay's certificate {} is trusted from now on (tls.pinned_certificate).",
             own.fingerprint

@@ -170,6 +170,23 @@ impl Default for TlsOptions {
     }
 }
 
+impl TlsOptions {
+    /// Whether the certificate of this fingerprint is pinned.
+    pub fn pins(&self, fingerprint: &str) -> bool {
+        let wanted = parse_fingerprint(fingerprint);
+        wanted.is_some() && self.pinned_certificate.iter().any(|p| parse_fingerprint(p) == wanted)
+    }
+
+    /// The value of `tls.pinned_certificate` with `fingerprint` added.
+    pub fn pinned_with(&self, fingerprint: &str) -> String {
+        let mut pins = self.pinned_certificate.clone();
+        if !self.pins(fingerprint) {
+            pins.push(fingerprint.to_owned());
+        }
+        pins.join(" ")
+    }
+}
+
 /// A SHA-256 fingerprint as 32 bytes, from hex with or without colons; `None` when it is not one.
 pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
     let hex: String = text.chars().filter(|c| *c != ':').collect();

@@ -137,7 +137,13 @@ fn form(viewer: &Viewer, current: &Current, outcome: &Outcome) -> Markup {
                         }
                     }
                 };
-                @if matches!(*id, "advanced" | "tls" | "gateway") {
+                @if *id == "tls" {
+                    details.section id={"section-" (id)} {
+                        summary { (tr.t(title)) }
+                        (body)
+                        p { a href="/email-config/certificate" { (tr.t("cert.fetch")) } }
+                    }
+                } @else if matches!(*id, "advanced" | "gateway") {
                     details.section id={"section-" (id)} { summary { (tr.t(title)) } (body) }
                 } @else {
                     fieldset.section id={"section-" (id)} { legend { (tr.t(title)) } (body) }

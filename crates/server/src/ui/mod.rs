@@ -14,6 +14,7 @@ mod login;
 mod mailbox;
 mod oauth;
 mod outbox;
+mod relay_certificate;
 
 use crate::http::{
     Context,
@@ -45,6 +46,7 @@ pub fn router() -> Router<Context> {
         .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), STATIC_CACHE], SCRIPT) }))
         .merge(login::router())
         .merge(email_config::router())
+        .merge(relay_certificate::router())
         .merge(oauth::router())
         .merge(outbox::router())
         .merge(events::router())
