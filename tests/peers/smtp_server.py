@@ -112,6 +112,9 @@ class RelaySMTP(SMTP):
     async def smtp_STARTTLS(self, arg):
         if self.event_handler.in_trouble("tls"):
             await self.push("220 2.0.0 Ready to start TLS")
+            # After the client has read the reply and started its handshake: a handshake that fails, not data
+            # injected before it.
+            await asyncio.sleep(0.05)
             self.transport.write(b"this is not a TLS handshake\r\n" * 8)
             self.transport.close()
             return

@@ -21,7 +21,7 @@ use tidings_core::{
     outbox::{Recipient, Status, budget::Standing, circuit::Health},
 };
 use tidings_store::{
-    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, RetryOutcome,
+    CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, RetryOutcome,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -70,7 +70,7 @@ pub fn prepare(
             message::check_size(raw.data.len(), limit, "raw")?;
             raw.validate()?;
             let message_id = new_message_id(&raw.mail_from);
-            let data = message::ensure_date_and_message_id(&raw.data, now, &message_id);
+            let data = message::ensure_date_and_message_id(raw.data, now, &message_id);
             let subject = header_value(&data, "Subject");
             let message_id =
                 header_value(&data, "Message-ID").map(|v| v.trim_matches(['<', '>']).to_owned()).unwrap_or(message_id);
@@ -313,11 +313,15 @@ impl Committer {
                         if let Some((lease, to)) = lease {
                             for (m, id) in messages.into_iter().zip(ids).take(lease.count) {
                                 // Should the engine be gone, the lease expires and the message is due again.
+                                // A large message is read back when it is sent, not held while it waits.
+                                let size = m.content.len() as u64;
+                                let content = if m.content.len() > CONTENT_PART { Vec::new() } else { m.content };
                                 let _ = to.send(LeasedMessage {
                                     id,
                                     mail_from: m.mail_from,
                                     recipients: m.recipients,
-                                    content: m.content,
+                                    content,
+                                    size,
                                     attempts: 0,
                                     lifetime_start: m.created_at,
                                     mailbox_of: m.mailbox_of,

@@ -23,8 +23,16 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+mod memory;
+mod realistic;
 
 struct Args {
+    /// `throughput` (the default: the steps above), `memory` ([`memory`]) or `realistic` ([`realistic`]).
+    scenario: String,
+    /// The large message's size in the memory scenario, in octets.
+    size: usize,
     tidings: PathBuf,
     smtp_sink: PathBuf,
     messages: usize,
@@ -35,6 +43,8 @@ struct Args {
 
 fn args() -> Result<Args> {
     let mut args = Args {
+        scenario: "throughput".into(),
+        size: 25_000_000,
         tidings: PathBuf::from("target/release/tidings"),
         smtp_sink: PathBuf::from("smtp-sink"),
         messages: 20_000,
@@ -46,6 +56,8 @@ fn args() -> Result<Args> {
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
+            "--scenario" => args.scenario = value,
+            "--size" => args.size = value.parse()?,
             "--tidings" => args.tidings = value.into(),
             "--smtp-sink" => args.smtp_sink = value.into(),
             "--messages" => args.messages = value.parse()?,
@@ -53,7 +65,8 @@ fn args() -> Result<Args> {
             "--connections" => args.connections = value.parse()?,
             "--rounds" => args.rounds = value.parse::<usize>()?.max(1),
             other => bail!(
-                "unknown flag {other}; expected --tidings, --smtp-sink, --messages, --concurrency, --connections, --rounds"
+                "unknown flag {other}; expected --scenario throughput|memory|realistic, --tidings, --smtp-sink, --messages, \
+                 --concurrency, --connections, --rounds, --size"
             ),
         }
     }
@@ -102,32 +115,36 @@ fn reset_peak(pid: u32) -> Result<()> {
 /// The device account the AUTH step authenticates as.
 const DEVICE: (&str, &str) = ("bench-scanner", "bench-scanner-password-1");
 
-/// One gateway session: EHLO, AUTH PLAIN as [`DEVICE`], then `messages` messages of 4 KB, the envelope and
-/// `DATA` pipelined, each waited for its `250`.
-async fn auth_session(port: u16, messages: usize) -> Result<()> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let mut stream = tokio::io::BufReader::new(stream);
-    async fn expect(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>, code: &str) -> Result<()> {
-        loop {
-            let mut line = String::new();
-            if stream.read_line(&mut line).await? == 0 {
-                bail!("the gateway closed the session, expecting {code}");
-            }
-            if !line.starts_with(code) {
-                bail!("expected {code}, got {line:?}");
-            }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(());
-            }
+/// Reads replies until the last line of one; fails unless it starts with `code`.
+async fn expect<S: AsyncRead + Unpin>(stream: &mut BufReader<S>, code: &str) -> Result<()> {
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line).await? == 0 {
+            bail!("the server closed the session, expecting {code}");
+        }
+        if !line.starts_with(code) {
+            bail!("expected {code}, got {line:?}");
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(());
         }
     }
+}
+
+/// One gateway session: EHLO, AUTH PLAIN as [`DEVICE`], then [`send_messages`].
+async fn auth_session(port: u16, messages: usize) -> Result<()> {
+    let mut stream = BufReader::new(tokio::net::TcpStream::connect(("127.0.0.1", port)).await?);
     expect(&mut stream, "220").await?;
     let credentials = base64_plain(DEVICE.0, DEVICE.1);
     stream.get_mut().write_all(format!("EHLO bench\r\nAUTH PLAIN {credentials}\r\n").as_bytes()).await?;
     expect(&mut stream, "250").await?;
     expect(&mut stream, "235").await?;
-    // 4 KB in lines of 78 octets (SMTP's limit is 1000).
+    send_messages(&mut stream, messages).await
+}
+
+/// Sends `messages` messages of 4 KB (in lines of 78 octets) over a ready session, the envelope and `DATA`
+/// pipelined, each waiting for its `250`; then QUIT.
+async fn send_messages<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut BufReader<S>, messages: usize) -> Result<()> {
     let body = format!("Subject: scan\r\n\r\n{}.\r\n", format!("{}\r\n", "x".repeat(76)).repeat(52));
     for _ in 0..messages {
         stream
@@ -135,13 +152,54 @@ async fn auth_session(port: u16, messages: usize) -> Result<()> {
             .write_all(b"MAIL FROM:<printer@example.com>\r\nRCPT TO:<sink@example.com>\r\nDATA\r\n")
             .await?;
         for code in ["250", "250", "354"] {
-            expect(&mut stream, code).await?;
+            expect(stream, code).await?;
         }
         stream.get_mut().write_all(body.as_bytes()).await?;
-        expect(&mut stream, "250").await?;
+        expect(stream, "250").await?;
     }
     stream.get_mut().write_all(b"QUIT\r\n").await?;
     Ok(())
+}
+
+/// Runs `tidings --data-dir DIR REST…` with `input` on its standard input (a password, a secret).
+fn tidings_with_input(args: &Args, dir: &Path, rest: &[&str], input: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new(&args.tidings)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    child.stdin.take().context("no stdin")?.write_all(format!("{input}\n").as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("tidings {rest:?} failed");
+    }
+    Ok(())
+}
+
+/// Starts `tidings serve` on `port` (logs at `warn`, `extra` flags after) and waits until `/readyz` answers
+/// and, when given, the gateway's port accepts connections.
+async fn serve(args: &Args, dir: &Path, port: u16, gateway: Option<u16>, extra: &[&str]) -> Result<Process> {
+    let daemon = Process(
+        Command::new(&args.tidings)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--log", "warn", "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .spawn()?,
+    );
+    let (client, base) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
+    let started = Instant::now();
+    while readyz(&client, &base).await.is_err()
+        || gateway.is_some_and(|g| std::net::TcpStream::connect(("127.0.0.1", g)).is_err())
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the daemon did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(daemon)
 }
 
 /// `\0user\0password` in base64, for AUTH PLAIN.
@@ -187,6 +245,16 @@ async fn until_delivered(client: &reqwest::Client, base: &str, count: usize) -> 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = args()?;
+    match args.scenario.as_str() {
+        "throughput" => throughput(&args).await,
+        "memory" => memory::run(&args).await,
+        "realistic" => realistic::run(&args).await,
+        other => bail!("unknown scenario {other}; expected throughput, memory or realistic"),
+    }
+}
+
+/// The steps listed at the top.
+async fn throughput(args: &Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
 
@@ -199,42 +267,21 @@ async fn main() -> Result<()> {
             .with_context(|| format!("cannot start {} (scripts/bench installs it)", args.smtp_sink.display()))?,
     );
 
-    tidings(&args, &data, &["init"])?;
+    tidings(args, &data, &["init"])?;
     let connections = format!("delivery.connections={}", args.connections);
     tidings(
-        &args,
+        args,
         &data,
         &["config", "set", "sender=bench@example.com", &connections, "delivery.timeout=30s", "delivery.lease=5m"],
     )?;
-    let token = tidings(&args, &data, &["api-token", "create", "--name", "bench", "--role", "network_administrator"])?
+    let token = tidings(args, &data, &["api-token", "create", "--name", "bench", "--role", "network_administrator"])?
         .trim()
         .to_owned();
 
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
-    let daemon = Process(
-        Command::new(&args.tidings)
-            .arg("--data-dir")
-            .arg(&data)
-            .args([
-                "--log",
-                "warn",
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--config-poll-interval",
-                "100ms",
-            ])
-            .spawn()?,
-    );
+    let daemon = serve(args, &data, port, None, &["--config-poll-interval", "100ms"]).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    let started = Instant::now();
-    while readyz(&client, &base).await.is_err() {
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the daemon did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_rss = rss_kib(daemon.0.id())?;
 
@@ -275,7 +322,7 @@ async fn main() -> Result<()> {
     // Delivery: configure the relay and drain the backlog.
     let t1 = Instant::now();
     tidings(
-        &args,
+        args,
         &data,
         &["config", "set", "smtp.host=127.0.0.1", &format!("smtp.port={sink_port}"), "smtp.encryption=none"],
     )?;
@@ -289,7 +336,7 @@ async fn main() -> Result<()> {
     // The gateway: smtp-source through Tidings, and straight to the sink, in the same run.
     let gateway_port = free_port()?;
     tidings(
-        &args,
+        args,
         &data,
         &[
             "config",
@@ -335,23 +382,9 @@ async fn main() -> Result<()> {
     }
 
     // The gateway with AUTH PLAIN: 40 sessions at once, each a device that authenticates.
-    let out = Command::new(&args.tidings)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["device", "add", DEVICE.0])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().map(|mut stdin| stdin.write_all(format!("{}\n", DEVICE.1).as_bytes())).transpose()?;
-            child.wait()
-        })?;
-    if !out.success() {
-        bail!("tidings device add failed: {out}");
-    }
+    tidings_with_input(args, &data, &["device", "add", DEVICE.0], DEVICE.1)?;
     tidings(
-        &args,
+        args,
         &data,
         &["config", "set", "gateway.allow_plaintext_auth=true", "gateway.max_connections_per_address=64"],
     )?;

@@ -205,6 +205,10 @@ pub struct ServeArgs {
     /// delivers those messages again after its restart).
     #[arg(long, env = "TIDINGS_SETTLE_WINDOW", default_value = "20ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub settle_window: Duration,
+    /// How often the daemon gives memory it freed back to the operating system (after a burst, the allocator
+    /// would keep it for later); 0s never.
+    #[arg(long, env = "TIDINGS_MEMORY_TRIM_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub memory_trim_interval: Duration,
     /// The longest the notifier waits before looking for events recorded by other processes (the CLI) and at
     /// the daily notice's slot (it also wakes for every event the API receives).
     #[arg(long, env = "TIDINGS_NOTIFY_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]

@@ -14,6 +14,7 @@ macro_rules! say_part {
     ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*)) };
 }
 
+mod allocator;
 mod cli;
 mod commands;
 mod logging;
@@ -23,6 +24,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    allocator::large_buffers_go_back();
     let cli = cli::Cli::parse();
     logging::init(&cli.global, cli.command.is_daemon());
     let workers = cli.command.workers();

@@ -17,6 +17,7 @@ use crate::{
 };
 use chrono::Utc;
 use std::{
+    borrow::Cow,
     collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
@@ -30,20 +31,23 @@ use tidings_core::{
         self, AttemptReport, Failure, Outcome, RecipientState,
         budget::{self, Admit, Budgets, Limits, Usage},
         circuit::{Backoff, Change, Gate, Health, Seen},
-        reply::Scope,
+        reply::{Class, Scope, Stage},
         retry::RetryPolicy,
     },
     secret::SecretName,
 };
 use tidings_store::{LeasedMessage, Settlement};
 use tokio::{
-    sync::{Notify, mpsc, watch},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch},
     task::{JoinError, JoinSet},
 };
 use tokio_util::sync::CancellationToken;
 
 /// How often the identities' budgets are stored while they only count up.
 const PUBLISH_BUDGETS: Duration = Duration::from_secs(5);
+/// How many messages larger than [`tidings_store::CONTENT_PART`] are read into memory for sending at once: the
+/// others wait for a turn, so that a burst of large scans costs two of them in memory, not one per connection.
+const LARGE_AT_ONCE: usize = 2;
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
 /// The most messages one delivery sends one after the other on its connection.
@@ -164,6 +168,7 @@ impl Engine {
         let settler =
             tokio::spawn(settle_batches(self.app.clone(), settle_rx, self.wake.clone(), self.options.settle_window));
         let pool = Arc::new(Pool::new(64, self.options.idle_timeout));
+        let large = Arc::new(Semaphore::new(LARGE_AT_ONCE));
         let mut relay = self.relay().await;
         let mut in_flight: JoinSet<RunEnd> = JoinSet::new();
         let mut books = Books {
@@ -300,6 +305,8 @@ impl Engine {
                     tracing::info!(relay = %settings.address(), account = identity.as_deref().unwrap_or(""), "probing");
                 }
                 let job = Delivery {
+                    app: self.app.clone(),
+                    large: large.clone(),
                     messages,
                     settings: settings.clone(),
                     mailboxes: self.mailboxes.clone(),
@@ -643,6 +650,9 @@ fn run(first: LeasedMessage, backlog: &mut VecDeque<LeasedMessage>, free: usize)
 
 /// The attempts of a run of messages (see [`run`]) for one identity, on one connection where it stays usable.
 struct Delivery {
+    app: App,
+    /// Turns for large messages read from the store (see [`LARGE_AT_ONCE`]).
+    large: Arc<Semaphore>,
     messages: Vec<LeasedMessage>,
     settings: Arc<RelaySettings>,
     mailboxes: Arc<dyn MailboxTokens>,
@@ -676,13 +686,23 @@ impl Delivery {
                 continue;
             }
             let started_at = Utc::now();
-            let next = self.messages.get(i + 1).map(|n| Next {
+            // A large message is read from the store now, and let go after its attempt.
+            let (content, _turn) = match self.content(m).await {
+                Ok(Some(loaded)) => loaded,
+                Ok(None) => continue, // purged meanwhile: nothing to send or settle
+                Err(failure) => {
+                    let _ = outcomes.send(self.settle(m, started_at, Vec::new(), Outcome::Failed(failure))).await;
+                    continue;
+                }
+            };
+            // The next message's envelope goes with this one's data when the next is at hand.
+            let next = self.messages.get(i + 1).filter(|n| n.content.len() as u64 == n.size).map(|n| Next {
                 mail_from: &n.mail_from,
                 recipients: &pending[i + 1],
                 data: &n.content,
             });
             let (recipients, outcome) = match &settings {
-                Ok(settings) => self.attempt(settings, &mut connection, m, &pending[i], next).await,
+                Ok(settings) => self.attempt(settings, &mut connection, m, &content, &pending[i], next).await,
                 Err(failure) => (Vec::new(), Outcome::Failed(failure.clone())),
             };
             if let Outcome::Failed(f) = &outcome
@@ -697,6 +717,32 @@ impl Delivery {
             self.pool.put(connection, self.revision, self.identity());
         }
         end
+    }
+
+    /// `m`'s content: as leased, or read from the store when it was too large to be leased with it, holding one
+    /// of the turns that bound how many large messages are in memory at once. `None` when it is gone.
+    async fn content<'m>(
+        &self,
+        m: &'m LeasedMessage,
+    ) -> Result<Option<(Cow<'m, [u8]>, Option<OwnedSemaphorePermit>)>, Failure> {
+        if m.content.len() as u64 == m.size {
+            return Ok(Some((Cow::Borrowed(&m.content), None)));
+        }
+        let unreadable = |e: String| Failure {
+            class: Class::Transient,
+            scope: Scope::Message,
+            stage: Stage::Data,
+            reply: None,
+            error: format!("could not read the message from the outbox: {e}"),
+            text: e,
+            explanation: None,
+        };
+        let turn = self.large.clone().acquire_owned().await.map_err(|e| unreadable(e.to_string()))?;
+        match self.app.store().message_content(m.id).await {
+            Ok(Some(content)) => Ok(Some((Cow::Owned(content), Some(turn)))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(unreadable(e.to_string())),
+        }
     }
 
     /// The device account whose own mailbox sends the run; `None` for the relay account.
@@ -719,6 +765,7 @@ impl Delivery {
         settings: &RelaySettings,
         connection: &mut Option<Connection>,
         m: &LeasedMessage,
+        content: &[u8],
         recipients: &[String],
         next: Option<Next<'_>>,
     ) -> (Vec<(String, outbox::RcptResult)>, Outcome) {
@@ -730,13 +777,13 @@ impl Delivery {
                 Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
             },
         };
-        let mut tx: Transaction = conn.send_before(&m.mail_from, recipients, &m.content, next).await;
+        let mut tx: Transaction = conn.send_before(&m.mail_from, recipients, content, next).await;
         if reused && matches!(&tx.result, Err(e) if e.is_connection_loss() && tx.recipients.is_empty()) {
             conn = match Connection::open(settings).await {
                 Ok(c) => c,
                 Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
             };
-            tx = conn.send_before(&m.mail_from, recipients, &m.content, next).await;
+            tx = conn.send_before(&m.mail_from, recipients, content, next).await;
         }
         match tx.result {
             Ok(reply) => {
@@ -875,6 +922,7 @@ mod tests {
             mail_from: "alerts@example.com".into(),
             recipients: Vec::new(),
             content: Vec::new(),
+            size: 0,
             attempts: 0,
             lifetime_start: Utc::now(),
             mailbox_of: mailbox_of.map(str::to_owned),

@@ -133,6 +133,9 @@ async fn accept_loop(
             }
         };
         shared.app.metrics().count("tidings_gateway_sessions_total", "accepted");
+        // Replies are written whole (see `wire`): waiting for the client's acknowledgement of the last one first
+        // (Nagle's algorithm) would only hold them up.
+        let _ = stream.set_nodelay(true);
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _slot = slot;

@@ -105,7 +105,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
         let line = tokio::select! {
             line = wire.line(MAX_COMMAND_LINE) => line,
             () = &mut too_long => {
-                let _ = wire.send(&Reply::new(421, "4.4.2", "session too long; closing").wire()).await;
+                let _ = wire.send_now(&Reply::new(421, "4.4.2", "session too long; closing").wire()).await;
                 return End::TooLong;
             }
         };
@@ -116,7 +116,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
             },
             Ok(Line::TooLong) => Step::Reply(Reply::new(500, "5.5.2", "line too long")),
             Err(ReadError::Idle | ReadError::TooSlow) => {
-                let _ = wire.send(&Reply::new(421, "4.4.2", "idle too long; closing").wire()).await;
+                let _ = wire.send_now(&Reply::new(421, "4.4.2", "idle too long; closing").wire()).await;
                 return End::Idle;
             }
             Err(ReadError::Closed) => return End::Closed,
@@ -125,7 +125,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
         let reply = match step {
             Step::Reply(reply) => reply,
             Step::Quit => {
-                let _ = wire.send(&Reply::new(221, "2.0.0", "bye").wire()).await;
+                let _ = wire.send_now(&Reply::new(221, "2.0.0", "bye").wire()).await;
                 // TLS ends with its close_notify; plain TCP needs no call of its own, closing the socket ends it.
                 if session.is_tls() {
                     wire.shutdown().await;
@@ -136,7 +136,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                 let Some(acceptor) = shared.tls() else {
                     return End::Failed("STARTTLS without a certificate".into());
                 };
-                if wire.send(&Reply::new(220, "2.0.0", "ready to start TLS").wire()).await.is_err() {
+                if wire.send_now(&Reply::new(220, "2.0.0", "ready to start TLS").wire()).await.is_err() {
                     return End::Closed;
                 }
                 match acceptor.accept(wire.into_io()).await {
@@ -155,7 +155,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                     Ok(login) => session.authenticated(login),
                     Err(Verdict::Refused(reply)) => reply,
                     Err(Verdict::Close(reply, end)) => {
-                        let _ = wire.send(&reply.wire()).await;
+                        let _ = wire.send_now(&reply.wire()).await;
                         return end;
                     }
                 },
@@ -179,7 +179,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                         Ok(data) => data,
                         Err(ReadError::Idle) => return End::Idle,
                         Err(ReadError::TooSlow) => {
-                            let _ = wire.send(&Reply::new(421, "4.4.2", "data too slow; closing").wire()).await;
+                            let _ = wire.send_now(&Reply::new(421, "4.4.2", "data too slow; closing").wire()).await;
                             return End::TooSlow;
                         }
                         Err(ReadError::Closed) => return End::Closed,
@@ -207,7 +207,8 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
             Ok(reply) => (reply, false),
             Err(closing) => (closing, true),
         };
-        if wire.send(&reply.wire()).await.is_err() {
+        let sent = if closing { wire.send_now(&reply.wire()).await } else { wire.send(&reply.wire()).await };
+        if sent.is_err() {
             return End::Closed;
         }
         if closing {
@@ -347,7 +348,7 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
             let Some(sender) = sender else {
                 return Reply::new(451, "4.3.5", "no sender address is configured on Tidings; ask its administrator");
             };
-            let data = rewrite::send_as(&message, &sender);
+            let data = rewrite::send_as(message, &sender);
             (sender, data)
         }
         SenderPolicy::AllowUser => {
@@ -377,7 +378,7 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
                 Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
             };
             mailbox_of = Some(login.username.clone());
-            let data = rewrite::send_as(&message, &mailbox);
+            let data = rewrite::send_as(message, &mailbox);
             (mailbox, data)
         }
     };

@@ -2,6 +2,9 @@
 //! timeouts that bytes trickling in cannot defeat: a command line must arrive whole within the idle timeout of
 //! the moment it is waited for, and message data may pause no longer than the idle timeout and must come at
 //! `gateway.min_data_rate` on average once the first idle timeout has passed.
+//!
+//! Replies to pipelined commands go out together (RFC 2920): a reply waits while another command is already
+//! read, and whatever waits is written before the session waits for input.
 
 use std::{pin::Pin, time::Duration};
 use tidings_core::submission::data::{DataReader, Fed};
@@ -19,6 +22,8 @@ const READ_ROOM: usize = 8192;
 pub struct Wire {
     io: Box<dyn Io>,
     buf: Vec<u8>,
+    /// Replies not written yet: those to commands pipelined after which another command is already here.
+    out: Vec<u8>,
     idle: Duration,
     /// The idle timer, set once per line and pushed back at each read of message data: extending a timer
     /// already set is cheaper than setting one per read.
@@ -43,7 +48,13 @@ pub enum Line {
 
 impl Wire {
     pub fn new(io: Box<dyn Io>, idle: Duration) -> Self {
-        Self { io, buf: Vec::with_capacity(READ_ROOM), idle, idle_timer: Box::pin(tokio::time::sleep(idle)) }
+        Self {
+            io,
+            buf: Vec::with_capacity(READ_ROOM),
+            out: Vec::new(),
+            idle,
+            idle_timer: Box::pin(tokio::time::sleep(idle)),
+        }
     }
 
     /// Starts the idle timer again from now.
@@ -51,8 +62,10 @@ impl Wire {
         self.idle_timer.as_mut().reset(Instant::now() + self.idle);
     }
 
-    /// Reads what has arrived into the buffer's free room, within the idle timer as it stands.
+    /// Reads what has arrived into the buffer's free room, within the idle timer as it stands, after writing the
+    /// replies that wait.
     async fn fill(&mut self) -> Result<(), ReadError> {
+        self.flush().await.map_err(ReadError::Io)?;
         self.buf.reserve(READ_ROOM);
         tokio::select! {
             biased;
@@ -117,8 +130,25 @@ impl Wire {
         }
     }
 
+    /// Sends a reply, or keeps it to go with the next while another command is already read.
     pub async fn send(&mut self, text: &str) -> std::io::Result<()> {
-        self.io.write_all(text.as_bytes()).await?;
+        self.out.extend_from_slice(text.as_bytes());
+        if memchr::memchr(b'\n', &self.buf).is_some() { Ok(()) } else { self.flush().await }
+    }
+
+    /// Sends a reply now, with any that wait: before TLS starts, or the session ends.
+    pub async fn send_now(&mut self, text: &str) -> std::io::Result<()> {
+        self.out.extend_from_slice(text.as_bytes());
+        self.flush().await
+    }
+
+    /// Writes the replies that wait.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.io.write_all(&self.out).await?;
+        self.out.clear();
         self.io.flush().await
     }
 

@@ -155,13 +155,22 @@ pub struct NewOutboxMessage {
     pub mailbox_of: Option<String>,
 }
 
+/// Contents are stored, and read, in parts of this size: a message of many megabytes is never held by the
+/// database, or by its driver, in one piece.
+pub const CONTENT_PART: usize = 256 * 1024;
+
 /// A message handed to a delivery worker.
 #[derive(Clone, Debug)]
 pub struct LeasedMessage {
     pub id: i64,
     pub mail_from: String,
     pub recipients: Vec<Recipient>,
+    /// The message as sent; empty when it is larger than [`CONTENT_PART`]: the worker reads it with
+    /// [`Store::message_content`] when it sends it, so that leased messages waiting for a connection do not
+    /// hold their contents.
     pub content: Vec<u8>,
+    /// The content's size in octets.
+    pub size: u64,
     /// Attempts made before this one.
     pub attempts: u32,
     /// Start of the retry lifetime (acceptance, or the last manual retry).
@@ -533,7 +542,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>>;
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>>;
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>>;
-    /// The message itself, as it is sent.
+    /// The message itself, as it is sent (read a part at a time into one buffer).
     async fn message_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
     /// Requeues a failed or deferred message now, its failed recipients pending again and its retry lifetime
     /// restarted.

@@ -136,8 +136,8 @@ mod outbox {
         outbox::{Attempt, Recipient, RecipientState, Settled, Status},
     };
     use tidings_store::{
-        EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore, Store, Usage,
-        Waiting,
+        CONTENT_PART, EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore,
+        Store, Usage, Waiting,
     };
 
     /// Nothing waits.
@@ -395,6 +395,47 @@ mod outbox {
             "added up per identity and minute"
         );
         assert_eq!(store.usage_since(t(60)).await.unwrap(), [usage(None, t(60), 1, 1)]);
+    }
+
+    /// A large message is stored and read back in parts: leased without its content (read when it is sent),
+    /// whole through `message_content`, its parts gone with it.
+    async fn large_content_story(store: &dyn Store) {
+        let large: Vec<u8> = (0..3 * CONTENT_PART + 17).map(|i| (i % 251) as u8).collect();
+        let exact: Vec<u8> = vec![b'x'; CONTENT_PART];
+        let messages = vec![
+            NewOutboxMessage { content: large.clone(), ..new("large") },
+            NewOutboxMessage { content: exact.clone(), ..new("one part exactly") },
+            new("small"),
+        ];
+        let lease = NewLease { owner: "n/1".into(), until: t(60), count: 1 };
+        let ids = store.enqueue(&messages, Some(&lease)).await.unwrap();
+        for (id, content) in ids.iter().zip([&large, &exact, &messages[2].content]) {
+            assert_eq!(store.message_content(*id).await.unwrap().as_ref(), Some(content), "message {id}");
+        }
+        let leased = store.lease_due("n/2", t(1), t(61), 10, &NONE).await.unwrap();
+        let by_id = |id: i64| leased.iter().find(|m| m.id == id).unwrap();
+        assert_eq!((by_id(ids[1]).content.len(), by_id(ids[1]).size), (CONTENT_PART, CONTENT_PART as u64));
+        assert_eq!(by_id(ids[2]).content, messages[2].content);
+        assert!(leased.iter().all(|m| m.id != ids[0]), "the large one is leased to n/1 already");
+        store.expire_leases("n/1").await.unwrap();
+        let large_leased = store.lease_due("n/3", t(2), t(62), 10, &NONE).await.unwrap();
+        assert_eq!(large_leased.len(), 1);
+        assert!(large_leased[0].content.is_empty(), "read when it is sent, not held while leased");
+        assert_eq!(large_leased[0].size, large.len() as u64);
+
+        let done = |id: i64| Settlement { id, owner: "n/3".into(), settled: settled(Status::Delivered, 1, None) };
+        store.settle(&[done(ids[0])], &[]).await.unwrap();
+        assert_eq!(store.purge(Status::Delivered).await.unwrap(), 1);
+        assert_eq!(store.message_content(ids[0]).await.unwrap(), None, "its parts went with it");
+        let again = store.enqueue(&[NewOutboxMessage { content: large.clone(), ..new("again") }], None).await.unwrap();
+        assert_eq!(store.message_content(again[0]).await.unwrap(), Some(large));
+    }
+
+    #[tokio::test]
+    async fn sqlite_large_content_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
+        large_content_story(&store).await;
     }
 
     #[tokio::test]

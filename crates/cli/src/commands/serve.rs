@@ -54,6 +54,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         gateway_recheck: args.gateway_recheck_interval,
         ..Default::default()
     };
+    crate::allocator::trim_every(args.memory_trim_interval);
     tidings_server::run(listener, app, options, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,6 @@ use super::NewMessage;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use memchr::memmem;
-use std::borrow::Cow;
 
 /// A composed message with its envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,8 +150,8 @@ pub(crate) fn has_header_section(data: &[u8]) -> bool {
 
 /// Normalises line endings to CRLF and adds `Date` and `Message-ID` headers when missing, as RFC 5322
 /// requires; nothing else of the message changes.
-pub fn ensure_date_and_message_id(data: &[u8], date: DateTime<Utc>, message_id: &str) -> Vec<u8> {
-    let data: Cow<'_, [u8]> = if has_bare_newline(data) { Cow::Owned(crlf(data)) } else { Cow::Borrowed(data) };
+pub fn ensure_date_and_message_id(data: Vec<u8>, date: DateTime<Utc>, message_id: &str) -> Vec<u8> {
+    let mut data = if has_bare_newline(&data) { crlf(&data) } else { data };
     let header_end = memmem::find(&data, b"\r\n\r\n").map_or(data.len(), |i| i + 2);
     let has = |name: &str| {
         data[..header_end].split(|&b| b == b'\n').any(|line| {
@@ -168,10 +167,9 @@ pub fn ensure_date_and_message_id(data: &[u8], date: DateTime<Utc>, message_id: 
     if !has("Message-ID") {
         added.push_str(&format!("Message-ID: <{message_id}>\r\n"));
     }
-    let mut out = Vec::with_capacity(added.len() + data.len());
-    out.extend_from_slice(added.as_bytes());
-    out.extend_from_slice(&data);
-    out
+    // Added where it is: a message of many megabytes is not copied.
+    data.splice(..0, added.into_bytes());
+    data
 }
 
 /// Whether a CR or LF stands alone somewhere (most messages have none, and are not copied to fix them).
@@ -295,13 +293,13 @@ mod tests {
     #[test]
     fn raw_messages_get_missing_date_and_message_id_only() {
         let raw = b"From: scanner@example.com\nSubject: scan\n\nbody\n";
-        let fixed = String::from_utf8(ensure_date_and_message_id(raw, date(), "id@example.com")).unwrap();
+        let fixed = String::from_utf8(ensure_date_and_message_id(raw.to_vec(), date(), "id@example.com")).unwrap();
         assert_eq!(
             fixed,
             "Date: Sun, 22 Nov 2026 08:30:00 +0000\r\nMessage-ID: <id@example.com>\r\nFrom: scanner@example.com\r\nSubject: scan\r\n\r\nbody\r\n"
         );
         let complete = b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nmessage-id: <x@y>\r\n\r\nDate: in the body\r\n";
-        assert_eq!(ensure_date_and_message_id(complete, date(), "id@example.com"), complete.to_vec());
+        assert_eq!(ensure_date_and_message_id(complete.to_vec(), date(), "id@example.com"), complete.to_vec());
         // A lone CR is a bare newline too, wherever it stands.
         for lone in [&b"a\rb\r\n"[..], b"\ra\r\n", b"a\r\n\r"] {
             assert!(has_bare_newline(lone), "{lone:?}");

@@ -44,20 +44,21 @@ pub fn from_address(data: &[u8]) -> Option<String> {
 
 /// The message sent as `sender`: From (and Sender) replaced, the device's From kept in Reply-To unless the
 /// message has one.
-pub fn send_as(data: &[u8], sender: &str) -> Vec<u8> {
-    let (fields, body) = split(data);
+pub fn send_as(mut data: Vec<u8>, sender: &str) -> Vec<u8> {
+    let (fields, body) = split(&data);
     let original = fields.iter().find(|f| name_is(f, "From")).map(|f| value(f));
     let has_reply_to = fields.iter().any(|f| name_is(f, "Reply-To"));
-    let mut out = Vec::with_capacity(data.len() + sender.len() + 64);
-    out.extend_from_slice(format!("From: {sender}\r\n").as_bytes());
+    let mut head = format!("From: {sender}\r\n").into_bytes();
     if let Some(original) = original.filter(|o| !has_reply_to && !o.is_empty()) {
-        out.extend_from_slice(format!("Reply-To: {original}\r\n").as_bytes());
+        head.extend_from_slice(format!("Reply-To: {original}\r\n").as_bytes());
     }
     for field in fields.iter().filter(|f| !name_is(f, "From") && !name_is(f, "Sender")) {
-        out.extend_from_slice(field);
+        head.extend_from_slice(field);
     }
-    out.extend_from_slice(body);
-    out
+    // The header is replaced where it is: a message of many megabytes is not copied.
+    let head_len = data.len() - body.len();
+    data.splice(..head_len, head);
+    data
 }
 
 #[cfg(test)]
@@ -75,15 +76,15 @@ mod tests {
 
     #[test]
     fn sending_as_the_fixed_address_keeps_the_device_in_reply_to() {
-        let out = String::from_utf8(send_as(SCAN, "alerts@example.com")).unwrap_or_default();
+        let out = String::from_utf8(send_as(SCAN.to_vec(), "alerts@example.com")).unwrap_or_default();
         assert!(out.starts_with("From: alerts@example.com\r\nReply-To: \"Scanner 3F\" <scanner@printers.local>\r\nTo: ops@example.com\r\n"), "{out}");
         assert!(
             out.contains("Subject: Scan\r\n  continued\r\n\r\nbody\r\nFrom: not a header\r\n")
                 && !out.contains("Sender:"),
             "{out}"
         );
-        let kept =
-            String::from_utf8(send_as(b"From: a@b.c\r\nReply-To: r@b.c\r\n\r\nx", "s@e.com")).unwrap_or_default();
+        let kept = String::from_utf8(send_as(b"From: a@b.c\r\nReply-To: r@b.c\r\n\r\nx".to_vec(), "s@e.com"))
+            .unwrap_or_default();
         assert_eq!(kept, "From: s@e.com\r\nReply-To: r@b.c\r\n\r\nx");
     }
 }

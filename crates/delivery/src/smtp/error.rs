@@ -168,6 +168,11 @@ impl SmtpError {
                  smtp.port."
                     .into()
             }
+            ErrorKind::StarttlsInjection => format!(
+                "Something sent data on the connection to {relay} right after the relay agreed to STARTTLS, before \
+                 encryption began: a broken relay, or something on the way tampering with the connection. Tidings \
+                 dropped it and sent nothing; it tries again later. Check the network path to the relay."
+            ),
             ErrorKind::AuthUnavailable(_) => "Check smtp.auth against what the relay supports; many relays offer \
                  authentication only after STARTTLS."
                 .into(),

@@ -285,12 +285,15 @@ impl Connection {
             }
             None => self.envelope(&self.mail_command(mail_from, data), recipients, results).await?,
         }
-        let mut content = dot_stuff(data);
-        if let Some(next) = next.filter(|_| self.caps.pipelining) {
-            content.extend_from_slice(self.envelope_commands(next.mail_from, next.recipients, next.data).as_bytes());
+        let mut content = dot_stuffed(data);
+        let ahead = next.filter(|_| self.caps.pipelining).map(|next| {
             self.ahead = Some(next.recipients.len());
+            self.envelope_commands(next.mail_from, next.recipients, next.data)
+        });
+        if let Some(commands) = &ahead {
+            content.push(commands.as_bytes());
         }
-        self.wire.send(Stage::Message, &content).await?;
+        self.wire.send_pieces(Stage::Message, &content).await?;
         let reply = self.wire.read_reply(Stage::Message).await?;
         if reply.code != 250 {
             return Err(SmtpError::refused(Stage::Message, reply));
@@ -457,29 +460,34 @@ fn any_accepted(results: &[(String, RcptResult)]) -> Result<(), SmtpError> {
     Err(SmtpError::refused(Stage::RcptTo, reply))
 }
 
-/// The DATA payload: lines starting with `.` get another, the message ends with CRLF, then `.` CRLF.
-fn dot_stuff(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 64);
+/// The DATA payload, in pieces of `data` and what goes between them (never a copy of the message): lines
+/// starting with `.` get another, the message ends with CRLF, then `.` CRLF.
+fn dot_stuffed(data: &[u8]) -> Vec<&[u8]> {
+    let mut pieces: Vec<&[u8]> = Vec::with_capacity(4);
     if data.first() == Some(&b'.') {
-        out.push(b'.');
+        pieces.push(b".");
     }
     let mut start = 0;
     for newline in memchr::memmem::find_iter(data, b"\n.") {
-        out.extend_from_slice(&data[start..=newline]);
-        out.push(b'.');
+        pieces.push(&data[start..=newline]);
+        pieces.push(b".");
         start = newline + 1;
     }
-    out.extend_from_slice(&data[start..]);
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
+    pieces.push(&data[start..]);
+    if !data.ends_with(b"\r\n") {
+        pieces.push(b"\r\n");
     }
-    out.extend_from_slice(b".\r\n");
-    out
+    pieces.push(b".\r\n");
+    pieces
 }
 
 #[cfg(test)]
 mod tests {
-    use super::dot_stuff;
+    use super::dot_stuffed;
+
+    fn dot_stuff(data: &[u8]) -> Vec<u8> {
+        dot_stuffed(data).concat()
+    }
 
     #[test]
     fn dot_stuffing() {

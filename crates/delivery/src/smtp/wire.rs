@@ -18,6 +18,22 @@ use tokio_rustls::client::TlsStream;
 const MAX_LINE: usize = 8192;
 const MAX_LINES: usize = 200;
 
+/// `work` within `timeout`; its failure as `stage`'s.
+async fn timed<T>(
+    stage: Stage,
+    timeout: Duration,
+    work: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, SmtpError> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(io_error(stage, e)),
+        Err(_) => Err(SmtpError::new(stage, ErrorKind::Timeout(timeout.as_secs()))),
+    }
+}
+
+/// The most a message's data is written at once.
+const WRITE_CHUNK: usize = 64 * 1024;
+
 #[derive(Debug)]
 pub(crate) enum Stream {
     Plain(TcpStream),
@@ -138,17 +154,41 @@ impl Wire {
     /// Sends raw bytes and flushes.
     pub(crate) async fn send(&mut self, stage: Stage, bytes: &[u8]) -> Result<(), SmtpError> {
         let io = self.io.get_mut();
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, async {
+        timed(stage, self.timeout, async {
             io.write_all(bytes).await?;
             io.flush().await
         })
         .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(io_error(stage, e)),
-            Err(_) => Err(SmtpError::new(stage, ErrorKind::Timeout(timeout.as_secs()))),
+    }
+
+    /// Sends `pieces` one after the other and flushes: gathered into one write when small (a message and the
+    /// next envelope), else in writes of at most [`WRITE_CHUNK`] straight from the pieces, so that a large
+    /// message is never copied whole. The timeout applies to each write.
+    pub(crate) async fn send_pieces(&mut self, stage: Stage, pieces: &[&[u8]]) -> Result<(), SmtpError> {
+        let timeout = self.timeout;
+        let io = self.io.get_mut();
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        let mut gathered = Vec::with_capacity(total.min(WRITE_CHUNK));
+        let step = async |io: &mut Stream, bytes: &[u8]| timed(stage, timeout, io.write_all(bytes)).await;
+        for piece in pieces {
+            let mut piece = *piece;
+            while !piece.is_empty() {
+                if gathered.is_empty() && piece.len() >= WRITE_CHUNK {
+                    step(io, &piece[..WRITE_CHUNK]).await?;
+                    piece = &piece[WRITE_CHUNK..];
+                    continue;
+                }
+                let n = (WRITE_CHUNK - gathered.len()).min(piece.len());
+                gathered.extend_from_slice(&piece[..n]);
+                piece = &piece[n..];
+                if gathered.len() == WRITE_CHUNK {
+                    step(io, &gathered).await?;
+                    gathered.clear();
+                }
+            }
         }
+        step(io, &gathered).await?;
+        timed(stage, timeout, io.flush()).await
     }
 
     /// Sends a command and reads its reply.

@@ -328,10 +328,7 @@ impl Store for SqliteStore {
         outbox::message(&self.reader, id).await
     }
     async fn message_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar("SELECT content FROM message_content WHERE message_id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?)
+        outbox::content(&self.reader, id).await
     }
     async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
         outbox::retry_message(&mut *self.writer.lock().await?, id, now).await

@@ -2,7 +2,7 @@
 
 use super::{batch::Batch, corrupt, events, from_ms, ms, writer::Writing};
 use crate::{
-    LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewLease,
+    CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewLease,
     NewOutboxMessage, Result, RetryOutcome, Settlement, Waiting,
 };
 use chrono::{DateTime, Utc};
@@ -24,14 +24,22 @@ pub(super) async fn enqueue(
         return Ok(Vec::new());
     }
     let chunks = messages.chunks(ROWS);
-    let mut batch = Batch::start(writing, chunks.len());
+    let parts: usize = messages.iter().map(|m| later_parts(&m.content).count()).sum();
+    let mut batch = Batch::start(writing, chunks.len() + parts);
     let mut ids = Vec::with_capacity(messages.len());
     let mut to_lease = lease.map_or(0, |l| l.count);
     for chunk in chunks {
         let leased = to_lease.min(chunk.len());
         to_lease -= leased;
         let (sql, conn) = batch.next(&insert_sql(chunk.len()));
-        ids.extend(insert_messages(conn, &sql, chunk, lease.map(|l| (l, leased))).await?);
+        let stored = insert_messages(conn, &sql, chunk, lease.map(|l| (l, leased))).await?;
+        for (m, id) in chunk.iter().zip(&stored) {
+            for (part, content) in later_parts(&m.content).enumerate() {
+                let (sql, conn) = batch.next(INSERT_PART);
+                insert_part(conn, &sql, *id, part + 1, content).await?;
+            }
+        }
+        ids.extend(stored);
     }
     batch.finish();
     Ok(ids)
@@ -39,7 +47,55 @@ pub(super) async fn enqueue(
 
 /// Stores a message as `queued` and due now, within `tx`.
 pub(super) async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &NewOutboxMessage) -> Result<i64> {
-    Ok(insert_messages(tx, &insert_sql(1), std::slice::from_ref(m), None).await?[0])
+    let id = insert_messages(tx, &insert_sql(1), std::slice::from_ref(m), None).await?[0];
+    for (part, content) in later_parts(&m.content).enumerate() {
+        insert_part(tx, INSERT_PART, id, part + 1, content).await?;
+    }
+    Ok(id)
+}
+
+/// A content's parts after the first (which `message_content` holds).
+fn later_parts(content: &[u8]) -> std::slice::Chunks<'_, u8> {
+    content.get(CONTENT_PART..).unwrap_or_default().chunks(CONTENT_PART)
+}
+
+const INSERT_PART: &str = "INSERT INTO message_content_parts (message_id, part, content) VALUES (?, ?, ?)";
+
+/// Stores one part of a message's content (`sql`: [`INSERT_PART`], perhaps framed by a [`Batch`]).
+async fn insert_part(conn: &mut SqliteConnection, sql: &str, id: i64, part: usize, content: &[u8]) -> Result<()> {
+    sqlx::query(sql).bind(id).bind(part as i64).bind(content).execute(conn).await?;
+    Ok(())
+}
+
+/// A message's content, its parts put together in one buffer of its size; `None` when there is no such message.
+pub(super) async fn content(reader: &SqlitePool, id: i64) -> Result<Option<Vec<u8>>> {
+    // One read transaction: a purge meanwhile cannot leave the parts half read.
+    let mut tx = reader.begin().await?;
+    let first: Option<(Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT c.content, m.size FROM message_content c JOIN messages m ON m.id = c.message_id WHERE c.message_id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((first, size)) = first else { return Ok(None) };
+    let size = usize::try_from(size).unwrap_or_default();
+    if first.len() >= size {
+        return Ok(Some(first));
+    }
+    let mut content = Vec::with_capacity(size);
+    content.extend_from_slice(&first);
+    drop(first);
+    for part in 1..size.div_ceil(CONTENT_PART) {
+        let piece: Vec<u8> =
+            sqlx::query_scalar("SELECT content FROM message_content_parts WHERE message_id = ? AND part = ?")
+                .bind(id)
+                .bind(part as i64)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| corrupt("message content", format!("message {id} lacks part {part}")))?;
+        content.extend_from_slice(&piece);
+    }
+    Ok(Some(content))
 }
 
 /// `(?, ?, …), (?, ?, …), …`: `rows` tuples of `columns` parameters.
@@ -102,7 +158,7 @@ async fn insert_messages(
             .bind(&m.mailbox_of);
     }
     for m in messages {
-        insert = insert.bind(&m.content);
+        insert = insert.bind(&m.content[..m.content.len().min(CONTENT_PART)]);
     }
     // The messages' ids follow from the largest, as their contents' do; no RETURNING, which would gather the
     // ids in a temporary table first. `fetch_all`, not `fetch_one`: the SQL may end with a batch's COMMIT,
@@ -139,7 +195,8 @@ pub(super) async fn lease_due(
                 id: r.get("id"),
                 mail_from: r.get("mail_from"),
                 recipients: recipients(&r)?,
-                content: r.get("content"),
+                content: r.get::<Option<Vec<u8>>, _>("content").unwrap_or_default(),
+                size: r.get::<i64, _>("size") as u64,
                 attempts: r.get::<i64, _>("attempts") as u32,
                 lifetime_start: from_ms(r.get("lifetime_start")),
                 mailbox_of: r.get("mailbox_of"),
@@ -171,7 +228,9 @@ static LEASE_DUE: LazyLock<String> = LazyLock::new(|| {
                                 ORDER BY lease_until LIMIT ?4))
              ORDER BY due, id
              LIMIT ?4)
-         RETURNING id, mail_from, recipients, attempts, lifetime_start, mailbox_of, (SELECT content FROM message_content WHERE message_id = messages.id) AS content"
+         RETURNING id, mail_from, recipients, attempts, lifetime_start, mailbox_of, size,
+                   CASE WHEN size <= {CONTENT_PART}
+                        THEN (SELECT content FROM message_content WHERE message_id = messages.id) END AS content"
     )
 });
 

@@ -1,0 +1,218 @@
+//! `tidings-bench --scenario memory`: the daemon's memory as the kernel sees it (`VmHWM`, reset before each step,
+//! and `VmRSS` after it), step by step: idle; one large message (25 MB by default) through the gateway and then
+//! through the API, each until delivered to `smtp-sink`; the 40-session AUTH PLAIN burst of 4 KB messages; and
+//! idle again. Targets (issue 18): a large message at most 64 MB + twice its size, the burst at most 64 MB, idle
+//! at most 12 MB.
+
+use super::{
+    Args, DEVICE, Process, auth_session, delivered, expect, free_port, readyz, reset_peak, rss_kib, serve, status_kib,
+    tidings, tidings_with_input, until_delivered,
+};
+use anyhow::{Result, bail};
+use serde_json::json;
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+use tokio::io::AsyncWriteExt;
+
+/// One step's figures, in KiB.
+struct Step {
+    name: String,
+    before: u64,
+    peak: u64,
+    after: u64,
+    /// What the step may peak at, in KiB.
+    target: Option<u64>,
+}
+
+/// A message body of `size` octets in lines of 76 characters, as a base64 attachment is.
+fn large_body(size: usize) -> String {
+    let line = format!("{}\r\n", "Q".repeat(76));
+    line.repeat(size / line.len() + 1)
+}
+
+/// Sends one message of `size` octets through the gateway (no authentication: the bench's address is allowed).
+async fn through_gateway(port: u16, size: usize) -> Result<()> {
+    let mut stream = tokio::io::BufReader::new(tokio::net::TcpStream::connect(("127.0.0.1", port)).await?);
+    expect(&mut stream, "220").await?;
+    stream.get_mut().write_all(b"EHLO bench\r\n").await?;
+    expect(&mut stream, "250").await?;
+    stream.get_mut().write_all(b"MAIL FROM:<scanner@example.com>\r\nRCPT TO:<sink@example.com>\r\nDATA\r\n").await?;
+    for code in ["250", "250", "354"] {
+        expect(&mut stream, code).await?;
+    }
+    let head = "From: scanner@example.com\r\nTo: sink@example.com\r\nSubject: a scan\r\n\r\n";
+    // Written in pieces, as a device sends it, not as one buffer of the bench's.
+    stream.get_mut().write_all(head.as_bytes()).await?;
+    let body = large_body(size);
+    for chunk in body.as_bytes().chunks(64 * 1024) {
+        stream.get_mut().write_all(chunk).await?;
+    }
+    drop(body);
+    stream.get_mut().write_all(b".\r\n").await?;
+    expect(&mut stream, "250").await?;
+    stream.get_mut().write_all(b"QUIT\r\n").await?;
+    Ok(())
+}
+
+pub async fn run(args: &Args) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let sink_port = free_port()?;
+    let _sink = Process(
+        Command::new(&args.smtp_sink)
+            .args(["-u", "nobody", &format!("127.0.0.1:{sink_port}"), "100"])
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let gateway_port = free_port()?;
+    let size = args.size;
+    tidings(args, &data, &["init"])?;
+    tidings(
+        args,
+        &data,
+        &[
+            "config",
+            "set",
+            "sender=scanner@example.com",
+            "smtp.host=127.0.0.1",
+            &format!("smtp.port={sink_port}"),
+            "smtp.encryption=none",
+            &format!("delivery.max_message_size={}", size + 1024 * 1024),
+            &format!("gateway.listen=127.0.0.1:{gateway_port}"),
+            "gateway.allowed_networks=127.0.0.1/32",
+            "gateway.allow_plaintext_auth=true",
+            "gateway.max_connections_per_address=64",
+            "gateway.rate_limit=100000",
+        ],
+    )?;
+    let token = tidings(args, &data, &["api-token", "create", "--name", "bench", "--role", "network_administrator"])?
+        .trim()
+        .to_owned();
+    tidings_with_input(args, &data, &["device", "add", DEVICE.0], DEVICE.1)?;
+
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let daemon = serve(args, &data, port, Some(gateway_port), &[]).await?;
+    let pid = daemon.0.id();
+    let client = reqwest::Client::new();
+    reset_peak(pid)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut steps = Vec::new();
+    let idle = rss_kib(pid)?;
+    steps.push(Step {
+        name: "idle, 3 s after start".into(),
+        before: idle,
+        peak: status_kib(pid, "VmHWM:")?,
+        after: idle,
+        target: Some(12 * 1024),
+    });
+    let mb = size as f64 / 1e6;
+    let large_target = Some(64 * 1024 + 2 * size as u64 / 1024);
+
+    // One large message through the gateway, until delivered.
+    let step = async |name: String, target: Option<u64>, work: std::pin::Pin<Box<dyn Future<Output = Result<()>>>>| {
+        let count = delivered(&readyz(&client, &base).await?);
+        reset_peak(pid)?;
+        let before = rss_kib(pid)?;
+        work.await?;
+        until_delivered(&client, &base, count + 1).await?;
+        let peak = status_kib(pid, "VmHWM:")?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok::<_, anyhow::Error>(Step { name, before, peak, after: rss_kib(pid)?, target })
+    };
+    steps.push(
+        step(
+            format!("one {mb:.0} MB message through the gateway, until delivered (after: 5 s later)"),
+            large_target,
+            Box::pin(through_gateway(gateway_port, size)),
+        )
+        .await?,
+    );
+    let api = {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            let raw = format!(
+                "From: scanner@example.com\r\nTo: sink@example.com\r\nSubject: a scan\r\n\r\n{}",
+                large_body(size)
+            );
+            let body =
+                json!({"raw": raw, "envelope": {"mail_from": "scanner@example.com", "rcpt_to": ["sink@example.com"]}});
+            drop(raw);
+            let response =
+                client.post(format!("{base}/api/v1/messages")).bearer_auth(&token).json(&body).send().await?;
+            if response.status() != 202 {
+                bail!("the API refused the message: {} {}", response.status(), response.text().await?);
+            }
+            Ok(())
+        }
+    };
+    steps.push(
+        step(
+            format!("one {mb:.0} MB message through the API (raw), until delivered (after: 5 s later)"),
+            large_target,
+            Box::pin(api),
+        )
+        .await?,
+    );
+
+    // The 40-session AUTH PLAIN burst of 4 KB messages.
+    const SESSIONS: usize = 40;
+    let messages = args.messages / SESSIONS * SESSIONS;
+    let count = delivered(&readyz(&client, &base).await?);
+    reset_peak(pid)?;
+    let before = rss_kib(pid)?;
+    let mut sessions = tokio::task::JoinSet::new();
+    for _ in 0..SESSIONS {
+        sessions.spawn(auth_session(gateway_port, messages / SESSIONS));
+    }
+    for result in sessions.join_all().await {
+        result?;
+    }
+    until_delivered(&client, &base, count + messages).await?;
+    let peak = status_kib(pid, "VmHWM:")?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    steps.push(Step {
+        name: format!("{SESSIONS} gateway sessions with AUTH PLAIN, {messages} messages of 4 KB (after: 5 s later)"),
+        before,
+        peak,
+        after: rss_kib(pid)?,
+        target: Some(64 * 1024),
+    });
+    reset_peak(pid)?;
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let idle = rss_kib(pid)?;
+    steps.push(Step {
+        name: "idle again, 45 s later".into(),
+        before: idle,
+        peak: status_kib(pid, "VmHWM:")?,
+        after: idle,
+        target: Some(12 * 1024),
+    });
+
+    let anon = status_kib(pid, "RssAnon:")?;
+    let file = status_kib(pid, "RssFile:")?;
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!("| step | VmRSS before | VmHWM during | VmRSS after | target (peak) |");
+    println!("| --- | --- | --- | --- | --- |");
+    for s in &steps {
+        let target = match s.target {
+            Some(t) => format!("{:.1} MB: {}", mib(t), if s.peak <= t { "met" } else { "**missed**" }),
+            None => String::new(),
+        };
+        println!(
+            "| {} | {:.1} MB | {:.1} MB | {:.1} MB | {target} |",
+            s.name,
+            mib(s.before),
+            mib(s.peak),
+            mib(s.after)
+        );
+    }
+    println!(
+        "| of the last idle figure: anonymous (heap, stacks, caches) / the binary's pages | {:.1} / {:.1} MB | | | |",
+        mib(anon),
+        mib(file)
+    );
+    Ok(())
+}
