@@ -204,8 +204,12 @@ async fn serve(args: &Args, dir: &Path, port: u16, gateway: Option<u16>, extra: 
 
 /// `\0user\0password` in base64, for AUTH PLAIN.
 fn base64_plain(user: &str, password: &str) -> String {
+    base64(format!("\0{user}\0{password}").as_bytes())
+}
+
+/// Standard base64, with padding.
+fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = format!("\0{user}\0{password}").into_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));

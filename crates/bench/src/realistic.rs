@@ -7,7 +7,7 @@
 //! from `/proc/PID/stat`). Targets: at least 0.75× the direct rate, at most 0.5 CPU-seconds per 1,000.
 
 use super::{
-    Args, DEVICE, Process, auth_session, expect, free_port, send_messages, serve, tidings, tidings_with_input,
+    Args, DEVICE, Process, auth_session, base64, expect, free_port, send_messages, serve, tidings, tidings_with_input,
 };
 use anyhow::{Context, Result, bail};
 use std::{
@@ -57,19 +57,6 @@ async fn session(target: Target, messages: usize) -> Result<()> {
             send_messages(&mut stream, messages).await
         }
     }
-}
-
-/// Standard base64.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
-        }
-    }
-    out
 }
 
 /// The relay: the peer server with STARTTLS, XOAUTH2 and pipelining; counts what it received.
