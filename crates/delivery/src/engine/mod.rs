@@ -10,44 +10,43 @@
 //! back uncharged, nothing of that identity (or nothing at all, for the relay) is leased until one probe
 //! finds it working again. The circuits are stored for the API, the web interface and the CLI to show.
 
+mod delivery;
+mod relay;
+mod settle;
+
+pub use relay::{looking_at, relay_settings};
+
 use crate::{
     pool::Pool,
-    smtp::{Connection, Next, RelayAuth, RelaySettings, Transaction, tls},
+    smtp::{RelaySettings, tls},
     token::{MailboxTokens, TokenSource},
 };
 use chrono::Utc;
+use delivery::{Delivery, LARGE_AT_ONCE, RunEnd, pending_recipients};
+use settle::{Settled, settle_batches};
 use std::{
-    borrow::Cow,
     collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
-use tidings_app::{App, host_name, later, outbox::Handoff, settings::Current};
+use tidings_app::{App, later, outbox::Handoff, settings::Current};
 use tidings_core::{
-    EmailConfig,
-    config::{AuthMethod, Encryption},
     notify::EventKind,
     outbox::{
-        self, AttemptReport, Failure, Outcome, RecipientState,
-        budget::{self, Admit, Budgets, Limits, Usage},
+        budget::{self, Admit, Budgets, Limits},
         circuit::{Backoff, Change, Gate, Health, Seen},
-        reply::{Class, Scope, Stage},
         retry::RetryPolicy,
     },
-    secret::SecretName,
 };
-use tidings_store::{LeasedMessage, Settlement};
+use tidings_store::LeasedMessage;
 use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch},
+    sync::{Notify, Semaphore, mpsc, watch},
     task::{JoinError, JoinSet},
 };
 use tokio_util::sync::CancellationToken;
 
 /// How often the identities' budgets are stored while they only count up.
 const PUBLISH_BUDGETS: Duration = Duration::from_secs(5);
-/// How many messages larger than [`tidings_store::CONTENT_PART`] are read into memory for sending at once: the
-/// others wait for a turn, so that a burst of large scans costs two of them in memory, not one per connection.
-const LARGE_AT_ONCE: usize = 2;
 /// How many messages per connection the engine leases ahead.
 const BACKLOG_FACTOR: usize = 4;
 /// The most messages one delivery sends one after the other on its connection.
@@ -130,25 +129,6 @@ enum Woke {
     Look,
     /// Someone asked to try now: close the circuits, then look.
     Resume,
-}
-
-/// An attempt's outcome for the store, and what it sent for the budgets.
-struct Settled {
-    settlement: Settlement,
-    usage: Option<Usage>,
-}
-
-/// How a run ended, for the circuits.
-struct RunEnd {
-    identity: Option<String>,
-    /// The run was the probe of an open circuit.
-    probe: bool,
-    /// The failure of the relay or identity that stopped it; `None` when it reached the relay.
-    failure: Option<Failure>,
-    /// Messages it did not attempt (after such a failure): their leases go back, uncharged.
-    unattempted: Vec<i64>,
-    /// The relay's certificate, as the run's connection saw it.
-    certificate: Option<tls::Certificate>,
 }
 
 impl Engine {
@@ -576,62 +556,6 @@ impl Engine {
     }
 }
 
-/// Builds the relay settings from a configuration; errors say what to configure.
-pub async fn relay_settings(
-    app: &App,
-    current: &Current,
-    tokens: Arc<dyn TokenSource>,
-) -> Result<RelaySettings, String> {
-    let cfg = &current.config;
-    let relay = looking_at(cfg)?;
-    let auth = match cfg.smtp.auth {
-        AuthMethod::None => RelayAuth::None,
-        AuthMethod::Password => {
-            let password = app
-                .secret(SecretName::SmtpPassword)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("smtp.password is not set")?;
-            RelayAuth::Password { username: cfg.smtp.username.clone().unwrap_or_default(), password }
-        }
-        AuthMethod::Oauth2 => {
-            let user = cfg.oauth.account.clone().or_else(|| cfg.sender.clone()).ok_or("set oauth.account or sender")?;
-            RelayAuth::OAuth2 { user, tokens }
-        }
-    };
-    Ok(RelaySettings {
-        auth,
-        tls: {
-            // Off the async threads: it reads the CA bundle.
-            let options = cfg.tls.clone();
-            tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??
-        },
-        verify_certificates: cfg.tls.verify_certificates,
-        ..relay
-    })
-}
-
-/// The configured relay, without authentication and trusting any certificate: for looking at what it
-/// presents ([`crate::smtp::Connection::fetch_certificates`]), never for sending. [`relay_settings`] adds the
-/// authentication and the trust.
-pub fn looking_at(cfg: &EmailConfig) -> Result<RelaySettings, String> {
-    Ok(RelaySettings {
-        host: cfg.smtp.host.clone().ok_or("no SMTP relay is configured (set smtp.host)")?,
-        port: u16::try_from(cfg.smtp.effective_port()).map_err(|_| "smtp.port is out of range")?,
-        encryption: cfg.smtp.encryption,
-        auth: RelayAuth::None,
-        tls: tls::accept_any(),
-        verify_certificates: false,
-        timeout: cfg.delivery.timeout,
-        helo_name: helo_name(),
-    })
-}
-
-/// This machine's name for EHLO.
-fn helo_name() -> String {
-    host_name().unwrap_or_else(|| "tidings.localdomain".into())
-}
-
 /// `first` and the messages that follow it in `backlog` for the same identity: the backlog's fair share of
 /// the `free` connections, at most [`MAX_RUN`]. A run goes over one connection, each message's data in the
 /// same write as the next one's envelope where the relay pipelines; a short backlog still spreads over the
@@ -646,270 +570,6 @@ fn run(first: LeasedMessage, backlog: &mut VecDeque<LeasedMessage>, free: usize)
         run.push(next);
     }
     run
-}
-
-/// The attempts of a run of messages (see [`run`]) for one identity, on one connection where it stays usable.
-struct Delivery {
-    app: App,
-    /// Turns for large messages read from the store (see [`LARGE_AT_ONCE`]).
-    large: Arc<Semaphore>,
-    messages: Vec<LeasedMessage>,
-    settings: Arc<RelaySettings>,
-    mailboxes: Arc<dyn MailboxTokens>,
-    revision: i64,
-    pool: Arc<Pool>,
-    policy: RetryPolicy,
-    owner: String,
-    /// The probe of an open circuit.
-    probe: bool,
-}
-
-impl Delivery {
-    /// Attempts each message in turn, settling each as it ends, until a failure of the relay or the identity:
-    /// the messages after it are not attempted.
-    async fn run(self, outcomes: mpsc::Sender<Settled>) -> RunEnd {
-        let relay = self.settings.address();
-        let settings = self.settings().await.map_err(|e| e.to_failure(&relay));
-        let pending: Vec<Vec<String>> = self.messages.iter().map(pending_recipients).collect();
-        let mut end = RunEnd {
-            identity: self.identity().map(str::to_owned),
-            probe: self.probe,
-            failure: None,
-            unattempted: Vec::new(),
-            certificate: None,
-        };
-        // The run's connection, while it stays usable.
-        let mut connection = None;
-        for (i, m) in self.messages.iter().enumerate() {
-            if end.failure.is_some() {
-                end.unattempted.push(m.id);
-                continue;
-            }
-            let started_at = Utc::now();
-            // A large message is read from the store now, and let go after its attempt.
-            let (content, _turn) = match self.content(m).await {
-                Ok(Some(loaded)) => loaded,
-                Ok(None) => continue, // purged meanwhile: nothing to send or settle
-                Err(failure) => {
-                    let _ = outcomes.send(self.settle(m, started_at, Vec::new(), Outcome::Failed(failure))).await;
-                    continue;
-                }
-            };
-            // The next message's envelope goes with this one's data when the next is at hand.
-            let next = self.messages.get(i + 1).filter(|n| n.content.len() as u64 == n.size).map(|n| Next {
-                mail_from: &n.mail_from,
-                recipients: &pending[i + 1],
-                data: &n.content,
-            });
-            let (recipients, outcome) = match &settings {
-                Ok(settings) => self.attempt(settings, &mut connection, m, &content, &pending[i], next).await,
-                Err(failure) => (Vec::new(), Outcome::Failed(failure.clone())),
-            };
-            if let Outcome::Failed(f) = &outcome
-                && f.scope != Scope::Message
-            {
-                end.failure = Some(f.clone());
-            }
-            let _ = outcomes.send(self.settle(m, started_at, recipients, outcome)).await;
-        }
-        if let Some(connection) = connection {
-            end.certificate = connection.certificate();
-            self.pool.put(connection, self.revision, self.identity());
-        }
-        end
-    }
-
-    /// `m`'s content: as leased, or read from the store when it was too large to be leased with it, holding one
-    /// of the turns that bound how many large messages are in memory at once. `None` when it is gone.
-    async fn content<'m>(
-        &self,
-        m: &'m LeasedMessage,
-    ) -> Result<Option<(Cow<'m, [u8]>, Option<OwnedSemaphorePermit>)>, Failure> {
-        if m.content.len() as u64 == m.size {
-            return Ok(Some((Cow::Borrowed(&m.content), None)));
-        }
-        let unreadable = |e: String| Failure {
-            class: Class::Transient,
-            scope: Scope::Message,
-            stage: Stage::Data,
-            reply: None,
-            error: format!("could not read the message from the outbox: {e}"),
-            text: e,
-            explanation: None,
-        };
-        let turn = self.large.clone().acquire_owned().await.map_err(|e| unreadable(e.to_string()))?;
-        match self.app.store().message_content(m.id).await {
-            Ok(Some(content)) => Ok(Some((Cow::Owned(content), Some(turn)))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(unreadable(e.to_string())),
-        }
-    }
-
-    /// The device account whose own mailbox sends the run; `None` for the relay account.
-    fn identity(&self) -> Option<&str> {
-        self.messages[0].mailbox_of.as_deref()
-    }
-
-    /// The relay settings for the run: the relay account's, or those of the device account's own mailbox
-    /// whose messages they are.
-    async fn settings(&self) -> Result<Arc<RelaySettings>, crate::smtp::error::SmtpError> {
-        let Some(account) = self.identity() else { return Ok(self.settings.clone()) };
-        let (user, tokens) = self.mailboxes.mailbox(account).await?;
-        Ok(Arc::new(RelaySettings { auth: RelayAuth::OAuth2 { user, tokens }, ..(*self.settings).clone() }))
-    }
-
-    /// Sends `m` over the run's connection, a pooled one, or a new one, replacing one the relay closed
-    /// meanwhile by a fresh one. The connection stays in `connection` while it is usable.
-    async fn attempt(
-        &self,
-        settings: &RelaySettings,
-        connection: &mut Option<Connection>,
-        m: &LeasedMessage,
-        content: &[u8],
-        recipients: &[String],
-        next: Option<Next<'_>>,
-    ) -> (Vec<(String, outbox::RcptResult)>, Outcome) {
-        let relay = settings.address();
-        let (mut conn, reused) = match connection.take().or_else(|| self.pool.take(self.revision, self.identity())) {
-            Some(c) => (c, true),
-            None => match Connection::open(settings).await {
-                Ok(c) => (c, false),
-                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
-            },
-        };
-        let mut tx: Transaction = conn.send_before(&m.mail_from, recipients, content, next).await;
-        if reused && matches!(&tx.result, Err(e) if e.is_connection_loss() && tx.recipients.is_empty()) {
-            conn = match Connection::open(settings).await {
-                Ok(c) => c,
-                Err(e) => return (Vec::new(), Outcome::Failed(e.to_failure(&relay))),
-            };
-            tx = conn.send_before(&m.mail_from, recipients, content, next).await;
-        }
-        match tx.result {
-            Ok(reply) => {
-                *connection = Some(conn);
-                (tx.recipients, Outcome::Accepted { reply })
-            }
-            Err(e) => {
-                if !e.is_connection_loss() && !matches!(e.kind, crate::smtp::error::ErrorKind::Timeout(_)) {
-                    *connection = Some(conn);
-                }
-                (tx.recipients, Outcome::Failed(e.to_failure(&relay)))
-            }
-        }
-    }
-
-    /// The outcome of `m`'s attempt, as the store records it.
-    fn settle(
-        &self,
-        m: &LeasedMessage,
-        started_at: chrono::DateTime<Utc>,
-        recipients: Vec<(String, outbox::RcptResult)>,
-        outcome: Outcome,
-    ) -> Settled {
-        let mut notes = notes(&self.settings);
-        if let Outcome::Failed(f) = &outcome
-            && f.scope != Scope::Message
-        {
-            notes.push(format!(
-                "the {} is taken as down: messages for it wait, not attempted, until a probe finds it working \
-                 (delivery.relay_backoff_first, delivery.relay_backoff_max)",
-                if f.scope == Scope::Relay { "relay" } else { "identity Tidings sends as" }
-            ));
-        }
-        let report = AttemptReport { started_at, finished_at: Utc::now(), recipients, outcome, notes };
-        let before =
-            outbox::Pending { created_at: m.lifetime_start, attempts: m.attempts, recipients: m.recipients.clone() };
-        let settled = outbox::settle(&before, &report, &self.policy);
-        let a = &settled.attempt;
-        match &report.outcome {
-            Outcome::Accepted { .. } => {
-                tracing::info!(id = m.id, attempt = a.number, status = %settled.status, "delivered")
-            }
-            Outcome::Failed(f) => tracing::warn!(
-                id = m.id,
-                attempt = a.number,
-                status = %settled.status,
-                class = f.class.as_str(),
-                stage = f.stage.as_str(),
-                error = %f.error,
-                explanation = f.explanation.as_deref().unwrap_or(""),
-                "delivery attempt failed"
-            ),
-        }
-        // What the relay took counts against the identity's day.
-        let usage = matches!(report.outcome, Outcome::Accepted { .. }).then(|| Usage {
-            identity: self.identity().map(str::to_owned),
-            minute: budget::minute_of(report.finished_at),
-            messages: 1,
-            recipients: report.recipients.iter().filter(|(_, r)| *r == outbox::RcptResult::Accepted).count() as u32,
-        });
-        Settled { settlement: Settlement { id: m.id, owner: self.owner.clone(), settled }, usage }
-    }
-}
-
-/// The recipients still to deliver to.
-fn pending_recipients(m: &LeasedMessage) -> Vec<String> {
-    m.recipients.iter().filter(|r| r.state == RecipientState::Pending).map(|r| r.address.clone()).collect()
-}
-
-/// What the administrator should know about how attempts are made.
-fn notes(settings: &RelaySettings) -> Vec<String> {
-    let mut notes = Vec::new();
-    if settings.encryption == Encryption::None {
-        notes.push("the connection to the relay is not encrypted (smtp.encryption=none)".to_owned());
-    } else if !settings.verify_certificates {
-        notes.push("the relay's certificate was not verified (tls.verify_certificates=false)".to_owned());
-    }
-    notes
-}
-
-/// The most outcomes one commit writes.
-const SETTLE_BATCH: usize = 256;
-
-/// Waits for a first item, then takes what else arrives within `window` of it (up to the batch size); 0 once
-/// the channel is closed and empty.
-async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, window: Duration) -> usize {
-    if rx.recv_many(batch, SETTLE_BATCH).await == 0 {
-        return 0;
-    }
-    let until = tokio::time::Instant::now() + window;
-    while batch.len() < SETTLE_BATCH {
-        let room = SETTLE_BATCH - batch.len();
-        if !matches!(tokio::time::timeout_at(until, rx.recv_many(batch, room)).await, Ok(1..)) {
-            break;
-        }
-    }
-    batch.len()
-}
-
-/// Writes outcomes in batches: whatever arrives within `window` of the first, in one commit.
-async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settled>, wake: Arc<Notify>, window: Duration) {
-    let mut batch = Vec::with_capacity(SETTLE_BATCH);
-    while gather(&mut rx, &mut batch, window).await > 0 {
-        let (settlements, usage): (Vec<Settlement>, Vec<Option<Usage>>) =
-            batch.drain(..).map(|s| (s.settlement, s.usage)).unzip();
-        let usage = budget::tally(usage.iter().flatten().map(|u| (u.identity.as_deref(), u.minute, u.recipients)));
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match app.store().settle(&settlements, &usage).await {
-                Ok(()) => break,
-                Err(e) => {
-                    // Leases protect the messages meanwhile: if this never succeeds they are delivered again.
-                    tracing::error!(error = %e, count = settlements.len(), "could not record delivery outcomes; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
-        for s in &settlements {
-            app.metrics().count("tidings_delivery_attempts_total", &s.settled.attempt.result);
-        }
-        // Deferred messages may now be due sooner than the engine planned.
-        if settlements.iter().any(|s| s.settled.status == outbox::Status::Deferred) {
-            wake.notify_one();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -950,37 +610,5 @@ mod tests {
         assert_eq!(run_of(&mut backlog, 1), [1, 2], "a device account's own mailbox needs its own connection");
         assert_eq!(run_of(&mut backlog, 1), [3, 4]);
         assert!(backlog.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn outcomes_arriving_within_the_window_are_gathered_into_one_batch() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let window = Duration::from_millis(20);
-        tokio::spawn(async move {
-            for (delay, item) in [(0, 1), (5, 2), (10, 3), (30, 4), (0, 5)] {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                tx.send(item).await.unwrap();
-            }
-        });
-        let mut batch = Vec::new();
-        assert_eq!(gather(&mut rx, &mut batch, window).await, 3);
-        assert_eq!(batch, [1, 2, 3], "the fourth came 45 ms after the first");
-        batch.clear();
-        assert_eq!(gather(&mut rx, &mut batch, window).await, 2);
-        assert_eq!(batch, [4, 5]);
-        batch.clear();
-        assert_eq!(gather(&mut rx, &mut batch, window).await, 0, "closed");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_batch_is_written_without_waiting_for_the_window() {
-        let (tx, mut rx) = mpsc::channel(SETTLE_BATCH + 1);
-        for i in 0..=SETTLE_BATCH {
-            tx.send(i).await.unwrap();
-        }
-        let started = tokio::time::Instant::now();
-        let mut batch = Vec::new();
-        assert_eq!(gather(&mut rx, &mut batch, Duration::from_secs(60)).await, SETTLE_BATCH);
-        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }

@@ -1,0 +1,65 @@
+//! The relay settings of a configuration: what delivery connects to and how it authenticates.
+
+use crate::{
+    smtp::{RelayAuth, RelaySettings, tls},
+    token::TokenSource,
+};
+use std::sync::Arc;
+use tidings_app::{App, host_name, settings::Current};
+use tidings_core::{EmailConfig, config::AuthMethod, secret::SecretName};
+
+/// Builds the relay settings from a configuration; errors say what to configure.
+pub async fn relay_settings(
+    app: &App,
+    current: &Current,
+    tokens: Arc<dyn TokenSource>,
+) -> Result<RelaySettings, String> {
+    let cfg = &current.config;
+    let relay = looking_at(cfg)?;
+    let auth = match cfg.smtp.auth {
+        AuthMethod::None => RelayAuth::None,
+        AuthMethod::Password => {
+            let password = app
+                .secret(SecretName::SmtpPassword)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("smtp.password is not set")?;
+            RelayAuth::Password { username: cfg.smtp.username.clone().unwrap_or_default(), password }
+        }
+        AuthMethod::Oauth2 => {
+            let user = cfg.oauth.account.clone().or_else(|| cfg.sender.clone()).ok_or("set oauth.account or sender")?;
+            RelayAuth::OAuth2 { user, tokens }
+        }
+    };
+    Ok(RelaySettings {
+        auth,
+        tls: {
+            // Off the async threads: it reads the CA bundle.
+            let options = cfg.tls.clone();
+            tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??
+        },
+        verify_certificates: cfg.tls.verify_certificates,
+        ..relay
+    })
+}
+
+/// The configured relay, without authentication and trusting any certificate: for looking at what it
+/// presents ([`crate::smtp::Connection::fetch_certificates`]), never for sending. [`relay_settings`] adds the
+/// authentication and the trust.
+pub fn looking_at(cfg: &EmailConfig) -> Result<RelaySettings, String> {
+    Ok(RelaySettings {
+        host: cfg.smtp.host.clone().ok_or("no SMTP relay is configured (set smtp.host)")?,
+        port: u16::try_from(cfg.smtp.effective_port()).map_err(|_| "smtp.port is out of range")?,
+        encryption: cfg.smtp.encryption,
+        auth: RelayAuth::None,
+        tls: tls::accept_any(),
+        verify_certificates: false,
+        timeout: cfg.delivery.timeout,
+        helo_name: helo_name(),
+    })
+}
+
+/// This machine's name for EHLO.
+fn helo_name() -> String {
+    host_name().unwrap_or_else(|| "tidings.localdomain".into())
+}
