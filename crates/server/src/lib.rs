@@ -13,7 +13,9 @@
 pub mod http;
 pub mod live_config;
 pub mod notifier;
+pub mod security;
 pub mod serve;
+pub mod service;
 pub mod shutdown;
 pub mod tls;
 pub mod ui;
@@ -127,7 +129,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         options: options.notifier,
     }
     .spawn(shutdown.clone());
-    let context = http::Context::new(http::Shared {
+    let context = service::Context::new(service::Shared {
         app,
         config,
         committer,
@@ -139,7 +141,12 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         secure_cookies: tls.is_some(),
     });
     let address = listener.local_addr().map_err(Error::Http)?;
-    let router = http::router(context);
+    // The API and the web interface side by side, over one service layer; every answer gets the security headers.
+    let router = axum::Router::new()
+        .merge(http::router())
+        .merge(ui::router())
+        .layer(axum::middleware::map_response(security::headers))
+        .with_state(context);
     match tls {
         Some(_) => tracing::info!(%address, "Tidings is listening (HTTPS)"),
         None => tracing::info!(%address, "Tidings is listening"),

@@ -256,12 +256,14 @@ fn documented_routes() -> Vec<(String, String)> {
     out
 }
 
-/// (method, path) of every route the HTTP API modules declare (`.route("…", get(…).post(…))`).
+/// (method, path) of every route the HTTP API modules declare (`.route("…", get(…).post(…))`), and of the page
+/// the OAuth provider sends browsers back to (`ui/landing.rs`), which openapi.json documents too.
 fn declared_routes() -> Vec<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = std::fs::read_dir(src.join("http")).unwrap().map(|e| e.unwrap().path());
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap().replace('\n', " ");
+    for file in files.chain([src.join("ui/landing.rs")]) {
+        let text = std::fs::read_to_string(file).unwrap().replace('\n', " ");
         for piece in text.split(".route(\"").skip(1) {
             let (path, rest) = piece.split_once('"').unwrap();
             let handlers = rest.split(".route(").next().unwrap();

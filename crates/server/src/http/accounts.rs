@@ -1,7 +1,8 @@
 //! `/api/v1/accounts` and `/api/v1/api-tokens` (administrators), `/api/v1/me` (anyone signed in or holding a
 //! token), `/api/v1/audit` (anyone).
 
-use super::{Context, auth::Caller, error::ApiError, json::Body};
+use super::{Context, error::ApiError, json::Body};
+use crate::service::caller::Caller;
 use axum::{
     Json, Router,
     extract::{Path, Query, State},

@@ -1,6 +1,7 @@
 //! `/api/v1/devices`: device accounts of the SMTP submission gateway (operators manage them; anyone reads).
 
-use super::{Context, auth::Caller, error::ApiError, json::Body};
+use super::{Context, error::ApiError, json::Body};
+use crate::service::caller::Caller;
 use axum::{
     Json, Router,
     extract::{Path, State},

@@ -1,7 +1,11 @@
 //! `/api/v1/email-config`: read and change the email configuration, and send a test email. A save with
 //! `admin.test_email_on_save` on sends one and reports what the relay said.
 
-use super::{Context, auth::Caller, error::ApiError, json::Body};
+use super::{Context, error::ApiError, json::Body};
+use crate::service::{
+    caller::Caller,
+    email::{save, send_test},
+};
 use axum::{
     Json, Router,
     extract::State,
@@ -10,7 +14,6 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::{Map, Value, json};
-use tidings_app::notifications::TestOutcome;
 use tidings_core::{FieldError, secret::SecretName};
 
 pub fn router() -> Router<Context> {
@@ -79,26 +82,15 @@ async fn change(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
     let edits = edits_of(body)?;
-    let app = &context.inner.app;
-    let saved = app.update_as(&caller.actor, caller.role, &edits).await?;
-    context.inner.config.refresh().await;
+    let (saved, test) = save(&context, &caller, &edits).await?;
     let mut out = json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings });
-    if context.inner.config.get().config.admin.test_email_on_save {
-        out["test_email"] = match send_test(&context, &caller).await {
+    if let Some(test) = test {
+        out["test_email"] = match test {
             Ok(outcome) => json!(outcome),
             Err(e) => json!({ "result": "not_sent", "reply": e.to_string() }),
         };
     }
     Ok(Json(out))
-}
-
-/// Sends a test email and waits up to `admin.test_email_wait` for the relay's answer.
-pub(crate) async fn send_test(context: &Context, caller: &Caller) -> Result<TestOutcome, tidings_app::Error> {
-    let app = &context.inner.app;
-    let sent = app.send_test_email(&caller.actor).await?;
-    context.inner.wake.notify_one();
-    let wait = context.inner.config.get().config.admin.test_email_wait;
-    app.await_test_outcome(sent.message_id, wait).await
 }
 
 async fn test(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {

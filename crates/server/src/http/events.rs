@@ -1,6 +1,7 @@
 //! `/api/v1/events`: the appliance reports events; everyone may read what came in and what was mailed.
 
-use super::{Context, auth::Caller, error::ApiError, json::Body, page::Page};
+use super::{Context, error::ApiError, json::Body, page::Page};
+use crate::service::caller::Caller;
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
@@ -70,7 +71,7 @@ async fn emit(
         return Err(ApiError::Invalid(errors));
     }
     let event = context.inner.app.emit_event(&caller.actor, &body.kind, body.node.as_deref(), details).await?;
-    context.inner.events.notify_one();
+    context.wake_notifier();
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/events/{}", event.id))], Json(event)))
 }
 

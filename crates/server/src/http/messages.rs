@@ -1,6 +1,7 @@
 //! `/api/v1/messages`: submit, list, inspect, retry and purge outbox messages.
 
-use super::{Context, auth::Caller, error::ApiError, json::Body, page::Page};
+use super::{Context, error::ApiError, json::Body, page::Page};
+use crate::service::caller::Caller;
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
@@ -156,7 +157,7 @@ async fn retry(
     let id = parse_id(&id)?;
     match context.inner.app.retry_message(&caller.actor, id).await? {
         RetryOutcome::Requeued => {
-            context.inner.wake.notify_one();
+            context.wake_engine();
             Ok(Json(json!({ "id": id, "status": "queued" })))
         }
         RetryOutcome::NotFound => Err(ApiError::NotFound(format!("no message {id}"))),

@@ -1,7 +1,8 @@
 //! `GET /metrics`: Prometheus' text format. The queue by status and events by kind come from the database;
 //! deliveries, token refreshes and sign-ins are this process's counters.
 
-use super::{Context, auth::Caller, error::ApiError};
+use super::{Context, error::ApiError};
+use crate::service::caller::Caller;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use std::fmt::Write;
 use tidings_app::metrics::escape;
@@ -28,7 +29,7 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
     for (kind, state, n) in app.store().event_counts().await.map_err(tidings_app::Error::from)? {
         let _ = writeln!(out, "tidings_events{{kind=\"{}\",state=\"{}\"}} {n}", escape(kind.id()), state.as_str());
     }
-    let live = super::oauth::live_report(&context).await?.status;
+    let live = crate::service::oauth::live_report(&context).await?.status;
     let _ = writeln!(
         out,
         "# HELP tidings_token_state The OAuth token's state (1 for the current one).\n# TYPE tidings_token_state gauge"

@@ -1,7 +1,7 @@
 //! Accounts and API tokens (administrators), and every account's own language and password.
 
 use super::{Need, UiError, Viewer, csrf_field, i18n, notice, page, role_key, when};
-use crate::http::Context;
+use crate::service::Context;
 use axum::{
     Form, Router,
     extract::{Path, State},

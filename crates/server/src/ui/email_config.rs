@@ -4,7 +4,10 @@
 //! imported, and the redirect URI to register is shown with a copy button.
 
 use super::{Need, UiError, Viewer, csrf_field, notice, page};
-use crate::http::{Context, email_config::send_test};
+use crate::service::{
+    Context,
+    email::{save, send_test},
+};
 use axum::{
     Form, Json, Router,
     extract::{Multipart, State},
@@ -24,7 +27,7 @@ use tidings_core::{
 
 pub fn router() -> Router<Context> {
     Router::new()
-        .route("/email-config", get(show).post(save))
+        .route("/email-config", get(show).post(save_form))
         .route("/email-config/validate", post(validate))
         .route("/email-config/google", post(import_google))
         .route("/email-config/test", post(test))
@@ -267,19 +270,17 @@ fn test_notice(viewer: &Viewer, outcome: &TestOutcome) -> (&'static str, String)
     }
 }
 
-async fn save(
+async fn save_form(
     State(context): State<Context>,
     viewer: Viewer,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
     viewer.permit(form_csrf(&fields), Need::Operator)?;
-    let app = &context.inner.app;
-    let current = app.current().await?;
+    let current = context.inner.app.current().await?;
     let (edits, values) = edits(&current, &fields);
     let mut outcome = Outcome::default();
-    match app.update_as(&viewer.caller.actor, viewer.caller.role, &edits).await {
-        Ok(saved) => {
-            context.inner.config.refresh().await;
+    match save(&context, &viewer.caller, &edits).await {
+        Ok((saved, test)) => {
             let tr = viewer.tr;
             outcome.notices.push(if saved.changed.is_empty() {
                 ("info", tr.t("config.nothing_changed").to_owned())
@@ -290,8 +291,8 @@ async fn save(
                 )
             });
             outcome.notices.extend(saved.warnings.into_iter().map(|w| ("info", w)));
-            if context.inner.config.get().config.admin.test_email_on_save {
-                outcome.notices.push(match send_test(&context, &viewer.caller).await {
+            if let Some(test) = test {
+                outcome.notices.push(match test {
                     Ok(test) => test_notice(&viewer, &test),
                     Err(e) => ("error", e.to_string()),
                 });
@@ -306,7 +307,6 @@ async fn save(
     }
 }
 
-/// The field errors the form would get, without saving: `{"errors": {"smtp.port": "…"}}`.
 async fn validate(
     State(context): State<Context>,
     viewer: Viewer,

@@ -1,7 +1,7 @@
 //! Events that came in and the notifications sent for them; the audit log.
 
 use super::{UiError, Viewer, page, when};
-use crate::http::Context;
+use crate::service::Context;
 use axum::{
     Router,
     extract::State,

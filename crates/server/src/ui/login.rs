@@ -3,9 +3,9 @@
 //! HTTPS.
 
 use super::{UiError, Viewer, i18n, notice};
-use crate::http::{
+use crate::service::{
     Context,
-    auth::{SESSION_COOKIE, cookie},
+    caller::{SESSION_COOKIE, cookie},
 };
 use axum::{
     Form, Router,
@@ -24,7 +24,7 @@ pub(super) const LOGIN_COOKIE: &str = "tidings_login";
 
 pub fn router() -> Router<Context> {
     Router::new()
-        .route("/login", get(form).post(sign_in).layer(crate::http::security::unauthenticated_body()))
+        .route("/login", get(form).post(sign_in).layer(crate::security::unauthenticated_body()))
         .route("/logout", post(sign_out))
 }
 

@@ -10,7 +10,7 @@ use super::{
     oauth::{authorized, device_panel, flow_error},
     when,
 };
-use crate::http::{Context, auth::cookie};
+use crate::service::{Context, caller::cookie};
 use axum::{
     Form, Router,
     extract::{ConnectInfo, FromRequestParts, State},
@@ -30,7 +30,7 @@ const COOKIE: &str = "tidings_mailbox";
 pub fn router() -> Router<Context> {
     Router::new()
         .route("/mailbox", get(show))
-        .route("/mailbox/login", post(sign_in).layer(crate::http::security::unauthenticated_body()))
+        .route("/mailbox/login", post(sign_in).layer(crate::security::unauthenticated_body()))
         .route("/mailbox/logout", post(sign_out))
         .route("/mailbox/connect", post(connect))
         .route("/mailbox/paste", post(paste))

@@ -10,16 +10,17 @@ mod accounts;
 mod email_config;
 mod events;
 pub mod i18n;
+mod landing;
 mod login;
 mod mailbox;
 mod oauth;
 mod outbox;
 mod relay_certificate;
 
-use crate::http::{
+use crate::service::{
     Context,
-    auth::{Caller, session_caller},
-    error::ApiError,
+    caller::{Caller, session_caller},
+    described,
 };
 use axum::{
     Router,
@@ -45,6 +46,7 @@ pub fn router() -> Router<Context> {
         .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), STATIC_CACHE], STYLE) }))
         .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), STATIC_CACHE], SCRIPT) }))
         .merge(login::router())
+        .merge(landing::router())
         .merge(email_config::router())
         .merge(relay_certificate::router())
         .merge(oauth::router())
@@ -110,18 +112,14 @@ pub enum UiError {
     SignIn(String),
     Forbidden,
     Csrf,
-    Api(ApiError),
-}
-
-impl From<ApiError> for UiError {
-    fn from(e: ApiError) -> Self {
-        UiError::Api(e)
-    }
+    /// The request cannot be read (a form's value that is not one).
+    BadRequest(String),
+    App(tidings_app::Error),
 }
 
 impl From<tidings_app::Error> for UiError {
     fn from(e: tidings_app::Error) -> Self {
-        UiError::Api(e.into())
+        UiError::App(e)
     }
 }
 
@@ -142,7 +140,11 @@ impl IntoResponse for UiError {
                 StatusCode::FORBIDDEN,
                 "The form expired or did not come from Tidings: reload the page and try again.",
             ),
-            UiError::Api(e) => e.into_response(),
+            UiError::BadRequest(why) => plain(StatusCode::BAD_REQUEST, &why),
+            UiError::App(e) => {
+                let (status, text) = described(&e);
+                plain(status, &text)
+            }
         }
     }
 }
@@ -184,7 +186,7 @@ impl OptionalFromRequestParts<Context> for Viewer {
 /// What needs action, for the banner on every page.
 async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
-    if let Ok(report) = crate::http::oauth::live_report(context).await {
+    if let Ok(report) = crate::service::oauth::live_report(context).await {
         match report.status {
             TokenStatus::ReauthorizationRequired { reason, .. } => {
                 out.push((tr.f("banner.reauth", &[("reason", &reason)]), "/oauth"));

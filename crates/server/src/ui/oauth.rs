@@ -4,10 +4,9 @@
 //! connection check, and deleting the authorization.
 
 use super::{Need, UiError, Viewer, csrf_field, i18n::Tr, notice, page, when};
-use crate::http::{
+use crate::service::{
     Context,
-    error::ApiError,
-    oauth::{check_connection, forget_authorization, live_report, start_device},
+    oauth::{check_connection, flow_message, forget_authorization, live_report, start_device},
 };
 use axum::{
     Form, Router,
@@ -121,7 +120,7 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
 
 /// A refused or failed flow in the API's words.
 pub(super) fn flow_error(e: flows::FlowError) -> String {
-    ApiError::from(e).message()
+    flow_message(e)
 }
 
 /// What a completed authorization says.
@@ -176,7 +175,7 @@ async fn device(
             let panel = device_panel(tr, &shown, Some(expires_at), live);
             render(&context, &viewer, vec![], Some(panel)).await
         }
-        Err(e) => render(&context, &viewer, vec![("error", e.message())], None).await,
+        Err(e) => render(&context, &viewer, vec![("error", flow_message(e))], None).await,
     }
 }
 
@@ -201,7 +200,7 @@ async fn check(
     let notice = match check_connection(&context).await {
         Ok(Ok(())) => ("ok", viewer.tr.t("oauth.check_ok").to_owned()),
         Ok(Err(why)) => ("error", viewer.tr.f("oauth.check_failed", &[("why", &why)])),
-        Err(e) => ("error", e.message()),
+        Err(e) => ("error", crate::service::described(&e).1),
     };
     render(&context, &viewer, vec![notice], None).await
 }

@@ -2,7 +2,7 @@
 //! and purge.
 
 use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
-use crate::http::Context;
+use crate::service::Context;
 use axum::{
     Form, Router,
     extract::{Path, Query, State},
@@ -182,7 +182,7 @@ async fn retry(
     let tr = viewer.tr;
     let notice = match context.inner.app.retry_message(&viewer.caller.actor, id).await? {
         RetryOutcome::Requeued => {
-            context.inner.wake.notify_one();
+            context.wake_engine();
             ("ok", tr.t("outbox.requeued").to_owned())
         }
         RetryOutcome::NotFound => ("error", tr.f("outbox.no_message", &[("id", &id.to_string())])),
@@ -200,8 +200,7 @@ async fn purge(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
     let tr = viewer.tr;
-    let status =
-        form.status.parse::<Status>().map_err(|why| UiError::Api(crate::http::error::ApiError::BadRequest(why)))?;
+    let status = form.status.parse::<Status>().map_err(UiError::BadRequest)?;
     let purged = context.inner.app.purge(&viewer.caller.actor, status).await?;
     let notice = ("ok", tr.f("outbox.purged", &[("n", &purged.to_string())]));
     list_page(&context, &viewer, Filter { status: None, before: None }, vec![notice]).await

@@ -2,9 +2,8 @@
 //! names, SHA-256 fingerprint), for an administrator to compare with the relay's own and pin
 //! (`tls.pinned_certificate`). The same as `tidings config fetch-certificate [--pin]`.
 
-use super::ApiError;
 use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
-use crate::http::Context;
+use crate::service::Context;
 use axum::{
     Form, Router,
     extract::State,
@@ -82,13 +81,11 @@ async fn pin(State(context): State<Context>, viewer: Viewer, Form(form): Form<Pi
     viewer.permit(&form.csrf, Need::Operator)?;
     let current = context.inner.app.current().await?;
     if tidings_core::config::parse_fingerprint(&form.fingerprint).is_none() {
-        return Err(UiError::Api(ApiError::BadRequest(
-            "fingerprint: expected a SHA-256 fingerprint (64 hex digits)".into(),
-        )));
+        return Err(UiError::BadRequest("fingerprint: expected a SHA-256 fingerprint (64 hex digits)".into()));
     }
     let value = current.config.tls.pinned_with(&form.fingerprint);
     let edits = [("tls.pinned_certificate".to_owned(), value)];
-    context.inner.app.update_as(&viewer.caller.actor, viewer.caller.role, &edits).await.map_err(ApiError::from)?;
+    context.inner.app.update_as(&viewer.caller.actor, viewer.caller.role, &edits).await?;
     context.inner.config.refresh().await;
     Ok(Redirect::to("/email-config/certificate").into_response())
 }

@@ -1,0 +1,119 @@
+//! The daemon's service layer: what the HTTP API (`http/`) and the web interface (`ui/`) both call, so that
+//! neither imports the other and a rule is written once. It holds the application services with what only the
+//! running daemon has: the configuration in force, the wakes of the delivery engine and the notifier, the token
+//! manager, the gateway's status and the sign-in in progress.
+//!
+//! - `caller.rs`: who is calling (an API token or a web session);
+//! - `oauth.rs`: the token's live status, the device sign-in, the connection check, forgetting the authorization;
+//! - `email.rs`: saving the configuration (then the test email when asked) and the test email.
+
+pub mod caller;
+pub mod email;
+pub mod oauth;
+
+use crate::live_config::LiveConfig;
+use std::{sync::Arc, time::Instant};
+use tidings_app::{App, outbox::Committer, sign_in::SignInPolicy};
+use tidings_oauth::manager::TokenManager;
+use tokio::sync::Notify;
+
+/// Everything a request handler may use.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) app: App,
+    pub(crate) config: LiveConfig,
+    /// Groups accepted messages into durable commits.
+    pub(crate) committer: Committer,
+    /// Wakes the delivery engine (a message was accepted or retried).
+    pub(crate) wake: Arc<Notify>,
+    /// Wakes the notifier (an event was recorded).
+    pub(crate) events: Arc<Notify>,
+    /// The OAuth token manager, told about new sign-ins.
+    pub(crate) tokens: TokenManager,
+    /// What the SMTP gateway listens on, and what it could not start.
+    pub(crate) gateway: tidings_gateway::Status,
+    /// When the device sign-in under way (if any) expires.
+    pub(crate) device: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// For the uptime shown by `/readyz`.
+    pub(crate) started: Instant,
+    /// Sign-in protection and session lifetimes.
+    pub(crate) sign_in: SignInPolicy,
+    /// Cookies get `Secure` when the daemon serves HTTPS.
+    pub(crate) secure_cookies: bool,
+}
+
+/// What the daemon hands the HTTP interface.
+#[derive(Debug)]
+pub struct Shared {
+    pub app: App,
+    pub config: LiveConfig,
+    pub committer: Committer,
+    pub wake: Arc<Notify>,
+    pub events: Arc<Notify>,
+    pub tokens: TokenManager,
+    pub gateway: tidings_gateway::Status,
+    pub sign_in: SignInPolicy,
+    pub secure_cookies: bool,
+}
+
+impl Context {
+    pub fn new(s: Shared) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                app: s.app,
+                config: s.config,
+                committer: s.committer,
+                wake: s.wake,
+                events: s.events,
+                tokens: s.tokens,
+                gateway: s.gateway,
+                device: Default::default(),
+                started: Instant::now(),
+                sign_in: s.sign_in,
+                secure_cookies: s.secure_cookies,
+            }),
+        }
+    }
+}
+
+impl Context {
+    /// Tells the delivery engine that the store holds messages for it (a retry, a message accepted).
+    pub(crate) fn wake_engine(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Tells the notifier that an event was recorded.
+    pub(crate) fn wake_notifier(&self) {
+        self.inner.events.notify_one();
+    }
+}
+
+/// What an error means to a person: the HTTP status that fits it and the words to show. The API adds its own
+/// codes and field lists (`http/error.rs`); the web interface shows these.
+pub(crate) fn described(e: &tidings_app::Error) -> (axum::http::StatusCode, String) {
+    use axum::http::StatusCode;
+    use tidings_app::Error as E;
+    let status = match e {
+        E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Input(_) => StatusCode::BAD_REQUEST,
+        E::NotConfigured(_) | E::Conflict(_) | E::Store(tidings_store::Error::DuplicateAccount(_)) => {
+            StatusCode::CONFLICT
+        }
+        E::Unavailable(_) | E::Store(tidings_store::Error::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Refused(_) => StatusCode::UNAUTHORIZED,
+        E::Busy(_) | E::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let text = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "internal error");
+        "internal error; see the daemon's log".to_owned()
+    } else {
+        e.to_string()
+    };
+    (status, text)
+}

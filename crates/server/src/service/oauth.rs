@@ -1,0 +1,72 @@
+//! The relay account's OAuth authorization as the running daemon knows it: the live status (with a device
+//! sign-in under way), starting a device sign-in and the task that waits for it, reaching the token endpoint,
+//! and forgetting the authorization.
+
+use super::Context;
+use tidings_core::oauth::response::DeviceAuthorization;
+use tidings_oauth::{
+    flows::{self, FlowError, Owner},
+    http::HttpEndpoint,
+    status::{TokenReport, TokenStatus, report},
+};
+
+/// The token status as the daemon sees it, with a device sign-in under way.
+pub async fn live_report(context: &Context) -> Result<TokenReport, tidings_app::Error> {
+    let live = context.inner.tokens.status().borrow().clone();
+    let mut report = report(&context.inner.app, Some(live)).await?;
+    let pending = *context.inner.device.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(expires_at) = pending.filter(|at| *at > chrono::Utc::now())
+        && !matches!(report.status, TokenStatus::Active { .. })
+    {
+        report.status = TokenStatus::AuthorizationPending { expires_at };
+    }
+    Ok(report)
+}
+
+/// Starts a device sign-in and the task that waits for it; returns what to show and when it expires.
+pub async fn start_device(
+    context: &Context,
+    actor: String,
+) -> Result<(DeviceAuthorization, chrono::DateTime<chrono::Utc>), FlowError> {
+    let signing_in = flows::start_device(&context.inner.app, Owner::Relay).await?;
+    let shown = signing_in.shown.clone();
+    let expires_at = signing_in.expires_at;
+    *context.inner.device.lock().unwrap_or_else(|e| e.into_inner()) = Some(expires_at);
+    let waiting = context.clone();
+    tokio::spawn(async move {
+        let inner = &waiting.inner;
+        match signing_in.finish(&inner.app, Some(&inner.tokens), &actor).await {
+            Ok(account) => tracing::info!(account = account.as_deref().unwrap_or(""), "device sign-in completed"),
+            Err(e) => tracing::warn!(error = %e, "device sign-in did not complete"),
+        }
+        let mut device = inner.device.lock().unwrap_or_else(|e| e.into_inner());
+        if *device == Some(expires_at) {
+            *device = None;
+        }
+    });
+    Ok((shown, expires_at))
+}
+
+/// Reaches the token endpoint (through the configured proxy).
+pub async fn check_connection(context: &Context) -> Result<Result<(), String>, tidings_app::Error> {
+    let inner = &context.inner;
+    let secret = inner.app.secret(tidings_core::secret::SecretName::OAuthClientSecret).await?;
+    let endpoint = HttpEndpoint::new(&inner.config.get().config, secret).map_err(tidings_app::Error::NotConfigured)?;
+    Ok(endpoint.check().await)
+}
+
+/// Deletes the relay account's authorization, and the token held in memory.
+pub async fn forget_authorization(context: &Context, actor: &str) -> Result<(), tidings_app::Error> {
+    context.inner.app.oauth_forget(actor).await?;
+    context.inner.tokens.forget();
+    Ok(())
+}
+
+/// A failed sign-in step in words for people: the provider's own, then what to do.
+pub fn flow_message(e: FlowError) -> String {
+    match e {
+        FlowError::Unsuitable(m) | FlowError::BadAnswer(m) | FlowError::Unavailable(m) => m,
+        FlowError::Refused { said, explanation } => format!("{said}. {explanation}"),
+        FlowError::App(e) => super::described(&e).1,
+    }
+}

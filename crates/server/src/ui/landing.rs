@@ -1,0 +1,49 @@
+//! `/login/smtp-verification`: where the provider sends the browser back after signing Tidings in. It completes
+//! the sign-in and says in plain words, in the browser's language, whether it worked.
+
+use crate::service::Context;
+use axum::{
+    Router,
+    extract::{RawQuery, State},
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse},
+    routing::get,
+};
+use tidings_oauth::flows::{self, FlowError, Owner};
+
+pub fn router() -> Router<Context> {
+    Router::new().route("/login/smtp-verification", get(landing)).route("/login/smtp-verification/", get(landing))
+}
+
+/// Where the provider sends the browser back. Says in plain words, in the browser's language, whether it
+/// worked.
+async fn landing(State(context): State<Context>, headers: HeaderMap, RawQuery(query): RawQuery) -> impl IntoResponse {
+    let inner = &context.inner;
+    let tr = super::i18n::negotiate(None, &headers);
+    let query = query.unwrap_or_default();
+    let (status, title, text) =
+        match flows::complete(&inner.app, Some(&inner.tokens), "browser", &format!("?{query}"), &Owner::Relay).await {
+            Ok(account) => {
+                let account = account.unwrap_or_else(|| tr.t("landing.mailbox").to_owned());
+                (StatusCode::OK, tr.t("landing.authorized_title"), tr.f("landing.authorized", &[("account", &account)]))
+            }
+            Err(FlowError::Refused { said, explanation }) => (
+                StatusCode::BAD_REQUEST,
+                tr.t("landing.refused_title"),
+                tr.f("landing.refused", &[("explanation", &explanation), ("said", &said)]),
+            ),
+            Err(e) => (StatusCode::BAD_REQUEST, tr.t("landing.failed_title"), e.to_string()),
+        };
+    (status, Html(page(tr.code(), title, &text)))
+}
+
+fn page(lang: &str, title: &str, text: &str) -> String {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{t}</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em\">\
+         <h1>{t}</h1><p>{x}</p><p><a href=\"/oauth\">Tidings</a></p></body></html>",
+        t = escape(title),
+        x = escape(text)
+    )
+}
