@@ -40,6 +40,7 @@ impl App {
                 Utc::now(),
             )
             .await?;
+        self.authorized_now().await?;
         let fields = account.map(|a| vec![a.to_owned()]).unwrap_or_default();
         self.store
             .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
@@ -52,11 +53,19 @@ impl App {
     pub async fn oauth_acquired_app_only(&self, actor: &str, account: Option<&str>) -> Result<()> {
         let grant = OAuthGrant::Acquired { sealed_refresh_token: None, account, client_credentials: true };
         self.store.oauth_grant(grant, Utc::now()).await?;
+        self.authorized_now().await?;
         let fields = vec!["client_credentials".to_owned()];
         self.store
             .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
             .await?;
         self.resume_delivery();
+        Ok(())
+    }
+
+    /// What a new authorization of the relay account means for the outbox: the messages deferred for want of
+    /// one are due now.
+    async fn authorized_now(&self) -> Result<()> {
+        self.store.deferred_due(Utc::now()).await?;
         Ok(())
     }
 

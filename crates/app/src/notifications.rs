@@ -27,9 +27,7 @@ use tidings_core::{
     },
     outbox::Status,
 };
-use tidings_store::{
-    EventFilter, EventHandling, EventRecord, EventRef, EventState, NOTIFICATION_ORIGIN, NewEvent, NewOutboxMessage,
-};
+use tidings_store::{EventFilter, EventHandling, EventRecord, EventRef, EventState, NewEvent, NewOutboxMessage};
 
 /// Where the daily notice remembers the last local date it was sent for.
 const DAILY_NOTICE_DATE: &str = "notify.daily_notice_date";
@@ -98,7 +96,7 @@ fn compose(config: &EmailConfig, facts: &Facts<'_>, now: DateTime<Utc>) -> Resul
     let mail = template::render(facts, config.locale, time_zone(config));
     let message =
         NewMessage { to: config.admin.addresses.clone(), subject: mail.subject, text: mail.body, ..Default::default() };
-    prepare(config, NOTIFICATION_ORIGIN, Submission::Structured(message), now)
+    prepare(config, notify::dead_letter::NOTIFICATION_ORIGIN, Submission::Structured(message), now)
 }
 
 fn invalid(field: &str, message: String) -> Error {

@@ -18,10 +18,10 @@ use tidings_core::{
     EmailConfig, FieldError, ValidationErrors,
     audit::NewAuditEntry,
     message::{self, NewMessage, RawMessage},
-    outbox::{Recipient, Status, budget::Standing, circuit::Health},
+    outbox::{self, Recipient, Status, budget::Standing, circuit::Health},
 };
 use tidings_store::{
-    CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, RetryOutcome,
+    CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -37,6 +37,15 @@ pub enum Submission {
     Structured(NewMessage),
     /// Sent as it is (Date and Message-ID added when missing).
     Raw(RawMessage),
+}
+
+/// What an operator's retry did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Requeued,
+    NotFound,
+    /// The message is being delivered or was delivered, or has nobody left to send to: nothing to retry.
+    NotRetryable(Status),
 }
 
 /// An accepted message.
@@ -196,14 +205,23 @@ impl App {
         Ok(self.store.set_meta(DELIVERY_BUDGETS, json.as_deref()).await?)
     }
 
-    /// Puts a failed or deferred message back in the queue now.
+    /// Puts a failed or deferred message back in the queue now (`outbox::requeued` says what that means).
     pub async fn retry_message(&self, actor: &str, id: i64) -> Result<RetryOutcome> {
-        let outcome = self.store.retry_message(id, Utc::now()).await?;
-        if outcome == RetryOutcome::Requeued {
-            self.store.record_audit(&audit(actor, "queue.retry", vec![id.to_string()])).await?;
-            self.resume_delivery();
+        // Should the message change between reading it and queuing it (a delivery ending), read it again.
+        for _ in 0..3 {
+            let Some(detail) = self.store.message(id).await? else { return Ok(RetryOutcome::NotFound) };
+            let status = detail.summary.status;
+            let recipients = match outbox::requeued(status, &detail.summary.recipients) {
+                Ok(recipients) => recipients,
+                Err(status) => return Ok(RetryOutcome::NotRetryable(status)),
+            };
+            if self.store.requeue(id, status, &recipients, Utc::now()).await? {
+                self.store.record_audit(&audit(actor, "queue.retry", vec![id.to_string()])).await?;
+                self.resume_delivery();
+                return Ok(RetryOutcome::Requeued);
+            }
         }
-        Ok(outcome)
+        Err(Error::Conflict(format!("message {id} keeps changing while it is retried; try again")))
     }
 
     /// Deletes every message with a final status (`delivered` or `failed`).
@@ -318,6 +336,8 @@ impl Committer {
                                 let content = if m.content.len() > CONTENT_PART { Vec::new() } else { m.content };
                                 let _ = to.send(LeasedMessage {
                                     id,
+                                    origin: m.origin,
+                                    subject: m.subject,
                                     mail_from: m.mail_from,
                                     recipients: m.recipients,
                                     content,

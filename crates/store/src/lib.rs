@@ -163,6 +163,9 @@ pub const CONTENT_PART: usize = 256 * 1024;
 #[derive(Clone, Debug)]
 pub struct LeasedMessage {
     pub id: i64,
+    /// Who submitted it (see [`NewOutboxMessage::origin`]).
+    pub origin: String,
+    pub subject: Option<String>,
     pub mail_from: String,
     pub recipients: Vec<Recipient>,
     /// The message as sent; empty when it is larger than [`CONTENT_PART`]: the worker reads it with
@@ -195,6 +198,17 @@ pub struct Settlement {
     /// The lease owner that made the attempt.
     pub owner: String,
     pub settled: Settled,
+    /// The event to record with it (a message that ended failed raises one), in the same commit, when the
+    /// lease was still the owner's.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+/// A dead-letter event to record.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    pub event: NewEvent,
+    /// False: recorded without a mail (state `recorded`).
+    pub mailed: bool,
 }
 
 /// A message as listed.
@@ -241,15 +255,6 @@ pub struct MessageFilter {
     pub limit: u32,
     /// Only messages with a smaller id (for paging).
     pub before_id: Option<i64>,
-}
-
-/// What an operator's retry did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryOutcome {
-    Requeued,
-    NotFound,
-    /// The message is being delivered or was delivered; nothing to retry.
-    NotRetryable(Status),
 }
 
 /// An API token as listed (never the token or its hash).
@@ -448,7 +453,7 @@ pub struct NewDevice {
 }
 
 /// The origin of the messages Tidings sends on its own (alerts, notices, tests).
-pub const NOTIFICATION_ORIGIN: &str = "notification";
+pub use tidings_core::notify::dead_letter::NOTIFICATION_ORIGIN;
 
 /// The name of the sealed refresh token in the secrets table.
 pub const REFRESH_TOKEN: &str = "oauth.refresh_token";
@@ -530,23 +535,24 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Makes every lease held by an owner starting with `owner_prefix` expire now; returns how many.
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64>;
     /// Stores attempts' outcomes in one durable commit. An outcome whose lease passed to another owner
-    /// updates nothing but the delivery log. A message that ends failed records a pending
-    /// `delivery.dead_letter` event in the same commit (node: the lease owner's part before `/`), unless the
-    /// message was itself a notification (whose dead letter would loop): that one is `recorded` without a mail.
+    /// updates nothing but the delivery log. A settlement's dead letter is recorded in the same commit when its
+    /// outcome was stored: pending, or `recorded` when it is not to be mailed.
     /// Adds `usage` (what identities sent, per minute) to what is kept, in the same commit, and forgets usage
     /// older than two days.
     async fn settle(&self, settlements: &[Settlement], usage: &[Usage]) -> Result<()>;
     /// What identities sent from `since` on, per identity and minute.
     async fn usage_since(&self, since: DateTime<Utc>) -> Result<Vec<Usage>>;
+    /// Brings the next attempt of every deferred message due later than `at` forward to `at`; how many.
+    async fn deferred_due(&self, at: DateTime<Utc>) -> Result<u64>;
     /// When the next message that is not `waiting` falls due (a queued or deferred one, or an expiring lease).
     async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>>;
     async fn messages(&self, filter: &MessageFilter) -> Result<Vec<MessageSummary>>;
     async fn message(&self, id: i64) -> Result<Option<MessageDetail>>;
     /// The message itself, as it is sent (read a part at a time into one buffer).
     async fn message_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
-    /// Requeues a failed or deferred message now, its failed recipients pending again and its retry lifetime
-    /// restarted.
-    async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome>;
+    /// Queues message `id` again now with `recipients`, its retry lifetime restarted, if its status is still
+    /// `from` (false when it changed meanwhile, or the message is gone).
+    async fn requeue(&self, id: i64, from: Status, recipients: &[Recipient], now: DateTime<Utc>) -> Result<bool>;
     /// Deletes messages in a final status (delivered or failed); returns how many.
     async fn purge(&self, status: Status) -> Result<u64>;
     /// How many messages are in each status.
@@ -555,8 +561,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     // OAuth.
 
     async fn oauth_record(&self) -> Result<OAuthRecord>;
-    /// Stores a grant (and the refresh token with it, atomically); clears any recorded failure. A new
-    /// authorization makes deferred messages due at once: what waited for it goes now.
+    /// Stores a grant (and the refresh token with it, atomically); clears any recorded failure.
     async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()>;
     /// Records that an administrator must act, with the alert event to mail, in one commit.
     async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>, alert: &NewEvent) -> Result<()>;

@@ -130,14 +130,15 @@ async fn two_handles_on_one_file_see_each_others_writes() {
 mod outbox {
     use super::audit;
     use chrono::{Duration, TimeZone, Utc};
+    use std::collections::BTreeMap;
     use tidings_core::notify::EventKind;
     use tidings_core::{
         account::Role,
         outbox::{Attempt, Recipient, RecipientState, Settled, Status},
     };
     use tidings_store::{
-        CONTENT_PART, EventFilter, MessageFilter, NewLease, NewOutboxMessage, RetryOutcome, Settlement, SqliteStore,
-        Store, Usage, Waiting,
+        CONTENT_PART, DeadLetter, EventFilter, EventState, MessageFilter, NewEvent, NewLease, NewOutboxMessage,
+        Settlement, SqliteStore, Store, Usage, Waiting,
     };
 
     /// Nothing waits.
@@ -199,8 +200,14 @@ mod outbox {
         store
             .settle(
                 &[
-                    Settlement { id: ids[0], owner: "node-a/1".into(), settled: settled(Status::Delivered, 1, None) },
                     Settlement {
+                        dead_letter: None,
+                        id: ids[0],
+                        owner: "node-a/1".into(),
+                        settled: settled(Status::Delivered, 1, None),
+                    },
+                    Settlement {
+                        dead_letter: None,
                         id: ids[1],
                         owner: "node-a/1".into(),
                         settled: settled(Status::Deferred, 1, Some(300)),
@@ -222,7 +229,12 @@ mod outbox {
         assert_eq!(taken.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[2]]);
         store
             .settle(
-                &[Settlement { id: ids[2], owner: "node-b/1".into(), settled: settled(Status::Delivered, 1, None) }],
+                &[Settlement {
+                    dead_letter: None,
+                    id: ids[2],
+                    owner: "node-b/1".into(),
+                    settled: settled(Status::Delivered, 1, None),
+                }],
                 &[],
             )
             .await
@@ -257,6 +269,7 @@ mod outbox {
         store
             .settle(
                 &[Settlement {
+                    dead_letter: None,
                     id: ids[1],
                     owner: "node-a/3".into(),
                     settled: Settled { status: Status::Failed, ..settled(Status::Failed, 3, None) },
@@ -265,11 +278,16 @@ mod outbox {
             )
             .await
             .unwrap();
-        assert_eq!(store.retry_message(ids[1], t(400)).await.unwrap(), RetryOutcome::Requeued);
+        // Requeued only from the status it was read in: a change meanwhile wins.
+        let pending = vec![Recipient::pending("ops@example.com")];
+        assert!(!store.requeue(ids[1], Status::Deferred, &pending, t(400)).await.unwrap(), "it is failed");
+        assert!(store.requeue(ids[1], Status::Failed, &pending, t(400)).await.unwrap());
         let again = store.message(ids[1]).await.unwrap().unwrap();
-        assert_eq!((again.summary.status, again.summary.next_attempt_at), (Status::Queued, Some(t(400))));
-        assert_eq!(store.retry_message(ids[0], t(400)).await.unwrap(), RetryOutcome::NotRetryable(Status::Delivered));
-        assert_eq!(store.retry_message(9999, t(400)).await.unwrap(), RetryOutcome::NotFound);
+        assert_eq!(
+            (again.summary.status, again.summary.next_attempt_at, again.summary.recipients),
+            (Status::Queued, Some(t(400)), pending.clone())
+        );
+        assert!(!store.requeue(9999, Status::Failed, &pending, t(400)).await.unwrap(), "no such message");
 
         // Purge removes a final status with its log.
         assert_eq!(store.purge(Status::Delivered).await.unwrap(), 1);
@@ -294,7 +312,23 @@ mod outbox {
             let i = bulk_ids.iter().position(|id| *id == m.id).unwrap();
             assert_eq!(m.content, bulk[i].content);
             let status = if failed(m.id) { Status::Failed } else { Status::Delivered };
-            outcomes.push(Settlement { id: m.id, owner: "node-c/1".into(), settled: settled(status, 1, None) });
+            // The dead letters the engine gives with failed outcomes; every other one is not to be mailed.
+            let dead_letter = failed(m.id).then(|| DeadLetter {
+                event: NewEvent {
+                    kind: EventKind::DeadLetter,
+                    node: "node-c".into(),
+                    details: BTreeMap::from([("subject".to_owned(), m.subject.clone().unwrap_or_default())]),
+                    origin: "tidings".into(),
+                    received_at: t(500),
+                },
+                mailed: m.id % 2 == 0,
+            });
+            outcomes.push(Settlement {
+                dead_letter,
+                id: m.id,
+                owner: "node-c/1".into(),
+                settled: settled(status, 1, None),
+            });
         }
         let dead_before = store.events(&EventFilter { kind: Some(EventKind::DeadLetter), limit: 100, before_id: None });
         let dead_before = dead_before.await.unwrap().len();
@@ -306,8 +340,17 @@ mod outbox {
         }
         let dead = store.events(&EventFilter { kind: Some(EventKind::DeadLetter), limit: 100, before_id: None });
         let dead: Vec<_> = dead.await.unwrap();
-        assert_eq!(dead.len() - dead_before, bulk_ids.iter().filter(|id| failed(**id)).count());
+        let failed_ids: Vec<&i64> = bulk_ids.iter().filter(|id| failed(**id)).collect();
+        assert_eq!(dead.len() - dead_before, failed_ids.len());
         assert!(dead.iter().any(|e| e.details.get("subject").is_some_and(|s| s.starts_with("bulk "))));
+        let recorded = dead.iter().filter(|e| e.state == EventState::Recorded).count();
+        assert_eq!(recorded, failed_ids.iter().filter(|id| **id % 2 != 0).count(), "those not to be mailed");
+        // A dead letter whose outcome was not stored (its lease is not the owner's) is not recorded.
+        let mut lost = outcomes.iter().find(|o| o.dead_letter.is_some()).unwrap().clone();
+        lost.owner = "node-x/1".into();
+        store.settle(&[lost], &[]).await.unwrap();
+        let after = store.events(&EventFilter { kind: Some(EventKind::DeadLetter), limit: 100, before_id: None });
+        assert_eq!(after.await.unwrap().len(), dead.len());
 
         // Stored and leased in one commit: the first two belong to the engine that accepted them at once, the
         // third waits for anyone; a restart of that engine's node takes its two back.
@@ -329,7 +372,12 @@ mod outbox {
         // Settled, nothing failing, in more statements than one: each delivered, with its log.
         let outcomes: Vec<_> = many_ids[..18]
             .iter()
-            .map(|id| Settlement { id: *id, owner: "node-f/1".into(), settled: settled(Status::Delivered, 1, None) })
+            .map(|id| Settlement {
+                dead_letter: None,
+                id: *id,
+                owner: "node-f/1".into(),
+                settled: settled(Status::Delivered, 1, None),
+            })
             .collect();
         store.settle(&outcomes, &[]).await.unwrap();
         for id in &many_ids[..18] {
@@ -423,12 +471,41 @@ mod outbox {
         assert!(large_leased[0].content.is_empty(), "read when it is sent, not held while leased");
         assert_eq!(large_leased[0].size, large.len() as u64);
 
-        let done = |id: i64| Settlement { id, owner: "n/3".into(), settled: settled(Status::Delivered, 1, None) };
+        let done = |id: i64| Settlement {
+            dead_letter: None,
+            id,
+            owner: "n/3".into(),
+            settled: settled(Status::Delivered, 1, None),
+        };
         store.settle(&[done(ids[0])], &[]).await.unwrap();
         assert_eq!(store.purge(Status::Delivered).await.unwrap(), 1);
         assert_eq!(store.message_content(ids[0]).await.unwrap(), None, "its parts went with it");
         let again = store.enqueue(&[NewOutboxMessage { content: large.clone(), ..new("again") }], None).await.unwrap();
         assert_eq!(store.message_content(again[0]).await.unwrap(), Some(large));
+    }
+
+    /// Deferred messages brought forward (a new authorization's doing): only those due later, only deferred ones.
+    async fn deferred_due_story(store: &dyn Store) {
+        let ids = store.enqueue(&[new("later"), new("sooner"), new("queued")], None).await.unwrap();
+        let leased = store.lease_due("n/1", t(1), t(61), 2, &NONE).await.unwrap();
+        assert_eq!(leased.len(), 2);
+        let defer = |id: i64, at: i64| Settlement {
+            dead_letter: None,
+            id,
+            owner: "n/1".into(),
+            settled: settled(Status::Deferred, 1, Some(at)),
+        };
+        store.settle(&[defer(ids[0], 600), defer(ids[1], 20)], &[]).await.unwrap();
+        assert_eq!(store.deferred_due(t(30)).await.unwrap(), 1, "only the one due after t(30)");
+        let due = store.lease_due("n/2", t(30), t(90), 10, &NONE).await.unwrap();
+        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), ids, "all three due at t(30)");
+    }
+
+    #[tokio::test]
+    async fn sqlite_deferred_due_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
+        deferred_due_story(&store).await;
     }
 
     #[tokio::test]

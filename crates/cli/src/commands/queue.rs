@@ -9,12 +9,13 @@ use std::{
     io::{IsTerminal, Read},
     process::ExitCode,
 };
+use tidings_app::outbox::RetryOutcome;
 use tidings_app::{App, Error, outbox::Submission};
 use tidings_core::{
     message::NewMessage,
     outbox::{Status, reply::Scope},
 };
-use tidings_store::{MessageSummary, RetryOutcome};
+use tidings_store::MessageSummary;
 
 pub async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
     let text = match args.body {

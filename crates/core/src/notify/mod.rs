@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod daily;
+pub mod dead_letter;
 pub mod template;
 pub mod throttle;
 

@@ -276,5 +276,19 @@ fn humanize(d: std::time::Duration) -> String {
     }
 }
 
+/// What an operator's retry does to a message: its failed recipients are pending again, and it is queued
+/// with a new retry lifetime. `Err` with its status when it may not be retried: being delivered or delivered,
+/// or nothing left to send.
+pub fn requeued(status: Status, recipients: &[Recipient]) -> Result<Vec<Recipient>, Status> {
+    if !matches!(status, Status::Failed | Status::Deferred | Status::Queued) {
+        return Err(status);
+    }
+    let mut list = recipients.to_vec();
+    for r in list.iter_mut().filter(|r| r.state == RecipientState::Failed) {
+        r.state = RecipientState::Pending;
+    }
+    if list.iter().any(|r| r.state == RecipientState::Pending) { Ok(list) } else { Err(status) }
+}
+
 #[cfg(test)]
 mod tests;

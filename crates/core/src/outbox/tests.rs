@@ -138,3 +138,15 @@ fn statuses_parse() {
     assert!("lost".parse::<Status>().unwrap_err().contains("queued"));
     assert!(Status::Delivered.is_final() && !Status::Deferred.is_final());
 }
+
+#[test]
+fn a_retry_puts_failed_recipients_back_unless_nothing_is_left_to_send() {
+    let r = |address: &str, state| Recipient { address: address.into(), state, reply: None };
+    let list = [r("a@example.com", RecipientState::Delivered), r("b@example.com", RecipientState::Failed)];
+    let again = requeued(Status::Failed, &list).unwrap();
+    assert_eq!(again[1].state, RecipientState::Pending);
+    assert_eq!(again[0].state, RecipientState::Delivered, "a delivered recipient is not sent again");
+    assert_eq!(requeued(Status::Delivered, &list), Err(Status::Delivered));
+    assert_eq!(requeued(Status::Sending, &list), Err(Status::Sending));
+    assert_eq!(requeued(Status::Deferred, &[r("a@example.com", RecipientState::Delivered)]), Err(Status::Deferred));
+}

@@ -12,6 +12,7 @@ use std::{borrow::Cow, sync::Arc};
 use tidings_app::App;
 use tidings_core::{
     config::Encryption,
+    notify::{EventKind, dead_letter},
     outbox::{
         self, AttemptReport, Failure, Outcome, RecipientState,
         budget::{self, Usage},
@@ -19,7 +20,7 @@ use tidings_core::{
         retry::RetryPolicy,
     },
 };
-use tidings_store::{LeasedMessage, Settlement};
+use tidings_store::{DeadLetter, LeasedMessage, NewEvent, Settlement};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// How many messages larger than [`tidings_store::CONTENT_PART`] are read into memory for sending at once: the
@@ -235,7 +236,25 @@ impl Delivery {
             messages: 1,
             recipients: report.recipients.iter().filter(|(_, r)| *r == outbox::RcptResult::Accepted).count() as u32,
         });
-        Settled { settlement: Settlement { id: m.id, owner: self.owner.clone(), settled }, usage }
+        let dead_letter = (settled.status == outbox::Status::Failed).then(|| self.dead_letter(m, &settled));
+        Settled { settlement: Settlement { id: m.id, owner: self.owner.clone(), settled, dead_letter }, usage }
+    }
+
+    /// The `delivery.dead_letter` event of `m`, which ended failed (`notify::dead_letter` says what it holds and
+    /// whether it is mailed).
+    fn dead_letter(&self, m: &LeasedMessage, settled: &outbox::Settled) -> DeadLetter {
+        let recipients: Vec<&str> = settled.recipients.iter().map(|r| r.address.as_str()).collect();
+        let details = dead_letter::details(m.id, m.subject.as_deref(), &recipients, settled.last_error.as_deref());
+        DeadLetter {
+            event: NewEvent {
+                kind: EventKind::DeadLetter,
+                node: self.owner.split('/').next().unwrap_or_default().to_owned(),
+                details,
+                origin: "tidings".into(),
+                received_at: Utc::now(),
+            },
+            mailed: dead_letter::mailed(&m.origin),
+        }
     }
 }
 

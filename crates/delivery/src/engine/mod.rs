@@ -579,6 +579,8 @@ mod tests {
     fn leased(id: i64, mailbox_of: Option<&str>) -> LeasedMessage {
         LeasedMessage {
             id,
+            origin: "api:test".into(),
+            subject: None,
             mail_from: "alerts@example.com".into(),
             recipients: Vec::new(),
             content: Vec::new(),

@@ -13,13 +13,13 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
+use tidings_app::outbox::RetryOutcome;
 use tidings_app::outbox::{Submission, prepare};
 use tidings_core::{
     FieldError,
     message::{NewMessage, RawMessage},
     outbox::Status,
 };
-use tidings_store::RetryOutcome;
 
 pub fn router() -> Router<Context> {
     Router::new()

@@ -12,8 +12,8 @@ use axum::{
 };
 use maud::html;
 use serde::Deserialize;
+use tidings_app::outbox::RetryOutcome;
 use tidings_core::outbox::{RecipientState, Status};
-use tidings_store::RetryOutcome;
 
 pub fn router() -> Router<Context> {
     Router::new()

@@ -19,8 +19,7 @@ use crate::{
     Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
     EventState, LeasedMessage, LoginRecord, MailboxRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount,
     NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord,
-    PendingSignIn, Result, RetryOutcome, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage,
-    Waiting,
+    PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage, Waiting,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,7 +33,7 @@ use tidings_core::{
     account::Role,
     audit::{AuditEntry, NewAuditEntry},
     notify::{EventKind, throttle::Throttle},
-    outbox::Status,
+    outbox::{Recipient, Status},
 };
 use writer::Writer;
 
@@ -317,6 +316,9 @@ impl Store for SqliteStore {
     async fn usage_since(&self, since: DateTime<Utc>) -> Result<Vec<Usage>> {
         outbox::usage_since(&mut *self.writer.lock().await?, since).await
     }
+    async fn deferred_due(&self, at: DateTime<Utc>) -> Result<u64> {
+        outbox::deferred_due(&mut *self.writer.lock().await?, at).await
+    }
     async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>> {
         // The engine asks every poll interval: on the writer, so that the reader closes when nobody else reads.
         outbox::next_due(&mut *self.writer.lock().await?, waiting).await
@@ -330,8 +332,8 @@ impl Store for SqliteStore {
     async fn message_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
         outbox::content(&self.reader, id).await
     }
-    async fn retry_message(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
-        outbox::retry_message(&mut *self.writer.lock().await?, id, now).await
+    async fn requeue(&self, id: i64, from: Status, recipients: &[Recipient], now: DateTime<Utc>) -> Result<bool> {
+        outbox::requeue(&mut *self.writer.lock().await?, id, from, recipients, now).await
     }
     async fn purge(&self, status: Status) -> Result<u64> {
         outbox::purge(&mut *self.writer.lock().await?, status).await

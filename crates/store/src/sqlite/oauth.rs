@@ -1,6 +1,6 @@
 //! The OAuth authorization in SQLite: one row of state, the refresh token sealed in `secrets`.
 
-use super::{events, insert_audit, ms, upsert_secret};
+use super::{events, insert_audit, upsert_secret};
 use crate::{NewEvent, OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
@@ -46,11 +46,6 @@ pub(super) async fn grant(conn: &mut SqliteConnection, grant: OAuthGrant<'_>, at
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE messages SET next_attempt_at = ? WHERE status = 'deferred' AND next_attempt_at > ?")
-                .bind(ms(at))
-                .bind(ms(at))
-                .execute(&mut *tx)
-                .await?;
         }
         OAuthGrant::Refreshed { sealed_refresh_token } => {
             if let Some(sealed) = sealed_refresh_token {

@@ -2,14 +2,13 @@
 
 use super::{batch::Batch, corrupt, events, from_ms, ms, writer::Writing};
 use crate::{
-    CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NOTIFICATION_ORIGIN, NewEvent, NewLease,
-    NewOutboxMessage, Result, RetryOutcome, Settlement, Waiting,
+    CONTENT_PART, DeadLetter, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage,
+    Result, Settlement, Waiting,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
-use std::{collections::BTreeMap, sync::LazyLock};
-use tidings_core::notify::{EventKind, MAX_DETAIL_VALUE};
-use tidings_core::outbox::{Attempt, Recipient, RecipientState, Status, budget::Usage};
+use std::sync::LazyLock;
+use tidings_core::outbox::{Attempt, Recipient, Status, budget::Usage};
 
 /// The most messages one statement writes: a batch takes few statements (each a round trip to the connection's
 /// thread), and the statements of each size stay few in the statement cache.
@@ -193,6 +192,8 @@ pub(super) async fn lease_due(
         .map(|r| {
             Ok(LeasedMessage {
                 id: r.get("id"),
+                origin: r.get("origin"),
+                subject: r.get("subject"),
                 mail_from: r.get("mail_from"),
                 recipients: recipients(&r)?,
                 content: r.get::<Option<Vec<u8>>, _>("content").unwrap_or_default(),
@@ -228,7 +229,7 @@ static LEASE_DUE: LazyLock<String> = LazyLock::new(|| {
                                 ORDER BY lease_until LIMIT ?4))
              ORDER BY due, id
              LIMIT ?4)
-         RETURNING id, mail_from, recipients, attempts, lifetime_start, mailbox_of, size,
+         RETURNING id, origin, subject, mail_from, recipients, attempts, lifetime_start, mailbox_of, size,
                    CASE WHEN size <= {CONTENT_PART}
                         THEN (SELECT content FROM message_content WHERE message_id = messages.id) END AS content"
     )
@@ -288,14 +289,16 @@ pub(super) async fn expire_leases(conn: &mut SqliteConnection, owner_prefix: &st
 
 pub(super) async fn settle(writing: &mut Writing<'_>, settlements: &[Settlement], usage: &[Usage]) -> Result<()> {
     let now = ms(Utc::now());
-    if settlements.iter().any(|s| s.settled.status == Status::Failed) {
-        // A message that failed for good gets its dead-letter event in the same transaction, written once the
-        // update said the lease was still this node's.
+    if settlements.iter().any(|s| s.dead_letter.is_some()) {
+        // Dead letters go in the same transaction, each written once the update said the lease was still the
+        // owner's.
         let mut tx = writing.begin().await?;
         for chunk in settlements.chunks(ROWS) {
             let updated = settle_rows(&mut tx, &settle_sql(chunk.len()), chunk, now).await?;
-            for s in chunk.iter().filter(|s| s.settled.status == Status::Failed && updated.contains(&s.id)) {
-                record_dead_letter(&mut tx, s, now).await?;
+            for s in chunk.iter().filter(|s| updated.contains(&s.id)) {
+                if let Some(dead) = &s.dead_letter {
+                    record_dead_letter(&mut tx, dead, now).await?;
+                }
             }
         }
         if !usage.is_empty() {
@@ -407,27 +410,10 @@ async fn settle_rows(conn: &mut SqliteConnection, sql: &str, settlements: &[Sett
     Ok(statements.fetch_all(conn).await?)
 }
 
-/// The dead-letter event of a message that just failed (see `Store::settle`).
-async fn record_dead_letter(tx: &mut Transaction<'_, Sqlite>, s: &Settlement, now: i64) -> Result<()> {
-    let row = sqlx::query("SELECT origin, subject FROM messages WHERE id = ?").bind(s.id).fetch_one(&mut **tx).await?;
-    let origin: String = row.get("origin");
-    let recipients: Vec<&str> = s.settled.recipients.iter().map(|r| r.address.as_str()).collect();
-    let error: String = s.settled.last_error.clone().unwrap_or_default().chars().take(MAX_DETAIL_VALUE).collect();
-    let details = BTreeMap::from([
-        ("message".to_owned(), s.id.to_string()),
-        ("subject".to_owned(), row.get::<Option<String>, _>("subject").unwrap_or_default()),
-        ("recipients".to_owned(), recipients.join(", ").chars().take(MAX_DETAIL_VALUE).collect()),
-        ("error".to_owned(), error.replace(|c: char| c.is_control(), " ")),
-    ]);
-    let event = NewEvent {
-        kind: EventKind::DeadLetter,
-        node: s.owner.split('/').next().unwrap_or_default().to_owned(),
-        details,
-        origin: "tidings".into(),
-        received_at: from_ms(now),
-    };
-    let id = events::insert(tx, &event).await?;
-    if origin == NOTIFICATION_ORIGIN {
+/// A settlement's dead-letter event (see `Store::settle`).
+async fn record_dead_letter(tx: &mut Transaction<'_, Sqlite>, dead: &DeadLetter, now: i64) -> Result<()> {
+    let id = events::insert(tx, &dead.event).await?;
+    if !dead.mailed {
         sqlx::query("UPDATE events SET state = 'recorded', handled_at = ? WHERE id = ?")
             .bind(now)
             .bind(id)
@@ -435,6 +421,15 @@ async fn record_dead_letter(tx: &mut Transaction<'_, Sqlite>, s: &Settlement, no
             .await?;
     }
     Ok(())
+}
+
+pub(super) async fn deferred_due(conn: &mut SqliteConnection, at: DateTime<Utc>) -> Result<u64> {
+    let done = sqlx::query("UPDATE messages SET next_attempt_at = ? WHERE status = 'deferred' AND next_attempt_at > ?")
+        .bind(ms(at))
+        .bind(ms(at))
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 pub(super) async fn next_due(conn: &mut SqliteConnection, waiting: &Waiting) -> Result<Option<DateTime<Utc>>> {
@@ -511,38 +506,26 @@ pub(super) async fn message(pool: &SqlitePool, id: i64) -> Result<Option<Message
     }))
 }
 
-pub(super) async fn retry_message(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome> {
-    let mut tx = conn.begin().await?;
-    let Some(row) =
-        sqlx::query("SELECT status, recipients FROM messages WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?
-    else {
-        return Ok(RetryOutcome::NotFound);
-    };
-    let status: Status =
-        row.get::<String, _>("status").parse().map_err(|why: String| corrupt("message status", why))?;
-    if !matches!(status, Status::Failed | Status::Deferred | Status::Queued) {
-        return Ok(RetryOutcome::NotRetryable(status));
-    }
-    let mut list = recipients(&row)?;
-    for r in list.iter_mut().filter(|r| r.state == RecipientState::Failed) {
-        r.state = RecipientState::Pending;
-    }
-    if !list.iter().any(|r| r.state == RecipientState::Pending) {
-        return Ok(RetryOutcome::NotRetryable(status));
-    }
-    sqlx::query(
+pub(super) async fn requeue(
+    conn: &mut SqliteConnection,
+    id: i64,
+    from: Status,
+    recipients: &[Recipient],
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE messages SET status = 'queued', recipients = ?, next_attempt_at = ?, lifetime_start = ?, updated_at = ?
-         WHERE id = ?",
+         WHERE id = ? AND status = ?",
     )
-    .bind(serde_json::to_string(&list).map_err(|e| corrupt("recipients", e))?)
+    .bind(serde_json::to_string(recipients).map_err(|e| corrupt("recipients", e))?)
     .bind(ms(now))
     .bind(ms(now))
     .bind(ms(now))
     .bind(id)
-    .execute(&mut *tx)
+    .bind(from.as_str())
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
-    Ok(RetryOutcome::Requeued)
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn purge(conn: &mut SqliteConnection, status: Status) -> Result<u64> {
