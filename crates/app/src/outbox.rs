@@ -80,9 +80,10 @@ pub fn prepare(
             raw.validate()?;
             let message_id = new_message_id(&raw.mail_from);
             let data = message::ensure_date_and_message_id(raw.data, now, &message_id);
-            let subject = header_value(&data, "Subject");
-            let message_id =
-                header_value(&data, "Message-ID").map(|v| v.trim_matches(['<', '>']).to_owned()).unwrap_or(message_id);
+            let subject = message::header::first(&data, "Subject");
+            let message_id = message::header::first(&data, "Message-ID")
+                .map(|v| v.trim_matches(['<', '>']).to_owned())
+                .unwrap_or(message_id);
             (raw.mail_from, raw.rcpt_to, data, subject, message_id)
         }
     };
@@ -109,27 +110,6 @@ fn new_message_id(address: &str) -> String {
     let random = format!("{:032x}", rand::random::<u128>());
     let domain = address.rsplit_once('@').map_or("tidings.invalid", |(_, d)| d);
     format!("{random}@{domain}")
-}
-
-/// The first header of that name, unfolded, for listings.
-fn header_value(data: &[u8], name: &str) -> Option<String> {
-    let head_end = memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len());
-    let head = String::from_utf8_lossy(&data[..head_end]);
-    let mut lines = head.split("\r\n").peekable();
-    while let Some(line) = lines.next() {
-        if let Some((field, value)) = line.split_once(':')
-            && field.eq_ignore_ascii_case(name)
-        {
-            let mut value = value.trim().to_owned();
-            while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-                value.push(' ');
-                value.push_str(next.trim());
-                lines.next();
-            }
-            return Some(value);
-        }
-    }
-    None
 }
 
 impl App {

@@ -3,8 +3,8 @@
 //! on. A completed sign-in stores the refresh token and hands the access token to the token manager.
 
 use crate::{
+    access_tokens::{EndpointError, TokenManager},
     http::{Answer, HttpEndpoint, granted},
-    manager::{EndpointError, TokenManager},
 };
 use rand::RngCore;
 use std::time::Duration;
@@ -284,13 +284,15 @@ pub async fn client_credentials(
     let secret = app.secret(SecretName::OAuthClientSecret).await?;
     authorize::check_client_credentials(&config, secret.is_some()).map_err(|e| FlowError::Unsuitable(e.0))?;
     let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
-    let granted =
-        crate::manager::TokenEndpoint::refresh(&endpoint, &crate::manager::Credential::Client { authorized_at: None })
-            .await
-            .map_err(|e| match e {
-                EndpointError::Unavailable(why) => FlowError::Unavailable(why),
-                EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
-            })?;
+    let granted = crate::access_tokens::TokenEndpoint::refresh(
+        &endpoint,
+        &crate::access_tokens::Credential::Client { authorized_at: None },
+    )
+    .await
+    .map_err(|e| match e {
+        EndpointError::Unavailable(why) => FlowError::Unavailable(why),
+        EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
+    })?;
     let account = Owner::Relay.account(&config)?;
     app.oauth_acquired_app_only(actor, account.as_deref()).await?;
     if let Some(manager) = manager {

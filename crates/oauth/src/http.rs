@@ -1,7 +1,7 @@
 //! The provider's token endpoint over HTTPS, through the configured proxy, trusting what delivery trusts
 //! (the system's store, `tls.ca_file`, `tls.verify_certificates`).
 
-use crate::manager::{Credential, EndpointError, Granted, TokenEndpoint};
+use crate::access_tokens::{Credential, EndpointError, Granted, TokenEndpoint};
 use async_trait::async_trait;
 use std::time::Duration;
 use tidings_core::{

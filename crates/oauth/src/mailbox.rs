@@ -3,7 +3,7 @@
 //! authorizes again and dropped when its authorization is deleted (by any process: the record is read at each
 //! use).
 
-use crate::manager::{Credential, ManagerOptions, TokenEndpoint, TokenManager, Vault};
+use crate::access_tokens::{Credential, ManagerOptions, TokenEndpoint, TokenManager, Vault};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{
@@ -114,7 +114,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::manager::{EndpointError, Granted};
+    use crate::access_tokens::{EndpointError, Granted};
     use std::time::Duration;
     use tidings_app::{InitOptions, data_dir::DataDir};
 

@@ -3,8 +3,8 @@
 //! force (a new client id, secret, endpoint or proxy applies at the next refresh).
 
 use crate::{
+    access_tokens::{Credential, EndpointError, Granted, TokenEndpoint, TokenManager},
     http::HttpEndpoint,
-    manager::{Credential, EndpointError, Granted, TokenEndpoint, TokenManager},
 };
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};

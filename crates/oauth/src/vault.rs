@@ -1,6 +1,6 @@
 //! The [`Vault`] of a data directory: the refresh token sealed in the database, through the app.
 
-use crate::manager::{Credential, Vault};
+use crate::access_tokens::{Credential, Vault};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tidings_app::App;
@@ -54,7 +54,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::manager::{Credential, EndpointError, Granted, ManagerOptions, TokenEndpoint, TokenManager};
+    use crate::access_tokens::{Credential, EndpointError, Granted, ManagerOptions, TokenEndpoint, TokenManager};
     use std::{sync::Arc, time::Duration};
     use tidings_app::{InitOptions, data_dir::DataDir};
     use tidings_delivery::token::{TokenError, TokenSource};

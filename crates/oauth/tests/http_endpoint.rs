@@ -4,8 +4,8 @@
 
 use tidings_core::{EmailConfig, secret::SecretString};
 use tidings_oauth::{
+    access_tokens::{Credential, EndpointError, TokenEndpoint},
     http::HttpEndpoint,
-    manager::{Credential, EndpointError, TokenEndpoint},
 };
 use tidings_testkit::OAuthFake;
 

@@ -29,10 +29,10 @@ use tidings_app::{
 };
 use tidings_delivery::engine::Engine;
 pub use tidings_delivery::engine::EngineOptions;
-pub use tidings_oauth::manager::ManagerOptions;
+pub use tidings_oauth::access_tokens::ManagerOptions;
 use tidings_oauth::{
+    access_tokens::TokenManager,
     mailbox::Mailboxes,
-    manager::TokenManager,
     source::{ConfiguredEndpoint, DaemonTokens},
     vault::AppVault,
 };

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tidings_app::{App, settings::Current};
 use tidings_core::EmailConfig;
 use tidings_core::notify::EventKind;
-use tidings_oauth::{manager::TokenManager, status::TokenStatus};
+use tidings_oauth::{access_tokens::TokenManager, status::TokenStatus};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 

@@ -4,6 +4,7 @@
 //! Validation reports every problem with the field it concerns (`to[1]`, `subject`), so an API caller or a
 //! CLI user knows what to fix; nothing invalid reaches the outbox.
 
+pub mod header;
 mod render;
 
 use crate::{FieldError, ValidationErrors, address};

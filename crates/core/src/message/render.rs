@@ -7,7 +7,6 @@
 use super::NewMessage;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
-use memchr::memmem;
 
 /// A composed message with its envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,14 +151,8 @@ pub(crate) fn has_header_section(data: &[u8]) -> bool {
 /// requires; nothing else of the message changes.
 pub fn ensure_date_and_message_id(data: Vec<u8>, date: DateTime<Utc>, message_id: &str) -> Vec<u8> {
     let mut data = if has_bare_newline(&data) { crlf(&data) } else { data };
-    let header_end = memmem::find(&data, b"\r\n\r\n").map_or(data.len(), |i| i + 2);
-    let has = |name: &str| {
-        data[..header_end].split(|&b| b == b'\n').any(|line| {
-            line.len() > name.len()
-                && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-                && line[name.len()] == b':'
-        })
-    };
+    let present = super::header::fields(&data).0;
+    let has = |name: &str| present.iter().any(|f| super::header::name_is(f, name));
     let mut added = String::new();
     if !has("Date") {
         added.push_str(&format!("Date: {}\r\n", date.to_rfc2822()));

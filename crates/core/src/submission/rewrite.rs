@@ -1,39 +1,11 @@
 //! The sender policies' changes to a device's message: reading the From header, and sending as another
 //! address with the device's From kept in Reply-To. Only header fields change; the body is untouched.
 
-/// The header fields (each with its continuation lines and CRLF) and the rest of the message.
-fn split(data: &[u8]) -> (Vec<&[u8]>, &[u8]) {
-    let head_end = data.windows(4).position(|w| w == b"\r\n\r\n").map_or(data.len(), |i| i + 2);
-    let (head, body) = data.split_at(head_end);
-    let mut fields: Vec<&[u8]> = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < head.len() {
-        let end = head[i..].windows(2).position(|w| w == b"\r\n").map_or(head.len(), |p| i + p + 2);
-        let continuation = matches!(head.get(end), Some(b' ' | b'\t'));
-        if !continuation {
-            fields.push(&head[start..end]);
-            start = end;
-        }
-        i = end;
-    }
-    (fields, body)
-}
-
-fn name_is(field: &[u8], name: &str) -> bool {
-    field.len() > name.len()
-        && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-        && field[name.len()..].trim_ascii_start().first() == Some(&b':')
-}
-
-fn value(field: &[u8]) -> String {
-    let colon = field.iter().position(|b| *b == b':').map_or(field.len(), |i| i + 1);
-    String::from_utf8_lossy(&field[colon..]).split_whitespace().collect::<Vec<_>>().join(" ")
-}
+use crate::message::header::{fields, name_is, value};
 
 /// The address of the From header (`Name <a@b>` or `a@b`), if any.
 pub fn from_address(data: &[u8]) -> Option<String> {
-    let (fields, _) = split(data);
+    let (fields, _) = fields(data);
     let from = value(fields.iter().find(|f| name_is(f, "From"))?);
     let address = match (from.rfind('<'), from.rfind('>')) {
         (Some(open), Some(close)) if open < close => from[open + 1..close].trim().to_owned(),
@@ -45,7 +17,7 @@ pub fn from_address(data: &[u8]) -> Option<String> {
 /// The message sent as `sender`: From (and Sender) replaced, the device's From kept in Reply-To unless the
 /// message has one.
 pub fn send_as(mut data: Vec<u8>, sender: &str) -> Vec<u8> {
-    let (fields, body) = split(&data);
+    let (fields, body) = fields(&data);
     let original = fields.iter().find(|f| name_is(f, "From")).map(|f| value(f));
     let has_reply_to = fields.iter().any(|f| name_is(f, "Reply-To"));
     let mut head = format!("From: {sender}\r\n").into_bytes();

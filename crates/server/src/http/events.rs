@@ -1,6 +1,6 @@
 //! `/api/v1/events`: the appliance reports events; everyone may read what came in and what was mailed.
 
-use super::{Context, error::ApiError, json::Body, page::Page};
+use super::{Context, error::ApiError, json::Body, paging::Page};
 use crate::service::caller::Caller;
 use axum::{
     Json, Router,

@@ -1,6 +1,6 @@
 //! `/api/v1/messages`: submit, list, inspect, retry and purge outbox messages.
 
-use super::{Context, error::ApiError, json::Body, page::Page};
+use super::{Context, error::ApiError, json::Body, paging::Page};
 use crate::service::caller::Caller;
 use axum::{
     Json, Router,

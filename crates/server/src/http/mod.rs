@@ -11,7 +11,7 @@ mod json;
 mod messages;
 mod metrics;
 pub(crate) mod oauth;
-mod page;
+mod paging;
 
 pub(crate) use crate::service::Context;
 use axum::{Router, extract::DefaultBodyLimit};

@@ -14,7 +14,7 @@ pub mod oauth;
 use crate::live_config::LiveConfig;
 use std::{sync::Arc, time::Instant};
 use tidings_app::{App, outbox::Committer, sign_in::SignInPolicy};
-use tidings_oauth::manager::TokenManager;
+use tidings_oauth::access_tokens::TokenManager;
 use tokio::sync::Notify;
 
 /// Everything a request handler may use.
