@@ -17,9 +17,10 @@ use tidings_core::{
     secret::SecretString,
     submission::{
         command::{self, MAX_COMMAND_LINE},
-        data::{DataError, DataReader},
+        data::DataReader,
+        policy::{self, Senders},
         reply::Reply,
-        rewrite, sasl,
+        sasl,
         session::{Envelope, Mechanism, Policy, SenderCheck, Session, Step},
     },
 };
@@ -188,13 +189,7 @@ async fn run(shared: &Shared, mut wire: Wire, peer: SocketAddr, tls: bool) -> En
                     let envelope = session.take_envelope();
                     let reply = match (data, envelope) {
                         (Ok(message), Some(envelope)) => accept(shared, peer, envelope, message).await,
-                        (Err(DataError::TooLarge), _) => Reply::new(552, "5.3.4", "message too large"),
-                        (Err(DataError::LineTooLong), _) => {
-                            Reply::new(500, "5.5.6", "a line of the message is longer than 1000 octets")
-                        }
-                        (Err(DataError::BareNewline), _) => {
-                            Reply::new(550, "5.6.11", "bare CR or LF in the message; send CRLF line endings")
-                        }
+                        (Err(e), _) => e.reply(),
                         (Ok(_), None) => Reply::new(503, "5.5.1", "no transaction"),
                     };
                     let outcome = if reply.is_positive() { "accepted" } else { "refused" };
@@ -340,56 +335,31 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
     let current = shared.config.borrow().clone();
     let config = &current.config;
     let g = &config.gateway;
-    let mut mailbox_of = None;
-    let (mail_from, data) = match g.sender_policy {
-        SenderPolicy::Fixed | SenderPolicy::Bulk => {
-            let sender =
-                if g.sender_policy == SenderPolicy::Bulk { g.bulk_address.clone() } else { config.sender.clone() };
-            let Some(sender) = sender else {
-                return Reply::new(451, "4.3.5", "no sender address is configured on Tidings; ask its administrator");
-            };
-            let data = rewrite::send_as(message, &sender);
-            (sender, data)
-        }
-        SenderPolicy::AllowUser => {
-            let Some(login) = &envelope.login else {
-                return Reply::new(550, "5.7.1", "authenticate to send as your own address");
-            };
-            let from = rewrite::from_address(&message).unwrap_or_default();
-            if !login.addresses.iter().any(|a| a.eq_ignore_ascii_case(&from)) {
-                return Reply::new(550, "5.7.1", &format!("this account may not send as <{from}> (From header)"));
-            }
-            (envelope.mail_from.clone(), message)
-        }
-        SenderPolicy::LoginUser => {
-            let Some(login) = &envelope.login else {
-                return Reply::new(530, "5.7.0", "authentication required");
-            };
-            let mailbox = match shared.app.mailbox_of(&login.username).await {
-                Ok(Some(record)) => record.mailbox,
-                Ok(None) => {
-                    return Reply::new(
-                        550,
-                        "5.7.0",
-                        "this account has not connected its mailbox: sign in to Tidings' \"My mailbox\" page (/mailbox) with the \
-                         device's user name and password and connect it",
-                    );
-                }
-                Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
-            };
-            mailbox_of = Some(login.username.clone());
-            let data = rewrite::send_as(message, &mailbox);
-            (mailbox, data)
-        }
+    // The login_user policy sends from the account's own mailbox: look it up for the decision.
+    let own_mailbox = match (&envelope.login, g.sender_policy) {
+        (Some(login), SenderPolicy::LoginUser) => match shared.app.mailbox_of(&login.username).await {
+            Ok(record) => record.map(|r| r.mailbox),
+            Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
+        },
+        _ => None,
+    };
+    let senders = Senders {
+        sender: config.sender.as_deref(),
+        bulk_address: g.bulk_address.as_deref(),
+        own_mailbox: own_mailbox.as_deref(),
+    };
+    let sent = match policy::apply(g.sender_policy, &envelope, senders, message) {
+        Ok(sent) => sent,
+        Err(refused) => return refused,
     };
     let origin = match &envelope.login {
         Some(login) => format!("gateway:{}", login.username),
         None => format!("gateway:{}", peer.ip()),
     };
-    let raw = RawMessage { mail_from, rcpt_to: envelope.rcpt_to, data };
+    let raw = RawMessage { mail_from: sent.mail_from, rcpt_to: envelope.rcpt_to, data: sent.data };
     let prepared = match prepare(config, &origin, Submission::Raw(raw), chrono::Utc::now()) {
         Ok(mut p) => {
-            p.mailbox_of = mailbox_of;
+            p.mailbox_of = sent.mailbox_of;
             p
         }
         Err(tidings_app::Error::Invalid(errors)) => {

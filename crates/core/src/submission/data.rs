@@ -23,6 +23,18 @@ pub enum DataError {
     BareNewline,
 }
 
+impl DataError {
+    /// The reply to a message refused for it.
+    pub fn reply(self) -> super::reply::Reply {
+        use super::reply::Reply;
+        match self {
+            DataError::TooLarge => Reply::new(552, "5.3.4", "message too large"),
+            DataError::LineTooLong => Reply::new(500, "5.5.6", "a line of the message is longer than 1000 octets"),
+            DataError::BareNewline => Reply::new(550, "5.6.11", "bare CR or LF in the message; send CRLF line endings"),
+        }
+    }
+}
+
 /// The message buffer's first allocation.
 const INITIAL_CAPACITY: usize = 16 * 1024;
 
