@@ -20,12 +20,23 @@ pub struct SmtpError {
     pub explanation: Option<String>,
 }
 
+/// Why the relay could not be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unreachable {
+    /// Its name did not resolve.
+    Unresolved,
+    /// Nothing listens there (connection refused).
+    Refused,
+    /// Anything else (no route, reset).
+    Other,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ErrorKind {
     #[error("{0}")]
     Refused(Reply),
-    #[error("cannot connect: {0}")]
-    Connect(String),
+    #[error("cannot connect: {detail}")]
+    Connect { why: Unreachable, detail: String },
     #[error("no reply within {0} s")]
     Timeout(u64),
     #[error("the relay closed the connection")]
@@ -135,26 +146,17 @@ impl SmtpError {
     /// What Tidings knows about failures that are not the relay's replies.
     fn local_explanation(&self, relay: &str) -> Option<String> {
         Some(match &self.kind {
-            ErrorKind::Connect(why) if why.contains("refused") => format!(
+            ErrorKind::Connect { why: Unreachable::Refused, .. } => format!(
                 "Nothing accepts connections at {relay}. Check smtp.host and smtp.port, and that no firewall blocks the way."
             ),
-            ErrorKind::Connect(why) if why.contains("resolve") || why.contains("lookup") => {
+            ErrorKind::Connect { why: Unreachable::Unresolved, .. } => {
                 format!("The relay's name does not resolve ({relay}). Check smtp.host and the DNS settings.")
             }
-            ErrorKind::Connect(_) => {
+            ErrorKind::Connect { why: Unreachable::Other, .. } => {
                 format!("Tidings could not reach {relay}. Check smtp.host, smtp.port and the network.")
             }
             ErrorKind::Timeout(_) => {
                 format!("The relay {relay} did not answer within delivery.timeout. Tidings retries later.")
-            }
-            ErrorKind::Tls(why)
-                if why.contains("certificate") || why.contains("Certificate") || why.contains("issuer") =>
-            {
-                format!(
-                    "The relay's certificate could not be verified ({why}). If it is signed by a private CA, set \
-                     tls.ca_file to that CA's certificate; a self-signed certificate can be pinned \
-                     (`tidings config fetch-certificate --pin`); check that smtp.host is the name in the certificate."
-                )
             }
             ErrorKind::Tls(_) if self.stage == Stage::Tls => {
                 "The TLS handshake failed. If the relay expects STARTTLS on this \

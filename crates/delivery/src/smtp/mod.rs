@@ -7,7 +7,7 @@ pub mod tls;
 mod wire;
 
 use crate::token::{AccessToken, TokenSource};
-use error::{ErrorKind, SmtpError};
+use error::{ErrorKind, SmtpError, Unreachable};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use std::{fmt, sync::Arc, time::Duration};
@@ -389,22 +389,26 @@ impl Connection {
 
 async fn connect(settings: &RelaySettings) -> Result<TcpStream, SmtpError> {
     let address = settings.address();
-    let attempt = TcpStream::connect((settings.host.trim_start_matches('[').trim_end_matches(']'), settings.port));
+    let host = settings.host.trim_start_matches('[').trim_end_matches(']');
+    let attempt = async {
+        let addresses: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, settings.port)).await {
+            Ok(found) => found.collect(),
+            Err(e) => return Err((Unreachable::Unresolved, format!("cannot resolve {}: {e}", settings.host))),
+        };
+        if addresses.is_empty() {
+            return Err((Unreachable::Unresolved, format!("{} has no address", settings.host)));
+        }
+        TcpStream::connect(&addresses[..]).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => (Unreachable::Refused, format!("connection refused by {address}")),
+            _ => (Unreachable::Other, format!("{address}: {e}")),
+        })
+    };
     match tokio::time::timeout(settings.timeout, attempt).await {
         Ok(Ok(tcp)) => {
             let _ = tcp.set_nodelay(true);
             Ok(tcp)
         }
-        Ok(Err(e)) => {
-            let why = match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => format!("connection refused by {address}"),
-                _ if e.to_string().contains("lookup") || e.to_string().contains("resolve") => {
-                    format!("cannot resolve {}: {e}", settings.host)
-                }
-                _ => format!("{address}: {e}"),
-            };
-            Err(SmtpError::new(Stage::Connect, ErrorKind::Connect(why)))
-        }
+        Ok(Err((why, detail))) => Err(SmtpError::new(Stage::Connect, ErrorKind::Connect { why, detail })),
         Err(_) => Err(SmtpError::new(Stage::Connect, ErrorKind::Timeout(settings.timeout.as_secs()))),
     }
 }

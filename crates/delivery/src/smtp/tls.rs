@@ -273,10 +273,14 @@ pub fn explain(error: &rustls::Error, relay: &str) -> Option<String> {
             C::Revoked => {
                 "The relay's certificate has been revoked. Ask the relay's administrator for a new one.".into()
             }
-            C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => format!(
-                "The relay presents a self-signed certificate (a CA certificate used as its own). To trust it, give \
+            C::Other(other)
+                if matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity)) =>
+            {
+                format!(
+                    "The relay presents a self-signed certificate (a CA certificate used as its own). To trust it, give \
                  that certificate in tls.ca_file, or {pin}."
-            ),
+                )
+            }
             _ => return None,
         },
         rustls::Error::PeerIncompatible(_)
