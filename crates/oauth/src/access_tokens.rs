@@ -81,11 +81,15 @@ pub trait TokenEndpoint: Send + Sync + fmt::Debug {
 #[async_trait]
 pub trait Vault: Send + Sync + fmt::Debug {
     /// The credential stored now, if Tidings was authorized.
-    async fn credential(&self) -> Result<Option<Credential>, String>;
+    async fn credential(&self) -> Result<Option<Credential>, tidings_app::Error>;
     /// Records a successful refresh, replacing the refresh token when the provider rotated it.
-    async fn store_refreshed(&self, rotated: Option<&SecretString>, at: DateTime<Utc>) -> Result<(), String>;
+    async fn store_refreshed(
+        &self,
+        rotated: Option<&SecretString>,
+        at: DateTime<Utc>,
+    ) -> Result<(), tidings_app::Error>;
     /// Records that an administrator must act.
-    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), String>;
+    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error>;
     /// Counts a refresh's outcome (`ok`, `failed`, `refused`) for the metrics.
     fn count_refresh(&self, _outcome: &str) {}
 }

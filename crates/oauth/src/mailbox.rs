@@ -91,17 +91,21 @@ struct DeviceVault {
 
 #[async_trait]
 impl Vault for DeviceVault {
-    async fn credential(&self) -> Result<Option<Credential>, String> {
-        let grant = self.app.mailbox_grant(&self.account).await.map_err(|e| e.to_string())?;
+    async fn credential(&self) -> Result<Option<Credential>, tidings_app::Error> {
+        let grant = self.app.mailbox_grant(&self.account).await?;
         Ok(grant.map(|g| Credential::RefreshToken(g.refresh_token)))
     }
 
-    async fn store_refreshed(&self, rotated: Option<&SecretString>, _at: DateTime<Utc>) -> Result<(), String> {
-        self.app.mailbox_refreshed(self.record.device_id, rotated).await.map_err(|e| e.to_string())
+    async fn store_refreshed(
+        &self,
+        rotated: Option<&SecretString>,
+        _at: DateTime<Utc>,
+    ) -> Result<(), tidings_app::Error> {
+        self.app.mailbox_refreshed(self.record.device_id, rotated).await
     }
 
-    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), String> {
-        self.app.mailbox_failed(&self.record, &self.account, reason, explanation).await.map_err(|e| e.to_string())
+    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error> {
+        self.app.mailbox_failed(&self.record, &self.account, reason, explanation).await
     }
 
     fn count_refresh(&self, outcome: &str) {

@@ -32,16 +32,20 @@ impl AppVault {
 
 #[async_trait]
 impl Vault for AppVault {
-    async fn credential(&self) -> Result<Option<Credential>, String> {
-        credential(&self.app).await.map_err(|e| e.to_string())
+    async fn credential(&self) -> Result<Option<Credential>, tidings_app::Error> {
+        credential(&self.app).await
     }
 
-    async fn store_refreshed(&self, rotated: Option<&SecretString>, _at: DateTime<Utc>) -> Result<(), String> {
-        self.app.oauth_refreshed(rotated).await.map_err(|e| e.to_string())
+    async fn store_refreshed(
+        &self,
+        rotated: Option<&SecretString>,
+        _at: DateTime<Utc>,
+    ) -> Result<(), tidings_app::Error> {
+        self.app.oauth_refreshed(rotated).await
     }
 
-    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), String> {
-        self.app.oauth_failed(reason, explanation).await.map_err(|e| e.to_string())
+    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error> {
+        self.app.oauth_failed(reason, explanation).await
     }
 
     fn count_refresh(&self, outcome: &str) {

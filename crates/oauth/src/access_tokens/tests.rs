@@ -65,16 +65,20 @@ struct MemoryVault {
 
 #[async_trait]
 impl Vault for MemoryVault {
-    async fn credential(&self) -> Result<Option<Credential>, String> {
+    async fn credential(&self) -> Result<Option<Credential>, tidings_app::Error> {
         Ok(self.refresh_token.lock().unwrap().clone().map(|t| Credential::RefreshToken(SecretString::new(t))))
     }
-    async fn store_refreshed(&self, rotated: Option<&SecretString>, _at: DateTime<Utc>) -> Result<(), String> {
+    async fn store_refreshed(
+        &self,
+        rotated: Option<&SecretString>,
+        _at: DateTime<Utc>,
+    ) -> Result<(), tidings_app::Error> {
         if let Some(token) = rotated {
             *self.refresh_token.lock().unwrap() = Some(token.expose().to_owned());
         }
         Ok(())
     }
-    async fn store_failure(&self, reason: &str, _explanation: &str) -> Result<(), String> {
+    async fn store_failure(&self, reason: &str, _explanation: &str) -> Result<(), tidings_app::Error> {
         self.failures.lock().unwrap().push(reason.to_owned());
         Ok(())
     }
