@@ -379,3 +379,149 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
         }
     }
 }
+
+/// A session over an in-memory stream, against a real application on a temporary data directory: the protocol
+/// as the gateway speaks it, without sockets.
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{guard::Guard, slots::Slots};
+    use std::sync::RwLock;
+    use std::time::Duration;
+    use tidings_app::{
+        App, InitOptions,
+        data_dir::DataDir,
+        outbox::{Committer, Handoff},
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    /// The server's end of the pipe, counting its writes.
+    struct Counted {
+        inner: DuplexStream,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl tokio::io::AsyncRead for Counted {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Counted {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// What a test holds while its session runs.
+    struct Running {
+        client: DuplexStream,
+        /// How many writes the server made.
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+        app: App,
+        _config: tokio::sync::watch::Sender<Arc<tidings_app::settings::Current>>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A session served over one end of a pipe; the other end, with the application behind the session.
+    async fn session(edits: &[(&str, &str)]) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let init = InitOptions { admin_username: "admin".into(), ..Default::default() };
+        let app = App::init(DataDir::new(dir.path()), init).await.unwrap().app;
+        let edits: Vec<(String, String)> = edits.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        app.update("test", &edits).await.unwrap();
+        let current = Arc::new(app.current().await.unwrap());
+        let (sender, config) = tokio::sync::watch::channel(current);
+        let committer =
+            Committer::start(app.clone(), Arc::new(tokio::sync::Notify::new()), Arc::new(Handoff::default()));
+        let shared = Arc::new(Shared {
+            app: app.clone(),
+            config,
+            committer,
+            guard: Guard::default(),
+            tls: RwLock::new(None),
+            slots: Arc::new(Slots::default()),
+            host_name: "gateway.test".into(),
+        });
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let wire = Wire::new(Box::new(Counted { inner: server, writes: writes.clone() }), Duration::from_secs(5));
+        tokio::spawn(serve(shared, wire, "127.0.0.1:2525".parse().unwrap(), false));
+        Running { client, writes, app, _config: sender, _dir: dir }
+    }
+
+    /// What arrives in one read, as text.
+    async fn read_once(client: &mut DuplexStream) -> String {
+        let mut buf = vec![0; 64 * 1024];
+        let n = client.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn replies_to_pipelined_commands_come_together_and_the_message_is_stored_as_the_sender() {
+        let Running { mut client, writes, app, .. } =
+            session(&[("sender", "alerts@example.com"), ("gateway.allowed_networks", "127.0.0.1/32")]).await;
+        assert!(read_once(&mut client).await.starts_with("220 gateway.test"));
+        let before = writes.load(std::sync::atomic::Ordering::Relaxed);
+        client
+            .write_all(b"EHLO printer\r\nMAIL FROM:<scanner@printers.local>\r\nRCPT TO:<ops@example.com>\r\nDATA\r\n")
+            .await
+            .unwrap();
+        let replies = read_once(&mut client).await;
+        let codes: Vec<&str> = replies.lines().map(|l| &l[..4]).filter(|c| c.ends_with(' ')).collect();
+        assert_eq!(codes, ["250 ", "250 ", "250 ", "354 "], "{replies:?}");
+        assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed) - before, 1, "the four replies in one write");
+
+        client
+            .write_all(b"From: <scanner@printers.local>\r\nSubject: scan\r\n\r\n..dotted\r\n.\r\nQUIT\r\n")
+            .await
+            .unwrap();
+        let end = read_once(&mut client).await;
+        assert!(end.starts_with("250 2.0.0 queued as 1"), "{end:?}");
+        let stored = String::from_utf8(app.store().message_content(1).await.unwrap().unwrap()).unwrap();
+        assert!(stored.contains("From: alerts@example.com\r\nReply-To: <scanner@printers.local>\r\n"), "{stored}");
+        assert!(stored.contains("\r\n\r\n.dotted\r\n"), "the dot undone: {stored}");
+    }
+
+    #[tokio::test]
+    async fn a_message_too_large_is_refused_with_its_reply_and_the_session_goes_on() {
+        let Running { mut client, .. } = session(&[
+            ("sender", "alerts@example.com"),
+            ("gateway.allowed_networks", "127.0.0.1/32"),
+            ("delivery.max_message_size", "2048"),
+        ])
+        .await;
+        read_once(&mut client).await;
+        client
+            .write_all(b"HELO printer\r\nMAIL FROM:<a@printers.local>\r\nRCPT TO:<ops@example.com>\r\nDATA\r\n")
+            .await
+            .unwrap();
+        assert!(read_once(&mut client).await.ends_with("354 end data with <CR><LF>.<CR><LF>\r\n"));
+        let line = format!("{}\r\n", "x".repeat(70));
+        client.write_all(format!("Subject: big\r\n\r\n{}.\r\nNOOP\r\n", line.repeat(40)).as_bytes()).await.unwrap();
+        let replies = read_once(&mut client).await;
+        assert!(replies.starts_with("552 5.3.4 message too large\r\n250"), "{replies:?}");
+    }
+}
