@@ -270,64 +270,30 @@ async fn verify(
     }
 }
 
-/// Runs the SASL exchange for the user name and password; `Ok(Err(reply))` when the exchange is malformed,
-/// `Err` when the session ends.
+/// Runs the SASL exchange (`sasl::Exchange` decides) for the user name and password; `Ok(Err(reply))` when
+/// the exchange fails, `Err` when the session ends.
 async fn credentials(
     wire: &mut Wire,
     mechanism: Mechanism,
     initial: Option<String>,
 ) -> Result<Result<(String, String), Reply>, End> {
-    let ask = async |wire: &mut Wire, prompt: &str| -> Result<Result<Vec<u8>, Reply>, End> {
-        wire.send(&format!("334 {prompt}\r\n")).await.map_err(|_| End::Closed)?;
-        match wire.line(MAX_COMMAND_LINE * 4).await {
-            Ok(Line::Text(line)) => {
-                Ok(sasl::decode(&String::from_utf8_lossy(&line)).map_err(|why| Reply::new(501, "5.5.2", why)))
-            }
-            Ok(Line::TooLong) => Ok(Err(Reply::new(500, "5.5.6", "authentication answer too long"))),
-            Err(ReadError::Idle | ReadError::TooSlow) => Err(End::Idle),
-            Err(ReadError::Closed) => Err(End::Closed),
-            Err(ReadError::Io(e)) => Err(End::Failed(e.to_string())),
-        }
-    };
-    let refused = |why: &str| Reply::new(501, "5.5.2", why);
-    let (user, password) = match mechanism {
-        Mechanism::Plain => {
-            let decoded = match initial.as_deref() {
-                Some("=") => Ok(Vec::new()),
-                Some(text) => sasl::decode(text).map_err(refused),
-                None => match ask(wire, "").await? {
-                    Ok(d) => Ok(d),
-                    Err(r) => return Ok(Err(r)),
-                },
-            };
-            match decoded.and_then(|d| sasl::plain(&d).map_err(refused)) {
-                Ok(pair) => pair,
-                Err(reply) => return Ok(Err(reply)),
+    let (mut exchange, mut next) = sasl::Exchange::start(mechanism, initial.as_deref());
+    loop {
+        match next {
+            sasl::Next::Done { user, password } => return Ok(Ok((user, password))),
+            sasl::Next::Refused(reply) => return Ok(Err(reply)),
+            sasl::Next::Ask(prompt) => {
+                wire.send(&format!("334 {prompt}\r\n")).await.map_err(|_| End::Closed)?;
+                next = match wire.line(MAX_COMMAND_LINE * 4).await {
+                    Ok(Line::Text(line)) => exchange.answer(&String::from_utf8_lossy(&line)),
+                    Ok(Line::TooLong) => return Ok(Err(Reply::new(500, "5.5.6", "authentication answer too long"))),
+                    Err(ReadError::Idle | ReadError::TooSlow) => return Err(End::Idle),
+                    Err(ReadError::Closed) => return Err(End::Closed),
+                    Err(ReadError::Io(e)) => return Err(End::Failed(e.to_string())),
+                };
             }
         }
-        Mechanism::Login => {
-            let user = match initial {
-                Some(text) => sasl::decode(&text).map_err(refused),
-                None => match ask(wire, sasl::LOGIN_USERNAME).await? {
-                    Ok(d) => Ok(d),
-                    Err(r) => return Ok(Err(r)),
-                },
-            };
-            let user = match user.and_then(|u| sasl::login_part(&u).map_err(refused)) {
-                Ok(u) => u,
-                Err(r) => return Ok(Err(r)),
-            };
-            let password = match ask(wire, sasl::LOGIN_PASSWORD).await? {
-                Ok(d) => sasl::login_part(&d).map_err(refused),
-                Err(r) => return Ok(Err(r)),
-            };
-            match password {
-                Ok(p) => (user, p),
-                Err(r) => return Ok(Err(r)),
-            }
-        }
-    };
-    Ok(Ok((user, password)))
+    }
 }
 
 /// Applies the sender policy and stores the message durably; the reply says whether it is queued.

@@ -1,6 +1,71 @@
-//! SASL PLAIN (RFC 4616) and LOGIN payloads, base64 as SMTP carries them.
+//! SASL PLAIN (RFC 4616) and LOGIN: their payloads, base64 as SMTP carries them, and the exchange that asks for
+//! them one answer at a time ([`Exchange`]); the gateway only sends the prompts and reads the answers.
 
+use super::{reply::Reply, session::Mechanism};
 use base64::{Engine, engine::general_purpose::STANDARD};
+
+/// What comes next in an exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Send `334 PROMPT` and give the client's answer to [`Exchange::answer`].
+    Ask(&'static str),
+    Done {
+        user: String,
+        password: String,
+    },
+    /// The exchange failed; the reply says why.
+    Refused(Reply),
+}
+
+/// An authentication exchange under way.
+#[derive(Debug)]
+pub struct Exchange {
+    mechanism: Mechanism,
+    /// LOGIN's user name, once given.
+    user: Option<String>,
+}
+
+impl Exchange {
+    /// Starts an exchange with the `AUTH` command's initial response, if any (`=` is an empty one).
+    pub fn start(mechanism: Mechanism, initial: Option<&str>) -> (Self, Next) {
+        let mut exchange = Exchange { mechanism, user: None };
+        let next = match (mechanism, initial) {
+            (Mechanism::Plain, Some("=")) => exchange.plain(Ok(Vec::new())),
+            (Mechanism::Plain, Some(text)) => exchange.answer(text),
+            (Mechanism::Plain, None) => Next::Ask(""),
+            (Mechanism::Login, Some(text)) => exchange.answer(text),
+            (Mechanism::Login, None) => Next::Ask(LOGIN_USERNAME),
+        };
+        (exchange, next)
+    }
+
+    /// Takes the client's answer to the last prompt.
+    pub fn answer(&mut self, line: &str) -> Next {
+        let decoded = decode(line);
+        match self.mechanism {
+            Mechanism::Plain => self.plain(decoded),
+            Mechanism::Login => match (decoded.and_then(|d| login_part(&d)), self.user.take()) {
+                (Err(why), _) => refused(why),
+                (Ok(user), None) => {
+                    self.user = Some(user);
+                    Next::Ask(LOGIN_PASSWORD)
+                }
+                (Ok(password), Some(user)) => Next::Done { user, password },
+            },
+        }
+    }
+
+    fn plain(&self, decoded: Result<Vec<u8>, &'static str>) -> Next {
+        match decoded.and_then(|d| plain(&d)) {
+            Ok((user, password)) => Next::Done { user, password },
+            Err(why) => refused(why),
+        }
+    }
+}
+
+fn refused(why: &str) -> Next {
+    Next::Refused(Reply::new(501, "5.5.2", why))
+}
 
 /// The LOGIN mechanism's prompts, base64 of `Username:` and `Password:`.
 pub const LOGIN_USERNAME: &str = "VXNlcm5hbWU6";
@@ -51,5 +116,27 @@ mod tests {
         assert_eq!(decode("AHNjYW5uZXIAc2VjcmV0").map(|d| plain(&d)), Ok(Ok(("scanner".into(), "secret".into()))));
         assert!(decode("*").is_err() && decode("!!").is_err());
         assert_eq!(STANDARD.decode(LOGIN_USERNAME).unwrap_or_default(), b"Username:");
+    }
+
+    fn done(user: &str, password: &str) -> Next {
+        Next::Done { user: user.into(), password: password.into() }
+    }
+
+    #[test]
+    fn exchanges_ask_one_answer_at_a_time() {
+        let secret = STANDARD.encode("\0scanner\0secret");
+        assert_eq!(Exchange::start(Mechanism::Plain, Some(&secret)).1, done("scanner", "secret"), "initial response");
+        let (mut plain, next) = Exchange::start(Mechanism::Plain, None);
+        assert_eq!(next, Next::Ask(""));
+        assert_eq!(plain.answer(&secret), done("scanner", "secret"));
+        assert!(matches!(Exchange::start(Mechanism::Plain, Some("=")).1, Next::Refused(r) if r.code == 501));
+
+        let (mut login, next) = Exchange::start(Mechanism::Login, None);
+        assert_eq!(next, Next::Ask(LOGIN_USERNAME));
+        assert_eq!(login.answer(&STANDARD.encode("scanner")), Next::Ask(LOGIN_PASSWORD));
+        assert_eq!(login.answer(&STANDARD.encode("secret")), done("scanner", "secret"));
+        let (mut login, next) = Exchange::start(Mechanism::Login, Some(&STANDARD.encode("scanner")));
+        assert_eq!(next, Next::Ask(LOGIN_PASSWORD), "the user name as initial response");
+        assert!(matches!(login.answer("*"), Next::Refused(r) if r.lines[0].contains("cancelled")));
     }
 }
