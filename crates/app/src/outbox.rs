@@ -80,8 +80,9 @@ pub fn prepare(
             raw.validate()?;
             let message_id = new_message_id(&raw.mail_from);
             let data = message::ensure_date_and_message_id(raw.data, now, &message_id);
-            let subject = message::header::first(&data, "Subject");
-            let message_id = message::header::first(&data, "Message-ID")
+            let fields = message::header::fields(&data).0;
+            let subject = message::header::find(&fields, "Subject");
+            let message_id = message::header::find(&fields, "Message-ID")
                 .map(|v| v.trim_matches(['<', '>']).to_owned())
                 .unwrap_or(message_id);
             (raw.mail_from, raw.rcpt_to, data, subject, message_id)

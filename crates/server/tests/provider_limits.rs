@@ -131,6 +131,19 @@ async fn connections_pace_and_the_days_budget_keep_an_exchange_like_relay_from_r
     .await;
     assert_eq!((message["status"].as_str(), message["attempts"].as_u64()), (Some("queued"), Some(0)), "{message:#}");
     assert_eq!(message["budget"]["last_day"], 40, "{message:#}");
+    // So do the metrics and the banner of every page.
+    let (_, metrics) = tidings.request(reqwest::Method::GET, "/metrics", Some(&tidings.token), None).await;
+    let metrics = metrics.as_str().map(str::to_owned).unwrap_or_else(|| metrics.to_string());
+    assert!(metrics.contains("tidings_identity_budget_spent{account=\"\"} 1"), "{metrics}");
+    assert!(metrics.contains("tidings_identity_recipients_last_day{account=\"\"} 40"), "{metrics}");
+    const VIEWER_PASSWORD: &str = "correct-horse-battery-9";
+    let role = tidings_core::account::Role::Viewer;
+    let password = tidings_core::secret::SecretString::new(VIEWER_PASSWORD);
+    tidings.app.create_account("test", "watcher", &password, role).await.unwrap();
+    let browser = support::browser();
+    assert_eq!(support::sign_in(&tidings, &browser, "watcher", VIEWER_PASSWORD).await.status(), 303);
+    let page = browser.get(format!("{}/outbox", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("reached its 40 recipients a day"), "the banner: {page}");
 
     // A restart remembers the day: the message still waits.
     let tidings = tidings.restart().await;

@@ -36,9 +36,9 @@ pub fn value(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[colon..]).split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The value of the first field named `name`.
-pub fn first(data: &[u8], name: &str) -> Option<String> {
-    fields(data).0.into_iter().find(|f| name_is(f, name)).map(value)
+/// The value of the first of `fields` named `name`.
+pub fn find(fields: &[&[u8]], name: &str) -> Option<String> {
+    fields.iter().find(|f| name_is(f, name)).map(|f| value(f))
 }
 
 #[cfg(test)]
@@ -47,6 +47,10 @@ mod tests {
 
     const MESSAGE: &[u8] =
         b"From: a@b.c\r\nSubject : folded\r\n  over two\r\nmessage-id: <x@y>\r\n\r\nSubject: in the body\r\n";
+
+    fn first(data: &[u8], name: &str) -> Option<String> {
+        find(&fields(data).0, name)
+    }
 
     #[test]
     fn fields_names_and_unfolded_values() {

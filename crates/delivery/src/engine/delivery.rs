@@ -37,7 +37,7 @@ pub(super) struct RunEnd {
     /// Messages it did not attempt (after such a failure): their leases go back, uncharged.
     pub(super) unattempted: Vec<i64>,
     /// The relay's certificate, as the run's connection saw it.
-    pub(super) certificate: Option<tls::Certificate>,
+    pub(super) certificate: Option<Arc<tls::Certificate>>,
 }
 
 /// The attempts of a run of messages (see [`run`]) for one identity, on one connection where it stays usable.

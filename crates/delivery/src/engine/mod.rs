@@ -118,6 +118,8 @@ struct Books {
     certificates: HashMap<String, chrono::DateTime<Utc>>,
     /// The budgets as last stored, and when they are stored next even if no wait began or ended.
     published: (Vec<budget::Standing>, Instant),
+    /// When the next identity that waits for its budget may go, as last seen.
+    turns: Option<chrono::DateTime<Utc>>,
 }
 
 /// What ended a wait.
@@ -157,6 +159,7 @@ impl Engine {
             running: HashMap::new(),
             certificates: HashMap::new(),
             published: (Vec::new(), Instant::now()),
+            turns: None,
         };
         // Runs that ended, for the circuits.
         let mut ended: Vec<Result<(tokio::task::Id, RunEnd), JoinError>> = Vec::new();
@@ -211,7 +214,7 @@ impl Engine {
             let now = Utc::now();
             let mut waiting = books.health.waiting(now);
             let budget_turns = books.budgets.hold(now, &mut waiting);
-            self.publish_budgets(&mut books, now).await;
+            self.publish_budgets(&mut books, now, budget_turns).await;
             // While the relay is down, the most leased is one message, for the probe (none until its time).
             let relay_down = books.health.relay.is_some();
             let capacity = if relay_down { 1 } else { relay.connections * BACKLOG_FACTOR };
@@ -426,19 +429,22 @@ impl Engine {
         Budgets::new(limits, &usage, now)
     }
 
-    /// Stores the identities' budgets when a day's wait began or ended, else at most every few seconds.
-    async fn publish_budgets(&self, books: &mut Books, now: chrono::DateTime<Utc>) {
-        let (published, next) = &books.published;
-        let waits = |s: &[budget::Standing]| s.iter().filter(|s| s.waiting_until.is_some()).count();
-        let due = Instant::now() >= *next;
-        if !due && books.budgets.limits().recipients_per_day.is_none() {
+    /// Stores the identities' budgets when a wait for them began or ended (`turns`, from
+    /// [`Budgets::hold`], changed), else at most every [`PUBLISH_BUDGETS`]: not on every turn of the loop.
+    async fn publish_budgets(
+        &self,
+        books: &mut Books,
+        now: chrono::DateTime<Utc>,
+        turns: Option<chrono::DateTime<Utc>>,
+    ) {
+        let changed = std::mem::replace(&mut books.turns, turns) != turns;
+        if !changed && Instant::now() < books.published.1 {
             return;
         }
         let standings = books.budgets.standings(now);
-        if standings == *published || (!due && waits(&standings) == waits(published)) {
-            return;
-        }
-        if let Err(e) = self.app.set_delivery_budgets(&standings).await {
+        if standings != books.published.0
+            && let Err(e) = self.app.set_delivery_budgets(&standings).await
+        {
             tracing::warn!(error = %e, "could not store the identities' budgets");
         }
         books.published = (standings, Instant::now() + PUBLISH_BUDGETS);

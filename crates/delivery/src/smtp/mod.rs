@@ -132,6 +132,8 @@ pub struct Connection {
     caps: Capabilities,
     /// An envelope of this many recipients went out with the last message's data; its replies are unread.
     ahead: Option<usize>,
+    /// The relay's own certificate, read once when the connection was encrypted.
+    certificate: Option<Arc<tls::Certificate>>,
 }
 
 /// The message a caller sends next on the same connection (see [`Connection::send_before`]).
@@ -176,7 +178,8 @@ impl Connection {
                 return Err(SmtpError::new(Stage::Token, ErrorKind::Protocol("no access token".into())));
             }
         }
-        Ok(Self { wire, caps, ahead: None })
+        let certificate = wire.peer_certificates().first().and_then(|der| tls::Certificate::parse(der)).map(Arc::new);
+        Ok(Self { wire, caps, ahead: None, certificate })
     }
 
     /// The certificates the relay presents (its own first), after STARTTLS where configured, whether or not
@@ -196,8 +199,8 @@ impl Connection {
     }
 
     /// The relay's own certificate, when the connection is encrypted.
-    pub fn certificate(&self) -> Option<tls::Certificate> {
-        self.wire.peer_certificates().first().and_then(|der| tls::Certificate::parse(der))
+    pub fn certificate(&self) -> Option<Arc<tls::Certificate>> {
+        self.certificate.clone()
     }
 
     /// Connects, and encrypts as configured: the relay's capabilities, ready to authenticate.
