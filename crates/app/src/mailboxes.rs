@@ -28,9 +28,8 @@ pub struct MailboxGrant {
 }
 
 /// A device account as listed: the account and its own mailbox's authorization.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct DeviceWithMailbox {
-    #[serde(flatten)]
     pub device: Device,
     pub mailbox: Option<MailboxRecord>,
 }

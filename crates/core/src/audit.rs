@@ -1,10 +1,8 @@
 //! The audit log's entries: who changed what, and when. Never a secret value: only the names of the fields.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
 /// One recorded change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,

@@ -80,7 +80,7 @@ pub struct ConfigSave<'a> {
 }
 
 /// An account as listed (never its password hash).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
     pub id: i64,
     pub username: String,
@@ -212,7 +212,7 @@ pub struct DeadLetter {
 }
 
 /// A message as listed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageSummary {
     pub id: i64,
     pub status: Status,
@@ -230,21 +230,17 @@ pub struct MessageSummary {
 }
 
 /// A message with its delivery log.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageDetail {
-    #[serde(flatten)]
     pub summary: MessageSummary,
     pub message_id: Option<String>,
     pub attempt_log: Vec<Attempt>,
     /// The device account whose own mailbox sends it; `None` for the relay account.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mailbox_of: Option<String>,
     /// What holds it back while the relay or its identity is down (filled by the application, never stored).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<tidings_core::outbox::circuit::Held>,
     /// Its identity's day's budget, while that is spent and the message waits for it (filled by the
     /// application, never stored).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<tidings_core::outbox::budget::Standing>,
 }
 
@@ -258,7 +254,7 @@ pub struct MessageFilter {
 }
 
 /// An API token as listed (never the token or its hash).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiToken {
     pub id: i64,
     pub name: String,
@@ -325,8 +321,7 @@ pub struct NewEvent {
 }
 
 /// What became of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventState {
     /// Not handled yet (waiting for the notifier, or for a sendable configuration).
     Pending,
@@ -350,7 +345,7 @@ impl EventState {
 }
 
 /// An event as listed, with the status of its mail.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRecord {
     pub id: i64,
     pub kind: EventKind,
@@ -409,7 +404,7 @@ pub struct EventFilter {
 }
 
 /// A device account of the submission gateway (never its password hash).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
     pub id: i64,
     pub username: String,
@@ -420,7 +415,7 @@ pub struct Device {
 }
 
 /// A device account's own mailbox authorization (the `login_user` policy), never its refresh token.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MailboxRecord {
     pub device_id: i64,
     /// The mailbox the token is for.

@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow, bail};
 use std::process::ExitCode;
 use tidings_app::App;
 use tidings_core::account::Role;
+use tidings_server::http::wire;
 
 pub async fn run(app: &App, command: ApiTokenCommand) -> Result<ExitCode> {
     match command {
@@ -18,7 +19,7 @@ pub async fn run(app: &App, command: ApiTokenCommand) -> Result<ExitCode> {
         ApiTokenCommand::List { json } => {
             let tokens = app.api_tokens().await?;
             if json {
-                say!("{}", serde_json::to_string_pretty(&tokens)?);
+                say!("{}", serde_json::to_string_pretty(&wire::all::<_, wire::ApiToken>(&tokens))?);
             } else {
                 for t in tokens {
                     let state = match (t.revoked_at, t.last_used_at) {

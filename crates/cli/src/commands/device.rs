@@ -10,6 +10,7 @@ use std::{
 use tidings_app::{App, Error};
 use tidings_core::secret::SecretString;
 use tidings_oauth::flows::{self, Owner};
+use tidings_server::http::wire;
 
 pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
     match command {
@@ -34,7 +35,12 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
         DeviceCommand::List { json } => {
             let devices = app.devices_with_mailboxes().await?;
             if json {
-                say!("{}", serde_json::to_string_pretty(&devices)?);
+                say!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &devices.iter().map(|d| wire::Device::new(&d.device, d.mailbox.as_ref())).collect::<Vec<_>>()
+                    )?
+                );
             } else if devices.is_empty() {
                 say!("No device accounts.");
             } else {

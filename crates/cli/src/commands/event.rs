@@ -9,6 +9,7 @@ use serde_json::json;
 use std::{collections::BTreeMap, process::ExitCode};
 use tidings_app::{App, Error, notifications::mail_path_problem};
 use tidings_core::notify::{self, EventKind};
+use tidings_server::http::wire;
 use tidings_store::EventRecord;
 
 pub async fn run(app: &App, command: EventCommand) -> Result<ExitCode> {
@@ -55,7 +56,7 @@ pub async fn run(app: &App, command: EventCommand) -> Result<ExitCode> {
             let kind = kind.map(|k| EventKind::parse(&k).map_err(|e| anyhow!(e))).transpose()?;
             let events = app.events(kind, limit, None).await?;
             if json {
-                say!("{}", serde_json::to_string_pretty(&events)?);
+                say!("{}", serde_json::to_string_pretty(&wire::all::<_, wire::Event>(&events))?);
             } else {
                 print_events(&events);
                 if let Some(problem) = mail_path_problem(&app.current().await?.config) {

@@ -15,6 +15,7 @@ use tidings_core::{
     message::NewMessage,
     outbox::{Status, reply::Scope},
 };
+use tidings_server::http::wire;
 use tidings_store::MessageSummary;
 
 pub async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
@@ -50,7 +51,7 @@ pub async fn run(app: &App, command: QueueCommand) -> Result<ExitCode> {
             let status = status.map(|s| s.parse::<Status>().map_err(|e| anyhow!(e))).transpose()?;
             let messages = app.messages(status, limit, None).await?;
             if json {
-                say!("{}", serde_json::to_string_pretty(&messages)?);
+                say!("{}", serde_json::to_string_pretty(&wire::all::<_, wire::MessageSummary>(&messages))?);
             } else {
                 for m in &messages {
                     print_summary(m);
@@ -63,7 +64,7 @@ pub async fn run(app: &App, command: QueueCommand) -> Result<ExitCode> {
         QueueCommand::Show { id, json } => {
             let detail = app.message(id).await?.ok_or_else(|| anyhow!("no message {id}"))?;
             if json {
-                say!("{}", serde_json::to_string_pretty(&detail)?);
+                say!("{}", serde_json::to_string_pretty(&wire::MessageDetail::from(&detail))?);
                 return Ok(ExitCode::SUCCESS);
             }
             let m = &detail.summary;

@@ -70,12 +70,11 @@ impl FromStr for Status {
 }
 
 /// One envelope recipient and how it fared.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
     pub address: String,
     pub state: RecipientState,
     /// The last reply concerning this recipient, when it was refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
 }
 
@@ -139,24 +138,19 @@ pub struct Failure {
 }
 
 /// A recorded attempt, as shown in the delivery log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
     pub number: u32,
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
     /// `delivered`, or the failure's class.
     pub result: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_code: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enhanced_code: Option<String>,
     /// The server's reply text, or the local error.
     pub text: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 

@@ -1,7 +1,7 @@
 //! `/api/v1/accounts` and `/api/v1/api-tokens` (administrators), `/api/v1/me` (anyone signed in or holding a
 //! token), `/api/v1/audit` (anyone).
 
-use super::{Context, error::ApiError, json::Body};
+use super::{Context, error::ApiError, json::Body, wire};
 use crate::service::caller::Caller;
 use axum::{
     Json, Router,
@@ -27,12 +27,14 @@ pub fn router() -> Router<Context> {
 }
 
 async fn me(caller: Caller) -> impl IntoResponse {
-    Json(json!({ "actor": caller.actor, "role": caller.role, "account": caller.account }))
+    Json(
+        json!({ "actor": caller.actor, "role": caller.role, "account": caller.account.as_ref().map(wire::Account::from) }),
+    )
 }
 
 async fn list(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.require_administrator()?;
-    Ok(Json(json!({ "accounts": context.inner.app.accounts().await? })))
+    Ok(Json(json!({ "accounts": wire::all::<_, wire::Account>(&context.inner.app.accounts().await?) })))
 }
 
 fn parse_role(role: &str) -> Result<Role, ApiError> {
@@ -115,7 +117,7 @@ async fn remove(
 
 async fn tokens(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.require_administrator()?;
-    Ok(Json(json!({ "api_tokens": context.inner.app.api_tokens().await? })))
+    Ok(Json(json!({ "api_tokens": wire::all::<_, wire::ApiToken>(&context.inner.app.api_tokens().await?) })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,5 +163,5 @@ async fn audit(
         Some(_) => return Err(ApiError::Invalid(vec![FieldError::new("limit", "expected 1 to 1000")])),
     };
     let entries = context.inner.app.store().audit(limit).await.map_err(tidings_app::Error::from)?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(json!({ "entries": wire::all::<_, wire::AuditEntry>(&entries) })))
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/devices`: device accounts of the SMTP submission gateway (operators manage them; anyone reads).
 
-use super::{Context, error::ApiError, json::Body};
+use super::{Context, error::ApiError, json::Body, wire};
 use crate::service::caller::Caller;
 use axum::{
     Json, Router,
@@ -21,7 +21,9 @@ pub fn router() -> Router<Context> {
 }
 
 async fn list(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "devices": context.inner.app.devices_with_mailboxes().await? })))
+    let devices = context.inner.app.devices_with_mailboxes().await?;
+    let devices: Vec<_> = devices.iter().map(|d| wire::Device::new(&d.device, d.mailbox.as_ref())).collect();
+    Ok(Json(json!({ "devices": devices })))
 }
 
 /// Deletes the token of a device account's own mailbox (the `login_user` policy).

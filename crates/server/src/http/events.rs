@@ -1,6 +1,6 @@
 //! `/api/v1/events`: the appliance reports events; everyone may read what came in and what was mailed.
 
-use super::{Context, error::ApiError, json::Body, paging::Page};
+use super::{Context, error::ApiError, json::Body, paging::Page, wire};
 use crate::service::caller::Caller;
 use axum::{
     Json, Router,
@@ -72,7 +72,11 @@ async fn emit(
     }
     let event = context.inner.app.emit_event(&caller.actor, &body.kind, body.node.as_deref(), details).await?;
     context.wake_notifier();
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/events/{}", event.id))], Json(event)))
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/v1/events/{}", event.id))],
+        Json(wire::Event::from(&event)),
+    ))
 }
 
 async fn list(
@@ -99,7 +103,7 @@ async fn list(
     let next_before = page.next_before(events.iter().map(|e| e.id));
     let problem = mail_path_problem(&context.inner.config.get().config);
     Ok(Json(json!({
-        "events": events,
+        "events": wire::all::<_, wire::Event>(&events),
         "next_before": next_before,
         "mail_path": { "ready": problem.is_none(), "problem": problem },
     })))
@@ -112,7 +116,7 @@ async fn show(
 ) -> Result<impl IntoResponse, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound(format!("no event {id:?}: event ids are numbers")))?;
     match context.inner.app.event(id).await? {
-        Some(event) => Ok(Json(event)),
+        Some(event) => Ok(Json(wire::Event::from(&event))),
         None => Err(ApiError::NotFound(format!("no event {id}"))),
     }
 }

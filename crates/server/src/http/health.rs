@@ -1,7 +1,7 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its work: the database answers, a configuration
 //! is loaded, every configured gateway listener listens with a usable certificate), plus the OpenAPI document that describes the HTTP interface.
 
-use super::Context;
+use super::{Context, wire};
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use serde_json::json;
 use tidings_core::outbox::circuit::{Circuit, Health};
@@ -76,8 +76,10 @@ pub(crate) fn delivery(health: &Health) -> serde_json::Value {
     let mut identities = Vec::new();
     for (circuit, down) in health.downs() {
         match circuit {
-            Circuit::Relay => relay = json!({ "state": "down", "down": down }),
-            Circuit::Identity(account) => identities.push(json!({ "account": account, "down": down })),
+            Circuit::Relay => relay = json!({ "state": "down", "down": wire::Down::from(down) }),
+            Circuit::Identity(account) => {
+                identities.push(json!({ "account": account, "down": wire::Down::from(down) }))
+            }
         }
     }
     json!({ "relay": relay, "identities_down": identities })

@@ -1,6 +1,6 @@
 //! `/api/v1/messages`: submit, list, inspect, retry and purge outbox messages.
 
-use super::{Context, error::ApiError, json::Body, paging::Page};
+use super::{Context, error::ApiError, json::Body, paging::Page, wire};
 use crate::service::caller::Caller;
 use axum::{
     Json, Router,
@@ -129,7 +129,7 @@ async fn list(
     }
     let messages = context.inner.app.messages(status, page.limit, page.before).await?;
     let next_before = page.next_before(messages.iter().map(|m| m.id));
-    Ok(Json(json!({ "messages": messages, "next_before": next_before })))
+    Ok(Json(json!({ "messages": wire::all::<_, wire::MessageSummary>(&messages), "next_before": next_before })))
 }
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
@@ -143,7 +143,7 @@ async fn show(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&id)?;
     match context.inner.app.message(id).await? {
-        Some(detail) => Ok(Json(detail)),
+        Some(detail) => Ok(Json(wire::MessageDetail::from(&detail))),
         None => Err(ApiError::NotFound(format!("no message {id}"))),
     }
 }

@@ -12,6 +12,7 @@ mod messages;
 mod metrics;
 pub(crate) mod oauth;
 mod paging;
+pub mod wire;
 
 pub(crate) use crate::service::Context;
 use axum::{Router, extract::DefaultBodyLimit};

@@ -12,6 +12,7 @@ mod events;
 mod mailboxes;
 mod oauth;
 mod outbox;
+mod stored;
 mod tokens;
 mod writer;
 

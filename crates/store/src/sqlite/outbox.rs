@@ -1,6 +1,6 @@
 //! The outbox in SQLite: enqueue in batches, lease with an expiry, settle in batches.
 
-use super::{batch::Batch, corrupt, events, from_ms, ms, writer::Writing};
+use super::{batch::Batch, corrupt, events, from_ms, ms, stored, writer::Writing};
 use crate::{
     CONTENT_PART, DeadLetter, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage,
     Result, Settlement, Waiting,
@@ -8,7 +8,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
 use std::sync::LazyLock;
-use tidings_core::outbox::{Attempt, Recipient, Status, budget::Usage};
+use tidings_core::outbox::{Recipient, Status, budget::Usage};
 
 /// The most messages one statement writes: a batch takes few statements (each a round trip to the connection's
 /// thread), and the statements of each size stay few in the statement cache.
@@ -134,7 +134,7 @@ async fn insert_messages(
 ) -> Result<Vec<i64>> {
     let recipients = messages
         .iter()
-        .map(|m| serde_json::to_string(&m.recipients).map_err(|e| corrupt("recipients", e)))
+        .map(|m| stored::recipients_json(&m.recipients).map_err(|e| corrupt("recipients", e)))
         .collect::<Result<Vec<_>>>()?;
     let mut insert = sqlx::query_scalar::<_, i64>(sql);
     for (i, (m, recipients)) in messages.iter().zip(&recipients).enumerate() {
@@ -389,8 +389,8 @@ async fn settle_rows(conn: &mut SqliteConnection, sql: &str, settlements: &[Sett
     let mut recipients = Vec::with_capacity(settlements.len());
     let mut records = Vec::with_capacity(settlements.len());
     for s in settlements {
-        recipients.push(serde_json::to_string(&s.settled.recipients).map_err(|e| corrupt("recipients", e))?);
-        records.push(serde_json::to_string(&s.settled.attempt).map_err(|e| corrupt("attempt", e))?);
+        recipients.push(stored::recipients_json(&s.settled.recipients).map_err(|e| corrupt("recipients", e))?);
+        records.push(stored::attempt_json(&s.settled.attempt).map_err(|e| corrupt("attempt", e))?);
     }
     let mut statements = sqlx::query_scalar::<_, i64>(sql).bind(now);
     for (s, recipients) in settlements.iter().zip(&recipients) {
@@ -465,7 +465,7 @@ fn summary(r: &SqliteRow) -> Result<MessageSummary> {
 }
 
 fn recipients(r: &SqliteRow) -> Result<Vec<Recipient>> {
-    serde_json::from_str(&r.get::<String, _>("recipients")).map_err(|e| corrupt("recipients", e))
+    stored::recipients_from(&r.get::<String, _>("recipients")).map_err(|e| corrupt("recipients", e))
 }
 
 pub(super) async fn messages(pool: &SqlitePool, filter: &MessageFilter) -> Result<Vec<MessageSummary>> {
@@ -494,7 +494,7 @@ pub(super) async fn message(pool: &SqlitePool, id: i64) -> Result<Option<Message
         .await?;
     let attempt_log = records
         .iter()
-        .map(|r| serde_json::from_str::<Attempt>(r).map_err(|e| corrupt("attempt", e)))
+        .map(|r| stored::attempt_from(r).map_err(|e| corrupt("attempt", e)))
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(MessageDetail {
         summary: summary(&row)?,
@@ -517,7 +517,7 @@ pub(super) async fn requeue(
         "UPDATE messages SET status = 'queued', recipients = ?, next_attempt_at = ?, lifetime_start = ?, updated_at = ?
          WHERE id = ? AND status = ?",
     )
-    .bind(serde_json::to_string(recipients).map_err(|e| corrupt("recipients", e))?)
+    .bind(stored::recipients_json(recipients).map_err(|e| corrupt("recipients", e))?)
     .bind(ms(now))
     .bind(ms(now))
     .bind(ms(now))

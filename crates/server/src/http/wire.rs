@@ -1,0 +1,531 @@
+//! The API's JSON, and the CLI's `--json`: the shapes openapi.json describes, built from the domain's and the
+//! store's records. Renaming a field there changes nothing here; renaming one here is an API change (and the
+//! test below holds each shape to openapi.json).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tidings_core::{
+    account::Role,
+    audit,
+    config::Locale,
+    notify::EventKind,
+    outbox::{
+        self, RecipientState, Status,
+        budget::Standing,
+        circuit::{self, Held},
+        reply::{Scope, Stage},
+    },
+};
+use tidings_store as store;
+
+#[derive(Debug, Serialize)]
+pub struct Account {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub locale: Option<Locale>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<&store::Account> for Account {
+    fn from(a: &store::Account) -> Self {
+        Self {
+            id: a.id,
+            username: a.username.clone(),
+            role: a.role,
+            created_at: a.created_at,
+            locale: a.locale,
+            locked_until: a.locked_until,
+            last_login_at: a.last_login_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&store::ApiToken> for ApiToken {
+    fn from(t: &store::ApiToken) -> Self {
+        Self {
+            id: t.id,
+            name: t.name.clone(),
+            role: t.role,
+            created_at: t.created_at,
+            created_by: t.created_by.clone(),
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recipient {
+    pub address: String,
+    pub state: RecipientState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+}
+
+impl From<&outbox::Recipient> for Recipient {
+    fn from(r: &outbox::Recipient) -> Self {
+        Self { address: r.address.clone(), state: r.state, reply: r.reply.clone() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub status: Status,
+    pub origin: String,
+    pub mail_from: String,
+    pub recipients: Vec<Recipient>,
+    pub subject: Option<String>,
+    pub size: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+impl From<&store::MessageSummary> for MessageSummary {
+    fn from(m: &store::MessageSummary) -> Self {
+        Self {
+            id: m.id,
+            status: m.status,
+            origin: m.origin.clone(),
+            mail_from: m.mail_from.clone(),
+            recipients: m.recipients.iter().map(Recipient::from).collect(),
+            subject: m.subject.clone(),
+            size: m.size,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            last_error: m.last_error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enhanced_code: Option<String>,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl From<&outbox::Attempt> for Attempt {
+    fn from(a: &outbox::Attempt) -> Self {
+        Self {
+            number: a.number,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            result: a.result.clone(),
+            stage: a.stage,
+            reply_code: a.reply_code,
+            enhanced_code: a.enhanced_code.clone(),
+            text: a.text.clone(),
+            explanation: a.explanation.clone(),
+            notes: a.notes.clone(),
+        }
+    }
+}
+
+/// A relay or identity taken as down.
+#[derive(Debug, Serialize)]
+pub struct Down {
+    pub since: DateTime<Utc>,
+    pub failures: u32,
+    pub retry_at: DateTime<Utc>,
+    pub probing: bool,
+    pub stage: Stage,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+impl From<&circuit::Down> for Down {
+    fn from(d: &circuit::Down) -> Self {
+        Self {
+            since: d.since,
+            failures: d.failures,
+            retry_at: d.retry_at,
+            probing: d.probing,
+            stage: d.stage,
+            error: d.error.clone(),
+            explanation: d.explanation.clone(),
+        }
+    }
+}
+
+/// What holds a message back.
+#[derive(Debug, Serialize)]
+pub struct Waiting {
+    pub scope: Scope,
+    #[serde(flatten)]
+    pub down: Down,
+}
+
+impl From<&Held> for Waiting {
+    fn from(h: &Held) -> Self {
+        Self { scope: h.scope, down: Down::from(&h.down) }
+    }
+}
+
+/// An identity's use of its day's budget.
+#[derive(Debug, Serialize)]
+pub struct Budget {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub last_day: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients_per_day: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_until: Option<DateTime<Utc>>,
+}
+
+impl From<&Standing> for Budget {
+    fn from(s: &Standing) -> Self {
+        Self {
+            account: s.account.clone(),
+            last_day: s.last_day,
+            recipients_per_day: s.recipients_per_day,
+            waiting_until: s.waiting_until,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub summary: MessageSummary,
+    pub message_id: Option<String>,
+    pub attempt_log: Vec<Attempt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+}
+
+impl From<&store::MessageDetail> for MessageDetail {
+    fn from(d: &store::MessageDetail) -> Self {
+        Self {
+            summary: MessageSummary::from(&d.summary),
+            message_id: d.message_id.clone(),
+            attempt_log: d.attempt_log.iter().map(Attempt::from).collect(),
+            mailbox_of: d.mailbox_of.clone(),
+            waiting: d.waiting.as_ref().map(Waiting::from),
+            budget: d.budget.as_ref().map(Budget::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub kind: EventKind,
+    pub node: String,
+    pub details: BTreeMap<String, String>,
+    pub origin: String,
+    pub received_at: DateTime<Utc>,
+    pub state: &'static str,
+    pub message_id: Option<i64>,
+    pub message_status: Option<Status>,
+    pub repeats: u32,
+}
+
+impl From<&store::EventRecord> for Event {
+    fn from(e: &store::EventRecord) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            node: e.node.clone(),
+            details: e.details.clone(),
+            origin: e.origin.clone(),
+            received_at: e.received_at,
+            state: e.state.as_str(),
+            message_id: e.message_id,
+            message_status: e.message_status,
+            repeats: e.repeats,
+        }
+    }
+}
+
+/// A device account's own mailbox authorization, never its token.
+#[derive(Debug, Serialize)]
+pub struct Mailbox {
+    pub device_id: i64,
+    pub mailbox: String,
+    pub acquired_at: DateTime<Utc>,
+    pub acquired_by: String,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub failure: Option<String>,
+    pub explanation: Option<String>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&store::MailboxRecord> for Mailbox {
+    fn from(m: &store::MailboxRecord) -> Self {
+        Self {
+            device_id: m.device_id,
+            mailbox: m.mailbox.clone(),
+            acquired_at: m.acquired_at,
+            acquired_by: m.acquired_by.clone(),
+            refreshed_at: m.refreshed_at,
+            failure: m.failure.clone(),
+            explanation: m.explanation.clone(),
+            failed_at: m.failed_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Device {
+    pub id: i64,
+    pub username: String,
+    pub addresses: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub mailbox: Option<Mailbox>,
+}
+
+impl Device {
+    pub fn new(device: &store::Device, mailbox: Option<&store::MailboxRecord>) -> Self {
+        Self {
+            id: device.id,
+            username: device.username.clone(),
+            addresses: device.addresses.clone(),
+            created_at: device.created_at,
+            created_by: device.created_by.clone(),
+            mailbox: mailbox.map(Mailbox::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub fields: Vec<String>,
+}
+
+impl From<&audit::AuditEntry> for AuditEntry {
+    fn from(e: &audit::AuditEntry) -> Self {
+        Self { id: e.id, at: e.at, actor: e.actor.clone(), action: e.action.clone(), fields: e.fields.clone() }
+    }
+}
+
+/// Each record of a list in its wire shape.
+pub fn all<'a, R: 'a, W: From<&'a R>>(records: &'a [R]) -> Vec<W> {
+    records.iter().map(W::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn some() -> Option<String> {
+        Some("x".into())
+    }
+
+    fn attempt() -> Attempt {
+        Attempt {
+            number: 1,
+            started_at: at(),
+            duration_ms: 5,
+            result: "transient".into(),
+            stage: Some(Stage::RcptTo),
+            reply_code: Some(451),
+            enhanced_code: some(),
+            text: "x".into(),
+            explanation: some(),
+            notes: vec!["x".into()],
+        }
+    }
+
+    fn down() -> Down {
+        Down {
+            since: at(),
+            failures: 1,
+            retry_at: at(),
+            probing: true,
+            stage: Stage::Connect,
+            error: "x".into(),
+            explanation: some(),
+        }
+    }
+
+    fn budget() -> Budget {
+        Budget { account: some(), last_day: 3, recipients_per_day: Some(10), waiting_until: Some(at()) }
+    }
+
+    fn summary() -> MessageSummary {
+        MessageSummary {
+            id: 1,
+            status: Status::Deferred,
+            origin: "x".into(),
+            mail_from: "x".into(),
+            recipients: vec![Recipient { address: "x".into(), state: RecipientState::Failed, reply: some() }],
+            subject: some(),
+            size: 1,
+            created_at: at(),
+            updated_at: at(),
+            attempts: 1,
+            next_attempt_at: Some(at()),
+            last_error: some(),
+        }
+    }
+
+    fn mailbox() -> Mailbox {
+        Mailbox {
+            device_id: 1,
+            mailbox: "x".into(),
+            acquired_at: at(),
+            acquired_by: "x".into(),
+            refreshed_at: Some(at()),
+            failure: some(),
+            explanation: some(),
+            failed_at: Some(at()),
+        }
+    }
+
+    /// The properties a schema of openapi.json names, through `allOf` and `$ref`.
+    fn documented(doc: &Value, schema: &Value) -> BTreeSet<String> {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.rsplit('/').next().unwrap();
+            return documented(doc, &doc["components"]["schemas"][name]);
+        }
+        let mut names: BTreeSet<String> =
+            schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            names.extend(documented(doc, part));
+        }
+        names
+    }
+
+    fn sent(value: impl Serialize) -> BTreeSet<String> {
+        serde_json::to_value(value).unwrap().as_object().unwrap().keys().cloned().collect()
+    }
+
+    /// Every shape, filled in to its last optional field, sends exactly the fields openapi.json documents.
+    #[test]
+    fn every_shape_is_the_documented_one() {
+        let doc: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+        let schema = |name: &str| doc["components"]["schemas"][name].clone();
+        let audit = &doc["paths"]["/api/v1/audit"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["properties"]["entries"]["items"];
+        let device = Device {
+            id: 1,
+            username: "x".into(),
+            addresses: vec!["x".into()],
+            created_at: at(),
+            created_by: "x".into(),
+            mailbox: Some(mailbox()),
+        };
+        let cases: Vec<(&str, Value, BTreeSet<String>)> = vec![
+            (
+                "Account",
+                schema("Account"),
+                sent(Account {
+                    id: 1,
+                    username: "x".into(),
+                    role: Role::Viewer,
+                    created_at: at(),
+                    locale: Some(Locale::Fr),
+                    locked_until: Some(at()),
+                    last_login_at: Some(at()),
+                }),
+            ),
+            (
+                "ApiToken",
+                schema("ApiToken"),
+                sent(ApiToken {
+                    id: 1,
+                    name: "x".into(),
+                    role: Role::Viewer,
+                    created_at: at(),
+                    created_by: "x".into(),
+                    last_used_at: Some(at()),
+                    revoked_at: Some(at()),
+                }),
+            ),
+            ("MessageSummary", schema("MessageSummary"), sent(summary())),
+            ("Recipient", schema("Recipient"), sent(&summary().recipients[0])),
+            ("Attempt", schema("Attempt"), sent(attempt())),
+            (
+                "MessageDetail",
+                schema("MessageDetail"),
+                sent(MessageDetail {
+                    summary: summary(),
+                    message_id: some(),
+                    attempt_log: vec![attempt()],
+                    mailbox_of: some(),
+                    waiting: Some(Waiting { scope: Scope::Identity, down: down() }),
+                    budget: Some(budget()),
+                }),
+            ),
+            ("Down", schema("Down"), sent(down())),
+            ("Waiting", schema("Waiting"), sent(Waiting { scope: Scope::Relay, down: down() })),
+            ("Budget", schema("Budget"), sent(budget())),
+            (
+                "Event",
+                schema("Event"),
+                sent(Event {
+                    id: 1,
+                    kind: EventKind::TestEmail,
+                    node: "x".into(),
+                    details: BTreeMap::from([("a".into(), "b".into())]),
+                    origin: "x".into(),
+                    received_at: at(),
+                    state: "mailed",
+                    message_id: Some(1),
+                    message_status: Some(Status::Delivered),
+                    repeats: 1,
+                }),
+            ),
+            ("Device", schema("Device"), sent(&device)),
+            ("Device.mailbox", schema("Device")["properties"]["mailbox"].clone(), sent(mailbox())),
+            (
+                "audit entry",
+                audit.clone(),
+                sent(AuditEntry { id: 1, at: at(), actor: "x".into(), action: "x".into(), fields: vec![] }),
+            ),
+        ];
+        for (name, schema, sent) in cases {
+            assert_eq!(sent, documented(&doc, &schema), "{name}: the fields sent differ from openapi.json's");
+        }
+    }
+}
