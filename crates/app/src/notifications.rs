@@ -13,7 +13,6 @@ use crate::{
 };
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use tidings_core::{
     EmailConfig, FieldError, ValidationErrors,
@@ -59,23 +58,21 @@ pub struct Dispatched {
 }
 
 /// A test email put into the outbox.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TestEmail {
     pub event_id: i64,
     pub message_id: i64,
 }
 
 /// What became of a test email so far.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestOutcome {
     pub message_id: i64,
     /// `delivered`, `failed`, `deferred` (the relay answered, Tidings retries) or `pending` (no answer yet).
     pub result: String,
     /// The relay's reply or the local error, when an attempt failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
     /// What the reply means and what to do.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
 }
 

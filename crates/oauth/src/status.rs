@@ -1,11 +1,9 @@
 //! What an administrator sees of the OAuth authorization.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 /// The token's state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenStatus {
     /// OAuth2 is not the configured authentication.
     NotConfigured,
@@ -24,6 +22,19 @@ pub enum TokenStatus {
 }
 
 impl TokenStatus {
+    /// Its name, as the API and the metrics give it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenStatus::NotConfigured => "not_configured",
+            TokenStatus::AuthorizationRequired => "authorization_required",
+            TokenStatus::AuthorizationPending { .. } => "authorization_pending",
+            TokenStatus::Acquired => "acquired",
+            TokenStatus::Active { .. } => "active",
+            TokenStatus::ReauthorizationRequired { .. } => "reauthorization_required",
+            TokenStatus::Failing { .. } => "failing",
+        }
+    }
+
     /// One line for notices: `active until 2026-11-22 10:32 UTC`.
     pub fn summary(&self) -> String {
         let at = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
@@ -40,9 +51,8 @@ impl TokenStatus {
 }
 
 /// The status with the facts around it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenReport {
-    #[serde(flatten)]
     pub status: TokenStatus,
     /// The mailbox the token is for.
     pub account: Option<String>,

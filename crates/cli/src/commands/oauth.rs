@@ -37,7 +37,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
         OauthCommand::Status { json } => {
             let report = tidings_oauth::status::report(app, None).await?;
             if json {
-                say!("{}", serde_json::to_string_pretty(&report)?);
+                say!("{}", serde_json::to_string_pretty(&tidings_server::http::wire::TokenReport::from(&report))?);
             } else {
                 let state = match &report.status {
                     TokenStatus::NotConfigured => "not configured (smtp.auth is not oauth2)".to_owned(),

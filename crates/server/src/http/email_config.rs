@@ -1,7 +1,7 @@
 //! `/api/v1/email-config`: read and change the email configuration, and send a test email. A save with
 //! `admin.test_email_on_save` on sends one and reports what the relay said.
 
-use super::{Context, error::ApiError, json::Body};
+use super::{Context, error::ApiError, json::Body, wire};
 use crate::service::{
     caller::Caller,
     email::{save, send_test},
@@ -86,7 +86,7 @@ async fn change(
     let mut out = json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings });
     if let Some(test) = test {
         out["test_email"] = match test {
-            Ok(outcome) => json!(outcome),
+            Ok(outcome) => json!(wire::TestOutcome::from(&outcome)),
             Err(e) => json!({ "result": "not_sent", "reply": e.to_string() }),
         };
     }
@@ -97,7 +97,7 @@ async fn test(State(context): State<Context>, caller: Caller) -> Result<impl Int
     caller.require_operator()?;
     let outcome = send_test(&context, &caller).await?;
     let status = if outcome.settled() { StatusCode::OK } else { StatusCode::ACCEPTED };
-    Ok((status, Json(outcome)))
+    Ok((status, Json(wire::TestOutcome::from(&outcome))))
 }
 
 /// What saving these edits would give, saving nothing: `{"valid": true}` or `{"valid": false, "errors": […]}`.

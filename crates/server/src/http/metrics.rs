@@ -34,9 +34,7 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
         out,
         "# HELP tidings_token_state The OAuth token's state (1 for the current one).\n# TYPE tidings_token_state gauge"
     );
-    let state =
-        serde_json::to_value(&live).ok().and_then(|v| v["state"].as_str().map(str::to_owned)).unwrap_or_default();
-    let _ = writeln!(out, "tidings_token_state{{state=\"{}\"}} 1", escape(&state));
+    let _ = writeln!(out, "tidings_token_state{{state=\"{}\"}} 1", live.as_str());
     let health = app.delivery_health().await?;
     let _ = writeln!(
         out,

@@ -2,7 +2,7 @@
 //! answer, see the token's status, check the connection to the provider, and delete the authorization. (The
 //! page the provider sends the browser back to is the web interface's, `ui/landing.rs`.)
 
-use super::{Context, error::ApiError, json::Body};
+use super::{Context, error::ApiError, json::Body, wire};
 use crate::service::{
     caller::Caller,
     oauth::{check_connection, flow_message, forget_authorization, live_report, start_device},
@@ -74,7 +74,7 @@ async fn client_credentials(State(context): State<Context>, caller: Caller) -> R
 }
 
 async fn status(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(live_report(&context).await?))
+    Ok(Json(wire::TokenReport::from(&live_report(&context).await?)))
 }
 
 /// Starts a device-code sign-in; the daemon polls until the user finishes it (watch `/api/v1/oauth/status`).

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use tidings_app::notifications;
 use tidings_core::{
     account::Role,
     audit,
@@ -17,6 +18,7 @@ use tidings_core::{
         reply::{Scope, Stage},
     },
 };
+use tidings_oauth::status::{self, TokenStatus};
 use tidings_store as store;
 
 #[derive(Debug, Serialize)]
@@ -342,6 +344,75 @@ impl From<&audit::AuditEntry> for AuditEntry {
     }
 }
 
+/// A test email's outcome so far.
+#[derive(Debug, Serialize)]
+pub struct TestOutcome {
+    pub message_id: i64,
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+impl From<&notifications::TestOutcome> for TestOutcome {
+    fn from(o: &notifications::TestOutcome) -> Self {
+        Self {
+            message_id: o.message_id,
+            result: o.result.clone(),
+            reply: o.reply.clone(),
+            explanation: o.explanation.clone(),
+        }
+    }
+}
+
+/// The relay account's token: its state, with the fields that state has, and the facts around it.
+#[derive(Debug, Serialize)]
+pub struct TokenReport {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    pub account: Option<String>,
+    pub acquired_at: Option<DateTime<Utc>>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&status::TokenReport> for TokenReport {
+    fn from(r: &status::TokenReport) -> Self {
+        let mut report = Self {
+            state: r.status.as_str(),
+            expires_at: None,
+            reason: None,
+            explanation: None,
+            since: None,
+            account: r.account.clone(),
+            acquired_at: r.acquired_at,
+            refreshed_at: r.refreshed_at,
+        };
+        match &r.status {
+            TokenStatus::AuthorizationPending { expires_at } | TokenStatus::Active { expires_at } => {
+                report.expires_at = Some(*expires_at)
+            }
+            TokenStatus::ReauthorizationRequired { reason, explanation } => {
+                report.reason = Some(reason.clone());
+                report.explanation = Some(explanation.clone());
+            }
+            TokenStatus::Failing { reason, since } => {
+                report.reason = Some(reason.clone());
+                report.since = Some(*since);
+            }
+            TokenStatus::NotConfigured | TokenStatus::AuthorizationRequired | TokenStatus::Acquired => {}
+        }
+        report
+    }
+}
+
 /// Each record of a list in its wire shape.
 pub fn all<'a, R: 'a, W: From<&'a R>>(records: &'a [R]) -> Vec<W> {
     records.iter().map(W::from).collect()
@@ -455,7 +526,7 @@ mod tests {
             created_by: "x".into(),
             mailbox: Some(mailbox()),
         };
-        let cases: Vec<(&str, Value, BTreeSet<String>)> = vec![
+        let mut cases: Vec<(&str, Value, BTreeSet<String>)> = vec![
             (
                 "Account",
                 schema("Account"),
@@ -524,6 +595,29 @@ mod tests {
                 sent(AuditEntry { id: 1, at: at(), actor: "x".into(), action: "x".into(), fields: vec![] }),
             ),
         ];
+        let outcome =
+            notifications::TestOutcome { message_id: 1, result: "failed".into(), reply: some(), explanation: some() };
+        cases.push(("TestOutcome", schema("TestOutcome"), sent(TestOutcome::from(&outcome))));
+        // The token's fields depend on its state: together, the states send every documented field.
+        let states = [
+            TokenStatus::NotConfigured,
+            TokenStatus::AuthorizationRequired,
+            TokenStatus::AuthorizationPending { expires_at: at() },
+            TokenStatus::Acquired,
+            TokenStatus::Active { expires_at: at() },
+            TokenStatus::ReauthorizationRequired { reason: "x".into(), explanation: "x".into() },
+            TokenStatus::Failing { reason: "x".into(), since: at() },
+        ];
+        let mut token = BTreeSet::new();
+        for status in states {
+            let report = status::TokenReport { status, account: some(), acquired_at: Some(at()), refreshed_at: None };
+            let wire = serde_json::to_value(TokenReport::from(&report)).unwrap();
+            let state = wire["state"].as_str().unwrap();
+            let allowed = &doc["components"]["schemas"]["TokenReport"]["properties"]["state"]["enum"];
+            assert!(allowed.as_array().unwrap().iter().any(|s| s == state), "state {state} is not in openapi.json");
+            token.extend(wire.as_object().unwrap().keys().cloned());
+        }
+        cases.push(("TokenReport", schema("TokenReport"), token));
         for (name, schema, sent) in cases {
             assert_eq!(sent, documented(&doc, &schema), "{name}: the fields sent differ from openapi.json's");
         }
