@@ -84,6 +84,12 @@ pub enum Error {
     Conflict(String),
 }
 
+impl From<tidings_core::Invalid> for Error {
+    fn from(invalid: tidings_core::Invalid) -> Self {
+        Self::Input(invalid.into())
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: &std::path::Path, source: io::Error) -> Self {
         Self::Io { path: path.to_owned(), source }

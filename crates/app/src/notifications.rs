@@ -96,8 +96,8 @@ fn compose(config: &EmailConfig, facts: &Facts<'_>, now: DateTime<Utc>) -> Resul
     prepare(config, notify::dead_letter::NOTIFICATION_ORIGIN, Submission::Structured(message), now)
 }
 
-fn invalid(field: &str, message: String) -> Error {
-    ValidationErrors(vec![FieldError { field: field.to_owned(), message }]).into()
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    ValidationErrors(vec![FieldError { field: field.to_owned(), message: message.into() }]).into()
 }
 
 impl App {
@@ -267,7 +267,7 @@ impl App {
                 }
             ),
             None => {
-                return Err(invalid("smtp.host", "no SMTP relay is configured to send the test email through".into()));
+                return Err(invalid("smtp.host", "no SMTP relay is configured to send the test email through"));
             }
         };
         let details = BTreeMap::from([

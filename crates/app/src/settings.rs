@@ -2,7 +2,7 @@
 //! whole, its secrets sealed, and stored with its audit entry in one transaction; an invalid change stores
 //! nothing and the configuration in force stays.
 
-use crate::{App, Error, Result, files};
+use crate::{App, Error, Result, files, tls_files::Culprit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, path::Path};
@@ -129,7 +129,7 @@ impl App {
     /// Fills the OAuth client from Google's client file (`client_secret_….json`), for a caller of `role` (see
     /// [`App::update_as`]: the file's endpoints must be Google's own below administrator).
     pub async fn import_google_client(&self, actor: &str, role: Role, text: &str) -> Result<Saved> {
-        let client = GoogleClient::parse(text).map_err(Error::Input)?;
+        let client = GoogleClient::parse(text)?;
         let redirect = self.current().await?.config.redirect_uri();
         let warnings = client.redirect_warning(redirect.as_deref()).into_iter().collect();
         let may_move_secrets = role == Role::Administrator;
@@ -297,14 +297,14 @@ async fn check_files(cfg: &EmailConfig) -> Vec<FieldError> {
                     "tls.ca_file",
                     format!("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
                 )),
-                Err(why) => errors.push(FieldError::new("tls.ca_file", why)),
+                Err(why) => errors.push(FieldError::new("tls.ca_file", why.to_string())),
             }
         }
         if let Some((cert, key)) = gateway
             && let Err(why) = crate::tls_files::server_config(Path::new(&cert), Path::new(&key))
         {
-            let field = if why.starts_with(&key) { "gateway.key_file" } else { "gateway.cert_file" };
-            errors.push(FieldError::new(field, why));
+            let field = if why.culprit == Culprit::Key { "gateway.key_file" } else { "gateway.cert_file" };
+            errors.push(FieldError::new(field, why.to_string()));
         }
         errors
     })

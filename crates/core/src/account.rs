@@ -1,5 +1,6 @@
 //! Accounts: the roles an account can hold and what a valid user name is.
 
+use crate::Invalid;
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
 
@@ -40,23 +41,22 @@ impl fmt::Display for Role {
 }
 
 impl FromStr for Role {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: expected administrator, network_administrator or viewer"))
+        Role::ALL.into_iter().find(|role| role.as_str() == s).ok_or_else(|| {
+            Invalid::new(format!("unknown role {s:?}: expected administrator, network_administrator or viewer"))
+        })
     }
 }
 
 /// Checks a user name: 1 to 64 characters of letters, digits, `.`, `_`, `-` and `@`.
-pub fn validate_username(name: &str) -> Result<(), String> {
+pub fn validate_username(name: &str) -> Result<(), Invalid> {
     if name.is_empty() || name.len() > 64 {
         return Err("a user name has 1 to 64 characters".into());
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))) {
-        return Err(format!("a user name may hold letters, digits, '.', '_', '-' and '@', not {bad:?}"));
+        return Err(format!("a user name may hold letters, digits, '.', '_', '-' and '@', not {bad:?}").into());
     }
     Ok(())
 }
@@ -77,9 +77,9 @@ pub fn shown_name(name: &str) -> String {
 pub const MIN_PASSWORD_LEN: usize = 12;
 
 /// Checks an account password's length (the only rule that does not annoy people into worse passwords).
-pub fn validate_password(password: &str) -> Result<(), String> {
+pub fn validate_password(password: &str) -> Result<(), Invalid> {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(format!("a password needs at least {MIN_PASSWORD_LEN} characters"));
+        return Err(format!("a password needs at least {MIN_PASSWORD_LEN} characters").into());
     }
     Ok(())
 }
@@ -101,7 +101,7 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
-        assert!("root".parse::<Role>().unwrap_err().contains("administrator"));
+        assert!("root".parse::<Role>().unwrap_err().reason().contains("administrator"));
         assert!(Role::NetworkAdministrator.may_configure_email());
         assert!(!Role::Viewer.may_configure_email());
     }
@@ -111,7 +111,7 @@ mod tests {
         assert!(validate_username("admin").is_ok());
         assert!(validate_username("jane.doe@example.com").is_ok());
         assert!(validate_username("").is_err());
-        assert!(validate_username("has space").unwrap_err().contains("' '"));
+        assert!(validate_username("has space").unwrap_err().reason().contains("' '"));
         assert!(validate_username(&"a".repeat(65)).is_err());
     }
 

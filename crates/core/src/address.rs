@@ -3,6 +3,7 @@
 //! Deliberately the SMTP subset: a dot-atom or quoted local part, `@`, and a host name or address literal.
 //! Display names and comments (`Jane <jane@example.com>`) belong in headers, not in these fields.
 
+use crate::Invalid;
 use crate::net;
 
 /// The longest address SMTP carries (RFC 5321 §4.5.3.1.3 path limit less the angle brackets).
@@ -10,44 +11,44 @@ const MAX_ADDRESS: usize = 254;
 const MAX_LOCAL_PART: usize = 64;
 
 /// Checks one address, returning what is wrong in words an administrator can act on.
-pub fn validate(address: &str) -> Result<(), String> {
+pub fn validate(address: &str) -> Result<(), Invalid> {
     let hint = "expected an address like alerts@example.com";
     if address.is_empty() {
-        return Err(format!("empty address; {hint}"));
+        return Err(format!("empty address; {hint}").into());
     }
     // A space is legal only inside a quoted local part; the part checks below catch it elsewhere.
     if let Some(c) = address.chars().find(|&c| (c.is_whitespace() && c != ' ') || c.is_control()) {
-        return Err(format!("{address:?} contains {}; {hint}", describe_char(c)));
+        return Err(format!("{address:?} contains {}; {hint}", describe_char(c)).into());
     }
     if !address.is_ascii() {
-        return Err(format!("{address:?} has non-ASCII characters, which need SMTPUTF8; use an ASCII address"));
+        return Err(format!("{address:?} has non-ASCII characters, which need SMTPUTF8; use an ASCII address").into());
     }
     if address.len() > MAX_ADDRESS {
-        return Err(format!("{address:?} is longer than {MAX_ADDRESS} characters"));
+        return Err(format!("{address:?} is longer than {MAX_ADDRESS} characters").into());
     }
     if address.starts_with('<') || address.contains(['<', '>']) {
-        return Err(format!("{address:?}: give the bare address without a display name or angle brackets"));
+        return Err(format!("{address:?}: give the bare address without a display name or angle brackets").into());
     }
     if address.contains(' ') && !address.starts_with('"') {
-        return Err(format!("{address:?} contains a space; {hint}"));
+        return Err(format!("{address:?} contains a space; {hint}").into());
     }
     let Some(at) = address.rfind('@') else {
-        return Err(format!("{address:?} has no '@'; {hint}"));
+        return Err(format!("{address:?} has no '@'; {hint}").into());
     };
     let (local, domain) = (&address[..at], &address[at + 1..]);
     if domain.contains(' ') {
-        return Err(format!("{address:?} contains a space after the '@'"));
+        return Err(format!("{address:?} contains a space after the '@'").into());
     }
     validate_local_part(local).map_err(|why| format!("{address:?}: {why}"))?;
-    validate_domain(domain).map_err(|why| format!("{address:?}: {why}"))
+    validate_domain(domain).map_err(|why| Invalid::new(format!("{address:?}: {why}")))
 }
 
-fn validate_local_part(local: &str) -> Result<(), String> {
+fn validate_local_part(local: &str) -> Result<(), Invalid> {
     if local.is_empty() {
         return Err("nothing before the '@'".into());
     }
     if local.len() > MAX_LOCAL_PART {
-        return Err(format!("the part before '@' is longer than {MAX_LOCAL_PART} characters"));
+        return Err(format!("the part before '@' is longer than {MAX_LOCAL_PART} characters").into());
     }
     if let Some(quoted) = local.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) {
         return validate_quoted(quoted);
@@ -56,12 +57,12 @@ fn validate_local_part(local: &str) -> Result<(), String> {
         return Err("the part before '@' may not start or end with '.' or hold '..'".into());
     }
     match local.chars().find(|&c| !(is_atext(c) || c == '.')) {
-        Some(bad) => Err(format!("{} is not allowed before the '@' unless quoted", describe_char(bad))),
+        Some(bad) => Err(format!("{} is not allowed before the '@' unless quoted", describe_char(bad)).into()),
         None => Ok(()),
     }
 }
 
-fn validate_quoted(inner: &str) -> Result<(), String> {
+fn validate_quoted(inner: &str) -> Result<(), Invalid> {
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         match c {
@@ -76,7 +77,7 @@ fn validate_quoted(inner: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_domain(domain: &str) -> Result<(), String> {
+fn validate_domain(domain: &str) -> Result<(), Invalid> {
     if domain.is_empty() {
         return Err("nothing after the '@'".into());
     }
@@ -85,9 +86,9 @@ fn validate_domain(domain: &str) -> Result<(), String> {
         return ip
             .parse::<std::net::IpAddr>()
             .map(|_| ())
-            .map_err(|_| format!("[{literal}] is not an IP address literal"));
+            .map_err(|_| Invalid::new(format!("[{literal}] is not an IP address literal")));
     }
-    net::validate_host_name(domain).map_err(|why| format!("the domain {why}"))
+    net::validate_host_name(domain).map_err(|why| Invalid::new(format!("the domain {why}")))
 }
 
 /// RFC 5322 `atext`.
@@ -146,11 +147,11 @@ mod tests {
             ("jürgen@example.de", "non-ASCII"),
         ] {
             let err = validate(bad).expect_err(bad);
-            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(err.reason().contains(why), "{bad:?}: {err}");
         }
         let long_local = format!("{}@example.com", "a".repeat(65));
-        assert!(validate(&long_local).unwrap_err().contains("64"));
+        assert!(validate(&long_local).unwrap_err().reason().contains("64"));
         let long = format!("a@{}.com", "b.".repeat(130));
-        assert!(validate(&long).unwrap_err().contains("254"));
+        assert!(validate(&long).unwrap_err().reason().contains("254"));
     }
 }

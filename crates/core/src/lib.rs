@@ -12,12 +12,14 @@
 //! - [`notify`]: the event catalogue, localized notification templates, throttling, the daily notice's slot.
 //! - [`submission`]: the SMTP submission server's protocol (commands, session, data, SASL), without IO.
 //! - [`account`]: roles and user names.
+//! - [`invalid`]: why a value was refused, the error of every parser and validator here.
 //! - [`audit`]: what an audit-log entry records.
 
 pub mod account;
 pub mod address;
 pub mod audit;
 pub mod config;
+pub mod invalid;
 pub mod message;
 pub mod net;
 pub mod notify;
@@ -27,3 +29,4 @@ pub mod secret;
 pub mod submission;
 
 pub use config::{EmailConfig, FieldError, ValidationErrors};
+pub use invalid::Invalid;

@@ -1,24 +1,25 @@
 //! Host names, IP addresses and URLs as the configuration uses them, and what counts as loopback.
 
+use crate::Invalid;
 use std::net::{IpAddr, Ipv6Addr};
 use url::Url;
 
 /// Checks a relay host: a DNS host name, an IPv4 address, or an IPv6 address (bare or in brackets).
-pub fn validate_host(host: &str) -> Result<(), String> {
+pub fn validate_host(host: &str) -> Result<(), Invalid> {
     if host.is_empty() {
         return Err("is empty".into());
     }
     if host.contains(char::is_whitespace) {
-        return Err(format!("{host:?} contains a space; give one host name or IP address"));
+        return Err(format!("{host:?} contains a space; give one host name or IP address").into());
     }
     if host.contains("://") || host.contains('/') {
-        return Err(format!("{host:?} looks like a URL; give only the host name, such as smtp.example.com"));
+        return Err(format!("{host:?} looks like a URL; give only the host name, such as smtp.example.com").into());
     }
     if parse_ip(host).is_some() {
         return Ok(());
     }
     if host.contains(':') {
-        return Err(format!("{host:?} holds a ':'; put the port in its own field"));
+        return Err(format!("{host:?} holds a ':'; put the port in its own field").into());
     }
     // A name whose last label is all digits is no DNS name (RFC 3696 §2): a mistyped IPv4 address.
     if host
@@ -27,29 +28,29 @@ pub fn validate_host(host: &str) -> Result<(), String> {
         .next()
         .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(format!("{host:?} is neither an IP address (four numbers 0-255) nor a host name"));
+        return Err(format!("{host:?} is neither an IP address (four numbers 0-255) nor a host name").into());
     }
     validate_host_name(host)
 }
 
 /// Checks a DNS host name (letters, digits and hyphens in dot-separated labels), as used after `@` too.
-pub fn validate_host_name(name: &str) -> Result<(), String> {
+pub fn validate_host_name(name: &str) -> Result<(), Invalid> {
     let trimmed = name.strip_suffix('.').unwrap_or(name);
     if trimmed.is_empty() || trimmed.len() > 253 {
-        return Err(format!("{name:?} is not a host name (1 to 253 characters)"));
+        return Err(format!("{name:?} is not a host name (1 to 253 characters)").into());
     }
     for label in trimmed.split('.') {
         if label.is_empty() {
-            return Err(format!("{name:?} has an empty label (two dots in a row?)"));
+            return Err(format!("{name:?} has an empty label (two dots in a row?)").into());
         }
         if label.len() > 63 {
-            return Err(format!("{name:?} has a label longer than 63 characters"));
+            return Err(format!("{name:?} has a label longer than 63 characters").into());
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("{name:?}: a label may not start or end with '-'"));
+            return Err(format!("{name:?}: a label may not start or end with '-'").into());
         }
         if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
-            return Err(format!("{name:?} holds {bad:?}; host names use letters, digits, '-' and '.'"));
+            return Err(format!("{name:?} holds {bad:?}; host names use letters, digits, '-' and '.'").into());
         }
     }
     Ok(())
@@ -83,17 +84,17 @@ pub enum UrlKind {
 }
 
 /// Parses and checks a URL field.
-pub fn validate_url(value: &str, kind: UrlKind) -> Result<Url, String> {
+pub fn validate_url(value: &str, kind: UrlKind) -> Result<Url, Invalid> {
     if value.contains(char::is_whitespace) {
-        return Err(format!("{value:?} contains a space"));
+        return Err(format!("{value:?} contains a space").into());
     }
     let url = Url::parse(value).map_err(|e| format!("{value:?} is not a URL ({e}); expected https://host/path"))?;
     let host = match url.host_str() {
         Some(host) if !host.is_empty() => host.to_owned(),
-        _ => return Err(format!("{value:?} has no host")),
+        _ => return Err(format!("{value:?} has no host").into()),
     };
     if url.fragment().is_some() {
-        return Err(format!("{value:?} has a '#' fragment, which this field cannot use"));
+        return Err(format!("{value:?} has a '#' fragment, which this field cannot use").into());
     }
     match (kind, url.scheme()) {
         (UrlKind::Endpoint, "https") | (UrlKind::Proxy, "http" | "https") => {}
@@ -101,13 +102,14 @@ pub fn validate_url(value: &str, kind: UrlKind) -> Result<Url, String> {
         (UrlKind::Endpoint, "http") => {
             return Err(format!(
                 "{value:?} uses http; OAuth traffic must use https (http is allowed only on loopback, for testing)"
-            ));
+            )
+            .into());
         }
         (UrlKind::Endpoint, scheme) => {
-            return Err(format!("{value:?} uses {scheme}:; expected https://"));
+            return Err(format!("{value:?} uses {scheme}:; expected https://").into());
         }
         (UrlKind::Proxy, scheme) => {
-            return Err(format!("{value:?} uses {scheme}:; expected an http:// or https:// proxy"));
+            return Err(format!("{value:?} uses {scheme}:; expected an http:// or https:// proxy").into());
         }
     }
     Ok(url)
@@ -134,7 +136,7 @@ mod tests {
             ("smtp_relay.example.com", "'_'"),
         ] {
             let err = validate_host(bad).expect_err(bad);
-            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.reason().contains(why), "{bad}: {err}");
         }
     }
 
@@ -165,7 +167,7 @@ mod tests {
             ("socks5://proxy:1080", UrlKind::Proxy, "socks5:"),
         ] {
             let err = validate_url(bad, kind).expect_err(bad);
-            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.reason().contains(why), "{bad}: {err}");
         }
     }
 }

@@ -145,7 +145,7 @@ impl Certificate {
         self.loaded_from = Some((cert.clone(), key.clone(), stamp));
         let files = (cert.clone(), key.clone());
         let loaded = tokio::task::spawn_blocking(move || {
-            tidings_app::tls_files::server_config(Path::new(&files.0), Path::new(&files.1))
+            tidings_app::tls_files::server_config(Path::new(&files.0), Path::new(&files.1)).map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));

@@ -112,7 +112,7 @@ pub async fn complete(
     pasted_by: &Owner,
 ) -> Result<Option<String>, FlowError> {
     let config = app.current().await?.config;
-    let (code, state) = match redirect::parse(answer).map_err(FlowError::BadAnswer)? {
+    let (code, state) = match redirect::parse(answer).map_err(|why| FlowError::BadAnswer(why.into()))? {
         redirect::Returned::Code { code, state } => (code, state),
         redirect::Returned::Refused { error, description } => {
             let explained = tidings_core::oauth::error::explain(
@@ -138,7 +138,7 @@ pub async fn complete(
         Some(id) => Owner::Device(app.device(id).await?),
     };
     let secret = app.secret(SecretName::OAuthClientSecret).await?;
-    let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
+    let endpoint = HttpEndpoint::new(&config, secret).map_err(|why| FlowError::Unsuitable(why.into()))?;
     let form = vec![
         ("grant_type", "authorization_code".to_owned()),
         ("code", code),
@@ -206,7 +206,7 @@ pub async fn start_device(app: &App, owner: Owner) -> Result<DeviceSignIn, FlowE
     authorize::check_device_flow(&config).map_err(|e| FlowError::Unsuitable(e.0))?;
     let url = config.oauth.device_authorization_endpoint.clone().unwrap_or_default();
     let secret = app.secret(SecretName::OAuthClientSecret).await?;
-    let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
+    let endpoint = HttpEndpoint::new(&config, secret).map_err(|why| FlowError::Unsuitable(why.into()))?;
     let shown: DeviceAuthorization = endpoint
         .post(&url, vec![("scope", config.oauth.scopes.join(" "))])
         .await
@@ -283,7 +283,7 @@ pub async fn client_credentials(
     let config = app.current().await?.config;
     let secret = app.secret(SecretName::OAuthClientSecret).await?;
     authorize::check_client_credentials(&config, secret.is_some()).map_err(|e| FlowError::Unsuitable(e.0))?;
-    let endpoint = HttpEndpoint::new(&config, secret).map_err(FlowError::Unsuitable)?;
+    let endpoint = HttpEndpoint::new(&config, secret).map_err(|why| FlowError::Unsuitable(why.into()))?;
     let granted = crate::access_tokens::TokenEndpoint::refresh(
         &endpoint,
         &crate::access_tokens::Credential::Client { authorized_at: None },

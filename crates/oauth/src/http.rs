@@ -4,6 +4,7 @@
 use crate::access_tokens::{Credential, EndpointError, Granted, TokenEndpoint};
 use async_trait::async_trait;
 use std::time::Duration;
+use tidings_core::Invalid;
 use tidings_core::{
     EmailConfig,
     config::Provider,
@@ -42,7 +43,7 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 impl HttpEndpoint {
     /// An endpoint for the configured OAuth client; errors name the setting at fault.
-    pub fn new(cfg: &EmailConfig, client_secret: Option<SecretString>) -> Result<Self, String> {
+    pub fn new(cfg: &EmailConfig, client_secret: Option<SecretString>) -> Result<Self, Invalid> {
         let token_endpoint = cfg.oauth.token_endpoint.clone().ok_or("oauth.token_endpoint is not set")?;
         let client_id = cfg.oauth.client_id.clone().ok_or("oauth.client_id is not set")?;
         let mut builder = reqwest::Client::builder()
@@ -131,8 +132,13 @@ impl HttpEndpoint {
 
     /// Whether the token endpoint can be reached (through the proxy, with the TLS settings): any HTTP answer
     /// counts as connected.
-    pub async fn check(&self) -> Result<(), String> {
-        self.http.get(&self.token_endpoint).send().await.map(|_| ()).map_err(|e| describe(&self.token_endpoint, &e))
+    pub async fn check(&self) -> Result<(), EndpointError> {
+        self.http
+            .get(&self.token_endpoint)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| EndpointError::Unavailable(describe(&self.token_endpoint, &e)))
     }
 }
 

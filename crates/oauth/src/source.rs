@@ -9,6 +9,7 @@ use crate::{
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 use tidings_app::{App, settings::Current};
+use tidings_core::Invalid;
 use tidings_core::secret::SecretName;
 use tidings_delivery::token::{AccessToken, ConfiguredToken, TokenError, TokenSource};
 use tokio::sync::watch;
@@ -27,7 +28,7 @@ impl ConfiguredEndpoint {
     }
 
     /// The endpoint for the configuration in force.
-    pub async fn current(&self) -> Result<Arc<HttpEndpoint>, String> {
+    pub async fn current(&self) -> Result<Arc<HttpEndpoint>, Invalid> {
         let current = self.config.borrow().clone();
         if let Some((revision, endpoint)) = self.built.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && *revision == current.revision
@@ -45,7 +46,7 @@ impl ConfiguredEndpoint {
 impl TokenEndpoint for ConfiguredEndpoint {
     async fn refresh(&self, credential: &Credential) -> Result<Granted, EndpointError> {
         // A configuration that cannot make an endpoint is retried: fixing it resumes refreshing.
-        let endpoint = self.current().await.map_err(EndpointError::Unavailable)?;
+        let endpoint = self.current().await.map_err(|why| EndpointError::Unavailable(why.into()))?;
         endpoint.refresh(credential).await
     }
 }

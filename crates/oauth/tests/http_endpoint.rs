@@ -69,12 +69,12 @@ async fn an_unreachable_endpoint_is_passing_and_the_check_says_why() {
     let endpoint = HttpEndpoint::new(&cfg, None).unwrap();
     let err = endpoint.refresh(&rt("x")).await.unwrap_err();
     assert!(matches!(&err, EndpointError::Unavailable(why) if why.contains("cannot connect")), "{err:?}");
-    assert!(endpoint.check().await.unwrap_err().contains("cannot connect"));
+    assert!(endpoint.check().await.unwrap_err().to_string().contains("cannot connect"));
 
     let fake = OAuthFake::start(3600, &[]);
     HttpEndpoint::new(&config(&fake, CLIENT), None).unwrap().check().await.unwrap();
     cfg.oauth.token_endpoint = None;
-    assert!(HttpEndpoint::new(&cfg, None).unwrap_err().contains("oauth.token_endpoint"));
+    assert!(HttpEndpoint::new(&cfg, None).unwrap_err().reason().contains("oauth.token_endpoint"));
 }
 
 /// A forward proxy for plain-HTTP targets that answers every request itself and reports the request line.
@@ -107,6 +107,6 @@ async fn the_check_goes_through_the_configured_proxy() {
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     cfg.oauth.proxy_url = Some(format!("http://{closed}"));
-    let err = HttpEndpoint::new(&cfg, None).unwrap().check().await.unwrap_err();
+    let err = HttpEndpoint::new(&cfg, None).unwrap().check().await.unwrap_err().to_string();
     assert!(err.contains("cannot connect"), "{err}");
 }

@@ -49,7 +49,7 @@ pub enum Error {
     #[error("the HTTP server stopped: {0}")]
     Http(#[source] std::io::Error),
     #[error("HTTPS: {0}")]
-    Tls(String),
+    Tls(#[from] tidings_app::tls_files::PairError),
 }
 
 /// How the daemon behaves; every timing is configurable.
@@ -91,7 +91,7 @@ impl Default for Options {
 /// Runs the daemon on `listener` until `shutdown` is cancelled, then finishes the requests and deliveries under
 /// way.
 pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: CancellationToken) -> Result<()> {
-    let tls = options.tls.as_ref().map(tls::server_config).transpose().map_err(Error::Tls)?;
+    let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
     let config = live_config::LiveConfig::start(app.clone(), options.config_poll_interval, shutdown.clone()).await?;
     let wake = Arc::new(Notify::new());
     let handoff = Arc::new(Handoff::default());

@@ -12,6 +12,6 @@ pub struct TlsFiles {
 }
 
 /// Loads the files into a server configuration; the error names the file and what is wrong.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, tidings_app::tls_files::PairError> {
     tidings_app::tls_files::server_config(&files.cert, &files.key)
 }

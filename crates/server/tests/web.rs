@@ -393,7 +393,7 @@ async fn unusable_certificate_files_are_refused_naming_the_file() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, "not a certificate").unwrap();
     std::fs::write(&key, "not a key").unwrap();
-    let err = tidings_server::tls::server_config(&tidings_server::tls::TlsFiles { cert, key }).unwrap_err();
+    let err = tidings_server::tls::server_config(&tidings_server::tls::TlsFiles { cert, key }).unwrap_err().to_string();
     assert!(err.contains("cert.pem") && err.contains("no certificate"), "{err}");
 }
 

@@ -2,7 +2,7 @@
 
 use super::actor;
 use crate::cli::ApiTokenCommand;
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use std::process::ExitCode;
 use tidings_app::App;
 use tidings_core::account::Role;
@@ -11,7 +11,7 @@ use tidings_server::http::wire;
 pub async fn run(app: &App, command: ApiTokenCommand) -> Result<ExitCode> {
     match command {
         ApiTokenCommand::Create { name, role } => {
-            let role: Role = role.parse().map_err(|e: String| anyhow!(e))?;
+            let role: Role = role.parse().map_err(anyhow::Error::from)?;
             let created = app.create_api_token(&actor(), &name, role).await?;
             say!("{}", created.token.expose());
             eprintln!("Token {} ({name}, {role}) created. It is shown only now: store it safely.", created.id);

@@ -1,5 +1,6 @@
 //! The SMTP submission gateway's settings: where it listens, who may send through it, and as whom.
 
+use crate::Invalid;
 use crate::submission::data::BareNewlines;
 use serde::{Deserialize, Serialize};
 use std::{net::IpAddr, time::Duration};
@@ -113,7 +114,7 @@ pub struct Cidr {
 
 impl Cidr {
     /// `192.168.10.0/24`, `fd00::/8`, or a single address.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),

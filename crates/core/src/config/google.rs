@@ -4,6 +4,7 @@
 //! The file holds one top-level object, `installed` (desktop app) or `web` (web application), with `client_id`,
 //! `client_secret`, `auth_uri`, `token_uri` and, for `web`, the registered `redirect_uris`.
 
+use crate::Invalid;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
@@ -57,11 +58,11 @@ struct Inner {
 
 impl GoogleClient {
     /// Parses the file's text; errors say what is wrong and where the right file comes from.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| format!("not a JSON file (line {}, column {}: {e}); {WHERE}", e.line(), e.column()))?;
         let Value::Object(top) = value else {
-            return Err(format!("expected a JSON object with \"installed\" or \"web\" at the top; {WHERE}"));
+            return Err(format!("expected a JSON object with \"installed\" or \"web\" at the top; {WHERE}").into());
         };
         let (kind, name) = if top.contains_key("installed") {
             (ClientKind::Installed, "installed")
@@ -73,7 +74,8 @@ impl GoogleClient {
                 "expected a top-level \"installed\" or \"web\" object, found {}; this does not look like a Google \
                  OAuth client file ({WHERE})",
                 if found.is_empty() { "nothing".to_owned() } else { format!("{found:?}") }
-            ));
+            )
+            .into());
         };
         let inner: Inner =
             serde_json::from_value(top[name].clone()).map_err(|e| format!("\"{name}\" is malformed: {e}; {WHERE}"))?;
@@ -182,8 +184,8 @@ mod tests {
             (r#"{"web":"nope"}"#, "\"web\" is malformed"),
         ] {
             let err = GoogleClient::parse(text).expect_err(text);
-            assert!(err.contains(needle), "{text}: {err}");
-            assert!(err.contains("Google Cloud console"), "{err}");
+            assert!(err.reason().contains(needle), "{text}: {err}");
+            assert!(err.reason().contains("Google Cloud console"), "{err}");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `tidings config set`, `config show` and the audit log.
 
 use super::{AuthMethod, EmailConfig, Encryption, Locale, Provider, TlsVersion, gateway::SenderPolicy};
+use crate::Invalid;
 use crate::submission::data::BareNewlines;
 
 /// One editable field.
@@ -225,7 +226,7 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
 
 /// Sets a non-secret key from its text form. Errors say what the value should look like; an unknown key or a
 /// secret key is refused (secrets travel separately, see [`super::change`]).
-pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> {
+pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), Invalid> {
     let value = value.trim();
     let opt = || (!value.is_empty()).then(|| value.to_owned());
     match key {
@@ -299,7 +300,7 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), String> 
         "gateway.idle_timeout" => cfg.gateway.idle_timeout = parse_duration(value)?,
         "gateway.session_timeout" => cfg.gateway.session_timeout = parse_duration(value)?,
         "gateway.bare_newlines" => cfg.gateway.bare_newlines = choose(value, BARE_NEWLINES)?,
-        _ => return Err(unknown_key(key)),
+        _ => return Err(unknown_key(key).into()),
     }
     Ok(())
 }
@@ -324,28 +325,31 @@ fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_port(value: &str) -> Result<Option<u32>, String> {
+fn parse_port(value: &str) -> Result<Option<u32>, Invalid> {
     if value.is_empty() {
         return Ok(None);
     }
-    value.parse::<u32>().map(Some).map_err(|_| format!("expected a port number from 1 to 65535, got {value:?}"))
+    value
+        .parse::<u32>()
+        .map(Some)
+        .map_err(|_| Invalid::new(format!("expected a port number from 1 to 65535, got {value:?}")))
 }
 
-fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(value: &str) -> Result<std::time::Duration, Invalid> {
     humantime::parse_duration(value)
-        .map_err(|e| format!("expected a duration such as 90s, 5m, 1h or 5d, got {value:?} ({e})"))
+        .map_err(|e| Invalid::new(format!("expected a duration such as 90s, 5m, 1h or 5d, got {value:?} ({e})")))
 }
 
 fn duration_text(d: std::time::Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    value.parse().map_err(|_| format!("expected a whole number, got {value:?}"))
+fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, Invalid> {
+    value.parse().map_err(|_| Invalid::new(format!("expected a whole number, got {value:?}")))
 }
 
 /// A number that may be left empty.
-fn parse_opt_number(value: &str) -> Result<Option<u32>, String> {
+fn parse_opt_number(value: &str) -> Result<Option<u32>, Invalid> {
     if value.is_empty() { Ok(None) } else { parse_number(value).map(Some) }
 }
 
@@ -353,19 +357,19 @@ fn opt_number(n: Option<u32>) -> String {
     n.map(|n| n.to_string()).unwrap_or_default()
 }
 
-fn parse_bool(value: &str) -> Result<bool, String> {
+fn parse_bool(value: &str) -> Result<bool, Invalid> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
         "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(format!("expected true or false, got {value:?}")),
+        _ => Err(format!("expected true or false, got {value:?}").into()),
     }
 }
 
-fn choose<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, String> {
+fn choose<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, Invalid> {
     let lower = value.to_ascii_lowercase();
     options.iter().find(|(name, _)| *name == lower).map(|(_, v)| *v).ok_or_else(|| {
         let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
-        format!("expected one of {}, got {value:?}", names.join(", "))
+        Invalid::new(format!("expected one of {}, got {value:?}", names.join(", ")))
     })
 }
 
@@ -390,25 +394,26 @@ fn name_of<T: Copy + PartialEq>(options: &[(&'static str, T)], value: T) -> &'st
     options.iter().find(|(_, v)| *v == value).map(|(n, _)| *n).unwrap_or_default()
 }
 
-fn parse_encryption(value: &str) -> Result<Encryption, String> {
+fn parse_encryption(value: &str) -> Result<Encryption, Invalid> {
     choose(value, ENCRYPTIONS)
 }
-fn parse_auth(value: &str) -> Result<AuthMethod, String> {
+fn parse_auth(value: &str) -> Result<AuthMethod, Invalid> {
     choose(value, AUTHS)
 }
-fn parse_provider(value: &str) -> Result<Option<Provider>, String> {
+fn parse_provider(value: &str) -> Result<Option<Provider>, Invalid> {
     if value.is_empty() { Ok(None) } else { choose(value, PROVIDERS).map(Some) }
 }
-fn parse_tls(value: &str) -> Result<Option<TlsVersion>, String> {
+fn parse_tls(value: &str) -> Result<Option<TlsVersion>, Invalid> {
     match value {
         "" => Ok(None),
         "1.0" | "1.1" => Err(format!(
             "TLS {value} is not supported: it is insecure and refused by Microsoft and Google; expected 1.2 or 1.3"
-        )),
+        )
+        .into()),
         _ => choose(value, TLS_VERSIONS).map(Some),
     }
 }
-fn parse_locale(value: &str) -> Result<Locale, String> {
+fn parse_locale(value: &str) -> Result<Locale, Invalid> {
     choose(value, LOCALES)
 }
 
@@ -553,7 +558,7 @@ mod tests {
             ("delivery.connections", "many", "whole number"),
         ] {
             let err = set(&mut cfg, key, value).expect_err(key);
-            assert!(err.contains(expected), "{key}={value}: {err}");
+            assert!(err.reason().contains(expected), "{key}={value}: {err}");
         }
         assert!(unknown_key("port").contains("smtp.port"));
     }

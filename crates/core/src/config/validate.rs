@@ -4,6 +4,7 @@
 //! (the CA bundle) are checked by the edge that can read them, not here.
 
 use super::{AuthMethod, EmailConfig, Encryption, FieldError, Provider, ValidationErrors};
+use crate::Invalid;
 use crate::{address, net, secret::SecretName};
 use chrono::NaiveTime;
 
@@ -51,7 +52,7 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     match &cfg.sender {
         Some(sender) => {
             if let Err(why) = address::validate(sender) {
-                fail("sender", why);
+                fail("sender", why.into());
             }
         }
         None if cfg.smtp.host.is_some() => {
@@ -64,7 +65,7 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     let smtp = &cfg.smtp;
     if let Some(host) = &smtp.host {
         if let Err(why) = net::validate_host(host) {
-            fail("smtp.host", why);
+            fail("smtp.host", why.into());
         }
     } else if smtp.auth != AuthMethod::None || smtp.port.is_some() {
         fail("smtp.host", "required: the relay's host name or IP address, such as smtp.office365.com".into());
@@ -132,7 +133,7 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
         ),
         (Some(Provider::Microsoft), Some(tenant)) => {
             if let Err(why) = validate_tenant(tenant) {
-                fail("oauth.tenant", why);
+                fail("oauth.tenant", why.into());
             }
         }
         (_, Some(_)) => {
@@ -166,7 +167,7 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
         if let Some(url) = value
             && let Err(why) = net::validate_url(url, net::UrlKind::Endpoint)
         {
-            fail(field, why);
+            fail(field, why.into());
         }
     }
     if let Some(base) = &cfg.public_base_url
@@ -181,12 +182,12 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     if let Some(proxy) = &oauth.proxy_url
         && let Err(why) = net::validate_url(proxy, net::UrlKind::Proxy)
     {
-        fail("oauth.proxy_url", why);
+        fail("oauth.proxy_url", why.into());
     }
     if let Some(account) = &oauth.account
         && let Err(why) = address::validate(account)
     {
-        fail("oauth.account", why);
+        fail("oauth.account", why.into());
     }
 
     // TLS options.
@@ -217,7 +218,7 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     let admin = &cfg.admin;
     for (i, addr) in admin.addresses.iter().enumerate() {
         if let Err(why) = address::validate(addr) {
-            fail("admin.addresses", why);
+            fail("admin.addresses", why.into());
         } else if admin.addresses[..i].iter().any(|earlier| earlier.eq_ignore_ascii_case(addr)) {
             fail("admin.addresses", format!("{addr} is listed twice"));
         }
@@ -332,7 +333,7 @@ fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
         let (widest, family) =
             if network.contains(':') { (g.widest_network_v6, "IPv6") } else { (g.widest_network_v4, "IPv4") };
         match Cidr::parse(network) {
-            Err(why) => fail("gateway.allowed_networks", why),
+            Err(why) => fail("gateway.allowed_networks", why.into()),
             Ok(cidr) if cidr.prefix() < widest && g.recipient_domains.is_empty() => fail(
                 "gateway.allowed_networks",
                 format!(
@@ -371,7 +372,7 @@ fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
     if let Some(b) = &g.bulk_address
         && let Err(why) = address::validate(b)
     {
-        fail("gateway.bulk_address", why);
+        fail("gateway.bulk_address", why.into());
     }
     let ranges = [
         ("gateway.max_recipients", g.max_recipients, 1, 1000),
@@ -402,7 +403,7 @@ fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
 }
 
 /// `common`, `consumers`, `organizations`, a GUID, or a domain name.
-fn validate_tenant(tenant: &str) -> Result<(), String> {
+fn validate_tenant(tenant: &str) -> Result<(), Invalid> {
     if matches!(tenant, "common" | "consumers" | "organizations") || is_guid(tenant) {
         return Ok(());
     }
@@ -411,7 +412,7 @@ fn validate_tenant(tenant: &str) -> Result<(), String> {
     }
     Err(format!(
         "{tenant:?} is not a tenant; expected common, consumers, organizations, a tenant GUID or a domain such as contoso.onmicrosoft.com"
-    ))
+    ).into())
 }
 
 /// `8-4-4-4-12` hexadecimal digits.

@@ -1,6 +1,7 @@
 //! The catalogue of events Tidings mails to the admin contacts: a stable identifier, a severity, and where each
 //! comes from.
 
+use crate::Invalid;
 use serde::Serialize;
 use std::fmt;
 
@@ -110,14 +111,14 @@ kinds! {
 
 impl EventKind {
     /// Looks a kind up by its identifier.
-    pub fn parse(id: &str) -> Result<Self, String> {
+    pub fn parse(id: &str) -> Result<Self, Invalid> {
         Self::ALL.iter().copied().find(|k| k.id() == id).ok_or_else(|| {
             let external: Vec<&str> =
                 Self::ALL.iter().filter(|k| k.source() == Source::Appliance).map(|k| k.id()).collect();
-            format!(
+            Invalid::new(format!(
                 "unknown event kind {id:?}; expected one of {} (`tidings event kinds` lists them)",
                 external.join(", ")
-            )
+            ))
         })
     }
 
@@ -151,7 +152,7 @@ mod tests {
             assert!(kind.id().chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'), "{kind}");
         }
         let err = EventKind::parse("failover.bogus").unwrap_err();
-        assert!(err.contains("failover.takeover") && !err.contains("notice.daily"), "{err}");
+        assert!(err.reason().contains("failover.takeover") && !err.reason().contains("notice.daily"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Notifications: the event [`catalog`], the mails they become ([`template`]), how repeats are throttled
 //! ([`throttle`]) and when the daily notice is due ([`daily`]). Detail keys and values are checked here too.
 
+use crate::Invalid;
 pub mod catalog;
 pub mod daily;
 pub mod dead_letter;
@@ -18,9 +19,9 @@ pub const MAX_DETAIL_VALUE: usize = 1000;
 
 /// Checks an event's details: keys of lower-case letters, digits, `_`, `-` and `.` (at most 64), values of at
 /// most 1000 characters without control characters. The error names the detail and what is expected.
-pub fn check_details(details: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn check_details(details: &BTreeMap<String, String>) -> Result<(), Invalid> {
     if details.len() > MAX_DETAILS {
-        return Err(format!("{} details given; at most {MAX_DETAILS} are accepted", details.len()));
+        return Err(format!("{} details given; at most {MAX_DETAILS} are accepted", details.len()).into());
     }
     for (key, value) in details {
         let key_ok = !key.is_empty()
@@ -29,23 +30,26 @@ pub fn check_details(details: &BTreeMap<String, String>) -> Result<(), String> {
         if !key_ok {
             return Err(format!(
                 "detail key {key:?} is not valid: use 1 to 64 lower-case letters, digits, '_', '-' or '.'"
-            ));
+            )
+            .into());
         }
         if value.chars().count() > MAX_DETAIL_VALUE {
-            return Err(format!("detail {key} is too long: at most {MAX_DETAIL_VALUE} characters"));
+            return Err(format!("detail {key} is too long: at most {MAX_DETAIL_VALUE} characters").into());
         }
         if value.chars().any(char::is_control) {
-            return Err(format!("detail {key} contains a control character (such as a line break); send one line"));
+            return Err(
+                format!("detail {key} contains a control character (such as a line break); send one line").into()
+            );
         }
     }
     Ok(())
 }
 
 /// Parses `key=value` (the CLI's `--detail`).
-pub fn parse_detail(text: &str) -> Result<(String, String), String> {
+pub fn parse_detail(text: &str) -> Result<(String, String), Invalid> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("detail {text:?} is not key=value, such as --detail primary_version=7.2")),
+        _ => Err(format!("detail {text:?} is not key=value, such as --detail primary_version=7.2").into()),
     }
 }
 
@@ -63,9 +67,9 @@ mod tests {
             ("note", &"x".repeat(1001), "too long"),
         ] {
             let err = check_details(&BTreeMap::from([(k.to_owned(), v.to_owned())])).unwrap_err();
-            assert!(err.contains(want), "{err}");
+            assert!(err.reason().contains(want), "{err}");
         }
         assert_eq!(parse_detail("a=b=c"), Ok(("a".into(), "b=c".into())));
-        assert!(parse_detail("novalue").unwrap_err().contains("key=value"));
+        assert!(parse_detail("novalue").unwrap_err().reason().contains("key=value"));
     }
 }

@@ -1,6 +1,7 @@
 //! What came back from the provider: the redirect to `/login/smtp-verification`, or what an administrator
 //! pasted because the browser could not reach Tidings (the whole URL from the address bar, or just the code).
 
+use crate::Invalid;
 use url::Url;
 
 /// The provider's answer to an authorization request.
@@ -14,7 +15,7 @@ pub enum Returned {
 
 /// Reads a pasted redirect URL (`https://…/login/smtp-verification/?code=…&state=…`), a query string, or a
 /// bare authorization code.
-pub fn parse(input: &str) -> Result<Returned, String> {
+pub fn parse(input: &str) -> Result<Returned, Invalid> {
     let input = input.trim();
     if input.is_empty() {
         return Err("nothing was pasted: paste the whole address the browser ended on, or the code".into());
@@ -33,7 +34,7 @@ pub fn parse(input: &str) -> Result<Returned, String> {
 }
 
 /// Reads the query of the redirect itself.
-pub fn from_query(query: &str) -> Result<Returned, String> {
+pub fn from_query(query: &str) -> Result<Returned, Invalid> {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     if let Some(error) = get("error") {
@@ -83,8 +84,8 @@ mod tests {
 
     #[test]
     fn nonsense_is_refused_saying_what_to_paste() {
-        assert!(parse("").unwrap_err().contains("paste the whole address"));
-        assert!(parse("https://t/login/smtp-verification/?state=s").unwrap_err().contains("no code="));
-        assert!(parse("some words here").unwrap_err().contains("neither"));
+        assert!(parse("").unwrap_err().reason().contains("paste the whole address"));
+        assert!(parse("https://t/login/smtp-verification/?state=s").unwrap_err().reason().contains("no code="));
+        assert!(parse("some words here").unwrap_err().reason().contains("neither"));
     }
 }

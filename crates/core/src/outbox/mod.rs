@@ -8,6 +8,7 @@
 //! ```
 //! A lease that expires (the daemon died mid-delivery) makes a `sending` message due again.
 
+use crate::Invalid;
 pub mod budget;
 pub mod circuit;
 pub mod explain;
@@ -60,12 +61,11 @@ impl fmt::Display for Status {
 }
 
 impl FromStr for Status {
-    type Err = String;
+    type Err = Invalid;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown status {s:?}: expected queued, sending, deferred, delivered or failed"))
+        Status::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            Invalid::new(format!("unknown status {s:?}: expected queued, sending, deferred, delivered or failed"))
+        })
     }
 }
 

@@ -135,7 +135,7 @@ fn statuses_parse() {
     for st in Status::ALL {
         assert_eq!(st.as_str().parse::<Status>(), Ok(st));
     }
-    assert!("lost".parse::<Status>().unwrap_err().contains("queued"));
+    assert!("lost".parse::<Status>().unwrap_err().reason().contains("queued"));
     assert!(Status::Delivered.is_final() && !Status::Deferred.is_final());
 }
 

@@ -31,6 +31,7 @@ use std::{
 };
 use tidings_app::{App, later, outbox::Handoff, settings::Current};
 use tidings_core::{
+    Invalid,
     notify::EventKind,
     outbox::{
         budget::{self, Admit, Budgets, Limits},
@@ -96,7 +97,7 @@ pub struct Engine {
 /// The relay as configured by one revision, or why it cannot be used.
 struct Relay {
     revision: i64,
-    settings: Result<Arc<RelaySettings>, String>,
+    settings: Result<Arc<RelaySettings>, Invalid>,
     policy: RetryPolicy,
     backoff: Backoff,
     limits: Limits,

@@ -6,6 +6,7 @@ use crate::{
 };
 use std::sync::Arc;
 use tidings_app::{App, host_name, settings::Current};
+use tidings_core::Invalid;
 use tidings_core::{EmailConfig, config::AuthMethod, secret::SecretName};
 
 /// Builds the relay settings from a configuration; errors say what to configure.
@@ -13,7 +14,7 @@ pub async fn relay_settings(
     app: &App,
     current: &Current,
     tokens: Arc<dyn TokenSource>,
-) -> Result<RelaySettings, String> {
+) -> Result<RelaySettings, Invalid> {
     let cfg = &current.config;
     let relay = looking_at(cfg)?;
     let auth = match cfg.smtp.auth {
@@ -46,7 +47,7 @@ pub async fn relay_settings(
 /// The configured relay, without authentication and trusting any certificate: for looking at what it
 /// presents ([`crate::smtp::Connection::fetch_certificates`]), never for sending. [`relay_settings`] adds the
 /// authentication and the trust.
-pub fn looking_at(cfg: &EmailConfig) -> Result<RelaySettings, String> {
+pub fn looking_at(cfg: &EmailConfig) -> Result<RelaySettings, Invalid> {
     Ok(RelaySettings {
         host: cfg.smtp.host.clone().ok_or("no SMTP relay is configured (set smtp.host)")?,
         port: u16::try_from(cfg.smtp.effective_port()).map_err(|_| "smtp.port is out of range")?,

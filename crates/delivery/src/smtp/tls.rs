@@ -14,10 +14,11 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, LazyLock};
+use tidings_core::Invalid;
 use tidings_core::config::{TlsOptions, TlsVersion, format_fingerprint, parse_fingerprint};
 
 /// Builds the client configuration; errors name the field at fault.
-pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, Invalid> {
     let provider = Arc::new(ring::default_provider());
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::V1_2, &rustls::version::TLS12), (TlsVersion::V1_3, &rustls::version::TLS13)]
@@ -64,7 +65,7 @@ pub fn accept_any() -> Arc<ClientConfig> {
 
 /// The system's trust anchors (Mozilla's when the system has none), plus the configured bundle; and the
 /// bundle's certificates themselves, which a relay may present as its own (a self-signed certificate).
-fn roots(ca_file: Option<&str>) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), String> {
+fn roots(ca_file: Option<&str>) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), Invalid> {
     let mut store = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _) = store.add_parsable_certificates(native.certs);
@@ -78,7 +79,7 @@ fn roots(ca_file: Option<&str>) -> Result<(RootCertStore, Vec<CertificateDer<'st
             .collect::<Result<_, _>>()
             .map_err(|e| format!("tls.ca_file: {path} is not a PEM certificate bundle: {e}"))?;
         if certs.is_empty() {
-            return Err(format!("tls.ca_file: {path} holds no certificate"));
+            return Err(format!("tls.ca_file: {path} holds no certificate").into());
         }
         for cert in &certs {
             store.add(cert.clone()).map_err(|e| format!("tls.ca_file: a certificate in {path} is unusable: {e}"))?;

@@ -38,7 +38,7 @@ async fn list(State(context): State<Context>, caller: Caller) -> Result<impl Int
 }
 
 fn parse_role(role: &str) -> Result<Role, ApiError> {
-    role.parse().map_err(|why: String| ApiError::Invalid(vec![FieldError::new("role", why)]))
+    role.parse().map_err(|why: tidings_core::Invalid| ApiError::Invalid(vec![FieldError::new("role", why)]))
 }
 
 #[derive(Debug, Deserialize)]

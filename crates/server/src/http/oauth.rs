@@ -96,7 +96,7 @@ async fn check(State(context): State<Context>, caller: Caller) -> Result<impl In
     caller.require_operator()?;
     Ok(Json(match check_connection(&context).await? {
         Ok(()) => json!({ "connected": true }),
-        Err(error) => json!({ "connected": false, "error": error }),
+        Err(error) => json!({ "connected": false, "error": error.to_string() }),
     }))
 }
 

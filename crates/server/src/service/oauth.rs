@@ -48,10 +48,13 @@ pub async fn start_device(
 }
 
 /// Reaches the token endpoint (through the configured proxy).
-pub async fn check_connection(context: &Context) -> Result<Result<(), String>, tidings_app::Error> {
+pub async fn check_connection(
+    context: &Context,
+) -> Result<Result<(), tidings_oauth::access_tokens::EndpointError>, tidings_app::Error> {
     let inner = &context.inner;
     let secret = inner.app.secret(tidings_core::secret::SecretName::OAuthClientSecret).await?;
-    let endpoint = HttpEndpoint::new(&inner.config.get().config, secret).map_err(tidings_app::Error::NotConfigured)?;
+    let endpoint = HttpEndpoint::new(&inner.config.get().config, secret)
+        .map_err(|why| tidings_app::Error::NotConfigured(why.into()))?;
     Ok(endpoint.check().await)
 }
 

@@ -200,7 +200,7 @@ async fn purge(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
     let tr = viewer.tr;
-    let status = form.status.parse::<Status>().map_err(UiError::BadRequest)?;
+    let status = form.status.parse::<Status>().map_err(|why| UiError::BadRequest(why.into()))?;
     let purged = context.inner.app.purge(&viewer.caller.actor, status).await?;
     let notice = ("ok", tr.f("outbox.purged", &[("n", &purged.to_string())]));
     list_page(&context, &viewer, Filter { status: None, before: None }, vec![notice]).await

@@ -25,7 +25,7 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
     let now = chrono::Utc::now();
     let body = match presented(&current.config).await {
         Err(why) => html! {
-            (notice("error", &tr.f("cert.failed", &[("error", &why)])))
+            (notice("error", &tr.f("cert.failed", &[("error", &why.to_string())])))
             p { a href="/email-config#section-tls" { (tr.t("cert.back")) } }
         },
         Ok(found) => {

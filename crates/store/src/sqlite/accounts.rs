@@ -1,7 +1,7 @@
 //! Accounts and browser sessions in SQLite.
 
 use super::{corrupt, from_ms, insert_audit, ms};
-use crate::{Account, AccountChange, Error, LoginRecord, NewSession, Result, SessionRecord};
+use crate::{Account, AccountChange, LoginRecord, NewSession, Result, SessionRecord};
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use tidings_core::{account::Role, audit::NewAuditEntry, config::Locale};
@@ -19,7 +19,7 @@ fn locale_text(locale: Locale) -> String {
 
 fn to_account(r: &SqliteRow) -> Result<Account> {
     let role: String = r.get("role");
-    let role: Role = role.parse().map_err(|why| Error::Corrupt { what: "account role".into(), why })?;
+    let role: Role = role.parse().map_err(|why| corrupt("account role", why))?;
     Ok(Account {
         id: r.get("id"),
         username: r.get("username"),

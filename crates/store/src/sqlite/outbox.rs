@@ -450,7 +450,7 @@ fn summary(r: &SqliteRow) -> Result<MessageSummary> {
     let status: String = r.get("status");
     Ok(MessageSummary {
         id: r.get("id"),
-        status: status.parse().map_err(|why: String| corrupt("message status", why))?,
+        status: status.parse().map_err(|why| corrupt("message status", why))?,
         origin: r.get("origin"),
         mail_from: r.get("mail_from"),
         recipients: recipients(r)?,
@@ -537,8 +537,7 @@ pub(super) async fn queue_counts(pool: &SqlitePool) -> Result<Vec<(Status, u64)>
     let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status").fetch_all(pool).await?;
     let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
     for r in rows {
-        let status: Status =
-            r.get::<String, _>("status").parse().map_err(|why: String| corrupt("message status", why))?;
+        let status: Status = r.get::<String, _>("status").parse().map_err(|why| corrupt("message status", why))?;
         if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
             slot.1 = r.get::<i64, _>("n") as u64;
         }
