@@ -2,13 +2,14 @@
 //! `{"error": {"code": "...", "message": "...", "fields": [{"field": "...", "message": "..."}]}}`.
 //! Internal errors are logged and answered with a plain 500 that reveals nothing.
 
+use crate::service::{Described, described};
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use tidings_core::{FieldError, ValidationErrors};
+use tidings_core::FieldError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -33,26 +34,13 @@ pub enum ApiError {
     Unavailable(String),
     /// 500: logged, never shown.
     Internal(String),
+    /// An application error, as [`described`] says it.
+    App(Described),
 }
 
 impl From<tidings_app::Error> for ApiError {
     fn from(e: tidings_app::Error) -> Self {
-        use tidings_app::Error as E;
-        match e {
-            E::Invalid(ValidationErrors(fields)) => ApiError::Invalid(fields),
-            E::Input(message) => ApiError::BadRequest(message),
-            E::NotConfigured(message) => ApiError::Conflict { code: "not_configured", message },
-            E::Unavailable(message) => ApiError::Unavailable(message),
-            E::Refused(message) => ApiError::Unauthorized(message),
-            E::Busy(message) | E::Throttled(message) => ApiError::TooMany(message),
-            E::Conflict(message) => ApiError::Conflict { code: "conflict", message },
-            E::Store(tidings_store::Error::DuplicateAccount(name)) => ApiError::Conflict {
-                code: "exists",
-                message: format!("an account named {name:?} exists already; choose another name"),
-            },
-            E::Store(e @ tidings_store::Error::Closed) => ApiError::Unavailable(e.to_string()),
-            other => ApiError::Internal(other.to_string()),
-        }
+        ApiError::App(described(&e))
     }
 }
 
@@ -76,6 +64,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m, vec![]),
             ApiError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many", m, vec![]),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, vec![]),
+            ApiError::App(Described { status, code, message, fields }) => (status, code, message, fields),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error answering an API request");
                 (
@@ -110,7 +99,9 @@ mod tests {
 
     #[test]
     fn a_write_during_shutdown_is_unavailable_not_an_internal_error() {
-        let e = ApiError::from(tidings_app::Error::Store(tidings_store::Error::Closed));
-        assert!(matches!(&e, ApiError::Unavailable(m) if m.contains("shutting down")), "{e:?}");
+        let (status, code, message, _) =
+            ApiError::from(tidings_app::Error::Store(tidings_store::Error::Closed)).parts();
+        assert_eq!((status, code), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+        assert!(message.contains("shutting down"), "{message}");
     }
 }

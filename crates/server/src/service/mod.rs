@@ -93,27 +93,45 @@ impl Context {
     }
 }
 
-/// What an error means to a person: the HTTP status that fits it and the words to show. The API adds its own
-/// codes and field lists (`http/error.rs`); the web interface shows these.
-pub(crate) fn described(e: &tidings_app::Error) -> (axum::http::StatusCode, String) {
+/// What an application error means to a person, the same for the API and the web interface: the HTTP status
+/// that fits it, the API's code, the words to show, and the fields at fault. Internal errors are logged here
+/// and shown as nothing more than that.
+#[derive(Debug)]
+pub struct Described {
+    pub status: axum::http::StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<tidings_core::FieldError>,
+}
+
+pub fn described(e: &tidings_app::Error) -> Described {
     use axum::http::StatusCode;
     use tidings_app::Error as E;
-    let status = match e {
-        E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        E::Input(_) => StatusCode::BAD_REQUEST,
-        E::NotConfigured(_) | E::Conflict(_) | E::Store(tidings_store::Error::DuplicateAccount(_)) => {
-            StatusCode::CONFLICT
+    let (status, code) = match e {
+        E::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        E::Input(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        E::NotConfigured(_) => (StatusCode::CONFLICT, "not_configured"),
+        E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        E::Store(tidings_store::Error::DuplicateAccount(name)) => {
+            let message = format!("an account named {name:?} exists already; choose another name");
+            return Described { status: StatusCode::CONFLICT, code: "exists", message, fields: vec![] };
         }
-        E::Unavailable(_) | E::Store(tidings_store::Error::Closed) => StatusCode::SERVICE_UNAVAILABLE,
-        E::Refused(_) => StatusCode::UNAUTHORIZED,
-        E::Busy(_) | E::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        E::Unavailable(_) | E::Store(tidings_store::Error::Closed) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        E::Refused(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        E::Busy(_) | E::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
+        _ => {
+            tracing::error!(error = %e, "internal error");
+            let message = "internal error; see the daemon's log".to_owned();
+            return Described { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message, fields: vec![] };
+        }
     };
-    let text = if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %e, "internal error");
-        "internal error; see the daemon's log".to_owned()
-    } else {
-        e.to_string()
+    let fields = match e {
+        E::Invalid(errors) => errors.0.clone(),
+        _ => vec![],
     };
-    (status, text)
+    let message = match e {
+        E::Invalid(errors) => errors.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        _ => e.to_string(),
+    };
+    Described { status, code, message, fields }
 }

@@ -70,6 +70,6 @@ pub fn flow_message(e: FlowError) -> String {
     match e {
         FlowError::Unsuitable(m) | FlowError::BadAnswer(m) | FlowError::Unavailable(m) => m,
         FlowError::Refused { said, explanation } => format!("{said}. {explanation}"),
-        FlowError::App(e) => super::described(&e).1,
+        FlowError::App(e) => super::described(&e).message,
     }
 }

@@ -142,8 +142,8 @@ impl IntoResponse for UiError {
             ),
             UiError::BadRequest(why) => plain(StatusCode::BAD_REQUEST, &why),
             UiError::App(e) => {
-                let (status, text) = described(&e);
-                plain(status, &text)
+                let described = described(&e);
+                plain(described.status, &described.message)
             }
         }
     }

@@ -200,7 +200,7 @@ async fn check(
     let notice = match check_connection(&context).await {
         Ok(Ok(())) => ("ok", viewer.tr.t("oauth.check_ok").to_owned()),
         Ok(Err(why)) => ("error", viewer.tr.f("oauth.check_failed", &[("why", &why.to_string())])),
-        Err(e) => ("error", crate::service::described(&e).1),
+        Err(e) => ("error", crate::service::described(&e).message),
     };
     render(&context, &viewer, vec![notice], None).await
 }
