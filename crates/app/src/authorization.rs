@@ -1,108 +1,153 @@
-//! The relay account's OAuth authorization, persisted: the refresh token sealed like every secret, and what
-//! became of it (acquired, refreshed, refused). Access tokens are never stored.
+//! OAuth authorizations, persisted, one per owner: the relay account's, and each device account's own mailbox
+//! (the gateway's `login_user` policy). The refresh token is sealed under a name bound to its owner, so a sealed
+//! token cannot be moved to another; what became of it (acquired, refreshed, refused) is kept beside it. Access
+//! tokens are never stored.
 
 use crate::{App, Result};
 use chrono::Utc;
 use std::collections::BTreeMap;
 use tidings_core::{audit::NewAuditEntry, notify::EventKind, secret::SecretString};
-use tidings_store::{NewEvent, OAuthGrant, OAuthRecord, PendingSignIn, REFRESH_TOKEN};
+use tidings_store::{Grant, NewEvent, PendingSignIn};
+
+pub use tidings_store::{Authorization, Owner};
 
 /// The name the PKCE verifier is sealed under.
 const VERIFIER: &str = "oauth.pkce_verifier";
+
+/// The name an owner's refresh token is sealed under.
+fn sealed_name(owner: Owner) -> String {
+    match owner {
+        Owner::Relay => "oauth.refresh_token".to_owned(),
+        Owner::Device(id) => format!("device.{id}.refresh_token"),
+    }
+}
 
 /// A sign-in under way, unsealed.
 #[derive(Debug)]
 pub struct SignIn {
     pub verifier: SecretString,
     pub redirect_uri: String,
-    /// The device account connecting its own mailbox; `None` for the relay account.
-    pub device_id: Option<i64>,
+    pub owner: Owner,
 }
 
 impl App {
-    /// The stored refresh token, decrypted.
-    pub async fn oauth_refresh_token(&self) -> Result<Option<SecretString>> {
-        let sealed = self.store.sealed_secrets().await?.into_iter().find(|s| s.name == REFRESH_TOKEN);
-        sealed.map(|s| self.cipher.open(REFRESH_TOKEN, &s.sealed)).transpose()
+    /// An owner's authorization, as recorded.
+    pub async fn authorization(&self, owner: Owner) -> Result<Option<Authorization>> {
+        Ok(self.store.authorization(owner).await?.map(|(record, _)| record))
     }
 
-    /// Records a new authorization from a sign-in.
-    pub async fn oauth_acquired(
+    /// Every authorization, the relay account's first.
+    pub async fn authorizations(&self) -> Result<Vec<Authorization>> {
+        Ok(self.store.authorizations().await?)
+    }
+
+    /// An owner's refresh token, unsealed; `None` without an authorization, or for an app-only one.
+    pub async fn refresh_token(&self, owner: Owner) -> Result<Option<SecretString>> {
+        let Some((_, Some(sealed))) = self.store.authorization(owner).await? else { return Ok(None) };
+        Ok(Some(self.cipher.open(&sealed_name(owner), &sealed)?))
+    }
+
+    /// Records a new authorization from a sign-in, replacing any: with `refresh_token`, or app-only (the
+    /// client-credentials grant, the relay account's only) without.
+    pub async fn authorized(
         &self,
+        owner: Owner,
         actor: &str,
         refresh_token: Option<&SecretString>,
         account: Option<&str>,
     ) -> Result<()> {
-        let sealed = refresh_token.map(|t| self.cipher.seal(REFRESH_TOKEN, t.expose()));
-        self.store
-            .oauth_grant(
-                OAuthGrant::Acquired { sealed_refresh_token: sealed.as_deref(), account, client_credentials: false },
-                Utc::now(),
-            )
-            .await?;
-        self.authorized_now().await?;
-        let fields = account.map(|a| vec![a.to_owned()]).unwrap_or_default();
-        self.store
-            .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
-            .await?;
+        let sealed = refresh_token.map(|t| self.cipher.seal(&sealed_name(owner), t.expose()));
+        let audit = match owner {
+            Owner::Relay => {
+                let fields = match (refresh_token, account) {
+                    (None, _) => vec!["client_credentials".to_owned()],
+                    (Some(_), account) => account.map(|a| vec![a.to_owned()]).unwrap_or_default(),
+                };
+                NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields }
+            }
+            Owner::Device(id) => {
+                let device = self.device(id).await?;
+                let fields = vec![device.username, account.unwrap_or_default().to_owned()];
+                NewAuditEntry { actor: actor.to_owned(), action: "mailbox.authorize".into(), fields }
+            }
+        };
+        let grant = Grant::Acquired {
+            sealed_refresh_token: sealed.as_deref(),
+            account,
+            client_credentials: refresh_token.is_none(),
+            audit: &audit,
+        };
+        let now = Utc::now();
+        self.store.authorization_granted(owner, grant, now).await?;
+        if owner == Owner::Relay {
+            // The messages deferred for want of an authorization are due now.
+            self.store.deferred_due(now).await?;
+        }
         self.resume_delivery();
-        Ok(())
-    }
-
-    /// Records an app-only authorization (the client-credentials grant): no refresh token is kept.
-    pub async fn oauth_acquired_app_only(&self, actor: &str, account: Option<&str>) -> Result<()> {
-        let grant = OAuthGrant::Acquired { sealed_refresh_token: None, account, client_credentials: true };
-        self.store.oauth_grant(grant, Utc::now()).await?;
-        self.authorized_now().await?;
-        let fields = vec!["client_credentials".to_owned()];
-        self.store
-            .record_audit(&NewAuditEntry { actor: actor.to_owned(), action: "oauth.authorize".into(), fields })
-            .await?;
-        self.resume_delivery();
-        Ok(())
-    }
-
-    /// What a new authorization of the relay account means for the outbox: the messages deferred for want of
-    /// one are due now.
-    async fn authorized_now(&self) -> Result<()> {
-        self.store.deferred_due(Utc::now()).await?;
         Ok(())
     }
 
     /// Records a refresh, replacing the refresh token when the provider rotated it.
-    pub async fn oauth_refreshed(&self, rotated: Option<&SecretString>) -> Result<()> {
-        let sealed = rotated.map(|t| self.cipher.seal(REFRESH_TOKEN, t.expose()));
-        Ok(self
-            .store
-            .oauth_grant(OAuthGrant::Refreshed { sealed_refresh_token: sealed.as_deref() }, Utc::now())
-            .await?)
+    pub async fn token_refreshed(&self, owner: Owner, rotated: Option<&SecretString>) -> Result<()> {
+        let sealed = rotated.map(|t| self.cipher.seal(&sealed_name(owner), t.expose()));
+        let grant = Grant::Refreshed { sealed_refresh_token: sealed.as_deref() };
+        Ok(self.store.authorization_granted(owner, grant, Utc::now()).await?)
     }
 
-    /// Records that an administrator must act, with the `oauth.reauthorization_required` alert for the admin
-    /// contacts (mailed when sending works; recorded and shown meanwhile).
-    pub async fn oauth_failed(&self, reason: &str, explanation: &str) -> Result<()> {
+    /// Records that someone must sign in again, with the `oauth.reauthorization_required` alert for the admin
+    /// contacts (mailed when sending works; recorded and shown meanwhile), naming a device account and where it
+    /// signs in again.
+    pub async fn token_failed(&self, owner: Owner, reason: &str, explanation: &str) -> Result<()> {
+        let (reason_shown, explanation_shown) = match owner {
+            Owner::Relay => (reason.to_owned(), explanation.to_owned()),
+            Owner::Device(id) => {
+                let device = self.device(id).await?;
+                let mailbox = self.authorization(owner).await?.and_then(|a| a.account).unwrap_or_default();
+                (
+                    format!("device account {} ({mailbox}): {reason}", device.username),
+                    format!(
+                        "{explanation} The account connects its mailbox again on its \"My mailbox\" page (/mailbox)."
+                    ),
+                )
+            }
+        };
         let now = Utc::now();
         let alert = NewEvent {
             kind: EventKind::ReauthorizationRequired,
             node: crate::node_name(),
             details: BTreeMap::from([
-                ("reason".to_owned(), one_line(reason)),
-                ("explanation".to_owned(), one_line(explanation)),
+                ("reason".to_owned(), one_line(&reason_shown)),
+                ("explanation".to_owned(), one_line(&explanation_shown)),
             ]),
             origin: "tidings".into(),
             received_at: now,
         };
-        Ok(self.store.oauth_failure(reason, explanation, now, &alert).await?)
+        Ok(self.store.authorization_failed(owner, reason, explanation, now, &alert).await?)
     }
 
-    pub async fn oauth_record(&self) -> Result<OAuthRecord> {
-        Ok(self.store.oauth_record().await?)
+    /// Deletes an authorization and its refresh token; `false` when there was none.
+    pub async fn forget_authorization(&self, owner: Owner, actor: &str) -> Result<bool> {
+        let audit = match owner {
+            Owner::Relay => NewAuditEntry { actor: actor.to_owned(), action: "oauth.revoke".into(), fields: vec![] },
+            Owner::Device(id) => NewAuditEntry {
+                actor: actor.to_owned(),
+                action: "mailbox.revoke".into(),
+                fields: vec![self.device(id).await?.username],
+            },
+        };
+        Ok(self.store.authorization_forget(owner, &audit).await?)
+    }
+
+    /// The mailbox authorization of the device account named `username`, if it connected one.
+    pub async fn mailbox_of(&self, username: &str) -> Result<Option<Authorization>> {
+        let Some((device, _)) = self.store.device_for_login(username).await? else { return Ok(None) };
+        self.authorization(Owner::Device(device.id)).await
     }
 
     /// Remembers an authorization-code sign-in until the provider's redirect comes back (or `ttl` passes).
     pub async fn begin_sign_in(
         &self,
-        device_id: Option<i64>,
+        owner: Owner,
         state: &str,
         verifier: &SecretString,
         redirect_uri: &str,
@@ -115,25 +160,18 @@ impl App {
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
             expires_at: now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15)),
-            device_id,
+            owner,
         };
         Ok(self.store.put_pending_sign_in(&pending).await?)
     }
 
-    /// Takes the sign-in with this `state` (or, for a pasted bare code, the newest one of `device_id`, `None`
-    /// being the relay account), once.
-    pub async fn take_sign_in(&self, state: Option<&str>, device_id: Option<i64>) -> Result<Option<SignIn>> {
-        let Some(pending) = self.store.take_pending_sign_in(state, device_id, Utc::now()).await? else {
+    /// Takes the sign-in with this `state` (or, for a pasted bare code, the newest one of `owner`), once.
+    pub async fn take_sign_in(&self, state: Option<&str>, owner: Owner) -> Result<Option<SignIn>> {
+        let Some(pending) = self.store.take_pending_sign_in(state, owner, Utc::now()).await? else {
             return Ok(None);
         };
         let verifier = self.cipher.open(VERIFIER, &pending.sealed_verifier)?;
-        Ok(Some(SignIn { verifier, redirect_uri: pending.redirect_uri, device_id: pending.device_id }))
-    }
-
-    /// Forgets the authorization and deletes its refresh token.
-    pub async fn oauth_forget(&self, actor: &str) -> Result<()> {
-        let audit = NewAuditEntry { actor: actor.to_owned(), action: "oauth.revoke".into(), fields: vec![] };
-        Ok(self.store.oauth_forget(&audit).await?)
+        Ok(Some(SignIn { verifier, redirect_uri: pending.redirect_uri, owner: pending.owner }))
     }
 }
 

@@ -2,7 +2,7 @@
 //! whole, its secrets sealed, and stored with its audit entry in one transaction; an invalid change stores
 //! nothing and the configuration in force stays.
 
-use crate::{App, Error, Result, files, tls_files::Culprit};
+use crate::{App, Error, Result, authorization::Owner, files, tls_files::Culprit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, path::Path};
@@ -236,17 +236,17 @@ impl App {
     /// Forgets the refresh tokens (the relay account's and the device accounts' own) that would follow a moved
     /// token endpoint, saying which in `warnings`.
     async fn forget_authorizations(&self, actor: &str, warnings: &mut Vec<String>) -> Result<()> {
-        if self.oauth_refresh_token().await?.is_some() {
-            self.oauth_forget(actor).await?;
-            warnings
-                .push("the OAuth authorization was forgotten because the token endpoint changed; sign in again".into());
-        }
-        for device in self.devices_with_mailboxes().await?.into_iter().filter(|d| d.mailbox.is_some()) {
-            self.mailbox_forget(actor, &device.device).await?;
-            warnings.push(format!(
-                "device account {}'s mailbox token was forgotten because the token endpoint changed",
-                device.device.username
-            ));
+        for held in self.authorizations().await?.into_iter().filter(|a| !a.client_credentials) {
+            self.forget_authorization(held.owner, actor).await?;
+            warnings.push(match held.owner {
+                Owner::Relay => {
+                    "the OAuth authorization was forgotten because the token endpoint changed; sign in again".into()
+                }
+                Owner::Device(id) => format!(
+                    "device account {}'s mailbox token was forgotten because the token endpoint changed",
+                    self.device(id).await.map(|d| d.username).unwrap_or_else(|_| id.to_string())
+                ),
+            });
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use std::{collections::BTreeMap, path::Path};
+use tidings_app::authorization::Owner;
 use tidings_app::{App, Error, InitOptions, data_dir::DataDir};
 use tidings_core::{notify::EventKind, outbox::Status};
 use tidings_store::EventState;
@@ -150,7 +151,7 @@ async fn events_wait_while_no_admin_contact_can_be_addressed() {
     let options = InitOptions { admin_username: "admin".into(), ..Default::default() };
     let app = App::init(DataDir::new(tmp.path()), options).await.unwrap().app;
     app.update("test", &[("sender".into(), "alerts@example.com".into())]).await.unwrap();
-    app.oauth_failed("invalid_grant: AADSTS70000", "Sign in again.").await.unwrap();
+    app.token_failed(Owner::Relay, "invalid_grant: AADSTS70000", "Sign in again.").await.unwrap();
     assert_eq!(app.dispatch_events(Utc::now()).await.unwrap().mailed, 0);
     let alert = &app.events(None, 10, None).await.unwrap()[0];
     assert_eq!((alert.kind, alert.state), (EventKind::ReauthorizationRequired, EventState::Pending));

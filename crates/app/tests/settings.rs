@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
 
 use std::{fs, path::Path};
+use tidings_app::authorization::Owner;
 use tidings_app::{App, Error, InitOptions, data_dir::DataDir, settings::ConfigDocument};
 use tidings_core::{
     account::Role,
@@ -272,32 +273,32 @@ async fn concurrent_submissions_share_commits() {
 async fn the_refresh_token_is_sealed_rotated_and_forgotten() {
     let tmp = tempfile::tempdir().unwrap();
     let app = fresh(tmp.path()).await;
-    assert_eq!(app.oauth_refresh_token().await.unwrap(), None);
+    assert_eq!(app.refresh_token(Owner::Relay).await.unwrap(), None);
     let first = SecretString::new("0.AXoA-first-refresh-token-value");
-    app.oauth_acquired("cli:test", Some(&first), Some("alerts@contoso.com")).await.unwrap();
-    assert_eq!(app.oauth_refresh_token().await.unwrap(), Some(first.clone()));
-    let record = app.oauth_record().await.unwrap();
+    app.authorized(Owner::Relay, "cli:test", Some(&first), Some("alerts@contoso.com")).await.unwrap();
+    assert_eq!(app.refresh_token(Owner::Relay).await.unwrap(), Some(first.clone()));
+    let record = app.authorization(Owner::Relay).await.unwrap().unwrap();
     assert_eq!(record.account.as_deref(), Some("alerts@contoso.com"));
     assert!(record.acquired_at.is_some() && record.refreshed_at.is_none());
 
-    app.oauth_failed("invalid_grant: AADSTS700082", "Authorize Tidings again.").await.unwrap();
-    assert!(app.oauth_record().await.unwrap().failure.is_some());
+    app.token_failed(Owner::Relay, "invalid_grant: AADSTS700082", "Authorize Tidings again.").await.unwrap();
+    assert!(app.authorization(Owner::Relay).await.unwrap().unwrap().failure.is_some());
     let rotated = SecretString::new("0.AXoA-rotated-refresh-token-value");
-    app.oauth_refreshed(Some(&rotated)).await.unwrap();
-    assert_eq!(app.oauth_refresh_token().await.unwrap(), Some(rotated.clone()));
-    let record = app.oauth_record().await.unwrap();
+    app.token_refreshed(Owner::Relay, Some(&rotated)).await.unwrap();
+    assert_eq!(app.refresh_token(Owner::Relay).await.unwrap(), Some(rotated.clone()));
+    let record = app.authorization(Owner::Relay).await.unwrap().unwrap();
     assert!(record.failure.is_none() && record.refreshed_at.is_some(), "a refresh clears the failure");
-    app.oauth_refreshed(None).await.unwrap();
-    assert_eq!(app.oauth_refresh_token().await.unwrap(), Some(rotated), "kept when not rotated");
+    app.token_refreshed(Owner::Relay, None).await.unwrap();
+    assert_eq!(app.refresh_token(Owner::Relay).await.unwrap(), Some(rotated), "kept when not rotated");
 
     for (file, bytes) in all_bytes(tmp.path()) {
         for needle in [first.expose(), "0.AXoA-rotated-refresh-token-value"] {
             assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found in {file}");
         }
     }
-    app.oauth_forget("cli:test").await.unwrap();
-    assert_eq!(app.oauth_refresh_token().await.unwrap(), None);
-    assert_eq!(app.oauth_record().await.unwrap(), tidings_store::OAuthRecord::default());
+    app.forget_authorization(Owner::Relay, "cli:test").await.unwrap();
+    assert_eq!(app.refresh_token(Owner::Relay).await.unwrap(), None);
+    assert_eq!(app.authorization(Owner::Relay).await.unwrap(), None);
     let actions: Vec<String> = app.store().audit(5).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(&actions[..2], ["oauth.revoke", "oauth.authorize"]);
 }
@@ -445,7 +446,7 @@ async fn a_network_administrator_cannot_send_the_stored_secrets_elsewhere() {
     assert!(app.secret(SecretName::OAuthClientSecret).await.unwrap().is_some());
     // A preset is anyone's, but what followed the old endpoint does not follow it: the client secret, the
     // refresh token.
-    app.oauth_acquired("api:admin", Some(&SecretString::new("refresh-token-1")), Some("alerts@example.com"))
+    app.authorized(Owner::Relay, "api:admin", Some(&SecretString::new("refresh-token-1")), Some("alerts@example.com"))
         .await
         .unwrap();
     let refused_change = app
@@ -456,7 +457,7 @@ async fn a_network_administrator_cannot_send_the_stored_secrets_elsewhere() {
         )
         .await;
     assert!(matches!(refused_change, Err(Error::Invalid(_))));
-    assert!(app.oauth_refresh_token().await.unwrap().is_some(), "a refused change forgets nothing");
+    assert!(app.refresh_token(Owner::Relay).await.unwrap().is_some(), "a refused change forgets nothing");
     let saved = app
         .update_as("api:netadmin", Role::NetworkAdministrator, &edits(&[("oauth.provider", "google")]))
         .await
@@ -464,5 +465,5 @@ async fn a_network_administrator_cannot_send_the_stored_secrets_elsewhere() {
     assert!(saved.warnings.iter().any(|w| w.contains("oauth.client_secret was cleared")), "{:?}", saved.warnings);
     assert!(saved.warnings.iter().any(|w| w.contains("authorization was forgotten")), "{:?}", saved.warnings);
     assert_eq!(app.secret(SecretName::OAuthClientSecret).await.unwrap(), None);
-    assert!(app.oauth_refresh_token().await.unwrap().is_none());
+    assert!(app.refresh_token(Owner::Relay).await.unwrap().is_none());
 }

@@ -304,7 +304,7 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
     // The login_user policy sends from the account's own mailbox: look it up for the decision.
     let own_mailbox = match (&envelope.login, g.sender_policy) {
         (Some(login), SenderPolicy::LoginUser) => match shared.app.mailbox_of(&login.username).await {
-            Ok(record) => record.map(|r| r.mailbox),
+            Ok(record) => record.and_then(|r| r.account),
             Err(e) => return Reply::new(451, "4.3.0", &e.to_string()),
         },
         _ => None,

@@ -8,7 +8,7 @@ use crate::{
 };
 use rand::RngCore;
 use std::time::Duration;
-use tidings_app::App;
+use tidings_app::{App, authorization};
 use tidings_core::{
     oauth::{
         authorize,
@@ -51,10 +51,11 @@ pub enum Owner {
 }
 
 impl Owner {
-    fn device_id(&self) -> Option<i64> {
+    /// Whose authorization it is, as it is kept.
+    fn key(&self) -> authorization::Owner {
         match self {
-            Owner::Relay => None,
-            Owner::Device(d) => Some(d.id),
+            Owner::Relay => authorization::Owner::Relay,
+            Owner::Device(d) => authorization::Owner::Device(d.id),
         }
     }
 
@@ -98,7 +99,7 @@ pub async fn start(app: &App, owner: &Owner) -> Result<Started, FlowError> {
     let state = pkce::state(&random::<16>());
     let url = authorize::authorization_url(&config, &redirect_uri, &state, &pkce::challenge(verifier.expose()))
         .map_err(|e| FlowError::Unsuitable(e.0))?;
-    app.begin_sign_in(owner.device_id(), &state, &verifier, &redirect_uri, SIGN_IN_TTL).await?;
+    app.begin_sign_in(owner.key(), &state, &verifier, &redirect_uri, SIGN_IN_TTL).await?;
     Ok(Started { url: url.into(), expires_in: SIGN_IN_TTL })
 }
 
@@ -127,15 +128,15 @@ pub async fn complete(
             return Err(FlowError::Refused { said: explained.said, explanation: explained.explanation });
         }
     };
-    let sign_in = app.take_sign_in(state.as_deref(), pasted_by.device_id()).await?.ok_or_else(|| {
+    let sign_in = app.take_sign_in(state.as_deref(), pasted_by.key()).await?.ok_or_else(|| {
         FlowError::BadAnswer(
             "this answer does not belong to a sign-in Tidings started (or it expired after 15 minutes, or was already used); start the sign-in again"
                 .into(),
         )
     })?;
-    let owner = match sign_in.device_id {
-        None => Owner::Relay,
-        Some(id) => Owner::Device(app.device(id).await?),
+    let owner = match sign_in.owner {
+        authorization::Owner::Relay => Owner::Relay,
+        authorization::Owner::Device(id) => Owner::Device(app.device(id).await?),
     };
     let secret = app.secret(SecretName::OAuthClientSecret).await?;
     let endpoint = HttpEndpoint::new(&config, secret).map_err(|why| FlowError::Unsuitable(why.into()))?;
@@ -171,17 +172,10 @@ async fn store(
                 .into(),
         });
     };
-    match owner {
-        Owner::Relay => {
-            app.oauth_acquired(actor, Some(refresh_token), account.as_deref()).await?;
-            if let Some(manager) = manager {
-                manager.authorized(&granted);
-            }
-        }
-        // The daemon's token manager for the device notices the new authorization at its next use.
-        Owner::Device(device) => {
-            app.mailbox_acquired(actor, device, account.as_deref().unwrap_or_default(), refresh_token).await?
-        }
+    app.authorized(owner.key(), actor, Some(refresh_token), account.as_deref()).await?;
+    // A device's token manager notices the new authorization at its next use.
+    if let (Owner::Relay, Some(manager)) = (owner, manager) {
+        manager.authorized(&granted);
     }
     tracing::info!(account = account.as_deref().unwrap_or(""), "OAuth sign-in completed");
     Ok(account)
@@ -294,7 +288,7 @@ pub async fn client_credentials(
         EndpointError::Refused { said, explanation } => FlowError::Refused { said, explanation },
     })?;
     let account = Owner::Relay.account(&config)?;
-    app.oauth_acquired_app_only(actor, account.as_deref()).await?;
+    app.authorized(authorization::Owner::Relay, actor, None, account.as_deref()).await?;
     if let Some(manager) = manager {
         manager.authorized(&granted);
     }

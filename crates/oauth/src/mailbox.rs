@@ -3,7 +3,10 @@
 //! authorizes again and dropped when its authorization is deleted (by any process: the record is read at each
 //! use).
 
-use crate::access_tokens::{Credential, ManagerOptions, TokenEndpoint, TokenManager, Vault};
+use crate::{
+    access_tokens::{ManagerOptions, TokenEndpoint, TokenManager},
+    vault::AppVault,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{
@@ -11,9 +14,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 use tidings_app::App;
-use tidings_core::secret::SecretString;
 use tidings_delivery::token::{MailboxTokens, TokenError, TokenSource};
-use tidings_store::MailboxRecord;
 use tokio_util::sync::CancellationToken;
 
 /// The daemon's device-account token managers.
@@ -53,7 +54,11 @@ impl Mailboxes {
 impl MailboxTokens for Mailboxes {
     async fn mailbox(&self, account: &str) -> Result<(String, Arc<dyn TokenSource>), TokenError> {
         let record = self.app.mailbox_of(account).await.map_err(|e| TokenError::Unavailable(e.to_string()))?;
-        let Some(record) = record else {
+        let (Some(record), Some(acquired_at), Some(mailbox)) = (
+            record.as_ref(),
+            record.as_ref().and_then(|r| r.acquired_at),
+            record.as_ref().and_then(|r| r.account.clone()),
+        ) else {
             if let Some(gone) = self.managers().remove(account) {
                 gone.stop.cancel();
             }
@@ -64,52 +69,19 @@ impl MailboxTokens for Mailboxes {
         };
         let mut managers = self.managers();
         if let Some(managed) = managers.get(account)
-            && managed.acquired_at == record.acquired_at
+            && managed.acquired_at == acquired_at
         {
-            return Ok((record.mailbox, Arc::new(managed.manager.clone())));
+            return Ok((mailbox, Arc::new(managed.manager.clone())));
         }
-        let vault = DeviceVault { app: self.app.clone(), account: account.to_owned(), record: record.clone() };
+        let vault = AppVault::new(self.app.clone(), record.owner);
         let manager = TokenManager::new(self.endpoint.clone(), Arc::new(vault), self.options);
         let stop = self.shutdown.child_token();
         manager.spawn_refresher(stop.clone());
-        let managed = Managed { acquired_at: record.acquired_at, manager: manager.clone(), stop };
+        let managed = Managed { acquired_at, manager: manager.clone(), stop };
         if let Some(old) = managers.insert(account.to_owned(), managed) {
             old.stop.cancel();
         }
-        Ok((record.mailbox, Arc::new(manager)))
-    }
-}
-
-/// A device account's refresh token, sealed in the database through the app.
-#[derive(Debug)]
-struct DeviceVault {
-    app: App,
-    account: String,
-    /// The authorization this vault was made for.
-    record: MailboxRecord,
-}
-
-#[async_trait]
-impl Vault for DeviceVault {
-    async fn credential(&self) -> Result<Option<Credential>, tidings_app::Error> {
-        let grant = self.app.mailbox_grant(&self.account).await?;
-        Ok(grant.map(|g| Credential::RefreshToken(g.refresh_token)))
-    }
-
-    async fn store_refreshed(
-        &self,
-        rotated: Option<&SecretString>,
-        _at: DateTime<Utc>,
-    ) -> Result<(), tidings_app::Error> {
-        self.app.mailbox_refreshed(self.record.device_id, rotated).await
-    }
-
-    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error> {
-        self.app.mailbox_failed(&self.record, &self.account, reason, explanation).await
-    }
-
-    fn count_refresh(&self, outcome: &str) {
-        self.app.metrics().count("tidings_token_refreshes_total", outcome);
+        Ok((mailbox, Arc::new(manager)))
     }
 }
 
@@ -118,9 +90,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::access_tokens::{EndpointError, Granted};
+    use crate::access_tokens::{Credential, EndpointError, Granted};
     use std::time::Duration;
-    use tidings_app::{InitOptions, data_dir::DataDir};
+    use tidings_app::{InitOptions, authorization::Owner, data_dir::DataDir};
+    use tidings_core::secret::SecretString;
 
     /// Grants `at-<refresh token>` for refresh tokens starting `good`; refuses others as Microsoft does a
     /// revoked grant.
@@ -161,8 +134,22 @@ mod tests {
         let err = mailboxes.mailbox("jane-mfp").await.unwrap_err();
         assert!(matches!(&err, TokenError::ReauthorizationRequired(why) if why.contains("/mailbox")), "{err:?}");
 
-        app.mailbox_acquired("test", &devices[0], "jane@contoso.com", &SecretString::new("good-jane")).await.unwrap();
-        app.mailbox_acquired("test", &devices[1], "joe@contoso.com", &SecretString::new("revoked")).await.unwrap();
+        app.authorized(
+            Owner::Device(devices[0].id),
+            "test",
+            Some(&SecretString::new("good-jane")),
+            Some("jane@contoso.com"),
+        )
+        .await
+        .unwrap();
+        app.authorized(
+            Owner::Device(devices[1].id),
+            "test",
+            Some(&SecretString::new("revoked")),
+            Some("joe@contoso.com"),
+        )
+        .await
+        .unwrap();
         let (mailbox, tokens) = mailboxes.mailbox("jane-mfp").await.unwrap();
         assert_eq!(
             (mailbox.as_str(), tokens.access_token().await.unwrap().0.expose()),
@@ -172,7 +159,7 @@ mod tests {
         let (_, tokens) = mailboxes.mailbox("joe-mfp").await.unwrap();
         assert!(matches!(tokens.access_token().await, Err(TokenError::ReauthorizationRequired(_))));
         let joe = app.mailbox_of("joe-mfp").await.unwrap().unwrap();
-        assert!(joe.failure.unwrap().contains("AADSTS50173"));
+        assert!(joe.failure.unwrap().0.contains("AADSTS50173"));
         let alerts = app.store().pending_events(10).await.unwrap();
         assert!(
             alerts.iter().any(|e| e.details["reason"].contains("device account joe-mfp (joe@contoso.com)")),
@@ -181,14 +168,21 @@ mod tests {
         assert!(app.mailbox_of("jane-mfp").await.unwrap().unwrap().failure.is_none(), "jane is unaffected");
 
         // A new sign-in replaces the manager; deleting the token ends it.
-        app.mailbox_acquired("test", &devices[1], "joe@contoso.com", &SecretString::new("good-joe")).await.unwrap();
+        app.authorized(
+            Owner::Device(devices[1].id),
+            "test",
+            Some(&SecretString::new("good-joe")),
+            Some("joe@contoso.com"),
+        )
+        .await
+        .unwrap();
         let (_, tokens) = mailboxes.mailbox("joe-mfp").await.unwrap();
         assert_eq!(tokens.access_token().await.unwrap().0.expose(), "at-good-joe");
         assert!(
             app.mailbox_of("joe-mfp").await.unwrap().unwrap().failure.is_none(),
             "a new sign-in clears the failure"
         );
-        app.mailbox_forget("test", &devices[1]).await.unwrap();
+        app.forget_authorization(Owner::Device(devices[1].id), "test").await.unwrap();
         assert!(mailboxes.mailbox("joe-mfp").await.is_err());
         shutdown.cancel();
     }

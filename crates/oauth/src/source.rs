@@ -66,7 +66,7 @@ impl DaemonTokens {
 
     /// Whether an authorization (a refresh token, or app-only) is stored.
     async fn authorized(&self) -> bool {
-        matches!(crate::vault::credential(&self.app).await, Ok(Some(_)))
+        matches!(crate::vault::credential(&self.app, tidings_app::authorization::Owner::Relay).await, Ok(Some(_)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! What an administrator sees of the OAuth authorization.
 
 use chrono::{DateTime, Utc};
+use tidings_app::authorization::Owner;
 
 /// The token's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,9 +65,13 @@ pub struct TokenReport {
 /// there is one (only the daemon knows whether an access token is held).
 pub async fn report(app: &tidings_app::App, live: Option<TokenStatus>) -> tidings_app::Result<TokenReport> {
     let current = app.current().await?;
-    let record = app.oauth_record().await?;
-    let authorized = crate::vault::credential_of(app, &record).await?.is_some();
-    let recorded = match (&record.failure, authorized) {
+    let record = app.authorization(Owner::Relay).await?;
+    let authorized = match &record {
+        Some(record) => crate::vault::credential_of(app, record).await?.is_some(),
+        None => false,
+    };
+    let failure = record.as_ref().and_then(|r| r.failure.as_ref());
+    let recorded = match (failure, authorized) {
         (Some((reason, explanation)), _) => {
             TokenStatus::ReauthorizationRequired { reason: reason.clone(), explanation: explanation.clone() }
         }
@@ -79,16 +84,13 @@ pub async fn report(app: &tidings_app::App, live: Option<TokenStatus>) -> tiding
         match live {
             // The manager may not have looked at the vault since a sign-in made by another process.
             Some(TokenStatus::AuthorizationRequired | TokenStatus::Acquired) | None => recorded,
-            Some(TokenStatus::ReauthorizationRequired { .. }) if authorized && record.failure.is_none() => {
+            Some(TokenStatus::ReauthorizationRequired { .. }) if authorized && failure.is_none() => {
                 TokenStatus::Acquired
             }
             Some(live) => live,
         }
     };
-    Ok(TokenReport {
-        status,
-        account: record.account,
-        acquired_at: record.acquired_at,
-        refreshed_at: record.refreshed_at,
-    })
+    let (account, acquired_at, refreshed_at) =
+        record.map(|r| (r.account, r.acquired_at, r.refreshed_at)).unwrap_or_default();
+    Ok(TokenReport { status, account, acquired_at, refreshed_at })
 }

@@ -1,39 +1,47 @@
-//! The [`Vault`] of a data directory: the refresh token sealed in the database, through the app.
+//! The [`Vault`] of one owner's authorization (the relay account's, or a device account's own mailbox): the
+//! refresh token sealed in the database, through the app.
 
 use crate::access_tokens::{Credential, Vault};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tidings_app::App;
+use tidings_app::{
+    App,
+    authorization::{Authorization, Owner},
+};
 use tidings_core::secret::SecretString;
 
-/// The credential a data directory holds: a refresh token, or an app-only authorization.
-pub async fn credential(app: &App) -> tidings_app::Result<Option<Credential>> {
-    credential_of(app, &app.oauth_record().await?).await
+/// The credential an owner holds: a refresh token, or an app-only authorization.
+pub async fn credential(app: &App, owner: Owner) -> tidings_app::Result<Option<Credential>> {
+    match app.authorization(owner).await? {
+        Some(record) => credential_of(app, &record).await,
+        None => Ok(None),
+    }
 }
 
 /// The credential, given the authorization record already read.
-pub async fn credential_of(app: &App, record: &tidings_store::OAuthRecord) -> tidings_app::Result<Option<Credential>> {
+pub async fn credential_of(app: &App, record: &Authorization) -> tidings_app::Result<Option<Credential>> {
     if record.client_credentials {
         return Ok(Some(Credential::Client { authorized_at: record.acquired_at }));
     }
-    Ok(app.oauth_refresh_token().await?.map(Credential::RefreshToken))
+    Ok(app.refresh_token(record.owner).await?.map(Credential::RefreshToken))
 }
 
 #[derive(Clone, Debug)]
 pub struct AppVault {
     app: App,
+    owner: Owner,
 }
 
 impl AppVault {
-    pub fn new(app: App) -> Self {
-        Self { app }
+    pub fn new(app: App, owner: Owner) -> Self {
+        Self { app, owner }
     }
 }
 
 #[async_trait]
 impl Vault for AppVault {
     async fn credential(&self) -> Result<Option<Credential>, tidings_app::Error> {
-        credential(&self.app).await
+        credential(&self.app, self.owner).await
     }
 
     async fn store_refreshed(
@@ -41,11 +49,11 @@ impl Vault for AppVault {
         rotated: Option<&SecretString>,
         _at: DateTime<Utc>,
     ) -> Result<(), tidings_app::Error> {
-        self.app.oauth_refreshed(rotated).await
+        self.app.token_refreshed(self.owner, rotated).await
     }
 
     async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error> {
-        self.app.oauth_failed(reason, explanation).await
+        self.app.token_failed(self.owner, reason, explanation).await
     }
 
     fn count_refresh(&self, outcome: &str) {
@@ -93,25 +101,36 @@ mod tests {
                 .await
                 .unwrap()
                 .app;
-        app.oauth_acquired("test", Some(&SecretString::new("rt-1")), Some("alerts@contoso.com")).await.unwrap();
+        app.authorized(Owner::Relay, "test", Some(&SecretString::new("rt-1")), Some("alerts@contoso.com"))
+            .await
+            .unwrap();
 
-        let manager =
-            TokenManager::new(Arc::new(Rotating), Arc::new(AppVault::new(app.clone())), ManagerOptions::default());
+        let manager = TokenManager::new(
+            Arc::new(Rotating),
+            Arc::new(AppVault::new(app.clone(), Owner::Relay)),
+            ManagerOptions::default(),
+        );
         assert_eq!(manager.access_token().await.unwrap().0.expose(), "at-1");
         // A restart: a new manager, nothing in memory, the rotated refresh token on disk.
-        let restarted =
-            TokenManager::new(Arc::new(Rotating), Arc::new(AppVault::new(app.clone())), ManagerOptions::default());
+        let restarted = TokenManager::new(
+            Arc::new(Rotating),
+            Arc::new(AppVault::new(app.clone(), Owner::Relay)),
+            ManagerOptions::default(),
+        );
         assert_eq!(restarted.access_token().await.unwrap().0.expose(), "at-2");
-        assert_eq!(app.oauth_refresh_token().await.unwrap().unwrap().expose(), "rt-3");
+        assert_eq!(app.refresh_token(Owner::Relay).await.unwrap().unwrap().expose(), "rt-3");
 
-        app.oauth_acquired("test", Some(&SecretString::new("revoked")), None).await.unwrap();
-        let err =
-            TokenManager::new(Arc::new(Rotating), Arc::new(AppVault::new(app.clone())), ManagerOptions::default())
-                .access_token()
-                .await
-                .unwrap_err();
+        app.authorized(Owner::Relay, "test", Some(&SecretString::new("revoked")), None).await.unwrap();
+        let err = TokenManager::new(
+            Arc::new(Rotating),
+            Arc::new(AppVault::new(app.clone(), Owner::Relay)),
+            ManagerOptions::default(),
+        )
+        .access_token()
+        .await
+        .unwrap_err();
         assert!(matches!(err, TokenError::ReauthorizationRequired(_)));
-        let record = app.oauth_record().await.unwrap();
+        let record = app.authorization(Owner::Relay).await.unwrap().unwrap();
         assert!(record.failure.unwrap().0.contains("AADSTS50173"));
     }
 }

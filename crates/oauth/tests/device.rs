@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
 
 use std::time::{Duration, Instant};
+use tidings_app::authorization::Owner;
 use tidings_app::{App, InitOptions, data_dir::DataDir};
 use tidings_oauth::flows::{self, FlowError};
 use tidings_testkit::OAuthFake;
@@ -60,12 +61,13 @@ async fn a_device_account_connects_its_own_mailbox_with_a_code() {
     let mailbox = device.finish(&app, None, "mailbox:jane-mfp").await.unwrap();
     approve.join().unwrap();
     assert_eq!(mailbox.as_deref(), Some("jane@contoso.com"));
-    let grant = app.mailbox_grant("jane-mfp").await.unwrap().unwrap();
+    let record = app.mailbox_of("jane-mfp").await.unwrap().unwrap();
     assert_eq!(
-        (grant.record.mailbox.as_str(), grant.record.acquired_by.as_str()),
-        ("jane@contoso.com", "mailbox:jane-mfp")
+        (record.account.as_deref(), record.acquired_by.as_deref()),
+        (Some("jane@contoso.com"), Some("mailbox:jane-mfp"))
     );
-    assert!(app.oauth_refresh_token().await.unwrap().is_none(), "the relay account's authorization is untouched");
+    assert!(app.refresh_token(record.owner).await.unwrap().is_some());
+    assert!(app.refresh_token(Owner::Relay).await.unwrap().is_none(), "the relay account's authorization is untouched");
 }
 
 #[tokio::test]
@@ -81,7 +83,7 @@ async fn microsoft_device_sign_in() {
     let account = device.finish(&app, None, "test").await.unwrap();
     approve.join().unwrap();
     assert_eq!(account.as_deref(), Some("alerts@contoso.com"));
-    assert!(app.oauth_refresh_token().await.unwrap().is_some());
+    assert!(app.refresh_token(Owner::Relay).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -94,7 +96,7 @@ async fn googles_spelling_and_polling_errors() {
     let approve = decide_soon(&fake, "approve");
     device.finish(&app, None, "test").await.unwrap();
     approve.join().unwrap();
-    assert!(app.oauth_refresh_token().await.unwrap().is_some());
+    assert!(app.refresh_token(Owner::Relay).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -133,7 +135,7 @@ async fn a_declined_or_expired_sign_in_stops_with_a_clear_message() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(app.oauth_refresh_token().await.unwrap().is_none());
+    assert!(app.refresh_token(Owner::Relay).await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -98,7 +98,11 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let committer = Committer::start(app.clone(), wake.clone(), handoff.clone());
     let endpoint = Arc::new(ConfiguredEndpoint::new(app.clone(), config.subscribe()));
     let mailboxes = Mailboxes::new(app.clone(), endpoint.clone(), options.tokens, shutdown.clone());
-    let tokens = TokenManager::new(endpoint, Arc::new(AppVault::new(app.clone())), options.tokens);
+    let tokens = TokenManager::new(
+        endpoint,
+        Arc::new(AppVault::new(app.clone(), tidings_app::authorization::Owner::Relay)),
+        options.tokens,
+    );
     let refresher = tokens.spawn_refresher(shutdown.clone());
     let engine = Engine {
         app: app.clone(),

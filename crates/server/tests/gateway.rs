@@ -10,6 +10,7 @@ mod support;
 use serde_json::{Value, json};
 use std::{process::Command, time::Duration};
 use support::{Tidings, eventually, relay};
+use tidings_app::authorization::Owner;
 use tidings_core::secret::SecretString;
 use tidings_testkit::{SmtpPeer, python, repo_root};
 
@@ -456,7 +457,7 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     assert!(landing.text().await.unwrap().contains("jane@contoso.com"));
     let (_, page) = browser.get("/mailbox").await;
     assert!(page.contains("Connected as jane@contoso.com"), "{page}");
-    assert!(tidings.app.oauth_refresh_token().await.unwrap().is_none(), "the relay account stays unauthorized");
+    assert!(tidings.app.refresh_token(Owner::Relay).await.unwrap().is_none(), "the relay account stays unauthorized");
 
     // Its messages go as its mailbox (envelope, From, XOAUTH2 user), the device's From kept in Reply-To.
     let answers = gw.client("starttls", send(true)).await;

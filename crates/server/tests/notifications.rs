@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use support::{Tidings, relay};
+use tidings_app::authorization::Owner;
 use tidings_core::{
     config::Locale,
     notify::{EventKind, Source, template},
@@ -272,7 +273,7 @@ async fn an_alert_waits_while_the_relay_refuses_us_and_goes_once_it_is_fixed() {
         &[("smtp.auth", "password"), ("smtp.username", "device"), ("smtp.password", "wrong")],
     ))
     .await;
-    tidings.app.oauth_failed("invalid_grant: AADSTS70000", "Sign in again.").await.unwrap();
+    tidings.app.token_failed(Owner::Relay, "invalid_grant: AADSTS70000", "Sign in again.").await.unwrap();
     // Recorded and shown at once, its mail waiting in the outbox while authentication fails.
     let events = wait_for_events(&tidings, |e| e.first().is_some_and(|e| e["message_status"] == "deferred")).await;
     assert_eq!(events[0]["kind"], "oauth.reauthorization_required");

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::{Tidings, eventually, relay};
+use tidings_app::authorization::Owner;
 use tidings_core::secret::SecretString;
 use tidings_testkit::{OAuthFake, SmtpPeer};
 
@@ -28,7 +29,7 @@ async fn authorized(lifetime: u64, refresh_token: &str, extra: &[(&str, &str)]) 
     settings.extend_from_slice(extra);
     let tidings = Tidings::start(relay(&peer, &settings)).await;
     let token = SecretString::new(refresh_token);
-    tidings.app.oauth_acquired("test", Some(&token), Some("alerts@example.com")).await.unwrap();
+    tidings.app.authorized(Owner::Relay, "test", Some(&token), Some("alerts@example.com")).await.unwrap();
     (fake, peer, tidings)
 }
 
@@ -50,9 +51,9 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
         let message = tidings.wait_for_status(*id, "delivered").await;
         assert_eq!(message["attempt_log"].as_array().unwrap().len(), 1, "no failed attempt: {message:#}");
     }
-    assert!(tidings.app.oauth_record().await.unwrap().refreshed_at.is_some());
+    assert!(tidings.app.authorization(Owner::Relay).await.unwrap().unwrap().refreshed_at.is_some());
     assert_ne!(
-        tidings.app.oauth_refresh_token().await.unwrap().unwrap().expose(),
+        tidings.app.refresh_token(Owner::Relay).await.unwrap().unwrap().expose(),
         "rt-initial",
         "the rotated refresh token was stored"
     );
@@ -77,7 +78,7 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
         attempt["text"].as_str().unwrap().contains("AADSTS") || attempt["text"].as_str().unwrap().contains("Authorize"),
         "{attempt}"
     );
-    let (reason, explanation) = tidings.app.oauth_record().await.unwrap().failure.unwrap();
+    let (reason, explanation) = tidings.app.authorization(Owner::Relay).await.unwrap().unwrap().failure.unwrap();
     assert!(
         reason.contains("AADSTS70000") && explanation.contains("Authorize Tidings again"),
         "{reason} / {explanation}"
@@ -95,7 +96,11 @@ async fn short_lived_tokens_never_fail_a_delivery_and_a_revocation_waits_for_a_n
 
     // An administrator authorizes again; the waiting messages go at once, the alert among them.
     fake.control("issue?refresh_token=rt-again");
-    tidings.app.oauth_acquired("test", Some(&SecretString::new("rt-again")), Some("alerts@example.com")).await.unwrap();
+    tidings
+        .app
+        .authorized(Owner::Relay, "test", Some(&SecretString::new("rt-again")), Some("alerts@example.com"))
+        .await
+        .unwrap();
     let mut subjects: Vec<String> = [peer.next_message().await, peer.next_message().await]
         .iter()
         .map(|m| m["data"].as_str().unwrap().to_owned())
@@ -307,7 +312,7 @@ async fn app_only_sending_with_client_credentials() {
     tidings.reconfigure(&[("oauth.client_secret", "app-secret")]).await;
     let (code, done) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
     assert_eq!(code, 200, "{done}");
-    assert!(tidings.app.oauth_refresh_token().await.unwrap().is_none(), "no refresh token for app-only tokens");
+    assert!(tidings.app.refresh_token(Owner::Relay).await.unwrap().is_none(), "no refresh token for app-only tokens");
     let id = tidings.send("app-only").await;
     assert_eq!(peer.next_message().await["auth_user"], "alerts@contoso.com");
     tidings.wait_for_status(id, "delivered").await;
@@ -315,7 +320,7 @@ async fn app_only_sending_with_client_credentials() {
     // The 3 s token is renewed with the client's credentials.
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    while tidings.app.oauth_record().await.unwrap().refreshed_at.is_none() {
+    while tidings.app.authorization(Owner::Relay).await.unwrap().unwrap().refreshed_at.is_none() {
         assert!(Instant::now() < deadline, "never renewed");
         tick.tick().await;
     }

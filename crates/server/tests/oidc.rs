@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::{Tidings, relay};
+use tidings_app::authorization::Owner;
 use tidings_testkit::{OidcProvider, SmtpPeer};
 
 /// A browser: keeps cookies, follows redirects by hand, fills the first form of each page (any login works
@@ -127,17 +128,25 @@ async fn authorization_code_with_pkce_then_refresh_with_rotation() {
     let landing = tidings.client.get(&back).send().await.unwrap();
     assert_eq!(landing.status(), 200, "{}", landing.text().await.unwrap());
     wait_for_state(&tidings, "active").await;
-    let first = tidings.app.oauth_refresh_token().await.unwrap().unwrap();
+    let first = tidings.app.refresh_token(Owner::Relay).await.unwrap().unwrap();
 
     // The access token lives 4 s: the daemon refreshes it at 80 %, and the server rotates the refresh token.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    while tidings.app.oauth_record().await.unwrap().refreshed_at.is_none() {
+    while tidings.app.authorization(Owner::Relay).await.unwrap().unwrap().refreshed_at.is_none() {
         let (_, status) = tidings.get("/api/v1/oauth/status").await;
-        assert!(Instant::now() < deadline, "no refresh: {status} {:?}", tidings.app.oauth_record().await.unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "no refresh: {status} {:?}",
+            tidings.app.authorization(Owner::Relay).await.unwrap().unwrap()
+        );
         tick.tick().await;
     }
-    assert_ne!(tidings.app.oauth_refresh_token().await.unwrap().unwrap(), first, "the rotated refresh token is stored");
+    assert_ne!(
+        tidings.app.refresh_token(Owner::Relay).await.unwrap().unwrap(),
+        first,
+        "the rotated refresh token is stored"
+    );
     wait_for_state(&tidings, "active").await;
     tidings.stop().await;
 }

@@ -265,26 +265,59 @@ pub struct ApiToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// The relay account's OAuth authorization, as recorded.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OAuthRecord {
+/// Whose OAuth authorization: the relay account's, or a device account's own mailbox (the gateway's
+/// `login_user` policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Relay,
+    Device(i64),
+}
+
+impl Owner {
+    /// The device account, for a device's authorization.
+    pub fn device_id(self) -> Option<i64> {
+        match self {
+            Owner::Relay => None,
+            Owner::Device(id) => Some(id),
+        }
+    }
+
+    pub fn of_device(device_id: Option<i64>) -> Self {
+        device_id.map_or(Owner::Relay, Owner::Device)
+    }
+}
+
+/// An OAuth authorization as recorded (never its refresh token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorization {
+    pub owner: Owner,
+    /// The mailbox the token is for, when known.
     pub account: Option<String>,
     /// Authorized with the client-credentials grant (no refresh token).
     pub client_credentials: bool,
     pub acquired_at: Option<DateTime<Utc>>,
+    /// Who signed in (an actor: `web:admin`, `mailbox:scanner`).
+    pub acquired_by: Option<String>,
     pub refreshed_at: Option<DateTime<Utc>>,
-    /// The provider's words when an administrator must act, and what to do.
+    /// The provider's words when someone must sign in again, and what to do.
     pub failure: Option<(String, String)>,
     pub failed_at: Option<DateTime<Utc>>,
 }
 
 /// What a token grant changes.
 #[derive(Debug)]
-pub enum OAuthGrant<'a> {
-    /// A new authorization (a sign-in): the refresh token (sealed), the account, and whether it is the
-    /// client-credentials grant.
-    Acquired { sealed_refresh_token: Option<&'a [u8]>, account: Option<&'a str>, client_credentials: bool },
-    /// A refresh: the rotated refresh token (sealed), if the provider sent one.
+pub enum Grant<'a> {
+    /// A new authorization (a sign-in), replacing any: the refresh token (sealed; `None` for app-only), the
+    /// mailbox, whether it is the client-credentials grant, and its audit entry (whose actor is recorded as
+    /// who acquired it).
+    Acquired {
+        sealed_refresh_token: Option<&'a [u8]>,
+        account: Option<&'a str>,
+        client_credentials: bool,
+        audit: &'a NewAuditEntry,
+    },
+    /// A refresh of the authorization there is (none: nothing is recorded): the rotated refresh token
+    /// (sealed), if the provider sent one. Clears any failure.
     Refreshed { sealed_refresh_token: Option<&'a [u8]> },
 }
 
@@ -296,8 +329,8 @@ pub struct PendingSignIn {
     pub redirect_uri: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// The device account connecting its own mailbox; `None` for the relay account.
-    pub device_id: Option<i64>,
+    /// Whose authorization it leads to.
+    pub owner: Owner,
 }
 
 impl fmt::Debug for PendingSignIn {
@@ -414,21 +447,6 @@ pub struct Device {
     pub created_by: String,
 }
 
-/// A device account's own mailbox authorization (the `login_user` policy), never its refresh token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MailboxRecord {
-    pub device_id: i64,
-    /// The mailbox the token is for.
-    pub mailbox: String,
-    pub acquired_at: DateTime<Utc>,
-    pub acquired_by: String,
-    pub refreshed_at: Option<DateTime<Utc>>,
-    /// The provider's words when the account must sign in again, and what to do.
-    pub failure: Option<String>,
-    pub explanation: Option<String>,
-    pub failed_at: Option<DateTime<Utc>>,
-}
-
 /// A device account's web session to create; only the hash of its cookie is stored.
 #[derive(Clone, Debug)]
 pub struct NewDeviceSession {
@@ -449,9 +467,6 @@ pub struct NewDevice {
 
 /// The origin of the messages Tidings sends on its own (alerts, notices, tests).
 pub use tidings_core::notify::dead_letter::NOTIFICATION_ORIGIN;
-
-/// The name of the sealed refresh token in the secrets table.
-pub const REFRESH_TOKEN: &str = "oauth.refresh_token";
 
 /// Everything Tidings keeps. Implemented once per backend; every method is one atomic operation.
 #[async_trait]
@@ -553,24 +568,33 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// How many messages are in each status.
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>>;
 
-    // OAuth.
+    // OAuth authorizations, one per owner.
 
-    async fn oauth_record(&self) -> Result<OAuthRecord>;
-    /// Stores a grant (and the refresh token with it, atomically); clears any recorded failure.
-    async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()>;
-    /// Records that an administrator must act, with the alert event to mail, in one commit.
-    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>, alert: &NewEvent) -> Result<()>;
-    /// Forgets the authorization and its refresh token.
-    async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()>;
+    /// An owner's authorization, with its sealed refresh token (none for app-only).
+    async fn authorization(&self, owner: Owner) -> Result<Option<(Authorization, Option<Vec<u8>>)>>;
+    /// Every authorization, the relay account's first, then the devices' by id.
+    async fn authorizations(&self) -> Result<Vec<Authorization>>;
+    /// Stores a grant and the refresh token with it, in one commit; clears any recorded failure.
+    async fn authorization_granted(&self, owner: Owner, grant: Grant<'_>, at: DateTime<Utc>) -> Result<()>;
+    /// Records that someone must sign in again, with the alert event to mail, in one commit.
+    async fn authorization_failed(
+        &self,
+        owner: Owner,
+        reason: &str,
+        explanation: &str,
+        at: DateTime<Utc>,
+        alert: &NewEvent,
+    ) -> Result<()>;
+    /// Deletes an authorization and its refresh token, with the audit entry; `false` when there was none.
+    async fn authorization_forget(&self, owner: Owner, audit: &NewAuditEntry) -> Result<bool>;
     /// Records a sign-in under way, dropping expired ones.
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()>;
-    /// Takes (and removes) the unexpired sign-in with this `state`, or with no state the newest one.
-    /// With `state`, that sign-in whoever started it; without (a pasted bare code), the newest of `device_id`
-    /// (`None`: the relay account's).
+    /// Takes (and removes) the unexpired sign-in with this `state`, whoever started it; with no state (a pasted
+    /// bare code), the newest of `owner`.
     async fn take_pending_sign_in(
         &self,
         state: Option<&str>,
-        device_id: Option<i64>,
+        owner: Owner,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingSignIn>>;
 
@@ -597,37 +621,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The device named `username` (case-insensitive) with its password hash.
     async fn device_for_login(&self, username: &str) -> Result<Option<(Device, String)>>;
     async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool>;
-    /// Every device account's mailbox authorization.
-    async fn mailboxes(&self) -> Result<Vec<MailboxRecord>>;
-    /// A device account's mailbox authorization with its sealed refresh token, by the account's name.
-    async fn mailbox_of(&self, username: &str) -> Result<Option<(MailboxRecord, Vec<u8>)>>;
-    /// Stores a new authorization of a device account's mailbox (replacing any), with its audit entry.
-    async fn mailbox_acquired(
-        &self,
-        device_id: i64,
-        mailbox: &str,
-        sealed_refresh_token: &[u8],
-        at: DateTime<Utc>,
-        audit: &NewAuditEntry,
-    ) -> Result<()>;
-    /// Records a refresh (and the rotated refresh token, sealed), clearing any failure.
-    async fn mailbox_refreshed(
-        &self,
-        device_id: i64,
-        sealed_refresh_token: Option<&[u8]>,
-        at: DateTime<Utc>,
-    ) -> Result<()>;
-    /// Records that the account must sign in again, with the alert event, in one commit.
-    async fn mailbox_failure(
-        &self,
-        device_id: i64,
-        reason: &str,
-        explanation: &str,
-        at: DateTime<Utc>,
-        alert: &NewEvent,
-    ) -> Result<()>;
-    /// Deletes a device account's mailbox authorization; `false` when there was none.
-    async fn mailbox_forget(&self, device_id: i64, audit: &NewAuditEntry) -> Result<bool>;
     async fn create_device_session(&self, session: &NewDeviceSession, audit: &NewAuditEntry) -> Result<()>;
     /// The device account and CSRF token of a live session.
     async fn device_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>>;

@@ -537,13 +537,19 @@ mod outbox {
     }
 }
 
-/// Device accounts' own mailboxes: authorizations (sealed tokens only), sessions, sign-ins under way, and
-/// messages that remember whose mailbox sends them.
-mod mailboxes {
+/// OAuth authorizations, one per owner (the relay account, each device account's own mailbox; sealed tokens
+/// only), device sessions, sign-ins under way, and messages that remember whose mailbox sends them.
+mod authorizations {
     use super::audit;
     use chrono::{Duration, TimeZone, Utc};
     use tidings_core::{notify::EventKind, outbox::Recipient};
-    use tidings_store::{NewDevice, NewDeviceSession, NewEvent, NewOutboxMessage, PendingSignIn, SqliteStore, Store};
+    use tidings_store::{
+        Grant, NewDevice, NewDeviceSession, NewEvent, NewOutboxMessage, Owner, PendingSignIn, SqliteStore, Store,
+    };
+
+    fn acquired<'a>(sealed: &'a [u8], account: &'a str, audit: &'a tidings_core::audit::NewAuditEntry) -> Grant<'a> {
+        Grant::Acquired { sealed_refresh_token: Some(sealed), account: Some(account), client_credentials: false, audit }
+    }
 
     async fn story(store: &dyn Store) {
         let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
@@ -553,21 +559,46 @@ mod mailboxes {
             addresses: vec!["jane@contoso.com".into()],
         };
         let id = store.create_device(&device, &audit("device.create", &["jane-mfp"])).await.unwrap();
-        assert!(store.mailbox_of("jane-mfp").await.unwrap().is_none());
+        let jane = Owner::Device(id);
+        assert!(store.authorization(jane).await.unwrap().is_none());
+        assert!(store.authorization(Owner::Relay).await.unwrap().is_none());
 
+        // Two owners, kept apart.
+        let entry = audit("mailbox.authorize", &[]);
+        store.authorization_granted(jane, acquired(b"sealed-1", "jane@contoso.com", &entry), t0).await.unwrap();
+        let relay_entry = audit("oauth.authorize", &[]);
+        let grant = acquired(b"relay-1", "alerts@contoso.com", &relay_entry);
+        store.authorization_granted(Owner::Relay, grant, t0).await.unwrap();
+        let (record, sealed) = store.authorization(jane).await.unwrap().unwrap();
+        assert_eq!(
+            (record.owner, record.account.as_deref(), sealed.as_deref(), record.acquired_at),
+            (jane, Some("jane@contoso.com"), Some(&b"sealed-1"[..]), Some(t0))
+        );
+        assert_eq!(record.acquired_by.as_deref(), Some("cli:test"));
+        let (relay, sealed) = store.authorization(Owner::Relay).await.unwrap().unwrap();
+        assert_eq!((relay.account.as_deref(), sealed.as_deref()), (Some("alerts@contoso.com"), Some(&b"relay-1"[..])));
+        let owners: Vec<Owner> = store.authorizations().await.unwrap().into_iter().map(|a| a.owner).collect();
+        assert_eq!(owners, [Owner::Relay, jane], "the relay account's first");
+
+        // A refresh keeps the token unless the provider rotated it.
         store
-            .mailbox_acquired(id, "jane@contoso.com", b"sealed-1", t0, &audit("mailbox.authorize", &[]))
+            .authorization_granted(
+                jane,
+                Grant::Refreshed { sealed_refresh_token: Some(b"sealed-2") },
+                t0 + Duration::seconds(60),
+            )
             .await
             .unwrap();
-        let (record, sealed) = store.mailbox_of("JANE-MFP").await.unwrap().unwrap();
+        store
+            .authorization_granted(jane, Grant::Refreshed { sealed_refresh_token: None }, t0 + Duration::seconds(120))
+            .await
+            .unwrap();
+        let (record, sealed) = store.authorization(jane).await.unwrap().unwrap();
         assert_eq!(
-            (record.mailbox.as_str(), sealed.as_slice(), record.acquired_at),
-            ("jane@contoso.com", &b"sealed-1"[..], t0)
+            (sealed.as_deref(), record.refreshed_at),
+            (Some(&b"sealed-2"[..]), Some(t0 + Duration::seconds(120)))
         );
-        store.mailbox_refreshed(id, Some(b"sealed-2"), t0 + Duration::seconds(60)).await.unwrap();
-        store.mailbox_refreshed(id, None, t0 + Duration::seconds(120)).await.unwrap();
-        let (record, sealed) = store.mailbox_of("jane-mfp").await.unwrap().unwrap();
-        assert_eq!((sealed.as_slice(), record.refreshed_at), (&b"sealed-2"[..], Some(t0 + Duration::seconds(120))));
+        assert_eq!(store.authorization(Owner::Relay).await.unwrap().unwrap().1.as_deref(), Some(&b"relay-1"[..]));
 
         let alert = NewEvent {
             kind: EventKind::ReauthorizationRequired,
@@ -576,9 +607,21 @@ mod mailboxes {
             origin: "tidings".into(),
             received_at: t0,
         };
-        store.mailbox_failure(id, "invalid_grant", "sign in again", t0, &alert).await.unwrap();
-        assert_eq!(store.mailboxes().await.unwrap()[0].failure.as_deref(), Some("invalid_grant"));
+        store.authorization_failed(jane, "invalid_grant", "sign in again", t0, &alert).await.unwrap();
+        let (record, _) = store.authorization(jane).await.unwrap().unwrap();
+        assert_eq!(record.failure, Some(("invalid_grant".to_owned(), "sign in again".to_owned())));
         assert_eq!(store.pending_events(10).await.unwrap().len(), 1, "the alert is recorded with the failure");
+        assert!(store.authorization(Owner::Relay).await.unwrap().unwrap().0.failure.is_none());
+        store.authorization_granted(jane, Grant::Refreshed { sealed_refresh_token: None }, t0).await.unwrap();
+        assert!(store.authorization(jane).await.unwrap().unwrap().0.failure.is_none(), "a refresh clears it");
+
+        // App-only: no refresh token.
+        let app_only = audit("oauth.authorize", &["client_credentials"]);
+        let grant =
+            Grant::Acquired { sealed_refresh_token: None, account: None, client_credentials: true, audit: &app_only };
+        store.authorization_granted(Owner::Relay, grant, t0).await.unwrap();
+        let (relay, sealed) = store.authorization(Owner::Relay).await.unwrap().unwrap();
+        assert!(relay.client_credentials && sealed.is_none() && relay.account.is_none());
 
         // Sessions: live until they expire; the account's deletion ends them with its authorization.
         let session = NewDeviceSession {
@@ -594,21 +637,21 @@ mod mailboxes {
         assert!(store.device_session(&[1; 32], Utc::now() + Duration::hours(2)).await.unwrap().is_none());
 
         // A bare pasted code takes the newest sign-in of its own owner only.
-        for (state, device_id) in [("relay", None), ("jane", Some(id))] {
+        for (state, owner) in [("relay", Owner::Relay), ("jane", jane)] {
             let pending = PendingSignIn {
                 state: state.into(),
                 sealed_verifier: vec![0],
                 redirect_uri: "https://t/".into(),
                 created_at: Utc::now(),
                 expires_at: Utc::now() + Duration::minutes(15),
-                device_id,
+                owner,
             };
             store.put_pending_sign_in(&pending).await.unwrap();
         }
-        let taken = store.take_pending_sign_in(None, None, Utc::now()).await.unwrap().unwrap();
-        assert_eq!((taken.state.as_str(), taken.device_id), ("relay", None));
-        let taken = store.take_pending_sign_in(Some("jane"), None, Utc::now()).await.unwrap().unwrap();
-        assert_eq!(taken.device_id, Some(id), "a state names its sign-in whoever started it");
+        let taken = store.take_pending_sign_in(None, Owner::Relay, Utc::now()).await.unwrap().unwrap();
+        assert_eq!((taken.state.as_str(), taken.owner), ("relay", Owner::Relay));
+        let taken = store.take_pending_sign_in(Some("jane"), Owner::Relay, Utc::now()).await.unwrap().unwrap();
+        assert_eq!(taken.owner, jane, "a state names its sign-in whoever started it");
 
         let message = NewOutboxMessage {
             origin: "gateway:jane-mfp".into(),
@@ -627,19 +670,21 @@ mod mailboxes {
             .unwrap();
         assert_eq!(leased[0].mailbox_of.as_deref(), Some("jane-mfp"));
 
-        assert!(store.mailbox_forget(id, &audit("mailbox.revoke", &[])).await.unwrap());
-        assert!(!store.mailbox_forget(id, &audit("mailbox.revoke", &[])).await.unwrap());
-        store
-            .mailbox_acquired(id, "jane@contoso.com", b"sealed-3", t0, &audit("mailbox.authorize", &[]))
-            .await
-            .unwrap();
+        // Forgetting one owner's leaves the other's; a refresh of a forgotten authorization brings nothing back.
+        assert!(store.authorization_forget(jane, &audit("mailbox.revoke", &[])).await.unwrap());
+        assert!(!store.authorization_forget(jane, &audit("mailbox.revoke", &[])).await.unwrap());
+        store.authorization_granted(jane, Grant::Refreshed { sealed_refresh_token: Some(b"late") }, t0).await.unwrap();
+        assert!(store.authorization(jane).await.unwrap().is_none());
+        assert!(store.authorization(Owner::Relay).await.unwrap().is_some());
+        store.authorization_granted(jane, acquired(b"sealed-3", "jane@contoso.com", &entry), t0).await.unwrap();
         store.delete_device(id, &audit("device.delete", &[])).await.unwrap();
-        assert!(store.mailboxes().await.unwrap().is_empty(), "deleting the account deletes its authorization");
+        assert!(store.authorization(jane).await.unwrap().is_none(), "deleting the account deletes its authorization");
+        assert_eq!(store.authorizations().await.unwrap().len(), 1);
         assert!(store.device_session(&[1; 32], Utc::now()).await.unwrap().is_none());
     }
 
     #[tokio::test]
-    async fn sqlite_mailbox_story() {
+    async fn sqlite_authorization_story() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
         story(&store).await;

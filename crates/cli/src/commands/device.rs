@@ -7,7 +7,7 @@ use std::{
     io::{BufRead, IsTerminal},
     process::ExitCode,
 };
-use tidings_app::{App, Error};
+use tidings_app::{App, Error, authorization};
 use tidings_core::secret::SecretString;
 use tidings_oauth::flows::{self, Owner};
 use tidings_server::http::wire;
@@ -47,8 +47,10 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
                 for d in devices {
                     let mailbox = match &d.mailbox {
                         None => String::new(),
-                        Some(m) if m.failure.is_some() => format!("  [mailbox {}: sign in again]", m.mailbox),
-                        Some(m) => format!("  [mailbox {} connected]", m.mailbox),
+                        Some(m) if m.failure.is_some() => {
+                            format!("  [mailbox {}: sign in again]", m.account.as_deref().unwrap_or_default())
+                        }
+                        Some(m) => format!("  [mailbox {} connected]", m.account.as_deref().unwrap_or_default()),
                     };
                     say!("{:>4}  {:<24} {}{mailbox}", d.device.id, d.device.username, d.device.addresses.join(" "));
                 }
@@ -57,7 +59,7 @@ pub async fn run(app: &App, command: DeviceCommand) -> Result<ExitCode> {
         DeviceCommand::Connect { id, device_code } => connect(app, id, device_code).await?,
         DeviceCommand::Disconnect { id } => {
             let device = app.device(id).await?;
-            if !app.mailbox_forget(&actor(), &device).await? {
+            if !app.forget_authorization(authorization::Owner::Device(device.id), &actor()).await? {
                 bail!("device account {} has no mailbox token", device.username);
             }
             say!("Deleted the mailbox token of device account {}.", device.username);
@@ -92,7 +94,7 @@ async fn connect(app: &App, id: i64, device_code: bool) -> Result<()> {
         connected(signing_in.finish(app, None, &actor()).await.map_err(|e| anyhow!(e))?);
         return Ok(());
     }
-    let before = app.mailbox_of(&device.username).await?.map(|m| m.acquired_at);
+    let before = app.mailbox_of(&device.username).await?.and_then(|m| m.acquired_at);
     let started = flows::start(app, &owner).await.map_err(|e| anyhow!(e))?;
     say!("Open this address in a browser and sign in as the account's own mailbox:\n\n  {}\n", started.url);
     if std::io::stdin().is_terminal() {
@@ -105,7 +107,7 @@ async fn connect(app: &App, id: i64, device_code: bool) -> Result<()> {
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim().is_empty() {
         match app.mailbox_of(&device.username).await? {
-            Some(m) if Some(m.acquired_at) != before => connected(Some(m.mailbox)),
+            Some(m) if m.acquired_at != before => connected(m.account),
             _ => bail!(
                 "the mailbox is not connected yet; run the command again and paste the address the browser ended on"
             ),

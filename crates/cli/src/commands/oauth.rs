@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tidings_app::App;
+use tidings_app::authorization::Owner;
 use tidings_core::secret::SecretName;
 use tidings_oauth::{flows, http::HttpEndpoint, status::TokenStatus};
 
@@ -73,7 +74,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
             }
         }
         OauthCommand::Revoke => {
-            app.oauth_forget(&actor()).await?;
+            app.forget_authorization(Owner::Relay, &actor()).await?;
             say!("The stored authorization was deleted. Sign in again with `tidings oauth login`.");
         }
     }
@@ -81,7 +82,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
 }
 
 async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
-    let before = app.oauth_record().await?.acquired_at;
+    let before = app.authorization(Owner::Relay).await?.and_then(|a| a.acquired_at);
     let started = flows::start(app, &flows::Owner::Relay).await.map_err(|e| anyhow!(e))?;
     say!("Open this address in a browser and sign in with the mailbox Tidings sends as:\n\n  {}\n", started.url);
     if paste {
@@ -103,8 +104,10 @@ async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         every.tick().await;
-        let record = app.oauth_record().await?;
-        if record.acquired_at != before && record.acquired_at.is_some() {
+        if let Some(record) = app.authorization(Owner::Relay).await?
+            && record.acquired_at != before
+            && record.acquired_at.is_some()
+        {
             say!("Tidings is authorized{}.", record.account.map(|a| format!(" to send as {a}")).unwrap_or_default());
             return Ok(());
         }

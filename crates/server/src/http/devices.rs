@@ -11,6 +11,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use tidings_app::authorization::Owner;
 use tidings_core::secret::SecretString;
 
 pub fn router() -> Router<Context> {
@@ -35,7 +36,7 @@ async fn forget_mailbox(
     caller.require_operator()?;
     let app = &context.inner.app;
     let device = app.device(id).await.map_err(|_| ApiError::NotFound(format!("no device account {id}")))?;
-    if app.mailbox_forget(&caller.actor, &device).await? {
+    if app.forget_authorization(Owner::Device(device.id), &caller.actor).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("device account {} has no mailbox token", device.username)))

@@ -291,16 +291,17 @@ pub struct Mailbox {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
-impl From<&store::MailboxRecord> for Mailbox {
-    fn from(m: &store::MailboxRecord) -> Self {
+impl From<&store::Authorization> for Mailbox {
+    fn from(m: &store::Authorization) -> Self {
+        let (failure, explanation) = m.failure.clone().unzip();
         Self {
-            device_id: m.device_id,
-            mailbox: m.mailbox.clone(),
-            acquired_at: m.acquired_at,
-            acquired_by: m.acquired_by.clone(),
+            device_id: m.owner.device_id().unwrap_or_default(),
+            mailbox: m.account.clone().unwrap_or_default(),
+            acquired_at: m.acquired_at.unwrap_or_default(),
+            acquired_by: m.acquired_by.clone().unwrap_or_default(),
             refreshed_at: m.refreshed_at,
-            failure: m.failure.clone(),
-            explanation: m.explanation.clone(),
+            failure,
+            explanation,
             failed_at: m.failed_at,
         }
     }
@@ -317,7 +318,7 @@ pub struct Device {
 }
 
 impl Device {
-    pub fn new(device: &store::Device, mailbox: Option<&store::MailboxRecord>) -> Self {
+    pub fn new(device: &store::Device, mailbox: Option<&store::Authorization>) -> Self {
         Self {
             id: device.id,
             username: device.username.clone(),

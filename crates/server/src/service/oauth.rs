@@ -60,7 +60,7 @@ pub async fn check_connection(
 
 /// Deletes the relay account's authorization, and the token held in memory.
 pub async fn forget_authorization(context: &Context, actor: &str) -> Result<(), tidings_app::Error> {
-    context.inner.app.oauth_forget(actor).await?;
+    context.inner.app.forget_authorization(tidings_app::authorization::Owner::Relay, actor).await?;
     context.inner.tokens.forget();
     Ok(())
 }

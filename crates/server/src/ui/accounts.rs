@@ -1,6 +1,6 @@
 //! Accounts and API tokens (administrators), and every account's own language and password.
 
-use super::{Need, UiError, Viewer, csrf_field, i18n, notice, page, role_key, when};
+use super::{Need, UiError, Viewer, connected, csrf_field, i18n, notice, page, role_key, when};
 use crate::service::Context;
 use axum::{
     Form, Router,
@@ -11,7 +11,7 @@ use axum::{
 };
 use maud::html;
 use serde::Deserialize;
-use tidings_app::{mailboxes::DeviceWithMailbox, sign_in::AccountUpdate};
+use tidings_app::{authorization::Owner, mailboxes::DeviceWithMailbox, sign_in::AccountUpdate};
 use tidings_core::{account::Role, secret::SecretString};
 
 pub fn router() -> Router<Context> {
@@ -76,8 +76,8 @@ async fn render(
                                 td {
                                     @match mailbox {
                                         None => "—",
-                                        Some(m) if m.failure.is_some() => { (m.mailbox) ": " (tr.t("mailbox.reconnect")) }
-                                        Some(m) => (tr.f("mailbox.connected", &[("mailbox", &m.mailbox), ("at", &when(&m.acquired_at))])),
+                                        Some(m) if m.failure.is_some() => { (m.account.as_deref().unwrap_or_default()) ": " (tr.t("mailbox.reconnect")) }
+                                        Some(m) => (connected(tr, m)),
                                     }
                                     @if mailbox.is_some() && viewer.may_operate() {
                                         form method="post" action={"/devices/" (d.id) "/mailbox/delete"} {
@@ -364,7 +364,7 @@ async fn forget_mailbox(
     viewer.permit(&form.csrf, Need::Operator)?;
     let app = &context.inner.app;
     let device = app.device(id).await?;
-    app.mailbox_forget(&viewer.caller.actor, &device).await?;
+    app.forget_authorization(Owner::Device(device.id), &viewer.caller.actor).await?;
     let text = viewer.tr.f("devices.token_deleted", &[("name", &device.username)]);
     render(&context, &viewer, vec![("ok", text)], StatusCode::OK).await
 }

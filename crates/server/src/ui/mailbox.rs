@@ -4,7 +4,7 @@
 //! the same double-submit protection and per-address throttling as the administrators' one.
 
 use super::{
-    UiError, i18n,
+    UiError, connected, i18n,
     login::{LOGIN_COOKIE, SignInForm, cookie_header, random, shown_back, signed_in, standalone, throttled_key},
     notice,
     oauth::{authorized, device_panel, flow_error},
@@ -21,6 +21,7 @@ use axum::{
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use tidings_app::authorization;
 use tidings_core::{config::gateway::SenderPolicy, secret::SecretString};
 use tidings_oauth::flows::{self, Owner};
 use tidings_store::Device;
@@ -130,11 +131,10 @@ async fn render(
                         None => (tr.t("mailbox.not_connected")),
                         Some(r) if r.failure.is_some() => {
                             strong { (tr.t("mailbox.reconnect")) } br;
-                            (r.failure.as_deref().unwrap_or("")) br;
-                            (r.explanation.as_deref().unwrap_or(""))
+                            @if let Some((said, explanation)) = &r.failure { (said) br; (explanation) }
                         }
                         Some(r) => {
-                            (tr.f("mailbox.connected", &[("mailbox", &r.mailbox), ("at", &when(&r.acquired_at))]))
+                            (connected(tr, r))
                             @if let Some(at) = &r.refreshed_at { br; (tr.f("mailbox.refreshed", &[("at", &when(at))])) }
                         }
                     }
@@ -257,7 +257,7 @@ async fn forget(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     holder.check(&form.csrf)?;
-    context.inner.app.mailbox_forget(&actor(&holder), &holder.device).await?;
+    context.inner.app.forget_authorization(authorization::Owner::Device(holder.device.id), &actor(&holder)).await?;
     render(&context, &holder, vec![("ok", holder.tr.t("mailbox.forgotten").to_owned())], None).await
 }
 

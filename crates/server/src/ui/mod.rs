@@ -331,6 +331,12 @@ pub fn when(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// "MAILBOX, connected WHEN": an authorization that works, on the devices' list and the account's own page.
+pub fn connected(tr: Tr, authorization: &tidings_app::authorization::Authorization) -> String {
+    let at = authorization.acquired_at.as_ref().map(when).unwrap_or_default();
+    tr.f("mailbox.connected", &[("mailbox", authorization.account.as_deref().unwrap_or_default()), ("at", &at)])
+}
+
 /// Text with line breaks kept.
 pub fn multiline(text: &str) -> Markup {
     html! { @for (i, line) in text.lines().enumerate() { @if i > 0 { br; } (line) } }

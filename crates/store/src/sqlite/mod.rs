@@ -6,20 +6,20 @@
 //! through a single connection and reads through a second, read-only one.
 
 mod accounts;
+mod authorizations;
 mod batch;
+mod device_sessions;
 mod devices;
 mod events;
-mod mailboxes;
-mod oauth;
 mod outbox;
 mod stored;
 mod tokens;
 mod writer;
 
 use crate::{
-    Account, AccountChange, ApiToken, ConfigRecord, ConfigSave, Device, Error, EventFilter, EventHandling, EventRecord,
-    EventState, LeasedMessage, LoginRecord, MailboxRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount,
-    NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage, NewSession, OAuthGrant, OAuthRecord,
+    Account, AccountChange, ApiToken, Authorization, ConfigRecord, ConfigSave, Device, Error, EventFilter,
+    EventHandling, EventRecord, EventState, Grant, LeasedMessage, LoginRecord, MessageDetail, MessageFilter,
+    MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage, NewSession, Owner,
     PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage, Waiting,
 };
 use async_trait::async_trait;
@@ -343,29 +343,39 @@ impl Store for SqliteStore {
         outbox::queue_counts(&self.reader).await
     }
 
-    async fn oauth_record(&self) -> Result<OAuthRecord> {
-        oauth::record(&self.reader).await
+    async fn authorization(&self, owner: Owner) -> Result<Option<(Authorization, Option<Vec<u8>>)>> {
+        authorizations::one(&self.reader, owner).await
     }
-    async fn oauth_grant(&self, grant: OAuthGrant<'_>, at: DateTime<Utc>) -> Result<()> {
-        oauth::grant(&mut *self.writer.lock().await?, grant, at).await
+    async fn authorizations(&self) -> Result<Vec<Authorization>> {
+        authorizations::all(&self.reader).await
     }
-    async fn oauth_failure(&self, reason: &str, explanation: &str, at: DateTime<Utc>, alert: &NewEvent) -> Result<()> {
-        oauth::failure(&mut *self.writer.lock().await?, reason, explanation, at, alert).await
+    async fn authorization_granted(&self, owner: Owner, grant: Grant<'_>, at: DateTime<Utc>) -> Result<()> {
+        authorizations::granted(&mut *self.writer.lock().await?, owner, grant, at).await
     }
-    async fn oauth_forget(&self, audit: &NewAuditEntry) -> Result<()> {
-        oauth::forget(&mut *self.writer.lock().await?, audit).await
+    async fn authorization_failed(
+        &self,
+        owner: Owner,
+        reason: &str,
+        explanation: &str,
+        at: DateTime<Utc>,
+        alert: &NewEvent,
+    ) -> Result<()> {
+        authorizations::failed(&mut *self.writer.lock().await?, owner, reason, explanation, at, alert).await
+    }
+    async fn authorization_forget(&self, owner: Owner, audit: &NewAuditEntry) -> Result<bool> {
+        authorizations::forget(&mut *self.writer.lock().await?, owner, audit).await
     }
 
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()> {
-        oauth::put_pending(&mut *self.writer.lock().await?, pending).await
+        authorizations::put_pending(&mut *self.writer.lock().await?, pending).await
     }
     async fn take_pending_sign_in(
         &self,
         state: Option<&str>,
-        device_id: Option<i64>,
+        owner: Owner,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingSignIn>> {
-        oauth::take_pending(&mut *self.writer.lock().await?, state, device_id, now).await
+        authorizations::take_pending(&mut *self.writer.lock().await?, state, owner, now).await
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<i64> {
@@ -405,51 +415,14 @@ impl Store for SqliteStore {
     async fn delete_device(&self, id: i64, audit: &NewAuditEntry) -> Result<bool> {
         devices::delete(&mut *self.writer.lock().await?, id, audit).await
     }
-    async fn mailboxes(&self) -> Result<Vec<MailboxRecord>> {
-        mailboxes::list(&self.reader).await
-    }
-    async fn mailbox_of(&self, username: &str) -> Result<Option<(MailboxRecord, Vec<u8>)>> {
-        mailboxes::of(&self.reader, username).await
-    }
-    async fn mailbox_acquired(
-        &self,
-        device_id: i64,
-        mailbox: &str,
-        sealed_refresh_token: &[u8],
-        at: DateTime<Utc>,
-        audit: &NewAuditEntry,
-    ) -> Result<()> {
-        mailboxes::acquired(&mut *self.writer.lock().await?, device_id, mailbox, sealed_refresh_token, at, audit).await
-    }
-    async fn mailbox_refreshed(
-        &self,
-        device_id: i64,
-        sealed_refresh_token: Option<&[u8]>,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        mailboxes::refreshed(&mut *self.writer.lock().await?, device_id, sealed_refresh_token, at).await
-    }
-    async fn mailbox_failure(
-        &self,
-        device_id: i64,
-        reason: &str,
-        explanation: &str,
-        at: DateTime<Utc>,
-        alert: &NewEvent,
-    ) -> Result<()> {
-        mailboxes::failure(&mut *self.writer.lock().await?, device_id, reason, explanation, at, alert).await
-    }
-    async fn mailbox_forget(&self, device_id: i64, audit: &NewAuditEntry) -> Result<bool> {
-        mailboxes::forget(&mut *self.writer.lock().await?, device_id, audit).await
-    }
     async fn create_device_session(&self, session: &NewDeviceSession, audit: &NewAuditEntry) -> Result<()> {
-        mailboxes::create_session(&mut *self.writer.lock().await?, session, audit).await
+        device_sessions::create_session(&mut *self.writer.lock().await?, session, audit).await
     }
     async fn device_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>> {
-        mailboxes::session(&self.reader, token_hash, now).await
+        device_sessions::session(&self.reader, token_hash, now).await
     }
     async fn end_device_session(&self, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()> {
-        mailboxes::end_session(&mut *self.writer.lock().await?, token_hash, audit).await
+        device_sessions::end_session(&mut *self.writer.lock().await?, token_hash, audit).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {
