@@ -197,6 +197,11 @@ impl App {
             if changes.changed.is_empty() {
                 return Ok(Saved { revision: current.revision, changed: Vec::new(), warnings });
             }
+            if changes.changed.iter().any(|key| !tidings_core::cluster::is_node_local(key))
+                && let Some(reason) = self.read_only_reason().await?
+            {
+                return Err(Error::Conflict(reason));
+            }
             if forget {
                 // Before the save: should it fail, the tokens are gone and the change is not made, never the
                 // other way round.

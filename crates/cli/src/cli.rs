@@ -40,7 +40,7 @@ pub enum Command {
     /// Create a data directory: database, key file (0600) and the first Administrator account.
     Init(InitArgs),
     /// Run the daemon (initialising the data directory on first start).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show and change the email configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -63,6 +63,45 @@ pub enum Command {
     /// Device accounts of the SMTP submission gateway (what printers and scanners authenticate as).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// This node in a cluster: primary, backup and traffic nodes (docs/cluster.md).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// On the primary (a standalone node becomes it): make a one-time join code for a new node.
+    AddNode {
+        /// The new node's name.
+        name: String,
+        /// backup (takes over when the primary fails) or traffic.
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// How long the code works.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        expires: std::time::Duration,
+    },
+    /// On a new node: join the primary at URL (its cluster listener, https://HOST:PORT) with the code add-node
+    /// printed there.
+    Join {
+        url: String,
+        code: String,
+        /// This node's own cluster address (https://HOST:PORT of its serve --cluster-listen).
+        #[arg(long, value_name = "URL")]
+        advertise: String,
+    },
+    /// This node's role, epoch, primary and last sync.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The nodes this node knows: role, version, last contact.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// On the primary: remove a node (or a join code not used yet).
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,7 +208,7 @@ impl Command {
     /// one).
     pub fn workers(&self) -> usize {
         match self {
-            Command::Serve(ServeArgs { workers: Some(n), .. }) => usize::from(*n),
+            Command::Serve(args) if let Some(n) = args.workers => usize::from(n),
             _ => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }
@@ -213,6 +252,16 @@ pub struct ServeArgs {
     /// the daily notice's slot (it also wakes for every event the API receives).
     #[arg(long, env = "TIDINGS_NOTIFY_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub notify_poll_interval: Duration,
+    /// Listen for the other nodes of a cluster on this address (HTTPS with the node's own certificate; see
+    /// docs/cluster.md). No cluster listener without it.
+    #[arg(long, env = "TIDINGS_CLUSTER_LISTEN", value_name = "ADDR:PORT")]
+    pub cluster_listen: Option<std::net::SocketAddr>,
+    /// How long a backup or traffic node's request to its primary waits for a change (a long poll).
+    #[arg(long, env = "TIDINGS_CLUSTER_WAIT", default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub cluster_wait: Duration,
+    /// The longest pause between attempts while the primary cannot be reached (doubling from 1 s).
+    #[arg(long, env = "TIDINGS_CLUSTER_RETRY_MAX", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub cluster_retry_max: Duration,
     /// This node's name in message leases (default: the host name).
     #[arg(long, env = "TIDINGS_NODE_ID", value_name = "NAME")]
     pub node_id: Option<String>,

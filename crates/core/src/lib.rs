@@ -14,10 +14,12 @@
 //! - [`account`]: roles and user names.
 //! - [`invalid`]: why a value was refused, the error of every parser and validator here.
 //! - [`audit`]: what an audit-log entry records.
+//! - [`cluster`]: node roles, the join code, the keys that stay a node's own, what a follower says.
 
 pub mod account;
 pub mod address;
 pub mod audit;
+pub mod cluster;
 pub mod config;
 pub mod invalid;
 pub mod message;

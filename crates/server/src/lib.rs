@@ -48,6 +48,10 @@ pub enum Error {
     App(#[from] tidings_app::Error),
     #[error("the HTTP server stopped: {0}")]
     Http(#[source] std::io::Error),
+    #[error("cannot listen on {address} for the cluster ({source}); choose another --cluster-listen address")]
+    ClusterListen { address: std::net::SocketAddr, source: std::io::Error },
+    #[error("the cluster listener: {0}")]
+    ClusterTls(#[from] tidings_core::Invalid),
     #[error("HTTPS: {0}")]
     Tls(#[from] tidings_app::tls_files::PairError),
 }
@@ -71,6 +75,11 @@ pub struct Options {
     pub http: serve::HttpTimeouts,
     /// How often the gateway looks again at its certificate files and at a listener it could not bind.
     pub gateway_recheck: Duration,
+    /// Where the other nodes of the cluster reach this one (HTTPS with the node's own certificate); no cluster
+    /// listener when `None`.
+    pub cluster_listen: Option<std::net::SocketAddr>,
+    /// How a follower asks its primary.
+    pub follow: tidings_cluster::follow::FollowOptions,
 }
 
 impl Default for Options {
@@ -84,6 +93,8 @@ impl Default for Options {
             tls: None,
             http: serve::HttpTimeouts::default(),
             gateway_recheck: tidings_gateway::RECHECK,
+            cluster_listen: None,
+            follow: tidings_cluster::follow::FollowOptions::default(),
         }
     }
 }
@@ -123,6 +134,20 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         recheck: options.gateway_recheck,
     }
     .spawn(shutdown.clone());
+    let cluster = match options.cluster_listen {
+        Some(address) => {
+            let listener =
+                TcpListener::bind(address).await.map_err(|source| Error::ClusterListen { address, source })?;
+            let identity = app.cluster_identity().await?;
+            let tls = tokio_rustls::TlsAcceptor::from(tidings_cluster::tls::server_config(&identity)?);
+            let address = listener.local_addr().map_err(Error::Http)?;
+            tracing::info!(%address, fingerprint = %identity.fingerprint, "Tidings cluster is listening");
+            let router = tidings_cluster::api::router(app.clone());
+            Some(tokio::spawn(serve::serve(listener, router, Some(tls), options.http, shutdown.clone())))
+        }
+        None => None,
+    };
+    let follower = tidings_cluster::follow::spawn(app.clone(), options.follow, shutdown.clone());
     let events = Arc::new(Notify::new());
     let notifier = Notifier {
         app: app.clone(),
@@ -162,6 +187,10 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let _ = refresher.await;
     let _ = notifier.await;
     let _ = gateway.await;
+    let _ = follower.await;
+    if let Some(cluster) = cluster {
+        let _ = cluster.await;
+    }
     tracing::info!("Tidings stopped");
     Ok(())
 }

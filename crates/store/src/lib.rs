@@ -447,6 +447,65 @@ pub struct Device {
     pub created_by: String,
 }
 
+/// This node in its cluster.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSelf {
+    pub role: tidings_core::cluster::Role,
+    pub name: String,
+    pub epoch: i64,
+    /// For a follower: the primary's name, address and pinned certificate fingerprint.
+    pub primary_name: Option<String>,
+    pub primary_url: Option<String>,
+    pub primary_fingerprint: Option<String>,
+    /// For a follower: the key exchanged with the primary (sealed).
+    pub sealed_key: Option<Vec<u8>>,
+    /// The primary's revision last taken, its snapshot's digest, and when.
+    pub synced_revision: Option<i64>,
+    pub synced_digest: Option<String>,
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for ClusterSelf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterSelf")
+            .field("role", &self.role)
+            .field("name", &self.name)
+            .field("epoch", &self.epoch)
+            .field("primary_url", &self.primary_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Another node, as this node knows it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub name: String,
+    pub role: tidings_core::cluster::Role,
+    pub advertise: Option<String>,
+    pub fingerprint: Option<String>,
+    /// On the primary: the key exchanged when it joined (sealed).
+    pub sealed_key: Option<Vec<u8>>,
+    /// A join code not used yet: its secret's SHA-256, and until when it works.
+    pub code_hash: Option<Vec<u8>>,
+    pub code_expires_at: Option<DateTime<Utc>>,
+    pub joined_at: Option<DateTime<Utc>>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    pub version: Option<String>,
+    pub synced_revision: Option<i64>,
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("advertise", &self.advertise)
+            .field("last_contact_at", &self.last_contact_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A device account's web session to create; only the hash of its cookie is stored.
 #[derive(Clone, Debug)]
 pub struct NewDeviceSession {
@@ -625,6 +684,21 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The device account and CSRF token of a live session.
     async fn device_session(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<(Device, String)>>;
     async fn end_device_session(&self, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()>;
+
+    // The cluster.
+
+    /// This node in its cluster; `None` while standalone.
+    async fn cluster_self(&self) -> Result<Option<ClusterSelf>>;
+    /// Records this node's place in its cluster (`None`: standalone again), with the audit entry when an
+    /// operator changed it.
+    async fn put_cluster_self(&self, state: Option<&ClusterSelf>, audit: Option<&NewAuditEntry>) -> Result<()>;
+    async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>>;
+    /// Stores a node (replacing the one of that name), with the audit entry when an operator changed it.
+    async fn put_cluster_node(&self, node: &ClusterNode, audit: Option<&NewAuditEntry>) -> Result<()>;
+    /// Replaces the whole list (a follower takes the primary's).
+    async fn replace_cluster_nodes(&self, nodes: &[ClusterNode]) -> Result<()>;
+    /// Deletes a node; `false` when there was none of that name.
+    async fn remove_cluster_node(&self, name: &str, audit: &NewAuditEntry) -> Result<bool>;
 
     // API tokens.
 

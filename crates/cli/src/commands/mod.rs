@@ -3,6 +3,7 @@
 
 mod api_token;
 mod audit;
+mod cluster;
 mod config;
 mod device;
 mod event;
@@ -20,7 +21,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let global = &cli.global;
     match cli.command {
         Command::Init(args) => init::run(global, args).await,
-        Command::Serve(args) => serve::run(global, args).await,
+        Command::Serve(args) => serve::run(global, *args).await,
         Command::Config(command) => config::run(global, command).await,
         Command::Audit(args) => audit::run(&open(global).await?, args).await,
         Command::Send(args) => queue::send(&open(global).await?, args).await,
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Oauth(command) => oauth::run(&open(global).await?, command).await,
         Command::Event(command) => event::run(&open(global).await?, command).await,
         Command::Device(command) => device::run(&open(global).await?, command).await,
+        Command::Cluster(command) => cluster::run(&open(global).await?, command).await,
     }
 }
 

@@ -52,6 +52,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             body: args.http_body_timeout,
         },
         gateway_recheck: args.gateway_recheck_interval,
+        cluster_listen: args.cluster_listen,
+        follow: tidings_cluster::follow::FollowOptions {
+            wait: args.cluster_wait,
+            retry_max: args.cluster_retry_max,
+            ..Default::default()
+        },
         ..Default::default()
     };
     crate::allocator::trim_every(args.memory_trim_interval);

@@ -2,6 +2,7 @@
 
 mod accounts;
 pub(crate) mod auth;
+mod cluster;
 mod devices;
 pub(crate) mod email_config;
 pub(crate) mod error;
@@ -32,5 +33,6 @@ pub fn router() -> Router<Context> {
         .merge(events::router())
         .merge(messages::router())
         .merge(oauth::router())
+        .merge(cluster::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

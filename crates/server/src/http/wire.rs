@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tidings_app::notifications;
+use tidings_app::{cluster, notifications};
 use tidings_core::{
     account::Role,
     audit,
@@ -414,6 +414,76 @@ impl From<&status::TokenReport> for TokenReport {
     }
 }
 
+/// This node in its cluster, and the nodes it knows (never a key or a join code's secret).
+#[derive(Debug, Serialize)]
+pub struct Cluster {
+    pub role: &'static str,
+    pub name: String,
+    pub epoch: i64,
+    /// For a backup or traffic node: the primary it follows.
+    pub primary: Option<ClusterPrimary>,
+    /// For a backup or traffic node: the primary's revision last taken, and when.
+    pub synced_revision: Option<i64>,
+    pub synced_at: Option<DateTime<Utc>>,
+    /// For a backup or traffic node: why its configuration is read-only here.
+    pub read_only: Option<String>,
+    pub nodes: Vec<ClusterNode>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterPrimary {
+    pub name: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterNode {
+    pub name: String,
+    pub role: &'static str,
+    /// `joined`, or `invited` while its join code is not used yet.
+    pub state: &'static str,
+    pub advertise: Option<String>,
+    pub fingerprint: Option<String>,
+    pub joined_at: Option<DateTime<Utc>>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    pub version: Option<String>,
+    pub code_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Cluster {
+    pub fn new(m: &cluster::Membership, nodes: &[store::ClusterNode], read_only: Option<String>) -> Self {
+        Self {
+            role: m.role.as_str(),
+            name: m.name.clone(),
+            epoch: m.epoch,
+            primary: m
+                .role
+                .follows()
+                .then(|| ClusterPrimary { name: m.primary_name.clone(), url: m.primary_url.clone() }),
+            synced_revision: m.synced_revision,
+            synced_at: m.synced_at,
+            read_only,
+            nodes: nodes.iter().map(ClusterNode::from).collect(),
+        }
+    }
+}
+
+impl From<&store::ClusterNode> for ClusterNode {
+    fn from(n: &store::ClusterNode) -> Self {
+        Self {
+            name: n.name.clone(),
+            role: n.role.as_str(),
+            state: if n.joined_at.is_some() { "joined" } else { "invited" },
+            advertise: n.advertise.clone(),
+            fingerprint: n.fingerprint.clone(),
+            joined_at: n.joined_at,
+            last_contact_at: n.last_contact_at,
+            version: n.version.clone(),
+            code_expires_at: n.code_expires_at,
+        }
+    }
+}
+
 /// Each record of a list in its wire shape.
 pub fn all<'a, R: 'a, W: From<&'a R>>(records: &'a [R]) -> Vec<W> {
     records.iter().map(W::from).collect()
@@ -619,6 +689,31 @@ mod tests {
             token.extend(wire.as_object().unwrap().keys().cloned());
         }
         cases.push(("TokenReport", schema("TokenReport"), token));
+        let node = store::ClusterNode {
+            name: "b".into(),
+            role: tidings_core::cluster::Role::Backup,
+            advertise: some(),
+            fingerprint: some(),
+            joined_at: Some(at()),
+            last_contact_at: Some(at()),
+            version: some(),
+            code_expires_at: Some(at()),
+            ..Default::default()
+        };
+        let membership = cluster::Membership {
+            role: tidings_core::cluster::Role::Traffic,
+            name: "t".into(),
+            epoch: 1,
+            primary_name: some(),
+            primary_url: some(),
+            synced_revision: Some(3),
+            synced_at: Some(at()),
+        };
+        let shown = Cluster::new(&membership, std::slice::from_ref(&node), some());
+        cases.push(("Cluster", schema("Cluster"), sent(&shown)));
+        cases.push(("ClusterNode", schema("ClusterNode"), sent(&shown.nodes[0])));
+        let primary = schema("Cluster")["properties"]["primary"].clone();
+        cases.push(("Cluster.primary", primary, sent(shown.primary.as_ref().unwrap())));
         for (name, schema, sent) in cases {
             assert_eq!(sent, documented(&doc, &schema), "{name}: the fields sent differ from openapi.json's");
         }

@@ -184,17 +184,36 @@ impl OptionalFromRequestParts<Context> for Viewer {
 }
 
 /// What needs action, for the banner on every page.
-async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
-    let mut out = Vec::new();
+async fn banners(context: &Context, tr: Tr) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    if let Ok(me) = context.inner.app.membership().await
+        && me.role.follows()
+    {
+        let age = me.synced_at.map(|at| tidings_core::cluster::shown_age((chrono::Utc::now() - at).num_seconds()));
+        let link =
+            context.inner.config.get().config.public_base_url.clone().or(me.primary_url.clone()).unwrap_or_default();
+        out.push((
+            tr.f(
+                "banner.follower",
+                &[
+                    ("role", tr.t(&format!("cluster.role.{}", me.role))),
+                    ("primary", me.primary_name.as_deref().unwrap_or_default()),
+                    ("revision", &me.synced_revision.unwrap_or(0).to_string()),
+                    ("age", &age.unwrap_or_else(|| tr.t("cluster.never").to_owned())),
+                ],
+            ),
+            link,
+        ));
+    }
     if let Ok(report) = crate::service::oauth::live_report(context).await {
         match report.status {
             TokenStatus::ReauthorizationRequired { reason, .. } => {
-                out.push((tr.f("banner.reauth", &[("reason", &reason)]), "/oauth"));
+                out.push((tr.f("banner.reauth", &[("reason", &reason)]), "/oauth".into()));
             }
             TokenStatus::Failing { since, .. } => {
                 out.push((
                     tr.f("banner.token_failing", &[("since", &since.format("%Y-%m-%d %H:%M UTC").to_string())]),
-                    "/oauth",
+                    "/oauth".into(),
                 ));
             }
             _ => {}
@@ -220,7 +239,7 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
                         ("account", account),
                     ],
                 ),
-                "/outbox",
+                "/outbox".into(),
             ));
         }
     }
@@ -231,24 +250,24 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, &'static str)> {
             let budget = spent.recipients_per_day.map(|b| b.to_string()).unwrap_or_default();
             out.push((
                 tr.f("banner.budget_spent", &[("account", account), ("budget", &budget), ("until", &until)]),
-                "/outbox",
+                "/outbox".into(),
             ));
         }
     }
     for problem in context.inner.gateway.report().problems() {
-        out.push((tr.f("banner.gateway", &[("problem", &problem)]), "/email-config#section-gateway"));
+        out.push((tr.f("banner.gateway", &[("problem", &problem)]), "/email-config#section-gateway".into()));
     }
     if let Ok(counts) = context.inner.app.store().queue_counts().await {
         let count = |s: Status| counts.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n);
         if count(Status::Deferred) > 0 {
             out.push((
                 tr.f("banner.relay_failing", &[("n", &count(Status::Deferred).to_string())]),
-                "/outbox?status=deferred",
+                "/outbox?status=deferred".into(),
             ));
         }
         let waiting = count(Status::Queued) + count(Status::Deferred);
         if waiting >= QUEUE_GROWING {
-            out.push((tr.f("banner.queue_growing", &[("n", &waiting.to_string())]), "/outbox"));
+            out.push((tr.f("banner.queue_growing", &[("n", &waiting.to_string())]), "/outbox".into()));
         }
     }
     out

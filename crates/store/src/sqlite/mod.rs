@@ -8,6 +8,7 @@
 mod accounts;
 mod authorizations;
 mod batch;
+mod cluster;
 mod device_sessions;
 mod devices;
 mod events;
@@ -17,10 +18,11 @@ mod tokens;
 mod writer;
 
 use crate::{
-    Account, AccountChange, ApiToken, Authorization, ConfigRecord, ConfigSave, Device, Error, EventFilter,
-    EventHandling, EventRecord, EventState, Grant, LeasedMessage, LoginRecord, MessageDetail, MessageFilter,
-    MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage, NewSession, Owner,
-    PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage, Waiting,
+    Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
+    EventFilter, EventHandling, EventRecord, EventState, Grant, LeasedMessage, LoginRecord, MessageDetail,
+    MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage,
+    NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage,
+    Waiting,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -364,6 +366,25 @@ impl Store for SqliteStore {
     }
     async fn authorization_forget(&self, owner: Owner, audit: &NewAuditEntry) -> Result<bool> {
         authorizations::forget(&mut *self.writer.lock().await?, owner, audit).await
+    }
+
+    async fn cluster_self(&self) -> Result<Option<ClusterSelf>> {
+        cluster::this(&self.reader).await
+    }
+    async fn put_cluster_self(&self, state: Option<&ClusterSelf>, audit: Option<&NewAuditEntry>) -> Result<()> {
+        cluster::put_this(&mut *self.writer.lock().await?, state, audit).await
+    }
+    async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>> {
+        cluster::nodes(&self.reader).await
+    }
+    async fn put_cluster_node(&self, node: &ClusterNode, audit: Option<&NewAuditEntry>) -> Result<()> {
+        cluster::put_node(&mut *self.writer.lock().await?, node, audit).await
+    }
+    async fn replace_cluster_nodes(&self, nodes: &[ClusterNode]) -> Result<()> {
+        cluster::replace_nodes(&mut *self.writer.lock().await?, nodes).await
+    }
+    async fn remove_cluster_node(&self, name: &str, audit: &NewAuditEntry) -> Result<bool> {
+        cluster::remove_node(&mut *self.writer.lock().await?, name, audit).await
     }
 
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()> {

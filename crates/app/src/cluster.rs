@@ -1,0 +1,455 @@
+//! This node in its cluster (`tidings_core::cluster`): its certificate for the other nodes, join codes and
+//! joining, the nodes it knows, the snapshot of the configuration a primary hands its followers (secrets
+//! encrypted for each of them), and a follower taking it. The network is the cluster crate's; this module keeps
+//! the state and decides.
+
+use crate::{
+    App, Error, Result,
+    cipher::{Cipher, SecretKey},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use rustls_pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
+use tidings_core::{
+    EmailConfig,
+    audit::NewAuditEntry,
+    cluster::{self, JoinCode, Role},
+    secret::{SecretName, SecretString},
+};
+use tidings_store::{ClusterNode, ClusterSelf, ConfigSave};
+
+const CERTIFICATE: &str = "cluster.certificate";
+const CERTIFICATE_KEY: &str = "cluster.certificate_key";
+/// The name this node's certificate key is sealed under.
+const CERTIFICATE_KEY_SEAL: &str = "cluster.certificate_key";
+
+/// This node's place, standalone when it has none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub role: Role,
+    pub name: String,
+    pub epoch: i64,
+    pub primary_name: Option<String>,
+    pub primary_url: Option<String>,
+    /// The primary's revision last taken, and when.
+    pub synced_revision: Option<i64>,
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+/// This node's certificate for cluster traffic (self-signed: the others pin its fingerprint).
+#[derive(Clone)]
+pub struct Identity {
+    pub certificate_pem: String,
+    pub key_pem: SecretString,
+    /// SHA-256 of the certificate, hex.
+    pub fingerprint: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+    }
+}
+
+/// A node asking to join, as it reached the primary.
+#[derive(Debug)]
+pub struct Joining {
+    pub code_secret: SecretString,
+    pub name: String,
+    pub advertise: String,
+    pub fingerprint: String,
+    /// The key it chose for its traffic with the primary.
+    pub key: SecretKey,
+    pub version: String,
+}
+
+/// What the primary answers a node that joined.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub primary: String,
+    pub epoch: i64,
+    pub role: Role,
+}
+
+/// The primary's configuration as a follower takes it: the configuration, its secrets encrypted for that
+/// follower, the nodes, and a digest that changes with any of them.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub digest: String,
+    pub primary: String,
+    pub epoch: i64,
+    pub revision: i64,
+    pub config: EmailConfig,
+    /// Each secret the primary holds, encrypted with the follower's key (bound to its name and the secret's).
+    pub secrets: Vec<(String, Vec<u8>)>,
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("primary", &self.primary)
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bearer a node presents to the primary: derived from the key they exchanged, never the key itself.
+pub fn bearer(key: &SecretKey) -> String {
+    let digest =
+        Sha256::new().chain_update(b"tidings-cluster-bearer:").chain_update(key.to_base64().as_bytes()).finalize();
+    URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// The name a secret travels under to `node`.
+fn travel_name(node: &str, secret: &str) -> String {
+    format!("cluster:{node}:{secret}")
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+impl App {
+    /// This node in its cluster.
+    pub async fn membership(&self) -> Result<Membership> {
+        Ok(match self.store.cluster_self().await? {
+            Some(s) => Membership {
+                role: s.role,
+                name: s.name,
+                epoch: s.epoch,
+                primary_name: s.primary_name,
+                primary_url: s.primary_url,
+                synced_revision: s.synced_revision,
+                synced_at: s.synced_at,
+            },
+            None => Membership {
+                role: Role::Standalone,
+                name: crate::node_name(),
+                epoch: 0,
+                primary_name: None,
+                primary_url: None,
+                synced_revision: None,
+                synced_at: None,
+            },
+        })
+    }
+
+    /// The other nodes this node knows.
+    pub async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>> {
+        Ok(self.store.cluster_nodes().await?)
+    }
+
+    /// On a follower, why its configuration cannot be changed here; `None` elsewhere.
+    pub async fn read_only_reason(&self) -> Result<Option<String>> {
+        let Some(me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(None) };
+        let age = me.synced_at.map(|at| (Utc::now() - at).num_seconds());
+        Ok(Some(cluster::read_only_reason(
+            me.role,
+            me.primary_name.as_deref().unwrap_or("(unknown)"),
+            me.synced_revision.unwrap_or(0),
+            age,
+            me.primary_url.as_deref().unwrap_or_default(),
+        )))
+    }
+
+    /// This node's certificate for cluster traffic, made the first time it is needed.
+    pub async fn cluster_identity(&self) -> Result<Identity> {
+        if self.store.meta(CERTIFICATE).await?.is_none() {
+            let made = rcgen::generate_simple_self_signed(vec![format!("tidings-{}", crate::node_name())])
+                .map_err(|e| Error::Unavailable(format!("cannot make the cluster certificate: {e}")))?;
+            let sealed = self.cipher.seal(CERTIFICATE_KEY_SEAL, &made.key_pair.serialize_pem());
+            self.store.set_meta(CERTIFICATE_KEY, Some(&URL_SAFE_NO_PAD.encode(sealed))).await?;
+            self.store.set_meta(CERTIFICATE, Some(&made.cert.pem())).await?;
+        }
+        let certificate_pem = self.store.meta(CERTIFICATE).await?.unwrap_or_default();
+        let sealed = self.store.meta(CERTIFICATE_KEY).await?.unwrap_or_default();
+        let sealed =
+            URL_SAFE_NO_PAD.decode(sealed).map_err(|e| Error::Key(format!("the cluster key is damaged: {e}")))?;
+        let key_pem = self.cipher.open(CERTIFICATE_KEY_SEAL, &sealed)?;
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(certificate_pem.as_bytes())
+            .map_err(|e| Error::Key(format!("the cluster certificate is damaged: {e}")))?;
+        let fingerprint = hex(&Sha256::digest(der.as_ref()));
+        Ok(Identity { certificate_pem, key_pem, fingerprint })
+    }
+
+    /// On the primary (a standalone node becomes it): a join code for a new node `name`, valid for `ttl`.
+    pub async fn add_node(&self, actor: &str, name: &str, role: Role, ttl: std::time::Duration) -> Result<String> {
+        cluster::validate_node_name(name)?;
+        if !role.follows() {
+            return Err(Error::Input(format!("a node joins as backup or traffic, not {role}")));
+        }
+        let me = self.primary_or_become_it(actor).await?;
+        if name == me.name {
+            return Err(Error::Input(format!("{name} is this node's own name; give the new node another")));
+        }
+        let known = self.store.cluster_nodes().await?;
+        if known.iter().any(|n| n.name == name && n.joined_at.is_some()) {
+            return Err(Error::Conflict(format!(
+                "a node named {name} is in the cluster already; remove it first (tidings cluster remove {name})"
+            )));
+        }
+        let secret = crate::sign_in::random_token();
+        let node = ClusterNode {
+            name: name.to_owned(),
+            role,
+            code_hash: Some(hash(&secret)),
+            code_expires_at: Some(crate::later(Utc::now(), ttl)),
+            ..Default::default()
+        };
+        let audit =
+            NewAuditEntry { actor: actor.to_owned(), action: "cluster.add-node".into(), fields: vec![name.to_owned()] };
+        self.store.put_cluster_node(&node, Some(&audit)).await?;
+        let fingerprint = self.cluster_identity().await?.fingerprint;
+        Ok(JoinCode { name: name.to_owned(), secret, fingerprint }.encode())
+    }
+
+    /// This node as the primary: made so when standalone; refused on a follower.
+    async fn primary_or_become_it(&self, actor: &str) -> Result<ClusterSelf> {
+        match self.store.cluster_self().await? {
+            Some(me) if me.role == Role::Primary => Ok(me),
+            Some(me) => Err(Error::Conflict(format!(
+                "this node is a {}; nodes are added on the primary ({})",
+                me.role,
+                me.primary_url.as_deref().unwrap_or("unknown")
+            ))),
+            None => {
+                let me = ClusterSelf {
+                    role: Role::Primary,
+                    name: crate::node_name(),
+                    epoch: 1,
+                    primary_name: None,
+                    primary_url: None,
+                    primary_fingerprint: None,
+                    sealed_key: None,
+                    synced_revision: None,
+                    synced_digest: None,
+                    synced_at: None,
+                };
+                let audit = NewAuditEntry {
+                    actor: actor.to_owned(),
+                    action: "cluster.primary".into(),
+                    fields: vec![me.name.clone()],
+                };
+                self.store.put_cluster_self(Some(&me), Some(&audit)).await?;
+                Ok(me)
+            }
+        }
+    }
+
+    /// On the primary: a node presenting its join code. The code works once, for the name it was made for,
+    /// until it expires.
+    pub async fn accept_join(&self, joining: Joining) -> Result<Accepted> {
+        let refused = || {
+            Error::Refused("this join code is not valid (wrong, used, or expired); make a new one with tidings cluster add-node on the primary".into())
+        };
+        let Some(me) = self.store.cluster_self().await?.filter(|s| s.role == Role::Primary) else {
+            return Err(Error::Conflict("this node is not a primary: join the primary's address".into()));
+        };
+        cluster::validate_node_name(&joining.name)?;
+        let mut node =
+            self.store.cluster_nodes().await?.into_iter().find(|n| n.name == joining.name).ok_or_else(refused)?;
+        let valid = node.code_hash.as_deref() == Some(hash(joining.code_secret.expose()).as_slice())
+            && node.code_expires_at.is_some_and(|at| at > Utc::now());
+        if !valid {
+            return Err(refused());
+        }
+        let now = Utc::now();
+        node.code_hash = None;
+        node.code_expires_at = None;
+        node.advertise = Some(joining.advertise);
+        node.fingerprint = Some(joining.fingerprint);
+        node.sealed_key = Some(self.cipher.seal(&travel_name(&node.name, "key"), &joining.key.to_base64()));
+        node.joined_at = Some(now);
+        node.last_contact_at = Some(now);
+        node.version = Some(joining.version);
+        let audit = NewAuditEntry {
+            actor: format!("node:{}", node.name),
+            action: "cluster.join".into(),
+            fields: vec![node.role.to_string()],
+        };
+        self.store.put_cluster_node(&node, Some(&audit)).await?;
+        Ok(Accepted { primary: me.name, epoch: me.epoch, role: node.role })
+    }
+
+    /// On a follower: records the primary it joined.
+    pub async fn joined(
+        &self,
+        actor: &str,
+        name: &str,
+        primary_url: &str,
+        primary_fingerprint: &str,
+        key: &SecretKey,
+        accepted: &Accepted,
+    ) -> Result<()> {
+        let me = ClusterSelf {
+            role: accepted.role,
+            name: name.to_owned(),
+            epoch: accepted.epoch,
+            primary_name: Some(accepted.primary.clone()),
+            primary_url: Some(primary_url.to_owned()),
+            primary_fingerprint: Some(primary_fingerprint.to_owned()),
+            sealed_key: Some(self.cipher.seal("cluster.primary_key", &key.to_base64())),
+            synced_revision: None,
+            synced_digest: None,
+            synced_at: None,
+        };
+        let audit = NewAuditEntry {
+            actor: actor.to_owned(),
+            action: "cluster.joined".into(),
+            fields: vec![accepted.primary.clone(), accepted.role.to_string()],
+        };
+        Ok(self.store.put_cluster_self(Some(&me), Some(&audit)).await?)
+    }
+
+    /// On a follower: the primary's address, pinned fingerprint, and the key to reach it with.
+    pub async fn primary_link(&self) -> Result<Option<(String, String, SecretKey)>> {
+        let Some(me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(None) };
+        let (Some(url), Some(fingerprint), Some(sealed)) = (me.primary_url, me.primary_fingerprint, me.sealed_key)
+        else {
+            return Ok(None);
+        };
+        let key =
+            SecretKey::from_base64(self.cipher.open("cluster.primary_key", &sealed)?.expose(), "the cluster key")?;
+        Ok(Some((url, fingerprint, key)))
+    }
+
+    /// On the primary: the joined node presenting `bearer`, when it is one; its contact is recorded.
+    pub async fn node_calling(&self, name: &str, bearer_presented: &str, version: &str) -> Result<Option<ClusterNode>> {
+        let Some(mut node) = self.store.cluster_nodes().await?.into_iter().find(|n| n.name == name) else {
+            return Ok(None);
+        };
+        let Some(sealed) = &node.sealed_key else { return Ok(None) };
+        let key =
+            SecretKey::from_base64(self.cipher.open(&travel_name(name, "key"), sealed)?.expose(), "a node's key")?;
+        if hash(&bearer(&key)) != hash(bearer_presented) {
+            return Ok(None);
+        }
+        node.last_contact_at = Some(Utc::now());
+        node.version = Some(version.to_owned());
+        self.store.put_cluster_node(&node, None).await?;
+        Ok(Some(node))
+    }
+
+    /// On the primary: what changes whenever the configuration, a secret or the list of nodes does.
+    pub async fn snapshot_digest(&self) -> Result<String> {
+        let current = self.current().await?;
+        let mut digest = Sha256::new().chain_update(current.revision.to_be_bytes());
+        for sealed in self.store.sealed_secrets().await? {
+            digest.update(sealed.name.as_bytes());
+            digest.update(&sealed.sealed);
+        }
+        for node in self.store.cluster_nodes().await?.iter().filter(|n| n.joined_at.is_some()) {
+            for part in [Some(&node.name), node.advertise.as_ref(), node.fingerprint.as_ref()].into_iter().flatten() {
+                digest.update(part.as_bytes());
+            }
+            digest.update(node.role.as_str().as_bytes());
+        }
+        Ok(hex(&digest.finalize()))
+    }
+
+    /// On the primary: the snapshot for `node`, its secrets encrypted with its key.
+    pub async fn snapshot_for(&self, node: &ClusterNode) -> Result<Snapshot> {
+        let me = self.membership().await?;
+        let sealed = node.sealed_key.as_ref().ok_or_else(|| Error::Refused(format!("{} has not joined", node.name)))?;
+        let key = SecretKey::from_base64(
+            self.cipher.open(&travel_name(&node.name, "key"), sealed)?.expose(),
+            "a node's key",
+        )?;
+        let travel = Cipher::new(&key);
+        let digest = self.snapshot_digest().await?;
+        let current = self.current().await?;
+        let mut secrets = Vec::new();
+        for name in SecretName::ALL {
+            if let Some(value) = self.secret(name).await? {
+                secrets
+                    .push((name.key().to_owned(), travel.seal(&travel_name(&node.name, name.key()), value.expose())));
+            }
+        }
+        let nodes = self
+            .store
+            .cluster_nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.joined_at.is_some())
+            .map(|n| ClusterNode { sealed_key: None, code_hash: None, code_expires_at: None, ..n })
+            .collect();
+        Ok(Snapshot {
+            digest,
+            primary: me.name,
+            epoch: me.epoch,
+            revision: current.revision,
+            config: current.config,
+            secrets,
+            nodes,
+        })
+    }
+
+    /// On a follower: takes the primary's snapshot, keeping this node's own keys. Returns whether anything
+    /// changed.
+    pub async fn take_snapshot(&self, snapshot: Snapshot) -> Result<bool> {
+        let Some(mut me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else {
+            return Err(Error::Conflict("this node follows no primary".into()));
+        };
+        if me.synced_digest.as_deref() == Some(snapshot.digest.as_str()) {
+            return Ok(false);
+        }
+        let Some((_, _, key)) = self.primary_link().await? else {
+            return Err(Error::Conflict("this node has no key for its primary; join again".into()));
+        };
+        let travel = Cipher::new(&key);
+        let mut sealed: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        for name in SecretName::ALL {
+            let value = match snapshot.secrets.iter().find(|(n, _)| n == name.key()) {
+                Some((_, encrypted)) => {
+                    let value = travel.open(&travel_name(&me.name, name.key()), encrypted)?;
+                    Some(self.cipher.seal(name.key(), value.expose()))
+                }
+                None => None,
+            };
+            sealed.push((name.key().to_owned(), value));
+        }
+        let current = self.current().await?;
+        let config = cluster::merged(&snapshot.config, &current.config);
+        let audit = NewAuditEntry {
+            actor: format!("cluster:{}", snapshot.primary),
+            action: "cluster.sync".into(),
+            fields: vec![format!("revision {}", snapshot.revision)],
+        };
+        self.store
+            .save_config(ConfigSave {
+                base_revision: current.revision,
+                config: &config,
+                secrets: &sealed,
+                audit: &audit,
+            })
+            .await?;
+        self.store.replace_cluster_nodes(&snapshot.nodes).await?;
+        me.primary_name = Some(snapshot.primary);
+        me.epoch = me.epoch.max(snapshot.epoch);
+        me.synced_revision = Some(snapshot.revision);
+        me.synced_digest = Some(snapshot.digest);
+        me.synced_at = Some(Utc::now());
+        self.store.put_cluster_self(Some(&me), None).await?;
+        Ok(true)
+    }
+
+    /// On a follower: the primary answered and nothing changed since the last snapshot.
+    pub async fn primary_unchanged(&self) -> Result<()> {
+        let Some(mut me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(()) };
+        me.synced_at = Some(Utc::now());
+        Ok(self.store.put_cluster_self(Some(&me), None).await?)
+    }
+
+    /// On the primary: removes a node (or a join code not used yet).
+    pub async fn remove_node(&self, actor: &str, name: &str) -> Result<bool> {
+        let audit =
+            NewAuditEntry { actor: actor.to_owned(), action: "cluster.remove".into(), fields: vec![name.to_owned()] };
+        Ok(self.store.remove_cluster_node(name, &audit).await?)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

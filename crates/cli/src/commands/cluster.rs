@@ -1,0 +1,91 @@
+//! `tidings cluster …`: this node in a cluster of primary, backup and traffic nodes.
+
+use super::actor;
+use crate::{cli::ClusterCommand, output::shown};
+use anyhow::{Result, anyhow, bail};
+use std::process::ExitCode;
+use tidings_app::App;
+use tidings_core::cluster::{joining_role, shown_age};
+use tidings_server::http::wire;
+
+pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
+    match command {
+        ClusterCommand::AddNode { name, role, expires } => {
+            let role = joining_role(&role)?;
+            let code = app.add_node(&actor(), &name, role, expires).await?;
+            eprintln!(
+                "Join code for {name} ({role}), valid for {}; on that node run:\n\n  tidings cluster join https://THIS-NODE:PORT CODE --advertise https://THAT-NODE:PORT\n",
+                humantime::format_duration(expires)
+            );
+            say!("{code}");
+        }
+        ClusterCommand::Join { url, code, advertise } => {
+            let accepted =
+                tidings_cluster::client::join(app, &actor(), &url, &code, &advertise).await.map_err(|e| anyhow!(e))?;
+            say!(
+                "Joined {} as a {} (epoch {}). The configuration follows the primary's once this node's daemon runs.",
+                shown(&accepted.primary),
+                accepted.role,
+                accepted.epoch
+            );
+        }
+        ClusterCommand::Status { json } => {
+            let membership = app.membership().await?;
+            let shown_json = wire::Cluster::new(&membership, &[], app.read_only_reason().await?);
+            if json {
+                say!("{}", serde_json::to_string_pretty(&shown_json)?);
+            } else {
+                say!("node:    {}", shown(&membership.name));
+                say!("role:    {}", membership.role);
+                say!("epoch:   {}", membership.epoch);
+                if membership.role.follows() {
+                    say!(
+                        "primary: {} ({})",
+                        shown(membership.primary_name.as_deref().unwrap_or("unknown")),
+                        shown(membership.primary_url.as_deref().unwrap_or_default())
+                    );
+                    let sync = match (membership.synced_revision, membership.synced_at) {
+                        (Some(revision), Some(at)) => {
+                            format!("revision {revision}, {} ago", shown_age((chrono::Utc::now() - at).num_seconds()))
+                        }
+                        _ => "not yet".to_owned(),
+                    };
+                    say!("synced:  {sync}");
+                }
+            }
+        }
+        ClusterCommand::Nodes { json } => {
+            let nodes = app.cluster_nodes().await?;
+            if json {
+                let shown_json: Vec<wire::ClusterNode> = nodes.iter().map(wire::ClusterNode::from).collect();
+                say!("{}", serde_json::to_string_pretty(&shown_json)?);
+            } else if nodes.is_empty() {
+                say!("No other nodes.");
+            } else {
+                for node in &nodes {
+                    let shown_node = wire::ClusterNode::from(node);
+                    let contact = node
+                        .last_contact_at
+                        .map(|at| format!("last contact {} ago", shown_age((chrono::Utc::now() - at).num_seconds())))
+                        .unwrap_or_else(|| "no contact yet".into());
+                    say!(
+                        "{:<20} {:<8} {:<8} {:<10} {}  {}",
+                        shown(&node.name),
+                        node.role,
+                        shown_node.state,
+                        shown(node.version.as_deref().unwrap_or("-")),
+                        shown(node.advertise.as_deref().unwrap_or("-")),
+                        contact
+                    );
+                }
+            }
+        }
+        ClusterCommand::Remove { name } => {
+            if !app.remove_node(&actor(), &name).await? {
+                bail!("no node named {name:?}; `tidings cluster nodes` lists them");
+            }
+            say!("Removed {name}.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,161 @@
+//! Three real daemons on loopback as one cluster: a primary, a backup and a traffic node, each with its own data
+//! directory and ports. Joining with a code; the primary's configuration (secrets included) in force on both
+//! followers; a test mail from the traffic node through the primary's relay; changes refused on the followers
+//! except their own keys; secrets absent from the followers' logs, API and files; nodes listed and removed.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+use tidings_testkit::SmtpPeer;
+
+const RELAY_PASSWORD: &str = "S3cret-relay-pass-7Qx";
+
+fn start(dir: &std::path::Path) -> (Daemon, String) {
+    ok(dir, &["init"]);
+    let mut daemon = Daemon::start(
+        dir,
+        &["--cluster-listen", "127.0.0.1:0", "--config-poll-interval", "100ms", "--cluster-wait", "2s"],
+    );
+    let listening = daemon.wait_for_log(|v| v["message"] == "Tidings cluster is listening");
+    let url = format!("https://{}", listening["address"].as_str().unwrap());
+    (daemon, url)
+}
+
+fn token(dir: &std::path::Path) -> String {
+    let out = run(dir, &["api-token", "create", "--name", "test", "--role", "administrator"], "");
+    stdout(&out).trim().to_owned()
+}
+
+/// Everything a daemon logged so far, as text.
+fn logs(daemon: &mut Daemon) -> String {
+    daemon.wait_for_log(|v| v["message"] == "Tidings cluster is listening");
+    daemon.seen.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary_dir, backup_dir, traffic_dir) =
+        (tmp.path().join("primary"), tmp.path().join("backup"), tmp.path().join("traffic"));
+    let (_primary, primary_url) = start(&primary_dir);
+    let (mut backup, backup_url) = start(&backup_dir);
+    let (mut traffic, traffic_url) = start(&traffic_dir);
+
+    // Joining: a code from the primary, used once, for the name it was made for.
+    let code = ok(&primary_dir, &["cluster", "add-node", "backup-1", "--role", "backup"]).trim().to_owned();
+    assert!(code.starts_with("tidings-join:backup-1:"), "{code}");
+    let joined = ok(&backup_dir, &["cluster", "join", &primary_url, &code, "--advertise", &backup_url]);
+    assert!(joined.contains("as a backup"), "{joined}");
+    let stranger = tmp.path().join("stranger");
+    ok(&stranger, &["init"]);
+    let err = fails(&stranger, &["cluster", "join", &primary_url, &code, "--advertise", "https://127.0.0.1:1"]);
+    assert!(err.contains("not valid (wrong, used, or expired)"), "a code works once: {err}");
+    let err =
+        fails(&stranger, &["cluster", "join", &primary_url, "tidings-join:x", "--advertise", "https://127.0.0.1:1"]);
+    assert!(err.contains("not a join code"), "{err}");
+    let code = ok(&primary_dir, &["cluster", "add-node", "traffic-1", "--role", "traffic"]).trim().to_owned();
+    // A code carries the primary's certificate: a node that reaches something else refuses to talk to it.
+    let (head, _) = code.rsplit_once(':').unwrap();
+    let wrong = format!("{head}:{}", "0".repeat(64));
+    let err = fails(&traffic_dir, &["cluster", "join", &primary_url, &wrong, "--advertise", &traffic_url]);
+    assert!(err.contains("another certificate than the one pinned"), "{err}");
+    ok(&traffic_dir, &["cluster", "join", &primary_url, &code, "--advertise", &traffic_url]);
+
+    // A change on the primary, secrets included, reaches both followers.
+    let mut peer = SmtpPeer::start(&["--auth-required", "--user", "relay", "--password", RELAY_PASSWORD]);
+    let password = format!("smtp.password={RELAY_PASSWORD}");
+    configure_relay(
+        &primary_dir,
+        peer.port,
+        &[
+            "smtp.auth=password",
+            "smtp.username=relay",
+            &password,
+            "smtp.allow_plaintext_auth=true",
+            "admin.addresses=ops@example.com",
+        ],
+    );
+    for dir in [&backup_dir, &traffic_dir] {
+        eventually("the primary's relay on a follower", || {
+            let shown = config(dir);
+            shown["config"]["smtp"]["port"] == peer.port && shown["config"]["smtp"]["username"] == "relay"
+        });
+    }
+    traffic.wait_for_log(|v| v["message"] == "cluster: took the primary's configuration");
+    let by = format!("cluster:{}", primary_name(&primary_dir));
+    traffic
+        .wait_for_log(|v| v["message"] == "email configuration changed; now in force" && v["saved_by"] == by.as_str());
+    let out = ok(&traffic_dir, &["config", "test"]);
+    assert!(out.contains("Delivered"), "the traffic node sends through the primary's relay with its password: {out}");
+    let got = peer.next_message_blocking();
+    assert_eq!(got["auth_user"], "relay");
+
+    // Followers refuse changes to the primary's keys, in the CLI and the API, and keep their own.
+    let err = fails(&backup_dir, &["config", "set", "smtp.port=2626"]);
+    assert!(
+        err.contains("This node is a backup: its email configuration is the primary's")
+            && err.contains("Change it on the primary"),
+        "{err}"
+    );
+    let api = token(&backup_dir);
+    let (status, body) =
+        http(&backup.address, "PATCH", "/api/v1/email-config", Some(&api), Some(&json!({"smtp.port": "2626"})));
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("This node is a backup"), "{body}");
+    ok(&backup_dir, &["config", "set", "gateway.listen=127.0.0.1:0"]);
+    ok(&primary_dir, &["config", "set", "locale=de"]);
+    eventually("the next change on the backup", || config(&backup_dir)["config"]["locale"] == "de");
+    assert_eq!(config(&backup_dir)["config"]["gateway"]["listen"], "127.0.0.1:0", "the backup's own listener is kept");
+
+    // Where the followers stand, and what the primary knows of them.
+    let status: Value = serde_json::from_str(&ok(&backup_dir, &["cluster", "status", "--json"])).unwrap();
+    assert_eq!(
+        (status["role"].as_str(), status["primary"]["url"].as_str()),
+        (Some("backup"), Some(primary_url.as_str()))
+    );
+    assert!(status["synced_revision"].as_i64().unwrap() >= 2, "{status}");
+    let nodes = ok(&primary_dir, &["cluster", "nodes"]);
+    assert!(nodes.contains("backup-1") && nodes.contains("traffic-1") && nodes.contains("joined"), "{nodes}");
+    let admin = token(&primary_dir);
+    let (status, cluster) = http(&_primary.address, "GET", "/api/v1/cluster", Some(&admin), None);
+    assert_eq!((status, cluster["role"].as_str()), (200, Some("primary")), "{cluster}");
+    assert!(cluster["nodes"].as_array().unwrap().iter().all(|n| n["last_contact_at"].is_string()), "{cluster}");
+
+    // The secret never shows on a follower: not in its logs, its API, its CLI or its files.
+    let (_, api_config) = http(&traffic.address, "GET", "/api/v1/email-config", Some(&token(&traffic_dir)), None);
+    for (what, text) in [
+        ("the traffic node's log", logs(&mut traffic)),
+        ("the backup's log", logs(&mut backup)),
+        ("the traffic node's API", api_config.to_string()),
+        ("the traffic node's CLI", ok(&traffic_dir, &["config", "show"])),
+        ("the backup's cluster status", ok(&backup_dir, &["cluster", "status", "--json"])),
+    ] {
+        assert!(!text.contains(RELAY_PASSWORD), "the relay's password in {what}");
+    }
+    for dir in [&backup_dir, &traffic_dir] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+            assert!(!bytes.windows(RELAY_PASSWORD.len()).any(|w| w == RELAY_PASSWORD.as_bytes()), "stored in clear");
+        }
+    }
+
+    // A removed node is refused by the primary and keeps its last copy.
+    ok(&primary_dir, &["cluster", "remove", "traffic-1"]);
+    ok(&primary_dir, &["config", "set", "locale=fr"]);
+    traffic.wait_for_log(|v| {
+        v["message"] == "cluster: cannot take the primary's configuration; the last copy stays in force"
+    });
+    assert_eq!(config(&traffic_dir)["config"]["smtp"]["port"], peer.port, "nothing is lost or reset");
+    assert!(fails(&primary_dir, &["cluster", "remove", "traffic-1"]).contains("no node named"));
+}
+
+/// The configuration in force on `dir`, as JSON.
+fn config(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&ok(dir, &["config", "show", "--json"])).unwrap()
+}
+
+fn primary_name(dir: &std::path::Path) -> String {
+    let status: Value = serde_json::from_str(&ok(dir, &["cluster", "status", "--json"])).unwrap();
+    status["name"].as_str().unwrap().to_owned()
+}

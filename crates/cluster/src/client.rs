@@ -1,0 +1,156 @@
+//! A node talking to its primary: joining, then asking for the configuration.
+
+use crate::{
+    NODE_HEADER, VERSION, VERSION_HEADER,
+    protocol::{JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
+    tls,
+};
+use reqwest::StatusCode;
+use std::time::Duration;
+use tidings_app::{
+    App,
+    cipher::SecretKey,
+    cluster::{Accepted, bearer},
+};
+use tidings_core::{
+    Invalid,
+    cluster::{JoinCode, Role},
+};
+
+/// Why talking to the primary failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    /// The primary could not be reached (or answered nothing usable): try again.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The primary refused, in its words.
+    #[error("the primary refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    App(#[from] tidings_app::Error),
+}
+
+/// The primary, reached at `url` with its pinned certificate.
+#[derive(Debug, Clone)]
+pub struct Primary {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Primary {
+    /// `url` is the primary's cluster listener (`https://host:port`); `wait` bounds one request (a long poll
+    /// waits less than that).
+    pub fn new(url: &str, fingerprint: &str, wait: Duration) -> Result<Self, Invalid> {
+        let url = url.trim_end_matches('/');
+        if !url.starts_with("https://") {
+            return Err(Invalid::new(format!("{url:?}: the primary's cluster address is https://HOST:PORT")));
+        }
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls::pinned_client(fingerprint)?)
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(wait)
+            .build()
+            .map_err(|e| Invalid::new(format!("cannot make the cluster client: {e}")))?;
+        Ok(Self { http, url: url.to_owned() })
+    }
+
+    pub async fn join(&self, request: &JoinRequest) -> Result<JoinAnswer, ClusterError> {
+        let answer = self
+            .http
+            .post(format!("{}/cluster/v1/join", self.url))
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.url, &e))?;
+        read(answer).await?.ok_or_else(|| ClusterError::Unreachable("the primary answered nothing".into()))
+    }
+
+    /// The primary's snapshot once its digest differs from `since` (waiting up to `wait`); `None` when nothing
+    /// changed meanwhile.
+    pub async fn snapshot(
+        &self,
+        node: &str,
+        key: &SecretKey,
+        since: Option<&str>,
+        wait: Duration,
+    ) -> Result<Option<SnapshotMessage>, ClusterError> {
+        let mut query = vec![("wait", wait.as_secs().to_string())];
+        if let Some(since) = since {
+            query.push(("since", since.to_owned()));
+        }
+        let answer = self
+            .http
+            .get(format!("{}/cluster/v1/snapshot", self.url))
+            .query(&query)
+            .bearer_auth(bearer(key))
+            .header(NODE_HEADER, node)
+            .header(VERSION_HEADER, VERSION)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.url, &e))?;
+        read(answer).await
+    }
+}
+
+fn unreachable(url: &str, e: &reqwest::Error) -> ClusterError {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    ClusterError::Unreachable(format!("{url}: {chain}"))
+}
+
+async fn read<T: serde::de::DeserializeOwned>(answer: reqwest::Response) -> Result<Option<T>, ClusterError> {
+    let status = answer.status();
+    if status == StatusCode::NO_CONTENT {
+        return Ok(None);
+    }
+    let body = answer.bytes().await.map_err(|e| ClusterError::Unreachable(e.to_string()))?;
+    if status.is_success() {
+        return serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| ClusterError::Unreachable(format!("the primary's answer is not understood: {e}")));
+    }
+    let said = serde_json::from_slice::<Refusal>(&body).map(|r| r.error).unwrap_or_else(|_| format!("HTTP {status}"));
+    Err(ClusterError::Refused(said))
+}
+
+/// Joins the primary at `url` with the code `add-node` printed there, as `advertise` (this node's own cluster
+/// address). The node must be standalone.
+pub async fn join(app: &App, actor: &str, url: &str, code: &str, advertise: &str) -> Result<Accepted, ClusterError> {
+    let code = JoinCode::parse(code)?;
+    if !advertise.starts_with("https://") {
+        return Err(Invalid::new(format!(
+            "--advertise {advertise:?}: this node's cluster address is https://HOST:PORT"
+        ))
+        .into());
+    }
+    let me = app.membership().await?;
+    if me.role != Role::Standalone {
+        return Err(Invalid::new(format!(
+            "this node is a {} of a cluster already; a node joins one cluster once",
+            me.role
+        ))
+        .into());
+    }
+    let identity = app.cluster_identity().await?;
+    let key = SecretKey::generate();
+    let primary = Primary::new(url, &code.fingerprint, Duration::from_secs(30))?;
+    let request = JoinRequest {
+        name: code.name.clone(),
+        code: code.secret.clone(),
+        advertise: advertise.to_owned(),
+        fingerprint: identity.fingerprint,
+        key: key.to_base64().to_string(),
+        version: VERSION.to_owned(),
+    };
+    let accepted = Accepted::try_from(primary.join(&request).await?)?;
+    app.joined(actor, &code.name, url.trim_end_matches('/'), &code.fingerprint, &key, &accepted).await?;
+    Ok(accepted)
+}

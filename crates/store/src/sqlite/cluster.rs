@@ -1,0 +1,150 @@
+//! This node's place in its cluster, and the other nodes, in SQLite.
+
+use super::{corrupt, from_ms, insert_audit, ms};
+use crate::{ClusterNode, ClusterSelf, Result};
+use chrono::Utc;
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
+use tidings_core::{audit::NewAuditEntry, cluster::Role};
+
+fn role(r: &SqliteRow) -> Result<Role> {
+    r.get::<String, _>("role").parse().map_err(|why| corrupt("cluster role", why))
+}
+
+fn at(r: &SqliteRow, column: &str) -> Option<chrono::DateTime<Utc>> {
+    r.get::<Option<i64>, _>(column).map(from_ms)
+}
+
+pub(super) async fn this(pool: &SqlitePool) -> Result<Option<ClusterSelf>> {
+    let Some(r) = sqlx::query("SELECT * FROM cluster_self WHERE id = 1").fetch_optional(pool).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ClusterSelf {
+        role: role(&r)?,
+        name: r.get("name"),
+        epoch: r.get("epoch"),
+        primary_name: r.get("primary_name"),
+        primary_url: r.get("primary_url"),
+        primary_fingerprint: r.get("primary_fingerprint"),
+        sealed_key: r.get("sealed_key"),
+        synced_revision: r.get("synced_revision"),
+        synced_digest: r.get("synced_digest"),
+        synced_at: at(&r, "synced_at"),
+    }))
+}
+
+pub(super) async fn put_this(
+    conn: &mut SqliteConnection,
+    state: Option<&ClusterSelf>,
+    audit: Option<&NewAuditEntry>,
+) -> Result<()> {
+    let mut tx = conn.begin().await?;
+    match state {
+        None => {
+            sqlx::query("DELETE FROM cluster_self").execute(&mut *tx).await?;
+        }
+        Some(s) => {
+            sqlx::query(
+                "INSERT OR REPLACE INTO cluster_self (id, role, name, epoch, primary_name, primary_url, primary_fingerprint,
+                     sealed_key, synced_revision, synced_digest, synced_at)
+                 VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.role.as_str())
+            .bind(&s.name)
+            .bind(s.epoch)
+            .bind(&s.primary_name)
+            .bind(&s.primary_url)
+            .bind(&s.primary_fingerprint)
+            .bind(&s.sealed_key)
+            .bind(s.synced_revision)
+            .bind(&s.synced_digest)
+            .bind(s.synced_at.map(ms))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    if let Some(audit) = audit {
+        insert_audit(&mut tx, audit, Utc::now()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn to_node(r: &SqliteRow) -> Result<ClusterNode> {
+    Ok(ClusterNode {
+        name: r.get("name"),
+        role: role(r)?,
+        advertise: r.get("advertise"),
+        fingerprint: r.get("fingerprint"),
+        sealed_key: r.get("sealed_key"),
+        code_hash: r.get("code_hash"),
+        code_expires_at: at(r, "code_expires_at"),
+        joined_at: at(r, "joined_at"),
+        last_contact_at: at(r, "last_contact_at"),
+        version: r.get("version"),
+        synced_revision: r.get("synced_revision"),
+        synced_at: at(r, "synced_at"),
+    })
+}
+
+pub(super) async fn nodes(pool: &SqlitePool) -> Result<Vec<ClusterNode>> {
+    let rows = sqlx::query("SELECT * FROM cluster_nodes ORDER BY name").fetch_all(pool).await?;
+    rows.iter().map(to_node).collect()
+}
+
+async fn insert(conn: &mut SqliteConnection, n: &ClusterNode) -> Result<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO cluster_nodes (name, role, advertise, fingerprint, sealed_key, code_hash, code_expires_at,
+             joined_at, last_contact_at, version, synced_revision, synced_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&n.name)
+    .bind(n.role.as_str())
+    .bind(&n.advertise)
+    .bind(&n.fingerprint)
+    .bind(&n.sealed_key)
+    .bind(&n.code_hash)
+    .bind(n.code_expires_at.map(ms))
+    .bind(n.joined_at.map(ms))
+    .bind(n.last_contact_at.map(ms))
+    .bind(&n.version)
+    .bind(n.synced_revision)
+    .bind(n.synced_at.map(ms))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn put_node(
+    conn: &mut SqliteConnection,
+    node: &ClusterNode,
+    audit: Option<&NewAuditEntry>,
+) -> Result<()> {
+    let mut tx = conn.begin().await?;
+    insert(&mut tx, node).await?;
+    if let Some(audit) = audit {
+        insert_audit(&mut tx, audit, Utc::now()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn replace_nodes(conn: &mut SqliteConnection, nodes: &[ClusterNode]) -> Result<()> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("DELETE FROM cluster_nodes").execute(&mut *tx).await?;
+    for node in nodes {
+        insert(&mut tx, node).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn remove_node(conn: &mut SqliteConnection, name: &str, audit: &NewAuditEntry) -> Result<bool> {
+    let mut tx = conn.begin().await?;
+    let done = sqlx::query("DELETE FROM cluster_nodes WHERE name = ?").bind(name).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_audit(&mut tx, audit, Utc::now()).await?;
+    tx.commit().await?;
+    Ok(true)
+}
