@@ -3,6 +3,8 @@
 //! followers; a test mail from the traffic node through the primary's relay; changes refused on the followers
 //! except their own keys; secrets absent from the followers' logs, API and files; nodes listed and removed.
 
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
 mod support;
 
 use serde_json::{Value, json};
