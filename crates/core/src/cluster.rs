@@ -64,7 +64,8 @@ pub fn joining_role(text: &str) -> Result<Role, Invalid> {
 
 /// The configuration keys that stay each node's own: where it listens and with which certificate. Every other
 /// key is the primary's.
-pub const NODE_LOCAL_KEYS: &[&str] = &["gateway.listen", "gateway.tls_listen", "gateway.cert_file", "gateway.key_file"];
+pub const NODE_LOCAL_KEYS: &[&str] =
+    &["gateway.listen", "gateway.tls_listen", "gateway.cert_file", "gateway.key_file", "cluster.backup_enabled"];
 
 /// Whether a follower may change `key` itself.
 pub fn is_node_local(key: &str) -> bool {

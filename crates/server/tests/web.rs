@@ -197,6 +197,7 @@ async fn every_api_route_allows_exactly_the_roles_it_should() {
         (Method::DELETE, "/api/v1/api-tokens/999".into(), None, Administrator),
         (Method::GET, "/metrics".into(), None, Anyone),
         (Method::GET, "/api/v1/devices".into(), None, Anyone),
+        (Method::GET, "/api/v1/cluster".into(), None, Anyone),
         (Method::POST, "/api/v1/devices".into(), Some(json!({"username": "scanner", "password": "p"})), Operator),
         (Method::DELETE, "/api/v1/devices/999".into(), None, Operator),
         (Method::DELETE, "/api/v1/devices/999/mailbox".into(), None, Operator),

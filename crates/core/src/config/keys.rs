@@ -134,6 +134,16 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.idle_timeout", "a silent client is disconnected after this (5m)"),
     key("gateway.session_timeout", "the longest a gateway session may last (30m)"),
     key("gateway.bare_newlines", "reject or normalize messages with a bare CR or LF (reject)"),
+    key("cluster.probe_interval", "how often a backup probes the primary, the test addresses and itself (10s)"),
+    key("cluster.auto_failover", "true: the backup takes over when the primary stays unreachable (false)"),
+    key("cluster.takeover_after", "how long the primary must stay unreachable before the backup takes over (1m)"),
+    key(
+        "cluster.test_addresses",
+        "HOST:PORT the backup reaches over TCP to tell a dead primary from its own isolation (space-separated)",
+    ),
+    key("cluster.shared_address", "the IP address that moves to the primary; the primary checks it holds it"),
+    key("cluster.sync_failed_after", "the primary warns when no backup took its configuration this long (24h)"),
+    key("cluster.backup_enabled", "this backup's own switch: false stops its checks and takeovers (true)"),
     secret(
         "oauth.static_access_token",
         "a fixed OAuth access token, used while no authorization is stored (for testing)",
@@ -220,6 +230,13 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "gateway.idle_timeout" => duration_text(cfg.gateway.idle_timeout),
         "gateway.session_timeout" => duration_text(cfg.gateway.session_timeout),
         "gateway.bare_newlines" => name_of(BARE_NEWLINES, cfg.gateway.bare_newlines).into(),
+        "cluster.probe_interval" => duration_text(cfg.cluster.probe_interval),
+        "cluster.auto_failover" => cfg.cluster.auto_failover.to_string(),
+        "cluster.takeover_after" => duration_text(cfg.cluster.takeover_after),
+        "cluster.test_addresses" => cfg.cluster.test_addresses.join(" "),
+        "cluster.shared_address" => opt(&cfg.cluster.shared_address),
+        "cluster.sync_failed_after" => duration_text(cfg.cluster.sync_failed_after),
+        "cluster.backup_enabled" => cfg.cluster.backup_enabled.to_string(),
         _ => return None,
     })
 }
@@ -300,6 +317,13 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), Invalid>
         "gateway.idle_timeout" => cfg.gateway.idle_timeout = parse_duration(value)?,
         "gateway.session_timeout" => cfg.gateway.session_timeout = parse_duration(value)?,
         "gateway.bare_newlines" => cfg.gateway.bare_newlines = choose(value, BARE_NEWLINES)?,
+        "cluster.probe_interval" => cfg.cluster.probe_interval = parse_duration(value)?,
+        "cluster.auto_failover" => cfg.cluster.auto_failover = parse_bool(value)?,
+        "cluster.takeover_after" => cfg.cluster.takeover_after = parse_duration(value)?,
+        "cluster.test_addresses" => cfg.cluster.test_addresses = split_list(value),
+        "cluster.shared_address" => cfg.cluster.shared_address = opt(),
+        "cluster.sync_failed_after" => cfg.cluster.sync_failed_after = parse_duration(value)?,
+        "cluster.backup_enabled" => cfg.cluster.backup_enabled = parse_bool(value)?,
         _ => return Err(unknown_key(key).into()),
     }
     Ok(())
@@ -514,6 +538,13 @@ mod tests {
             ("gateway.idle_timeout", "1m"),
             ("gateway.session_timeout", "10m"),
             ("gateway.bare_newlines", "normalize"),
+            ("cluster.probe_interval", "5s"),
+            ("cluster.auto_failover", "true"),
+            ("cluster.takeover_after", "30s"),
+            ("cluster.test_addresses", "192.0.2.1:443 gw.example.com:53"),
+            ("cluster.shared_address", "192.0.2.10"),
+            ("cluster.sync_failed_after", "12h"),
+            ("cluster.backup_enabled", "false"),
         ];
         let plain: Vec<_> = KEYS.iter().filter(|k| !k.secret).map(|k| k.key).collect();
         assert_eq!(plain, samples.iter().map(|(k, _)| *k).collect::<Vec<_>>(), "every key has a sample");

@@ -42,6 +42,44 @@ pub struct EmailConfig {
     pub delivery: DeliverySettings,
     /// The SMTP submission gateway for legacy devices.
     pub gateway: gateway::GatewaySettings,
+    /// The failover checks of a cluster's backup and primary (docs/cluster.md).
+    pub cluster: ClusterSettings,
+}
+
+/// How a cluster's backup watches its primary, and when it takes over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// How often the backup probes the primary, the test addresses and itself.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// Take over when the primary stays unreachable this long (while a test address answers).
+    pub auto_failover: bool,
+    #[serde(with = "humantime_serde")]
+    pub takeover_after: Duration,
+    /// `HOST:PORT` the backup reaches over TCP to tell a dead primary from its own isolation.
+    pub test_addresses: Vec<String>,
+    /// The address that moves to the primary (the primary checks that it holds it).
+    pub shared_address: Option<String>,
+    /// The primary raises `failover.sync_failed` when no backup took its configuration this long.
+    #[serde(with = "humantime_serde")]
+    pub sync_failed_after: Duration,
+    /// A backup's own switch (its node's key): false stops its checks and takeovers, and says so.
+    pub backup_enabled: bool,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            probe_interval: Duration::from_secs(10),
+            auto_failover: false,
+            takeover_after: Duration::from_secs(60),
+            test_addresses: Vec::new(),
+            shared_address: None,
+            sync_failed_after: Duration::from_secs(24 * 3600),
+            backup_enabled: true,
+        }
+    }
 }
 
 impl EmailConfig {

@@ -301,8 +301,30 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
     }
 
     validate_gateway(cfg, &mut fail);
+    validate_cluster(cfg, &mut fail);
 
     if errors.is_empty() { Ok(()) } else { Err(ValidationErrors(errors)) }
+}
+
+fn validate_cluster(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {
+    let c = &cfg.cluster;
+    if c.probe_interval < std::time::Duration::from_secs(1) {
+        fail("cluster.probe_interval", "at least 1s".into());
+    }
+    if c.takeover_after < c.probe_interval {
+        fail("cluster.takeover_after", "at least cluster.probe_interval: one probe must fail first".into());
+    }
+    for address in &c.test_addresses {
+        let port = address.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
+        if port.and_then(|p| p.parse::<u16>().ok()).is_none_or(|p| p == 0) {
+            fail("cluster.test_addresses", format!("{address:?} is not HOST:PORT, such as 192.0.2.1:443"));
+        }
+    }
+    if let Some(shared) = &c.shared_address
+        && shared.parse::<std::net::IpAddr>().is_err()
+    {
+        fail("cluster.shared_address", format!("{shared:?} is not an IP address"));
+    }
 }
 
 fn validate_gateway(cfg: &EmailConfig, fail: &mut impl FnMut(&str, String)) {

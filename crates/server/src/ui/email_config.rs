@@ -44,6 +44,7 @@ const SECTIONS: &[(&str, &str, Belongs)] = &[
     ("admin", "config.section.admin", |k| k.starts_with("admin.")),
     ("tls", "config.section.tls", |k| k.starts_with("tls.")),
     ("gateway", "config.section.gateway", |k| k.starts_with("gateway.")),
+    ("cluster", "config.section.cluster", |k| k.starts_with("cluster.")),
     ("advanced", "config.section.advanced", |k| {
         k == "public_base_url" || k == "locale" || k.starts_with("delivery.") || k == "oauth.static_access_token"
     }),
@@ -81,6 +82,8 @@ fn is_flag(key: &str) -> bool {
             | "gateway.require_tls"
             | "gateway.allow_plaintext_auth"
             | "gateway.forget_token_on_sign_out"
+            | "cluster.auto_failover"
+            | "cluster.backup_enabled"
     )
 }
 
