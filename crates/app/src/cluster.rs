@@ -84,6 +84,8 @@ pub struct Snapshot {
     /// Each secret the primary holds, encrypted with the follower's key (bound to its name and the secret's).
     pub secrets: Vec<(String, Vec<u8>)>,
     pub nodes: Vec<ClusterNode>,
+    /// For a backup: the other nodes' keys, encrypted with its own, so that it can serve them once promoted.
+    pub keys: Vec<(String, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -367,12 +369,19 @@ impl App {
                     .push((name.key().to_owned(), travel.seal(&travel_name(&node.name, name.key()), value.expose())));
             }
         }
-        let nodes = self
-            .store
-            .cluster_nodes()
-            .await?
+        let joined: Vec<ClusterNode> =
+            self.store.cluster_nodes().await?.into_iter().filter(|n| n.joined_at.is_some()).collect();
+        let mut keys = Vec::new();
+        if node.role == Role::Backup {
+            for other in joined.iter().filter(|n| n.name != node.name) {
+                if let Some(sealed) = &other.sealed_key {
+                    let key = self.cipher.open(&travel_name(&other.name, "key"), sealed)?;
+                    keys.push((other.name.clone(), travel.seal(&travel_name(&node.name, &other.name), key.expose())));
+                }
+            }
+        }
+        let nodes = joined
             .into_iter()
-            .filter(|n| n.joined_at.is_some())
             .map(|n| ClusterNode { sealed_key: None, code_hash: None, code_expires_at: None, ..n })
             .collect();
         Ok(Snapshot {
@@ -383,6 +392,7 @@ impl App {
             config: current.config,
             secrets,
             nodes,
+            keys,
         })
     }
 
@@ -425,7 +435,15 @@ impl App {
                 audit: &audit,
             })
             .await?;
-        self.store.replace_cluster_nodes(&snapshot.nodes).await?;
+        let mut nodes = Vec::new();
+        for mut node in snapshot.nodes.into_iter().filter(|n| n.name != me.name) {
+            if let Some((_, encrypted)) = snapshot.keys.iter().find(|(name, _)| *name == node.name) {
+                let key = travel.open(&travel_name(&me.name, &node.name), encrypted)?;
+                node.sealed_key = Some(self.cipher.seal(&travel_name(&node.name, "key"), key.expose()));
+            }
+            nodes.push(node);
+        }
+        self.store.replace_cluster_nodes(&nodes).await?;
         me.primary_name = Some(snapshot.primary);
         me.epoch = me.epoch.max(snapshot.epoch);
         me.synced_revision = Some(snapshot.revision);
@@ -440,6 +458,95 @@ impl App {
         let Some(mut me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(()) };
         me.synced_at = Some(Utc::now());
         Ok(self.store.put_cluster_self(Some(&me), None).await?)
+    }
+
+    /// Makes this backup the primary, with an epoch above any it knows: the primary it followed becomes one of
+    /// its nodes (reached with the key they share), and every other node authenticates with its own key, which
+    /// the primary handed this backup.
+    pub async fn promote(&self, actor: &str) -> Result<Membership> {
+        let Some(me) = self.store.cluster_self().await? else {
+            return Err(Error::Conflict("this node is standalone: there is nothing to promote it in".into()));
+        };
+        if me.role != Role::Backup {
+            return Err(Error::Conflict(format!("this node is a {}; only a backup is promoted", me.role)));
+        }
+        let now = Utc::now();
+        if let (Some(name), Some(url), Some(fingerprint), Some(sealed)) =
+            (&me.primary_name, &me.primary_url, &me.primary_fingerprint, &me.sealed_key)
+        {
+            let key = self.cipher.open("cluster.primary_key", sealed)?;
+            let old = ClusterNode {
+                name: name.clone(),
+                role: Role::Backup,
+                advertise: Some(url.clone()),
+                fingerprint: Some(fingerprint.clone()),
+                sealed_key: Some(self.cipher.seal(&travel_name(name, "key"), key.expose())),
+                joined_at: Some(now),
+                ..Default::default()
+            };
+            self.store.put_cluster_node(&old, None).await?;
+        }
+        let promoted = ClusterSelf {
+            role: Role::Primary,
+            epoch: me.epoch + 1,
+            primary_name: None,
+            primary_url: None,
+            primary_fingerprint: None,
+            sealed_key: None,
+            synced_revision: None,
+            synced_digest: None,
+            synced_at: None,
+            ..me
+        };
+        let audit = NewAuditEntry {
+            actor: actor.to_owned(),
+            action: "cluster.promote".into(),
+            fields: vec![format!("epoch {}", promoted.epoch)],
+        };
+        self.store.put_cluster_self(Some(&promoted), Some(&audit)).await?;
+        tracing::warn!(epoch = promoted.epoch, "cluster: this node is now the primary");
+        self.membership().await
+    }
+
+    /// Makes this node follow `primary`, a node it knows (the primary of a higher epoch, or the one an operator
+    /// names), with the key they share.
+    pub async fn follow(&self, actor: &str, primary: &str, epoch: i64) -> Result<Membership> {
+        let Some(me) = self.store.cluster_self().await? else {
+            return Err(Error::Conflict("this node is standalone; join a cluster first".into()));
+        };
+        let nodes = self.store.cluster_nodes().await?;
+        let node = nodes.iter().find(|n| n.name == primary).ok_or_else(|| {
+            Error::Input(format!("no node named {primary} is known here; `tidings cluster nodes` lists them"))
+        })?;
+        let (Some(url), Some(fingerprint)) = (&node.advertise, &node.fingerprint) else {
+            return Err(Error::Conflict(format!("{primary} cannot be followed: its address is not known here")));
+        };
+        // The key shared with that node (a former backup this primary now follows), else this node's own key,
+        // which the primary handed every backup.
+        let key = match (&node.sealed_key, &me.sealed_key) {
+            (Some(sealed), _) => self.cipher.open(&travel_name(primary, "key"), sealed)?,
+            (None, Some(own)) => self.cipher.open("cluster.primary_key", own)?,
+            (None, None) => {
+                return Err(Error::Conflict(format!("{primary} cannot be followed from here: this node holds no key")));
+            }
+        };
+        let was_primary = me.role == Role::Primary;
+        let role = if me.role == Role::Traffic { Role::Traffic } else { Role::Backup };
+        let following = ClusterSelf {
+            role,
+            epoch: epoch.max(me.epoch),
+            primary_name: Some(primary.to_owned()),
+            primary_url: Some(url.clone()),
+            primary_fingerprint: Some(fingerprint.clone()),
+            sealed_key: Some(self.cipher.seal("cluster.primary_key", key.expose())),
+            synced_digest: None,
+            ..me
+        };
+        let action = if was_primary { "cluster.demote" } else { "cluster.follow" };
+        let audit = NewAuditEntry { actor: actor.to_owned(), action: action.into(), fields: vec![primary.to_owned()] };
+        self.store.put_cluster_self(Some(&following), Some(&audit)).await?;
+        tracing::warn!(primary, epoch = following.epoch, role = %role, "cluster: this node now follows another primary");
+        self.membership().await
     }
 
     /// On the primary: removes a node (or a join code not used yet).

@@ -319,8 +319,8 @@ impl App {
 
     /// Records an event Tidings raises itself (pending, throttled like any other).
     pub async fn raise_event(&self, kind: EventKind, details: BTreeMap<String, String>) -> Result<i64> {
-        let event =
-            NewEvent { kind, node: crate::node_name(), details, origin: "tidings".into(), received_at: Utc::now() };
+        let node = self.membership().await?.name;
+        let event = NewEvent { kind, node, details, origin: "tidings".into(), received_at: Utc::now() };
         Ok(self.store.record_event(&event).await?)
     }
 

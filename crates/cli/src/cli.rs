@@ -102,6 +102,11 @@ pub enum ClusterCommand {
     },
     /// On the primary: remove a node (or a join code not used yet).
     Remove { name: String },
+    /// On a backup: become the primary now, with a higher epoch (the old primary follows it once it sees it).
+    Promote,
+    /// On a primary: follow the primary of a higher epoch that a known node reports (after a promotion
+    /// elsewhere); refused when there is none.
+    Demote,
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +267,16 @@ pub struct ServeArgs {
     /// The longest pause between attempts while the primary cannot be reached (doubling from 1 s).
     #[arg(long, env = "TIDINGS_CLUSTER_RETRY_MAX", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub cluster_retry_max: Duration,
+    /// A command run (`sh -c`) when this node becomes the cluster's primary, for example to take the shared
+    /// address (`ip addr add 192.0.2.10/24 dev eth0`). TIDINGS_CLUSTER_EPOCH holds the new epoch.
+    #[arg(long, env = "TIDINGS_CLUSTER_ON_PROMOTE", value_name = "COMMAND")]
+    pub cluster_on_promote: Option<String>,
+    /// A command run when this node stops being the primary (another of a higher epoch exists).
+    #[arg(long, env = "TIDINGS_CLUSTER_ON_DEMOTE", value_name = "COMMAND")]
+    pub cluster_on_demote: Option<String>,
+    /// The longest a promote or demote command may run before it is stopped.
+    #[arg(long, env = "TIDINGS_CLUSTER_HOOK_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub cluster_hook_timeout: Duration,
     /// This node's name in message leases (default: the host name).
     #[arg(long, env = "TIDINGS_NODE_ID", value_name = "NAME")]
     pub node_id: Option<String>,

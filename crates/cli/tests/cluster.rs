@@ -161,3 +161,124 @@ fn primary_name(dir: &std::path::Path) -> String {
     let status: Value = serde_json::from_str(&ok(dir, &["cluster", "status", "--json"])).unwrap();
     status["name"].as_str().unwrap().to_owned()
 }
+
+/// Joins `dir` to the primary at `primary_url` as `name` with `role`.
+fn join(primary_dir: &std::path::Path, primary_url: &str, dir: &std::path::Path, url: &str, name: &str, role: &str) {
+    let code = ok(primary_dir, &["cluster", "add-node", name, "--role", role]).trim().to_owned();
+    ok(dir, &["cluster", "join", primary_url, &code, "--advertise", url]);
+}
+
+fn status(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&ok(dir, &["cluster", "status", "--json"])).unwrap()
+}
+
+fn events(dir: &std::path::Path) -> String {
+    ok(dir, &["event", "list"])
+}
+
+#[test]
+fn the_backup_takes_over_from_a_killed_primary_and_the_old_primary_follows_it_on_return() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary_dir, backup_dir, traffic_dir) =
+        (tmp.path().join("primary"), tmp.path().join("backup"), tmp.path().join("traffic"));
+    let promoted = tmp.path().join("promoted");
+    let (primary, primary_url) = start(&primary_dir);
+    ok(&backup_dir, &["init"]);
+    let hook = format!("echo $TIDINGS_CLUSTER_EPOCH > {}", promoted.display());
+    let mut backup = Daemon::start(
+        &backup_dir,
+        &[
+            "--cluster-listen",
+            "127.0.0.1:0",
+            "--config-poll-interval",
+            "100ms",
+            "--cluster-wait",
+            "2s",
+            "--cluster-retry-max",
+            "1s",
+            "--cluster-on-promote",
+            &hook,
+        ],
+    );
+    let backup_url = format!(
+        "https://{}",
+        backup.wait_for_log(|v| v["message"] == "Tidings cluster is listening")["address"].as_str().unwrap()
+    );
+    let (mut traffic, traffic_url) = start(&traffic_dir);
+    join(&primary_dir, &primary_url, &backup_dir, &backup_url, "backup-1", "backup");
+    join(&primary_dir, &primary_url, &traffic_dir, &traffic_url, "traffic-1", "traffic");
+
+    let mut peer = SmtpPeer::start(&[]);
+    let test_address = format!("cluster.test_addresses=127.0.0.1:{}", peer.port);
+    configure_relay(
+        &primary_dir,
+        peer.port,
+        &[
+            "admin.addresses=ops@example.com",
+            "cluster.auto_failover=true",
+            "cluster.probe_interval=1s",
+            "cluster.takeover_after=3s",
+            &test_address,
+            // Not among this machine's addresses: the primary says so.
+            "cluster.shared_address=127.0.0.2",
+        ],
+    );
+    eventually("the shared address reported missing", || {
+        events(&primary_dir).contains("failover.shared_ip_not_listed")
+    });
+    for dir in [&backup_dir, &traffic_dir] {
+        eventually("the failover settings on a follower", || config(dir)["config"]["cluster"]["auto_failover"] == true);
+    }
+    // The backup holds every node's key before it is needed.
+    eventually("the backup to know the traffic node", || ok(&backup_dir, &["cluster", "nodes"]).contains("traffic-1"));
+
+    primary.kill9();
+    eventually("the backup's probe event", || events(&backup_dir).contains("failover.primary_probe_failed_auto"));
+    eventually("the takeover", || status(&backup_dir)["role"] == "primary");
+    assert_eq!(status(&backup_dir)["epoch"], 2);
+    assert!(events(&backup_dir).contains("failover.takeover"), "{}", events(&backup_dir));
+    eventually("the promote hook", || std::fs::read_to_string(&promoted).is_ok_and(|t| t.trim() == "2"));
+    backup.wait_for_log(|v| v["message"] == "cluster: the promote hook succeeded");
+    // The traffic node finds the new primary by its epoch and follows it.
+    eventually("the traffic node to follow the new primary", || status(&traffic_dir)["primary"]["name"] == "backup-1");
+    traffic.wait_for_log(|v| v["message"] == "cluster: this node now follows another primary");
+    // The new primary delivers, and its changes reach the traffic node.
+    let out = ok(&backup_dir, &["config", "test"]);
+    assert!(out.contains("Delivered"), "{out}");
+    peer.next_message_blocking();
+    ok(&backup_dir, &["config", "set", "locale=nl"]);
+    eventually("the new primary's change on the traffic node", || config(&traffic_dir)["config"]["locale"] == "nl");
+
+    // The old primary comes back (on another port): it asks the nodes it knows, finds a higher epoch, follows.
+    let mut returned = Daemon::start(
+        &primary_dir,
+        &["--cluster-listen", "127.0.0.1:0", "--config-poll-interval", "100ms", "--cluster-wait", "2s"],
+    );
+    returned.wait_for_log(|v| v["message"] == "cluster: this node now follows another primary");
+    let back = status(&primary_dir);
+    assert_eq!((back["role"].as_str(), back["primary"]["name"].as_str()), (Some("backup"), Some("backup-1")), "{back}");
+    assert_eq!(back["epoch"], 2);
+    eventually("the old primary to take the new one's configuration", || {
+        config(&primary_dir)["config"]["locale"] == "nl"
+    });
+    let err = fails(&primary_dir, &["config", "set", "locale=en"]);
+    assert!(err.contains("This node is a backup"), "{err}");
+}
+
+#[test]
+fn the_primary_warns_when_no_backup_synchronised_within_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary_dir, backup_dir) = (tmp.path().join("primary"), tmp.path().join("backup"));
+    let (_primary, primary_url) = start(&primary_dir);
+    let (backup, backup_url) = start(&backup_dir);
+    join(&primary_dir, &primary_url, &backup_dir, &backup_url, "backup-1", "backup");
+    ok(
+        &primary_dir,
+        &["config", "set", "cluster.probe_interval=1s", "cluster.takeover_after=1s", "cluster.sync_failed_after=3s"],
+    );
+    eventually("the backup's first sync", || status(&backup_dir)["synced_revision"] == 1);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(!events(&primary_dir).contains("failover.sync_failed"), "a backup that keeps asking is in sync");
+    backup.kill9();
+    eventually("the sync warning", || events(&primary_dir).contains("failover.sync_failed"));
+}

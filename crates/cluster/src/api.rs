@@ -3,7 +3,7 @@
 
 use crate::{
     NODE_HEADER, VERSION_HEADER,
-    protocol::{JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
+    protocol::{Health, JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
 };
 use axum::{
     Json, Router,
@@ -23,7 +23,11 @@ const LOOK_EVERY: Duration = Duration::from_millis(250);
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
 pub fn router(app: App) -> Router {
-    Router::new().route("/cluster/v1/join", post(join)).route("/cluster/v1/snapshot", get(snapshot)).with_state(app)
+    Router::new()
+        .route("/cluster/v1/join", post(join))
+        .route("/cluster/v1/snapshot", get(snapshot))
+        .route("/cluster/v1/health", get(health))
+        .with_state(app)
 }
 
 fn refused(status: StatusCode, error: impl Into<String>) -> Response {
@@ -43,6 +47,16 @@ fn failed(e: &tidings_app::Error) -> Response {
         }
     };
     refused(status, e.to_string())
+}
+
+async fn health(State(app): State<App>) -> Response {
+    match app.membership().await {
+        Ok(m) => {
+            Json(Health { name: m.name, role: m.role.to_string(), epoch: m.epoch, version: crate::VERSION.to_owned() })
+                .into_response()
+        }
+        Err(e) => failed(&e),
+    }
 }
 
 async fn join(State(app): State<App>, Json(request): Json<JoinRequest>) -> Response {

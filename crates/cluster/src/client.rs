@@ -2,7 +2,7 @@
 
 use crate::{
     NODE_HEADER, VERSION, VERSION_HEADER,
-    protocol::{JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
+    protocol::{Health, JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
     tls,
 };
 use reqwest::StatusCode;
@@ -93,6 +93,14 @@ impl Primary {
             .map_err(|e| unreachable(&self.url, &e))?;
         read(answer).await
     }
+}
+
+/// Asks the node at `url` (pinned to `fingerprint`) who it is; `wait` bounds the whole exchange.
+pub async fn health(url: &str, fingerprint: &str, wait: Duration) -> Result<Health, ClusterError> {
+    let node = Primary::new(url, fingerprint, wait)?;
+    let answer =
+        node.http.get(format!("{}/cluster/v1/health", node.url)).send().await.map_err(|e| unreachable(url, &e))?;
+    read(answer).await?.ok_or_else(|| ClusterError::Unreachable(format!("{url} answered nothing")))
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClusterError {

@@ -8,12 +8,14 @@
 //! - [`client`]: joining, and asking the primary for its snapshot.
 //! - [`api`]: the primary's side of it, served on `serve --cluster-listen`.
 //! - [`follow`]: the follower's task.
+//! - [`watch`]: the failover checks, takeovers and fencing, and the promote and demote hooks.
 
 pub mod api;
 pub mod client;
 pub mod follow;
 pub mod protocol;
 pub mod tls;
+pub mod watch;
 
 /// The header a follower names itself in.
 pub const NODE_HEADER: &str = "x-tidings-node";

@@ -106,6 +106,19 @@ pub struct SnapshotMessage {
     /// Secret name → the value encrypted for the asking node (base64).
     pub secrets: BTreeMap<String, String>,
     pub nodes: Vec<Node>,
+    /// For a backup: the other nodes' keys, encrypted for it (base64).
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+}
+
+/// `GET /cluster/v1/health`: who answers, in which role and epoch. Needs no key: it says nothing secret, and a
+/// node that restarts asks it of every node it knows before it acts.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub name: String,
+    pub role: String,
+    pub epoch: i64,
+    pub version: String,
 }
 
 impl From<&Snapshot> for SnapshotMessage {
@@ -118,6 +131,7 @@ impl From<&Snapshot> for SnapshotMessage {
             config: s.config.clone(),
             secrets: s.secrets.iter().map(|(name, sealed)| (name.clone(), STANDARD.encode(sealed))).collect(),
             nodes: s.nodes.iter().map(Node::from).collect(),
+            keys: s.keys.iter().map(|(name, sealed)| (name.clone(), STANDARD.encode(sealed))).collect(),
         }
     }
 }
@@ -125,11 +139,16 @@ impl From<&Snapshot> for SnapshotMessage {
 impl TryFrom<SnapshotMessage> for Snapshot {
     type Error = Invalid;
     fn try_from(m: SnapshotMessage) -> Result<Self, Invalid> {
-        let mut secrets = Vec::new();
-        for (name, value) in m.secrets {
-            let sealed = STANDARD.decode(value).map_err(|e| Invalid::new(format!("secret {name}: {e}")))?;
-            secrets.push((name, sealed));
-        }
+        let decoded = |entries: BTreeMap<String, String>| -> Result<Vec<(String, Vec<u8>)>, Invalid> {
+            entries
+                .into_iter()
+                .map(|(name, value)| {
+                    STANDARD.decode(value).map(|v| (name.clone(), v)).map_err(|e| Invalid::new(format!("{name}: {e}")))
+                })
+                .collect()
+        };
+        let secrets = decoded(m.secrets)?;
+        let keys = decoded(m.keys)?;
         Ok(Self {
             digest: m.digest,
             primary: m.primary,
@@ -138,6 +157,7 @@ impl TryFrom<SnapshotMessage> for Snapshot {
             config: m.config,
             secrets,
             nodes: m.nodes.into_iter().map(ClusterNode::try_from).collect::<Result<_, _>>()?,
+            keys,
         })
     }
 }

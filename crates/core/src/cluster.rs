@@ -215,3 +215,96 @@ mod tests {
         );
     }
 }
+
+/// What a backup's probes saw in one round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The primary answered at its address.
+    pub primary: bool,
+    /// The primary's host name resolved and the primary answered at it; `None` when its address is an IP.
+    pub primary_by_name: Option<bool>,
+    /// At least one test address answered; `None` when none is configured.
+    pub test_addresses: Option<bool>,
+    /// This node's own cluster listener answered.
+    pub itself: bool,
+}
+
+/// What a backup concludes from a round: the conditions that hold (each raised as its event when it begins), and
+/// whether to take over now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub conditions: Vec<crate::notify::EventKind>,
+    pub take_over: bool,
+}
+
+/// Judges a round of probes. `down_for` is how long the primary has not answered (zero when it just did).
+/// A backup takes over only when automatic failover is on, the primary stayed unreachable for `takeover_after`,
+/// and a test address answers: a backup that reaches nothing is the one cut off.
+pub fn judge(seen: Seen, settings: &crate::config::ClusterSettings, down_for: std::time::Duration) -> Verdict {
+    use crate::notify::EventKind as K;
+    let mut verdict = Verdict::default();
+    if !settings.backup_enabled {
+        verdict.conditions.push(K::BackupDisabled);
+        return verdict;
+    }
+    if !seen.itself {
+        verdict.conditions.push(K::SelfProbeFailed);
+    }
+    if seen.primary_by_name == Some(false) && seen.primary {
+        verdict.conditions.push(K::PrimaryHostnameUnreachable);
+    }
+    match (seen.primary, seen.test_addresses) {
+        (false, Some(false)) => verdict.conditions.push(K::BackupIsolated),
+        (false, reachable) => {
+            verdict.conditions.push(if settings.auto_failover {
+                K::PrimaryProbeFailedAuto
+            } else {
+                K::PrimaryProbeFailedManual
+            });
+            verdict.take_over =
+                settings.auto_failover && reachable == Some(true) && seen.itself && down_for >= settings.takeover_after;
+        }
+        (true, Some(false)) => verdict.conditions.push(K::TestIpsUnreachable),
+        (true, _) => {}
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod judging {
+    use super::*;
+    use crate::{config::ClusterSettings, notify::EventKind as K};
+    use std::time::Duration;
+
+    fn seen(primary: bool, tests: Option<bool>) -> Seen {
+        Seen { primary, primary_by_name: None, test_addresses: tests, itself: true }
+    }
+
+    #[test]
+    fn a_backup_takes_over_only_when_the_primary_is_gone_and_it_is_not_the_one_cut_off() {
+        let auto =
+            ClusterSettings { auto_failover: true, takeover_after: Duration::from_secs(30), ..Default::default() };
+        let long = Duration::from_secs(31);
+        assert_eq!(judge(seen(true, Some(true)), &auto, Duration::ZERO), Verdict::default());
+        let v = judge(seen(false, Some(true)), &auto, Duration::from_secs(10));
+        assert_eq!((v.conditions.as_slice(), v.take_over), (&[K::PrimaryProbeFailedAuto][..], false));
+        assert!(judge(seen(false, Some(true)), &auto, long).take_over);
+        let isolated = judge(seen(false, Some(false)), &auto, long);
+        assert_eq!((isolated.conditions.as_slice(), isolated.take_over), (&[K::BackupIsolated][..], false));
+        assert!(!judge(seen(false, None), &auto, long).take_over, "without test addresses it cannot tell");
+        let manual = ClusterSettings::default();
+        let v = judge(seen(false, Some(true)), &manual, long);
+        assert_eq!((v.conditions.as_slice(), v.take_over), (&[K::PrimaryProbeFailedManual][..], false));
+        assert_eq!(judge(seen(true, Some(false)), &auto, long).conditions, [K::TestIpsUnreachable]);
+        let sick = Seen { itself: false, ..seen(false, Some(true)) };
+        let v = judge(sick, &auto, long);
+        assert!(v.conditions.contains(&K::SelfProbeFailed) && !v.take_over, "a node that fails itself stays");
+        let named = Seen { primary_by_name: Some(false), ..seen(true, Some(true)) };
+        assert_eq!(judge(named, &auto, long).conditions, [K::PrimaryHostnameUnreachable]);
+        let off = ClusterSettings { backup_enabled: false, ..auto };
+        assert_eq!(
+            judge(seen(false, Some(true)), &off, long),
+            Verdict { conditions: vec![K::BackupDisabled], take_over: false }
+        );
+    }
+}

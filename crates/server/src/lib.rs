@@ -80,6 +80,8 @@ pub struct Options {
     pub cluster_listen: Option<std::net::SocketAddr>,
     /// How a follower asks its primary.
     pub follow: tidings_cluster::follow::FollowOptions,
+    /// The hooks run when this node becomes the primary or stops being it, and their timeout.
+    pub watch: tidings_cluster::watch::WatchOptions,
 }
 
 impl Default for Options {
@@ -95,6 +97,7 @@ impl Default for Options {
             gateway_recheck: tidings_gateway::RECHECK,
             cluster_listen: None,
             follow: tidings_cluster::follow::FollowOptions::default(),
+            watch: tidings_cluster::watch::WatchOptions { hook_timeout: Duration::from_secs(30), ..Default::default() },
         }
     }
 }
@@ -134,6 +137,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         recheck: options.gateway_recheck,
     }
     .spawn(shutdown.clone());
+    let mut watch = options.watch.clone();
     let cluster = match options.cluster_listen {
         Some(address) => {
             let listener =
@@ -142,12 +146,19 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
             let tls = tokio_rustls::TlsAcceptor::from(tidings_cluster::tls::server_config(&identity)?);
             let address = listener.local_addr().map_err(Error::Http)?;
             tracing::info!(%address, fingerprint = %identity.fingerprint, "Tidings cluster is listening");
+            let own = if address.ip().is_unspecified() {
+                std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+            } else {
+                address
+            };
+            watch.own_url = Some(format!("https://{own}"));
             let router = tidings_cluster::api::router(app.clone());
             Some(tokio::spawn(serve::serve(listener, router, Some(tls), options.http, shutdown.clone())))
         }
         None => None,
     };
     let follower = tidings_cluster::follow::spawn(app.clone(), options.follow, shutdown.clone());
+    let watcher = tidings_cluster::watch::spawn(app.clone(), watch, shutdown.clone());
     let events = Arc::new(Notify::new());
     let notifier = Notifier {
         app: app.clone(),
@@ -188,6 +199,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let _ = notifier.await;
     let _ = gateway.await;
     let _ = follower.await;
+    let _ = watcher.await;
     if let Some(cluster) = cluster {
         let _ = cluster.await;
     }

@@ -80,6 +80,23 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
                 }
             }
         }
+        ClusterCommand::Promote => {
+            let me = app.promote(&actor()).await?;
+            say!("This node is now the primary (epoch {}). Its daemon runs the promote hook.", me.epoch);
+        }
+        ClusterCommand::Demote => {
+            let me = app.membership().await?;
+            let Some((primary, epoch)) =
+                tidings_cluster::watch::newer_primary(app, me.epoch, std::time::Duration::from_secs(5)).await
+            else {
+                bail!(
+                    "no node reports a primary of an epoch above this one ({}): promote a backup first (tidings cluster promote on it)",
+                    me.epoch
+                );
+            };
+            app.follow(&actor(), &primary, epoch).await?;
+            say!("This node now follows {} (epoch {epoch}).", shown(&primary));
+        }
         ClusterCommand::Remove { name } => {
             if !app.remove_node(&actor(), &name).await? {
                 bail!("no node named {name:?}; `tidings cluster nodes` lists them");

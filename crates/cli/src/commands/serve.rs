@@ -58,6 +58,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             retry_max: args.cluster_retry_max,
             ..Default::default()
         },
+        watch: tidings_cluster::watch::WatchOptions {
+            own_url: None,
+            on_promote: args.cluster_on_promote,
+            on_demote: args.cluster_on_demote,
+            hook_timeout: args.cluster_hook_timeout,
+        },
         ..Default::default()
     };
     crate::allocator::trim_every(args.memory_trim_interval);

@@ -1,0 +1,344 @@
+//! The failover checks, every `cluster.probe_interval`:
+//! - a backup probes the primary (by address, and by host name when it has one), the test addresses and itself,
+//!   raises the catalogue's `failover.*` events as conditions begin, and takes over when
+//!   `tidings_core::cluster::judge` says so;
+//! - a follower whose primary does not answer looks for a primary of a higher epoch among the nodes it knows,
+//!   and follows it;
+//! - a primary asks the nodes it knows for their epoch (at once after a start), and follows one of a higher
+//!   epoch; it checks that it holds `cluster.shared_address`, and that a backup took its configuration within
+//!   `cluster.sync_failed_after`.
+//!
+//! Promotions and demotions run the hooks given to `serve` (`--cluster-on-promote`, `--cluster-on-demote`).
+
+use crate::client;
+use chrono::Utc;
+use std::{collections::BTreeMap, collections::BTreeSet, net::IpAddr, time::Duration};
+use tidings_app::App;
+use tidings_core::{
+    cluster::{Role, Seen, judge},
+    notify::EventKind,
+};
+use tokio::{net::TcpStream, task::JoinHandle, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The hooks and this node's own address, as `serve` was given them.
+#[derive(Clone, Debug, Default)]
+pub struct WatchOptions {
+    /// `https://127.0.0.1:PORT` of this node's own cluster listener, for its self-probe; `None` without one.
+    pub own_url: Option<String>,
+    /// Run (`sh -c`) when this node becomes the primary, and when it stops being it.
+    pub on_promote: Option<String>,
+    pub on_demote: Option<String>,
+    /// The longest a hook may run before it is killed.
+    pub hook_timeout: Duration,
+}
+
+pub fn spawn(app: App, options: WatchOptions, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut watch =
+            Watch { app, options, active: BTreeSet::new(), down_since: None, resolved: None, last_role: None };
+        loop {
+            let interval = match watch.round().await {
+                Ok(interval) => interval,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: a round of failover checks failed");
+                    Duration::from_secs(10)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    })
+}
+
+struct Watch {
+    app: App,
+    options: WatchOptions,
+    /// The conditions raised and still holding: each is raised once when it begins.
+    active: BTreeSet<EventKind>,
+    /// Since when the primary has not answered.
+    down_since: Option<Instant>,
+    /// The primary's address, from the last time its host name resolved.
+    resolved: Option<IpAddr>,
+    /// The role at the last look: a change (here, or by `tidings cluster promote` in another process) runs the
+    /// promote or demote hook.
+    last_role: Option<Role>,
+}
+
+type Outcome<T> = Result<T, client::ClusterError>;
+
+impl Watch {
+    /// One round; returns the wait before the next.
+    async fn round(&mut self) -> Outcome<Duration> {
+        let me = self.app.membership().await?;
+        let settings = self.app.current().await?.config.cluster;
+        let probe_timeout = settings.probe_interval.min(Duration::from_secs(5));
+        let conditions = match me.role {
+            Role::Standalone => Vec::new(),
+            Role::Primary => self.as_primary(me.epoch, &settings, probe_timeout).await?,
+            Role::Backup | Role::Traffic => self.as_follower(&me, &settings, probe_timeout).await?,
+        };
+        self.raise(conditions).await?;
+        self.transitions().await?;
+        Ok(settings.probe_interval)
+    }
+
+    /// Runs the hook of a role change since the last look.
+    async fn transitions(&mut self) -> Outcome<()> {
+        let me = self.app.membership().await?;
+        let before = self.last_role.replace(me.role);
+        match before {
+            Some(Role::Primary) if me.role != Role::Primary => self.hook(false, me.epoch).await,
+            Some(before) if before != Role::Primary && me.role == Role::Primary => self.hook(true, me.epoch).await,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Raises each condition that begins now; forgets those that ended.
+    async fn raise(&mut self, conditions: Vec<(EventKind, BTreeMap<String, String>)>) -> Outcome<()> {
+        let now: BTreeSet<EventKind> = conditions.iter().map(|(k, _)| *k).collect();
+        for (kind, details) in conditions {
+            if !self.active.contains(&kind) {
+                tracing::warn!(kind = kind.id(), "cluster: {}", kind.summary());
+                self.app.raise_event(kind, details).await?;
+            }
+        }
+        self.active = now;
+        Ok(())
+    }
+
+    async fn as_primary(
+        &mut self,
+        epoch: i64,
+        settings: &tidings_core::config::ClusterSettings,
+        timeout: Duration,
+    ) -> Outcome<Vec<(EventKind, BTreeMap<String, String>)>> {
+        let mut conditions = Vec::new();
+        // Fencing: a primary of a higher epoch elsewhere makes this one follow it at once.
+        for node in self.app.cluster_nodes().await? {
+            let (Some(url), Some(fingerprint)) = (&node.advertise, &node.fingerprint) else { continue };
+            let Ok(health) = client::health(url, fingerprint, timeout).await else { continue };
+            if health.role == "primary" && health.epoch > epoch {
+                if health.version != crate::VERSION {
+                    conditions.push((EventKind::VersionMismatch, versions(&health.version)));
+                }
+                self.app.follow("cluster:fencing", &node.name, health.epoch).await?;
+                return Ok(conditions);
+            }
+        }
+        if let Some(shared) = &settings.shared_address {
+            match holds(shared).await {
+                Some(true) => {}
+                Some(false) => conditions.push((EventKind::SharedIpInterfaceDisabled, detail("address", shared))),
+                None => conditions.push((EventKind::SharedIpNotListed, detail("address", shared))),
+            }
+        }
+        let backups: Vec<_> = self
+            .app
+            .cluster_nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.role == Role::Backup && n.joined_at.is_some())
+            .collect();
+        let window = chrono::Duration::from_std(settings.sync_failed_after).unwrap_or(chrono::Duration::days(1));
+        let synced = |n: &tidings_store::ClusterNode| {
+            n.last_contact_at.or(n.joined_at).is_some_and(|at| Utc::now() - at < window)
+        };
+        if !backups.is_empty() && !backups.iter().any(synced) {
+            conditions.push((EventKind::SyncFailed, BTreeMap::new()));
+        }
+        Ok(conditions)
+    }
+
+    async fn as_follower(
+        &mut self,
+        me: &tidings_app::cluster::Membership,
+        settings: &tidings_core::config::ClusterSettings,
+        timeout: Duration,
+    ) -> Outcome<Vec<(EventKind, BTreeMap<String, String>)>> {
+        let Some((url, fingerprint, _)) = self.app.primary_link().await? else { return Ok(Vec::new()) };
+        if me.role == Role::Backup && !settings.backup_enabled {
+            self.down_since = None;
+            return Ok(vec![(EventKind::BackupDisabled, BTreeMap::new())]);
+        }
+        let seen = self.probe(&url, &fingerprint, settings, timeout).await;
+        if seen.primary {
+            self.down_since = None;
+        } else {
+            let since = *self.down_since.get_or_insert_with(Instant::now);
+            // Another node may be the primary now (a takeover this node did not see): follow it.
+            if let Some((name, epoch)) = newer_primary(&self.app, me.epoch, timeout).await {
+                self.app.follow("cluster:epoch", &name, epoch).await?;
+                self.down_since = None;
+                return Ok(Vec::new());
+            }
+            if me.role == Role::Traffic {
+                return Ok(Vec::new());
+            }
+            let verdict = judge(seen, settings, since.elapsed());
+            if verdict.take_over {
+                self.app.promote("cluster:auto-failover").await?;
+                self.down_since = None;
+                let details = detail("primary", me.primary_name.as_deref().unwrap_or_default());
+                self.app.raise_event(EventKind::Takeover, details).await?;
+                return Ok(Vec::new());
+            }
+            return Ok(verdict.conditions.into_iter().map(|k| (k, primary_detail(me))).collect());
+        }
+        if me.role == Role::Traffic {
+            return Ok(Vec::new());
+        }
+        Ok(judge(seen, settings, Duration::ZERO).conditions.into_iter().map(|k| (k, primary_detail(me))).collect())
+    }
+
+    async fn probe(
+        &mut self,
+        url: &str,
+        fingerprint: &str,
+        settings: &tidings_core::config::ClusterSettings,
+        timeout: Duration,
+    ) -> Seen {
+        let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        let port = url::Url::parse(url).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
+        let named = host.trim_matches(['[', ']']).parse::<IpAddr>().is_err();
+        let mut by_name = None;
+        let mut primary = false;
+        if named {
+            let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|mut addrs| addrs.next());
+            if let Some(address) = resolved {
+                self.resolved = Some(address.ip());
+                let answered = client::health(url, fingerprint, timeout).await.is_ok();
+                by_name = Some(answered);
+                primary = answered;
+            } else {
+                by_name = Some(false);
+            }
+            if !primary && let Some(ip) = self.resolved {
+                let by_address = url.replacen(&host, &bracketed(ip), 1);
+                primary = client::health(&by_address, fingerprint, timeout).await.is_ok();
+            }
+        } else {
+            primary = client::health(url, fingerprint, timeout).await.is_ok();
+        }
+        let test_addresses = if settings.test_addresses.is_empty() {
+            None
+        } else {
+            let mut any = false;
+            for address in &settings.test_addresses {
+                if tokio::time::timeout(timeout, TcpStream::connect(address.as_str())).await.is_ok_and(|c| c.is_ok()) {
+                    any = true;
+                    break;
+                }
+            }
+            Some(any)
+        };
+        let itself = match &self.options.own_url {
+            Some(own) => {
+                let identity = self.app.cluster_identity().await;
+                match identity {
+                    Ok(identity) => client::health(own, &identity.fingerprint, timeout).await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+            None => true,
+        };
+        Seen { primary, primary_by_name: by_name, test_addresses, itself }
+    }
+
+    /// Runs the promote or demote hook, with a timeout; the outcome is logged.
+    async fn hook(&self, promoted: bool, epoch: i64) {
+        let (which, command) =
+            if promoted { ("promote", &self.options.on_promote) } else { ("demote", &self.options.on_demote) };
+        let Some(command) = command else { return };
+        let mut child = tokio::process::Command::new("sh");
+        child
+            .args(["-c", command])
+            .env("TIDINGS_CLUSTER_EVENT", which)
+            .env("TIDINGS_CLUSTER_EPOCH", epoch.to_string())
+            .kill_on_drop(true);
+        match tokio::time::timeout(self.options.hook_timeout, child.output()).await {
+            Ok(Ok(out)) if out.status.success() => tracing::info!(hook = which, "cluster: the {which} hook succeeded"),
+            Ok(Ok(out)) => tracing::error!(
+                hook = which,
+                status = %out.status,
+                stderr = %String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default(),
+                "cluster: the {which} hook failed"
+            ),
+            Ok(Err(e)) => tracing::error!(hook = which, error = %e, "cluster: the {which} hook could not start"),
+            Err(_) => tracing::error!(
+                hook = which,
+                timeout = ?self.options.hook_timeout,
+                "cluster: the {which} hook did not finish in time and was stopped"
+            ),
+        }
+    }
+}
+
+/// A node this one knows that answers as the primary of an epoch above `epoch`: its name and epoch.
+pub async fn newer_primary(app: &App, epoch: i64, timeout: Duration) -> Option<(String, i64)> {
+    for node in app.cluster_nodes().await.ok()? {
+        let (Some(url), Some(fingerprint)) = (&node.advertise, &node.fingerprint) else { continue };
+        if let Ok(health) = client::health(url, fingerprint, timeout).await
+            && health.role == "primary"
+            && health.epoch > epoch
+        {
+            return Some((node.name, health.epoch));
+        }
+    }
+    None
+}
+
+fn bracketed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+fn detail(key: &str, value: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(key.to_owned(), value.to_owned())])
+}
+
+fn primary_detail(me: &tidings_app::cluster::Membership) -> BTreeMap<String, String> {
+    detail("primary", me.primary_name.as_deref().unwrap_or_default())
+}
+
+fn versions(other: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("this_version".to_owned(), crate::VERSION.to_owned()),
+        ("other_version".to_owned(), other.to_owned()),
+    ])
+}
+
+/// Whether one of this machine's interfaces holds `address` (as `ip -o addr` lists them, loopback included):
+/// `Some(true)` on an interface that is up, `Some(false)` on one that is down, `None` when none holds it.
+async fn holds(address: &str) -> Option<bool> {
+    let addresses = tokio::process::Command::new("ip").args(["-o", "addr", "show"]).output().await.ok()?;
+    let links = tokio::process::Command::new("ip").args(["-o", "link", "show"]).output().await.ok()?;
+    let addresses = String::from_utf8_lossy(&addresses.stdout);
+    let links = String::from_utf8_lossy(&links.stdout);
+    let interface = addresses.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        let _index = words.next()?;
+        let name = words.next()?;
+        let _family = words.next()?;
+        let cidr = words.next()?;
+        (cidr.split('/').next() == Some(address)).then(|| name.to_owned())
+    })?;
+    let up = links.lines().any(|line| {
+        let mut words = line.split_whitespace();
+        let _index = words.next();
+        words.next().map(|n| n.trim_end_matches(':').split('@').next().unwrap_or_default().to_owned()).as_deref()
+            == Some(interface.as_str())
+            && (line.contains("state UP") || line.contains("state UNKNOWN"))
+            && line.contains(",UP")
+    });
+    Some(up)
+}
