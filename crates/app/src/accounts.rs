@@ -74,6 +74,7 @@ impl App {
         password: &SecretString,
         role: Role,
     ) -> Result<i64> {
+        self.refuse_on_follower().await?;
         account::validate_username(username).map_err(|why| Error::Input(format!("user name {username:?}: {why}")))?;
         account::validate_password(password.expose()).map_err(|why| Error::Input(format!("password: {why}")))?;
         let new =

@@ -25,6 +25,7 @@ pub(crate) fn token_hash(token: &str) -> Vec<u8> {
 
 impl App {
     pub async fn create_api_token(&self, actor: &str, name: &str, role: Role) -> Result<CreatedToken> {
+        self.refuse_on_follower().await?;
         if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
             return Err(Error::Input(format!(
                 "token name {name:?}: give 1 to 64 printable characters, such as ci-alerts"
@@ -48,6 +49,7 @@ impl App {
 
     /// Revokes a token; false when it does not exist or was revoked already.
     pub async fn revoke_api_token(&self, actor: &str, id: i64) -> Result<bool> {
+        self.refuse_on_follower().await?;
         let audit =
             NewAuditEntry { actor: actor.to_owned(), action: "api-token.revoke".into(), fields: vec![id.to_string()] };
         Ok(self.store.revoke_api_token(id, &audit).await?)

@@ -17,7 +17,7 @@ use tidings_core::{
     cluster::{self, JoinCode, Role},
     secret::{SecretName, SecretString},
 };
-use tidings_store::{ClusterNode, ClusterSelf, ConfigSave};
+use tidings_store::{ClusterNode, ClusterSelf, ConfigSave, Identities};
 
 const CERTIFICATE: &str = "cluster.certificate";
 const CERTIFICATE_KEY: &str = "cluster.certificate_key";
@@ -86,6 +86,8 @@ pub struct Snapshot {
     pub nodes: Vec<ClusterNode>,
     /// For a backup: the other nodes' keys, encrypted with its own, so that it can serve them once promoted.
     pub keys: Vec<(String, Vec<u8>)>,
+    /// The primary's accounts, API tokens and device accounts, with their hashes.
+    pub identities: Identities,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -143,7 +145,8 @@ impl App {
         Ok(self.store.cluster_nodes().await?)
     }
 
-    /// On a follower, why its configuration cannot be changed here; `None` elsewhere.
+    /// On a follower, why its configuration (and its accounts, API tokens and device accounts) cannot be changed
+    /// here; `None` elsewhere.
     pub async fn read_only_reason(&self) -> Result<Option<String>> {
         let Some(me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(None) };
         let age = me.synced_at.map(|at| (Utc::now() - at).num_seconds());
@@ -154,6 +157,15 @@ impl App {
             age,
             me.primary_url.as_deref().unwrap_or_default(),
         )))
+    }
+
+    /// Refuses a change of what a follower takes from its primary (accounts, API tokens, device accounts), with
+    /// the same words as a refused configuration change.
+    pub(crate) async fn refuse_on_follower(&self) -> Result<()> {
+        match self.read_only_reason().await? {
+            Some(reason) => Err(Error::Conflict(reason)),
+            None => Ok(()),
+        }
     }
 
     /// This node's certificate for cluster traffic, made the first time it is needed.
@@ -348,6 +360,26 @@ impl App {
             }
             digest.update(node.role.as_str().as_bytes());
         }
+        let identities = self.store.identities().await?;
+        for (a, hash) in &identities.accounts {
+            let locale = a.locale.map(|l| format!("{l:?}")).unwrap_or_default();
+            for part in [a.id.to_string().as_str(), &a.username, hash, a.role.as_str(), &locale] {
+                digest.update(part.as_bytes());
+                digest.update([0]);
+            }
+        }
+        for (t, hash) in &identities.api_tokens {
+            digest.update(t.id.to_be_bytes());
+            digest.update(hash);
+            digest.update(t.role.as_str().as_bytes());
+            digest.update([u8::from(t.revoked_at.is_some())]);
+        }
+        for (d, hash) in &identities.devices {
+            for part in [d.id.to_string().as_str(), &d.username, hash, &d.addresses.join(" ")] {
+                digest.update(part.as_bytes());
+                digest.update([0]);
+            }
+        }
         Ok(hex(&digest.finalize()))
     }
 
@@ -393,6 +425,7 @@ impl App {
             secrets,
             nodes,
             keys,
+            identities: self.store.identities().await?,
         })
     }
 
@@ -444,6 +477,19 @@ impl App {
             nodes.push(node);
         }
         self.store.replace_cluster_nodes(&nodes).await?;
+        if self.store.identities().await? != snapshot.identities {
+            let audit = NewAuditEntry {
+                actor: format!("cluster:{}", snapshot.primary),
+                action: "cluster.sync-accounts".into(),
+                fields: vec![format!(
+                    "{} accounts, {} API tokens, {} device accounts",
+                    snapshot.identities.accounts.len(),
+                    snapshot.identities.api_tokens.len(),
+                    snapshot.identities.devices.len()
+                )],
+            };
+            self.store.replace_identities(&snapshot.identities, &audit).await?;
+        }
         me.primary_name = Some(snapshot.primary);
         me.epoch = me.epoch.max(snapshot.epoch);
         me.synced_revision = Some(snapshot.revision);

@@ -19,6 +19,7 @@ impl App {
         password: &SecretString,
         addresses: &[String],
     ) -> Result<i64> {
+        self.refuse_on_follower().await?;
         account::validate_username(username).map_err(|why| Error::Input(format!("device name {username:?}: {why}")))?;
         account::validate_password(password.expose()).map_err(|why| Error::Input(format!("password: {why}")))?;
         for a in addresses {
@@ -42,6 +43,7 @@ impl App {
     }
 
     pub async fn delete_device(&self, actor: &str, id: i64) -> Result<bool> {
+        self.refuse_on_follower().await?;
         let name = self.store.devices().await?.into_iter().find(|d| d.id == id).map(|d| d.username);
         let Some(name) = name else { return Ok(false) };
         let audit = NewAuditEntry { actor: actor.to_owned(), action: "device.delete".into(), fields: vec![name] };

@@ -166,6 +166,7 @@ impl App {
 
     /// Changes an account. Refuses to leave no administrator, and checks a new password's strength.
     pub async fn update_account(&self, actor: &str, id: i64, update: AccountUpdate) -> Result<()> {
+        self.refuse_on_follower().await?;
         let accounts = self.store.accounts().await?;
         let target = accounts.iter().find(|a| a.id == id).ok_or_else(|| Error::Input(format!("no account {id}")))?;
         if update.role.is_some_and(|r| r != Role::Administrator) && target.role == Role::Administrator {
@@ -198,6 +199,7 @@ impl App {
 
     /// Deletes an account (and its sessions), never the last administrator.
     pub async fn delete_account(&self, actor: &str, id: i64) -> Result<()> {
+        self.refuse_on_follower().await?;
         let accounts = self.store.accounts().await?;
         let target = accounts.iter().find(|a| a.id == id).ok_or_else(|| Error::Input(format!("no account {id}")))?;
         if target.role == Role::Administrator {

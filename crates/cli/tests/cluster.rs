@@ -29,6 +29,13 @@ fn token(dir: &std::path::Path) -> String {
     stdout(&out).trim().to_owned()
 }
 
+/// A file holding a device account's password.
+fn password_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("device-password");
+    std::fs::write(&file, "device-pass-0123456789\n").unwrap();
+    file
+}
+
 /// Everything a daemon logged so far, as text.
 fn logs(daemon: &mut Daemon) -> String {
     daemon.wait_for_log(|v| v["message"] == "Tidings cluster is listening");
@@ -100,7 +107,17 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
             && err.contains("Change it on the primary"),
         "{err}"
     );
-    let api = token(&backup_dir);
+    // Accounts, API tokens and device accounts are the primary's too: a token made there works on a follower.
+    let api = token(&primary_dir);
+    ok(&primary_dir, &["device", "add", "scanner-3", "--password-file", password_file(tmp.path()).to_str().unwrap()]);
+    eventually("the primary's device account on the traffic node", || {
+        ok(&traffic_dir, &["device", "list"]).contains("scanner-3")
+    });
+    eventually("the primary's token on the backup", || {
+        http(&backup.address, "GET", "/api/v1/cluster", Some(&api), None).0 == 200
+    });
+    let err = fails(&backup_dir, &["api-token", "create", "--name", "local", "--role", "viewer"]);
+    assert!(err.contains("This node is a backup"), "{err}");
     let (status, body) =
         http(&backup.address, "PATCH", "/api/v1/email-config", Some(&api), Some(&json!({"smtp.port": "2626"})));
     assert_eq!(status, 409, "{body}");
@@ -119,13 +136,12 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
     assert!(status["synced_revision"].as_i64().unwrap() >= 2, "{status}");
     let nodes = ok(&primary_dir, &["cluster", "nodes"]);
     assert!(nodes.contains("backup-1") && nodes.contains("traffic-1") && nodes.contains("joined"), "{nodes}");
-    let admin = token(&primary_dir);
-    let (status, cluster) = http(&_primary.address, "GET", "/api/v1/cluster", Some(&admin), None);
+    let (status, cluster) = http(&_primary.address, "GET", "/api/v1/cluster", Some(&api), None);
     assert_eq!((status, cluster["role"].as_str()), (200, Some("primary")), "{cluster}");
     assert!(cluster["nodes"].as_array().unwrap().iter().all(|n| n["last_contact_at"].is_string()), "{cluster}");
 
     // The secret never shows on a follower: not in its logs, its API, its CLI or its files.
-    let (_, api_config) = http(&traffic.address, "GET", "/api/v1/email-config", Some(&token(&traffic_dir)), None);
+    let (_, api_config) = http(&traffic.address, "GET", "/api/v1/email-config", Some(&api), None);
     for (what, text) in [
         ("the traffic node's log", logs(&mut traffic)),
         ("the backup's log", logs(&mut backup)),

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tidings_app::cluster::{Accepted, Snapshot};
-use tidings_core::{EmailConfig, Invalid, cluster::Role};
-use tidings_store::ClusterNode;
+use tidings_core::{EmailConfig, Invalid, account::Role as AccountRole, cluster::Role, config::Locale};
+use tidings_store::{Account, ApiToken, ClusterNode, Device, Identities};
 
 /// `POST /cluster/v1/join`.
 #[derive(Serialize, Deserialize)]
@@ -109,6 +109,139 @@ pub struct SnapshotMessage {
     /// For a backup: the other nodes' keys, encrypted for it (base64).
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
+    /// The primary's accounts, API tokens and device accounts, with their hashes (never a password or a token).
+    #[serde(default)]
+    pub accounts: Vec<AccountEntry>,
+    #[serde(default)]
+    pub api_tokens: Vec<ApiTokenEntry>,
+    #[serde(default)]
+    pub devices: Vec<DeviceEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct AccountEntry {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub role: AccountRole,
+    pub created_at: DateTime<Utc>,
+    pub locale: Option<Locale>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ApiTokenEntry {
+    pub id: i64,
+    pub name: String,
+    pub role: AccountRole,
+    /// SHA-256 of the token (base64).
+    pub token_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct DeviceEntry {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub addresses: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+macro_rules! redacted_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).field("id", &self.id).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+redacted_debug!(AccountEntry, ApiTokenEntry, DeviceEntry);
+
+fn identities_out(i: &Identities) -> (Vec<AccountEntry>, Vec<ApiTokenEntry>, Vec<DeviceEntry>) {
+    (
+        i.accounts
+            .iter()
+            .map(|(a, hash)| AccountEntry {
+                id: a.id,
+                username: a.username.clone(),
+                password_hash: hash.clone(),
+                role: a.role,
+                created_at: a.created_at,
+                locale: a.locale,
+            })
+            .collect(),
+        i.api_tokens
+            .iter()
+            .map(|(t, hash)| ApiTokenEntry {
+                id: t.id,
+                name: t.name.clone(),
+                role: t.role,
+                token_hash: STANDARD.encode(hash),
+                created_at: t.created_at,
+                created_by: t.created_by.clone(),
+                revoked_at: t.revoked_at,
+            })
+            .collect(),
+        i.devices
+            .iter()
+            .map(|(d, hash)| DeviceEntry {
+                id: d.id,
+                username: d.username.clone(),
+                password_hash: hash.clone(),
+                addresses: d.addresses.clone(),
+                created_at: d.created_at,
+                created_by: d.created_by.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn identities_in(
+    accounts: Vec<AccountEntry>,
+    api_tokens: Vec<ApiTokenEntry>,
+    devices: Vec<DeviceEntry>,
+) -> Result<Identities, Invalid> {
+    let mut identities = Identities::default();
+    for a in accounts {
+        let account = Account {
+            id: a.id,
+            username: a.username,
+            role: a.role,
+            created_at: a.created_at,
+            locale: a.locale,
+            locked_until: None,
+            last_login_at: None,
+        };
+        identities.accounts.push((account, a.password_hash));
+    }
+    for t in api_tokens {
+        let hash = STANDARD.decode(&t.token_hash).map_err(|e| Invalid::new(format!("API token {}: {e}", t.id)))?;
+        let token = ApiToken {
+            id: t.id,
+            name: t.name,
+            role: t.role,
+            created_at: t.created_at,
+            created_by: t.created_by,
+            last_used_at: None,
+            revoked_at: t.revoked_at,
+        };
+        identities.api_tokens.push((token, hash));
+    }
+    for d in devices {
+        let device = Device {
+            id: d.id,
+            username: d.username,
+            addresses: d.addresses,
+            created_at: d.created_at,
+            created_by: d.created_by,
+        };
+        identities.devices.push((device, d.password_hash));
+    }
+    Ok(identities)
 }
 
 /// `GET /cluster/v1/health`: who answers, in which role and epoch. Needs no key: it says nothing secret, and a
@@ -123,6 +256,7 @@ pub struct Health {
 
 impl From<&Snapshot> for SnapshotMessage {
     fn from(s: &Snapshot) -> Self {
+        let (accounts, api_tokens, devices) = identities_out(&s.identities);
         Self {
             digest: s.digest.clone(),
             primary: s.primary.clone(),
@@ -132,6 +266,9 @@ impl From<&Snapshot> for SnapshotMessage {
             secrets: s.secrets.iter().map(|(name, sealed)| (name.clone(), STANDARD.encode(sealed))).collect(),
             nodes: s.nodes.iter().map(Node::from).collect(),
             keys: s.keys.iter().map(|(name, sealed)| (name.clone(), STANDARD.encode(sealed))).collect(),
+            accounts,
+            api_tokens,
+            devices,
         }
     }
 }
@@ -158,6 +295,7 @@ impl TryFrom<SnapshotMessage> for Snapshot {
             secrets,
             nodes: m.nodes.into_iter().map(ClusterNode::try_from).collect::<Result<_, _>>()?,
             keys,
+            identities: identities_in(m.accounts, m.api_tokens, m.devices)?,
         })
     }
 }

@@ -447,6 +447,25 @@ pub struct Device {
     pub created_by: String,
 }
 
+/// Accounts, API tokens and device accounts with their hashes (password hashes, token hashes): what a cluster's
+/// follower takes from its primary, under the primary's ids.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Identities {
+    pub accounts: Vec<(Account, String)>,
+    pub api_tokens: Vec<(ApiToken, Vec<u8>)>,
+    pub devices: Vec<(Device, String)>,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities")
+            .field("accounts", &self.accounts.len())
+            .field("api_tokens", &self.api_tokens.len())
+            .field("devices", &self.devices.len())
+            .finish()
+    }
+}
+
 /// This node in its cluster.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClusterSelf {
@@ -699,6 +718,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn replace_cluster_nodes(&self, nodes: &[ClusterNode]) -> Result<()>;
     /// Deletes a node; `false` when there was none of that name.
     async fn remove_cluster_node(&self, name: &str, audit: &NewAuditEntry) -> Result<bool>;
+    /// Every account, API token and device account with its hash.
+    async fn identities(&self) -> Result<Identities>;
+    /// Makes the accounts, API tokens and device accounts exactly these, under their ids (local sign-in state,
+    /// such as lockouts and last use, stays), in one commit with the audit entry.
+    async fn replace_identities(&self, identities: &Identities, audit: &NewAuditEntry) -> Result<()>;
 
     // API tokens.
 

@@ -690,3 +690,77 @@ mod authorizations {
         story(&store).await;
     }
 }
+
+/// This node's place in a cluster, the nodes it knows, and the accounts, tokens and devices replaced as a whole.
+mod cluster {
+    use super::audit;
+    use chrono::{Duration, TimeZone, Utc};
+    use tidings_core::{account::Role as AccountRole, cluster::Role};
+    use tidings_store::{ClusterNode, ClusterSelf, NewAccount, NewDevice, SqliteStore, Store};
+
+    async fn story(store: &dyn Store) {
+        let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        assert!(store.cluster_self().await.unwrap().is_none(), "standalone until told otherwise");
+        let me = ClusterSelf {
+            role: Role::Backup,
+            name: "backup-1".into(),
+            epoch: 3,
+            primary_name: Some("alpha".into()),
+            primary_url: Some("https://127.0.0.1:9443".into()),
+            primary_fingerprint: Some("ab".repeat(32)),
+            sealed_key: Some(vec![1, 2, 3]),
+            synced_revision: Some(7),
+            synced_digest: Some("d".into()),
+            synced_at: Some(t0),
+        };
+        store.put_cluster_self(Some(&me), Some(&audit("cluster.joined", &[]))).await.unwrap();
+        assert_eq!(store.cluster_self().await.unwrap(), Some(me.clone()));
+
+        let invited = ClusterNode {
+            name: "traffic-1".into(),
+            role: Role::Traffic,
+            code_hash: Some(vec![9; 32]),
+            code_expires_at: Some(t0 + Duration::hours(1)),
+            ..Default::default()
+        };
+        store.put_cluster_node(&invited, None).await.unwrap();
+        let joined = ClusterNode { code_hash: None, joined_at: Some(t0), sealed_key: Some(vec![4]), ..invited.clone() };
+        store.put_cluster_node(&joined, None).await.unwrap();
+        assert_eq!(store.cluster_nodes().await.unwrap(), [joined.clone()], "one row per name");
+        let other = ClusterNode { name: "backup-2".into(), role: Role::Backup, ..Default::default() };
+        store.replace_cluster_nodes(&[other.clone()]).await.unwrap();
+        assert_eq!(store.cluster_nodes().await.unwrap(), [other]);
+        assert!(store.remove_cluster_node("backup-2", &audit("cluster.remove", &[])).await.unwrap());
+        assert!(!store.remove_cluster_node("backup-2", &audit("cluster.remove", &[])).await.unwrap());
+        store.put_cluster_self(None, None).await.unwrap();
+        assert!(store.cluster_self().await.unwrap().is_none());
+
+        // Identities: taken whole, under the given ids, names swapped without tripping the unique index.
+        let account = |name: &str| NewAccount {
+            username: name.into(),
+            password_hash: format!("hash-{name}"),
+            role: AccountRole::Viewer,
+        };
+        store.create_account(&account("alice"), &audit("account.create", &[])).await.unwrap();
+        store.create_account(&account("bob"), &audit("account.create", &[])).await.unwrap();
+        let device = NewDevice { username: "scanner".into(), password_hash: "h".into(), addresses: vec![] };
+        store.create_device(&device, &audit("device.create", &[])).await.unwrap();
+        let mut wanted = store.identities().await.unwrap();
+        assert_eq!((wanted.accounts.len(), wanted.devices.len()), (2, 1));
+        let (first, second) = (wanted.accounts[0].0.username.clone(), wanted.accounts[1].0.username.clone());
+        wanted.accounts[0].0.username = second;
+        wanted.accounts[1].0.username = first;
+        wanted.accounts[1].1 = "new-hash".into();
+        wanted.devices.clear();
+        store.replace_identities(&wanted, &audit("cluster.sync-accounts", &[])).await.unwrap();
+        assert_eq!(store.identities().await.unwrap(), wanted);
+        assert!(store.devices().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn sqlite_cluster_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap();
+        story(&store).await;
+    }
+}

@@ -13,11 +13,11 @@ fn locale(text: Option<String>) -> Result<Option<Locale>> {
         .transpose()
 }
 
-fn locale_text(locale: Locale) -> String {
+pub(super) fn locale_text(locale: Locale) -> String {
     serde_json::to_value(locale).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn to_account(r: &SqliteRow) -> Result<Account> {
+pub(super) fn to_account(r: &SqliteRow) -> Result<Account> {
     let role: String = r.get("role");
     let role: Role = role.parse().map_err(|why| corrupt("account role", why))?;
     Ok(Account {

@@ -12,6 +12,7 @@ mod cluster;
 mod device_sessions;
 mod devices;
 mod events;
+mod identities;
 mod outbox;
 mod stored;
 mod tokens;
@@ -19,7 +20,7 @@ mod writer;
 
 use crate::{
     Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
-    EventFilter, EventHandling, EventRecord, EventState, Grant, LeasedMessage, LoginRecord, MessageDetail,
+    EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, LoginRecord, MessageDetail,
     MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage,
     NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage,
     Waiting,
@@ -385,6 +386,12 @@ impl Store for SqliteStore {
     }
     async fn remove_cluster_node(&self, name: &str, audit: &NewAuditEntry) -> Result<bool> {
         cluster::remove_node(&mut *self.writer.lock().await?, name, audit).await
+    }
+    async fn identities(&self) -> Result<Identities> {
+        identities::all(&self.reader).await
+    }
+    async fn replace_identities(&self, with: &Identities, audit: &NewAuditEntry) -> Result<()> {
+        identities::replace(&mut *self.writer.lock().await?, with, audit).await
     }
 
     async fn put_pending_sign_in(&self, pending: &PendingSignIn) -> Result<()> {

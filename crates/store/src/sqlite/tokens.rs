@@ -8,7 +8,7 @@ use tidings_core::{account::Role, audit::NewAuditEntry};
 
 const COLUMNS: &str = "id, name, role, created_at, created_by, last_used_at, revoked_at";
 
-fn token(r: &SqliteRow) -> Result<ApiToken> {
+pub(super) fn token(r: &SqliteRow) -> Result<ApiToken> {
     let role: String = r.get("role");
     Ok(ApiToken {
         id: r.get("id"),
