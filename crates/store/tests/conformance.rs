@@ -726,9 +726,9 @@ mod cluster {
         store.put_cluster_node(&invited, None).await.unwrap();
         let joined = ClusterNode { code_hash: None, joined_at: Some(t0), sealed_key: Some(vec![4]), ..invited.clone() };
         store.put_cluster_node(&joined, None).await.unwrap();
-        assert_eq!(store.cluster_nodes().await.unwrap(), [joined.clone()], "one row per name");
+        assert_eq!(store.cluster_nodes().await.unwrap(), [joined], "one row per name");
         let other = ClusterNode { name: "backup-2".into(), role: Role::Backup, ..Default::default() };
-        store.replace_cluster_nodes(&[other.clone()]).await.unwrap();
+        store.replace_cluster_nodes(std::slice::from_ref(&other)).await.unwrap();
         assert_eq!(store.cluster_nodes().await.unwrap(), [other]);
         assert!(store.remove_cluster_node("backup-2", &audit("cluster.remove", &[])).await.unwrap());
         assert!(!store.remove_cluster_node("backup-2", &audit("cluster.remove", &[])).await.unwrap());
