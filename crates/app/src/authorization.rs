@@ -31,6 +31,16 @@ pub struct SignIn {
 }
 
 impl App {
+    /// The relay account's refresh token from its sealed form.
+    pub(crate) fn refresh_token_opened(&self, sealed: &[u8]) -> Result<SecretString> {
+        self.cipher.open(&sealed_name(Owner::Relay), sealed)
+    }
+
+    /// The relay account's refresh token sealed.
+    pub(crate) fn refresh_token_sealed(&self, token: &SecretString) -> Vec<u8> {
+        self.cipher.seal(&sealed_name(Owner::Relay), token.expose())
+    }
+
     /// An owner's authorization, as recorded.
     pub async fn authorization(&self, owner: Owner) -> Result<Option<Authorization>> {
         Ok(self.store.authorization(owner).await?.map(|(record, _)| record))

@@ -17,7 +17,7 @@ use tidings_core::{
     cluster::{self, JoinCode, Role},
     secret::{SecretName, SecretString},
 };
-use tidings_store::{ClusterNode, ClusterSelf, ConfigSave, Identities};
+use tidings_store::{Authorization, ClusterNode, ClusterSelf, ConfigSave, Grant, Identities, Owner};
 
 const CERTIFICATE: &str = "cluster.certificate";
 const CERTIFICATE_KEY: &str = "cluster.certificate_key";
@@ -88,6 +88,8 @@ pub struct Snapshot {
     pub keys: Vec<(String, Vec<u8>)>,
     /// The primary's accounts, API tokens and device accounts, with their hashes.
     pub identities: Identities,
+    /// The relay account's OAuth authorization, its refresh token encrypted for the follower.
+    pub relay: Option<(Authorization, Option<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -380,6 +382,12 @@ impl App {
                 digest.update([0]);
             }
         }
+        if let Some((relay, sealed)) = self.store.authorization(Owner::Relay).await? {
+            digest.update(relay.account.unwrap_or_default().as_bytes());
+            digest.update([u8::from(relay.client_credentials)]);
+            digest.update(relay.acquired_at.map(|t| t.timestamp_millis()).unwrap_or_default().to_be_bytes());
+            digest.update(sealed.unwrap_or_default());
+        }
         Ok(hex(&digest.finalize()))
     }
 
@@ -426,6 +434,19 @@ impl App {
             nodes,
             keys,
             identities: self.store.identities().await?,
+            relay: match self.store.authorization(Owner::Relay).await? {
+                Some((relay, sealed)) => {
+                    let token = match sealed {
+                        Some(sealed) => {
+                            let token = self.refresh_token_opened(&sealed)?;
+                            Some(travel.seal(&travel_name(&node.name, "refresh_token"), token.expose()))
+                        }
+                        None => None,
+                    };
+                    Some((relay, token))
+                }
+                None => None,
+            },
         })
     }
 
@@ -477,6 +498,7 @@ impl App {
             nodes.push(node);
         }
         self.store.replace_cluster_nodes(&nodes).await?;
+        self.take_relay_authorization(&snapshot.primary, &me.name, &travel, snapshot.relay).await?;
         if self.store.identities().await? != snapshot.identities {
             let audit = NewAuditEntry {
                 actor: format!("cluster:{}", snapshot.primary),
@@ -497,6 +519,67 @@ impl App {
         me.synced_at = Some(Utc::now());
         self.store.put_cluster_self(Some(&me), None).await?;
         Ok(true)
+    }
+
+    /// On a follower: the relay account's authorization as the primary holds it, kept (sealed under this node's
+    /// key) for the day this node is promoted; until then the primary alone refreshes it.
+    async fn take_relay_authorization(
+        &self,
+        primary: &str,
+        me: &str,
+        travel: &Cipher,
+        relay: Option<(Authorization, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        let local = self.store.authorization(Owner::Relay).await?;
+        let audit =
+            |action: &str| NewAuditEntry { actor: format!("cluster:{primary}"), action: action.into(), fields: vec![] };
+        let Some((record, encrypted)) = relay else {
+            if local.is_some() {
+                self.store.authorization_forget(Owner::Relay, &audit("cluster.sync-oauth")).await?;
+            }
+            return Ok(());
+        };
+        let token = encrypted.map(|e| travel.open(&travel_name(me, "refresh_token"), &e)).transpose()?;
+        let local_token = match &local {
+            Some((_, Some(sealed))) => Some(self.refresh_token_opened(sealed)?),
+            _ => None,
+        };
+        let same = local.as_ref().is_some_and(|(l, _)| {
+            l.account == record.account
+                && l.client_credentials == record.client_credentials
+                && l.acquired_at == record.acquired_at
+        }) && local_token == token;
+        if same {
+            return Ok(());
+        }
+        let sealed = token.map(|t| self.refresh_token_sealed(&t));
+        let entry = audit("cluster.sync-oauth");
+        let grant = Grant::Acquired {
+            sealed_refresh_token: sealed.as_deref(),
+            account: record.account.as_deref(),
+            client_credentials: record.client_credentials,
+            audit: &entry,
+        };
+        Ok(self.store.authorization_granted(Owner::Relay, grant, record.acquired_at.unwrap_or_else(Utc::now)).await?)
+    }
+
+    /// Seals `value` for the node `node`, under `what`.
+    pub async fn seal_for_node(&self, node: &ClusterNode, what: &str, value: &SecretString) -> Result<Vec<u8>> {
+        let sealed = node.sealed_key.as_ref().ok_or_else(|| Error::Refused(format!("{} has not joined", node.name)))?;
+        let key = SecretKey::from_base64(
+            self.cipher.open(&travel_name(&node.name, "key"), sealed)?.expose(),
+            "a node's key",
+        )?;
+        Ok(Cipher::new(&key).seal(&travel_name(&node.name, what), value.expose()))
+    }
+
+    /// Opens what the primary sealed for this node under `what`.
+    pub async fn open_from_primary(&self, what: &str, sealed: &[u8]) -> Result<SecretString> {
+        let me = self.membership().await?;
+        let Some((_, _, key)) = self.primary_link().await? else {
+            return Err(Error::Conflict("this node follows no primary".into()));
+        };
+        Cipher::new(&key).open(&travel_name(&me.name, what), sealed)
     }
 
     /// On a follower: the primary answered and nothing changed since the last snapshot.

@@ -298,3 +298,44 @@ fn the_primary_warns_when_no_backup_synchronised_within_the_window() {
     backup.kill9();
     eventually("the sync warning", || events(&primary_dir).contains("failover.sync_failed"));
 }
+
+#[test]
+fn a_traffic_node_sends_with_the_access_token_its_primary_obtains() {
+    const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+    let fake = tidings_testkit::OAuthFake::start(3600, &[]);
+    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary_dir, traffic_dir) = (tmp.path().join("primary"), tmp.path().join("traffic"));
+    let (_primary, primary_url) = start(&primary_dir);
+    let (_traffic, traffic_url) = start(&traffic_dir);
+    join(&primary_dir, &primary_url, &traffic_dir, &traffic_url, "traffic-1", "traffic");
+    let settings = [
+        "sender=alerts@contoso.com".to_owned(),
+        "admin.addresses=ops@contoso.com".to_owned(),
+        "smtp.host=127.0.0.1".to_owned(),
+        format!("smtp.port={}", peer.port),
+        "smtp.encryption=starttls".to_owned(),
+        format!("tls.ca_file={}", peer.ca_file.as_ref().unwrap().display()),
+        "smtp.auth=oauth2".to_owned(),
+        "oauth.provider=microsoft".to_owned(),
+        "oauth.tenant=contoso.com".to_owned(),
+        format!("oauth.client_id={CLIENT}"),
+        format!("oauth.token_endpoint={}", fake.token_endpoint("contoso.com")),
+        "oauth.client_secret=app-secret-of-the-primary".to_owned(),
+        "delivery.retry_first=1s".to_owned(),
+    ];
+    let mut args = vec!["config", "set"];
+    args.extend(settings.iter().map(String::as_str));
+    ok(&primary_dir, &args);
+    ok(&primary_dir, &["oauth", "login", "--client-credentials"]);
+    eventually("the authorization on the traffic node", || {
+        let status: Value = serde_json::from_str(&ok(&traffic_dir, &["oauth", "status", "--json"])).unwrap();
+        status["acquired_at"].is_string()
+    });
+
+    let out = ok(&traffic_dir, &["config", "test"]);
+    assert!(out.contains("Delivered"), "the traffic node authenticated with the primary's token: {out}");
+    assert_eq!(peer.next_message_blocking()["auth_user"], "alerts@contoso.com");
+    let status: Value = serde_json::from_str(&ok(&traffic_dir, &["oauth", "status", "--json"])).unwrap();
+    assert!(!status.to_string().contains("app-secret-of-the-primary"), "{status}");
+}

@@ -3,7 +3,7 @@
 
 use crate::{
     NODE_HEADER, VERSION_HEADER,
-    protocol::{Health, JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
+    protocol::{AccessTokenMessage, Health, JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
 };
 use axum::{
     Json, Router,
@@ -12,9 +12,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use base64::{Engine, engine::general_purpose::STANDARD};
+use std::sync::Arc;
 use std::{collections::HashMap, time::Duration};
 use tidings_app::{App, cipher::SecretKey, cluster::Joining};
 use tidings_core::secret::SecretString;
+use tidings_delivery::token::{TokenError, TokenSource};
 use tokio::time::Instant;
 
 /// How often a long poll looks whether the snapshot changed.
@@ -22,12 +25,20 @@ const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// The longest a long poll waits.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
-pub fn router(app: App) -> Router {
+/// What the routes use: the application, and the node's own token source (a follower asks this one's).
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub app: App,
+    pub tokens: Arc<dyn TokenSource>,
+}
+
+pub fn router(app: App, tokens: Arc<dyn TokenSource>) -> Router {
     Router::new()
         .route("/cluster/v1/join", post(join))
         .route("/cluster/v1/snapshot", get(snapshot))
         .route("/cluster/v1/health", get(health))
-        .with_state(app)
+        .route("/cluster/v1/access-token", get(access_token))
+        .with_state(Node { app, tokens })
 }
 
 fn refused(status: StatusCode, error: impl Into<String>) -> Response {
@@ -49,7 +60,55 @@ fn failed(e: &tidings_app::Error) -> Response {
     refused(status, e.to_string())
 }
 
-async fn health(State(app): State<App>) -> Response {
+/// The relay account's access token, for a follower: only the primary obtains and refreshes it.
+async fn access_token(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let caller = match calling(&node.app, &headers).await {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal,
+    };
+    match node.app.membership().await {
+        Ok(me) if me.role == tidings_core::cluster::Role::Primary => {}
+        Ok(_) => return refused(StatusCode::CONFLICT, "this node is not the primary"),
+        Err(e) => return failed(&e),
+    }
+    let mut token = node.tokens.access_token().await;
+    if query.get("refresh").is_some_and(|r| r == "true")
+        && let Ok(current) = &token
+    {
+        token = match node.tokens.refresh(current).await {
+            Ok(Some(fresh)) => Ok(fresh),
+            Ok(None) => Ok(current.clone()),
+            Err(e) => Err(e),
+        };
+    }
+    let token = match token {
+        Ok(token) => token,
+        Err(TokenError::ReauthorizationRequired(why)) => return refused(StatusCode::FORBIDDEN, why),
+        Err(TokenError::Unavailable(why)) => return refused(StatusCode::SERVICE_UNAVAILABLE, why),
+    };
+    match node.app.seal_for_node(&caller, "access_token", &token.0).await {
+        Ok(sealed) => Json(AccessTokenMessage { token: STANDARD.encode(sealed) }).into_response(),
+        Err(e) => failed(&e),
+    }
+}
+
+/// The joined node making this request, or the refusal to answer.
+async fn calling(app: &App, headers: &HeaderMap) -> Result<tidings_store::ClusterNode, Response> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let presented = text(header::AUTHORIZATION.as_str());
+    let presented = presented.strip_prefix("Bearer ").unwrap_or_default();
+    match app.node_calling(&text(NODE_HEADER), presented, &text(VERSION_HEADER)).await {
+        Ok(Some(node)) => Ok(node),
+        Ok(None) => Err(refused(StatusCode::UNAUTHORIZED, "not a node of this cluster (removed, or never joined)")),
+        Err(e) => Err(failed(&e)),
+    }
+}
+
+async fn health(State(Node { app, .. }): State<Node>) -> Response {
     match app.membership().await {
         Ok(m) => {
             Json(Health { name: m.name, role: m.role.to_string(), epoch: m.epoch, version: crate::VERSION.to_owned() })
@@ -59,7 +118,7 @@ async fn health(State(app): State<App>) -> Response {
     }
 }
 
-async fn join(State(app): State<App>, Json(request): Json<JoinRequest>) -> Response {
+async fn join(State(Node { app, .. }): State<Node>, Json(request): Json<JoinRequest>) -> Response {
     let key = match SecretKey::from_base64(&request.key, "the joining node's key") {
         Ok(key) => key,
         Err(e) => return failed(&e),
@@ -86,17 +145,13 @@ async fn join(State(app): State<App>, Json(request): Json<JoinRequest>) -> Respo
 }
 
 async fn snapshot(
-    State(app): State<App>,
+    State(Node { app, .. }): State<Node>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let presented = text(header::AUTHORIZATION.as_str());
-    let presented = presented.strip_prefix("Bearer ").unwrap_or_default();
-    let node = match app.node_calling(&text(NODE_HEADER), presented, &text(VERSION_HEADER)).await {
-        Ok(Some(node)) => node,
-        Ok(None) => return refused(StatusCode::UNAUTHORIZED, "not a node of this cluster (removed, or never joined)"),
-        Err(e) => return failed(&e),
+    let node = match calling(&app, &headers).await {
+        Ok(node) => node,
+        Err(refusal) => return refusal,
     };
     let wait =
         query.get("wait").and_then(|w| w.parse().ok()).map(Duration::from_secs).unwrap_or_default().min(LONGEST_WAIT);

@@ -8,6 +8,7 @@
 //! - [`client`]: joining, and asking the primary for its snapshot.
 //! - [`api`]: the primary's side of it, served on `serve --cluster-listen`.
 //! - [`follow`]: the follower's task.
+//! - [`tokens`]: a follower's access tokens, asked of the primary.
 //! - [`watch`]: the failover checks, takeovers and fencing, and the promote and demote hooks.
 
 pub mod api;
@@ -15,6 +16,7 @@ pub mod client;
 pub mod follow;
 pub mod protocol;
 pub mod tls;
+pub mod tokens;
 pub mod watch;
 
 /// The header a follower names itself in.

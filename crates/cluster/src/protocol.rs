@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tidings_app::cluster::{Accepted, Snapshot};
 use tidings_core::{EmailConfig, Invalid, account::Role as AccountRole, cluster::Role, config::Locale};
-use tidings_store::{Account, ApiToken, ClusterNode, Device, Identities};
+use tidings_store::{Account, ApiToken, Authorization, ClusterNode, Device, Identities, Owner};
 
 /// `POST /cluster/v1/join`.
 #[derive(Serialize, Deserialize)]
@@ -116,6 +116,23 @@ pub struct SnapshotMessage {
     pub api_tokens: Vec<ApiTokenEntry>,
     #[serde(default)]
     pub devices: Vec<DeviceEntry>,
+    /// The relay account's OAuth authorization; its refresh token encrypted for the asking node (base64).
+    #[serde(default)]
+    pub relay: Option<RelayEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RelayEntry {
+    pub account: Option<String>,
+    pub client_credentials: bool,
+    pub acquired_at: Option<DateTime<Utc>>,
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for RelayEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayEntry").field("account", &self.account).finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -269,6 +286,12 @@ impl From<&Snapshot> for SnapshotMessage {
             accounts,
             api_tokens,
             devices,
+            relay: s.relay.as_ref().map(|(a, token)| RelayEntry {
+                account: a.account.clone(),
+                client_credentials: a.client_credentials,
+                acquired_at: a.acquired_at,
+                refresh_token: token.as_ref().map(|t| STANDARD.encode(t)),
+            }),
         }
     }
 }
@@ -296,7 +319,40 @@ impl TryFrom<SnapshotMessage> for Snapshot {
             nodes: m.nodes.into_iter().map(ClusterNode::try_from).collect::<Result<_, _>>()?,
             keys,
             identities: identities_in(m.accounts, m.api_tokens, m.devices)?,
+            relay: match m.relay {
+                Some(r) => {
+                    let token = r
+                        .refresh_token
+                        .map(|t| STANDARD.decode(t).map_err(|e| Invalid::new(format!("the refresh token: {e}"))))
+                        .transpose()?;
+                    let authorization = Authorization {
+                        owner: Owner::Relay,
+                        account: r.account,
+                        client_credentials: r.client_credentials,
+                        acquired_at: r.acquired_at,
+                        acquired_by: None,
+                        refreshed_at: None,
+                        failure: None,
+                        failed_at: None,
+                    };
+                    Some((authorization, token))
+                }
+                None => None,
+            },
         })
+    }
+}
+
+/// `GET /cluster/v1/access-token[?refresh=true]`: the relay account's access token, encrypted for the asking node
+/// (base64).
+#[derive(Serialize, Deserialize)]
+pub struct AccessTokenMessage {
+    pub token: String,
+}
+
+impl std::fmt::Debug for AccessTokenMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessTokenMessage(<encrypted>)")
     }
 }
 

@@ -118,10 +118,13 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         options.tokens,
     );
     let refresher = tokens.spawn_refresher(shutdown.clone());
+    // The node's own tokens; a backup or traffic node asks its primary's instead.
+    let own_tokens: Arc<dyn tidings_delivery::token::TokenSource> =
+        Arc::new(DaemonTokens::new(tokens.clone(), app.clone()));
     let engine = Engine {
         app: app.clone(),
         config: config.subscribe(),
-        tokens: Arc::new(DaemonTokens::new(tokens.clone(), app.clone())),
+        tokens: Arc::new(tidings_cluster::tokens::Routed::new(app.clone(), own_tokens.clone())),
         mailboxes: Arc::new(mailboxes),
         wake: wake.clone(),
         handoff,
@@ -152,7 +155,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
                 address
             };
             watch.own_url = Some(format!("https://{own}"));
-            let router = tidings_cluster::api::router(app.clone());
+            let router = tidings_cluster::api::router(app.clone(), own_tokens.clone());
             Some(tokio::spawn(serve::serve(listener, router, Some(tls), options.http, shutdown.clone())))
         }
         None => None,

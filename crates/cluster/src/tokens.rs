@@ -1,0 +1,119 @@
+//! The relay account's access tokens on a backup or traffic node: asked of the primary, which alone refreshes
+//! the authorization, and kept for a minute. The daemon's token source is [`Routed`]: the node's own while it
+//! is standalone or the primary, the primary's while it follows.
+
+use crate::{NODE_HEADER, VERSION, VERSION_HEADER, protocol::AccessTokenMessage, tls};
+use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tidings_app::{App, cluster::bearer};
+use tidings_delivery::token::{AccessToken, TokenError, TokenSource};
+
+/// How long a follower keeps an access token from its primary before asking again.
+pub const KEEP: Duration = Duration::from_secs(60);
+
+/// Tokens from the primary.
+#[derive(Debug)]
+pub struct PrimaryTokens {
+    app: App,
+    kept: Mutex<Option<(AccessToken, Instant)>>,
+}
+
+impl PrimaryTokens {
+    pub fn new(app: App) -> Self {
+        Self { app, kept: Mutex::new(None) }
+    }
+
+    async fn ask(&self, refresh: bool) -> Result<AccessToken, TokenError> {
+        let unavailable = |e: String| TokenError::Unavailable(format!("the cluster's primary: {e}"));
+        let Some((url, fingerprint, key)) = self.app.primary_link().await.map_err(|e| unavailable(e.to_string()))?
+        else {
+            return Err(TokenError::Unavailable("this node follows no primary".into()));
+        };
+        let me = self.app.membership().await.map_err(|e| unavailable(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls::pinned_client(&fingerprint).map_err(|e| unavailable(e.to_string()))?)
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| unavailable(e.to_string()))?;
+        let answer = http
+            .get(format!("{url}/cluster/v1/access-token"))
+            .query(&[("refresh", refresh)])
+            .bearer_auth(bearer(&key))
+            .header(NODE_HEADER, &me.name)
+            .header(VERSION_HEADER, VERSION)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = answer.status();
+        let body = answer.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+        let message: AccessTokenMessage = match serde_json::from_slice(&body) {
+            Ok(message) if status.is_success() => message,
+            _ => {
+                let said = serde_json::from_slice::<crate::protocol::Refusal>(&body)
+                    .map(|r| r.error)
+                    .unwrap_or_else(|_| format!("HTTP {status}"));
+                return Err(if status == reqwest::StatusCode::FORBIDDEN {
+                    TokenError::ReauthorizationRequired(said)
+                } else {
+                    TokenError::Unavailable(format!("the cluster's primary: {said}"))
+                });
+            }
+        };
+        let sealed = STANDARD.decode(&message.token).map_err(|e| unavailable(e.to_string()))?;
+        let token =
+            self.app.open_from_primary("access_token", &sealed).await.map_err(|e| unavailable(e.to_string()))?;
+        let token = AccessToken(token);
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((token.clone(), Instant::now()));
+        Ok(token)
+    }
+}
+
+#[async_trait]
+impl TokenSource for PrimaryTokens {
+    async fn access_token(&self) -> Result<AccessToken, TokenError> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match kept {
+            Some((token, at)) if at.elapsed() < KEEP => Ok(token),
+            _ => self.ask(false).await,
+        }
+    }
+
+    async fn refresh(&self, rejected: &AccessToken) -> Result<Option<AccessToken>, TokenError> {
+        let fresh = self.ask(true).await?;
+        Ok((fresh != *rejected).then_some(fresh))
+    }
+}
+
+/// The node's own tokens, or its primary's while it follows one.
+#[derive(Debug)]
+pub struct Routed {
+    app: App,
+    own: Arc<dyn TokenSource>,
+    primary: PrimaryTokens,
+}
+
+impl Routed {
+    pub fn new(app: App, own: Arc<dyn TokenSource>) -> Self {
+        Self { primary: PrimaryTokens::new(app.clone()), app, own }
+    }
+
+    async fn follows(&self) -> bool {
+        self.app.membership().await.is_ok_and(|m| m.role.follows())
+    }
+}
+
+#[async_trait]
+impl TokenSource for Routed {
+    async fn access_token(&self) -> Result<AccessToken, TokenError> {
+        if self.follows().await { self.primary.access_token().await } else { self.own.access_token().await }
+    }
+
+    async fn refresh(&self, rejected: &AccessToken) -> Result<Option<AccessToken>, TokenError> {
+        if self.follows().await { self.primary.refresh(rejected).await } else { self.own.refresh(rejected).await }
+    }
+}
