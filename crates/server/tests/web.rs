@@ -198,6 +198,15 @@ async fn every_api_route_allows_exactly_the_roles_it_should() {
         (Method::GET, "/metrics".into(), None, Anyone),
         (Method::GET, "/api/v1/devices".into(), None, Anyone),
         (Method::GET, "/api/v1/cluster".into(), None, Anyone),
+        (
+            Method::POST,
+            "/api/v1/cluster/nodes".into(),
+            Some(json!({"name": "node-x", "role": "backup"})),
+            Administrator,
+        ),
+        (Method::DELETE, "/api/v1/cluster/nodes/none".into(), None, Administrator),
+        (Method::POST, "/api/v1/cluster/promote".into(), None, Administrator),
+        (Method::POST, "/api/v1/cluster/demote".into(), None, Administrator),
         (Method::POST, "/api/v1/devices".into(), Some(json!({"username": "scanner", "password": "p"})), Operator),
         (Method::DELETE, "/api/v1/devices/999".into(), None, Operator),
         (Method::DELETE, "/api/v1/devices/999/mailbox".into(), None, Operator),
@@ -556,5 +565,51 @@ async fn a_client_that_trickles_its_request_is_cut_off() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]).to_string();
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn the_cluster_page_makes_a_join_code_for_an_administrator_only() {
+    let tidings = Tidings::start(vec![]).await;
+    account(&tidings, "netadmin", Role::NetworkAdministrator).await;
+    account(&tidings, "boss", Role::Administrator).await;
+    let netadmin = browser();
+    sign_in(&tidings, &netadmin, "netadmin", PASSWORD).await;
+    let page = netadmin.get(format!("{}/cluster", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("No other nodes") && !page.contains("/cluster/nodes"), "only administrators add nodes");
+    let csrf = csrf_of(&page);
+    let answer = netadmin
+        .post(format!("{}/cluster/nodes", tidings.base))
+        .form(&[("csrf", csrf.as_str()), ("name", "backup-1"), ("role", "backup")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+
+    let admin = browser();
+    sign_in(&tidings, &admin, "boss", PASSWORD).await;
+    let page = admin.get(format!("{}/cluster", tidings.base)).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&page);
+    let page = admin
+        .post(format!("{}/cluster/nodes", tidings.base))
+        .form(&[("csrf", csrf.as_str()), ("name", "backup-1"), ("role", "backup")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("tidings-join:backup-1:"), "the code is shown once");
+    assert!(page.contains("primary") && page.contains("invited"), "this node became the primary; the node is invited");
+    let page = admin
+        .post(format!("{}/cluster/nodes", tidings.base))
+        .form(&[("csrf", csrf.as_str()), ("name", "bad name"), ("role", "backup")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("is not a node name"), "a wrong name is explained");
     tidings.stop().await;
 }

@@ -5,9 +5,11 @@
 //!
 //! - `caller.rs`: who is calling (an API token or a web session);
 //! - `oauth.rs`: the token's live status, the device sign-in, the connection check, forgetting the authorization;
+//! - `cluster.rs`: join codes, removing a node, promoting and demoting;
 //! - `email.rs`: saving the configuration (then the test email when asked) and the test email.
 
 pub mod caller;
+pub mod cluster;
 pub mod email;
 pub mod oauth;
 

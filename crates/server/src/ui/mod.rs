@@ -7,6 +7,7 @@
 //! (a device account's own mailbox, with its own sign-in).
 
 mod accounts;
+mod cluster;
 mod email_config;
 mod events;
 pub mod i18n;
@@ -53,6 +54,7 @@ pub fn router() -> Router<Context> {
         .merge(outbox::router())
         .merge(events::router())
         .merge(accounts::router())
+        .merge(cluster::router())
         .merge(mailbox::router())
 }
 
@@ -287,6 +289,7 @@ pub async fn page(context: &Context, viewer: &Viewer, active: &str, title: &str,
         ("/events", "nav.events"),
         ("/audit", "nav.audit"),
         ("/accounts", "nav.accounts"),
+        ("/cluster", "nav.cluster"),
     ];
     html! {
         (DOCTYPE)
