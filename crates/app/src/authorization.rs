@@ -124,7 +124,7 @@ impl App {
         let now = Utc::now();
         let alert = NewEvent {
             kind: EventKind::ReauthorizationRequired,
-            node: crate::node_name(),
+            node: self.membership().await?.name,
             details: BTreeMap::from([
                 ("reason".to_owned(), one_line(&reason_shown)),
                 ("explanation".to_owned(), one_line(&explanation_shown)),

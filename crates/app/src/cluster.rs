@@ -19,7 +19,11 @@ use tidings_core::{
 };
 use tidings_store::{Authorization, ClusterNode, ClusterSelf, ConfigSave, Grant, Identities, Owner};
 
+/// This build's version, compared between the nodes of a cluster.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 const CERTIFICATE: &str = "cluster.certificate";
+const LAST_HOOK: &str = "cluster.last_hook";
 const CERTIFICATE_KEY: &str = "cluster.certificate_key";
 /// The name this node's certificate key is sealed under.
 const CERTIFICATE_KEY_SEAL: &str = "cluster.certificate_key";
@@ -35,6 +39,8 @@ pub struct Membership {
     /// The primary's revision last taken, and when.
     pub synced_revision: Option<i64>,
     pub synced_at: Option<DateTime<Utc>>,
+    /// The last promote or demote hook's outcome, in one line.
+    pub last_hook: Option<String>,
 }
 
 /// This node's certificate for cluster traffic (self-signed: the others pin its fingerprint).
@@ -120,6 +126,7 @@ fn hash(secret: &str) -> Vec<u8> {
 impl App {
     /// This node in its cluster.
     pub async fn membership(&self) -> Result<Membership> {
+        let last_hook = self.store.meta(LAST_HOOK).await?;
         Ok(match self.store.cluster_self().await? {
             Some(s) => Membership {
                 role: s.role,
@@ -129,6 +136,7 @@ impl App {
                 primary_url: s.primary_url,
                 synced_revision: s.synced_revision,
                 synced_at: s.synced_at,
+                last_hook,
             },
             None => Membership {
                 role: Role::Standalone,
@@ -138,6 +146,7 @@ impl App {
                 primary_url: None,
                 synced_revision: None,
                 synced_at: None,
+                last_hook,
             },
         })
     }
@@ -280,6 +289,9 @@ impl App {
         node.joined_at = Some(now);
         node.last_contact_at = Some(now);
         node.version = Some(joining.version);
+        if node.version.as_deref() != Some(VERSION) {
+            self.version_mismatch(&node.name, node.version.as_deref().unwrap_or_default()).await?;
+        }
         let audit = NewAuditEntry {
             actor: format!("node:{}", node.name),
             action: "cluster.join".into(),
@@ -615,6 +627,11 @@ impl App {
             };
             self.store.put_cluster_node(&old, None).await?;
         }
+        for other in self.store.cluster_nodes().await? {
+            if let Some(version) = other.version.as_deref().filter(|v| *v != VERSION) {
+                self.version_mismatch(&other.name, version).await?;
+            }
+        }
         let promoted = ClusterSelf {
             role: Role::Primary,
             epoch: me.epoch + 1,
@@ -678,6 +695,26 @@ impl App {
         self.membership().await
     }
 
+    /// Records the outcome of a promote or demote hook, to show.
+    pub async fn hook_ran(&self, outcome: &str) -> Result<()> {
+        Ok(self
+            .store
+            .set_meta(LAST_HOOK, Some(&format!("{} {outcome}", Utc::now().format("%Y-%m-%d %H:%M:%S UTC"))))
+            .await?)
+    }
+
+    /// Raises `failover.version_mismatch`: a failover operation met a node of another version.
+    pub async fn version_mismatch(&self, node: &str, version: &str) -> Result<()> {
+        let details = std::collections::BTreeMap::from([
+            ("node".to_owned(), node.to_owned()),
+            ("this_version".to_owned(), VERSION.to_owned()),
+            ("other_version".to_owned(), version.to_owned()),
+        ]);
+        tracing::warn!(node, version, this_version = VERSION, "cluster: a node runs another version");
+        self.raise_event(tidings_core::notify::EventKind::VersionMismatch, details).await?;
+        Ok(())
+    }
+
     /// On the primary: removes a node (or a join code not used yet).
     pub async fn remove_node(&self, actor: &str, name: &str) -> Result<bool> {
         let audit =
@@ -688,4 +725,49 @@ impl App {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{InitOptions, data_dir::DataDir};
+    use tidings_core::notify::EventKind;
+
+    async fn app(dir: &std::path::Path) -> App {
+        App::init(DataDir::new(dir), InitOptions { admin_username: "admin".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .app
+    }
+
+    /// A code works once, for its name; a node of another version joins, and the primary says so.
+    #[tokio::test]
+    async fn a_join_code_works_once_and_a_version_mismatch_is_raised() {
+        let tmp = tempfile::tempdir().unwrap();
+        let primary = app(tmp.path()).await;
+        let code = JoinCode::parse(
+            &primary.add_node("cli:test", "backup-1", Role::Backup, std::time::Duration::from_secs(60)).await.unwrap(),
+        )
+        .unwrap();
+        assert_eq!(primary.membership().await.unwrap().role, Role::Primary, "a standalone node becomes the primary");
+        assert_eq!(code.fingerprint, primary.cluster_identity().await.unwrap().fingerprint);
+        let joining = |secret: &str, version: &str| Joining {
+            code_secret: SecretString::new(secret),
+            name: "backup-1".into(),
+            advertise: "https://127.0.0.1:9443".into(),
+            fingerprint: "ab".repeat(32),
+            key: SecretKey::generate(),
+            version: version.into(),
+        };
+        assert!(matches!(primary.accept_join(joining("wrong", VERSION)).await, Err(Error::Refused(_))));
+        let accepted = primary.accept_join(joining(&code.secret, "0.0.1")).await.unwrap();
+        assert_eq!((accepted.role, accepted.epoch), (Role::Backup, 1));
+        assert!(matches!(primary.accept_join(joining(&code.secret, VERSION)).await, Err(Error::Refused(_))), "once");
+        let events = primary.store().pending_events(10).await.unwrap();
+        let mismatch = events.iter().find(|e| e.kind == EventKind::VersionMismatch).expect("the mismatch is raised");
+        assert_eq!(mismatch.details["other_version"], "0.0.1");
+        assert_eq!(mismatch.node, primary.membership().await.unwrap().name);
+    }
 }

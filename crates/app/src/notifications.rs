@@ -119,7 +119,7 @@ impl App {
                 return Err(invalid("node", format!("{n:?} is not a node name: 1 to 255 characters, one line")));
             }
             Some(n) => n.to_owned(),
-            None => crate::node_name(),
+            None => self.membership().await?.name,
         };
         notify::check_details(&details).map_err(|e| invalid("details", e))?;
         let event = NewEvent { kind, node, details, origin: origin.to_owned(), received_at: Utc::now() };
@@ -232,7 +232,8 @@ impl App {
         if let Some(problem) = mail_path_problem(config) {
             return Err(Error::NotConfigured(format!("cannot send the {kind} mail: {problem}")));
         }
-        let event = NewEvent { kind, node: crate::node_name(), details, origin: "tidings".into(), received_at: now };
+        let node = self.membership().await?.name;
+        let event = NewEvent { kind, node, details, origin: "tidings".into(), received_at: now };
         let facts = Facts { kind, node: &event.node, at: now, details: &event.details, repeats: None };
         let mail = compose(config, &facts, now)?;
         let handling = EventHandling {

@@ -255,6 +255,7 @@ fn the_backup_takes_over_from_a_killed_primary_and_the_old_primary_follows_it_on
     assert!(events(&backup_dir).contains("failover.takeover"), "{}", events(&backup_dir));
     eventually("the promote hook", || std::fs::read_to_string(&promoted).is_ok_and(|t| t.trim() == "2"));
     backup.wait_for_log(|v| v["message"] == "cluster: the promote hook succeeded");
+    assert!(status(&backup_dir)["last_hook"].as_str().unwrap().ends_with("promote hook: succeeded"), "shown");
     // The traffic node finds the new primary by its epoch and follows it.
     eventually("the traffic node to follow the new primary", || status(&traffic_dir)["primary"]["name"] == "backup-1");
     traffic.wait_for_log(|v| v["message"] == "cluster: this node now follows another primary");

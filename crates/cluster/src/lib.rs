@@ -23,5 +23,4 @@ pub mod watch;
 pub const NODE_HEADER: &str = "x-tidings-node";
 /// The header it gives its version in.
 pub const VERSION_HEADER: &str = "x-tidings-version";
-/// This build's version, compared between nodes.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use tidings_app::cluster::VERSION;

@@ -123,7 +123,7 @@ impl Watch {
             let Ok(health) = client::health(url, fingerprint, timeout).await else { continue };
             if health.role == "primary" && health.epoch > epoch {
                 if health.version != crate::VERSION {
-                    conditions.push((EventKind::VersionMismatch, versions(&health.version)));
+                    self.app.version_mismatch(&node.name, &health.version).await?;
                 }
                 self.app.follow("cluster:fencing", &node.name, health.epoch).await?;
                 return Ok(conditions);
@@ -263,20 +263,31 @@ impl Watch {
             .env("TIDINGS_CLUSTER_EVENT", which)
             .env("TIDINGS_CLUSTER_EPOCH", epoch.to_string())
             .kill_on_drop(true);
-        match tokio::time::timeout(self.options.hook_timeout, child.output()).await {
-            Ok(Ok(out)) if out.status.success() => tracing::info!(hook = which, "cluster: the {which} hook succeeded"),
-            Ok(Ok(out)) => tracing::error!(
-                hook = which,
-                status = %out.status,
-                stderr = %String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default(),
-                "cluster: the {which} hook failed"
-            ),
-            Ok(Err(e)) => tracing::error!(hook = which, error = %e, "cluster: the {which} hook could not start"),
-            Err(_) => tracing::error!(
-                hook = which,
-                timeout = ?self.options.hook_timeout,
-                "cluster: the {which} hook did not finish in time and was stopped"
-            ),
+        let outcome = match tokio::time::timeout(self.options.hook_timeout, child.output()).await {
+            Ok(Ok(out)) if out.status.success() => {
+                tracing::info!(hook = which, "cluster: the {which} hook succeeded");
+                format!("{which} hook: succeeded")
+            }
+            Ok(Ok(out)) => {
+                let said = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default().to_owned();
+                tracing::error!(hook = which, status = %out.status, stderr = %said, "cluster: the {which} hook failed");
+                format!("{which} hook: failed ({}): {said}", out.status)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(hook = which, error = %e, "cluster: the {which} hook could not start");
+                format!("{which} hook: could not start: {e}")
+            }
+            Err(_) => {
+                tracing::error!(
+                    hook = which,
+                    timeout = ?self.options.hook_timeout,
+                    "cluster: the {which} hook did not finish in time and was stopped"
+                );
+                format!("{which} hook: stopped after {:?}", self.options.hook_timeout)
+            }
+        };
+        if let Err(e) = self.app.hook_ran(&outcome).await {
+            tracing::warn!(error = %e, "cluster: cannot record the hook's outcome");
         }
     }
 }
@@ -308,13 +319,6 @@ fn detail(key: &str, value: &str) -> BTreeMap<String, String> {
 
 fn primary_detail(me: &tidings_app::cluster::Membership) -> BTreeMap<String, String> {
     detail("primary", me.primary_name.as_deref().unwrap_or_default())
-}
-
-fn versions(other: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("this_version".to_owned(), crate::VERSION.to_owned()),
-        ("other_version".to_owned(), other.to_owned()),
-    ])
 }
 
 /// Whether one of this machine's interfaces holds `address` (as `ip -o addr` lists them, loopback included):

@@ -52,6 +52,9 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
                     };
                     say!("synced:  {sync}");
                 }
+                if let Some(hook) = &membership.last_hook {
+                    say!("hook:    {}", shown(hook));
+                }
             }
         }
         ClusterCommand::Nodes { json } => {

@@ -427,6 +427,8 @@ pub struct Cluster {
     pub synced_at: Option<DateTime<Utc>>,
     /// For a backup or traffic node: why its configuration is read-only here.
     pub read_only: Option<String>,
+    /// The last promote or demote hook's outcome.
+    pub last_hook: Option<String>,
     pub nodes: Vec<ClusterNode>,
 }
 
@@ -463,6 +465,7 @@ impl Cluster {
             synced_revision: m.synced_revision,
             synced_at: m.synced_at,
             read_only,
+            last_hook: m.last_hook.clone(),
             nodes: nodes.iter().map(ClusterNode::from).collect(),
         }
     }
@@ -708,6 +711,7 @@ mod tests {
             primary_url: some(),
             synced_revision: Some(3),
             synced_at: Some(at()),
+            last_hook: some(),
         };
         let shown = Cluster::new(&membership, std::slice::from_ref(&node), some());
         cases.push(("Cluster", schema("Cluster"), sent(&shown)));
