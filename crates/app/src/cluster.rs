@@ -356,7 +356,7 @@ impl App {
         }
         node.last_contact_at = Some(Utc::now());
         node.version = Some(version.to_owned());
-        self.store.put_cluster_node(&node, None).await?;
+        self.store.cluster_node_seen(name, version, Utc::now(), None).await?;
         Ok(Some(node))
     }
 
@@ -403,7 +403,7 @@ impl App {
         Ok(hex(&digest.finalize()))
     }
 
-    /// On the primary: the snapshot for `node`, its secrets encrypted with its key.
+    /// On the primary: the snapshot for `node`, its secrets encrypted with its key. The node's sync is recorded.
     pub async fn snapshot_for(&self, node: &ClusterNode) -> Result<Snapshot> {
         let me = self.membership().await?;
         let sealed = node.sealed_key.as_ref().ok_or_else(|| Error::Refused(format!("{} has not joined", node.name)))?;
@@ -414,6 +414,8 @@ impl App {
         let travel = Cipher::new(&key);
         let digest = self.snapshot_digest().await?;
         let current = self.current().await?;
+        let version = node.version.as_deref().unwrap_or_default();
+        self.store.cluster_node_seen(&node.name, version, Utc::now(), Some(current.revision)).await?;
         let mut secrets = Vec::new();
         for name in SecretName::ALL {
             if let Some(value) = self.secret(name).await? {

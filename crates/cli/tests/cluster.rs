@@ -136,6 +136,7 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
     assert!(status["synced_revision"].as_i64().unwrap() >= 2, "{status}");
     let nodes = ok(&primary_dir, &["cluster", "nodes"]);
     assert!(nodes.contains("backup-1") && nodes.contains("traffic-1") && nodes.contains("joined"), "{nodes}");
+    assert!(nodes.contains("synced revision"), "the primary records each node's sync: {nodes}");
     let (status, cluster) = http(&_primary.address, "GET", "/api/v1/cluster", Some(&api), None);
     assert_eq!((status, cluster["role"].as_str()), (200, Some("primary")), "{cluster}");
     assert!(cluster["nodes"].as_array().unwrap().iter().all(|n| n["last_contact_at"].is_string()), "{cluster}");

@@ -714,6 +714,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>>;
     /// Stores a node (replacing the one of that name), with the audit entry when an operator changed it.
     async fn put_cluster_node(&self, node: &ClusterNode, audit: Option<&NewAuditEntry>) -> Result<()>;
+    /// Records a node's call (its version) and, with `synced`, the revision it took; nothing when the node is gone
+    /// (removed meanwhile).
+    async fn cluster_node_seen(&self, name: &str, version: &str, at: DateTime<Utc>, synced: Option<i64>) -> Result<()>;
     /// Replaces the whole list (a follower takes the primary's).
     async fn replace_cluster_nodes(&self, nodes: &[ClusterNode]) -> Result<()>;
     /// Deletes a node; `false` when there was none of that name.

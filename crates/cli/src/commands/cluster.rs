@@ -67,10 +67,14 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
             } else {
                 for node in &nodes {
                     let shown_node = wire::ClusterNode::from(node);
-                    let contact = node
+                    let ago = |at: chrono::DateTime<chrono::Utc>| shown_age((chrono::Utc::now() - at).num_seconds());
+                    let mut contact = node
                         .last_contact_at
-                        .map(|at| format!("last contact {} ago", shown_age((chrono::Utc::now() - at).num_seconds())))
+                        .map(|at| format!("last contact {} ago", ago(at)))
                         .unwrap_or_else(|| "no contact yet".into());
+                    if let (Some(revision), Some(at)) = (node.synced_revision, node.synced_at) {
+                        contact.push_str(&format!(", synced revision {revision} {} ago", ago(at)));
+                    }
                     say!(
                         "{:<20} {:<8} {:<8} {:<10} {}  {}",
                         shown(&node.name),

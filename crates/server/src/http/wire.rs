@@ -450,6 +450,9 @@ pub struct ClusterNode {
     pub last_contact_at: Option<DateTime<Utc>>,
     pub version: Option<String>,
     pub code_expires_at: Option<DateTime<Utc>>,
+    /// The primary's revision the node last took, and when (known on the primary).
+    pub synced_revision: Option<i64>,
+    pub synced_at: Option<DateTime<Utc>>,
 }
 
 impl Cluster {
@@ -483,6 +486,8 @@ impl From<&store::ClusterNode> for ClusterNode {
             last_contact_at: n.last_contact_at,
             version: n.version.clone(),
             code_expires_at: n.code_expires_at,
+            synced_revision: n.synced_revision,
+            synced_at: n.synced_at,
         }
     }
 }
@@ -701,6 +706,8 @@ mod tests {
             last_contact_at: Some(at()),
             version: some(),
             code_expires_at: Some(at()),
+            synced_revision: Some(2),
+            synced_at: Some(at()),
             ..Default::default()
         };
         let membership = cluster::Membership {

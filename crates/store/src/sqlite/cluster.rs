@@ -128,6 +128,27 @@ pub(super) async fn put_node(
     Ok(())
 }
 
+pub(super) async fn node_seen(
+    conn: &mut SqliteConnection,
+    name: &str,
+    version: &str,
+    at: chrono::DateTime<Utc>,
+    synced: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE cluster_nodes SET last_contact_at = ?1, version = ?2,
+             synced_revision = COALESCE(?3, synced_revision), synced_at = CASE WHEN ?3 IS NULL THEN synced_at ELSE ?1 END
+         WHERE name = ?4",
+    )
+    .bind(ms(at))
+    .bind(version)
+    .bind(synced)
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn replace_nodes(conn: &mut SqliteConnection, nodes: &[ClusterNode]) -> Result<()> {
     let mut tx = conn.begin().await?;
     sqlx::query("DELETE FROM cluster_nodes").execute(&mut *tx).await?;

@@ -381,6 +381,9 @@ impl Store for SqliteStore {
     async fn put_cluster_node(&self, node: &ClusterNode, audit: Option<&NewAuditEntry>) -> Result<()> {
         cluster::put_node(&mut *self.writer.lock().await?, node, audit).await
     }
+    async fn cluster_node_seen(&self, name: &str, version: &str, at: DateTime<Utc>, synced: Option<i64>) -> Result<()> {
+        cluster::node_seen(&mut *self.writer.lock().await?, name, version, at, synced).await
+    }
     async fn replace_cluster_nodes(&self, nodes: &[ClusterNode]) -> Result<()> {
         cluster::replace_nodes(&mut *self.writer.lock().await?, nodes).await
     }
