@@ -240,18 +240,7 @@ impl App {
                 me.primary_url.as_deref().unwrap_or("unknown")
             ))),
             None => {
-                let me = ClusterSelf {
-                    role: Role::Primary,
-                    name: crate::node_name(),
-                    epoch: 1,
-                    primary_name: None,
-                    primary_url: None,
-                    primary_fingerprint: None,
-                    sealed_key: None,
-                    synced_revision: None,
-                    synced_digest: None,
-                    synced_at: None,
-                };
+                let me = ClusterSelf::primary(crate::node_name(), 1);
                 let audit = NewAuditEntry {
                     actor: actor.to_owned(),
                     action: "cluster.primary".into(),
@@ -634,18 +623,7 @@ impl App {
                 self.version_mismatch(&other.name, version).await?;
             }
         }
-        let promoted = ClusterSelf {
-            role: Role::Primary,
-            epoch: me.epoch + 1,
-            primary_name: None,
-            primary_url: None,
-            primary_fingerprint: None,
-            sealed_key: None,
-            synced_revision: None,
-            synced_digest: None,
-            synced_at: None,
-            ..me
-        };
+        let promoted = ClusterSelf::primary(me.name, me.epoch + 1);
         let audit = NewAuditEntry {
             actor: actor.to_owned(),
             action: "cluster.promote".into(),
@@ -715,6 +693,21 @@ impl App {
         tracing::warn!(node, version, this_version = VERSION, "cluster: a node runs another version");
         self.raise_event(tidings_core::notify::EventKind::VersionMismatch, details).await?;
         Ok(())
+    }
+
+    /// Leaves the cluster: this node is standalone again, with the configuration, accounts and authorization it
+    /// holds now (nothing is reset); the nodes it knew are forgotten.
+    pub async fn leave(&self, actor: &str) -> Result<()> {
+        let Some(me) = self.store.cluster_self().await? else {
+            return Err(Error::Conflict("this node is standalone already".into()));
+        };
+        let audit = NewAuditEntry {
+            actor: actor.to_owned(),
+            action: "cluster.leave".into(),
+            fields: vec![me.role.to_string()],
+        };
+        self.store.replace_cluster_nodes(&[]).await?;
+        Ok(self.store.put_cluster_self(None, Some(&audit)).await?)
     }
 
     /// On the primary: removes a node (or a join code not used yet).

@@ -259,6 +259,18 @@ pub fn later(now: chrono::DateTime<chrono::Utc>, d: std::time::Duration) -> chro
 }
 
 /// The node name events name when no other is given: the host name, or `local`.
+/// An error with its sources, in one line: `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
 pub fn node_name() -> String {
     host_name().unwrap_or_else(|| "local".into())
 }

@@ -104,6 +104,9 @@ pub enum ClusterCommand {
     Remove { name: String },
     /// On a backup: become the primary now, with a higher epoch (the old primary follows it once it sees it).
     Promote,
+    /// Leave the cluster: this node becomes standalone with what it holds now (nothing is reset). On the primary,
+    /// remove the node too (`remove NAME`).
+    Leave,
     /// On a primary: follow the primary of a higher epoch that a known node reports (after a promotion
     /// elsewhere); refused when there is none.
     Demote,

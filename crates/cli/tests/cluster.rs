@@ -118,9 +118,9 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
     });
     let err = fails(&backup_dir, &["api-token", "create", "--name", "local", "--role", "viewer"]);
     assert!(err.contains("This node is a backup"), "{err}");
-    let (status, body) =
+    let (code, body) =
         http(&backup.address, "PATCH", "/api/v1/email-config", Some(&api), Some(&json!({"smtp.port": "2626"})));
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(code, 409, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("This node is a backup"), "{body}");
     ok(&backup_dir, &["config", "set", "gateway.listen=127.0.0.1:0"]);
     ok(&primary_dir, &["config", "set", "locale=de"]);
@@ -128,17 +128,17 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
     assert_eq!(config(&backup_dir)["config"]["gateway"]["listen"], "127.0.0.1:0", "the backup's own listener is kept");
 
     // Where the followers stand, and what the primary knows of them.
-    let status: Value = serde_json::from_str(&ok(&backup_dir, &["cluster", "status", "--json"])).unwrap();
+    let shown = status(&backup_dir);
     assert_eq!(
-        (status["role"].as_str(), status["primary"]["url"].as_str()),
+        (shown["role"].as_str(), shown["primary"]["url"].as_str()),
         (Some("backup"), Some(primary_url.as_str()))
     );
-    assert!(status["synced_revision"].as_i64().unwrap() >= 2, "{status}");
+    assert!(shown["synced_revision"].as_i64().unwrap() >= 2, "{shown}");
     let nodes = ok(&primary_dir, &["cluster", "nodes"]);
     assert!(nodes.contains("backup-1") && nodes.contains("traffic-1") && nodes.contains("joined"), "{nodes}");
     assert!(nodes.contains("synced revision"), "the primary records each node's sync: {nodes}");
-    let (status, cluster) = http(&_primary.address, "GET", "/api/v1/cluster", Some(&api), None);
-    assert_eq!((status, cluster["role"].as_str()), (200, Some("primary")), "{cluster}");
+    let (code, cluster) = http(&_primary.address, "GET", "/api/v1/cluster", Some(&api), None);
+    assert_eq!((code, cluster["role"].as_str()), (200, Some("primary")), "{cluster}");
     assert!(cluster["nodes"].as_array().unwrap().iter().all(|n| n["last_contact_at"].is_string()), "{cluster}");
 
     // The secret never shows on a follower: not in its logs, its API, its CLI or its files.
@@ -167,6 +167,11 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
     });
     assert_eq!(config(&traffic_dir)["config"]["smtp"]["port"], peer.port, "nothing is lost or reset");
     assert!(fails(&primary_dir, &["cluster", "remove", "traffic-1"]).contains("no node named"));
+    // The removed node leaves: standalone again, keeping what it holds, and its configuration is its own again.
+    ok(&traffic_dir, &["cluster", "leave"]);
+    assert_eq!(status(&traffic_dir)["role"], "standalone");
+    assert_eq!(config(&traffic_dir)["config"]["smtp"]["port"], peer.port);
+    ok(&traffic_dir, &["config", "set", "locale=nl"]);
 }
 
 /// The configuration in force on `dir`, as JSON.

@@ -104,14 +104,7 @@ pub async fn health(url: &str, fingerprint: &str, wait: Duration) -> Result<Heal
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClusterError {
-    let mut chain = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    ClusterError::Unreachable(format!("{url}: {chain}"))
+    ClusterError::Unreachable(format!("{url}: {}", tidings_app::error_chain(e)))
 }
 
 async fn read<T: serde::de::DeserializeOwned>(answer: reqwest::Response) -> Result<Option<T>, ClusterError> {

@@ -182,13 +182,7 @@ pub fn granted(answer: TokenResponse) -> Granted {
 
 /// An HTTP failure in words: which part failed (connection, TLS, proxy, timeout).
 fn describe(url: &str, e: &reqwest::Error) -> String {
-    let mut chain = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
+    let chain = tidings_app::error_chain(e);
     if e.is_timeout() {
         format!("{url} did not answer in time ({chain})")
     } else if e.is_connect() {

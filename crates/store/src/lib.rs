@@ -484,6 +484,24 @@ pub struct ClusterSelf {
     pub synced_at: Option<DateTime<Utc>>,
 }
 
+impl ClusterSelf {
+    /// A primary of `epoch`, following no one.
+    pub fn primary(name: String, epoch: i64) -> Self {
+        Self {
+            role: tidings_core::cluster::Role::Primary,
+            name,
+            epoch,
+            primary_name: None,
+            primary_url: None,
+            primary_fingerprint: None,
+            sealed_key: None,
+            synced_revision: None,
+            synced_digest: None,
+            synced_at: None,
+        }
+    }
+}
+
 impl fmt::Debug for ClusterSelf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClusterSelf")

@@ -91,6 +91,10 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
             let me = app.promote(&actor()).await?;
             say!("This node is now the primary (epoch {}). Its daemon runs the promote hook.", me.epoch);
         }
+        ClusterCommand::Leave => {
+            app.leave(&actor()).await?;
+            say!("This node is standalone again; its configuration is its own from now on.");
+        }
         ClusterCommand::Demote => {
             let me = app.membership().await?;
             let Some((primary, epoch)) =
