@@ -66,6 +66,10 @@ impl App {
         refresh_token: Option<&SecretString>,
         account: Option<&str>,
     ) -> Result<()> {
+        if owner == Owner::Relay {
+            // On a follower the relay account's authorization is the primary's.
+            self.refuse_on_follower().await?;
+        }
         let sealed = refresh_token.map(|t| self.cipher.seal(&sealed_name(owner), t.expose()));
         let audit = match owner {
             Owner::Relay => {
@@ -137,6 +141,9 @@ impl App {
 
     /// Deletes an authorization and its refresh token; `false` when there was none.
     pub async fn forget_authorization(&self, owner: Owner, actor: &str) -> Result<bool> {
+        if owner == Owner::Relay {
+            self.refuse_on_follower().await?;
+        }
         let audit = match owner {
             Owner::Relay => NewAuditEntry { actor: actor.to_owned(), action: "oauth.revoke".into(), fields: vec![] },
             Owner::Device(id) => NewAuditEntry {

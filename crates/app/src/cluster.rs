@@ -205,8 +205,8 @@ impl App {
         if !role.follows() {
             return Err(Error::Input(format!("a node joins as backup or traffic, not {role}")));
         }
-        let me = self.primary_or_become_it(actor).await?;
-        if name == me.name {
+        let own = self.membership().await?.name;
+        if name == own {
             return Err(Error::Input(format!("{name} is this node's own name; give the new node another")));
         }
         let known = self.store.cluster_nodes().await?;
@@ -215,6 +215,7 @@ impl App {
                 "a node named {name} is in the cluster already; remove it first (tidings cluster remove {name})"
             )));
         }
+        self.primary_or_become_it(actor).await?;
         let secret = crate::sign_in::random_token();
         let node = ClusterNode {
             name: name.to_owned(),

@@ -118,6 +118,8 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
     });
     let err = fails(&backup_dir, &["api-token", "create", "--name", "local", "--role", "viewer"]);
     assert!(err.contains("This node is a backup"), "{err}");
+    let err = fails(&backup_dir, &["oauth", "revoke"]);
+    assert!(err.contains("This node is a backup"), "the relay account's authorization is the primary's: {err}");
     let (code, body) =
         http(&backup.address, "PATCH", "/api/v1/email-config", Some(&api), Some(&json!({"smtp.port": "2626"})));
     assert_eq!(code, 409, "{body}");

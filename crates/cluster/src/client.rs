@@ -20,7 +20,7 @@ use tidings_core::{
 /// Why talking to the primary failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] Invalid),
     /// The primary could not be reached (or answered nothing usable): try again.
     #[error("{0}")]
@@ -58,13 +58,15 @@ impl Primary {
     }
 
     pub async fn join(&self, request: &JoinRequest) -> Result<JoinAnswer, ClusterError> {
-        let answer = self
-            .http
-            .post(format!("{}/cluster/v1/join", self.url))
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.url, &e))?;
+        let answer =
+            self.http.post(format!("{}/cluster/v1/join", self.url)).json(request).send().await.map_err(|e| {
+                match unreachable(&self.url, &e) {
+                    ClusterError::Unreachable(why) => ClusterError::Unreachable(format!(
+                        "{why}. Is the primary's daemon running with --cluster-listen on that address?"
+                    )),
+                    other => other,
+                }
+            })?;
         read(answer).await?.ok_or_else(|| ClusterError::Unreachable("the primary answered nothing".into()))
     }
 
