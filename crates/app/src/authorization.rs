@@ -31,14 +31,14 @@ pub struct SignIn {
 }
 
 impl App {
-    /// The relay account's refresh token from its sealed form.
-    pub(crate) fn refresh_token_opened(&self, sealed: &[u8]) -> Result<SecretString> {
-        self.cipher.open(&sealed_name(Owner::Relay), sealed)
+    /// An owner's refresh token from its sealed form.
+    pub(crate) fn refresh_token_opened_for(&self, owner: Owner, sealed: &[u8]) -> Result<SecretString> {
+        self.cipher.open(&sealed_name(owner), sealed)
     }
 
-    /// The relay account's refresh token sealed.
-    pub(crate) fn refresh_token_sealed(&self, token: &SecretString) -> Vec<u8> {
-        self.cipher.seal(&sealed_name(Owner::Relay), token.expose())
+    /// An owner's refresh token sealed.
+    pub(crate) fn refresh_token_sealed_for(&self, owner: Owner, token: &SecretString) -> Vec<u8> {
+        self.cipher.seal(&sealed_name(owner), token.expose())
     }
 
     /// An owner's authorization, as recorded.
@@ -66,10 +66,8 @@ impl App {
         refresh_token: Option<&SecretString>,
         account: Option<&str>,
     ) -> Result<()> {
-        if owner == Owner::Relay {
-            // On a follower the relay account's authorization is the primary's.
-            self.refuse_on_follower().await?;
-        }
+        // On a follower every authorization is the primary's: a sign-in happens there.
+        self.refuse_on_follower().await?;
         let sealed = refresh_token.map(|t| self.cipher.seal(&sealed_name(owner), t.expose()));
         let audit = match owner {
             Owner::Relay => {
@@ -141,9 +139,7 @@ impl App {
 
     /// Deletes an authorization and its refresh token; `false` when there was none.
     pub async fn forget_authorization(&self, owner: Owner, actor: &str) -> Result<bool> {
-        if owner == Owner::Relay {
-            self.refuse_on_follower().await?;
-        }
+        self.refuse_on_follower().await?;
         let audit = match owner {
             Owner::Relay => NewAuditEntry { actor: actor.to_owned(), action: "oauth.revoke".into(), fields: vec![] },
             Owner::Device(id) => NewAuditEntry {

@@ -96,6 +96,9 @@ pub struct Snapshot {
     pub identities: Identities,
     /// The relay account's OAuth authorization, its refresh token encrypted for the follower.
     pub relay: Option<(Authorization, Option<Vec<u8>>)>,
+    /// The device accounts' own mailbox authorizations (`login_user`), their refresh tokens encrypted for the
+    /// follower.
+    pub mailboxes: Vec<(Authorization, Option<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -112,6 +115,14 @@ pub fn bearer(key: &SecretKey) -> String {
     let digest =
         Sha256::new().chain_update(b"tidings-cluster-bearer:").chain_update(key.to_base64().as_bytes()).finalize();
     URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// The name an owner's refresh token travels under.
+fn refresh_token_name(owner: Owner) -> String {
+    match owner {
+        Owner::Relay => "refresh_token".to_owned(),
+        Owner::Device(id) => format!("device.{id}.refresh_token"),
+    }
 }
 
 /// The name a secret travels under to `node`.
@@ -384,10 +395,12 @@ impl App {
                 digest.update([0]);
             }
         }
-        if let Some((relay, sealed)) = self.store.authorization(Owner::Relay).await? {
-            digest.update(relay.account.unwrap_or_default().as_bytes());
-            digest.update([u8::from(relay.client_credentials)]);
-            digest.update(relay.acquired_at.map(|t| t.timestamp_millis()).unwrap_or_default().to_be_bytes());
+        for held in self.store.authorizations().await? {
+            let Some((record, sealed)) = self.store.authorization(held.owner).await? else { continue };
+            digest.update(format!("{:?}", record.owner).as_bytes());
+            digest.update(record.account.unwrap_or_default().as_bytes());
+            digest.update([u8::from(record.client_credentials)]);
+            digest.update(record.acquired_at.map(|t| t.timestamp_millis()).unwrap_or_default().to_be_bytes());
             digest.update(sealed.unwrap_or_default());
         }
         Ok(hex(&digest.finalize()))
@@ -438,20 +451,33 @@ impl App {
             nodes,
             keys,
             identities: self.store.identities().await?,
-            relay: match self.store.authorization(Owner::Relay).await? {
-                Some((relay, sealed)) => {
-                    let token = match sealed {
-                        Some(sealed) => {
-                            let token = self.refresh_token_opened(&sealed)?;
-                            Some(travel.seal(&travel_name(&node.name, "refresh_token"), token.expose()))
-                        }
-                        None => None,
-                    };
-                    Some((relay, token))
+            relay: self.travelling_authorization(Owner::Relay, &node.name, &travel).await?,
+            mailboxes: {
+                let mut mailboxes = Vec::new();
+                for held in self.store.authorizations().await?.into_iter().filter(|a| a.owner != Owner::Relay) {
+                    mailboxes.extend(self.travelling_authorization(held.owner, &node.name, &travel).await?);
                 }
-                None => None,
+                mailboxes
             },
         })
+    }
+
+    /// An authorization with its refresh token encrypted for the node `to`.
+    async fn travelling_authorization(
+        &self,
+        owner: Owner,
+        to: &str,
+        travel: &Cipher,
+    ) -> Result<Option<(Authorization, Option<Vec<u8>>)>> {
+        let Some((record, sealed)) = self.store.authorization(owner).await? else { return Ok(None) };
+        let token = match sealed {
+            Some(sealed) => {
+                let token = self.refresh_token_opened_for(owner, &sealed)?;
+                Some(travel.seal(&travel_name(to, &refresh_token_name(owner)), token.expose()))
+            }
+            None => None,
+        };
+        Ok(Some((record, token)))
     }
 
     /// On a follower: takes the primary's snapshot, keeping this node's own keys. Returns whether anything
@@ -502,7 +528,7 @@ impl App {
             nodes.push(node);
         }
         self.store.replace_cluster_nodes(&nodes).await?;
-        self.take_relay_authorization(&snapshot.primary, &me.name, &travel, snapshot.relay).await?;
+        self.take_authorization(&snapshot.primary, &me.name, &travel, Owner::Relay, snapshot.relay).await?;
         if self.store.identities().await? != snapshot.identities {
             let audit = NewAuditEntry {
                 actor: format!("cluster:{}", snapshot.primary),
@@ -516,6 +542,17 @@ impl App {
             };
             self.store.replace_identities(&snapshot.identities, &audit).await?;
         }
+        // The device accounts exist now under the primary's ids: their own mailboxes' authorizations follow.
+        let held: Vec<Owner> = self.store.authorizations().await?.into_iter().map(|a| a.owner).collect();
+        for owner in held.into_iter().filter(|o| *o != Owner::Relay) {
+            if !snapshot.mailboxes.iter().any(|(a, _)| a.owner == owner) {
+                self.take_authorization(&snapshot.primary, &me.name, &travel, owner, None).await?;
+            }
+        }
+        for (record, token) in snapshot.mailboxes {
+            let owner = record.owner;
+            self.take_authorization(&snapshot.primary, &me.name, &travel, owner, Some((record, token))).await?;
+        }
         me.primary_name = Some(snapshot.primary);
         me.epoch = me.epoch.max(snapshot.epoch);
         me.synced_revision = Some(snapshot.revision);
@@ -525,27 +562,29 @@ impl App {
         Ok(true)
     }
 
-    /// On a follower: the relay account's authorization as the primary holds it, kept (sealed under this node's
-    /// key) for the day this node is promoted; until then the primary alone refreshes it.
-    async fn take_relay_authorization(
+    /// On a follower: an authorization as the primary holds it (the relay account's, a device account's own
+    /// mailbox), kept (sealed under this node's key) for the day this node is promoted; until then the primary
+    /// alone redeems it.
+    async fn take_authorization(
         &self,
         primary: &str,
         me: &str,
         travel: &Cipher,
+        owner: Owner,
         relay: Option<(Authorization, Option<Vec<u8>>)>,
     ) -> Result<()> {
-        let local = self.store.authorization(Owner::Relay).await?;
+        let local = self.store.authorization(owner).await?;
         let audit =
             |action: &str| NewAuditEntry { actor: format!("cluster:{primary}"), action: action.into(), fields: vec![] };
         let Some((record, encrypted)) = relay else {
             if local.is_some() {
-                self.store.authorization_forget(Owner::Relay, &audit("cluster.sync-oauth")).await?;
+                self.store.authorization_forget(owner, &audit("cluster.sync-oauth")).await?;
             }
             return Ok(());
         };
-        let token = encrypted.map(|e| travel.open(&travel_name(me, "refresh_token"), &e)).transpose()?;
+        let token = encrypted.map(|e| travel.open(&travel_name(me, &refresh_token_name(owner)), &e)).transpose()?;
         let local_token = match &local {
-            Some((_, Some(sealed))) => Some(self.refresh_token_opened(sealed)?),
+            Some((_, Some(sealed))) => Some(self.refresh_token_opened_for(owner, sealed)?),
             _ => None,
         };
         let same = local.as_ref().is_some_and(|(l, _)| {
@@ -556,7 +595,7 @@ impl App {
         if same {
             return Ok(());
         }
-        let sealed = token.map(|t| self.refresh_token_sealed(&t));
+        let sealed = token.map(|t| self.refresh_token_sealed_for(owner, &t));
         let entry = audit("cluster.sync-oauth");
         let grant = Grant::Acquired {
             sealed_refresh_token: sealed.as_deref(),
@@ -564,7 +603,7 @@ impl App {
             client_credentials: record.client_credentials,
             audit: &entry,
         };
-        Ok(self.store.authorization_granted(Owner::Relay, grant, record.acquired_at.unwrap_or_else(Utc::now)).await?)
+        Ok(self.store.authorization_granted(owner, grant, record.acquired_at.unwrap_or_else(Utc::now)).await?)
     }
 
     /// Seals `value` for the node `node`, under `what`.
@@ -730,6 +769,7 @@ mod tests {
     use super::*;
     use crate::{InitOptions, data_dir::DataDir};
     use tidings_core::notify::EventKind;
+    use tidings_store::Owner;
 
     async fn app(dir: &std::path::Path) -> App {
         App::init(DataDir::new(dir), InitOptions { admin_username: "admin".into(), ..Default::default() })
@@ -765,5 +805,97 @@ mod tests {
         let mismatch = events.iter().find(|e| e.kind == EventKind::VersionMismatch).expect("the mismatch is raised");
         assert_eq!(mismatch.details["other_version"], "0.0.1");
         assert_eq!(mismatch.node, primary.membership().await.unwrap().name);
+    }
+
+    /// What a follower takes: the configuration with its secrets, accounts and devices under the primary's ids,
+    /// the relay account's authorization and each device's own, their refresh tokens readable there and nowhere
+    /// in the snapshot in clear; taking the same snapshot twice changes nothing.
+    #[tokio::test]
+    async fn a_follower_takes_the_whole_snapshot_and_the_same_one_again_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let primary = app(&tmp.path().join("p")).await;
+        let follower = app(&tmp.path().join("f")).await;
+        let code = JoinCode::parse(
+            &primary
+                .add_node("cli:test", "traffic-1", Role::Traffic, std::time::Duration::from_secs(60))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let key = SecretKey::generate();
+        let joining = Joining {
+            code_secret: SecretString::new(code.secret.clone()),
+            name: "traffic-1".into(),
+            advertise: "https://127.0.0.1:9443".into(),
+            fingerprint: "ab".repeat(32),
+            key: SecretKey::from_base64(&key.to_base64(), "k").unwrap(),
+            version: VERSION.into(),
+        };
+        let accepted = primary.accept_join(joining).await.unwrap();
+        follower
+            .joined("cli:test", "traffic-1", "https://127.0.0.1:1", &code.fingerprint, &key, &accepted)
+            .await
+            .unwrap();
+
+        primary
+            .update(
+                "cli:test",
+                &[("sender".into(), "alerts@example.com".into()), ("smtp.password".into(), "relay-pass-1".into())],
+            )
+            .await
+            .unwrap();
+        let device = primary
+            .create_device("cli:test", "scanner", &SecretString::new("device-pass-12"), &["jane@example.com".into()])
+            .await
+            .unwrap();
+        primary
+            .authorized(Owner::Relay, "cli:test", Some(&SecretString::new("relay-refresh")), Some("alerts@example.com"))
+            .await
+            .unwrap();
+        primary
+            .authorized(
+                Owner::Device(device),
+                "cli:test",
+                Some(&SecretString::new("jane-refresh")),
+                Some("jane@example.com"),
+            )
+            .await
+            .unwrap();
+
+        let node = primary.cluster_nodes().await.unwrap().into_iter().find(|n| n.name == "traffic-1").unwrap();
+        let snapshot = primary.snapshot_for(&node).await.unwrap();
+        let mut carried: Vec<&[u8]> = snapshot.secrets.iter().map(|(_, v)| v.as_slice()).collect();
+        carried.extend(snapshot.relay.iter().chain(&snapshot.mailboxes).filter_map(|(_, t)| t.as_deref()));
+        assert_eq!(carried.len(), 3, "the password and two refresh tokens travel");
+        for needle in ["relay-pass-1", "relay-refresh", "jane-refresh"] {
+            assert!(
+                !carried.iter().any(|c| c.windows(needle.len()).any(|w| w == needle.as_bytes())),
+                "{needle} in clear"
+            );
+        }
+        assert!(follower.take_snapshot(snapshot.clone()).await.unwrap());
+        assert_eq!(follower.secret(SecretName::SmtpPassword).await.unwrap().unwrap().expose(), "relay-pass-1");
+        assert_eq!(follower.current().await.unwrap().config.sender.as_deref(), Some("alerts@example.com"));
+        assert_eq!(follower.refresh_token(Owner::Relay).await.unwrap().unwrap().expose(), "relay-refresh");
+        assert_eq!(follower.refresh_token(Owner::Device(device)).await.unwrap().unwrap().expose(), "jane-refresh");
+        assert_eq!(follower.mailbox_of("scanner").await.unwrap().unwrap().account.as_deref(), Some("jane@example.com"));
+        let revision = follower.current().await.unwrap().revision;
+        assert!(!follower.take_snapshot(snapshot).await.unwrap(), "the same snapshot again changes nothing");
+        assert_eq!(follower.current().await.unwrap().revision, revision);
+
+        // A rotation on the primary reaches the follower with the next snapshot; a forgotten mailbox is forgotten.
+        primary.token_refreshed(Owner::Relay, Some(&SecretString::new("relay-refresh-2"))).await.unwrap();
+        primary.forget_authorization(Owner::Device(device), "cli:test").await.unwrap();
+        let snapshot = primary.snapshot_for(&node).await.unwrap();
+        assert!(follower.take_snapshot(snapshot).await.unwrap());
+        assert_eq!(follower.refresh_token(Owner::Relay).await.unwrap().unwrap().expose(), "relay-refresh-2");
+        assert!(follower.mailbox_of("scanner").await.unwrap().is_none());
+        assert!(
+            matches!(
+                follower.authorized(Owner::Relay, "cli:test", Some(&SecretString::new("x")), None).await,
+                Err(Error::Conflict(_))
+            ),
+            "a follower's authorizations are the primary's"
+        );
     }
 }

@@ -98,7 +98,8 @@ impl App {
     /// Ends a device session; with `forget_token` (`gateway.forget_token_on_sign_out`) its mailbox token too.
     pub async fn device_sign_out(&self, token: &str, device: &Device, forget_token: bool) -> Result<()> {
         let actor = format!("mailbox:{}", device.username);
-        if forget_token {
+        // On a follower the token is the primary's: signing out here leaves it.
+        if forget_token && self.read_only_reason().await?.is_none() {
             self.forget_authorization(Owner::Device(device.id), &actor).await?;
         }
         let audit = NewAuditEntry { actor, action: "sign-out".into(), fields: vec![] };

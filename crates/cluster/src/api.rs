@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::{collections::HashMap, time::Duration};
 use tidings_app::{App, cipher::SecretKey, cluster::Joining};
 use tidings_core::secret::SecretString;
-use tidings_delivery::token::{TokenError, TokenSource};
+use tidings_delivery::token::{MailboxTokens, TokenError, TokenSource};
 use tokio::time::Instant;
 
 /// How often a long poll looks whether the snapshot changed.
@@ -30,15 +30,16 @@ const LONGEST_WAIT: Duration = Duration::from_secs(60);
 pub struct Node {
     pub app: App,
     pub tokens: Arc<dyn TokenSource>,
+    pub mailboxes: Arc<dyn MailboxTokens>,
 }
 
-pub fn router(app: App, tokens: Arc<dyn TokenSource>) -> Router {
+pub fn router(app: App, tokens: Arc<dyn TokenSource>, mailboxes: Arc<dyn MailboxTokens>) -> Router {
     Router::new()
         .route("/cluster/v1/join", post(join))
         .route("/cluster/v1/snapshot", get(snapshot))
         .route("/cluster/v1/health", get(health))
         .route("/cluster/v1/access-token", get(access_token))
-        .with_state(Node { app, tokens })
+        .with_state(Node { app, tokens, mailboxes })
 }
 
 fn refused(status: StatusCode, error: impl Into<String>) -> Response {
@@ -75,11 +76,19 @@ async fn access_token(
         Ok(_) => return refused(StatusCode::CONFLICT, "this node is not the primary"),
         Err(e) => return failed(&e),
     }
-    let mut token = node.tokens.access_token().await;
+    let source = match query.get("mailbox") {
+        Some(account) => match node.mailboxes.mailbox(account).await {
+            Ok((_, source)) => source,
+            Err(TokenError::ReauthorizationRequired(why)) => return refused(StatusCode::FORBIDDEN, why),
+            Err(TokenError::Unavailable(why)) => return refused(StatusCode::SERVICE_UNAVAILABLE, why),
+        },
+        None => node.tokens.clone(),
+    };
+    let mut token = source.access_token().await;
     if query.get("refresh").is_some_and(|r| r == "true")
         && let Ok(current) = &token
     {
-        token = match node.tokens.refresh(current).await {
+        token = match source.refresh(current).await {
             Ok(Some(fresh)) => Ok(fresh),
             Ok(None) => Ok(current.clone()),
             Err(e) => Err(e),

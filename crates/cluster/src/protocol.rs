@@ -118,20 +118,26 @@ pub struct SnapshotMessage {
     pub devices: Vec<DeviceEntry>,
     /// The relay account's OAuth authorization; its refresh token encrypted for the asking node (base64).
     #[serde(default)]
-    pub relay: Option<RelayEntry>,
+    pub relay: Option<AuthorizationEntry>,
+    /// The device accounts' own mailbox authorizations, the same way.
+    #[serde(default)]
+    pub mailboxes: Vec<AuthorizationEntry>,
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct RelayEntry {
+pub struct AuthorizationEntry {
+    /// The device account whose own mailbox it is; absent for the relay account.
+    #[serde(default)]
+    pub device_id: Option<i64>,
     pub account: Option<String>,
     pub client_credentials: bool,
     pub acquired_at: Option<DateTime<Utc>>,
     pub refresh_token: Option<String>,
 }
 
-impl std::fmt::Debug for RelayEntry {
+impl std::fmt::Debug for AuthorizationEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayEntry").field("account", &self.account).finish_non_exhaustive()
+        f.debug_struct("AuthorizationEntry").field("account", &self.account).finish_non_exhaustive()
     }
 }
 
@@ -261,6 +267,34 @@ fn identities_in(
     Ok(identities)
 }
 
+fn entry_out((a, token): &(Authorization, Option<Vec<u8>>)) -> AuthorizationEntry {
+    AuthorizationEntry {
+        device_id: a.owner.device_id(),
+        account: a.account.clone(),
+        client_credentials: a.client_credentials,
+        acquired_at: a.acquired_at,
+        refresh_token: token.as_ref().map(|t| STANDARD.encode(t)),
+    }
+}
+
+fn entry_in(e: AuthorizationEntry) -> Result<(Authorization, Option<Vec<u8>>), Invalid> {
+    let token = e
+        .refresh_token
+        .map(|t| STANDARD.decode(t).map_err(|err| Invalid::new(format!("a refresh token: {err}"))))
+        .transpose()?;
+    let authorization = Authorization {
+        owner: Owner::of_device(e.device_id),
+        account: e.account,
+        client_credentials: e.client_credentials,
+        acquired_at: e.acquired_at,
+        acquired_by: None,
+        refreshed_at: None,
+        failure: None,
+        failed_at: None,
+    };
+    Ok((authorization, token))
+}
+
 /// `GET /cluster/v1/health`: who answers, in which role and epoch. Needs no key: it says nothing secret, and a
 /// node that restarts asks it of every node it knows before it acts.
 #[derive(Debug, Serialize, Deserialize)]
@@ -286,12 +320,8 @@ impl From<&Snapshot> for SnapshotMessage {
             accounts,
             api_tokens,
             devices,
-            relay: s.relay.as_ref().map(|(a, token)| RelayEntry {
-                account: a.account.clone(),
-                client_credentials: a.client_credentials,
-                acquired_at: a.acquired_at,
-                refresh_token: token.as_ref().map(|t| STANDARD.encode(t)),
-            }),
+            relay: s.relay.as_ref().map(entry_out),
+            mailboxes: s.mailboxes.iter().map(entry_out).collect(),
         }
     }
 }
@@ -319,26 +349,8 @@ impl TryFrom<SnapshotMessage> for Snapshot {
             nodes: m.nodes.into_iter().map(ClusterNode::try_from).collect::<Result<_, _>>()?,
             keys,
             identities: identities_in(m.accounts, m.api_tokens, m.devices)?,
-            relay: match m.relay {
-                Some(r) => {
-                    let token = r
-                        .refresh_token
-                        .map(|t| STANDARD.decode(t).map_err(|e| Invalid::new(format!("the refresh token: {e}"))))
-                        .transpose()?;
-                    let authorization = Authorization {
-                        owner: Owner::Relay,
-                        account: r.account,
-                        client_credentials: r.client_credentials,
-                        acquired_at: r.acquired_at,
-                        acquired_by: None,
-                        refreshed_at: None,
-                        failure: None,
-                        failed_at: None,
-                    };
-                    Some((authorization, token))
-                }
-                None => None,
-            },
+            relay: m.relay.map(entry_in).transpose()?,
+            mailboxes: m.mailboxes.into_iter().map(entry_in).collect::<Result<_, _>>()?,
         })
     }
 }

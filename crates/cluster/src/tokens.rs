@@ -6,25 +6,32 @@ use crate::{NODE_HEADER, VERSION, VERSION_HEADER, protocol::AccessTokenMessage, 
 use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 use tidings_app::{App, cluster::bearer};
-use tidings_delivery::token::{AccessToken, TokenError, TokenSource};
+use tidings_delivery::token::{AccessToken, MailboxTokens, TokenError, TokenSource};
 
 /// How long a follower keeps an access token from its primary before asking again.
 pub const KEEP: Duration = Duration::from_secs(60);
 
-/// Tokens from the primary.
+/// Tokens from the primary: the relay account's, or with `mailbox` a device account's own.
 #[derive(Debug)]
 pub struct PrimaryTokens {
     app: App,
+    /// The device account whose own mailbox's tokens these are; `None` for the relay account.
+    mailbox: Option<String>,
     kept: Mutex<Option<(AccessToken, Instant)>>,
 }
 
 impl PrimaryTokens {
     pub fn new(app: App) -> Self {
-        Self { app, kept: Mutex::new(None) }
+        Self { app, mailbox: None, kept: Mutex::new(None) }
+    }
+
+    pub fn of_mailbox(app: App, account: &str) -> Self {
+        Self { app, mailbox: Some(account.to_owned()), kept: Mutex::new(None) }
     }
 
     async fn ask(&self, refresh: bool) -> Result<AccessToken, TokenError> {
@@ -40,9 +47,13 @@ impl PrimaryTokens {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| unavailable(e.to_string()))?;
+        let mut query = vec![("refresh", refresh.to_string())];
+        if let Some(account) = &self.mailbox {
+            query.push(("mailbox", account.clone()));
+        }
         let answer = http
             .get(format!("{url}/cluster/v1/access-token"))
-            .query(&[("refresh", refresh)])
+            .query(&query)
             .bearer_auth(bearer(&key))
             .header(NODE_HEADER, &me.name)
             .header(VERSION_HEADER, VERSION)
@@ -86,6 +97,45 @@ impl TokenSource for PrimaryTokens {
     async fn refresh(&self, rejected: &AccessToken) -> Result<Option<AccessToken>, TokenError> {
         let fresh = self.ask(true).await?;
         Ok((fresh != *rejected).then_some(fresh))
+    }
+}
+
+/// Device accounts' own mailboxes: the node's own tokens, or its primary's while it follows one (the mailbox's
+/// address is the one the primary's authorization names, which this node holds a copy of).
+#[derive(Debug)]
+pub struct RoutedMailboxes {
+    app: App,
+    own: Arc<dyn MailboxTokens>,
+    /// The primary's tokens per device account, each kept for a minute.
+    primary: Mutex<HashMap<String, Arc<PrimaryTokens>>>,
+}
+
+impl RoutedMailboxes {
+    pub fn new(app: App, own: Arc<dyn MailboxTokens>) -> Self {
+        Self { app, own, primary: Mutex::new(HashMap::new()) }
+    }
+}
+
+#[async_trait]
+impl MailboxTokens for RoutedMailboxes {
+    async fn mailbox(&self, account: &str) -> Result<(String, Arc<dyn TokenSource>), TokenError> {
+        if !self.app.membership().await.is_ok_and(|m| m.role.follows()) {
+            return self.own.mailbox(account).await;
+        }
+        let record = self.app.mailbox_of(account).await.map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        let Some(mailbox) = record.and_then(|r| r.account) else {
+            return Err(TokenError::ReauthorizationRequired(format!(
+                "device account {account} has not connected its mailbox; it signs in on the primary's \"My mailbox\" page"
+            )));
+        };
+        let tokens = self
+            .primary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(account.to_owned())
+            .or_insert_with(|| Arc::new(PrimaryTokens::of_mailbox(self.app.clone(), account)))
+            .clone();
+        Ok((mailbox, tokens))
     }
 }
 

@@ -41,9 +41,9 @@ impl AppVault {
 #[async_trait]
 impl Vault for AppVault {
     async fn credential(&self) -> Result<Option<Credential>, tidings_app::Error> {
-        // A backup or traffic node holds the relay account's authorization for the day it is promoted; until
-        // then only the primary redeems it, so that two nodes never refresh one token.
-        if self.owner == Owner::Relay && self.app.membership().await?.role.follows() {
+        // A backup or traffic node holds the authorizations for the day it is promoted; until then only the
+        // primary redeems them, so that two nodes never refresh one token.
+        if self.app.membership().await?.role.follows() {
             return Ok(None);
         }
         credential(&self.app, self.owner).await

@@ -111,7 +111,8 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let handoff = Arc::new(Handoff::default());
     let committer = Committer::start(app.clone(), wake.clone(), handoff.clone());
     let endpoint = Arc::new(ConfiguredEndpoint::new(app.clone(), config.subscribe()));
-    let mailboxes = Mailboxes::new(app.clone(), endpoint.clone(), options.tokens, shutdown.clone());
+    let own_mailboxes: Arc<dyn tidings_delivery::token::MailboxTokens> =
+        Arc::new(Mailboxes::new(app.clone(), endpoint.clone(), options.tokens, shutdown.clone()));
     let tokens = TokenManager::new(
         endpoint,
         Arc::new(AppVault::new(app.clone(), tidings_app::authorization::Owner::Relay)),
@@ -125,7 +126,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         app: app.clone(),
         config: config.subscribe(),
         tokens: Arc::new(tidings_cluster::tokens::Routed::new(app.clone(), own_tokens.clone())),
-        mailboxes: Arc::new(mailboxes),
+        mailboxes: Arc::new(tidings_cluster::tokens::RoutedMailboxes::new(app.clone(), own_mailboxes.clone())),
         wake: wake.clone(),
         handoff,
         options: options.engine,
@@ -155,7 +156,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
                 address
             };
             watch.own_url = Some(format!("https://{own}"));
-            let router = tidings_cluster::api::router(app.clone(), own_tokens.clone());
+            let router = tidings_cluster::api::router(app.clone(), own_tokens.clone(), own_mailboxes.clone());
             Some(tokio::spawn(serve::serve(listener, router, Some(tls), options.http, shutdown.clone())))
         }
         None => None,
