@@ -162,6 +162,25 @@ async fn snapshot(
         Ok(node) => node,
         Err(refusal) => return refusal,
     };
+    let theirs = headers.get(crate::EPOCH_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    match app.membership().await {
+        Ok(me) if me.role != tidings_core::cluster::Role::Primary => {
+            return refused(StatusCode::CONFLICT, format!("{} is not the primary (it is a {})", me.name, me.role));
+        }
+        Ok(me) if theirs.is_some_and(|e| e > me.epoch) => {
+            return refused(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} is the primary of epoch {}, replaced since (epoch {})",
+                    me.name,
+                    me.epoch,
+                    theirs.unwrap_or_default()
+                ),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return failed(&e),
+    }
     let wait =
         query.get("wait").and_then(|w| w.parse().ok()).map(Duration::from_secs).unwrap_or_default().min(LONGEST_WAIT);
     let since = query.get("since");

@@ -1,7 +1,7 @@
 //! A node talking to its primary: joining, then asking for the configuration.
 
 use crate::{
-    NODE_HEADER, VERSION, VERSION_HEADER,
+    EPOCH_HEADER, NODE_HEADER, VERSION, VERSION_HEADER,
     protocol::{Health, JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
     tls,
 };
@@ -75,6 +75,7 @@ impl Primary {
     pub async fn snapshot(
         &self,
         node: &str,
+        epoch: i64,
         key: &SecretKey,
         since: Option<&str>,
         wait: Duration,
@@ -90,6 +91,7 @@ impl Primary {
             .bearer_auth(bearer(key))
             .header(NODE_HEADER, node)
             .header(VERSION_HEADER, VERSION)
+            .header(EPOCH_HEADER, epoch.to_string())
             .send()
             .await
             .map_err(|e| unreachable(&self.url, &e))?;

@@ -84,7 +84,7 @@ async fn turn(app: &App, options: FollowOptions) -> Result<Turn, crate::client::
         .map_err(tidings_app::Error::from)?
         .ok_or(tidings_app::Error::Conflict("this node left its cluster".into()))?;
     let primary = Primary::new(&url, &fingerprint, options.wait + Duration::from_secs(10))?;
-    match primary.snapshot(&me.name, &key, me.synced_digest.as_deref(), options.wait).await? {
+    match primary.snapshot(&me.name, me.epoch, &key, me.synced_digest.as_deref(), options.wait).await? {
         Some(message) => {
             let snapshot = Snapshot::try_from(message)?;
             let revision = snapshot.revision;

@@ -21,6 +21,8 @@ pub mod watch;
 
 /// The header a follower names itself in.
 pub const NODE_HEADER: &str = "x-tidings-node";
+/// The header it gives its epoch in: a primary of an older epoch refuses to serve it.
+pub const EPOCH_HEADER: &str = "x-tidings-epoch";
 /// The header it gives its version in.
 pub const VERSION_HEADER: &str = "x-tidings-version";
 pub use tidings_app::cluster::VERSION;

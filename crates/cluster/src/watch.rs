@@ -164,7 +164,7 @@ impl Watch {
             self.down_since = None;
             return Ok(vec![(EventKind::BackupDisabled, BTreeMap::new())]);
         }
-        let seen = self.probe(&url, &fingerprint, settings, timeout).await;
+        let seen = self.probe(&url, &fingerprint, me.epoch, settings, timeout).await;
         if seen.primary {
             self.down_since = None;
         } else {
@@ -194,10 +194,13 @@ impl Watch {
         Ok(judge(seen, settings, Duration::ZERO).conditions.into_iter().map(|k| (k, primary_detail(me))).collect())
     }
 
+    /// One round of probes; the primary counts as answering only as a primary of this node's epoch or above (a
+    /// primary of an older epoch was replaced while this node was away).
     async fn probe(
         &mut self,
         url: &str,
         fingerprint: &str,
+        epoch: i64,
         settings: &tidings_core::config::ClusterSettings,
         timeout: Duration,
     ) -> Seen {
@@ -214,7 +217,7 @@ impl Watch {
                 .and_then(|mut addrs| addrs.next());
             if let Some(address) = resolved {
                 self.resolved = Some(address.ip());
-                let answered = client::health(url, fingerprint, timeout).await.is_ok();
+                let answered = answers_as_primary(url, fingerprint, epoch, timeout).await;
                 by_name = Some(answered);
                 primary = answered;
             } else {
@@ -222,10 +225,10 @@ impl Watch {
             }
             if !primary && let Some(ip) = self.resolved {
                 let by_address = url.replacen(&host, &bracketed(ip), 1);
-                primary = client::health(&by_address, fingerprint, timeout).await.is_ok();
+                primary = answers_as_primary(&by_address, fingerprint, epoch, timeout).await;
             }
         } else {
-            primary = client::health(url, fingerprint, timeout).await.is_ok();
+            primary = answers_as_primary(url, fingerprint, epoch, timeout).await;
         }
         let test_addresses = if settings.test_addresses.is_empty() {
             None
@@ -290,6 +293,11 @@ impl Watch {
             tracing::warn!(error = %e, "cluster: cannot record the hook's outcome");
         }
     }
+}
+
+/// Whether the node at `url` answers as a primary of `epoch` or above.
+async fn answers_as_primary(url: &str, fingerprint: &str, epoch: i64, timeout: Duration) -> bool {
+    client::health(url, fingerprint, timeout).await.is_ok_and(|h| h.role == "primary" && h.epoch >= epoch)
 }
 
 /// A node this one knows that answers as the primary of an epoch above `epoch`: its name and epoch.
