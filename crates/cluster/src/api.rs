@@ -31,6 +31,23 @@ pub struct Node {
     pub app: App,
     pub tokens: Arc<dyn TokenSource>,
     pub mailboxes: Arc<dyn MailboxTokens>,
+    /// The snapshot's digest as last computed, and when: however many followers wait, it is computed at most
+    /// once per look.
+    digest: Arc<tokio::sync::Mutex<Option<(Instant, String)>>>,
+}
+
+impl Node {
+    async fn digest(&self) -> Result<String, tidings_app::Error> {
+        let mut kept = self.digest.lock().await;
+        if let Some((at, digest)) = kept.as_ref()
+            && at.elapsed() < LOOK_EVERY
+        {
+            return Ok(digest.clone());
+        }
+        let digest = self.app.snapshot_digest().await?;
+        *kept = Some((Instant::now(), digest.clone()));
+        Ok(digest)
+    }
 }
 
 pub fn router(app: App, tokens: Arc<dyn TokenSource>, mailboxes: Arc<dyn MailboxTokens>) -> Router {
@@ -39,7 +56,7 @@ pub fn router(app: App, tokens: Arc<dyn TokenSource>, mailboxes: Arc<dyn Mailbox
         .route("/cluster/v1/snapshot", get(snapshot))
         .route("/cluster/v1/health", get(health))
         .route("/cluster/v1/access-token", get(access_token))
-        .with_state(Node { app, tokens, mailboxes })
+        .with_state(Node { app, tokens, mailboxes, digest: Arc::default() })
 }
 
 fn refused(status: StatusCode, error: impl Into<String>) -> Response {
@@ -154,11 +171,12 @@ async fn join(State(Node { app, .. }): State<Node>, Json(request): Json<JoinRequ
 }
 
 async fn snapshot(
-    State(Node { app, .. }): State<Node>,
+    State(node_state): State<Node>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let node = match calling(&app, &headers).await {
+    let app = &node_state.app;
+    let node = match calling(app, &headers).await {
         Ok(node) => node,
         Err(refusal) => return refusal,
     };
@@ -186,7 +204,7 @@ async fn snapshot(
     let since = query.get("since");
     let until = Instant::now() + wait;
     loop {
-        let digest = match app.snapshot_digest().await {
+        let digest = match node_state.digest().await {
             Ok(digest) => digest,
             Err(e) => return failed(&e),
         };
