@@ -348,3 +348,39 @@ fn a_traffic_node_sends_with_the_access_token_its_primary_obtains() {
     let status: Value = serde_json::from_str(&ok(&traffic_dir, &["oauth", "status", "--json"])).unwrap();
     assert!(!status.to_string().contains("app-secret-of-the-primary"), "{status}");
 }
+
+#[test]
+fn a_backup_cut_off_from_everything_says_so_and_does_not_take_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary_dir, backup_dir) = (tmp.path().join("primary"), tmp.path().join("backup"));
+    let (primary, primary_url) = start(&primary_dir);
+    let (_backup, backup_url) = start(&backup_dir);
+    join(&primary_dir, &primary_url, &backup_dir, &backup_url, "backup-1", "backup");
+    // A test address nothing listens on: once the primary is gone too, the backup reaches nothing.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let test_address = format!("cluster.test_addresses={closed}");
+    ok(
+        &primary_dir,
+        &[
+            "config",
+            "set",
+            "cluster.auto_failover=true",
+            "cluster.probe_interval=1s",
+            "cluster.takeover_after=2s",
+            &test_address,
+        ],
+    );
+    eventually("the settings on the backup", || config(&backup_dir)["config"]["cluster"]["auto_failover"] == true);
+    eventually("the test address reported unreachable", || {
+        events(&backup_dir).contains("failover.test_ips_unreachable")
+    });
+    primary.kill9();
+    eventually("the isolation event", || events(&backup_dir).contains("failover.backup_isolated"));
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(status(&backup_dir)["role"], "backup", "a backup that reaches nothing does not take over");
+    assert!(!events(&backup_dir).contains("failover.takeover"));
+
+    // Its own switch off: it says so and stops checking.
+    ok(&backup_dir, &["config", "set", "cluster.backup_enabled=false"]);
+    eventually("the backup_disabled event", || events(&backup_dir).contains("failover.backup_disabled"));
+}
