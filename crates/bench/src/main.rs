@@ -25,11 +25,13 @@ use std::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+mod cluster;
 mod memory;
 mod realistic;
 
 struct Args {
-    /// `throughput` (the default: the steps above), `memory` ([`memory`]) or `realistic` ([`realistic`]).
+    /// `throughput` (the default: the steps above), `memory` ([`memory`]), `realistic` ([`realistic`]) or
+    /// `cluster` ([`cluster`]).
     scenario: String,
     /// The large message's size in the memory scenario, in octets.
     size: usize,
@@ -65,7 +67,7 @@ fn args() -> Result<Args> {
             "--connections" => args.connections = value.parse()?,
             "--rounds" => args.rounds = value.parse::<usize>()?.max(1),
             other => bail!(
-                "unknown flag {other}; expected --scenario throughput|memory|realistic, --tidings, --smtp-sink, --messages, \
+                "unknown flag {other}; expected --scenario throughput|memory|realistic|cluster, --tidings, --smtp-sink, --messages, \
                  --concurrency, --connections, --rounds, --size"
             ),
         }
@@ -253,7 +255,8 @@ async fn main() -> Result<()> {
         "throughput" => throughput(&args).await,
         "memory" => memory::run(&args).await,
         "realistic" => realistic::run(&args).await,
-        other => bail!("unknown scenario {other}; expected throughput, memory or realistic"),
+        "cluster" => cluster::run(&args).await,
+        other => bail!("unknown scenario {other}; expected throughput, memory, realistic or cluster"),
     }
 }
 
