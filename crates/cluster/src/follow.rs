@@ -3,9 +3,10 @@
 //! configuration. When the primary is away, the last copy stays in force.
 
 use crate::client::Primary;
+use std::sync::Arc;
 use std::time::Duration;
 use tidings_app::{App, cluster::Snapshot};
-use tokio::task::JoinHandle;
+use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 /// How the follower asks.
@@ -31,14 +32,16 @@ impl Default for FollowOptions {
     }
 }
 
-pub fn spawn(app: App, options: FollowOptions, shutdown: CancellationToken) -> JoinHandle<()> {
+/// Follows the primary while this node is a backup or traffic node; `taken` is notified after each snapshot taken,
+/// so that the daemon puts the new configuration in force at once rather than at its next poll.
+pub fn spawn(app: App, options: FollowOptions, taken: Arc<Notify>, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut pause = options.retry_first;
         let mut failing = false;
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => return,
-                next = turn(&app, options) => next,
+                next = turn(&app, options, &taken) => next,
             };
             let wait = match next {
                 Ok(Turn::Idle) => options.idle_check,
@@ -75,7 +78,7 @@ enum Turn {
     Asked,
 }
 
-async fn turn(app: &App, options: FollowOptions) -> Result<Turn, crate::client::ClusterError> {
+async fn turn(app: &App, options: FollowOptions, taken: &Notify) -> Result<Turn, crate::client::ClusterError> {
     let Some((url, fingerprint, key)) = app.primary_link().await? else { return Ok(Turn::Idle) };
     let me = app
         .store()
@@ -89,6 +92,7 @@ async fn turn(app: &App, options: FollowOptions) -> Result<Turn, crate::client::
             let snapshot = Snapshot::try_from(message)?;
             let revision = snapshot.revision;
             if app.take_snapshot(snapshot).await? {
+                taken.notify_one();
                 tracing::info!(
                     revision,
                     primary = me.primary_name.as_deref().unwrap_or_default(),

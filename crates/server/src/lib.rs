@@ -161,7 +161,20 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         }
         None => None,
     };
-    let follower = tidings_cluster::follow::spawn(app.clone(), options.follow, shutdown.clone());
+    // A snapshot taken from the primary is put in force at once, not at the next configuration poll.
+    let taken = Arc::new(Notify::new());
+    let follower = tidings_cluster::follow::spawn(app.clone(), options.follow, taken.clone(), shutdown.clone());
+    let reload = {
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = taken.notified() => config.refresh().await,
+                }
+            }
+        })
+    };
     let watcher = tidings_cluster::watch::spawn(app.clone(), watch, shutdown.clone());
     let events = Arc::new(Notify::new());
     let notifier = Notifier {
@@ -203,6 +216,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let _ = notifier.await;
     let _ = gateway.await;
     let _ = follower.await;
+    let _ = reload.await;
     let _ = watcher.await;
     if let Some(cluster) = cluster {
         let _ = cluster.await;
