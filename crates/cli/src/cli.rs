@@ -80,6 +80,10 @@ pub enum ClusterCommand {
         /// How long the code works.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
         expires: std::time::Duration,
+        /// This node's name when it becomes the primary by this command (a standalone node; default: the host
+        /// name).
+        #[arg(long, value_name = "NAME")]
+        primary_name: Option<String>,
     },
     /// On a new node: join the primary at URL (its cluster listener, https://HOST:PORT) with the code add-node
     /// printed there.

@@ -52,10 +52,13 @@ fn followers_take_the_primary_configuration_and_refuse_their_own_changes() {
     let (mut traffic, traffic_url) = start(&traffic_dir);
 
     // Joining: a code from the primary, used once, for the name it was made for.
-    let code = ok(&primary_dir, &["cluster", "add-node", "backup-1", "--role", "backup"]).trim().to_owned();
+    let code = ok(&primary_dir, &["cluster", "add-node", "backup-1", "--role", "backup", "--primary-name", "alpha"])
+        .trim()
+        .to_owned();
     assert!(code.starts_with("tidings-join:backup-1:"), "{code}");
+    assert_eq!(primary_name(&primary_dir), "alpha");
     let joined = ok(&backup_dir, &["cluster", "join", &primary_url, &code, "--advertise", &backup_url]);
-    assert!(joined.contains("as a backup"), "{joined}");
+    assert!(joined.contains("Joined alpha as a backup"), "{joined}");
     let stranger = tmp.path().join("stranger");
     ok(&stranger, &["init"]);
     let err = fails(&stranger, &["cluster", "join", &primary_url, &code, "--advertise", "https://127.0.0.1:1"]);

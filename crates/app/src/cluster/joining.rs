@@ -33,12 +33,30 @@ pub struct Accepted {
 
 impl App {
     /// On the primary (a standalone node becomes it): a join code for a new node `name`, valid for `ttl`.
-    pub async fn add_node(&self, actor: &str, name: &str, role: Role, ttl: std::time::Duration) -> Result<String> {
+    /// `primary_name` names this node when it becomes the primary by this (default: the host name).
+    pub async fn add_node(
+        &self,
+        actor: &str,
+        name: &str,
+        role: Role,
+        ttl: std::time::Duration,
+        primary_name: Option<&str>,
+    ) -> Result<String> {
         cluster::validate_node_name(name)?;
         if !role.follows() {
             return Err(Error::Input(format!("a node joins as backup or traffic, not {role}")));
         }
-        let own = self.membership().await?.name;
+        let me = self.membership().await?;
+        if let Some(primary) = primary_name {
+            cluster::validate_node_name(primary)?;
+            if me.role != Role::Standalone && primary != me.name {
+                return Err(Error::Conflict(format!(
+                    "this node is the primary {} already; --primary-name names a standalone node becoming the primary",
+                    me.name
+                )));
+            }
+        }
+        let own = primary_name.map_or(me.name, str::to_owned);
         if name == own {
             return Err(Error::Input(format!("{name} is this node's own name; give the new node another")));
         }
@@ -48,7 +66,7 @@ impl App {
                 "a node named {name} is in the cluster already; remove it first (tidings cluster remove {name})"
             )));
         }
-        self.primary_or_become_it(actor).await?;
+        self.primary_or_become_it(actor, &own).await?;
         let secret = crate::sign_in::random_token();
         let node = ClusterNode {
             name: name.to_owned(),
@@ -65,7 +83,7 @@ impl App {
     }
 
     /// This node as the primary: made so when standalone; refused on a follower.
-    async fn primary_or_become_it(&self, actor: &str) -> Result<ClusterSelf> {
+    async fn primary_or_become_it(&self, actor: &str, name: &str) -> Result<ClusterSelf> {
         match self.store.cluster_self().await? {
             Some(me) if me.role == Role::Primary => Ok(me),
             Some(me) => Err(Error::Conflict(format!(
@@ -74,7 +92,7 @@ impl App {
                 me.primary_url.as_deref().unwrap_or("unknown")
             ))),
             None => {
-                let me = ClusterSelf::primary(crate::node_name(), 1);
+                let me = ClusterSelf::primary(name.to_owned(), 1);
                 let audit = NewAuditEntry {
                     actor: actor.to_owned(),
                     action: "cluster.primary".into(),

@@ -199,10 +199,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let primary = app(tmp.path()).await;
         let code = JoinCode::parse(
-            &primary.add_node("cli:test", "backup-1", Role::Backup, std::time::Duration::from_secs(60)).await.unwrap(),
+            &primary
+                .add_node("cli:test", "backup-1", Role::Backup, std::time::Duration::from_secs(60), Some("alpha"))
+                .await
+                .unwrap(),
         )
         .unwrap();
-        assert_eq!(primary.membership().await.unwrap().role, Role::Primary, "a standalone node becomes the primary");
+        let me = primary.membership().await.unwrap();
+        assert_eq!((me.role, me.name.as_str()), (Role::Primary, "alpha"), "a standalone node becomes the primary");
         assert_eq!(code.fingerprint, primary.cluster_identity().await.unwrap().fingerprint);
         let joining = |secret: &str, version: &str| Joining {
             code_secret: SecretString::new(secret),
@@ -232,7 +236,7 @@ mod tests {
         let follower = app(&tmp.path().join("f")).await;
         let code = JoinCode::parse(
             &primary
-                .add_node("cli:test", "traffic-1", Role::Traffic, std::time::Duration::from_secs(60))
+                .add_node("cli:test", "traffic-1", Role::Traffic, std::time::Duration::from_secs(60), None)
                 .await
                 .unwrap(),
         )

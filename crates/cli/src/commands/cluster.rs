@@ -10,9 +10,9 @@ use tidings_server::http::wire;
 
 pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
     match command {
-        ClusterCommand::AddNode { name, role, expires } => {
+        ClusterCommand::AddNode { name, role, expires, primary_name } => {
             let role = joining_role(&role)?;
-            let code = app.add_node(&actor(), &name, role, expires).await?;
+            let code = app.add_node(&actor(), &name, role, expires, primary_name.as_deref()).await?;
             eprintln!(
                 "Join code for {name} ({role}), valid for {}; on that node run:\n\n  tidings cluster join https://THIS-NODE:PORT CODE --advertise https://THAT-NODE:PORT\n",
                 humantime::format_duration(expires)

@@ -37,6 +37,8 @@ struct NewNode {
     role: String,
     /// Seconds the code works.
     expires_in: Option<u64>,
+    /// This node's name when it becomes the primary by this (default: the host name).
+    primary_name: Option<String>,
 }
 
 async fn add_node(
@@ -46,7 +48,9 @@ async fn add_node(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_administrator()?;
     let expires = body.expires_in.map_or(service::cluster::CODE_LIFETIME, std::time::Duration::from_secs);
-    let code = service::cluster::add_node(&context, &caller.actor, &body.name, &body.role, expires).await?;
+    let primary_name = body.primary_name.as_deref();
+    let code =
+        service::cluster::add_node(&context, &caller.actor, &body.name, &body.role, expires, primary_name).await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": body.name, "code": code, "expires_in": expires.as_secs() }))))
 }
 

@@ -8,18 +8,20 @@ use tidings_core::cluster::joining_role;
 /// How long a join code made without an expiry works.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// A join code for a new node (`role`: backup or traffic), valid for `expires`.
+/// A join code for a new node (`role`: backup or traffic), valid for `expires`; a standalone node becomes the
+/// primary, named `primary_name` (default: the host name).
 pub async fn add_node(
     context: &Context,
     actor: &str,
     name: &str,
     role: &str,
     expires: Duration,
+    primary_name: Option<&str>,
 ) -> Result<String, Error> {
     let role = joining_role(role).map_err(|why| {
         Error::Invalid(tidings_core::ValidationErrors(vec![tidings_core::FieldError::new("role", why)]))
     })?;
-    context.inner.app.add_node(actor, name, role, expires).await
+    context.inner.app.add_node(actor, name, role, expires, primary_name).await
 }
 
 /// Makes this backup the primary now.

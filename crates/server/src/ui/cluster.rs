@@ -130,6 +130,7 @@ async fn add_node(
         form.name.trim(),
         &form.role,
         service::cluster::CODE_LIFETIME,
+        None,
     )
     .await
     {
