@@ -5,6 +5,7 @@
 //!
 //! The store never sees a plaintext secret: secrets arrive sealed by the application and leave the same way.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed step is a failed test
 
+mod postgres;
+
+pub use postgres::Postgres;
 use serde_json::Value;
 use std::{
     io::{BufRead, BufReader},
