@@ -87,6 +87,23 @@ impl DataDir {
         Ok(())
     }
 
+    /// Writes `key` as the key file (0600); refused when a different key file is there already.
+    pub(crate) fn adopt_key(&self, key: &SecretKey) -> Result<()> {
+        let path = self.key_file();
+        if path.exists() {
+            let held = self.key(None, false)?;
+            if *held.to_base64() != *key.to_base64() {
+                return Err(Error::Key(format!(
+                    "{} holds another key; a data directory keeps the key it was made with (remove the directory to \
+                     make it again with this one)",
+                    path.display()
+                )));
+            }
+            return Ok(());
+        }
+        write_private(&path, key.to_base64().as_bytes())
+    }
+
     /// The key: from `TIDINGS_SECRET_KEY` when given, else from the key file, created (0600) if `create`.
     pub(crate) fn key(&self, from_env: Option<&str>, create: bool) -> Result<SecretKey> {
         if let Some(text) = from_env {

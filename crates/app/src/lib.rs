@@ -125,6 +125,9 @@ pub struct InitOptions {
     pub admin_username: String,
     /// Its password; generated when absent.
     pub admin_password: Option<SecretString>,
+    /// The key to write as the key file instead of a new one (`tidings init --join-key FILE`): every node that
+    /// shares a database must hold the same key.
+    pub join_key: Option<cipher::SecretKey>,
 }
 
 /// What [`App::init`] did.
@@ -176,6 +179,9 @@ impl App {
         // The database first: a directory whose init stops after it holds a database to complete, never a key
         // alone (which would mark it as used before).
         let store = SqliteStore::open(&dir.database()).await?;
+        if let Some(key) = &options.join_key {
+            dir.adopt_key(key)?;
+        }
         let key = dir.key(options.key_from_env.as_deref(), true)?;
         if store.meta(META_INITIALISED).await?.is_some() {
             return Err(Error::AlreadyInitialised(dir.root().to_owned()));

@@ -237,7 +237,7 @@ async fn the_key_may_come_from_the_environment_instead_of_a_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
     let key = tidings_app::cipher::SecretKey::generate().to_base64().to_string();
-    let options = InitOptions { key_from_env: Some(key.clone()), admin_username: "admin".into(), admin_password: None };
+    let options = InitOptions { key_from_env: Some(key.clone()), admin_username: "admin".into(), ..Default::default() };
     App::init(dir.clone(), options).await.unwrap();
     assert!(!dir.key_file().exists());
     App::open(dir, Some(&key)).await.unwrap();

@@ -234,6 +234,10 @@ pub struct InitArgs {
     /// Read its password from this file (first line); otherwise one is generated and printed once.
     #[arg(long, value_name = "FILE")]
     pub admin_password_file: Option<PathBuf>,
+    /// Use the key in this file (another node's `secret.key`, base64) instead of a new one: the nodes that share
+    /// one database must hold the same key.
+    #[arg(long, value_name = "FILE")]
+    pub join_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -315,3 +315,24 @@ fn fetch_certificate_shows_the_relays_certificate_and_pins_it_on_request() {
     let again = run(&dir, &["config", "fetch-certificate", "--pin"], "");
     assert!(stderr(&again).contains("is pinned"), "pinned once: {}", stderr(&again));
 }
+
+#[test]
+fn init_with_a_join_key_holds_that_key_and_a_wrong_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    ok(&first, &["init"]);
+    let key_file = first.join("secret.key");
+    ok(&second, &["init", "--join-key", key_file.to_str().unwrap()]);
+    assert_eq!(std::fs::read(second.join("secret.key")).unwrap(), std::fs::read(&key_file).unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(second.join("secret.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    let out = run(&second, &["config", "set-secret", "smtp.password"], "a-relay-password\n");
+    assert!(out.status.success(), "the joined key seals secrets: {}", stderr(&out));
+
+    let wrong = tmp.path().join("wrong.key");
+    std::fs::write(&wrong, "not a key\n").unwrap();
+    let err = fails(&tmp.path().join("third"), &["init", "--join-key", wrong.to_str().unwrap()]);
+    assert!(err.contains("--join-key") && err.contains("wrong.key"), "{err}");
+    let err = fails(&tmp.path().join("fourth"), &["init", "--join-key", "/dev/zero"]);
+    assert!(err.contains("not a regular file"), "{err}");
+}

@@ -10,8 +10,22 @@ use tidings_core::secret::SecretString;
 pub async fn run(global: &Global, args: InitArgs) -> Result<ExitCode> {
     let dir = data_dir(global)?;
     let admin_password = args.admin_password_file.as_deref().map(first_line).transpose()?.map(SecretString::new);
-    let options =
-        InitOptions { key_from_env: global.secret_key.clone(), admin_username: args.admin_user, admin_password };
+    let join_key = match &args.join_key {
+        Some(path) => {
+            let text = super::read_file(path, 1024)?;
+            Some(tidings_app::cipher::SecretKey::from_base64(&text, &format!("--join-key {}", path.display()))?)
+        }
+        None => None,
+    };
+    if join_key.is_some() && global.secret_key.is_some() {
+        anyhow::bail!("give the key once: --join-key or TIDINGS_SECRET_KEY, not both");
+    }
+    let options = InitOptions {
+        key_from_env: global.secret_key.clone(),
+        admin_username: args.admin_user,
+        admin_password,
+        join_key,
+    };
     let done = App::init(dir.clone(), options).await?;
     say!("Initialised {}", dir.root().display());
     if global.secret_key.is_none() {

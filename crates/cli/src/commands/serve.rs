@@ -74,7 +74,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
 /// Initialises the data directory, leaving the generated admin password in a private file and saying where.
 async fn first_start(dir: &DataDir, global: &Global) -> Result<App> {
     let options =
-        InitOptions { key_from_env: global.secret_key.clone(), admin_username: "admin".into(), admin_password: None };
+        InitOptions { key_from_env: global.secret_key.clone(), admin_username: "admin".into(), ..Default::default() };
     let done = App::init(dir.clone(), options).await?;
     let password = done.generated_password.expect("init generates a password when none is given");
     let file = dir.initial_password_file();
