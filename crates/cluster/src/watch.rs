@@ -10,7 +10,7 @@
 //!
 //! Promotions and demotions run the hooks given to `serve` (`--cluster-on-promote`, `--cluster-on-demote`).
 
-use crate::client;
+use crate::{client, protocol::Health};
 use chrono::Utc;
 use std::{collections::BTreeMap, collections::BTreeSet, net::IpAddr, time::Duration};
 use tidings_app::App;
@@ -24,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 /// The hooks and this node's own address, as `serve` was given them.
 #[derive(Clone, Debug, Default)]
 pub struct WatchOptions {
-    /// `https://127.0.0.1:PORT` of this node's own cluster listener, for its self-probe; `None` without one.
-    pub own_url: Option<String>,
+    /// `https://127.0.0.1:PORT` of this node's own cluster listener and its certificate's fingerprint, for its
+    /// self-probe; `None` without a listener.
+    pub own: Option<(String, String)>,
     /// Run (`sh -c`) when this node becomes the primary, and when it stops being it.
     pub on_promote: Option<String>,
     pub on_demote: Option<String>,
@@ -116,19 +117,16 @@ impl Watch {
         settings: &tidings_core::config::ClusterSettings,
         timeout: Duration,
     ) -> Outcome<Vec<(EventKind, BTreeMap<String, String>)>> {
-        let mut conditions = Vec::new();
+        let nodes = self.app.cluster_nodes().await?;
         // Fencing: a primary of a higher epoch elsewhere makes this one follow it at once.
-        for node in self.app.cluster_nodes().await? {
-            let (Some(url), Some(fingerprint)) = (&node.advertise, &node.fingerprint) else { continue };
-            let Ok(health) = client::health(url, fingerprint, timeout).await else { continue };
-            if health.role == "primary" && health.epoch > epoch {
-                if health.version != crate::VERSION {
-                    self.app.version_mismatch(&node.name, &health.version).await?;
-                }
-                self.app.follow("cluster:fencing", &node.name, health.epoch).await?;
-                return Ok(conditions);
+        if let Some((name, health)) = newer_among(&nodes, epoch, timeout).await {
+            if health.version != crate::VERSION {
+                self.app.version_mismatch(&name, &health.version).await?;
             }
+            self.app.follow("cluster:fencing", &name, health.epoch).await?;
+            return Ok(Vec::new());
         }
+        let mut conditions = Vec::new();
         if let Some(shared) = &settings.shared_address {
             match holds(shared).await {
                 Some(true) => {}
@@ -136,15 +134,9 @@ impl Watch {
                 None => conditions.push((EventKind::SharedIpNotListed, detail("address", shared))),
             }
         }
-        let backups: Vec<_> = self
-            .app
-            .cluster_nodes()
-            .await?
-            .into_iter()
-            .filter(|n| n.role == Role::Backup && n.joined_at.is_some())
-            .collect();
         let window = chrono::Duration::from_std(settings.sync_failed_after).unwrap_or(chrono::Duration::days(1));
-        let synced = |n: &tidings_store::ClusterNode| {
+        let backups: Vec<_> = nodes.iter().filter(|n| n.role == Role::Backup && n.joined_at.is_some()).collect();
+        let synced = |n: &&tidings_store::ClusterNode| {
             n.last_contact_at.or(n.joined_at).is_some_and(|at| Utc::now() - at < window)
         };
         if !backups.is_empty() && !backups.iter().any(synced) {
@@ -160,99 +152,84 @@ impl Watch {
         timeout: Duration,
     ) -> Outcome<Vec<(EventKind, BTreeMap<String, String>)>> {
         let Some((url, fingerprint, _)) = self.app.primary_link().await? else { return Ok(Vec::new()) };
-        if me.role == Role::Backup && !settings.backup_enabled {
+        let backup = me.role == Role::Backup;
+        if backup && !settings.backup_enabled {
             self.down_since = None;
             return Ok(vec![(EventKind::BackupDisabled, BTreeMap::new())]);
         }
-        let seen = self.probe(&url, &fingerprint, me.epoch, settings, timeout).await;
-        if seen.primary {
+        let (primary, primary_by_name) = self.probe_primary(&url, &fingerprint, me.epoch, timeout).await;
+        if primary {
             self.down_since = None;
         } else {
-            let since = *self.down_since.get_or_insert_with(Instant::now);
+            self.down_since.get_or_insert_with(Instant::now);
             // Another node may be the primary now (a takeover this node did not see): follow it.
-            if let Some((name, epoch)) = newer_primary(&self.app, me.epoch, timeout).await {
-                self.app.follow("cluster:epoch", &name, epoch).await?;
+            if let Some((name, health)) = newer_primary(&self.app, me.epoch, timeout).await {
+                self.app.follow("cluster:epoch", &name, health.epoch).await?;
                 self.down_since = None;
                 return Ok(Vec::new());
             }
-            if me.role == Role::Traffic {
-                return Ok(Vec::new());
-            }
-            let verdict = judge(seen, settings, since.elapsed());
-            if verdict.take_over {
-                self.app.promote("cluster:auto-failover").await?;
-                self.down_since = None;
-                let details = detail("primary", me.primary_name.as_deref().unwrap_or_default());
-                self.app.raise_event(EventKind::Takeover, details).await?;
-                return Ok(Vec::new());
-            }
-            return Ok(verdict.conditions.into_iter().map(|k| (k, primary_detail(me))).collect());
         }
-        if me.role == Role::Traffic {
+        // A traffic node only follows; the checks and the takeover are the backup's.
+        if !backup {
             return Ok(Vec::new());
         }
-        Ok(judge(seen, settings, Duration::ZERO).conditions.into_iter().map(|k| (k, primary_detail(me))).collect())
+        let seen = Seen {
+            primary,
+            primary_by_name,
+            test_addresses: test_addresses(&settings.test_addresses, timeout).await,
+            itself: self.probe_itself(timeout).await,
+        };
+        let verdict = judge(seen, settings, self.down_since.map_or(Duration::ZERO, |since| since.elapsed()));
+        if verdict.take_over {
+            self.app.promote("cluster:auto-failover").await?;
+            self.down_since = None;
+            let details = detail("primary", me.primary_name.as_deref().unwrap_or_default());
+            self.app.raise_event(EventKind::Takeover, details).await?;
+            return Ok(Vec::new());
+        }
+        let about = detail("primary", me.primary_name.as_deref().unwrap_or_default());
+        Ok(verdict.conditions.into_iter().map(|k| (k, about.clone())).collect())
     }
 
-    /// One round of probes; the primary counts as answering only as a primary of this node's epoch or above (a
-    /// primary of an older epoch was replaced while this node was away).
-    async fn probe(
+    /// Whether the primary answers (as a primary of this node's epoch or above: one of an older epoch was
+    /// replaced while this node was away), and, when its address is a host name, whether it answers by that name.
+    /// When the name does not resolve, the address it last resolved to is tried.
+    async fn probe_primary(
         &mut self,
         url: &str,
         fingerprint: &str,
         epoch: i64,
-        settings: &tidings_core::config::ClusterSettings,
         timeout: Duration,
-    ) -> Seen {
-        let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-        let port = url::Url::parse(url).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
-        let named = host.trim_matches(['[', ']']).parse::<IpAddr>().is_err();
-        let mut by_name = None;
-        let mut primary = false;
-        if named {
-            let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .and_then(|mut addrs| addrs.next());
-            if let Some(address) = resolved {
-                self.resolved = Some(address.ip());
-                let answered = answers_as_primary(url, fingerprint, epoch, timeout).await;
-                by_name = Some(answered);
-                primary = answered;
-            } else {
-                by_name = Some(false);
-            }
-            if !primary && let Some(ip) = self.resolved {
-                let by_address = url.replacen(&host, &bracketed(ip), 1);
-                primary = answers_as_primary(&by_address, fingerprint, epoch, timeout).await;
-            }
-        } else {
-            primary = answers_as_primary(url, fingerprint, epoch, timeout).await;
+    ) -> (bool, Option<bool>) {
+        let parsed = url::Url::parse(url).ok();
+        let host = parsed.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        let port = parsed.as_ref().and_then(url::Url::port_or_known_default).unwrap_or(443);
+        if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+            return (answers_as_primary(url, fingerprint, epoch, timeout).await, None);
         }
-        let test_addresses = if settings.test_addresses.is_empty() {
-            None
-        } else {
-            let mut any = false;
-            for address in &settings.test_addresses {
-                if tokio::time::timeout(timeout, TcpStream::connect(address.as_str())).await.is_ok_and(|c| c.is_ok()) {
-                    any = true;
-                    break;
-                }
-            }
-            Some(any)
+        let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|mut addrs| addrs.next());
+        if let Some(address) = resolved {
+            self.resolved = Some(address.ip());
+            let answered = answers_as_primary(url, fingerprint, epoch, timeout).await;
+            return (answered, Some(answered));
+        }
+        let by_address = match self.resolved {
+            Some(ip) => answers_as_primary(&url.replacen(&host, &bracketed(ip), 1), fingerprint, epoch, timeout).await,
+            None => false,
         };
-        let itself = match &self.options.own_url {
-            Some(own) => {
-                let identity = self.app.cluster_identity().await;
-                match identity {
-                    Ok(identity) => client::health(own, &identity.fingerprint, timeout).await.is_ok(),
-                    Err(_) => false,
-                }
-            }
+        (by_address, Some(false))
+    }
+
+    /// Whether this node's own cluster listener answers (true without one).
+    async fn probe_itself(&self, timeout: Duration) -> bool {
+        match &self.options.own {
+            Some((url, fingerprint)) => client::health(url, fingerprint, timeout).await.is_ok(),
             None => true,
-        };
-        Seen { primary, primary_by_name: by_name, test_addresses, itself }
+        }
     }
 
     /// Runs the promote or demote hook, with a timeout; the outcome is logged.
@@ -300,18 +277,42 @@ async fn answers_as_primary(url: &str, fingerprint: &str, epoch: i64, timeout: D
     client::health(url, fingerprint, timeout).await.is_ok_and(|h| h.role == "primary" && h.epoch >= epoch)
 }
 
-/// A node this one knows that answers as the primary of an epoch above `epoch`: its name and epoch.
-pub async fn newer_primary(app: &App, epoch: i64, timeout: Duration) -> Option<(String, i64)> {
-    for node in app.cluster_nodes().await.ok()? {
+/// A node this one knows that answers as the primary of an epoch above `epoch`: its name and what it answered.
+pub async fn newer_primary(app: &App, epoch: i64, timeout: Duration) -> Option<(String, Health)> {
+    newer_among(&app.cluster_nodes().await.ok()?, epoch, timeout).await
+}
+
+async fn newer_among(nodes: &[tidings_store::ClusterNode], epoch: i64, timeout: Duration) -> Option<(String, Health)> {
+    for node in nodes {
         let (Some(url), Some(fingerprint)) = (&node.advertise, &node.fingerprint) else { continue };
         if let Ok(health) = client::health(url, fingerprint, timeout).await
             && health.role == "primary"
             && health.epoch > epoch
         {
-            return Some((node.name, health.epoch));
+            return Some((node.name.clone(), health));
         }
     }
     None
+}
+
+/// Whether at least one of `addresses` (`HOST:PORT`) accepts a TCP connection, all tried at once; `None` when
+/// there are none.
+async fn test_addresses(addresses: &[String], timeout: Duration) -> Option<bool> {
+    if addresses.is_empty() {
+        return None;
+    }
+    let mut tries = tokio::task::JoinSet::new();
+    for address in addresses.iter().cloned() {
+        tries.spawn(async move {
+            tokio::time::timeout(timeout, TcpStream::connect(address)).await.is_ok_and(|c| c.is_ok())
+        });
+    }
+    while let Some(answered) = tries.join_next().await {
+        if answered.unwrap_or(false) {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 fn bracketed(ip: IpAddr) -> String {
@@ -323,10 +324,6 @@ fn bracketed(ip: IpAddr) -> String {
 
 fn detail(key: &str, value: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(key.to_owned(), value.to_owned())])
-}
-
-fn primary_detail(me: &tidings_app::cluster::Membership) -> BTreeMap<String, String> {
-    detail("primary", me.primary_name.as_deref().unwrap_or_default())
 }
 
 /// Whether one of this machine's interfaces holds `address` (as `ip -o addr` lists them, loopback included):

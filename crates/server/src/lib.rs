@@ -155,7 +155,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
             } else {
                 address
             };
-            watch.own_url = Some(format!("https://{own}"));
+            watch.own = Some((format!("https://{own}"), identity.fingerprint.clone()));
             let router = tidings_cluster::api::router(app.clone(), own_tokens.clone(), own_mailboxes.clone());
             Some(tokio::spawn(serve::serve(listener, router, Some(tls), options.http, shutdown.clone())))
         }

@@ -97,7 +97,7 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
         }
         ClusterCommand::Demote => {
             let me = app.membership().await?;
-            let Some((primary, epoch)) =
+            let Some((primary, health)) =
                 tidings_cluster::watch::newer_primary(app, me.epoch, std::time::Duration::from_secs(5)).await
             else {
                 bail!(
@@ -105,8 +105,8 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
                     me.epoch
                 );
             };
-            app.follow(&actor(), &primary, epoch).await?;
-            say!("This node now follows {} (epoch {epoch}).", shown(&primary));
+            app.follow(&actor(), &primary, health.epoch).await?;
+            say!("This node now follows {} (epoch {}).", shown(&primary), health.epoch);
         }
         ClusterCommand::Remove { name } => {
             if !app.remove_node(&actor(), &name).await? {

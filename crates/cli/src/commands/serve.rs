@@ -59,7 +59,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             ..Default::default()
         },
         watch: tidings_cluster::watch::WatchOptions {
-            own_url: None,
+            own: None,
             on_promote: args.cluster_on_promote,
             on_demote: args.cluster_on_demote,
             hook_timeout: args.cluster_hook_timeout,

@@ -33,12 +33,12 @@ pub async fn promote(context: &Context, actor: &str) -> Result<Membership, Error
 pub async fn demote(context: &Context, actor: &str) -> Result<Membership, Error> {
     let app = &context.inner.app;
     let me = app.membership().await?;
-    let Some((primary, epoch)) = tidings_cluster::watch::newer_primary(app, me.epoch, Duration::from_secs(5)).await
+    let Some((primary, health)) = tidings_cluster::watch::newer_primary(app, me.epoch, Duration::from_secs(5)).await
     else {
         return Err(Error::Conflict(format!(
             "no node reports a primary of an epoch above this one ({}): promote a backup first",
             me.epoch
         )));
     };
-    app.follow(actor, &primary, epoch).await
+    app.follow(actor, &primary, health.epoch).await
 }
