@@ -56,6 +56,20 @@ async fn through_gateway(port: u16, size: usize) -> Result<()> {
     Ok(())
 }
 
+/// The daemon left alone for `wait`, its peak started over: at most 12 MB.
+async fn idle(pid: u32, name: &str, wait: Duration) -> Result<Step> {
+    reset_peak(pid)?;
+    tokio::time::sleep(wait).await;
+    let resident = rss_kib(pid)?;
+    Ok(Step {
+        name: name.into(),
+        before: resident,
+        peak: status_kib(pid, "VmHWM:")?,
+        after: resident,
+        target: Some(12 * 1024),
+    })
+}
+
 pub async fn run(args: &Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
@@ -97,17 +111,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let daemon = serve(args, &data, port, Some(gateway_port), &[]).await?;
     let pid = daemon.0.id();
     let client = reqwest::Client::new();
-    reset_peak(pid)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut steps = Vec::new();
-    let idle = rss_kib(pid)?;
-    steps.push(Step {
-        name: "idle, 3 s after start".into(),
-        before: idle,
-        peak: status_kib(pid, "VmHWM:")?,
-        after: idle,
-        target: Some(12 * 1024),
-    });
+    let mut steps = vec![idle(pid, "idle, 3 s after start", Duration::from_secs(3)).await?];
     let mb = size as f64 / 1e6;
     let large_target = Some(64 * 1024 + 2 * size as u64 / 1024);
 
@@ -180,16 +184,7 @@ pub async fn run(args: &Args) -> Result<()> {
         after: rss_kib(pid)?,
         target: Some(64 * 1024),
     });
-    reset_peak(pid)?;
-    tokio::time::sleep(Duration::from_secs(45)).await;
-    let idle = rss_kib(pid)?;
-    steps.push(Step {
-        name: "idle again, 45 s later".into(),
-        before: idle,
-        peak: status_kib(pid, "VmHWM:")?,
-        after: idle,
-        target: Some(12 * 1024),
-    });
+    steps.push(idle(pid, "idle again, 45 s later", Duration::from_secs(45)).await?);
 
     let anon = status_kib(pid, "RssAnon:")?;
     let file = status_kib(pid, "RssFile:")?;
