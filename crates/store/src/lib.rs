@@ -733,6 +733,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>>;
     /// Stores a node (replacing the one of that name), with the audit entry when an operator changed it.
     async fn put_cluster_node(&self, node: &ClusterNode, audit: Option<&NewAuditEntry>) -> Result<()>;
+    /// Records a node that presents its join code: the row of that name is updated with `node`'s fields and its
+    /// code cleared, only if the code's hash is `code_hash` and it has not expired at `now`; `false` otherwise.
+    /// One statement, so that a code is used once however many present it at once.
+    async fn join_cluster_node(
+        &self,
+        node: &ClusterNode,
+        code_hash: &[u8],
+        now: DateTime<Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<bool>;
     /// Records a node's call (its version) and, with `synced`, the revision it took; nothing when the node is gone
     /// (removed meanwhile).
     async fn cluster_node_seen(&self, name: &str, version: &str, at: DateTime<Utc>, synced: Option<i64>) -> Result<()>;

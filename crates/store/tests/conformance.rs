@@ -724,8 +724,19 @@ mod cluster {
             ..Default::default()
         };
         store.put_cluster_node(&invited, None).await.unwrap();
-        let joined = ClusterNode { code_hash: None, joined_at: Some(t0), sealed_key: Some(vec![4]), ..invited.clone() };
-        store.put_cluster_node(&joined, None).await.unwrap();
+        let joined = ClusterNode {
+            code_hash: None,
+            code_expires_at: None,
+            joined_at: Some(t0),
+            sealed_key: Some(vec![4]),
+            ..invited.clone()
+        };
+        let entry = audit("cluster.join", &[]);
+        assert!(!store.join_cluster_node(&joined, &[8; 32], t0, &entry).await.unwrap(), "another code");
+        let late = t0 + Duration::hours(2);
+        assert!(!store.join_cluster_node(&joined, &[9; 32], late, &entry).await.unwrap(), "an expired code");
+        assert!(store.join_cluster_node(&joined, &[9; 32], t0, &entry).await.unwrap());
+        assert!(!store.join_cluster_node(&joined, &[9; 32], t0, &entry).await.unwrap(), "a code works once");
         assert_eq!(store.cluster_nodes().await.unwrap(), [joined], "one row per name");
         let other = ClusterNode { name: "backup-2".into(), role: Role::Backup, ..Default::default() };
         store.replace_cluster_nodes(std::slice::from_ref(&other)).await.unwrap();

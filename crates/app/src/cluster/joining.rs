@@ -114,31 +114,32 @@ impl App {
             return Err(Error::Conflict("this node is not a primary: join the primary's address".into()));
         };
         cluster::validate_node_name(&joining.name)?;
-        let mut node =
+        let invited =
             self.store.cluster_nodes().await?.into_iter().find(|n| n.name == joining.name).ok_or_else(refused)?;
-        let valid = node.code_hash.as_deref() == Some(hash(joining.code_secret.expose()).as_slice())
-            && node.code_expires_at.is_some_and(|at| at > Utc::now());
-        if !valid {
-            return Err(refused());
-        }
         let now = Utc::now();
-        node.code_hash = None;
-        node.code_expires_at = None;
-        node.advertise = Some(joining.advertise);
-        node.fingerprint = Some(joining.fingerprint);
-        node.sealed_key = Some(self.cipher.seal(&travel_name(&node.name, "key"), &joining.key.to_base64()));
-        node.joined_at = Some(now);
-        node.last_contact_at = Some(now);
-        node.version = Some(joining.version);
-        if node.version.as_deref() != Some(VERSION) {
-            self.version_mismatch(&node.name, node.version.as_deref().unwrap_or_default()).await?;
-        }
+        let node = ClusterNode {
+            advertise: Some(joining.advertise),
+            fingerprint: Some(joining.fingerprint),
+            sealed_key: Some(self.cipher.seal(&travel_name(&invited.name, "key"), &joining.key.to_base64())),
+            joined_at: Some(now),
+            last_contact_at: Some(now),
+            version: Some(joining.version),
+            code_hash: None,
+            code_expires_at: None,
+            ..invited
+        };
         let audit = NewAuditEntry {
             actor: format!("node:{}", node.name),
             action: "cluster.join".into(),
             fields: vec![node.role.to_string()],
         };
-        self.store.put_cluster_node(&node, Some(&audit)).await?;
+        // The code is used up in the same statement that records the node: of two joins with one code, one wins.
+        if !self.store.join_cluster_node(&node, &hash(joining.code_secret.expose()), now, &audit).await? {
+            return Err(refused());
+        }
+        if node.version.as_deref() != Some(VERSION) {
+            self.version_mismatch(&node.name, node.version.as_deref().unwrap_or_default()).await?;
+        }
         Ok(Accepted { primary: me.name, epoch: me.epoch, role: node.role })
     }
 

@@ -220,6 +220,31 @@ mod tests {
         let accepted = primary.accept_join(joining(&code.secret, "0.0.1")).await.unwrap();
         assert_eq!((accepted.role, accepted.epoch), (Role::Backup, 1));
         assert!(matches!(primary.accept_join(joining(&code.secret, VERSION)).await, Err(Error::Refused(_))), "once");
+
+        // Many nodes presenting one code at once: exactly one joins.
+        let code = JoinCode::parse(
+            &primary
+                .add_node("cli:test", "traffic-9", Role::Traffic, std::time::Duration::from_secs(60), None)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let racing = (0..8).map(|_| {
+            let (primary, secret) = (primary.clone(), code.secret.clone());
+            tokio::spawn(async move {
+                let join = Joining { name: "traffic-9".into(), ..joining(&secret, VERSION) };
+                primary.accept_join(join).await
+            })
+        });
+        let mut joined = 0;
+        for attempt in racing.collect::<Vec<_>>() {
+            match attempt.await.unwrap() {
+                Ok(_) => joined += 1,
+                Err(Error::Refused(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(joined, 1, "a code is used once, also by joins at the same moment");
         let events = primary.store().pending_events(10).await.unwrap();
         let mismatch = events.iter().find(|e| e.kind == EventKind::VersionMismatch).expect("the mismatch is raised");
         assert_eq!(mismatch.details["other_version"], "0.0.1");

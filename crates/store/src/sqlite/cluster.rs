@@ -128,6 +128,38 @@ pub(super) async fn put_node(
     Ok(())
 }
 
+pub(super) async fn join_node(
+    conn: &mut SqliteConnection,
+    n: &ClusterNode,
+    code_hash: &[u8],
+    now: chrono::DateTime<Utc>,
+    audit: &NewAuditEntry,
+) -> Result<bool> {
+    let mut tx = conn.begin().await?;
+    let done = sqlx::query(
+        "UPDATE cluster_nodes SET advertise = ?, fingerprint = ?, sealed_key = ?, joined_at = ?, last_contact_at = ?,
+             version = ?, code_hash = NULL, code_expires_at = NULL
+         WHERE name = ? AND code_hash = ? AND code_expires_at > ?",
+    )
+    .bind(&n.advertise)
+    .bind(&n.fingerprint)
+    .bind(&n.sealed_key)
+    .bind(n.joined_at.map(ms))
+    .bind(n.last_contact_at.map(ms))
+    .bind(&n.version)
+    .bind(&n.name)
+    .bind(code_hash)
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_audit(&mut tx, audit, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 pub(super) async fn node_seen(
     conn: &mut SqliteConnection,
     name: &str,

@@ -381,6 +381,15 @@ impl Store for SqliteStore {
     async fn put_cluster_node(&self, node: &ClusterNode, audit: Option<&NewAuditEntry>) -> Result<()> {
         cluster::put_node(&mut *self.writer.lock().await?, node, audit).await
     }
+    async fn join_cluster_node(
+        &self,
+        node: &ClusterNode,
+        code_hash: &[u8],
+        now: DateTime<Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<bool> {
+        cluster::join_node(&mut *self.writer.lock().await?, node, code_hash, now, audit).await
+    }
     async fn cluster_node_seen(&self, name: &str, version: &str, at: DateTime<Utc>, synced: Option<i64>) -> Result<()> {
         cluster::node_seen(&mut *self.writer.lock().await?, name, version, at, synced).await
     }
