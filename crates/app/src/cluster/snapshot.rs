@@ -91,13 +91,15 @@ impl App {
                 digest.update([0]);
             }
         }
-        for held in self.store.authorizations().await? {
-            let Some((record, sealed)) = self.store.authorization(held.owner).await? else { continue };
+        // A new authorization changes its acquisition time, a refresh (and so a rotated refresh token) its refresh
+        // time: the records tell without reading the tokens.
+        for record in self.store.authorizations().await? {
             digest.update(format!("{:?}", record.owner).as_bytes());
             digest.update(record.account.unwrap_or_default().as_bytes());
             digest.update([u8::from(record.client_credentials)]);
-            digest.update(record.acquired_at.map(|t| t.timestamp_millis()).unwrap_or_default().to_be_bytes());
-            digest.update(sealed.unwrap_or_default());
+            for at in [record.acquired_at, record.refreshed_at] {
+                digest.update(at.map(|t| t.timestamp_millis()).unwrap_or_default().to_be_bytes());
+            }
         }
         Ok(hex(&digest.finalize()))
     }
