@@ -613,3 +613,27 @@ async fn the_cluster_page_makes_a_join_code_for_an_administrator_only() {
     assert!(page.contains("is not a node name"), "a wrong name is explained");
     tidings.stop().await;
 }
+
+#[tokio::test]
+async fn a_follower_says_on_every_page_whose_configuration_it_holds() {
+    let tidings = Tidings::start(vec![("public_base_url".into(), "https://alpha.example.com".into())]).await;
+    account(&tidings, "boss", Role::Administrator).await;
+    let me = tidings_store::ClusterSelf {
+        role: tidings_core::cluster::Role::Backup,
+        primary_name: Some("alpha".into()),
+        primary_url: Some("https://127.0.0.1:9443".into()),
+        synced_revision: Some(7),
+        synced_at: Some(chrono::Utc::now() - chrono::Duration::seconds(4)),
+        ..tidings_store::ClusterSelf::primary("backup-1".into(), 2)
+    };
+    tidings.app.store().put_cluster_self(Some(&me), None).await.unwrap();
+    let admin = browser();
+    sign_in(&tidings, &admin, "boss", PASSWORD).await;
+    for path in ["/email-config", "/outbox", "/cluster"] {
+        let page = admin.get(format!("{}{path}", tidings.base)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("This node is a backup: its email configuration is the primary"), "{path}: {page}");
+        assert!(page.contains("alpha, revision 7, received ") && page.contains(" s ago"), "{path}: {page}");
+        assert!(page.contains("href=\"https://alpha.example.com\""), "the link goes to the primary: {path}");
+    }
+    tidings.stop().await;
+}
