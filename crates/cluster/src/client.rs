@@ -2,7 +2,7 @@
 
 use crate::{
     EPOCH_HEADER, NODE_HEADER, VERSION, VERSION_HEADER,
-    protocol::{Health, JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
+    protocol::{AccessTokenMessage, Health, JoinAnswer, JoinRequest, Refusal, SnapshotMessage},
     tls,
 };
 use reqwest::StatusCode;
@@ -28,6 +28,9 @@ pub enum ClusterError {
     /// The primary refused, in its words.
     #[error("the primary refused: {0}")]
     Refused(String),
+    /// The primary has no authorization to give (`403`): someone must sign in on it.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error(transparent)]
     App(#[from] tidings_app::Error),
 }
@@ -99,6 +102,34 @@ impl Primary {
     }
 }
 
+impl Primary {
+    /// An access token the primary holds (the relay account's, or with `mailbox` a device account's own), fresh when
+    /// `refresh`; encrypted for this node.
+    pub async fn access_token(
+        &self,
+        node: &str,
+        key: &SecretKey,
+        mailbox: Option<&str>,
+        refresh: bool,
+    ) -> Result<AccessTokenMessage, ClusterError> {
+        let mut query = vec![("refresh", refresh.to_string())];
+        if let Some(account) = mailbox {
+            query.push(("mailbox", account.to_owned()));
+        }
+        let answer = self
+            .http
+            .get(format!("{}/cluster/v1/access-token", self.url))
+            .query(&query)
+            .bearer_auth(bearer(key))
+            .header(NODE_HEADER, node)
+            .header(VERSION_HEADER, VERSION)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.url, &e))?;
+        read(answer).await?.ok_or_else(|| ClusterError::Unreachable("the primary answered nothing".into()))
+    }
+}
+
 /// Asks the node at `url` (pinned to `fingerprint`) who it is; `wait` bounds the whole exchange.
 pub async fn health(url: &str, fingerprint: &str, wait: Duration) -> Result<Health, ClusterError> {
     let node = Primary::new(url, fingerprint, wait)?;
@@ -123,7 +154,7 @@ async fn read<T: serde::de::DeserializeOwned>(answer: reqwest::Response) -> Resu
             .map_err(|e| ClusterError::Unreachable(format!("the primary's answer is not understood: {e}")));
     }
     let said = serde_json::from_slice::<Refusal>(&body).map(|r| r.error).unwrap_or_else(|_| format!("HTTP {status}"));
-    Err(ClusterError::Refused(said))
+    Err(if status == StatusCode::FORBIDDEN { ClusterError::Unauthorized(said) } else { ClusterError::Refused(said) })
 }
 
 /// Joins the primary at `url` with the code `add-node` printed there, as `advertise` (this node's own cluster

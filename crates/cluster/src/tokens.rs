@@ -2,7 +2,7 @@
 //! the authorization, and kept for a minute. The daemon's token source is [`Routed`]: the node's own while it
 //! is standalone or the primary, the primary's while it follows.
 
-use crate::{NODE_HEADER, VERSION, VERSION_HEADER, protocol::AccessTokenMessage, tls};
+use crate::client::{ClusterError, Primary};
 use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use std::{
@@ -10,7 +10,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
-use tidings_app::{App, cluster::bearer};
+use tidings_app::App;
 use tidings_delivery::token::{AccessToken, MailboxTokens, TokenError, TokenSource};
 
 /// How long a follower keeps an access token from its primary before asking again.
@@ -41,39 +41,12 @@ impl PrimaryTokens {
             return Err(TokenError::Unavailable("this node follows no primary".into()));
         };
         let me = self.app.membership().await.map_err(|e| unavailable(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::pinned_client(&fingerprint).map_err(|e| unavailable(e.to_string()))?)
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| unavailable(e.to_string()))?;
-        let mut query = vec![("refresh", refresh.to_string())];
-        if let Some(account) = &self.mailbox {
-            query.push(("mailbox", account.clone()));
-        }
-        let answer = http
-            .get(format!("{url}/cluster/v1/access-token"))
-            .query(&query)
-            .bearer_auth(bearer(&key))
-            .header(NODE_HEADER, &me.name)
-            .header(VERSION_HEADER, VERSION)
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = answer.status();
-        let body = answer.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-        let message: AccessTokenMessage = match serde_json::from_slice(&body) {
-            Ok(message) if status.is_success() => message,
-            _ => {
-                let said = serde_json::from_slice::<crate::protocol::Refusal>(&body)
-                    .map(|r| r.error)
-                    .unwrap_or_else(|_| format!("HTTP {status}"));
-                return Err(if status == reqwest::StatusCode::FORBIDDEN {
-                    TokenError::ReauthorizationRequired(said)
-                } else {
-                    TokenError::Unavailable(format!("the cluster's primary: {said}"))
-                });
-            }
+        let primary =
+            Primary::new(&url, &fingerprint, Duration::from_secs(30)).map_err(|e| unavailable(e.to_string()))?;
+        let message = match primary.access_token(&me.name, &key, self.mailbox.as_deref(), refresh).await {
+            Ok(message) => message,
+            Err(ClusterError::Unauthorized(said)) => return Err(TokenError::ReauthorizationRequired(said)),
+            Err(e) => return Err(unavailable(e.to_string())),
         };
         let sealed = STANDARD.decode(&message.token).map_err(|e| unavailable(e.to_string()))?;
         let token =

@@ -34,8 +34,6 @@ pub struct Membership {
     /// The primary's revision last taken, and when.
     pub synced_revision: Option<i64>,
     pub synced_at: Option<DateTime<Utc>>,
-    /// The last promote or demote hook's outcome, in one line.
-    pub last_hook: Option<String>,
 }
 
 /// This node's certificate for cluster traffic (self-signed: the others pin its fingerprint).
@@ -79,7 +77,6 @@ pub use snapshot::Snapshot;
 impl App {
     /// This node in its cluster.
     pub async fn membership(&self) -> Result<Membership> {
-        let last_hook = self.store.meta(LAST_HOOK).await?;
         Ok(match self.store.cluster_self().await? {
             Some(s) => Membership {
                 role: s.role,
@@ -89,7 +86,6 @@ impl App {
                 primary_url: s.primary_url,
                 synced_revision: s.synced_revision,
                 synced_at: s.synced_at,
-                last_hook,
             },
             None => Membership {
                 role: Role::Standalone,
@@ -99,7 +95,6 @@ impl App {
                 primary_url: None,
                 synced_revision: None,
                 synced_at: None,
-                last_hook,
             },
         })
     }
@@ -150,6 +145,11 @@ impl App {
             .map_err(|e| Error::Key(format!("the cluster certificate is damaged: {e}")))?;
         let fingerprint = hex(&Sha256::digest(der.as_ref()));
         Ok(Identity { certificate_pem, key_pem, fingerprint })
+    }
+
+    /// The last promote or demote hook's outcome, in one line with its time.
+    pub async fn last_hook(&self) -> Result<Option<String>> {
+        Ok(self.store.meta(LAST_HOOK).await?)
     }
 
     /// Records the outcome of a promote or demote hook, to show.

@@ -31,7 +31,8 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
         }
         ClusterCommand::Status { json } => {
             let membership = app.membership().await?;
-            let shown_json = wire::Cluster::new(&membership, &[], app.read_only_reason().await?);
+            let last_hook = app.last_hook().await?;
+            let shown_json = wire::Cluster::new(&membership, &[], app.read_only_reason().await?, last_hook.clone());
             if json {
                 say!("{}", serde_json::to_string_pretty(&shown_json)?);
             } else {
@@ -52,7 +53,7 @@ pub async fn run(app: &App, command: ClusterCommand) -> Result<ExitCode> {
                     };
                     say!("synced:  {sync}");
                 }
-                if let Some(hook) = &membership.last_hook {
+                if let Some(hook) = &last_hook {
                     say!("hook:    {}", shown(hook));
                 }
             }

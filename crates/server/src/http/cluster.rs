@@ -27,7 +27,7 @@ async fn show(State(context): State<Context>, _caller: Caller) -> Result<impl In
     let membership = app.membership().await?;
     let nodes = app.cluster_nodes().await?;
     let read_only = app.read_only_reason().await?;
-    Ok(Json(wire::Cluster::new(&membership, &nodes, read_only)))
+    Ok(Json(wire::Cluster::new(&membership, &nodes, read_only, app.last_hook().await?)))
 }
 
 #[derive(Deserialize)]

@@ -456,7 +456,12 @@ pub struct ClusterNode {
 }
 
 impl Cluster {
-    pub fn new(m: &cluster::Membership, nodes: &[store::ClusterNode], read_only: Option<String>) -> Self {
+    pub fn new(
+        m: &cluster::Membership,
+        nodes: &[store::ClusterNode],
+        read_only: Option<String>,
+        last_hook: Option<String>,
+    ) -> Self {
         Self {
             role: m.role.as_str(),
             name: m.name.clone(),
@@ -468,7 +473,7 @@ impl Cluster {
             synced_revision: m.synced_revision,
             synced_at: m.synced_at,
             read_only,
-            last_hook: m.last_hook.clone(),
+            last_hook,
             nodes: nodes.iter().map(ClusterNode::from).collect(),
         }
     }
@@ -718,9 +723,8 @@ mod tests {
             primary_url: some(),
             synced_revision: Some(3),
             synced_at: Some(at()),
-            last_hook: some(),
         };
-        let shown = Cluster::new(&membership, std::slice::from_ref(&node), some());
+        let shown = Cluster::new(&membership, std::slice::from_ref(&node), some(), some());
         cases.push(("Cluster", schema("Cluster"), sent(&shown)));
         cases.push(("ClusterNode", schema("ClusterNode"), sent(&shown.nodes[0])));
         let primary = schema("Cluster")["properties"]["primary"].clone();
