@@ -4,77 +4,81 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use tidings_core::outbox::{Attempt, Recipient, RecipientState, reply::Stage};
 
+// Borrowed when written (a message's recipients and each attempt are written on the delivery path, and need no
+// copy to become JSON), owned when read.
+
 #[derive(Serialize, Deserialize)]
-pub(super) struct StoredRecipient {
-    address: String,
+pub(super) struct StoredRecipient<'a> {
+    address: Cow<'a, str>,
     state: RecipientState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    reply: Option<String>,
+    reply: Option<Cow<'a, str>>,
 }
 
-impl From<&Recipient> for StoredRecipient {
-    fn from(r: &Recipient) -> Self {
-        Self { address: r.address.clone(), state: r.state, reply: r.reply.clone() }
+impl<'a> From<&'a Recipient> for StoredRecipient<'a> {
+    fn from(r: &'a Recipient) -> Self {
+        Self { address: Cow::Borrowed(&r.address), state: r.state, reply: r.reply.as_deref().map(Cow::Borrowed) }
     }
 }
 
-impl From<StoredRecipient> for Recipient {
-    fn from(r: StoredRecipient) -> Self {
-        Self { address: r.address, state: r.state, reply: r.reply }
+impl From<StoredRecipient<'_>> for Recipient {
+    fn from(r: StoredRecipient<'_>) -> Self {
+        Self { address: r.address.into_owned(), state: r.state, reply: r.reply.map(Cow::into_owned) }
     }
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct StoredAttempt {
+pub(super) struct StoredAttempt<'a> {
     number: u32,
     started_at: DateTime<Utc>,
     duration_ms: u64,
-    result: String,
+    result: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stage: Option<Stage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reply_code: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    enhanced_code: Option<String>,
-    text: String,
+    enhanced_code: Option<Cow<'a, str>>,
+    text: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    explanation: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    notes: Vec<String>,
+    explanation: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
+    notes: Cow<'a, [String]>,
 }
 
-impl From<&Attempt> for StoredAttempt {
-    fn from(a: &Attempt) -> Self {
+impl<'a> From<&'a Attempt> for StoredAttempt<'a> {
+    fn from(a: &'a Attempt) -> Self {
         Self {
             number: a.number,
             started_at: a.started_at,
             duration_ms: a.duration_ms,
-            result: a.result.clone(),
+            result: Cow::Borrowed(&a.result),
             stage: a.stage,
             reply_code: a.reply_code,
-            enhanced_code: a.enhanced_code.clone(),
-            text: a.text.clone(),
-            explanation: a.explanation.clone(),
-            notes: a.notes.clone(),
+            enhanced_code: a.enhanced_code.as_deref().map(Cow::Borrowed),
+            text: Cow::Borrowed(&a.text),
+            explanation: a.explanation.as_deref().map(Cow::Borrowed),
+            notes: Cow::Borrowed(&a.notes),
         }
     }
 }
 
-impl From<StoredAttempt> for Attempt {
-    fn from(a: StoredAttempt) -> Self {
+impl From<StoredAttempt<'_>> for Attempt {
+    fn from(a: StoredAttempt<'_>) -> Self {
         Self {
             number: a.number,
             started_at: a.started_at,
             duration_ms: a.duration_ms,
-            result: a.result,
+            result: a.result.into_owned(),
             stage: a.stage,
             reply_code: a.reply_code,
-            enhanced_code: a.enhanced_code,
-            text: a.text,
-            explanation: a.explanation,
-            notes: a.notes,
+            enhanced_code: a.enhanced_code.map(Cow::into_owned),
+            text: a.text.into_owned(),
+            explanation: a.explanation.map(Cow::into_owned),
+            notes: a.notes.into_owned(),
         }
     }
 }
