@@ -89,3 +89,24 @@ fn api_tokens_are_shown_once_listed_without_value_and_revoked() {
         assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "the token is stored only hashed");
     }
 }
+
+#[test]
+fn queue_show_says_a_message_waits_for_its_identitys_day_budget() {
+    let mut peer = SmtpPeer::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["init"]);
+    configure_relay(tmp.path(), peer.port, &["delivery.identity_recipients_per_day=1"]);
+    let _daemon = Daemon::start(tmp.path(), &["--queue-poll-interval", "200ms"]);
+    ok(tmp.path(), &["send", "--to", "ops@example.com", "--subject", "first", "--body", "x"]);
+    peer.next_message_blocking();
+    eventually("the first delivered", || ok(tmp.path(), &["queue", "list", "--status", "delivered"]).contains("first"));
+    ok(tmp.path(), &["send", "--to", "ops@example.com", "--subject", "second", "--body", "x"]);
+    eventually("the second to wait for the budget", || ok(tmp.path(), &["queue", "show", "2"]).contains("waiting:"));
+    let shown = ok(tmp.path(), &["queue", "show", "2"]);
+    assert!(
+        shown.contains("its identity sent to 1 recipients in 24 hours, its budget is 1")
+            && shown.contains("delivery.identity_recipients_per_day"),
+        "{shown}"
+    );
+    assert!(peer.received_now().is_empty(), "the second is not sent");
+}
