@@ -22,18 +22,20 @@ pub struct PrimaryTokens {
     app: App,
     /// The device account whose own mailbox's tokens these are; `None` for the relay account.
     mailbox: Option<String>,
-    kept: Mutex<Option<(AccessToken, Instant)>>,
+    /// Held while asking: callers at the same moment share one request to the primary.
+    kept: tokio::sync::Mutex<Option<(AccessToken, Instant)>>,
 }
 
 impl PrimaryTokens {
     pub fn new(app: App) -> Self {
-        Self { app, mailbox: None, kept: Mutex::new(None) }
+        Self { app, mailbox: None, kept: tokio::sync::Mutex::new(None) }
     }
 
     pub fn of_mailbox(app: App, account: &str) -> Self {
-        Self { app, mailbox: Some(account.to_owned()), kept: Mutex::new(None) }
+        Self { app, mailbox: Some(account.to_owned()), kept: tokio::sync::Mutex::new(None) }
     }
 
+    /// Asks the primary; the caller holds `kept`.
     async fn ask(&self, refresh: bool) -> Result<AccessToken, TokenError> {
         let unavailable = |e: String| TokenError::Unavailable(format!("the cluster's primary: {e}"));
         let Some((url, fingerprint, key)) = self.app.primary_link().await.map_err(|e| unavailable(e.to_string()))?
@@ -51,24 +53,34 @@ impl PrimaryTokens {
         let sealed = STANDARD.decode(&message.token).map_err(|e| unavailable(e.to_string()))?;
         let token =
             self.app.open_from_primary("access_token", &sealed).await.map_err(|e| unavailable(e.to_string()))?;
-        let token = AccessToken(token);
-        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((token.clone(), Instant::now()));
-        Ok(token)
+        Ok(AccessToken(token))
     }
 }
 
 #[async_trait]
 impl TokenSource for PrimaryTokens {
     async fn access_token(&self) -> Result<AccessToken, TokenError> {
-        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match kept {
-            Some((token, at)) if at.elapsed() < KEEP => Ok(token),
-            _ => self.ask(false).await,
+        let mut kept = self.kept.lock().await;
+        if let Some((token, at)) = kept.as_ref()
+            && at.elapsed() < KEEP
+        {
+            return Ok(token.clone());
         }
+        let token = self.ask(false).await?;
+        *kept = Some((token.clone(), Instant::now()));
+        Ok(token)
     }
 
     async fn refresh(&self, rejected: &AccessToken) -> Result<Option<AccessToken>, TokenError> {
+        let mut kept = self.kept.lock().await;
+        // Another caller may have had the rejected token replaced meanwhile.
+        if let Some((token, _)) = kept.as_ref()
+            && token != rejected
+        {
+            return Ok(Some(token.clone()));
+        }
         let fresh = self.ask(true).await?;
+        *kept = Some((fresh.clone(), Instant::now()));
         Ok((fresh != *rejected).then_some(fresh))
     }
 }
