@@ -6,7 +6,9 @@
 //! The store never sees a plaintext secret: secrets arrive sealed by the application and leave the same way.
 
 pub mod postgres;
+pub use postgres::PgStore;
 pub mod sqlite;
+mod stored;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,9 +1,10 @@
-//! The storage story every backend must tell the same way. Runs against SQLite in a temporary directory.
+//! The storage story every backend must tell the same way: against SQLite in a temporary directory, and against a
+//! throw-away PostgreSQL server (each story on a database of its own).
 
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
 
 use tidings_core::{EmailConfig, account::Role, audit::NewAuditEntry};
-use tidings_store::{ConfigSave, Error, NewAccount, SqliteStore, Store};
+use tidings_store::{ConfigSave, Error, NewAccount, PgStore, SqliteStore, Store};
 
 fn audit(action: &str, fields: &[&str]) -> NewAuditEntry {
     NewAuditEntry {
@@ -105,6 +106,12 @@ async fn two_handles_on_one_file_see_each_others_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tidings.db");
     let (a, b) = (SqliteStore::open(&path).await.unwrap(), SqliteStore::open(&path).await.unwrap());
+    two_handles_story(&a, &b).await;
+}
+
+/// Two handles on one database (two processes, two nodes): each sees the other's writes, and a save against a
+/// revision the other moved on is a conflict.
+async fn two_handles_story(a: &dyn Store, b: &dyn Store) {
     let cfg = config_with_sender("a@example.com");
     a.save_config(ConfigSave {
         base_revision: 0,
@@ -125,6 +132,88 @@ async fn two_handles_on_one_file_see_each_others_writes() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { current: 1 }));
+}
+
+/// Two nodes leasing from one outbox at once: every message is leased by exactly one of them (and, where the
+/// backend lets leases run side by side, `both` of them lease some).
+async fn shared_outbox_story(a: &dyn Store, b: &dyn Store, both: bool) {
+    use chrono::Utc;
+    use tidings_core::outbox::{Recipient, circuit::Waiting};
+    use tidings_store::NewOutboxMessage;
+    let message = |n: usize| NewOutboxMessage {
+        origin: "api:test".into(),
+        mail_from: "a@example.com".into(),
+        recipients: vec![Recipient::pending(format!("r{n}@example.com"))],
+        subject: None,
+        message_id: None,
+        content: vec![b'x'; 64],
+        created_at: Utc::now(),
+        mailbox_of: None,
+    };
+    let mut ids = Vec::new();
+    for chunk in (0..400).collect::<Vec<_>>().chunks(100) {
+        ids.extend(a.enqueue(&chunk.iter().map(|n| message(*n)).collect::<Vec<_>>(), None).await.unwrap());
+    }
+    let drain = async |store: &dyn Store, owner: &str| {
+        let mut taken = Vec::new();
+        loop {
+            let now = Utc::now();
+            let until = now + chrono::Duration::minutes(5);
+            let leased = store.lease_due(owner, now, until, 7, &Waiting::default()).await.unwrap();
+            if leased.is_empty() {
+                return taken;
+            }
+            taken.extend(leased.iter().map(|m| m.id));
+        }
+    };
+    let (mut first, second) = tokio::join!(drain(a, "a/1"), drain(b, "b/1"));
+    assert!(
+        !both || (!first.is_empty() && !second.is_empty()),
+        "both nodes leased: {} and {}",
+        first.len(),
+        second.len()
+    );
+    first.extend(second);
+    first.sort_unstable();
+    assert_eq!(first, ids, "every message leased once");
+}
+
+#[tokio::test]
+async fn two_handles_on_one_file_share_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tidings.db");
+    let (a, b) = (SqliteStore::open(&path).await.unwrap(), SqliteStore::open(&path).await.unwrap());
+    shared_outbox_story(&a, &b, false).await;
+}
+
+/// Every story again, against PostgreSQL: one server, a fresh database per story.
+#[tokio::test]
+async fn postgres_tells_every_story() {
+    let server = tidings_testkit::Postgres::start();
+    let fresh = async |name: &str| PgStore::open(&server.database(name)).await.unwrap();
+
+    let url = server.database("story");
+    let store = PgStore::open(&url).await.unwrap();
+    story(&store).await;
+    store.close().await;
+    let reopened = PgStore::open(&url).await.unwrap();
+    assert_eq!(reopened.config_revision().await.unwrap(), 2);
+    assert_eq!(reopened.accounts().await.unwrap().len(), 1);
+
+    let url = server.database("handles");
+    let (a, b) = (PgStore::open(&url).await.unwrap(), PgStore::open(&url).await.unwrap());
+    two_handles_story(&a, &b).await;
+    let url = server.database("shared");
+    let (a, b) = (PgStore::open(&url).await.unwrap(), PgStore::open(&url).await.unwrap());
+    shared_outbox_story(&a, &b, true).await;
+
+    outbox::story(&fresh("outbox").await).await;
+    outbox::waiting_story(&fresh("waiting").await).await;
+    outbox::usage_story(&fresh("usage").await).await;
+    outbox::large_content_story(&fresh("large").await).await;
+    outbox::deferred_due_story(&fresh("deferred").await).await;
+    authorizations::story(&fresh("authorizations").await).await;
+    cluster::story(&fresh("cluster").await).await;
 }
 
 mod outbox {
@@ -183,7 +272,7 @@ mod outbox {
         }
     }
 
-    async fn story(store: &dyn Store) {
+    pub(super) async fn story(store: &dyn Store) {
         let ids = store.enqueue(&[new("one"), new("two"), new("three")], None).await.unwrap();
         assert_eq!(ids.len(), 3);
         assert_eq!(store.next_due(&NONE).await.unwrap(), Some(t(0)));
@@ -400,7 +489,7 @@ mod outbox {
 
     /// While the relay or an identity is down its messages are neither leased nor due; a lease given back is due
     /// again at once, uncharged.
-    async fn waiting_story(store: &dyn Store) {
+    pub(super) async fn waiting_story(store: &dyn Store) {
         let scanner = NewOutboxMessage { mailbox_of: Some("scanner".into()), ..new("scanner's") };
         let printer = NewOutboxMessage { mailbox_of: Some("printer".into()), ..new("printer's") };
         let ids = store.enqueue(&[new("relay account's"), scanner, printer], None).await.unwrap();
@@ -424,7 +513,7 @@ mod outbox {
 
     /// What identities sent is added up per identity and minute, kept with the outcomes, and forgotten after two
     /// days.
-    async fn usage_story(store: &dyn Store) {
+    pub(super) async fn usage_story(store: &dyn Store) {
         let usage = |identity: Option<&str>, minute, messages, recipients| Usage {
             identity: identity.map(str::to_owned),
             minute,
@@ -447,7 +536,7 @@ mod outbox {
 
     /// A large message is stored and read back in parts: leased without its content (read when it is sent),
     /// whole through `message_content`, its parts gone with it.
-    async fn large_content_story(store: &dyn Store) {
+    pub(super) async fn large_content_story(store: &dyn Store) {
         let large: Vec<u8> = (0..3 * CONTENT_PART + 17).map(|i| (i % 251) as u8).collect();
         let exact: Vec<u8> = vec![b'x'; CONTENT_PART];
         let messages = vec![
@@ -485,7 +574,7 @@ mod outbox {
     }
 
     /// Deferred messages brought forward (a new authorization's doing): only those due later, only deferred ones.
-    async fn deferred_due_story(store: &dyn Store) {
+    pub(super) async fn deferred_due_story(store: &dyn Store) {
         let ids = store.enqueue(&[new("later"), new("sooner"), new("queued")], None).await.unwrap();
         let leased = store.lease_due("n/1", t(1), t(61), 2, &NONE).await.unwrap();
         assert_eq!(leased.len(), 2);
@@ -551,7 +640,7 @@ mod authorizations {
         Grant::Acquired { sealed_refresh_token: Some(sealed), account: Some(account), client_credentials: false, audit }
     }
 
-    async fn story(store: &dyn Store) {
+    pub(super) async fn story(store: &dyn Store) {
         let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         let device = NewDevice {
             username: "jane-mfp".into(),
@@ -698,7 +787,7 @@ mod cluster {
     use tidings_core::{account::Role as AccountRole, cluster::Role};
     use tidings_store::{ClusterNode, ClusterSelf, NewAccount, NewDevice, SqliteStore, Store};
 
-    async fn story(store: &dyn Store) {
+    pub(super) async fn story(store: &dyn Store) {
         let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         assert!(store.cluster_self().await.unwrap().is_none(), "standalone until told otherwise");
         let me = ClusterSelf {

@@ -11,6 +11,7 @@ use std::{
 #[derive(Debug)]
 pub struct Postgres {
     pub url: String,
+    port: u16,
     bin: PathBuf,
     data: PathBuf,
     owner: Option<String>,
@@ -77,7 +78,14 @@ impl Postgres {
         let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.path().display());
         let log = dir.path().join("log").display().to_string();
         run(owner.as_deref(), &bin.join("pg_ctl"), &["-D", &data_text, "-o", &options, "-l", &log, "-w", "start"]);
-        Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), bin, data, owner, _dir: dir }
+        Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), port, bin, data, owner, _dir: dir }
+    }
+
+    /// Creates a database of its own named `name` (letters, digits and `_`) on this server; its URL.
+    pub fn database(&self, name: &str) -> String {
+        let port = self.port.to_string();
+        run(None, &self.bin.join("createdb"), &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name]);
+        format!("postgres://postgres@127.0.0.1:{port}/{name}")
     }
 }
 

@@ -1,21 +1,13 @@
 //! Accounts and browser sessions in SQLite.
 
 use super::{corrupt, from_ms, insert_audit, ms};
+use crate::stored::{locale, locale_text};
 use crate::{Account, AccountChange, LoginRecord, NewSession, Result, SessionRecord};
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
-use tidings_core::{account::Role, audit::NewAuditEntry, config::Locale};
+use tidings_core::{account::Role, audit::NewAuditEntry};
 
 const COLUMNS: &str = "a.id, a.username, a.role, a.created_at, a.locale, a.locked_until, a.last_login_at";
-
-fn locale(text: Option<String>) -> Result<Option<Locale>> {
-    text.map(|t| serde_json::from_value(serde_json::Value::String(t)).map_err(|e| corrupt("account locale", e)))
-        .transpose()
-}
-
-pub(super) fn locale_text(locale: Locale) -> String {
-    serde_json::to_value(locale).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
 
 pub(super) fn to_account(r: &SqliteRow) -> Result<Account> {
     let role: String = r.get("role");

@@ -46,7 +46,7 @@ pub(super) async fn replace(conn: &mut SqliteConnection, with: &Identities, audi
         .bind(hash)
         .bind(a.role.as_str())
         .bind(a.created_at)
-        .bind(a.locale.map(accounts::locale_text))
+        .bind(a.locale.map(crate::stored::locale_text))
         .execute(&mut *tx)
         .await?;
     }

@@ -14,7 +14,6 @@ mod devices;
 mod events;
 mod identities;
 mod outbox;
-mod stored;
 mod tokens;
 mod writer;
 
@@ -92,18 +91,7 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// Unix milliseconds, the outbox's time format.
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-fn corrupt(what: &str, why: impl ToString) -> Error {
-    Error::Corrupt { what: what.to_owned(), why: why.to_string() }
-}
+use crate::stored::{corrupt, from_ms, ms};
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())

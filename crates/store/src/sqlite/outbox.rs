@@ -1,6 +1,7 @@
 //! The outbox in SQLite: enqueue in batches, lease with an expiry, settle in batches.
 
-use super::{batch::Batch, corrupt, events, from_ms, ms, stored, writer::Writing};
+use super::{batch::Batch, corrupt, events, from_ms, ms, writer::Writing};
+use crate::stored;
 use crate::{
     CONTENT_PART, DeadLetter, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage,
     Result, Settlement, Waiting,

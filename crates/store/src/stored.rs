@@ -1,17 +1,46 @@
-//! The JSON the database keeps inside its columns (a message's recipients, its delivery log), apart from the
-//! domain types and from the API's: renaming a domain field changes neither what is stored nor what was
-//! stored before. Field names here are the columns' format and change only with a migration.
+//! The forms both backends keep in their columns: times as Unix milliseconds, a locale as its code, and the JSON
+//! inside columns (a message's recipients, its delivery log), apart from the domain types and from the API's:
+//! renaming a domain field changes neither what is stored nor what was stored before. Field names here are the
+//! columns' format and change only with a migration.
 
+use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use tidings_core::outbox::{Attempt, Recipient, RecipientState, reply::Stage};
+use tidings_core::{
+    config::Locale,
+    outbox::{Attempt, Recipient, RecipientState, reply::Stage},
+};
+
+/// Unix milliseconds, the stored time format.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+pub(crate) fn corrupt(what: &str, why: impl ToString) -> Error {
+    Error::Corrupt { what: what.to_owned(), why: why.to_string() }
+}
+
+/// An account's interface language from its column.
+pub(crate) fn locale(text: Option<String>) -> Result<Option<Locale>> {
+    text.map(|t| serde_json::from_value(serde_json::Value::String(t)).map_err(|e| corrupt("account locale", e)))
+        .transpose()
+}
+
+/// An account's interface language as its column holds it.
+pub(crate) fn locale_text(locale: Locale) -> String {
+    serde_json::to_value(locale).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
 
 // Borrowed when written (a message's recipients and each attempt are written on the delivery path, and need no
 // copy to become JSON), owned when read.
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct StoredRecipient<'a> {
+pub(crate) struct StoredRecipient<'a> {
     address: Cow<'a, str>,
     state: RecipientState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,7 +60,7 @@ impl From<StoredRecipient<'_>> for Recipient {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct StoredAttempt<'a> {
+pub(crate) struct StoredAttempt<'a> {
     number: u32,
     started_at: DateTime<Utc>,
     duration_ms: u64,
@@ -84,22 +113,22 @@ impl From<StoredAttempt<'_>> for Attempt {
 }
 
 /// A message's recipients as their column holds them.
-pub(super) fn recipients_json(recipients: &[Recipient]) -> serde_json::Result<String> {
+pub(crate) fn recipients_json(recipients: &[Recipient]) -> serde_json::Result<String> {
     serde_json::to_string(&recipients.iter().map(StoredRecipient::from).collect::<Vec<_>>())
 }
 
 /// A message's recipients from their column.
-pub(super) fn recipients_from(json: &str) -> serde_json::Result<Vec<Recipient>> {
+pub(crate) fn recipients_from(json: &str) -> serde_json::Result<Vec<Recipient>> {
     Ok(serde_json::from_str::<Vec<StoredRecipient>>(json)?.into_iter().map(Recipient::from).collect())
 }
 
 /// One attempt as its row holds it.
-pub(super) fn attempt_json(attempt: &Attempt) -> serde_json::Result<String> {
+pub(crate) fn attempt_json(attempt: &Attempt) -> serde_json::Result<String> {
     serde_json::to_string(&StoredAttempt::from(attempt))
 }
 
 /// One attempt from its row.
-pub(super) fn attempt_from(json: &str) -> serde_json::Result<Attempt> {
+pub(crate) fn attempt_from(json: &str) -> serde_json::Result<Attempt> {
     serde_json::from_str::<StoredAttempt>(json).map(Attempt::from)
 }
 

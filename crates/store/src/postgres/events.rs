@@ -1,0 +1,171 @@
+//! Events and their notifications in PostgreSQL.
+
+use super::{Tx, outbox::insert_messages, upsert_meta};
+use crate::{
+    EventFilter, EventHandling, EventRecord, EventRef, EventState, NewEvent, Result, ThrottleRecord,
+    stored::{corrupt, from_ms, ms},
+};
+use sqlx::{PgPool, Row, postgres::PgRow};
+use std::collections::BTreeMap;
+use tidings_core::{
+    notify::{EventKind, throttle::Throttle},
+    outbox::Status,
+};
+
+const SELECT: &str = "SELECT e.id, e.kind, e.node, e.details, e.origin, e.received_at, e.state, e.message_id,
+                             e.repeats, m.status AS message_status
+                      FROM events e LEFT JOIN messages m ON m.id = e.message_id";
+
+pub(super) async fn insert(tx: &mut Tx<'_>, event: &NewEvent) -> Result<i64> {
+    let details = serde_json::to_string(&event.details).map_err(|e| corrupt("event details", e))?;
+    Ok(sqlx::query_scalar(
+        "INSERT INTO events (kind, node, details, origin, received_at, state) VALUES ($1, $2, $3, $4, $5, 'pending')
+         RETURNING id",
+    )
+    .bind(event.kind.id())
+    .bind(&event.node)
+    .bind(details)
+    .bind(&event.origin)
+    .bind(ms(event.received_at))
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+fn kind(text: &str) -> Result<EventKind> {
+    EventKind::parse(text).map_err(|e| corrupt("event kind", e))
+}
+
+fn state(text: &str) -> Result<EventState> {
+    Ok(match text {
+        "pending" => EventState::Pending,
+        "mailed" => EventState::Mailed,
+        "counted" => EventState::Counted,
+        "recorded" => EventState::Recorded,
+        other => return Err(corrupt("event state", other)),
+    })
+}
+
+pub(super) async fn counts(pool: &PgPool) -> Result<Vec<(EventKind, EventState, u64)>> {
+    let rows = sqlx::query("SELECT kind, state, COUNT(*) AS n FROM events GROUP BY kind, state ORDER BY kind, state")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| Ok((kind(r.get("kind"))?, state(r.get("state"))?, r.get::<i64, _>("n") as u64))).collect()
+}
+
+fn to_record(row: &PgRow) -> Result<EventRecord> {
+    let details: String = row.get("details");
+    let state_text: String = row.get("state");
+    let status: Option<String> = row.get("message_status");
+    Ok(EventRecord {
+        id: row.get("id"),
+        kind: kind(row.get("kind"))?,
+        node: row.get("node"),
+        details: serde_json::from_str::<BTreeMap<String, String>>(&details).map_err(|e| corrupt("event details", e))?,
+        origin: row.get("origin"),
+        received_at: from_ms(row.get("received_at")),
+        state: state(&state_text)?,
+        message_id: row.get("message_id"),
+        message_status: status.map(|s| s.parse::<Status>().map_err(|e| corrupt("message status", e))).transpose()?,
+        repeats: row.get::<i32, _>("repeats") as u32,
+    })
+}
+
+pub(super) async fn pending(pool: &PgPool, limit: u32) -> Result<Vec<EventRecord>> {
+    let rows = sqlx::query(&format!("{SELECT} WHERE e.state = 'pending' ORDER BY e.id LIMIT $1"))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(to_record).collect()
+}
+
+pub(super) async fn list(pool: &PgPool, filter: &EventFilter) -> Result<Vec<EventRecord>> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE ($1::TEXT IS NULL OR e.kind = $1) AND ($2::BIGINT IS NULL OR e.id < $2)
+         ORDER BY e.id DESC LIMIT $3"
+    ))
+    .bind(filter.kind.map(EventKind::id))
+    .bind(filter.before_id)
+    .bind(i64::from(filter.limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(to_record).collect()
+}
+
+pub(super) async fn one(pool: &PgPool, id: i64) -> Result<Option<EventRecord>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE e.id = $1")).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(to_record).transpose()
+}
+
+fn to_throttle(row: &PgRow) -> Throttle {
+    Throttle {
+        last_mailed_at: from_ms(row.get("last_mailed_at")),
+        repeats: row.get::<i32, _>("repeats") as u32,
+        repeats_since: row.get::<Option<i64>, _>("repeats_since").map(from_ms),
+    }
+}
+
+pub(super) async fn throttle(pool: &PgPool, kind: EventKind, node: &str) -> Result<Option<Throttle>> {
+    let row = sqlx::query("SELECT * FROM event_throttle WHERE kind = $1 AND node = $2")
+        .bind(kind.id())
+        .bind(node)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(to_throttle))
+}
+
+pub(super) async fn with_repeats(pool: &PgPool) -> Result<Vec<ThrottleRecord>> {
+    let rows =
+        sqlx::query("SELECT * FROM event_throttle WHERE repeats > 0 ORDER BY last_mailed_at").fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ThrottleRecord {
+                kind: kind(r.get("kind"))?,
+                node: r.get("node"),
+                throttle: to_throttle(r),
+                last_event_id: r.get("last_event_id"),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn handle(mut tx: Tx<'_>, h: &EventHandling<'_>) -> Result<(i64, Option<i64>)> {
+    let id = match h.event {
+        EventRef::Recorded(id) => id,
+        EventRef::New(event) => insert(&mut tx, event).await?,
+    };
+    let message_id = match h.mail {
+        Some(mail) => Some(insert_messages(&mut tx, std::slice::from_ref(mail), None).await?[0]),
+        None => None,
+    };
+    sqlx::query(
+        "UPDATE events SET state = $1, message_id = COALESCE($2, message_id), repeats = $3, handled_at = $4
+         WHERE id = $5",
+    )
+    .bind(h.state.as_str())
+    .bind(message_id)
+    .bind(h.repeats as i32)
+    .bind(ms(h.at))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(t) = &h.throttle {
+        sqlx::query(
+            "INSERT INTO event_throttle (kind, node, last_mailed_at, repeats, repeats_since, last_event_id)
+             SELECT kind, node, $1, $2, $3, id FROM events WHERE id = $4
+             ON CONFLICT (kind, node) DO UPDATE SET last_mailed_at = excluded.last_mailed_at,
+                 repeats = excluded.repeats, repeats_since = excluded.repeats_since,
+                 last_event_id = excluded.last_event_id",
+        )
+        .bind(ms(t.last_mailed_at))
+        .bind(t.repeats as i32)
+        .bind(t.repeats_since.map(ms))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some((key, value)) = h.meta {
+        upsert_meta(&mut tx, key, value).await?;
+    }
+    tx.commit().await?;
+    Ok((id, message_id))
+}
