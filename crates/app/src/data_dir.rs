@@ -1,4 +1,5 @@
-//! The data directory: the database, the secret key file, the daemon's lock, and the first admin password.
+//! The data directory: the database, the secret key file, the daemon's lock, and the first admin password. With
+//! `--database-url`, the database is on a PostgreSQL server instead, and the directory holds the rest.
 //!
 //! ```text
 //! DIR/                      0700
@@ -9,6 +10,7 @@
 //! ```
 
 use crate::{Error, Result, cipher::SecretKey};
+use tidings_store::{Database, PostgresUrl};
 use std::{
     fs::{self, File, OpenOptions},
     io::{Read, Write},
@@ -22,15 +24,31 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A data directory by its path.
+/// A data directory by its path, and where its database is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataDir {
     root: PathBuf,
+    /// A PostgreSQL database shared with other nodes, instead of the SQLite file in the directory.
+    shared: Option<PostgresUrl>,
 }
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), shared: None }
+    }
+
+    /// The same directory, its database on PostgreSQL at `url` (`--database-url`).
+    pub fn with_database_url(mut self, url: Option<PostgresUrl>) -> Self {
+        self.shared = url;
+        self
+    }
+
+    /// Where the database is.
+    pub fn store(&self) -> Database {
+        match &self.shared {
+            Some(url) => Database::Postgres(url.clone()),
+            None => Database::Sqlite(self.database()),
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -32,7 +32,7 @@ use cipher::Cipher;
 use data_dir::DataDir;
 use std::{io, path::PathBuf, sync::Arc};
 use tidings_core::{ValidationErrors, secret::SecretString};
-use tidings_store::{SqliteStore, Store};
+use tidings_store::Store;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -137,12 +137,20 @@ pub struct Initialised {
     pub admin_username: String,
     /// The password, when Tidings generated it: to be shown once.
     pub generated_password: Option<SecretString>,
+    /// The node joined a shared database that was initialised already: no account was created.
+    pub joined: bool,
 }
 
 impl App {
     /// Opens an initialised data directory.
     pub async fn open(dir: DataDir, key_from_env: Option<&str>) -> Result<Self> {
-        if !dir.has_database() {
+        let database = dir.store();
+        if database.is_shared() {
+            // The database is elsewhere; this node is initialised once its directory holds the key.
+            if key_from_env.is_none() && !dir.key_file().exists() {
+                return Err(Error::NotInitialised(dir.root().to_owned()));
+            }
+        } else if !dir.has_database() {
             let found = dir.remains_without_database();
             return Err(match found.is_empty() {
                 true => Error::NotInitialised(dir.root().to_owned()),
@@ -150,19 +158,11 @@ impl App {
             });
         }
         let key = dir.key(key_from_env, false)?;
-        let store = SqliteStore::open(&dir.database()).await?;
+        let store = database.open().await?;
         if store.meta(META_INITIALISED).await?.is_none() {
             return Err(Error::NotInitialised(dir.root().to_owned()));
         }
-        let app = Self {
-            dir,
-            store: Arc::new(store),
-            cipher: Arc::new(Cipher::new(&key)),
-            metrics: Default::default(),
-            passwords: Default::default(),
-            sign_in_addresses: Default::default(),
-            resume: Default::default(),
-        };
+        let app = Self::with_store(dir, store, Cipher::new(&key));
         app.check_key().await?;
         Ok(app)
     }
@@ -171,6 +171,10 @@ impl App {
     /// made by an interrupted init (a database without its first account) is completed; one that was used
     /// before and lost its database is refused ([`Error::Damaged`]).
     pub async fn init(dir: DataDir, options: InitOptions) -> Result<Initialised> {
+        let database = dir.store();
+        if database.is_shared() {
+            return Self::join_shared(dir, options).await;
+        }
         let found = dir.remains_without_database();
         if !found.is_empty() {
             return Err(Error::Damaged { dir: dir.root().to_owned(), found });
@@ -178,7 +182,7 @@ impl App {
         dir.create()?;
         // The database first: a directory whose init stops after it holds a database to complete, never a key
         // alone (which would mark it as used before).
-        let store = SqliteStore::open(&dir.database()).await?;
+        let store = database.open().await?;
         if let Some(key) = &options.join_key {
             dir.adopt_key(key)?;
         }
@@ -186,17 +190,74 @@ impl App {
         if store.meta(META_INITIALISED).await?.is_some() {
             return Err(Error::AlreadyInitialised(dir.root().to_owned()));
         }
+        Self::initialise(dir, store, key, options).await
+    }
+
+    /// Initialises a node whose database is shared (PostgreSQL): the first node initialises the database; a node
+    /// that comes to an initialised one takes its key (`--join-key`) and creates no account.
+    async fn join_shared(dir: DataDir, options: InitOptions) -> Result<Initialised> {
+        dir.create()?;
+        let store = dir.store().open().await?;
+        let had_key = dir.key_file().exists() || options.key_from_env.is_some();
+        if store.meta(META_INITIALISED).await?.is_none() {
+            if let Some(key) = &options.join_key {
+                dir.adopt_key(key)?;
+            }
+            let key = dir.key(options.key_from_env.as_deref(), true)?;
+            return Self::initialise(dir, store, key, options).await;
+        }
+        let key = match &options.join_key {
+            Some(key) => key.clone(),
+            None if had_key => dir.key(options.key_from_env.as_deref(), false)?,
+            None => {
+                return Err(Error::Key(format!(
+                    "the database {} is initialised already, by another node; give this node that node's key:                      `tidings init --join-key FILE` with a copy of its secret.key",
+                    dir.store()
+                )));
+            }
+        };
         let cipher = Cipher::new(&key);
-        store.init_meta(META_KEY_CHECK, &cipher.key_check()).await?;
-        let app = Self {
+        match store.meta(META_KEY_CHECK).await? {
+            Some(check) if cipher.matches_key_check(&check) => {}
+            _ => {
+                return Err(Error::Key(format!(
+                    "this key is not the one the database {} seals its secrets with; give the key of a node that                      uses it (`tidings init --join-key FILE` with a copy of its secret.key)",
+                    dir.store()
+                )));
+            }
+        }
+        if had_key && options.join_key.is_none() {
+            return Err(Error::AlreadyInitialised(dir.root().to_owned()));
+        }
+        if options.join_key.is_some() {
+            dir.adopt_key(&key)?;
+        }
+        let app = Self::with_store(dir, store, cipher);
+        Ok(Initialised { app, admin_username: String::new(), generated_password: None, joined: true })
+    }
+
+    fn with_store(dir: DataDir, store: Arc<dyn Store>, cipher: Cipher) -> Self {
+        Self {
             dir,
-            store: Arc::new(store),
+            store,
             cipher: Arc::new(cipher),
             metrics: Default::default(),
             passwords: Default::default(),
             sign_in_addresses: Default::default(),
             resume: Default::default(),
-        };
+        }
+    }
+
+    /// Makes a new database this key's: its key check, the first administrator, the mark that it is done.
+    async fn initialise(
+        dir: DataDir,
+        store: Arc<dyn Store>,
+        key: cipher::SecretKey,
+        options: InitOptions,
+    ) -> Result<Initialised> {
+        let cipher = Cipher::new(&key);
+        store.init_meta(META_KEY_CHECK, &cipher.key_check()).await?;
+        let app = Self::with_store(dir, store, cipher);
         app.check_key().await?;
 
         let generated = options.admin_password.is_none().then(accounts::generate_password);
@@ -206,7 +267,7 @@ impl App {
                 .await?;
         }
         app.store.init_meta(META_INITIALISED, &chrono::Utc::now().to_rfc3339()).await?;
-        Ok(Initialised { app, admin_username: options.admin_username, generated_password: generated })
+        Ok(Initialised { app, admin_username: options.admin_username, generated_password: generated, joined: false })
     }
 
     async fn check_key(&self) -> Result<()> {

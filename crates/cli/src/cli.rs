@@ -18,6 +18,10 @@ pub struct Global {
     /// The data directory (database, key file).
     #[arg(long, global = true, env = "TIDINGS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared with other nodes (postgres://USER:PASSWORD@HOST:PORT/DATABASE), instead of
+    /// the SQLite file in the data directory; the key file stays in the data directory (docs/postgresql.md).
+    #[arg(long, global = true, env = "TIDINGS_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// The key sealing stored secrets, in base64, instead of the data directory's key file.
     #[arg(long, global = true, env = "TIDINGS_SECRET_KEY", hide_env_values = true, value_name = "BASE64")]
     pub secret_key: Option<String>,

@@ -161,22 +161,34 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         }
         None => None,
     };
-    // A snapshot taken from the primary is put in force at once, not at the next configuration poll.
+    // A snapshot taken from the primary is put in force at once, not at the next configuration poll; so is a
+    // change another node made to a shared database, which it tells through the database.
     let taken = Arc::new(Notify::new());
+    let events = Arc::new(Notify::new());
+    let listeners = tidings_store::Listeners {
+        config: taken.clone(),
+        outbox: wake.clone(),
+        events: events.clone(),
+        authorization: Arc::new(Notify::new()),
+    };
+    if app.store().listen(listeners.clone()).await.map_err(tidings_app::Error::from)? {
+        tracing::info!("listening for changes made by the other nodes of the database");
+    }
     let follower = tidings_cluster::follow::spawn(app.clone(), options.follow, taken.clone(), shutdown.clone());
     let reload = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let (config, shutdown, app) = (config.clone(), shutdown.clone(), app.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = taken.notified() => config.refresh().await,
+                    // A new authorization (a sign-in on another node): what waited for it is tried now.
+                    () = listeners.authorization.notified() => app.resume_delivery(),
                 }
             }
         })
     };
     let watcher = tidings_cluster::watch::spawn(app.clone(), watch, shutdown.clone());
-    let events = Arc::new(Notify::new());
     let notifier = Notifier {
         app: app.clone(),
         config: config.subscribe(),

@@ -5,7 +5,9 @@
 //!
 //! The store never sees a plaintext secret: secrets arrive sealed by the application and leave the same way.
 
+mod location;
 pub mod postgres;
+pub use location::{Database, PostgresUrl};
 pub use postgres::PgStore;
 pub mod sqlite;
 mod stored;
@@ -567,11 +569,40 @@ pub struct NewDevice {
 /// The origin of the messages Tidings sends on its own (alerts, notices, tests).
 pub use tidings_core::notify::dead_letter::NOTIFICATION_ORIGIN;
 
+/// Who to wake when another node changes what they hold (see [`Store::listen`]). A wake is a
+/// [`tokio::sync::Notify::notify_one`]: wakes that come while nobody waits become one.
+#[derive(Clone, Debug, Default)]
+pub struct Listeners {
+    /// The configuration was saved.
+    pub config: std::sync::Arc<tokio::sync::Notify>,
+    /// Messages were queued or became due (the delivery engine).
+    pub outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// Events were recorded (the notifier).
+    pub events: std::sync::Arc<tokio::sync::Notify>,
+    /// An OAuth authorization was granted, refreshed or forgotten.
+    pub authorization: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Listeners {
+    /// Wakes everyone: changes may have been missed (the database connection was lost meanwhile).
+    pub fn wake_all(&self) {
+        for notify in [&self.config, &self.outbox, &self.events, &self.authorization] {
+            notify.notify_one();
+        }
+    }
+}
+
 /// Everything Tidings keeps. Implemented once per backend; every method is one atomic operation.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+
+    /// Wakes `listeners` whenever another process changes what they hold, until the store is closed; false when
+    /// this backend cannot tell (SQLite: the daemon polls for the CLI's changes).
+    async fn listen(&self, _listeners: Listeners) -> Result<bool> {
+        Ok(false)
+    }
 
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets (`Some`) or removes (`None`) `key`.

@@ -27,7 +27,15 @@ pub async fn run(global: &Global, args: InitArgs) -> Result<ExitCode> {
         join_key,
     };
     let done = App::init(dir.clone(), options).await?;
+    if done.joined {
+        say!("Initialised {} for the database {}, which other nodes use already", dir.root().display(), dir.store());
+        say!("  no account was created: sign in with the accounts the database has");
+        return Ok(ExitCode::SUCCESS);
+    }
     say!("Initialised {}", dir.root().display());
+    if dir.store().is_shared() {
+        say!("  database: {} (give every other node the same key: tidings init --join-key FILE)", dir.store());
+    }
     if global.secret_key.is_none() {
         say!("  secret key: {} (back it up: without it, stored secrets cannot be read)", dir.key_file().display());
     }

@@ -35,11 +35,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn data_dir(global: &Global) -> Result<DataDir> {
-    global
+    let dir = global
         .data_dir
         .clone()
         .map(DataDir::new)
-        .ok_or_else(|| anyhow!("no data directory: give --data-dir DIR or set TIDINGS_DATA_DIR"))
+        .ok_or_else(|| anyhow!("no data directory: give --data-dir DIR or set TIDINGS_DATA_DIR"))?;
+    let url = global
+        .database_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+        .map(tidings_store::PostgresUrl::parse)
+        .transpose()
+        .map_err(|invalid| anyhow!("--database-url: {}", invalid.reason()))?;
+    Ok(dir.with_database_url(url))
 }
 
 pub(crate) async fn open(global: &Global) -> Result<App> {

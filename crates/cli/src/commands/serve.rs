@@ -76,7 +76,10 @@ async fn first_start(dir: &DataDir, global: &Global) -> Result<App> {
     let options =
         InitOptions { key_from_env: global.secret_key.clone(), admin_username: "admin".into(), ..Default::default() };
     let done = App::init(dir.clone(), options).await?;
-    let password = done.generated_password.expect("init generates a password when none is given");
+    let Some(password) = done.generated_password else {
+        tracing::info!(data_dir = %dir.root().display(), database = %dir.store(), "joined a shared database");
+        return Ok(done.app);
+    };
     let file = dir.initial_password_file();
     tidings_app::data_dir::write_private(&file, format!("{}\n", password.expose()).as_bytes())?;
     tracing::info!(data_dir = %dir.root().display(), password_file = %file.display(), "initialised a new data directory");

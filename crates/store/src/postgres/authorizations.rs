@@ -1,7 +1,11 @@
 //! OAuth authorizations in PostgreSQL: one row per owner (`relay`, `device:<id>`), the refresh token sealed in it;
 //! and the sign-ins under way that lead to them.
 
-use super::{Tx, events, insert_audit};
+use super::{
+    Tx,
+    changes::{Topic, tell},
+    events, insert_audit,
+};
 use crate::{
     Authorization, Grant, NewEvent, Owner, PendingSignIn, Result,
     stored::{from_ms, ms},
@@ -83,6 +87,7 @@ pub(super) async fn granted(mut tx: Tx<'_>, owner: Owner, grant: Grant<'_>, at: 
             .await?;
         }
     }
+    tell(&mut tx, Topic::Authorization).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -103,6 +108,7 @@ pub(super) async fn failed(
         .execute(&mut *tx)
         .await?;
     events::insert(&mut tx, alert).await?;
+    tell(&mut tx, Topic::Events).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -113,6 +119,7 @@ pub(super) async fn forget(mut tx: Tx<'_>, owner: Owner, audit: &NewAuditEntry) 
         return Ok(false);
     }
     insert_audit(&mut tx, audit, Utc::now()).await?;
+    tell(&mut tx, Topic::Authorization).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -1,6 +1,11 @@
 //! Events and their notifications in PostgreSQL.
 
-use super::{Tx, outbox::insert_messages, upsert_meta};
+use super::{
+    Tx,
+    changes::{Topic, tell},
+    outbox::insert_messages,
+    upsert_meta,
+};
 use crate::{
     EventFilter, EventHandling, EventRecord, EventRef, EventState, NewEvent, Result, ThrottleRecord,
     stored::{corrupt, from_ms, ms},
@@ -134,7 +139,10 @@ pub(super) async fn handle(mut tx: Tx<'_>, h: &EventHandling<'_>) -> Result<(i64
         EventRef::New(event) => insert(&mut tx, event).await?,
     };
     let message_id = match h.mail {
-        Some(mail) => Some(insert_messages(&mut tx, std::slice::from_ref(mail), None).await?[0]),
+        Some(mail) => {
+            tell(&mut tx, Topic::Outbox).await?;
+            Some(insert_messages(&mut tx, std::slice::from_ref(mail), None).await?[0])
+        }
         None => None,
     };
     sqlx::query(

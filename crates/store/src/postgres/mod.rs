@@ -7,6 +7,7 @@
 
 mod accounts;
 mod authorizations;
+mod changes;
 mod cluster;
 mod devices;
 mod events;
@@ -19,9 +20,10 @@ use crate::{
     EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, LoginRecord, MessageDetail,
     MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage,
     NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage,
-    Waiting,
+    Listeners, Waiting,
     stored::{corrupt, from_ms, ms},
 };
+use changes::{Topic, tell};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{
@@ -133,6 +135,11 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn listen(&self, listeners: Listeners) -> Result<bool> {
+        changes::listen(&self.pool, listeners).await?;
+        Ok(true)
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
     }
@@ -229,6 +236,7 @@ impl Store for PgStore {
             }
         }
         insert_audit(&mut tx, save.audit, at).await?;
+        tell(&mut tx, Topic::Config).await?;
         tx.commit().await?;
         Ok(revision)
     }
@@ -303,6 +311,7 @@ impl Store for PgStore {
         }
         let mut tx = self.begin().await?;
         let ids = outbox::insert_messages(&mut tx, messages, lease).await?;
+        tell(&mut tx, Topic::Outbox).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -317,10 +326,10 @@ impl Store for PgStore {
         outbox::lease_due(&self.pool, owner, now, until, limit, waiting).await
     }
     async fn release(&self, owner: &str, ids: &[i64]) -> Result<u64> {
-        outbox::release(&self.pool, owner, ids).await
+        outbox::release(self.begin().await?, owner, ids).await
     }
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
-        outbox::expire_leases(&self.pool, owner_prefix).await
+        outbox::expire_leases(self.begin().await?, owner_prefix).await
     }
     async fn settle(&self, settlements: &[Settlement], usage: &[Usage]) -> Result<()> {
         if settlements.is_empty() && usage.is_empty() {
@@ -332,7 +341,7 @@ impl Store for PgStore {
         outbox::usage_since(&self.pool, since).await
     }
     async fn deferred_due(&self, at: DateTime<Utc>) -> Result<u64> {
-        outbox::deferred_due(&self.pool, at).await
+        outbox::deferred_due(self.begin().await?, at).await
     }
     async fn next_due(&self, waiting: &Waiting) -> Result<Option<DateTime<Utc>>> {
         outbox::next_due(&self.pool, waiting).await
@@ -347,7 +356,7 @@ impl Store for PgStore {
         outbox::content(self.begin().await?, id).await
     }
     async fn requeue(&self, id: i64, from: Status, recipients: &[Recipient], now: DateTime<Utc>) -> Result<bool> {
-        outbox::requeue(&self.pool, id, from, recipients, now).await
+        outbox::requeue(self.begin().await?, id, from, recipients, now).await
     }
     async fn purge(&self, status: Status) -> Result<u64> {
         outbox::purge(&self.pool, status).await
@@ -393,6 +402,7 @@ impl Store for PgStore {
     async fn record_event(&self, event: &NewEvent) -> Result<i64> {
         let mut tx = self.begin().await?;
         let id = events::insert(&mut tx, event).await?;
+        tell(&mut tx, Topic::Events).await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -2,7 +2,11 @@
 //! `FOR UPDATE SKIP LOCKED`, so that nodes leasing at once each take other messages and none waits for another's
 //! transaction; a lease that runs out (its node died) makes the message due for whichever node leases next.
 
-use super::{Tx, events};
+use super::{
+    Tx,
+    changes::{Topic, tell},
+    events,
+};
 use crate::{
     CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, Result,
     Settlement, Waiting,
@@ -218,24 +222,32 @@ pub(super) async fn next_due(pool: &PgPool, waiting: &Waiting) -> Result<Option<
     Ok(due.map(from_ms))
 }
 
-pub(super) async fn release(pool: &PgPool, owner: &str, ids: &[i64]) -> Result<u64> {
+pub(super) async fn release(mut tx: Tx<'_>, owner: &str, ids: &[i64]) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE messages SET lease_until = 0 WHERE status = 'sending' AND lease_owner = $1 AND id = ANY($2)",
     )
     .bind(owner)
     .bind(ids)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    if done.rows_affected() > 0 {
+        tell(&mut tx, Topic::Outbox).await?;
+    }
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
-pub(super) async fn expire_leases(pool: &PgPool, owner_prefix: &str) -> Result<u64> {
+pub(super) async fn expire_leases(mut tx: Tx<'_>, owner_prefix: &str) -> Result<u64> {
     let pattern = format!("{}%", owner_prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     let done =
         sqlx::query("UPDATE messages SET lease_until = 0 WHERE status = 'sending' AND lease_owner LIKE $1 ESCAPE '\\'")
             .bind(pattern)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+    if done.rows_affected() > 0 {
+        tell(&mut tx, Topic::Outbox).await?;
+    }
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
@@ -281,6 +293,7 @@ pub(super) async fn settle(mut tx: Tx<'_>, settlements: &[Settlement], usage: &[
         .await?;
         for s in settlements.iter().filter(|s| settled.contains(&s.id)) {
             if let Some(dead) = &s.dead_letter {
+                tell(&mut tx, Topic::Events).await?;
                 let id = events::insert(&mut tx, &dead.event).await?;
                 if !dead.mailed {
                     sqlx::query("UPDATE events SET state = 'recorded', handled_at = $1 WHERE id = $2")
@@ -341,12 +354,16 @@ pub(super) async fn usage_since(pool: &PgPool, since: DateTime<Utc>) -> Result<V
         .collect())
 }
 
-pub(super) async fn deferred_due(pool: &PgPool, at: DateTime<Utc>) -> Result<u64> {
+pub(super) async fn deferred_due(mut tx: Tx<'_>, at: DateTime<Utc>) -> Result<u64> {
     let done =
         sqlx::query("UPDATE messages SET next_attempt_at = $1 WHERE status = 'deferred' AND next_attempt_at > $1")
             .bind(ms(at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+    if done.rows_affected() > 0 {
+        tell(&mut tx, Topic::Outbox).await?;
+    }
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
@@ -414,7 +431,7 @@ pub(super) async fn message(pool: &PgPool, id: i64) -> Result<Option<MessageDeta
 }
 
 pub(super) async fn requeue(
-    pool: &PgPool,
+    mut tx: Tx<'_>,
     id: i64,
     from: Status,
     recipients: &[Recipient],
@@ -429,8 +446,12 @@ pub(super) async fn requeue(
     .bind(ms(now))
     .bind(id)
     .bind(from.as_str())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    if done.rows_affected() > 0 {
+        tell(&mut tx, Topic::Outbox).await?;
+    }
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -1,0 +1,188 @@
+//! Several real daemons on one throw-away PostgreSQL database on loopback: one configuration, one set of accounts
+//! and API tokens, one outbox. A change made on one node is in force on the others without polling (their poll
+//! intervals are an hour here: only the database's notifications can tell them); messages accepted by either node
+//! are delivered once each; a node killed with SIGKILL under load loses nothing it acknowledged.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+mod support;
+
+use serde_json::{Value, json};
+use std::{collections::BTreeMap, path::Path};
+use support::*;
+use tidings_testkit::{Postgres, SmtpPeer};
+
+/// `tidings --database-url URL ARGS…` on `dir`, which must succeed.
+#[track_caller]
+fn db_ok(dir: &Path, url: &str, args: &[&str]) -> String {
+    let mut all = vec!["--database-url", url];
+    all.extend_from_slice(args);
+    ok(dir, &all)
+}
+
+#[track_caller]
+fn db_fails(dir: &Path, url: &str, args: &[&str]) -> String {
+    let mut all = vec!["--database-url", url];
+    all.extend_from_slice(args);
+    fails(dir, &all)
+}
+
+/// A daemon on `dir` and the shared database, which only the database's notifications can tell of changes.
+fn serve(dir: &Path, url: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec![
+        "--database-url",
+        url,
+        "--config-poll-interval",
+        "1h",
+        "--notify-poll-interval",
+        "1h",
+        "--queue-poll-interval",
+        "1h",
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(dir, &args)
+}
+
+/// The first node initialises the database; the second joins it with the first one's key.
+fn two_nodes(tmp: &Path, url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    let made = db_ok(&a, url, &["init"]);
+    assert!(made.contains("administrator account: admin"), "{made}");
+    let key = a.join("secret.key");
+    let joined = db_ok(&b, url, &["init", "--join-key", key.to_str().unwrap()]);
+    assert!(joined.contains("no account was created"), "{joined}");
+    (a, b)
+}
+
+fn submit(daemon: &Daemon, token: &str, subject: &str) {
+    let body = json!({"to": ["ops@example.com"], "subject": subject, "text": "shared queue"});
+    let (status, answer) = http(&daemon.address, "POST", "/api/v1/messages", Some(token), Some(&body));
+    assert_eq!(status, 202, "{answer}");
+}
+
+fn subject(message: &Value) -> String {
+    let data = message["data"].as_str().unwrap();
+    data.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap().to_owned()
+}
+
+#[test]
+fn nodes_on_one_database_share_the_configuration_the_accounts_and_the_outbox() {
+    let server = Postgres::start();
+    let url = server.database("tidings");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(tmp.path(), &url);
+
+    // A node without the key is refused, and told how to join; the password in the URL is never shown.
+    let stranger = tmp.path().join("stranger");
+    let err = db_fails(&stranger, &url, &["init"]);
+    assert!(err.contains("initialised already") && err.contains("--join-key"), "{err}");
+    let with_password = url.replace("postgres@", "postgres:Hunter2-db-pass@");
+    let err = db_fails(&stranger, &with_password, &["init"]);
+    assert!(!err.contains("Hunter2-db-pass") && err.contains("postgres:***@"), "{err}");
+    let wrong_key = tmp.path().join("wrong.key");
+    std::fs::write(&wrong_key, "q3Vn7bMGpwAH9bYfqXyNsNHm4l4wSLGMCyqEx5c1T2Q=\n").unwrap();
+    let err = db_fails(&stranger, &url, &["init", "--join-key", wrong_key.to_str().unwrap()]);
+    assert!(err.contains("not the one the database"), "{err}");
+
+    let mut peer = SmtpPeer::start(&[]);
+    let port = format!("smtp.port={}", peer.port);
+    db_ok(
+        &a,
+        &url,
+        &["config", "set", "sender=alerts@example.com", "smtp.host=127.0.0.1", &port, "smtp.encryption=none"],
+    );
+    let mut node_a = serve(&a, &url, &[]);
+    let mut node_b = serve(&b, &url, &[]);
+    node_b.wait_for_log(|v| v["message"] == "listening for changes made by the other nodes of the database");
+
+    // One set of API tokens: made on one node, accepted by the other.
+    let token =
+        db_ok(&a, &url, &["api-token", "create", "--name", "shared", "--role", "administrator"]).trim().to_owned();
+    let (status, config) = http(&node_b.address, "GET", "/api/v1/email-config", Some(&token), None);
+    assert_eq!((status, config["config"]["sender"].as_str()), (200, Some("alerts@example.com")), "{config}");
+
+    // A change made through one node's API is in force on the other, told by the database (it polls hourly).
+    let (status, answer) =
+        http(&node_a.address, "PATCH", "/api/v1/email-config", Some(&token), Some(&json!({"sender": "ops@example.com"})));
+    assert_eq!(status, 200, "{answer}");
+    let changed = |v: &Value| v["message"] == "email configuration changed; now in force" && v["revision"] == 2;
+    node_b.wait_for_log(changed);
+    node_a.wait_for_log(changed);
+
+    // One outbox: messages accepted by both nodes are each delivered once.
+    for i in 0..100 {
+        submit(if i % 2 == 0 { &node_a } else { &node_b }, &token, &format!("shared {i}"));
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    while seen.len() < 100 {
+        *seen.entry(subject(&peer.next_message_blocking())).or_default() += 1;
+    }
+    eventually("both nodes to see every message delivered", || {
+        [&node_a, &node_b].iter().all(|node| {
+            let (_, list) =
+                http(&node.address, "GET", "/api/v1/messages?status=delivered&limit=1000", Some(&token), None);
+            list["messages"].as_array().is_some_and(|m| m.len() == 100)
+        })
+    });
+    seen.extend(peer.received_now().iter().map(|m| (subject(m), 2)));
+    assert!(seen.values().all(|n| *n == 1), "delivered once each: {seen:?}");
+}
+
+#[test]
+fn a_node_killed_under_load_loses_nothing_the_other_delivers_its_messages() {
+    let server = Postgres::start();
+    let url = server.database("tidings");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(tmp.path(), &url);
+    // Each delivery takes 0.1 s at the relay, so that messages are in flight when the node dies.
+    let mut peer = SmtpPeer::start(&["--delay-data", "0.1"]);
+    let port = format!("smtp.port={}", peer.port);
+    db_ok(
+        &a,
+        &url,
+        &[
+            "config",
+            "set",
+            "sender=alerts@example.com",
+            "smtp.host=127.0.0.1",
+            &port,
+            "smtp.encryption=none",
+            "delivery.connections=2",
+            "delivery.timeout=1s",
+            "delivery.lease=3s",
+            "delivery.retry_first=1s",
+        ],
+    );
+    let token = db_ok(&a, &url, &["api-token", "create", "--name", "load", "--role", "administrator"]).trim().to_owned();
+    let node_a = serve(&a, &url, &[]);
+    let node_b = serve(&b, &url, &[]);
+
+    const MESSAGES: usize = 300;
+    for i in 0..MESSAGES {
+        submit(if i % 2 == 0 { &node_a } else { &node_b }, &token, &format!("load {i}"));
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    while seen.len() < 20 {
+        *seen.entry(subject(&peer.next_message_blocking())).or_default() += 1;
+    }
+    node_a.kill9();
+
+    // Node b delivers the rest, node a's leased messages once their lease runs out.
+    while seen.len() < MESSAGES {
+        *seen.entry(subject(&peer.next_message_blocking())).or_default() += 1;
+    }
+    eventually("every message to be delivered", || {
+        let (_, list) =
+            http(&node_b.address, "GET", "/api/v1/messages?status=delivered&limit=1000", Some(&token), None);
+        list["messages"].as_array().is_some_and(|m| m.len() == MESSAGES)
+    });
+    for message in peer.received_now() {
+        *seen.entry(subject(&message)).or_default() += 1;
+    }
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!("{MESSAGES} messages, {duplicates} delivered twice (in flight on the killed node)");
+    assert_eq!(seen.len(), MESSAGES, "only the accepted messages arrived");
+    // At most what node a had in flight: its two connections, and the outcomes of its last settle window.
+    assert!(duplicates <= 4, "{duplicates} duplicates: {seen:?}");
+    assert!(seen.values().all(|n| *n <= 2));
+}
