@@ -10,13 +10,13 @@
 //! ```
 
 use crate::{Error, Result, cipher::SecretKey};
-use tidings_store::{Database, PostgresUrl};
 use std::{
     fs::{self, File, OpenOptions},
     io::{Read, Write},
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
+use tidings_store::{Database, PostgresUrl};
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();

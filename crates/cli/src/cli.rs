@@ -253,13 +253,14 @@ pub struct ServeArgs {
     /// the CPUs, at least one, as SQLite writes on a thread of its own.
     #[arg(long, env = "TIDINGS_WORKERS", value_parser = clap::value_parser!(u16).range(1..), value_name = "N")]
     pub workers: Option<u16>,
-    /// How often to pick up configuration changes made by the CLI or another process.
-    #[arg(long, env = "TIDINGS_CONFIG_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub config_poll_interval: Duration,
+    /// How often to pick up configuration changes made by the CLI or another process. Default 2s; 30s with
+    /// --database-url, where the database tells every node of a change at once.
+    #[arg(long, env = "TIDINGS_CONFIG_POLL_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub config_poll_interval: Option<Duration>,
     /// The longest the delivery engine waits before looking for due messages (it also wakes for every message
-    /// the daemon accepts).
-    #[arg(long, env = "TIDINGS_QUEUE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub queue_poll_interval: Duration,
+    /// the daemon accepts). Default 1s; 5s with --database-url, where other nodes' new messages wake it.
+    #[arg(long, env = "TIDINGS_QUEUE_POLL_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub queue_poll_interval: Option<Duration>,
     /// How long delivery outcomes gather before one commit writes them all (a daemon that dies meanwhile
     /// delivers those messages again after its restart).
     #[arg(long, env = "TIDINGS_SETTLE_WINDOW", default_value = "20ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
@@ -269,9 +270,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_MEMORY_TRIM_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub memory_trim_interval: Duration,
     /// The longest the notifier waits before looking for events recorded by other processes (the CLI) and at
-    /// the daily notice's slot (it also wakes for every event the API receives).
-    #[arg(long, env = "TIDINGS_NOTIFY_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub notify_poll_interval: Duration,
+    /// the daily notice's slot (it also wakes for every event the API receives). Default 2s; 20s with
+    /// --database-url, where other nodes' events wake it.
+    #[arg(long, env = "TIDINGS_NOTIFY_POLL_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub notify_poll_interval: Option<Duration>,
     /// Listen for the other nodes of a cluster on this address (HTTPS with the node's own certificate; see
     /// docs/cluster.md). No cluster listener without it.
     #[arg(long, env = "TIDINGS_CLUSTER_LISTEN", value_name = "ADDR:PORT")]

@@ -102,8 +102,13 @@ fn nodes_on_one_database_share_the_configuration_the_accounts_and_the_outbox() {
     assert_eq!((status, config["config"]["sender"].as_str()), (200, Some("alerts@example.com")), "{config}");
 
     // A change made through one node's API is in force on the other, told by the database (it polls hourly).
-    let (status, answer) =
-        http(&node_a.address, "PATCH", "/api/v1/email-config", Some(&token), Some(&json!({"sender": "ops@example.com"})));
+    let (status, answer) = http(
+        &node_a.address,
+        "PATCH",
+        "/api/v1/email-config",
+        Some(&token),
+        Some(&json!({"sender": "ops@example.com"})),
+    );
     assert_eq!(status, 200, "{answer}");
     let changed = |v: &Value| v["message"] == "email configuration changed; now in force" && v["revision"] == 2;
     node_b.wait_for_log(changed);
@@ -126,6 +131,10 @@ fn nodes_on_one_database_share_the_configuration_the_accounts_and_the_outbox() {
     });
     seen.extend(peer.received_now().iter().map(|m| (subject(m), 2)));
     assert!(seen.values().all(|n| *n == 1), "delivered once each: {seen:?}");
+
+    // Nodes of one database are peers: the roles of a primary/backup cluster are refused, with the reason.
+    let err = db_fails(&b, &url, &["cluster", "add-node", "backup-1", "--role", "backup"]);
+    assert!(err.contains("peers already"), "{err}");
 }
 
 #[test]
@@ -153,7 +162,8 @@ fn a_node_killed_under_load_loses_nothing_the_other_delivers_its_messages() {
             "delivery.retry_first=1s",
         ],
     );
-    let token = db_ok(&a, &url, &["api-token", "create", "--name", "load", "--role", "administrator"]).trim().to_owned();
+    let token =
+        db_ok(&a, &url, &["api-token", "create", "--name", "load", "--role", "administrator"]).trim().to_owned();
     let node_a = serve(&a, &url, &[]);
     let node_b = serve(&b, &url, &[]);
 
@@ -185,4 +195,27 @@ fn a_node_killed_under_load_loses_nothing_the_other_delivers_its_messages() {
     // At most what node a had in flight: its two connections, and the outcomes of its last settle window.
     assert!(duplicates <= 4, "{duplicates} duplicates: {seen:?}");
     assert!(seen.values().all(|n| *n <= 2));
+}
+
+/// An idle node learns of changes through the database's notifications, so it asks the database little: counted
+/// as the statements PostgreSQL logs for it over 20 seconds, with the default intervals.
+#[test]
+fn an_idle_node_asks_the_database_about_once_a_second_at_most() {
+    let server = Postgres::start();
+    let url = server.database("tidings");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, _) = two_nodes(tmp.path(), &url);
+    server.query("ALTER SYSTEM SET log_statement = 'all'");
+    server.query("SELECT pg_reload_conf()");
+    let mut node = Daemon::start(&a, &["--database-url", &url]);
+    node.wait_for_log(|v| v["message"] == "listening for changes made by the other nodes of the database");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let before = server.log().len();
+    std::thread::sleep(std::time::Duration::from_secs(20));
+    let log = server.log();
+    let asked: Vec<&str> =
+        log[before..].lines().filter(|l| l.contains("LOG:  execute ") || l.contains("LOG:  statement: ")).collect();
+    eprintln!("an idle node, 20 s: {} statements\n{}", asked.len(), asked.join("\n"));
+    assert!(asked.len() <= 30, "{} statements in 20 s", asked.len());
+    assert!(!asked.is_empty(), "the log shows the node's statements (the safety-net polls)");
 }

@@ -80,12 +80,7 @@ enum Turn {
 
 async fn turn(app: &App, options: FollowOptions, taken: &Notify) -> Result<Turn, crate::client::ClusterError> {
     let Some((url, fingerprint, key)) = app.primary_link().await? else { return Ok(Turn::Idle) };
-    let me = app
-        .store()
-        .cluster_self()
-        .await
-        .map_err(tidings_app::Error::from)?
-        .ok_or(tidings_app::Error::Conflict("this node left its cluster".into()))?;
+    let me = app.this_node().await?.ok_or(tidings_app::Error::Conflict("this node left its cluster".into()))?;
     let primary = Primary::new(&url, &fingerprint, options.wait + Duration::from_secs(10))?;
     match primary.snapshot(&me.name, me.epoch, &key, me.synced_digest.as_deref(), options.wait).await? {
         Some(message) => {

@@ -1,6 +1,8 @@
 //! The notifier: turns recorded events into mails (throttled), sends the daily notice when its slot passes,
 //! and raises the "token refresh failing" alert. It runs on a wake-up (an event arrived through the API) and
-//! on every poll (events recorded by other processes, the clock).
+//! on every poll (events recorded by other processes, the clock). On a database several nodes share, one of them
+//! at a time holds the notifier's duty and does this for all, so that an event is mailed once, the daily notice
+//! goes once a day, and the repeat window counts every node's events.
 
 use chrono::{DateTime, Utc};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -39,11 +41,17 @@ impl Notifier {
     pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let started = Utc::now();
+            let holder = format!(
+                "{}/{}/{}",
+                tidings_app::host_name().unwrap_or_else(|| "node".into()),
+                std::process::id(),
+                started.timestamp_nanos_opt().unwrap_or_default()
+            );
             // The failing spell already alerted about, so that one spell raises one alert.
             let mut alerted: Option<DateTime<Utc>> = None;
             loop {
                 let now = Utc::now();
-                if let Err(e) = self.tick(now, started, &mut alerted).await {
+                if let Err(e) = self.tick_on_duty(&holder, now, started, &mut alerted).await {
                     tracing::warn!(error = %e, "notifications could not be handled; trying again");
                 }
                 tokio::select! {
@@ -53,6 +61,21 @@ impl Notifier {
                 }
             }
         })
+    }
+
+    /// A tick, if this node holds the duty (taken for three polls, and kept by every tick).
+    async fn tick_on_duty(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        started: DateTime<Utc>,
+        alerted: &mut Option<DateTime<Utc>>,
+    ) -> tidings_app::Result<()> {
+        let term = tidings_app::later(now, (self.options.poll_interval * 3).max(Duration::from_secs(10)));
+        if !self.app.store().hold_duty("notifier", holder, now, term).await? {
+            return Ok(());
+        }
+        self.tick(now, started, alerted).await
     }
 
     async fn tick(

@@ -604,6 +604,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Ok(false)
     }
 
+    /// Takes, or keeps, the duty `name` (work that one node of a shared database does for all, such as the
+    /// notifier's) for `holder` until `until`; false while another holder's term runs at `now`. A holder that
+    /// dies is replaced once its term ends. With a database only one daemon uses (SQLite), always true.
+    async fn hold_duty(&self, _name: &str, _holder: &str, _now: DateTime<Utc>, _until: DateTime<Utc>) -> Result<bool> {
+        Ok(true)
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets (`Some`) or removes (`None`) `key`.
     async fn set_meta(&self, key: &str, value: Option<&str>) -> Result<()>;

@@ -186,6 +186,47 @@ async fn two_handles_on_one_file_share_the_outbox() {
     shared_outbox_story(&a, &b, false).await;
 }
 
+/// A duty is held by one holder at a time; another takes it once the term ends.
+async fn duty_story(store: &dyn Store) {
+    use chrono::{Duration, TimeZone, Utc};
+    let t0 = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+    let term = |t| t + Duration::seconds(30);
+    assert!(store.hold_duty("notifier", "a", t0, term(t0)).await.unwrap(), "a free duty is taken");
+    assert!(!store.hold_duty("notifier", "b", t0, term(t0)).await.unwrap(), "not while a's term runs");
+    assert!(store.hold_duty("reports", "b", t0, term(t0)).await.unwrap(), "another duty is apart");
+    let later = t0 + Duration::seconds(20);
+    assert!(store.hold_duty("notifier", "a", later, term(later)).await.unwrap(), "the holder keeps it");
+    let after = term(later);
+    assert!(store.hold_duty("notifier", "b", after, term(after)).await.unwrap(), "b takes it when a's term ended");
+    assert!(!store.hold_duty("notifier", "a", after, term(after)).await.unwrap());
+}
+
+/// A change committed by one handle wakes the listeners of another, for what changed.
+async fn changes_story(listening: &dyn Store, other: &dyn Store) {
+    use std::time::Duration;
+    use tidings_store::Listeners;
+    let listeners = Listeners::default();
+    assert!(listening.listen(listeners.clone()).await.unwrap());
+    let told = async |notify: &tokio::sync::Notify, within: u64| {
+        tokio::time::timeout(Duration::from_secs(within), notify.notified()).await.is_ok()
+    };
+    let cfg = config_with_sender("told@example.com");
+    let base = other.config_revision().await.unwrap();
+    let save = ConfigSave { base_revision: base, config: &cfg, secrets: &[], audit: &audit("config.update", &[]) };
+    other.save_config(save).await.unwrap();
+    assert!(told(&listeners.config, 10).await, "a saved configuration is told");
+    let event = tidings_store::NewEvent {
+        kind: tidings_core::notify::EventKind::DeadLetter,
+        node: "n".into(),
+        details: Default::default(),
+        origin: "tidings".into(),
+        received_at: chrono::Utc::now(),
+    };
+    other.record_event(&event).await.unwrap();
+    assert!(told(&listeners.events, 10).await, "a recorded event is told");
+    assert!(!told(&listeners.outbox, 1).await, "nothing was queued, so the delivery engine sleeps on");
+}
+
 /// Every story again, against PostgreSQL: one server, a fresh database per story.
 #[tokio::test]
 async fn postgres_tells_every_story() {
@@ -206,6 +247,11 @@ async fn postgres_tells_every_story() {
     let url = server.database("shared");
     let (a, b) = (PgStore::open(&url).await.unwrap(), PgStore::open(&url).await.unwrap());
     shared_outbox_story(&a, &b, true).await;
+
+    let url = server.database("duties");
+    let (a, b) = (PgStore::open(&url).await.unwrap(), PgStore::open(&url).await.unwrap());
+    duty_story(&a).await;
+    changes_story(&a, &b).await;
 
     outbox::story(&fresh("outbox").await).await;
     outbox::waiting_story(&fresh("waiting").await).await;

@@ -81,6 +81,22 @@ impl Postgres {
         Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), port, bin, data, owner, _dir: dir }
     }
 
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Runs `sql` on the `postgres` database with `psql`; its output, unaligned, without headers.
+    pub fn query(&self, sql: &str) -> String {
+        let port = self.port.to_string();
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-tAc", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "psql {sql:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Creates a database of its own named `name` (letters, digits and `_`) on this server; its URL.
     pub fn database(&self, name: &str) -> String {
         let port = self.port.to_string();

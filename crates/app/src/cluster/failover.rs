@@ -11,7 +11,8 @@ impl App {
     /// its nodes (reached with the key they share), and every other node authenticates with its own key, which
     /// the primary handed this backup.
     pub async fn promote(&self, actor: &str) -> Result<Membership> {
-        let Some(me) = self.store.cluster_self().await? else {
+        self.refuse_when_shared()?;
+        let Some(me) = self.this_node().await? else {
             return Err(Error::Conflict("this node is standalone: there is nothing to promote it in".into()));
         };
         if me.role != Role::Backup {
@@ -52,7 +53,8 @@ impl App {
     /// Makes this node follow `primary`, a node it knows (the primary of a higher epoch, or the one an operator
     /// names), with the key they share.
     pub async fn follow(&self, actor: &str, primary: &str, epoch: i64) -> Result<Membership> {
-        let Some(me) = self.store.cluster_self().await? else {
+        self.refuse_when_shared()?;
+        let Some(me) = self.this_node().await? else {
             return Err(Error::Conflict("this node is standalone; join a cluster first".into()));
         };
         let nodes = self.store.cluster_nodes().await?;

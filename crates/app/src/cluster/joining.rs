@@ -42,6 +42,7 @@ impl App {
         ttl: std::time::Duration,
         primary_name: Option<&str>,
     ) -> Result<String> {
+        self.refuse_when_shared()?;
         cluster::validate_node_name(name)?;
         if !role.follows() {
             return Err(Error::Input(format!("a node joins as backup or traffic, not {role}")));
@@ -84,7 +85,7 @@ impl App {
 
     /// This node as the primary: made so when standalone; refused on a follower.
     async fn primary_or_become_it(&self, actor: &str, name: &str) -> Result<ClusterSelf> {
-        match self.store.cluster_self().await? {
+        match self.this_node().await? {
             Some(me) if me.role == Role::Primary => Ok(me),
             Some(me) => Err(Error::Conflict(format!(
                 "this node is a {}; nodes are added on the primary ({})",
@@ -107,10 +108,11 @@ impl App {
     /// On the primary: a node presenting its join code. The code works once, for the name it was made for,
     /// until it expires.
     pub async fn accept_join(&self, joining: Joining) -> Result<Accepted> {
+        self.refuse_when_shared()?;
         let refused = || {
             Error::Refused("this join code is not valid (wrong, used, or expired); make a new one with tidings cluster add-node on the primary".into())
         };
-        let Some(me) = self.store.cluster_self().await?.filter(|s| s.role == Role::Primary) else {
+        let Some(me) = self.this_node().await?.filter(|s| s.role == Role::Primary) else {
             return Err(Error::Conflict("this node is not a primary: join the primary's address".into()));
         };
         cluster::validate_node_name(&joining.name)?;
@@ -153,6 +155,7 @@ impl App {
         key: &SecretKey,
         accepted: &Accepted,
     ) -> Result<()> {
+        self.refuse_when_shared()?;
         let me = ClusterSelf {
             role: accepted.role,
             name: name.to_owned(),
@@ -175,7 +178,7 @@ impl App {
 
     /// On a follower: the primary's address, pinned fingerprint, and the key to reach it with.
     pub async fn primary_link(&self) -> Result<Option<(String, String, SecretKey)>> {
-        let Some(me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(None) };
+        let Some(me) = self.this_node().await?.filter(|s| s.role.follows()) else { return Ok(None) };
         let (Some(url), Some(fingerprint), Some(sealed)) = (me.primary_url, me.primary_fingerprint, me.sealed_key)
         else {
             return Ok(None);
@@ -212,7 +215,7 @@ impl App {
     /// Leaves the cluster: this node is standalone again, with the configuration, accounts and authorization it
     /// holds now (nothing is reset); the nodes it knew are forgotten.
     pub async fn leave(&self, actor: &str) -> Result<()> {
-        let Some(me) = self.store.cluster_self().await? else {
+        let Some(me) = self.this_node().await? else {
             return Err(Error::Conflict("this node is standalone already".into()));
         };
         let audit = NewAuditEntry {

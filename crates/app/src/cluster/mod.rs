@@ -77,7 +77,7 @@ pub use snapshot::Snapshot;
 impl App {
     /// This node in its cluster.
     pub async fn membership(&self) -> Result<Membership> {
-        Ok(match self.store.cluster_self().await? {
+        Ok(match self.this_node().await? {
             Some(s) => Membership {
                 role: s.role,
                 name: s.name,
@@ -99,6 +99,28 @@ impl App {
         })
     }
 
+    /// This node's stored place in a cluster; none for the nodes of a shared database, which are peers (the
+    /// table is the database's, not the node's, so it is not even read).
+    pub async fn this_node(&self) -> Result<Option<tidings_store::ClusterSelf>> {
+        if self.dir.store().is_shared() {
+            return Ok(None);
+        }
+        Ok(self.store.cluster_self().await?)
+    }
+
+    /// Refuses the roles of a cluster to the nodes of a shared database, which take everything from it already.
+    pub(crate) fn refuse_when_shared(&self) -> Result<()> {
+        if self.dir.store().is_shared() {
+            return Err(Error::Conflict(
+                "this node shares its PostgreSQL database with the other nodes, which makes them peers already: \
+                 each takes the configuration, the accounts and the outbox from the database. Primary, backup and \
+                 traffic nodes (docs/cluster.md) are for nodes that keep their own SQLite database."
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The other nodes this node knows.
     pub async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>> {
         Ok(self.store.cluster_nodes().await?)
@@ -107,7 +129,7 @@ impl App {
     /// On a follower, why its configuration (and its accounts, API tokens and device accounts) cannot be changed
     /// here; `None` elsewhere.
     pub async fn read_only_reason(&self) -> Result<Option<String>> {
-        let Some(me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(None) };
+        let Some(me) = self.this_node().await?.filter(|s| s.role.follows()) else { return Ok(None) };
         let age = me.synced_at.map(|at| (Utc::now() - at).num_seconds());
         Ok(Some(cluster::read_only_reason(
             me.role,

@@ -181,7 +181,7 @@ impl App {
     /// On a follower: takes the primary's snapshot, keeping this node's own keys. Returns whether anything
     /// changed.
     pub async fn take_snapshot(&self, snapshot: Snapshot) -> Result<bool> {
-        let Some(mut me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else {
+        let Some(mut me) = self.this_node().await?.filter(|s| s.role.follows()) else {
             return Err(Error::Conflict("this node follows no primary".into()));
         };
         if me.synced_digest.as_deref() == Some(snapshot.digest.as_str()) {
@@ -325,7 +325,7 @@ impl App {
 
     /// On a follower: the primary answered and nothing changed since the last snapshot.
     pub async fn primary_unchanged(&self) -> Result<()> {
-        let Some(mut me) = self.store.cluster_self().await?.filter(|s| s.role.follows()) else { return Ok(()) };
+        let Some(mut me) = self.this_node().await?.filter(|s| s.role.follows()) else { return Ok(()) };
         me.synced_at = Some(Utc::now());
         Ok(self.store.put_cluster_self(Some(&me), None).await?)
     }

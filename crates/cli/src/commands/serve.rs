@@ -27,8 +27,14 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}; choose another --listen address", args.listen))?;
     let shutdown = CancellationToken::new();
     tidings_server::shutdown::cancel_on_signals(shutdown.clone())?;
+    // Where the database tells of other nodes' changes, polls are only a safety net, kept rare so that an idle
+    // node asks the database about once a second.
+    let shared = dir.store().is_shared();
+    let poll = |given: Option<std::time::Duration>, alone: u64, sharing: u64| {
+        given.unwrap_or(std::time::Duration::from_secs(if shared { sharing } else { alone }))
+    };
     let mut engine = tidings_server::EngineOptions {
-        poll_interval: args.queue_poll_interval,
+        poll_interval: poll(args.queue_poll_interval, 1, 5),
         settle_window: args.settle_window,
         ..Default::default()
     };
@@ -36,9 +42,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         engine.node = node.clone();
     }
     let options = tidings_server::Options {
-        config_poll_interval: args.config_poll_interval,
+        config_poll_interval: poll(args.config_poll_interval, 2, 30),
         engine,
-        notifier: tidings_server::notifier::NotifierOptions { poll_interval: args.notify_poll_interval },
+        notifier: tidings_server::notifier::NotifierOptions { poll_interval: poll(args.notify_poll_interval, 2, 20) },
         sign_in: tidings_server::SignInPolicy {
             max_failures: args.login_max_failures.max(1),
             lockout: args.login_lockout,

@@ -17,14 +17,14 @@ mod tokens;
 
 use crate::{
     Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
-    EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, LoginRecord, MessageDetail,
-    MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage,
-    NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage,
-    Listeners, Waiting,
+    EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, Listeners, LoginRecord,
+    MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease,
+    NewOutboxMessage, NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store,
+    ThrottleRecord, Usage, Waiting,
     stored::{corrupt, from_ms, ms},
 };
-use changes::{Topic, tell};
 use async_trait::async_trait;
+use changes::{Topic, tell};
 use chrono::{DateTime, Utc};
 use sqlx::{
     PgPool, Postgres, Row, Transaction,
@@ -138,6 +138,22 @@ impl Store for PgStore {
     async fn listen(&self, listeners: Listeners) -> Result<bool> {
         changes::listen(&self.pool, listeners).await?;
         Ok(true)
+    }
+
+    async fn hold_duty(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool> {
+        // `duty:NAME` = `HOLDER UNTIL_MS`; one statement, so that two nodes never both take a free duty.
+        let done = sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2 || ' ' || $3) ON CONFLICT (key) DO UPDATE
+             SET value = excluded.value
+             WHERE split_part(meta.value, ' ', 1) = $2 OR split_part(meta.value, ' ', 2)::BIGINT <= $4",
+        )
+        .bind(format!("duty:{name}"))
+        .bind(holder)
+        .bind(ms(until).to_string())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {
