@@ -99,6 +99,15 @@ impl App {
         Ok(())
     }
 
+    /// Waits for the turn to refresh `owner`'s token among the nodes sharing the database (at once with SQLite).
+    pub async fn refresh_turn(&self, owner: Owner) -> Result<tidings_store::Turn> {
+        let name = match owner {
+            Owner::Relay => "refresh:relay".to_owned(),
+            Owner::Device(id) => format!("refresh:device:{id}"),
+        };
+        Ok(self.store.turn(&name).await?)
+    }
+
     /// Records a refresh, replacing the refresh token when the provider rotated it.
     pub async fn token_refreshed(&self, owner: Owner, rotated: Option<&SecretString>) -> Result<()> {
         let sealed = rotated.map(|t| self.cipher.seal(&sealed_name(owner), t.expose()));

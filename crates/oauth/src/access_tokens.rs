@@ -90,6 +90,11 @@ pub trait Vault: Send + Sync + fmt::Debug {
     ) -> Result<(), tidings_app::Error>;
     /// Records that an administrator must act.
     async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error>;
+    /// Waits for the turn to refresh among the nodes sharing the authorization, held until dropped: one refresh
+    /// at a time, each with the refresh token the one before stored (a rotated token is never lost to a race).
+    async fn refresh_turn(&self) -> Result<tidings_store::Turn, tidings_app::Error> {
+        Ok(tidings_store::Turn::default())
+    }
     /// Counts a refresh's outcome (`ok`, `failed`, `refused`) for the metrics.
     fn count_refresh(&self, _outcome: &str) {}
 }
@@ -254,6 +259,10 @@ impl TokenManager {
                 return Ok(held.token.clone());
             }
         }
+        let _turn = match self.inner.vault.refresh_turn().await {
+            Ok(turn) => turn,
+            Err(e) => return Err(TokenError::Unavailable(format!("cannot take the turn to refresh: {e}"))),
+        };
         let credential = match self.inner.vault.credential().await {
             Ok(Some(token)) => token,
             Ok(None) => {

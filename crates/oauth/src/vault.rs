@@ -61,6 +61,10 @@ impl Vault for AppVault {
         self.app.token_failed(self.owner, reason, explanation).await
     }
 
+    async fn refresh_turn(&self) -> Result<tidings_store::Turn, tidings_app::Error> {
+        self.app.refresh_turn(self.owner).await
+    }
+
     fn count_refresh(&self, outcome: &str) {
         self.app.metrics().count("tidings_token_refreshes_total", outcome);
     }

@@ -592,6 +592,22 @@ impl Listeners {
     }
 }
 
+/// A turn among the nodes of a shared database (see [`Store::turn`]), held until dropped.
+#[derive(Default)]
+pub struct Turn(Option<Box<dyn Send>>);
+
+impl Turn {
+    pub fn held(by: impl Send + 'static) -> Self {
+        Self(Some(Box::new(by)))
+    }
+}
+
+impl fmt::Debug for Turn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Turn(held)" } else { "Turn(alone)" })
+    }
+}
+
 /// Everything Tidings keeps. Implemented once per backend; every method is one atomic operation.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -602,6 +618,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// this backend cannot tell (SQLite: the daemon polls for the CLI's changes).
     async fn listen(&self, _listeners: Listeners) -> Result<bool> {
         Ok(false)
+    }
+
+    /// Waits until no other node of a shared database holds the turn `name` (a token's refresh), and holds it
+    /// until the returned value is dropped. With a database only one daemon uses (SQLite), at once.
+    async fn turn(&self, _name: &str) -> Result<Turn> {
+        Ok(Turn::default())
     }
 
     /// Takes, or keeps, the duty `name` (work that one node of a shared database does for all, such as the

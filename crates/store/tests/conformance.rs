@@ -201,6 +201,27 @@ async fn duty_story(store: &dyn Store) {
     assert!(!store.hold_duty("notifier", "a", after, term(after)).await.unwrap());
 }
 
+/// One node at a time holds a turn; the next waits for it, and a turn of another name is apart.
+async fn turn_story(a: &dyn Store, b: &dyn Store) {
+    use std::time::Duration;
+    let held = a.turn("refresh:relay").await.unwrap();
+    let _other = b.turn("refresh:device:1").await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(500), b.turn("refresh:relay")).await;
+    assert!(waiting.is_err(), "b waits while a holds the turn");
+    let (waited, ()) = tokio::join!(
+        async {
+            let started = std::time::Instant::now();
+            let _turn = b.turn("refresh:relay").await.unwrap();
+            started.elapsed()
+        },
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(held);
+        }
+    );
+    assert!(waited >= Duration::from_millis(300), "b had it only once a's ended ({waited:?})");
+}
+
 /// A change committed by one handle wakes the listeners of another, for what changed.
 async fn changes_story(listening: &dyn Store, other: &dyn Store) {
     use std::time::Duration;
@@ -252,6 +273,7 @@ async fn postgres_tells_every_story() {
     let (a, b) = (PgStore::open(&url).await.unwrap(), PgStore::open(&url).await.unwrap());
     duty_story(&a).await;
     changes_story(&a, &b).await;
+    turn_story(&a, &b).await;
 
     outbox::story(&fresh("outbox").await).await;
     outbox::waiting_story(&fresh("waiting").await).await;

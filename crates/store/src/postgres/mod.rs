@@ -20,7 +20,7 @@ use crate::{
     EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, Listeners, LoginRecord,
     MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease,
     NewOutboxMessage, NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store,
-    ThrottleRecord, Usage, Waiting,
+    ThrottleRecord, Turn, Usage, Waiting,
     stored::{corrupt, from_ms, ms},
 };
 use async_trait::async_trait;
@@ -138,6 +138,13 @@ impl Store for PgStore {
     async fn listen(&self, listeners: Listeners) -> Result<bool> {
         changes::listen(&self.pool, listeners).await?;
         Ok(true)
+    }
+
+    async fn turn(&self, name: &str) -> Result<Turn> {
+        // A lock of the transaction's: released when it ends, also when a node dies holding it.
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(name).execute(&mut *tx).await?;
+        Ok(Turn::held(tx))
     }
 
     async fn hold_duty(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool> {
