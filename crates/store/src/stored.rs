@@ -25,6 +25,31 @@ pub(crate) fn corrupt(what: &str, why: impl ToString) -> Error {
     Error::Corrupt { what: what.to_owned(), why: why.to_string() }
 }
 
+/// An authorization's owner as its column holds it (`relay`, `device:<id>`).
+pub(crate) fn owner_key(owner: crate::Owner) -> String {
+    match owner {
+        crate::Owner::Relay => "relay".to_owned(),
+        crate::Owner::Device(id) => format!("device:{id}"),
+    }
+}
+
+/// An event's kind from its column.
+pub(crate) fn event_kind(text: &str) -> Result<tidings_core::notify::EventKind> {
+    tidings_core::notify::EventKind::parse(text).map_err(|e| corrupt("event kind", e))
+}
+
+/// An event's state from its column.
+pub(crate) fn event_state(text: &str) -> Result<crate::EventState> {
+    use crate::EventState;
+    Ok(match text {
+        "pending" => EventState::Pending,
+        "mailed" => EventState::Mailed,
+        "counted" => EventState::Counted,
+        "recorded" => EventState::Recorded,
+        other => return Err(corrupt("event state", other)),
+    })
+}
+
 /// An account's interface language from its column.
 pub(crate) fn locale(text: Option<String>) -> Result<Option<Locale>> {
     text.map(|t| serde_json::from_value(serde_json::Value::String(t)).map_err(|e| corrupt("account locale", e)))

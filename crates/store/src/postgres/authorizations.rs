@@ -6,6 +6,7 @@ use super::{
     changes::{Topic, tell},
     events, insert_audit,
 };
+use crate::stored::owner_key;
 use crate::{
     Authorization, Grant, NewEvent, Owner, PendingSignIn, Result,
     stored::{from_ms, ms},
@@ -13,13 +14,6 @@ use crate::{
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgRow};
 use tidings_core::audit::NewAuditEntry;
-
-fn key(owner: Owner) -> String {
-    match owner {
-        Owner::Relay => "relay".to_owned(),
-        Owner::Device(id) => format!("device:{id}"),
-    }
-}
 
 fn to_record(r: &PgRow) -> Authorization {
     let at = |column: &str| r.get::<Option<i64>, _>(column).map(from_ms);
@@ -38,8 +32,10 @@ fn to_record(r: &PgRow) -> Authorization {
 }
 
 pub(super) async fn one(pool: &PgPool, owner: Owner) -> Result<Option<(Authorization, Option<Vec<u8>>)>> {
-    let row =
-        sqlx::query("SELECT * FROM authorizations WHERE owner = $1").bind(key(owner)).fetch_optional(pool).await?;
+    let row = sqlx::query("SELECT * FROM authorizations WHERE owner = $1")
+        .bind(owner_key(owner))
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(|r| (to_record(&r), r.get("sealed_refresh_token"))))
 }
 
@@ -62,7 +58,7 @@ pub(super) async fn granted(mut tx: Tx<'_>, owner: Owner, grant: Grant<'_>, at: 
                      acquired_by = excluded.acquired_by, refreshed_at = NULL, failure = NULL, explanation = NULL,
                      failed_at = NULL",
             )
-            .bind(key(owner))
+            .bind(owner_key(owner))
             .bind(owner.device_id())
             .bind(account)
             .bind(client_credentials)
@@ -82,7 +78,7 @@ pub(super) async fn granted(mut tx: Tx<'_>, owner: Owner, grant: Grant<'_>, at: 
             )
             .bind(sealed_refresh_token)
             .bind(ms(at))
-            .bind(key(owner))
+            .bind(owner_key(owner))
             .execute(&mut *tx)
             .await?;
         }
@@ -104,7 +100,7 @@ pub(super) async fn failed(
         .bind(reason)
         .bind(explanation)
         .bind(ms(at))
-        .bind(key(owner))
+        .bind(owner_key(owner))
         .execute(&mut *tx)
         .await?;
     events::insert(&mut tx, alert).await?;
@@ -114,7 +110,8 @@ pub(super) async fn failed(
 }
 
 pub(super) async fn forget(mut tx: Tx<'_>, owner: Owner, audit: &NewAuditEntry) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM authorizations WHERE owner = $1").bind(key(owner)).execute(&mut *tx).await?;
+    let done =
+        sqlx::query("DELETE FROM authorizations WHERE owner = $1").bind(owner_key(owner)).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {
         return Ok(false);
     }

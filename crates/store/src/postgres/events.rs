@@ -6,6 +6,7 @@ use super::{
     outbox::insert_messages,
     upsert_meta,
 };
+use crate::stored::{event_kind, event_state};
 use crate::{
     EventFilter, EventHandling, EventRecord, EventRef, EventState, NewEvent, Result, ThrottleRecord,
     stored::{corrupt, from_ms, ms},
@@ -36,25 +37,13 @@ pub(super) async fn insert(tx: &mut Tx<'_>, event: &NewEvent) -> Result<i64> {
     .await?)
 }
 
-fn kind(text: &str) -> Result<EventKind> {
-    EventKind::parse(text).map_err(|e| corrupt("event kind", e))
-}
-
-fn state(text: &str) -> Result<EventState> {
-    Ok(match text {
-        "pending" => EventState::Pending,
-        "mailed" => EventState::Mailed,
-        "counted" => EventState::Counted,
-        "recorded" => EventState::Recorded,
-        other => return Err(corrupt("event state", other)),
-    })
-}
-
 pub(super) async fn counts(pool: &PgPool) -> Result<Vec<(EventKind, EventState, u64)>> {
     let rows = sqlx::query("SELECT kind, state, COUNT(*) AS n FROM events GROUP BY kind, state ORDER BY kind, state")
         .fetch_all(pool)
         .await?;
-    rows.iter().map(|r| Ok((kind(r.get("kind"))?, state(r.get("state"))?, r.get::<i64, _>("n") as u64))).collect()
+    rows.iter()
+        .map(|r| Ok((event_kind(r.get("kind"))?, event_state(r.get("state"))?, r.get::<i64, _>("n") as u64)))
+        .collect()
 }
 
 fn to_record(row: &PgRow) -> Result<EventRecord> {
@@ -63,12 +52,12 @@ fn to_record(row: &PgRow) -> Result<EventRecord> {
     let status: Option<String> = row.get("message_status");
     Ok(EventRecord {
         id: row.get("id"),
-        kind: kind(row.get("kind"))?,
+        kind: event_kind(row.get("kind"))?,
         node: row.get("node"),
         details: serde_json::from_str::<BTreeMap<String, String>>(&details).map_err(|e| corrupt("event details", e))?,
         origin: row.get("origin"),
         received_at: from_ms(row.get("received_at")),
-        state: state(&state_text)?,
+        state: event_state(&state_text)?,
         message_id: row.get("message_id"),
         message_status: status.map(|s| s.parse::<Status>().map_err(|e| corrupt("message status", e))).transpose()?,
         repeats: row.get::<i32, _>("repeats") as u32,
@@ -124,7 +113,7 @@ pub(super) async fn with_repeats(pool: &PgPool) -> Result<Vec<ThrottleRecord>> {
     rows.iter()
         .map(|r| {
             Ok(ThrottleRecord {
-                kind: kind(r.get("kind"))?,
+                kind: event_kind(r.get("kind"))?,
                 node: r.get("node"),
                 throttle: to_throttle(r),
                 last_event_id: r.get("last_event_id"),

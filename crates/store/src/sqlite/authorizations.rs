@@ -2,17 +2,11 @@
 //! and the sign-ins under way that lead to them.
 
 use super::{events, from_ms, insert_audit, ms};
+use crate::stored::owner_key;
 use crate::{Authorization, Grant, NewEvent, Owner, PendingSignIn, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool, sqlite::SqliteRow};
 use tidings_core::audit::NewAuditEntry;
-
-fn key(owner: Owner) -> String {
-    match owner {
-        Owner::Relay => "relay".to_owned(),
-        Owner::Device(id) => format!("device:{id}"),
-    }
-}
 
 fn to_record(r: &SqliteRow) -> Authorization {
     let at = |column: &str| r.get::<Option<i64>, _>(column).map(from_ms);
@@ -31,7 +25,8 @@ fn to_record(r: &SqliteRow) -> Authorization {
 }
 
 pub(super) async fn one(pool: &SqlitePool, owner: Owner) -> Result<Option<(Authorization, Option<Vec<u8>>)>> {
-    let row = sqlx::query("SELECT * FROM authorizations WHERE owner = ?").bind(key(owner)).fetch_optional(pool).await?;
+    let row =
+        sqlx::query("SELECT * FROM authorizations WHERE owner = ?").bind(owner_key(owner)).fetch_optional(pool).await?;
     Ok(row.map(|r| (to_record(&r), r.get("sealed_refresh_token"))))
 }
 
@@ -55,7 +50,7 @@ pub(super) async fn granted(
                      (owner, device_id, account, client_credentials, sealed_refresh_token, acquired_at, acquired_by)
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(key(owner))
+            .bind(owner_key(owner))
             .bind(owner.device_id())
             .bind(account)
             .bind(client_credentials)
@@ -75,7 +70,7 @@ pub(super) async fn granted(
             )
             .bind(sealed_refresh_token)
             .bind(ms(at))
-            .bind(key(owner))
+            .bind(owner_key(owner))
             .execute(&mut *tx)
             .await?;
         }
@@ -97,7 +92,7 @@ pub(super) async fn failed(
         .bind(reason)
         .bind(explanation)
         .bind(ms(at))
-        .bind(key(owner))
+        .bind(owner_key(owner))
         .execute(&mut *tx)
         .await?;
     events::insert(&mut tx, alert).await?;
@@ -107,7 +102,8 @@ pub(super) async fn failed(
 
 pub(super) async fn forget(conn: &mut SqliteConnection, owner: Owner, audit: &NewAuditEntry) -> Result<bool> {
     let mut tx = conn.begin().await?;
-    let done = sqlx::query("DELETE FROM authorizations WHERE owner = ?").bind(key(owner)).execute(&mut *tx).await?;
+    let done =
+        sqlx::query("DELETE FROM authorizations WHERE owner = ?").bind(owner_key(owner)).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {
         return Ok(false);
     }
