@@ -70,6 +70,23 @@ pub enum Command {
     /// This node in a cluster: primary, backup and traffic nodes (docs/cluster.md).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The database as a whole: copy it to PostgreSQL, or back to SQLite (docs/postgresql.md).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the whole store (secrets still sealed) to another database, and check that every row arrived.
+    Copy {
+        /// The target: `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, or an SQLite file (a directory: its
+        /// `tidings.db`).
+        #[arg(long, value_name = "URL|FILE")]
+        to: String,
+        /// Replace what the target holds (refused without it when the target is not empty).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -219,3 +219,40 @@ fn an_idle_node_asks_the_database_about_once_a_second_at_most() {
     assert!(asked.len() <= 30, "{} statements in 20 s", asked.len());
     assert!(!asked.is_empty(), "the log shows the node's statements (the safety-net polls)");
 }
+
+/// A node moves from its SQLite database to PostgreSQL with `tidings store copy`, and runs there with what it had.
+#[test]
+fn a_data_directory_moves_to_postgres_with_store_copy() {
+    let server = Postgres::start();
+    let url = server.database("moved");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    ok(&dir, &["init"]);
+    ok(&dir, &["config", "set", "sender=alerts@example.com", "smtp.host=127.0.0.1", "smtp.port=1"]);
+    let sent = run(&dir, &["send", "--to", "ops@example.com", "--subject", "moved along", "--body", "hi"], "");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    ok(&dir, &["api-token", "create", "--name", "monitoring", "--role", "viewer"]);
+
+    {
+        let _daemon = Daemon::start(&dir, &[]);
+        let err = fails(&dir, &["store", "copy", "--to", &url]);
+        assert!(err.contains("a daemon is running") && err.contains("stop it first"), "{err}");
+    }
+    let out = ok(&dir, &["store", "copy", "--to", &url]);
+    assert!(out.contains("messages: 1") && out.contains("Every row arrived"), "{out}");
+    let err = fails(&dir, &["store", "copy", "--to", &url]);
+    assert!(err.contains("holds data already") && err.contains("--force"), "{err}");
+
+    // The same directory, its database now PostgreSQL's: the message, the token, the configuration.
+    let listed = db_ok(&dir, &url, &["queue", "list"]);
+    assert!(listed.contains("moved along"), "{listed}");
+    assert!(db_ok(&dir, &url, &["api-token", "list"]).contains("monitoring"));
+    assert!(db_ok(&dir, &url, &["config", "show"]).contains("alerts@example.com"));
+
+    // And back to a file.
+    let back = tmp.path().join("back.db");
+    let out = db_ok(&dir, &url, &["store", "copy", "--to", back.to_str().unwrap()]);
+    assert!(out.contains("messages: 1"), "{out}");
+    let err = fails(&dir, &["store", "copy", "--to", "mysql://u:Secret-db-9@h/d"]);
+    assert!(err.contains("postgres://") && !err.contains("Secret-db-9"), "{err}");
+}

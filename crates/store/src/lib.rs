@@ -5,6 +5,7 @@
 //!
 //! The store never sees a plaintext secret: secrets arrive sealed by the application and leave the same way.
 
+pub mod copy;
 mod location;
 pub mod postgres;
 pub use location::{Database, PostgresUrl};
@@ -45,6 +46,9 @@ pub enum Error {
     /// Stored data this version cannot read (written by a newer Tidings, or damaged).
     #[error("stored {what} cannot be read: {why}")]
     Corrupt { what: String, why: String },
+    /// A copy between stores that cannot be made (see [`copy::copy`]), with what to do.
+    #[error("{0}")]
+    CopyRefused(String),
     /// A write after the store was closed (Tidings is shutting down).
     #[error("the database is closed: Tidings is shutting down")]
     Closed,

@@ -11,6 +11,7 @@ mod init;
 mod oauth;
 mod queue;
 mod serve;
+mod store;
 
 use crate::cli::{Cli, Command, Global};
 use anyhow::{Result, anyhow};
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Event(command) => event::run(&open(global).await?, command).await,
         Command::Device(command) => device::run(&open(global).await?, command).await,
         Command::Cluster(command) => cluster::run(&open(global).await?, command).await,
+        Command::Store(command) => store::run(global, command).await,
     }
 }
 

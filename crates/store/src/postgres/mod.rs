@@ -99,12 +99,14 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 /// Makes the identity of `table`'s `id` continue above the largest id, after rows were written under given ids
 /// (a cluster's follower taking its primary's, a copy).
 pub(crate) async fn identity_follows(tx: &mut Tx<'_>, table: &str) -> Result<()> {
-    sqlx::query(&format!(
-        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT MAX(id) FROM {table}), 0) + 1, false)"
-    ))
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(&identity_follows_sql(table)).execute(&mut **tx).await?;
     Ok(())
+}
+
+pub(crate) fn identity_follows_sql(table: &str) -> String {
+    format!(
+        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+    )
 }
 
 async fn insert_audit(tx: &mut Tx<'_>, entry: &NewAuditEntry, at: DateTime<Utc>) -> Result<()> {
