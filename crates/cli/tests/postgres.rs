@@ -256,3 +256,70 @@ fn a_data_directory_moves_to_postgres_with_store_copy() {
     let err = fails(&dir, &["store", "copy", "--to", "mysql://u:Secret-db-9@h/d"]);
     assert!(err.contains("postgres://") && !err.contains("Secret-db-9"), "{err}");
 }
+
+/// Two nodes sending as one mailbox to a relay that behaves as Exchange Online does (more than three sessions of a
+/// mailbox get `432 4.3.2`): the mailbox's connections and pace are the cluster's, not each node's.
+#[test]
+fn the_limits_of_one_mailbox_hold_across_the_nodes() {
+    const MAILBOX: &str = "box@example.com";
+    let server = Postgres::start();
+    let url = server.database("limits");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(tmp.path(), &url);
+    let stats_file = tmp.path().join("stats.json");
+    let peer = SmtpPeer::start_tls(&[
+        "--user",
+        MAILBOX,
+        "--password",
+        "relay-pass-1",
+        "--thread-limit",
+        "3",
+        "--delay-data",
+        "0.3",
+        "--stats-out",
+        stats_file.to_str().unwrap(),
+    ]);
+    let port = format!("smtp.port={}", peer.port);
+    let ca = format!("tls.ca_file={}", peer.ca_file.as_ref().unwrap().display());
+    let user = format!("smtp.username={MAILBOX}");
+    let secret = run(&a, &["--database-url", &url, "config", "set-secret", "smtp.password"], "relay-pass-1\n");
+    assert!(secret.status.success(), "{}", stderr(&secret));
+    db_ok(
+        &a,
+        &url,
+        &[
+            "config",
+            "set",
+            "sender=box@example.com",
+            "smtp.host=127.0.0.1",
+            &port,
+            "smtp.encryption=starttls",
+            &ca,
+            "smtp.auth=password",
+            &user,
+            "delivery.connections=4",
+            "delivery.identity_connections=3",
+            "delivery.identity_messages_per_minute=12",
+        ],
+    );
+    let token = db_ok(&a, &url, &["api-token", "create", "--name", "t", "--role", "administrator"]).trim().to_owned();
+    let nodes = [serve(&a, &url, &[]), serve(&b, &url, &[])];
+    for i in 0..30 {
+        submit(&nodes[i % 2], &token, &format!("limits {i}"));
+    }
+    let stats = || -> Value {
+        std::fs::read_to_string(&stats_file).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null)
+    };
+    let delivered = || {
+        let (_, list) =
+            http(&nodes[0].address, "GET", "/api/v1/messages?status=delivered&limit=100", Some(&token), None);
+        list["messages"].as_array().map_or(0, Vec::len)
+    };
+    eventually("the minute's 12 messages", || delivered() >= 12);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(delivered(), 12, "the pace holds the rest, whichever node leased them, until the minute turns");
+    let seen = stats()[MAILBOX].clone();
+    assert!(seen["peak_sessions"].as_u64().unwrap() <= 3, "at most 3 sessions of the mailbox at once: {seen}");
+    assert_eq!(seen["refused"], 0, "no 432: {seen}");
+    assert_eq!(seen["messages"], 12, "{seen}");
+}

@@ -597,12 +597,13 @@ impl Listeners {
 }
 
 /// A turn among the nodes of a shared database (see [`Store::turn`]), held until dropped.
+/// (Behind a mutex only so that a turn can be held across awaits of a task that others may look at.)
 #[derive(Default)]
-pub struct Turn(Option<Box<dyn Send>>);
+pub struct Turn(Option<std::sync::Mutex<Box<dyn Send>>>);
 
 impl Turn {
     pub fn held(by: impl Send + 'static) -> Self {
-        Self(Some(Box::new(by)))
+        Self(Some(std::sync::Mutex::new(Box::new(by))))
     }
 }
 
@@ -622,6 +623,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// this backend cannot tell (SQLite: the daemon polls for the CLI's changes).
     async fn listen(&self, _listeners: Listeners) -> Result<bool> {
         Ok(false)
+    }
+
+    /// Whether other daemons may share this database (and so its outbox and what identities sent).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// One of `slots` places named `name` among the nodes of a shared database (a connection of an identity), held
+    /// until the returned value is dropped, or by no one once its node dies; `None` while all are held. With a
+    /// database only one daemon uses (SQLite), always one: the daemon counts its own.
+    async fn try_slot(&self, _name: &str, _slots: u32) -> Result<Option<Turn>> {
+        Ok(Some(Turn::default()))
     }
 
     /// Waits until no other node of a shared database holds the turn `name` (a token's refresh), and holds it

@@ -222,6 +222,18 @@ async fn turn_story(a: &dyn Store, b: &dyn Store) {
     assert!(waited >= Duration::from_millis(300), "b had it only once a's ended ({waited:?})");
 }
 
+/// Slots: at most as many holders as there are slots, across handles; a slot given back is taken again.
+async fn slot_story(a: &dyn Store, b: &dyn Store) {
+    let first = a.try_slot("connection:box", 2).await.unwrap().expect("a free slot");
+    let second = b.try_slot("connection:box", 2).await.unwrap().expect("the second slot");
+    assert!(a.try_slot("connection:box", 2).await.unwrap().is_none(), "both held");
+    assert!(b.try_slot("connection:other", 2).await.unwrap().is_some(), "another name is apart");
+    drop(first);
+    let third = b.try_slot("connection:box", 2).await.unwrap();
+    assert!(third.is_some(), "a slot given back is free again");
+    drop((second, third));
+}
+
 /// A change committed by one handle wakes the listeners of another, for what changed.
 async fn changes_story(listening: &dyn Store, other: &dyn Store) {
     use std::time::Duration;
@@ -274,6 +286,7 @@ async fn postgres_tells_every_story() {
     duty_story(&a).await;
     changes_story(&a, &b).await;
     turn_story(&a, &b).await;
+    slot_story(&a, &b).await;
 
     outbox::story(&fresh("outbox").await).await;
     outbox::waiting_story(&fresh("waiting").await).await;

@@ -228,6 +228,22 @@ impl Budgets {
         self.limits
     }
 
+    /// Takes what every node of a shared database sent as `identity` (`usage`, from the store, which
+    /// includes this node's) as its day and minute, keeping this node's runs under way and its warning.
+    pub fn sync(&mut self, identity: Identity<'_>, usage: &[Usage], now: DateTime<Utc>) {
+        let mut fresh = Ledger::default();
+        let mut mine: Vec<&Usage> = usage.iter().filter(|u| u.identity.as_deref() == identity).collect();
+        mine.sort_by_key(|u| u.minute);
+        for u in mine.into_iter().filter(|u| u.minute > now - day()) {
+            fresh.add(u.minute, u.messages, u.recipients);
+        }
+        fresh.forget_before(now);
+        let ledger = self.ledgers.entry(identity.map(str::to_owned)).or_default();
+        fresh.running = ledger.running;
+        fresh.warned = ledger.warned;
+        *ledger = fresh;
+    }
+
     /// New limits; what was sent still counts.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;

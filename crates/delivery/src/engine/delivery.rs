@@ -54,6 +54,8 @@ pub(super) struct Delivery {
     pub(super) owner: String,
     /// The probe of an open circuit.
     pub(super) probe: bool,
+    /// On a shared database, the identity's connection slot, held while the run lasts.
+    pub(super) _slot: Option<tidings_store::Turn>,
 }
 
 impl Delivery {

@@ -13,6 +13,7 @@
 mod delivery;
 mod relay;
 mod settle;
+mod shared;
 
 pub use relay::{looking_at, relay_settings};
 
@@ -148,8 +149,15 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "could not take back this node's leases"),
         }
         let (settle_tx, settle_rx) = mpsc::channel::<Settled>(1024);
-        let settler =
-            tokio::spawn(settle_batches(self.app.clone(), settle_rx, self.wake.clone(), self.options.settle_window));
+        // On a database other nodes share, what identities send is recorded as runs are admitted, not settled.
+        let shared = self.app.store().shared();
+        let settler = tokio::spawn(settle_batches(
+            self.app.clone(),
+            settle_rx,
+            self.wake.clone(),
+            self.options.settle_window,
+            !shared,
+        ));
         let pool = Arc::new(Pool::new(64, self.options.idle_timeout));
         let large = Arc::new(Semaphore::new(LARGE_AT_ONCE));
         let mut relay = self.relay().await;
@@ -268,7 +276,20 @@ impl Engine {
                 let free = relay.connections - in_flight.len();
                 let mut messages = if probe { vec![message] } else { run(message, &mut backlog, free) };
                 let recipients: Vec<u32> = messages.iter().map(|m| pending_recipients(m).len() as u32).collect();
-                match books.budgets.take(identity.as_deref(), now, &recipients) {
+                let (admit, slot) = if shared {
+                    match shared::admit(&self.app, &mut books.budgets, identity.as_deref(), now, &recipients).await {
+                        Ok(admitted) => admitted,
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not ask the shared database for the identity's limits; the messages wait");
+                            held.extend(messages.iter().map(|m| m.id));
+                            look_at = look_at.min(Instant::now() + Duration::from_secs(1));
+                            continue;
+                        }
+                    }
+                } else {
+                    (books.budgets.take(identity.as_deref(), now, &recipients), None)
+                };
+                match admit {
                     Admit::Go { count, warning } => {
                         held.extend(messages.drain(count..).map(|m| m.id));
                         if let Some(warning) = warning {
@@ -299,6 +320,7 @@ impl Engine {
                     policy: relay.policy,
                     owner: owner.clone(),
                     probe,
+                    _slot: slot,
                 };
                 let task = in_flight.spawn(job.run(settle_tx.clone()));
                 books.running.insert(task.id(), identity);

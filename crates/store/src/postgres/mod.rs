@@ -142,6 +142,27 @@ impl Store for PgStore {
         Ok(true)
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn try_slot(&self, name: &str, slots: u32) -> Result<Option<Turn>> {
+        // Slot k is the lock (name, k) of a transaction held open: released when the holder drops it, and by
+        // PostgreSQL when the holder's connection goes (its node died).
+        let mut tx = self.begin().await?;
+        for slot in 0..slots.min(64) {
+            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1), $2)")
+                .bind(name)
+                .bind(slot as i32)
+                .fetch_one(&mut *tx)
+                .await?;
+            if taken {
+                return Ok(Some(Turn::held(tx)));
+            }
+        }
+        Ok(None)
+    }
+
     async fn turn(&self, name: &str) -> Result<Turn> {
         // A lock of the transaction's: released when it ends, also when a node dies holding it.
         let mut tx = self.begin().await?;

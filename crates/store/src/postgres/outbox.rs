@@ -333,11 +333,16 @@ pub(super) async fn settle(mut tx: Tx<'_>, settlements: &[Settlement], usage: &[
 }
 
 pub(super) async fn usage_since(pool: &PgPool, since: DateTime<Utc>) -> Result<Vec<Usage>> {
+    // Nodes sharing the database record each admission at its time, so that their pace counts exactly: the last
+    // two minutes come as recorded, older rows by the minute (the day's budget needs no more).
     let rows = sqlx::query(
-        "SELECT identity, minute, messages, recipients FROM identity_usage WHERE minute >= $1
-         ORDER BY minute, identity",
+        "SELECT identity, CASE WHEN minute >= $2 THEN minute ELSE minute - minute % 60000 END AS at,
+                SUM(messages) AS messages, SUM(recipients) AS recipients
+         FROM identity_usage WHERE minute >= $1
+         GROUP BY identity, at ORDER BY at, identity",
     )
     .bind(ms(since))
+    .bind(ms(Utc::now()) - 2 * 60 * 1000)
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -346,9 +351,9 @@ pub(super) async fn usage_since(pool: &PgPool, since: DateTime<Utc>) -> Result<V
             let identity: String = r.get("identity");
             Usage {
                 identity: Some(identity).filter(|i| !i.is_empty()),
-                minute: from_ms(r.get("minute")),
-                messages: r.get::<i32, _>("messages") as u32,
-                recipients: r.get::<i32, _>("recipients") as u32,
+                minute: from_ms(r.get("at")),
+                messages: r.get::<i64, _>("messages") as u32,
+                recipients: r.get::<i64, _>("recipients") as u32,
             }
         })
         .collect())
