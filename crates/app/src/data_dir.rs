@@ -7,6 +7,7 @@
 //!   secret.key              0600  base64 key sealing the secrets (absent when TIDINGS_SECRET_KEY is used)
 //!   daemon.lock                   held by the running daemon, holds its pid
 //!   initial-admin-password  0600  written by a first `serve` only; delete it after signing in
+//!   instance                0600  the directory's id, told to the other nodes of a shared database
 //! ```
 
 use crate::{Error, Result, cipher::SecretKey};
@@ -62,6 +63,11 @@ impl DataDir {
     }
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("daemon.lock")
+    }
+    /// The directory's id (`instance`, made on first use), telling a node restarted from another node that took
+    /// the same name on a shared database.
+    pub fn instance_file(&self) -> PathBuf {
+        self.root.join("instance")
     }
     pub fn initial_password_file(&self) -> PathBuf {
         self.root.join("initial-admin-password")
@@ -152,6 +158,20 @@ impl DataDir {
         let mut text = String::new();
         File::open(&path).and_then(|mut f| f.read_to_string(&mut text)).map_err(|e| Error::io(&path, e))?;
         SecretKey::from_base64(&text, &format!("the key file {}", path.display()))
+    }
+
+    /// The directory's id, made (random) on first use.
+    pub fn instance_id(&self) -> Result<String> {
+        let path = self.instance_file();
+        match fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        write_private(&path, format!("{id}\n").as_bytes())?;
+        Ok(id)
     }
 
     /// Takes the daemon lock: one daemon per data directory. Held until the returned value is dropped.

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod outbox;
 pub mod password_checks;
+pub mod peers;
 pub mod settings;
 pub mod sign_in;
 pub mod tls_files;

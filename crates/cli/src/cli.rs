@@ -343,6 +343,10 @@ pub struct ServeArgs {
     /// How long a password check waits for its turn before it is refused (gateway `421`, web `429`).
     #[arg(long, env = "TIDINGS_PASSWORD_CHECK_WAIT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub password_check_wait: Duration,
+    /// With --database-url: how often this node tells the others it is there (a node silent for three is taken
+    /// for gone, and its name may be taken by another).
+    #[arg(long, env = "TIDINGS_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Duration,
     /// How often the SMTP gateway looks again at its certificate files (reloading them when they changed) and
     /// tries again a listener it could not bind.
     #[arg(long, env = "TIDINGS_GATEWAY_RECHECK_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]

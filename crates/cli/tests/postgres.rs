@@ -27,11 +27,15 @@ fn db_fails(dir: &Path, url: &str, args: &[&str]) -> String {
     fails(dir, &all)
 }
 
-/// A daemon on `dir` and the shared database, which only the database's notifications can tell of changes.
+/// A daemon on `dir` and the shared database, which only the database's notifications can tell of changes; named
+/// after its directory (the nodes of these tests share one host name).
 fn serve(dir: &Path, url: &str, extra: &[&str]) -> Daemon {
+    let name = dir.file_name().unwrap().to_str().unwrap();
     let mut args = vec![
         "--database-url",
         url,
+        "--node-id",
+        name,
         "--config-poll-interval",
         "1h",
         "--notify-poll-interval",
@@ -43,11 +47,14 @@ fn serve(dir: &Path, url: &str, extra: &[&str]) -> Daemon {
     Daemon::start(dir, &args)
 }
 
-/// The first node initialises the database; the second joins it with the first one's key.
+/// The first node initialises the database (the administrator's password in `a/admin-password`); the second joins
+/// it with the first one's key.
 fn two_nodes(tmp: &Path, url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let (a, b) = (tmp.join("a"), tmp.join("b"));
     let made = db_ok(&a, url, &["init"]);
     assert!(made.contains("administrator account: admin"), "{made}");
+    let password = made.lines().find_map(|l| l.trim().strip_prefix("password: ")).unwrap();
+    std::fs::write(tmp.join("admin-password"), password.split(' ').next().unwrap()).unwrap();
     let key = a.join("secret.key");
     let joined = db_ok(&b, url, &["init", "--join-key", key.to_str().unwrap()]);
     assert!(joined.contains("no account was created"), "{joined}");
@@ -58,6 +65,43 @@ fn submit(daemon: &Daemon, token: &str, subject: &str) {
     let body = json!({"to": ["ops@example.com"], "subject": subject, "text": "shared queue"});
     let (status, answer) = http(&daemon.address, "POST", "/api/v1/messages", Some(token), Some(&body));
     assert_eq!(status, 202, "{answer}");
+}
+
+/// One HTTP/1.1 exchange as text (head and body), with `cookie` sent when given.
+fn exchange(address: &str, method: &str, path: &str, cookie: Option<&str>, form: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let body = form.unwrap_or_default();
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The `name=value` of each cookie a response sets.
+fn cookies(response: &str) -> Vec<String> {
+    response
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+/// Signs in as `admin` on the node at `address`; the session cookie.
+fn sign_in(address: &str, password: &str) -> String {
+    let page = exchange(address, "GET", "/login", None, None);
+    let login_cookie = cookies(&page).join("; ");
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let form = format!("csrf={csrf}&username=admin&password={password}&next=%2F");
+    let signed_in = exchange(address, "POST", "/login", Some(&login_cookie), Some(&form));
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    cookies(&signed_in).into_iter().find(|c| !c.ends_with('=')).unwrap()
 }
 
 fn subject(message: &Value) -> String {
@@ -114,6 +158,23 @@ fn nodes_on_one_database_share_the_configuration_the_accounts_and_the_outbox() {
     node_b.wait_for_log(changed);
     node_a.wait_for_log(changed);
 
+    // One set of web sessions: signed in on one node, signed in on the other, which lists both nodes.
+    let password = std::fs::read_to_string(tmp.path().join("admin-password")).unwrap();
+    let session = sign_in(&node_a.address, &password);
+    let page = exchange(&node_b.address, "GET", "/cluster", Some(&session), None);
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("id=\"database-nodes\""), "{page}");
+    assert!(page.contains("b (this node)") && page.contains(">a<"), "both nodes, this one marked: {page}");
+    let (_, ready) = http(&node_b.address, "GET", "/readyz", None, None);
+    let nodes: Vec<(&str, bool, bool)> = ready["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["node"].as_str().unwrap(), n["live"].as_bool().unwrap(), n["this"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(nodes, [("a", true, false), ("b", true, true)], "{ready}");
+    let metrics = exchange(&node_a.address, "GET", "/metrics", Some(&session), None);
+    assert!(metrics.contains("tidings_database_nodes 2"), "{metrics}");
+
     // One outbox: messages accepted by both nodes are each delivered once.
     for i in 0..100 {
         submit(if i % 2 == 0 { &node_a } else { &node_b }, &token, &format!("shared {i}"));
@@ -131,6 +192,18 @@ fn nodes_on_one_database_share_the_configuration_the_accounts_and_the_outbox() {
     });
     seen.extend(peer.received_now().iter().map(|m| (subject(m), 2)));
     assert!(seen.values().all(|n| *n == 1), "delivered once each: {seen:?}");
+
+    // A third node that takes a live node's name is refused before it touches the queue.
+    let c = tmp.path().join("c");
+    db_ok(&c, &url, &["init", "--join-key", a.join("secret.key").to_str().unwrap()]);
+    let refused = tidings()
+        .args(["--database-url", &url, "--data-dir", c.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .args(["--node-id", "a"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("another node named \"a\" uses this database"), "{said}");
+    assert!(said.contains("--node-id"), "{said}");
 
     // Nodes of one database are peers: the roles of a primary/backup cluster are refused, with the reason.
     let err = db_fails(&b, &url, &["cluster", "add-node", "backup-1", "--role", "backup"]);
@@ -189,6 +262,8 @@ fn a_node_killed_under_load_loses_nothing_the_other_delivers_its_messages() {
     for message in peer.received_now() {
         *seen.entry(subject(&message)).or_default() += 1;
     }
+    // The killed node comes back under its name (its data directory tells it from another node of that name).
+    let _back = serve(&a, &url, &[]);
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     eprintln!("{MESSAGES} messages, {duplicates} delivered twice (in flight on the killed node)");
     assert_eq!(seen.len(), MESSAGES, "only the accepted messages arrived");

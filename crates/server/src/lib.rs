@@ -10,6 +10,7 @@
 //! - [`notifier`] mails events to the admin contacts, sends the daily notice and raises token alerts.
 //! - [`shutdown`] turns SIGINT and SIGTERM into the shutdown token.
 
+mod heartbeat;
 pub mod http;
 pub mod live_config;
 pub mod notifier;
@@ -82,6 +83,8 @@ pub struct Options {
     pub follow: tidings_cluster::follow::FollowOptions,
     /// The hooks run when this node becomes the primary or stops being it, and their timeout.
     pub watch: tidings_cluster::watch::WatchOptions,
+    /// On a database other nodes share, how often this one says it is there.
+    pub heartbeat: Duration,
 }
 
 impl Default for Options {
@@ -98,6 +101,7 @@ impl Default for Options {
             cluster_listen: None,
             follow: tidings_cluster::follow::FollowOptions::default(),
             watch: tidings_cluster::watch::WatchOptions { hook_timeout: Duration::from_secs(30), ..Default::default() },
+            heartbeat: Duration::from_secs(10),
         }
     }
 }
@@ -106,6 +110,15 @@ impl Default for Options {
 /// way.
 pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: CancellationToken) -> Result<()> {
     let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
+    let node = options.engine.node.clone();
+    // First of all on a shared database: a node that takes another live node's name must not take its leases.
+    let heartbeat = match app.store().shared() {
+        true => {
+            let address = listener.local_addr().map_err(Error::Http)?;
+            Some(heartbeat::start(app.clone(), node.clone(), address, options.heartbeat, shutdown.clone()).await?)
+        }
+        false => None,
+    };
     let config = live_config::LiveConfig::start(app.clone(), options.config_poll_interval, shutdown.clone()).await?;
     let wake = Arc::new(Notify::new());
     let handoff = Arc::new(Handoff::default());
@@ -208,6 +221,8 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         gateway: gateway_status,
         sign_in: options.sign_in,
         secure_cookies: tls.is_some(),
+        node,
+        heartbeat: options.heartbeat,
     });
     let address = listener.local_addr().map_err(Error::Http)?;
     // The API and the web interface side by side, over one service layer; every answer gets the security headers.
@@ -230,6 +245,9 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let _ = follower.await;
     let _ = reload.await;
     let _ = watcher.await;
+    if let Some(heartbeat) = heartbeat {
+        let _ = heartbeat.await;
+    }
     if let Some(cluster) = cluster {
         let _ = cluster.await;
     }

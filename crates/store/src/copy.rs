@@ -36,6 +36,7 @@ const TABLES: &[&str] = &[
     "identity_usage",
     "cluster_self",
     "cluster_nodes",
+    "peers",
 ];
 
 /// The tables whose ids PostgreSQL draws from an identity, which must continue above the copied ids.

@@ -552,6 +552,22 @@ impl fmt::Debug for ClusterNode {
     }
 }
 
+/// A daemon that uses the database, as it last said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its name (`--node-id`), which its message leases carry.
+    pub node: String,
+    /// Its data directory's id: the same node restarted has the same.
+    pub instance: String,
+    pub version: String,
+    /// Where its HTTP interface listens.
+    pub address: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+    /// Messages it holds leased now (read, never written).
+    pub leased: u64,
+}
+
 /// A device account's web session to create; only the hash of its cookie is stored.
 #[derive(Clone, Debug)]
 pub struct NewDeviceSession {
@@ -834,6 +850,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Makes the accounts, API tokens and device accounts exactly these, under their ids (local sign-in state,
     /// such as lockouts and last use, stays), in one commit with the audit entry.
     async fn replace_identities(&self, identities: &Identities, audit: &NewAuditEntry) -> Result<()>;
+
+    // The daemons that use the database.
+
+    /// Records a daemon's heartbeat (replacing what its name said before), forgetting those not seen for a day.
+    async fn peer_seen(&self, peer: &Peer) -> Result<()>;
+    /// Every daemon that said it uses the database, by name, with the messages each holds leased.
+    async fn peers(&self) -> Result<Vec<Peer>>;
+    /// A daemon stopped: it is no longer listed.
+    async fn peer_gone(&self, node: &str) -> Result<()>;
 
     // API tokens.
 

@@ -260,6 +260,52 @@ async fn changes_story(listening: &dyn Store, other: &dyn Store) {
     assert!(!told(&listeners.outbox, 1).await, "nothing was queued, so the delivery engine sleeps on");
 }
 
+/// The daemons that use the database: each one's last word, and the messages it holds leased.
+async fn peers_story(store: &dyn Store) {
+    use chrono::{Duration, Utc};
+    use tidings_core::outbox::{Recipient, circuit::Waiting};
+    use tidings_store::{NewOutboxMessage, Peer};
+    let now = Utc::now();
+    let peer = |node: &str| Peer {
+        node: node.into(),
+        instance: format!("{node}-dir"),
+        version: "1.2.3".into(),
+        address: Some("127.0.0.1:8080".into()),
+        started_at: now,
+        seen_at: now,
+        leased: 0,
+    };
+    store.peer_seen(&peer("node-a")).await.unwrap();
+    store.peer_seen(&peer("node-a_b")).await.unwrap();
+    let message = NewOutboxMessage {
+        origin: "api:test".into(),
+        mail_from: "a@example.com".into(),
+        recipients: vec![Recipient::pending("r@example.com")],
+        subject: None,
+        message_id: None,
+        content: b"x".to_vec(),
+        created_at: now,
+        mailbox_of: None,
+    };
+    store.enqueue(&[message.clone(), message], None).await.unwrap();
+    let leased = store.lease_due("node-a/1f2e", now, now + Duration::minutes(5), 10, &Waiting::default()).await;
+    assert_eq!(leased.unwrap().len(), 2);
+    let peers = store.peers().await.unwrap();
+    assert_eq!(peers.iter().map(|p| (p.node.as_str(), p.leased)).collect::<Vec<_>>(), [("node-a", 2), ("node-a_b", 0)]);
+    assert_eq!(peers[0].started_at.timestamp_millis(), now.timestamp_millis());
+    let later = Peer { seen_at: now + Duration::seconds(10), ..peer("node-a") };
+    store.peer_seen(&later).await.unwrap();
+    assert_eq!(store.peers().await.unwrap()[0].seen_at.timestamp_millis(), later.seen_at.timestamp_millis());
+    store.peer_gone("node-a").await.unwrap();
+    assert_eq!(store.peers().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_peers_story() {
+    let dir = tempfile::tempdir().unwrap();
+    peers_story(&SqliteStore::open(&dir.path().join("tidings.db")).await.unwrap()).await;
+}
+
 /// Every story again, against PostgreSQL: one server, a fresh database per story.
 #[tokio::test]
 async fn postgres_tells_every_story() {
@@ -288,6 +334,7 @@ async fn postgres_tells_every_story() {
     turn_story(&a, &b).await;
     slot_story(&a, &b).await;
 
+    peers_story(&fresh("peers").await).await;
     outbox::story(&fresh("outbox").await).await;
     outbox::waiting_story(&fresh("waiting").await).await;
     outbox::usage_story(&fresh("usage").await).await;

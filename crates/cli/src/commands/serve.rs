@@ -58,6 +58,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             body: args.http_body_timeout,
         },
         gateway_recheck: args.gateway_recheck_interval,
+        heartbeat: args.heartbeat_interval.max(std::time::Duration::from_millis(100)),
         cluster_listen: args.cluster_listen,
         follow: tidings_cluster::follow::FollowOptions {
             wait: args.cluster_wait,

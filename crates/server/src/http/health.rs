@@ -53,6 +53,13 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         "connections": inner.gateway.connections(),
     });
     let health = inner.app.delivery_health().await.unwrap_or_default();
+    let nodes = match context.nodes().await {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: cannot read the nodes of the database");
+            None
+        }
+    };
     let mut body = json!({
         "status": "ready",
         "config_revision": config.revision,
@@ -61,6 +68,9 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         "gateway": gateway,
         "delivery": delivery(&health),
     });
+    if let Some(nodes) = nodes {
+        body["nodes"] = json!(nodes.iter().map(wire::Node::from).collect::<Vec<_>>());
+    }
     if problems.is_empty() {
         return (StatusCode::OK, Json(body));
     }

@@ -29,6 +29,21 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
     for (kind, state, n) in app.store().event_counts().await.map_err(tidings_app::Error::from)? {
         let _ = writeln!(out, "tidings_events{{kind=\"{}\",state=\"{}\"}} {n}", escape(kind.id()), state.as_str());
     }
+    if let Some(nodes) = context.nodes().await? {
+        let _ = writeln!(
+            out,
+            "# HELP tidings_database_nodes Daemons sharing this database and heard from within three heartbeats.\n# TYPE tidings_database_nodes gauge\ntidings_database_nodes {}",
+            nodes.iter().filter(|n| n.live).count()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tidings_node_leased_messages Messages each daemon of the database holds leased now.\n# TYPE tidings_node_leased_messages gauge"
+        );
+        for n in &nodes {
+            let _ =
+                writeln!(out, "tidings_node_leased_messages{{node=\"{}\"}} {}", escape(&n.peer.node), n.peer.leased);
+        }
+    }
     let live = crate::service::oauth::live_report(&context).await?.status;
     let _ = writeln!(
         out,

@@ -183,6 +183,38 @@ impl From<&circuit::Down> for Down {
     }
 }
 
+/// A daemon that shares this node's database (`/readyz`).
+#[derive(Debug, Serialize)]
+pub struct Node {
+    pub node: String,
+    pub version: String,
+    pub address: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+    /// Heard from within three heartbeats.
+    pub live: bool,
+    /// Messages it holds leased now.
+    pub leased: u64,
+    /// The daemon that answers.
+    pub this: bool,
+}
+
+impl From<&crate::service::Node> for Node {
+    fn from(n: &crate::service::Node) -> Self {
+        let p = &n.peer;
+        Self {
+            node: p.node.clone(),
+            version: p.version.clone(),
+            address: p.address.clone(),
+            started_at: p.started_at,
+            seen_at: p.seen_at,
+            live: n.live,
+            leased: p.leased,
+            this: n.this,
+        }
+    }
+}
+
 /// What holds a message back.
 #[derive(Debug, Serialize)]
 pub struct Waiting {
@@ -729,6 +761,20 @@ mod tests {
         cases.push(("ClusterNode", schema("ClusterNode"), sent(&shown.nodes[0])));
         let primary = schema("Cluster")["properties"]["primary"].clone();
         cases.push(("Cluster.primary", primary, sent(shown.primary.as_ref().unwrap())));
+        let node = crate::service::Node {
+            peer: tidings_app::peers::Peer {
+                node: "node-a".into(),
+                instance: "1".into(),
+                version: "0.1.0".into(),
+                address: some(),
+                started_at: at(),
+                seen_at: at(),
+                leased: 2,
+            },
+            live: true,
+            this: true,
+        };
+        cases.push(("Node", schema("Node"), sent(Node::from(&node))));
         for (name, schema, sent) in cases {
             assert_eq!(sent, documented(&doc, &schema), "{name}: the fields sent differ from openapi.json's");
         }

@@ -47,6 +47,9 @@ pub(crate) struct Inner {
     pub(crate) sign_in: SignInPolicy,
     /// Cookies get `Secure` when the daemon serves HTTPS.
     pub(crate) secure_cookies: bool,
+    /// This daemon's name, and how often the nodes of a shared database say they are there.
+    pub(crate) node: String,
+    pub(crate) heartbeat: std::time::Duration,
 }
 
 /// What the daemon hands the HTTP interface.
@@ -61,6 +64,8 @@ pub struct Shared {
     pub gateway: tidings_gateway::Status,
     pub sign_in: SignInPolicy,
     pub secure_cookies: bool,
+    pub node: String,
+    pub heartbeat: std::time::Duration,
 }
 
 impl Context {
@@ -78,6 +83,8 @@ impl Context {
                 started: Instant::now(),
                 sign_in: s.sign_in,
                 secure_cookies: s.secure_cookies,
+                node: s.node,
+                heartbeat: s.heartbeat,
             }),
         }
     }
@@ -92,6 +99,38 @@ impl Context {
     /// Tells the notifier that an event was recorded.
     pub(crate) fn wake_notifier(&self) {
         self.inner.events.notify_one();
+    }
+}
+
+/// A daemon that shares this node's database, as the pages, `/readyz` and the metrics show it.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub(crate) peer: tidings_app::peers::Peer,
+    /// Heard from within three heartbeats.
+    pub(crate) live: bool,
+    /// This daemon.
+    pub(crate) this: bool,
+}
+
+impl Context {
+    /// The daemons of a shared database; `None` when no other may share it (SQLite).
+    pub(crate) async fn nodes(&self) -> tidings_app::Result<Option<Vec<Node>>> {
+        let inner = &self.inner;
+        if !inner.app.store().shared() {
+            return Ok(None);
+        }
+        let now = chrono::Utc::now();
+        let peers = inner.app.peers().await?;
+        Ok(Some(
+            peers
+                .into_iter()
+                .map(|peer| Node {
+                    live: tidings_app::peers::live(&peer, now, inner.heartbeat),
+                    this: peer.node == inner.node,
+                    peer,
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -29,6 +29,9 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
 async fn render(context: &Context, viewer: &Viewer, notices: Vec<(&'static str, String)>) -> Result<Response, UiError> {
     let tr = viewer.tr;
     let app = &context.inner.app;
+    if let Some(nodes) = context.nodes().await? {
+        return Ok(shared(context, viewer, &nodes, notices).await);
+    }
     let me = app.membership().await?;
     let nodes = app.cluster_nodes().await?;
     let admin = viewer.caller.role == tidings_core::account::Role::Administrator;
@@ -103,6 +106,42 @@ async fn render(context: &Context, viewer: &Viewer, notices: Vec<(&'static str, 
         p.small { (tr.t("cluster.docs")) }
     };
     Ok(page(context, viewer, "/cluster", tr.t("nav.cluster"), body).await.into_response())
+}
+
+/// The page of a node whose database other nodes share: the peers, what each holds, whether it is heard from.
+async fn shared(
+    context: &Context,
+    viewer: &Viewer,
+    nodes: &[service::Node],
+    notices: Vec<(&'static str, String)>,
+) -> Response {
+    let tr = viewer.tr;
+    let body = html! {
+        @for (kind, text) in &notices { (notice(kind, text)) }
+        p #cluster-shared { (tr.t("cluster.shared")) }
+        table #database-nodes {
+            thead { tr {
+                th { (tr.t("cluster.node")) } th { (tr.t("cluster.address")) } th { (tr.t("cluster.version")) }
+                th { (tr.t("cluster.started")) } th { (tr.t("cluster.last_heard")) } th { (tr.t("cluster.leased")) }
+                th { (tr.t("cluster.state")) }
+            } }
+            tbody {
+                @for n in nodes {
+                    tr {
+                        td { (n.peer.node) @if n.this { " (" (tr.t("cluster.this")) ")" } }
+                        td { (n.peer.address.as_deref().unwrap_or("—")) }
+                        td { (n.peer.version) }
+                        td { (when(&n.peer.started_at)) }
+                        td { (when(&n.peer.seen_at)) }
+                        td { (n.peer.leased) }
+                        td { @if n.live { (tr.t("cluster.live")) } @else { strong { (tr.t("cluster.silent")) } } }
+                    }
+                }
+            }
+        }
+        p.small { (tr.t("cluster.shared_docs")) }
+    };
+    page(context, viewer, "/cluster", tr.t("nav.cluster"), body).await.into_response()
 }
 
 #[derive(Deserialize)]

@@ -13,13 +13,14 @@ mod devices;
 mod events;
 mod identities;
 mod outbox;
+mod peers;
 mod tokens;
 
 use crate::{
     Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
     EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, Listeners, LoginRecord,
     MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease,
-    NewOutboxMessage, NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store,
+    NewOutboxMessage, NewSession, Owner, Peer, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store,
     ThrottleRecord, Turn, Usage, Waiting,
     stored::{corrupt, from_ms, ms},
 };
@@ -531,6 +532,16 @@ impl Store for PgStore {
     }
     async fn replace_identities(&self, with: &Identities, audit: &NewAuditEntry) -> Result<()> {
         identities::replace(self.begin().await?, with, audit).await
+    }
+
+    async fn peer_seen(&self, peer: &Peer) -> Result<()> {
+        peers::seen(&self.pool, peer).await
+    }
+    async fn peers(&self) -> Result<Vec<Peer>> {
+        peers::all(&self.pool).await
+    }
+    async fn peer_gone(&self, node: &str) -> Result<()> {
+        peers::gone(&self.pool, node).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {

@@ -14,6 +14,7 @@ mod devices;
 mod events;
 mod identities;
 mod outbox;
+mod peers;
 mod tokens;
 mod writer;
 
@@ -21,8 +22,8 @@ use crate::{
     Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
     EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, LoginRecord, MessageDetail,
     MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage,
-    NewSession, Owner, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord, Usage,
-    Waiting,
+    NewSession, Owner, Peer, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord,
+    Usage, Waiting,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -451,6 +452,16 @@ impl Store for SqliteStore {
     }
     async fn end_device_session(&self, token_hash: &[u8], audit: &NewAuditEntry) -> Result<()> {
         device_sessions::end_session(&mut *self.writer.lock().await?, token_hash, audit).await
+    }
+
+    async fn peer_seen(&self, peer: &Peer) -> Result<()> {
+        peers::seen(&mut *self.writer.lock().await?, peer).await
+    }
+    async fn peers(&self) -> Result<Vec<Peer>> {
+        peers::all(&self.reader).await
+    }
+    async fn peer_gone(&self, node: &str) -> Result<()> {
+        peers::gone(&mut *self.writer.lock().await?, node).await
     }
 
     async fn create_api_token(&self, name: &str, role: Role, token_hash: &[u8], audit: &NewAuditEntry) -> Result<i64> {
