@@ -47,6 +47,10 @@ def parse_args():
     p.add_argument("--device-interval", type=int, default=1)
     p.add_argument("--device-expires", type=int, default=900)
     p.add_argument("--slow-down-once", action="store_true")
+    p.add_argument("--refresh-delay", type=float, default=0.0, help="seconds each refresh takes before its answer")
+    p.add_argument("--grants-out", help="file that gets a line per grant: GRANT <type> ok|refused|outage")
+    p.add_argument("--single-use-refresh", action="store_true",
+                   help="a refresh token works once (rotation with reuse refused, as OAuth 2.1 advises)")
     return p.parse_args()
 
 
@@ -64,6 +68,13 @@ DESCRIPTIONS = {
     700082: "AADSTS700082: The refresh token has expired due to inactivity. The token was issued on 2026-08-01T00:00:00Z and was inactive for 90.00:00:00.",
     50173: "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed.",
 }
+
+
+def log_grant(text):
+    print(text, file=sys.stderr, flush=True)
+    if ARGS.grants_out:
+        with open(ARGS.grants_out, "a") as f:
+            f.write(text + "\n")
 
 
 def write_access_tokens():
@@ -144,10 +155,12 @@ class Handler(BaseHTTPRequestHandler):
         if not self.path.endswith("/oauth2/v2.0/token"):
             return self.answer(404, {"error": "not_found"})
         grant = form.get("grant_type", "")
+        if grant == "refresh_token" and ARGS.refresh_delay:
+            time.sleep(ARGS.refresh_delay)  # outside the lock: refreshes meanwhile run side by side
         with LOCK:
             if OUTAGE[0] > 0:
                 OUTAGE[0] -= 1
-                print(f"GRANT {grant} outage", file=sys.stderr, flush=True)
+                log_grant(f"GRANT {grant} outage")
                 self.send_response(503)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -190,8 +203,10 @@ class Handler(BaseHTTPRequestHandler):
             elif grant != "refresh_token":
                 return self.error(400, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.")
             elif form.get("refresh_token") not in REFRESH:
-                print(f"GRANT {grant} refused", file=sys.stderr, flush=True)
+                log_grant(f"GRANT {grant} refused")
                 return self.error(400, "invalid_grant", ARGS.revoked_code, DESCRIPTIONS.get(ARGS.revoked_code, f"AADSTS{ARGS.revoked_code}: refused."))
+            if grant == "refresh_token" and ARGS.single_use_refresh:
+                REFRESH.discard(form["refresh_token"])
             access = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
             ACCESS[access] = time.time() + ARGS.lifetime
             body = {"token_type": "Bearer", "expires_in": ARGS.lifetime, "ext_expires_in": ARGS.lifetime, "access_token": access}
@@ -201,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
                 body["refresh_token"] = rotated
                 body["scope"] = form.get("scope", "https://outlook.office.com/SMTP.Send")
             write_access_tokens()
-            print(f"GRANT {grant} ok", file=sys.stderr, flush=True)
+            log_grant(f"GRANT {grant} ok")
             self.answer(200, body)
 
     def devicecode(self, form):

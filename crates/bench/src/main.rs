@@ -27,6 +27,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 
 mod cluster;
 mod memory;
+mod postgres;
 mod realistic;
 
 struct Args {
@@ -67,7 +68,7 @@ fn args() -> Result<Args> {
             "--connections" => args.connections = value.parse()?,
             "--rounds" => args.rounds = value.parse::<usize>()?.max(1),
             other => bail!(
-                "unknown flag {other}; expected --scenario throughput|memory|realistic|cluster, --tidings, --smtp-sink, --messages, \
+                "unknown flag {other}; expected --scenario throughput|memory|realistic|cluster|postgres, --tidings, --smtp-sink, --messages, \
                  --concurrency, --connections, --rounds, --size"
             ),
         }
@@ -256,7 +257,8 @@ async fn main() -> Result<()> {
         "memory" => memory::run(&args).await,
         "realistic" => realistic::run(&args).await,
         "cluster" => cluster::run(&args).await,
-        other => bail!("unknown scenario {other}; expected throughput, memory, realistic or cluster"),
+        "postgres" => postgres::run(&args).await,
+        other => bail!("unknown scenario {other}; expected throughput, memory, realistic, cluster or postgres"),
     }
 }
 

@@ -23,13 +23,13 @@ use std::{
 use tokio::io::{AsyncWriteExt, BufReader};
 
 /// The access token the relay accepts.
-const TOKEN: &str = "bench-relay-access-token";
+pub(crate) const TOKEN: &str = "bench-relay-access-token";
 /// The mailbox Tidings and the direct sessions authenticate as.
-const MAILBOX: &str = "bench@example.com";
+pub(crate) const MAILBOX: &str = "bench@example.com";
 
 /// Where a session sends.
 #[derive(Clone)]
-enum Target {
+pub(crate) enum Target {
     /// The gateway, with AUTH PLAIN as the bench's device account, without TLS (a device on the LAN).
     Gateway(u16),
     /// The relay, with STARTTLS (trusting `ca`) and XOAUTH2, as Tidings itself does.
@@ -60,14 +60,14 @@ async fn session(target: Target, messages: usize) -> Result<()> {
 }
 
 /// The relay: the peer server with STARTTLS, XOAUTH2 and pipelining; counts what it received.
-struct Relay {
+pub(crate) struct Relay {
     _process: Process,
-    port: u16,
-    ca: PathBuf,
-    received: Arc<AtomicUsize>,
+    pub(crate) port: u16,
+    pub(crate) ca: PathBuf,
+    pub(crate) received: Arc<AtomicUsize>,
 }
 
-fn start_relay(dir: &Path) -> Result<Relay> {
+pub(crate) fn start_relay(dir: &Path) -> Result<Relay> {
     let ca = dir.join("relay-ca.pem");
     let python = Path::new(".venv/bin/python");
     let mut child = Command::new(python)
@@ -90,7 +90,7 @@ fn start_relay(dir: &Path) -> Result<Relay> {
     Ok(Relay { _process: Process(child), port, ca, received })
 }
 
-fn tls_connector(ca: &Path) -> Result<tokio_rustls::TlsConnector> {
+pub(crate) fn tls_connector(ca: &Path) -> Result<tokio_rustls::TlsConnector> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca)? {
@@ -115,7 +115,7 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// Runs `sessions` sessions of `messages / sessions` messages each to `target`; the time until the relay has
 /// received them all.
-async fn round(target: Target, relay: &Relay, sessions: usize, messages: usize) -> Result<Duration> {
+pub(crate) async fn round(target: Target, relay: &Relay, sessions: usize, messages: usize) -> Result<Duration> {
     let before = relay.received.load(Ordering::Relaxed);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

@@ -398,3 +398,75 @@ fn the_limits_of_one_mailbox_hold_across_the_nodes() {
     assert_eq!(seen["refused"], 0, "no 432: {seen}");
     assert_eq!(seen["messages"], 12, "{seen}");
 }
+
+/// Two nodes refreshing the relay account's token from a provider that takes each refresh token once (rotation
+/// with reuse refused): they take turns, each with the token the other stored, and none is ever refused.
+#[test]
+fn the_nodes_take_turns_to_refresh_a_token_that_works_once() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+    let tmp = tempfile::tempdir().unwrap();
+    let grants = tmp.path().join("grants");
+    // Each refresh takes 2 s at the provider: without turns, the two nodes' refreshes would overlap.
+    let fake = tidings_testkit::OAuthFake::start(
+        8,
+        &["--single-use-refresh", "--refresh-delay", "2", "--grants-out", grants.to_str().unwrap()],
+    );
+    let server = Postgres::start();
+    let url = server.database("refresh");
+    let (a, b) = two_nodes(tmp.path(), &url);
+    let token_endpoint = fake.token_endpoint("contoso.com");
+    let settings = [
+        "config".to_owned(),
+        "set".to_owned(),
+        "sender=alerts@contoso.com".to_owned(),
+        "smtp.host=smtp.example.com".to_owned(),
+        "smtp.auth=oauth2".to_owned(),
+        format!("oauth.client_id={CLIENT}"),
+        format!("oauth.token_endpoint={token_endpoint}"),
+        format!("oauth.authorization_endpoint={}", token_endpoint.replace("/token", "/authorize")),
+        "oauth.scopes=https://outlook.office.com/SMTP.Send offline_access".to_owned(),
+        "public_base_url=http://127.0.0.1:9".to_owned(),
+    ];
+    db_ok(&a, &url, &settings.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Signed in once, by pasting where the provider sent the browser.
+    let mut login = tidings()
+        .args(["--database-url", &url, "--data-dir", a.to_str().unwrap(), "oauth", "login", "--paste"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(login.stdout.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "no address printed");
+        if let Some(rest) = line.trim().strip_prefix("http://") {
+            break rest.to_owned();
+        }
+    };
+    let (host, path) = address.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let landed = answer.lines().find_map(|l| l.strip_prefix("Location: ")).unwrap().trim().to_owned();
+    writeln!(login.stdin.take().unwrap(), "{landed}").unwrap();
+    std::io::copy(&mut out, &mut std::io::sink()).unwrap();
+    assert!(login.wait().unwrap().success());
+
+    // Both nodes fetch a token at start, at once, and refresh it every 6.4 s (80 % of its 8 s).
+    let token = db_ok(&a, &url, &["api-token", "create", "--name", "t", "--role", "viewer"]).trim().to_owned();
+    let nodes = [serve(&a, &url, &[]), serve(&b, &url, &[])];
+    let refreshed =
+        || -> Vec<String> { std::fs::read_to_string(&grants).unwrap_or_default().lines().map(str::to_owned).collect() };
+    eventually("several refreshes by the two nodes", || {
+        refreshed().iter().filter(|l| *l == "GRANT refresh_token ok").count() >= 4
+    });
+    let seen = refreshed();
+    assert!(!seen.iter().any(|l| l.contains("refused")), "a refresh token was used twice: {seen:?}");
+    for node in &nodes {
+        let (_, status) = http(&node.address, "GET", "/api/v1/oauth/status", Some(&token), None);
+        assert_eq!(status["state"], "active", "{status}");
+    }
+}
