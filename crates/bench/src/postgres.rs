@@ -87,7 +87,9 @@ pub async fn run(args: &Args) -> Result<()> {
         memory(pid_b)?
     );
 
-    // 2. The backlog, delivered by both nodes to the relay.
+    // 2. The backlog, delivered by both nodes to the relay (the token first, so that no message meets the relay
+    // without it).
+    tidings_with_input(args, &a, &[db[0], db[1], "config", "set-secret", "oauth.static_access_token"], TOKEN)?;
     reset_peak(pid_a)?;
     reset_peak(pid_b)?;
     let before = relay.received.load(Ordering::Relaxed);
@@ -116,7 +118,6 @@ pub async fn run(args: &Args) -> Result<()> {
             "gateway.rate_limit=100000",
         ],
     )?;
-    tidings_with_input(args, &a, &[db[0], db[1], "config", "set-secret", "oauth.static_access_token"], TOKEN)?;
     tidings_with_input(args, &a, &[db[0], db[1], "device", "add", DEVICE.0], DEVICE.1)?;
     while relay.received.load(Ordering::Relaxed) < before + args.messages {
         if started.elapsed() > Duration::from_secs(900) {

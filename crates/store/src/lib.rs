@@ -612,7 +612,8 @@ impl Listeners {
     }
 }
 
-/// A turn among the nodes of a shared database (see [`Store::turn`]), held until dropped.
+/// A turn among the nodes of a shared database (see [`Store::turn`]), held until dropped. Dropping it gives the
+/// turn back within moments, not at once: PostgreSQL's rollback is sent as the connection returns to the pool.
 /// (Behind a mutex only so that a turn can be held across awaits of a task that others may look at.)
 #[derive(Default)]
 pub struct Turn(Option<std::sync::Mutex<Box<dyn Send>>>);

@@ -23,6 +23,13 @@ pub struct Limits {
     pub warning_percent: u32,
 }
 
+impl Limits {
+    /// Whether any limit holds (a relay without limits needs no bookkeeping before a run).
+    pub fn any(&self) -> bool {
+        self.connections.is_some() || self.messages_per_minute.is_some() || self.recipients_per_day.is_some()
+    }
+}
+
 /// The limits of the provider the configuration sends through: by its preset, or by the relay's host name.
 /// Microsoft: 3 connections, 30 messages a minute, 10,000 recipients a day. Google: 2,000 a day, counted as
 /// recipients (never more lenient than its count of messages). Any other relay: none.

@@ -56,6 +56,8 @@ pub(super) struct Delivery {
     pub(super) probe: bool,
     /// On a shared database, the identity's connection slot, held while the run lasts.
     pub(super) _slot: Option<tidings_store::Turn>,
+    /// What the run sends was recorded when it was admitted (`shared.rs`): its outcomes carry no usage.
+    pub(super) counted: bool,
 }
 
 impl Delivery {
@@ -232,7 +234,7 @@ impl Delivery {
             ),
         }
         // What the relay took counts against the identity's day.
-        let usage = matches!(report.outcome, Outcome::Accepted { .. }).then(|| Usage {
+        let usage = (!self.counted && matches!(report.outcome, Outcome::Accepted { .. })).then(|| Usage {
             identity: self.identity().map(str::to_owned),
             minute: budget::minute_of(report.finished_at),
             messages: 1,

@@ -149,15 +149,10 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "could not take back this node's leases"),
         }
         let (settle_tx, settle_rx) = mpsc::channel::<Settled>(1024);
-        // On a database other nodes share, what identities send is recorded as runs are admitted, not settled.
+        // On a database other nodes share, an identity's limits are the cluster's (`shared`).
         let shared = self.app.store().shared();
-        let settler = tokio::spawn(settle_batches(
-            self.app.clone(),
-            settle_rx,
-            self.wake.clone(),
-            self.options.settle_window,
-            !shared,
-        ));
+        let settler =
+            tokio::spawn(settle_batches(self.app.clone(), settle_rx, self.wake.clone(), self.options.settle_window));
         let pool = Arc::new(Pool::new(64, self.options.idle_timeout));
         let large = Arc::new(Semaphore::new(LARGE_AT_ONCE));
         let mut relay = self.relay().await;
@@ -276,7 +271,9 @@ impl Engine {
                 let free = relay.connections - in_flight.len();
                 let mut messages = if probe { vec![message] } else { run(message, &mut backlog, free) };
                 let recipients: Vec<u32> = messages.iter().map(|m| pending_recipients(m).len() as u32).collect();
-                let (admit, slot) = if shared {
+                // Where limits hold on a shared database, the admission records what the run sends (`counted`).
+                let counted = shared && books.budgets.limits().any();
+                let (admit, slot) = if counted {
                     match shared::admit(&self.app, &mut books.budgets, identity.as_deref(), now, &recipients).await {
                         Ok(admitted) => admitted,
                         Err(e) => {
@@ -321,6 +318,7 @@ impl Engine {
                     owner: owner.clone(),
                     probe,
                     _slot: slot,
+                    counted,
                 };
                 let task = in_flight.spawn(job.run(settle_tx.clone()));
                 books.running.insert(task.id(), identity);

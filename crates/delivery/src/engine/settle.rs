@@ -35,23 +35,13 @@ pub(super) async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, wi
     batch.len()
 }
 
-/// Writes outcomes in batches: whatever arrives within `window` of the first, in one commit; with what identities
-/// sent when `with_usage` (not where the admission recorded it already).
-pub(super) async fn settle_batches(
-    app: App,
-    mut rx: mpsc::Receiver<Settled>,
-    wake: Arc<Notify>,
-    window: Duration,
-    with_usage: bool,
-) {
+/// Writes outcomes in batches: whatever arrives within `window` of the first, in one commit.
+pub(super) async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settled>, wake: Arc<Notify>, window: Duration) {
     let mut batch = Vec::with_capacity(SETTLE_BATCH);
     while gather(&mut rx, &mut batch, window).await > 0 {
         let (settlements, usage): (Vec<Settlement>, Vec<Option<Usage>>) =
             batch.drain(..).map(|s| (s.settlement, s.usage)).unzip();
-        let usage = match with_usage {
-            true => budget::tally(usage.iter().flatten().map(|u| (u.identity.as_deref(), u.minute, u.recipients))),
-            false => Vec::new(),
-        };
+        let usage = budget::tally(usage.iter().flatten().map(|u| (u.identity.as_deref(), u.minute, u.recipients)));
         let mut delay = Duration::from_millis(100);
         loop {
             match app.store().settle(&settlements, &usage).await {
