@@ -1,7 +1,7 @@
 //! OAuth authorizations, persisted, one per owner: the relay account's, and each device account's own mailbox
 //! (the gateway's `login_user` policy). The refresh token is sealed under a name bound to its owner, so a sealed
 //! token cannot be moved to another; what became of it (acquired, refreshed, refused) is kept beside it. Access
-//! tokens are never stored.
+//! tokens are stored only on a database other nodes share, sealed likewise, so that one refresh serves them all.
 
 use crate::{App, Result};
 use chrono::Utc;
@@ -20,6 +20,22 @@ fn sealed_name(owner: Owner) -> String {
         Owner::Relay => "oauth.refresh_token".to_owned(),
         Owner::Device(id) => format!("device.{id}.refresh_token"),
     }
+}
+
+/// The `meta` key of an owner's last access token, on a shared database.
+fn access_key(owner: Owner) -> String {
+    match owner {
+        Owner::Relay => "oauth.access_token".to_owned(),
+        Owner::Device(id) => format!("device.{id}.access_token"),
+    }
+}
+
+/// An access token kept for the other nodes of a shared database.
+#[derive(Debug)]
+pub struct SharedAccessToken {
+    pub token: SecretString,
+    pub obtained_at: chrono::DateTime<Utc>,
+    pub expires_at: chrono::DateTime<Utc>,
 }
 
 /// A sign-in under way, unsealed.
@@ -91,6 +107,7 @@ impl App {
         };
         let now = Utc::now();
         self.store.authorization_granted(owner, grant, now).await?;
+        self.forget_access_token(owner).await?;
         if owner == Owner::Relay {
             // The messages deferred for want of an authorization are due now.
             self.store.deferred_due(now).await?;
@@ -157,7 +174,59 @@ impl App {
                 fields: vec![self.device(id).await?.username],
             },
         };
-        Ok(self.store.authorization_forget(owner, &audit).await?)
+        let forgotten = self.store.authorization_forget(owner, &audit).await?;
+        self.forget_access_token(owner).await?;
+        Ok(forgotten)
+    }
+
+    /// Keeps an access token `owner`'s authorization gave, for the other nodes of a shared database (nothing is
+    /// stored otherwise); bound to that authorization, so that a new sign-in makes it useless.
+    pub async fn share_access_token(&self, owner: Owner, token: &SharedAccessToken) -> Result<()> {
+        use base64::Engine;
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let Some(record) = self.authorization(owner).await? else { return Ok(()) };
+        let sealed = self.cipher.seal(&access_key(owner), token.token.expose());
+        let value = format!(
+            "{} {} {} {}",
+            record.acquired_at.map_or(0, |t| t.timestamp_millis()),
+            token.obtained_at.timestamp_millis(),
+            token.expires_at.timestamp_millis(),
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        );
+        Ok(self.store.set_meta(&access_key(owner), Some(&value)).await?)
+    }
+
+    /// The access token a node of a shared database obtained last for `owner`'s authorization as it is now;
+    /// `None` when there is none, or it was for an authorization since replaced.
+    pub async fn shared_access_token(&self, owner: Owner) -> Result<Option<SharedAccessToken>> {
+        use base64::Engine;
+        if !self.store.shared() {
+            return Ok(None);
+        }
+        let Some(value) = self.store.meta(&access_key(owner)).await? else { return Ok(None) };
+        let Some(record) = self.authorization(owner).await? else { return Ok(None) };
+        let fields: Vec<&str> = value.split(' ').collect();
+        let [acquired, obtained, expires, sealed] = fields[..] else { return Ok(None) };
+        if acquired.parse::<i64>().ok() != Some(record.acquired_at.map_or(0, |t| t.timestamp_millis())) {
+            return Ok(None);
+        }
+        let at = |ms: &str| ms.parse().ok().and_then(chrono::DateTime::<Utc>::from_timestamp_millis);
+        let (Some(obtained_at), Some(expires_at), Ok(sealed)) =
+            (at(obtained), at(expires), base64::engine::general_purpose::STANDARD.decode(sealed))
+        else {
+            return Ok(None);
+        };
+        let token = self.cipher.open(&access_key(owner), &sealed)?;
+        Ok(Some(SharedAccessToken { token, obtained_at, expires_at }))
+    }
+
+    async fn forget_access_token(&self, owner: Owner) -> Result<()> {
+        if self.store.shared() {
+            self.store.set_meta(&access_key(owner), None).await?;
+        }
+        Ok(())
     }
 
     /// The mailbox authorization of the device account named `username`, if it connected one.

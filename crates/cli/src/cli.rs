@@ -351,6 +351,13 @@ pub struct ServeArgs {
     /// tries again a listener it could not bind.
     #[arg(long, env = "TIDINGS_GATEWAY_RECHECK_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub gateway_recheck_interval: Duration,
+    /// Where this node's gateway listens, instead of the configuration's `gateway.listen`, while that key turns
+    /// the listener on: for nodes that share one database and one host.
+    #[arg(long, env = "TIDINGS_GATEWAY_LISTEN", value_name = "ADDR:PORT")]
+    pub gateway_listen: Option<std::net::SocketAddr>,
+    /// Likewise for `gateway.tls_listen` (implicit TLS).
+    #[arg(long, env = "TIDINGS_GATEWAY_TLS_LISTEN", value_name = "ADDR:PORT")]
+    pub gateway_tls_listen: Option<std::net::SocketAddr>,
     /// How long an HTTP client may take to send a request's headers.
     #[arg(long, env = "TIDINGS_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub http_header_timeout: Duration,

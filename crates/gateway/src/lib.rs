@@ -58,6 +58,26 @@ pub struct Gateway {
     pub status: Status,
     /// How often to look again at the certificate files and at a listener that could not be bound.
     pub recheck: Duration,
+    /// Where this node listens instead of the configured addresses.
+    pub places: Places,
+}
+
+/// This node's own addresses for the listeners the configuration turns on (`serve --gateway-listen`), for nodes
+/// that share one configuration and one host. The configuration still decides whether each listener runs.
+#[derive(Clone, Debug, Default)]
+pub struct Places {
+    pub listen: Option<String>,
+    pub tls_listen: Option<String>,
+}
+
+impl Places {
+    /// The addresses to listen on: the configured ones, moved where this node says.
+    fn wanted(&self, g: &GatewaySettings) -> [Option<String>; 2] {
+        let place = |configured: &Option<String>, own: &Option<String>| {
+            configured.as_ref().map(|c| own.clone().unwrap_or_else(|| c.clone()))
+        };
+        [place(&g.listen, &self.listen), place(&g.tls_listen, &self.tls_listen)]
+    }
 }
 
 /// What the gateway is doing: for `/readyz`, the metrics and the web interface.
@@ -185,7 +205,7 @@ impl Gateway {
             loop {
                 let g = self.config.borrow_and_update().config.gateway.clone();
                 certificate.refresh(&shared, &g).await;
-                let wanted = [g.listen, g.tls_listen];
+                let wanted = self.places.wanted(&g);
                 // Stop every listener whose address changes before binding any, so that an address moving from
                 // one to the other is free.
                 for (listener, address) in listeners.iter_mut().zip(&wanted) {

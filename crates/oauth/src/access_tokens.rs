@@ -16,6 +16,7 @@ use crate::status::TokenStatus;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::{fmt, sync::Arc, time::Duration};
+use tidings_app::authorization::SharedAccessToken;
 use tidings_core::secret::SecretString;
 use tidings_delivery::token::{AccessToken, TokenError, TokenSource};
 use tokio::{
@@ -97,6 +98,14 @@ pub trait Vault: Send + Sync + fmt::Debug {
     }
     /// Counts a refresh's outcome (`ok`, `failed`, `refused`) for the metrics.
     fn count_refresh(&self, _outcome: &str) {}
+    /// Keeps a new access token for the other nodes sharing the authorization (on a shared database).
+    async fn share(&self, _token: &SharedAccessToken) -> Result<(), tidings_app::Error> {
+        Ok(())
+    }
+    /// The access token a node sharing the authorization obtained last, if any.
+    async fn shared(&self) -> Result<Option<SharedAccessToken>, tidings_app::Error> {
+        Ok(None)
+    }
 }
 
 /// Timings, all configurable.
@@ -263,6 +272,9 @@ impl TokenManager {
             Ok(turn) => turn,
             Err(e) => return Err(TokenError::Unavailable(format!("cannot take the turn to refresh: {e}"))),
         };
+        if let Some(token) = self.take_shared(rejected).await {
+            return Ok(token);
+        }
         let credential = match self.inner.vault.credential().await {
             Ok(Some(token)) => token,
             Ok(None) => {
@@ -284,18 +296,16 @@ impl TokenManager {
                 if let Err(e) = self.inner.vault.store_refreshed(granted.refresh_token.as_ref(), Utc::now()).await {
                     tracing::error!(error = %e, "could not store the refreshed authorization; the next restart may need a new sign-in");
                 }
-                let token = AccessToken(granted.access_token.clone());
-                {
-                    let mut s = self.state();
-                    s.held = Some(held(&granted));
-                    s.generation += 1;
-                    s.failing = None;
-                    s.unauthorized = false;
-                    s.refused = None;
+                let new = held(&granted);
+                let shared = SharedAccessToken {
+                    token: granted.access_token.clone(),
+                    obtained_at: Utc::now(),
+                    expires_at: new.expires_at,
+                };
+                if let Err(e) = self.inner.vault.share(&shared).await {
+                    tracing::warn!(error = %e, "could not keep the new access token for the other nodes; they refresh their own");
                 }
-                self.publish();
-                // The background task plans the next refresh from this token.
-                self.inner.wake.notify_one();
+                let token = self.hold(new);
                 tracing::info!(
                     expires_in_s = granted.expires_in.as_secs(),
                     rotated = granted.refresh_token.is_some(),
@@ -370,6 +380,47 @@ impl TokenManager {
                 };
             }
         })
+    }
+}
+
+impl TokenManager {
+    /// Holds `new` from now on, and plans the next refresh from it.
+    fn hold(&self, new: Held) -> AccessToken {
+        let token = new.token.clone();
+        {
+            let mut s = self.state();
+            s.held = Some(new);
+            s.generation += 1;
+            s.failing = None;
+            s.unauthorized = false;
+            s.refused = None;
+        }
+        self.publish();
+        self.inner.wake.notify_one();
+        token
+    }
+
+    /// The token another node sharing the authorization obtained while this one waited for its turn, when it is
+    /// newer than the one held, still usable, and not the one the relay just `rejected`.
+    async fn take_shared(&self, rejected: Option<&AccessToken>) -> Option<AccessToken> {
+        let shared = self.inner.vault.shared().await.ok().flatten()?;
+        let age = (Utc::now() - shared.obtained_at).to_std().unwrap_or_default();
+        let lifetime = (shared.expires_at - shared.obtained_at).to_std().ok()?;
+        let candidate = Held {
+            token: AccessToken(shared.token),
+            obtained: Instant::now().checked_sub(age)?,
+            lifetime,
+            expires_at: shared.expires_at,
+        };
+        let newer = self.state().held.as_ref().is_none_or(|h| candidate.expires_at > h.expires_at);
+        if !newer || !candidate.usable(self.inner.options.usable_margin) || rejected == Some(&candidate.token) {
+            return None;
+        }
+        tracing::info!(
+            expires_in_s = (candidate.expires_at - Utc::now()).num_seconds(),
+            "access token taken from the node of the database that refreshed it"
+        );
+        Some(self.hold(candidate))
     }
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tidings_app::{
     App,
-    authorization::{Authorization, Owner},
+    authorization::{Authorization, Owner, SharedAccessToken},
 };
 use tidings_core::secret::SecretString;
 
@@ -67,6 +67,14 @@ impl Vault for AppVault {
 
     fn count_refresh(&self, outcome: &str) {
         self.app.metrics().count("tidings_token_refreshes_total", outcome);
+    }
+
+    async fn share(&self, token: &SharedAccessToken) -> Result<(), tidings_app::Error> {
+        self.app.share_access_token(self.owner, token).await
+    }
+
+    async fn shared(&self) -> Result<Option<SharedAccessToken>, tidings_app::Error> {
+        self.app.shared_access_token(self.owner).await
     }
 }
 

@@ -30,6 +30,7 @@ use tidings_app::{
 };
 use tidings_delivery::engine::Engine;
 pub use tidings_delivery::engine::EngineOptions;
+pub use tidings_gateway::Places as GatewayPlaces;
 pub use tidings_oauth::access_tokens::ManagerOptions;
 use tidings_oauth::{
     access_tokens::TokenManager,
@@ -76,6 +77,8 @@ pub struct Options {
     pub http: serve::HttpTimeouts,
     /// How often the gateway looks again at its certificate files and at a listener it could not bind.
     pub gateway_recheck: Duration,
+    /// Where this node's gateway listens instead of the configured addresses.
+    pub gateway_places: GatewayPlaces,
     /// Where the other nodes of the cluster reach this one (HTTPS with the node's own certificate); no cluster
     /// listener when `None`.
     pub cluster_listen: Option<std::net::SocketAddr>,
@@ -98,6 +101,7 @@ impl Default for Options {
             tls: None,
             http: serve::HttpTimeouts::default(),
             gateway_recheck: tidings_gateway::RECHECK,
+            gateway_places: GatewayPlaces::default(),
             cluster_listen: None,
             follow: tidings_cluster::follow::FollowOptions::default(),
             watch: tidings_cluster::watch::WatchOptions { hook_timeout: Duration::from_secs(30), ..Default::default() },
@@ -152,6 +156,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         committer: committer.clone(),
         status: gateway_status.clone(),
         recheck: options.gateway_recheck,
+        places: options.gateway_places,
     }
     .spawn(shutdown.clone());
     let mut watch = options.watch.clone();

@@ -88,9 +88,14 @@ impl Postgres {
 
     /// Runs `sql` on the `postgres` database with `psql`; its output, unaligned, without headers.
     pub fn query(&self, sql: &str) -> String {
+        self.query_in("postgres", sql)
+    }
+
+    /// Runs `sql` on `database` with `psql`; its output, unaligned, without headers.
+    pub fn query_in(&self, database: &str, sql: &str) -> String {
         let port = self.port.to_string();
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-tAc", sql])
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", database, "-tAc", sql])
             .output()
             .unwrap();
         assert!(out.status.success(), "psql {sql:?} failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -58,6 +58,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             body: args.http_body_timeout,
         },
         gateway_recheck: args.gateway_recheck_interval,
+        gateway_places: tidings_server::GatewayPlaces {
+            listen: args.gateway_listen.map(|a| a.to_string()),
+            tls_listen: args.gateway_tls_listen.map(|a| a.to_string()),
+        },
         heartbeat: args.heartbeat_interval.max(std::time::Duration::from_millis(100)),
         cluster_listen: args.cluster_listen,
         follow: tidings_cluster::follow::FollowOptions {
