@@ -618,3 +618,34 @@ fn the_nodes_take_turns_to_refresh_a_token_that_works_once() {
     // Each refresh served both nodes (the last may not have reached the other before the end).
     assert!(taken + 1 >= own && taken >= 2, "refreshed {own} times, taken {taken} times: {logs:#?}");
 }
+
+/// A PostgreSQL that takes TLS connections only: reached with `sslmode=verify-full` and its CA named, every
+/// connection encrypted; without TLS, or without the CA, refused with what to put in the URL.
+#[test]
+fn a_database_that_takes_tls_only_is_reached_over_verified_tls() {
+    let server = Postgres::start_tls();
+    let url = server.database("secure");
+    let ca = server.ca_file.as_ref().unwrap().display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let err = db_fails(&tmp.path().join("plain"), &format!("{url}?sslmode=disable"), &["init"]);
+    assert!(err.contains("takes TLS connections only") && err.contains("sslmode=verify-full"), "{err}");
+    let err = db_fails(&tmp.path().join("unverified"), &format!("{url}?sslmode=verify-full"), &["init"]);
+    assert!(err.contains("sslrootcert="), "{err}");
+
+    let secure = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let dir = tmp.path().join("node");
+    db_ok(&dir, &secure, &["init"]);
+    db_ok(&dir, &secure, &["config", "set", "sender=alerts@example.com"]);
+    let mut node = serve(&dir, &secure, &[]);
+    node.wait_for_log(|v| v["message"] == "listening for changes made by the other nodes of the database");
+    let (status, _) = http(&node.address, "GET", "/readyz", None, None);
+    assert_eq!(status, 200);
+    // The server's own view: Tidings' connections, the listener's among them, all encrypted.
+    let seen = server.query(
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name = 'tidings'",
+    );
+    let (encrypted, all) = seen.split_once('|').unwrap();
+    assert!(all.parse::<u32>().unwrap() >= 2 && encrypted == all, "encrypted|all: {seen}");
+}

@@ -36,6 +36,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// PostgreSQL could not be reached, with what to check.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
     #[error("could not bring the database schema up to date: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Someone else saved the configuration since it was read; read it again and re-apply the edits.

@@ -15,6 +15,8 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     owner: Option<String>,
+    /// With [`Postgres::start_tls`]: the certificate to trust (`sslrootcert`).
+    pub ca_file: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,6 +58,16 @@ fn run(owner: Option<&str>, program: &Path, args: &[&str]) {
 
 impl Postgres {
     pub fn start() -> Self {
+        Self::spawn(false)
+    }
+
+    /// A server that takes TLS connections only (`hostssl`; a plain one is rejected), with a certificate for
+    /// `127.0.0.1` and `localhost` whose file is `ca_file`.
+    pub fn start_tls() -> Self {
+        Self::spawn(true)
+    }
+
+    fn spawn(tls: bool) -> Self {
         let bin = binaries();
         let dir = tempfile::tempdir().unwrap();
         // As root, the server and its files belong to `postgres`.
@@ -74,11 +86,33 @@ impl Postgres {
             &bin.join("initdb"),
             &["-D", &data_text, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
         );
+        let ca_file = tls.then(|| {
+            let made =
+                rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+            let (cert, key) = (made.cert.pem(), made.key_pair.serialize_pem());
+            write_owned(&data.join("server.crt"), &cert, owner.is_some());
+            write_owned(&data.join("server.key"), &key, owner.is_some());
+            let hba =
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n";
+            write_owned(&data.join("pg_hba.conf"), hba, owner.is_some());
+            let ca = dir.path().join("ca.pem");
+            std::fs::write(&ca, cert).unwrap();
+            ca
+        });
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.path().display());
+        let ssl = if tls { " -c ssl=on" } else { "" };
+        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1{ssl}", dir.path().display());
         let log = dir.path().join("log").display().to_string();
         run(owner.as_deref(), &bin.join("pg_ctl"), &["-D", &data_text, "-o", &options, "-l", &log, "-w", "start"]);
-        Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), port, bin, data, owner, _dir: dir }
+        Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            port,
+            bin,
+            data,
+            owner,
+            ca_file,
+            _dir: dir,
+        }
     }
 
     /// The server's log so far.
@@ -107,6 +141,17 @@ impl Postgres {
         let port = self.port.to_string();
         run(None, &self.bin.join("createdb"), &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name]);
         format!("postgres://postgres@127.0.0.1:{port}/{name}")
+    }
+}
+
+/// Writes `text` to `path`, readable by its owner only, and owned by `postgres` when `as_postgres`.
+fn write_owned(path: &Path, text: &str, as_postgres: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if as_postgres {
+        let status = Command::new("chown").args(["postgres:postgres"]).arg(path).status().unwrap();
+        assert!(status.success(), "chown {}", path.display());
     }
 }
 

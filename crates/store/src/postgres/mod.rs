@@ -55,6 +55,24 @@ pub struct PgStore {
     options: PgConnectOptions,
 }
 
+/// Why a first connection failed, and what to change in the URL.
+fn unreachable(e: sqlx::Error) -> Error {
+    // rustls's refusals come wrapped in an I/O error: told apart by their words.
+    let text = e.to_string();
+    let tls = matches!(e, sqlx::Error::Tls(_)) || text.contains("certificate") || text.contains("handshake");
+    let hint = match &e {
+        _ if tls => {
+            "the TLS handshake failed: name the CA that signed the server's certificate with \
+             sslrootcert=/path/to/ca.pem in the URL (with sslmode=verify-full, the server's name must be in it)"
+        }
+        sqlx::Error::Database(d) if d.message().contains("no encryption") => {
+            "the server takes TLS connections only: add ?sslmode=verify-full&sslrootcert=/path/to/ca.pem to the URL"
+        }
+        _ => "check the host, port, user, password and database in the URL, and that the server listens there",
+    };
+    Error::Connect(format!("{e}; {hint}"))
+}
+
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`) and brings its schema
     /// up to date; several nodes may do so at once (the migrations take a lock).
@@ -67,7 +85,8 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(30))
             .idle_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(unreachable)?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool, options })
     }
