@@ -11,6 +11,10 @@ POST /{tenant}/oauth2/v2.0/token (form-encoded), grant_type=authorization_code (
   a known refresh token gets {"token_type":"Bearer","scope":...,"expires_in":N,"ext_expires_in":N,
   "access_token":...,"refresh_token":<a new one>}; the old refresh token stays valid (as Microsoft's do).
   An unknown or revoked one gets 400 invalid_grant AADSTS70000 (or the code set by --revoked-code).
+A request with a client_assertion (RFC 7523, any grant) is checked against the certificates in
+  --client-certificates: RS256, the x5t#S256 header naming a registered certificate (else 401 AADSTS700027), the
+  signature, aud = the token endpoint's URL (AADSTS50013), iss = sub = client_id (AADSTS700021), and nbf/exp
+  around now (AADSTS700024).
 POST /{tenant}/oauth2/v2.0/devicecode (client_id, scope) starts a device sign-in; the token endpoint then takes
   grant_type=client_credentials (needs client_secret and a scope ending in /.default; no refresh token),
   grant_type=urn:ietf:params:oauth:grant-type:device_code: authorization_pending until /control/approve (or
@@ -48,6 +52,7 @@ def parse_args():
     p.add_argument("--device-expires", type=int, default=900)
     p.add_argument("--slow-down-once", action="store_true")
     p.add_argument("--refresh-delay", type=float, default=0.0, help="seconds each refresh takes before its answer")
+    p.add_argument("--client-certificates", help="PEM file of the certificates registered for the app (read at each request)")
     p.add_argument("--grants-out", help="file that gets a line per grant: GRANT <type> ok|refused|outage")
     p.add_argument("--single-use-refresh", action="store_true",
                    help="a refresh token works once (rotation with reuse refused, as OAuth 2.1 advises)")
@@ -168,6 +173,11 @@ class Handler(BaseHTTPRequestHandler):
             if form.get("client_id") != ARGS.client_id:
                 return self.error(400, "invalid_client", 700016,
                                   f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.")
+            if "client_assertion" in form:
+                refused = self.check_assertion(form)
+                if refused:
+                    log_grant(f"GRANT {grant} assertion-refused")
+                    return self.error(*refused)
             if grant == "authorization_code":
                 found = CODES.pop(form.get("code", ""), None)
                 if found is None:
@@ -196,7 +206,7 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(400, "authorization_declined", 70000, "AADSTS70000: The user declined the authorization.")
                 del DEVICES[form["device_code"]]
             elif grant == "client_credentials":
-                if not form.get("client_secret"):
+                if not form.get("client_secret") and not form.get("client_assertion"):
                     return self.error(401, "invalid_client", 7000218, "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
                 if not form.get("scope", "").endswith("/.default"):
                     return self.error(400, "invalid_scope", 1002012, f"AADSTS1002012: The provided value for scope {form.get('scope', '')} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
@@ -218,6 +228,46 @@ class Handler(BaseHTTPRequestHandler):
             write_access_tokens()
             log_grant(f"GRANT {grant} ok")
             self.answer(200, body)
+
+    def check_assertion(self, form):
+        """A client assertion (RFC 7523) checked as Entra does; the error's arguments, or None when good."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.serialization import Encoding
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return (400, "invalid_request", 50027, "AADSTS50027: JWT token is invalid or malformed.")
+        parts = form["client_assertion"].split(".")
+        if len(parts) != 3:
+            return (400, "invalid_request", 50027, "AADSTS50027: JWT token is invalid or malformed.")
+        decode = lambda p: base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))
+        header, claims = json.loads(decode(parts[0])), json.loads(decode(parts[1]))
+        registered = {}
+        if ARGS.client_certificates:
+            try:
+                pem = open(ARGS.client_certificates, "rb").read()
+            except FileNotFoundError:
+                pem = b""
+            for cert in x509.load_pem_x509_certificates(pem) if pem.strip() else []:
+                der = cert.public_bytes(Encoding.DER)
+                registered[base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")] = cert
+        thumbprint = header.get("x5t#S256", "")
+        cert = registered.get(thumbprint)
+        if header.get("alg") != "RS256" or cert is None:
+            return (401, "invalid_client", 700027, "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '" + thumbprint + "']")
+        try:
+            cert.public_key().verify(decode(parts[2]), (parts[0] + "." + parts[1]).encode(), padding.PKCS1v15(), hashes.SHA256())
+        except Exception:
+            return (401, "invalid_client", 700027, "AADSTS700027: Client assertion failed signature validation.")
+        expected = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+        if claims.get("aud") != expected:
+            return (401, "invalid_client", 50013, f"AADSTS50013: Assertion audience claim does not match the required value. The audience in the assertion was '{claims.get('aud')}' and the expected audience is '{expected}'.")
+        if claims.get("iss") != ARGS.client_id or claims.get("sub") != ARGS.client_id:
+            return (401, "invalid_client", 700021, "AADSTS700021: Client assertion application identifier doesn't match 'client_id' parameter.")
+        now = time.time()
+        if not (claims.get("nbf", 0) - 300 <= now < claims.get("exp", 0)) or claims["exp"] - claims.get("nbf", now) > 86400:
+            return (401, "invalid_client", 700024, "AADSTS700024: Client assertion is not within its valid time range.")
+        return None
 
     def devicecode(self, form):
         with LOCK:

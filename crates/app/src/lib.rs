@@ -15,6 +15,7 @@ pub mod api_tokens;
 pub mod attempts;
 pub mod authorization;
 pub mod cipher;
+pub mod client_certificate;
 pub mod cluster;
 pub mod data_dir;
 pub mod devices;

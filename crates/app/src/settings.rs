@@ -78,7 +78,8 @@ impl ConfigDocument {
         for (key, value) in &self.secrets {
             if SecretName::from_key(key).is_none() {
                 return Err(Error::Input(format!(
-                    "secrets.{key} is not a secret Tidings keeps; expected smtp.password, oauth.client_secret or oauth.static_access_token"
+                    "secrets.{key} is not a secret Tidings keeps; expected one of {}",
+                    SecretName::ALL.map(SecretName::key).join(", ")
                 )));
             }
             edits.push((key.clone(), value.clone()));
@@ -143,7 +144,12 @@ impl App {
         if with_secrets {
             for name in SecretName::ALL {
                 if let Some(value) = self.secret(name).await? {
-                    secrets.insert(name.key().to_owned(), value.expose().to_owned());
+                    let shown = match name {
+                        // A private key leaves the node sealed only.
+                        SecretName::OAuthClientCertificate => self.client_certificate_exported(&value),
+                        _ => value.expose().to_owned(),
+                    };
+                    secrets.insert(name.key().to_owned(), shown);
                 }
             }
         }
@@ -177,7 +183,7 @@ impl App {
         sealed.map(|s| self.cipher.open(name.key(), &s.sealed)).transpose()
     }
 
-    async fn save_edits(
+    pub(crate) async fn save_edits(
         &self,
         actor: &str,
         action: &str,
@@ -185,6 +191,7 @@ impl App {
         warnings: Vec<String>,
         may_move_secrets: bool,
     ) -> Result<Saved> {
+        let edits = &self.client_certificate_checked(edits)?;
         for _ in 0..SAVE_ATTEMPTS {
             let current = self.current().await?;
             let mut changes = config::apply(&current.config, edits, current.secrets)?;

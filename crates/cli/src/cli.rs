@@ -230,6 +230,36 @@ pub enum OauthCommand {
     Check,
     /// Delete the stored authorization (its refresh token).
     Revoke,
+    /// The client's own certificate, which Microsoft Entra takes instead of a client secret
+    /// (oauth.client_credential=certificate).
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertificateCommand {
+    /// Make an RSA key pair and a self-signed certificate for it, kept sealed; prints the certificate to upload
+    /// to the app registration (Certificates & secrets > Certificates).
+    Create {
+        /// How long the certificate is valid, in days (Entra takes any; 2 years is usual).
+        #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Replace the certificate kept now (the app registration then needs the new one).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Keep a certificate and RSA key of your own: one PEM file, the certificate first, then the key (PKCS#8).
+    Import {
+        file: PathBuf,
+        /// Replace the certificate kept now.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the certificate (PEM; never the key), or with --json its thumbprints and dates too.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Command {

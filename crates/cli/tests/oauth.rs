@@ -126,3 +126,54 @@ fn sign_in_with_a_device_code() {
     assert!(rest.contains("Tidings is authorized to send as alerts@contoso.com"), "{rest}");
     assert!(ok(dir, &["oauth", "status"]).contains("acquired"));
 }
+
+/// The client's certificate from the command line: made, shown (never its key), replaced only with --force; an
+/// export carries it sealed, which a node with the same key takes back and one with another key refuses; a
+/// certificate of one's own is imported, checked to match its key.
+#[test]
+fn the_client_certificate_is_made_shown_exported_sealed_and_imported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    ok(&dir, &["init"]);
+    let err = fails(&dir, &["oauth", "certificate", "show"]);
+    assert!(err.contains("tidings oauth certificate create"), "{err}");
+    let out = run(&dir, &["oauth", "certificate", "create", "--days", "400"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pem = stdout(&out);
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----") && !pem.contains("PRIVATE"), "{pem}");
+    assert!(stderr(&out).contains("Upload this certificate"), "{}", stderr(&out));
+    assert_eq!(ok(&dir, &["oauth", "certificate", "show"]), pem);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&dir, &["oauth", "certificate", "show", "--json"])).unwrap();
+    assert_eq!(shown["pem"], pem.as_str());
+    let err = fails(&dir, &["oauth", "certificate", "create"]);
+    assert!(err.contains("exists already") && err.contains("--force"), "{err}");
+    let replaced = ok(&dir, &["oauth", "certificate", "create", "--force"]);
+    assert_ne!(replaced, pem);
+
+    // Exported sealed: the key never in clear; another node with the same key file takes it.
+    let export = ok(&dir, &["config", "export", "--with-secrets"]);
+    assert!(!export.contains("PRIVATE KEY") && export.contains("\"oauth.client_certificate\": \"sealed:"), "{export}");
+    let file = tmp.path().join("export.json");
+    std::fs::write(&file, &export).unwrap();
+    let twin = tmp.path().join("twin");
+    ok(&twin, &["init", "--join-key", dir.join("secret.key").to_str().unwrap()]);
+    ok(&twin, &["config", "import", file.to_str().unwrap()]);
+    assert_eq!(ok(&twin, &["oauth", "certificate", "show"]), replaced);
+    let stranger = tmp.path().join("stranger");
+    ok(&stranger, &["init"]);
+    let err = fails(&stranger, &["config", "import", file.to_str().unwrap()]);
+    assert!(err.contains("oauth.client_certificate") && err.contains("sealed with another key"), "{err}");
+
+    // One's own certificate and key: checked to belong together.
+    let own = rcgen::generate_simple_self_signed(vec!["tidings.example.com".to_owned()]).unwrap();
+    let wrong = tmp.path().join("ec.pem");
+    std::fs::write(&wrong, format!("{}{}", own.cert.pem(), own.key_pair.serialize_pem())).unwrap();
+    let err = fails(&stranger, &["oauth", "certificate", "import", wrong.to_str().unwrap()]);
+    assert!(err.contains("not an RSA key"), "{err}");
+    let (made, bundle) = tidings_app::client_certificate::ClientCertificate::generate("our PKI", 90).unwrap();
+    let right = tmp.path().join("rsa.pem");
+    std::fs::write(&right, bundle.expose()).unwrap();
+    ok(&stranger, &["oauth", "certificate", "import", right.to_str().unwrap()]);
+    assert_eq!(ok(&stranger, &["oauth", "certificate", "show"]), made.pem);
+}

@@ -42,11 +42,17 @@ pub enum SecretName {
     OAuthClientSecret,
     /// `oauth.static_access_token`: a fixed access token, used while no OAuth authorization is stored.
     StaticAccessToken,
+    /// `oauth.client_certificate`: the OAuth client's certificate and private key (PEM), for client assertions.
+    OAuthClientCertificate,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 3] =
-        [SecretName::SmtpPassword, SecretName::OAuthClientSecret, SecretName::StaticAccessToken];
+    pub const ALL: [SecretName; 4] = [
+        SecretName::SmtpPassword,
+        SecretName::OAuthClientSecret,
+        SecretName::StaticAccessToken,
+        SecretName::OAuthClientCertificate,
+    ];
 
     /// The configuration key, which is also the name the secret is stored under.
     pub fn key(self) -> &'static str {
@@ -54,6 +60,7 @@ impl SecretName {
             SecretName::SmtpPassword => "smtp.password",
             SecretName::OAuthClientSecret => "oauth.client_secret",
             SecretName::StaticAccessToken => "oauth.static_access_token",
+            SecretName::OAuthClientCertificate => "oauth.client_certificate",
         }
     }
 

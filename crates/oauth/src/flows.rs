@@ -16,7 +16,7 @@ use tidings_core::{
         pkce, redirect,
         response::{DeviceAuthorization, TokenResponse},
     },
-    secret::{SecretName, SecretString},
+    secret::SecretString,
 };
 use tidings_store::Device;
 
@@ -138,8 +138,8 @@ pub async fn complete(
         authorization::Owner::Relay => Owner::Relay,
         authorization::Owner::Device(id) => Owner::Device(app.device(id).await?),
     };
-    let secret = app.secret(SecretName::OAuthClientSecret).await?;
-    let endpoint = HttpEndpoint::new(&config, secret).map_err(|why| FlowError::Unsuitable(why.into()))?;
+    let auth = crate::http::client_auth(app, &config).await?;
+    let endpoint = HttpEndpoint::new(&config, auth).map_err(|why| FlowError::Unsuitable(why.into()))?;
     let form = vec![
         ("grant_type", "authorization_code".to_owned()),
         ("code", code),
@@ -199,8 +199,8 @@ pub async fn start_device(app: &App, owner: Owner) -> Result<DeviceSignIn, FlowE
     let account = owner.account(&config)?;
     authorize::check_device_flow(&config).map_err(|e| FlowError::Unsuitable(e.0))?;
     let url = config.oauth.device_authorization_endpoint.clone().unwrap_or_default();
-    let secret = app.secret(SecretName::OAuthClientSecret).await?;
-    let endpoint = HttpEndpoint::new(&config, secret).map_err(|why| FlowError::Unsuitable(why.into()))?;
+    let auth = crate::http::client_auth(app, &config).await?;
+    let endpoint = HttpEndpoint::new(&config, auth).map_err(|why| FlowError::Unsuitable(why.into()))?;
     let shown: DeviceAuthorization = endpoint
         .post(&url, vec![("scope", config.oauth.scopes.join(" "))])
         .await
@@ -275,9 +275,10 @@ pub async fn client_credentials(
     actor: &str,
 ) -> Result<Option<String>, FlowError> {
     let config = app.current().await?.config;
-    let secret = app.secret(SecretName::OAuthClientSecret).await?;
-    authorize::check_client_credentials(&config, secret.is_some()).map_err(|e| FlowError::Unsuitable(e.0))?;
-    let endpoint = HttpEndpoint::new(&config, secret).map_err(|why| FlowError::Unsuitable(why.into()))?;
+    let auth = crate::http::client_auth(app, &config).await?;
+    let confidential = !matches!(auth, crate::http::ClientAuth::Public);
+    authorize::check_client_credentials(&config, confidential).map_err(|e| FlowError::Unsuitable(e.0))?;
+    let endpoint = HttpEndpoint::new(&config, auth).map_err(|why| FlowError::Unsuitable(why.into()))?;
     let granted = crate::access_tokens::TokenEndpoint::refresh(
         &endpoint,
         &crate::access_tokens::Credential::Client { authorized_at: None },

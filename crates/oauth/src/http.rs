@@ -4,15 +4,16 @@
 use crate::access_tokens::{Credential, EndpointError, Granted, TokenEndpoint};
 use async_trait::async_trait;
 use std::time::Duration;
+use tidings_app::{App, client_certificate::ClientCertificate};
 use tidings_core::Invalid;
 use tidings_core::{
     EmailConfig,
-    config::Provider,
+    config::{ClientCredential, Provider},
     oauth::{
         error::{Verdict, explain},
         response::{ErrorResponse, TokenResponse},
     },
-    secret::SecretString,
+    secret::{SecretName, SecretString},
 };
 use tidings_delivery::smtp::tls;
 
@@ -23,8 +24,37 @@ pub struct HttpEndpoint {
     provider: Option<Provider>,
     token_endpoint: String,
     client_id: String,
-    client_secret: Option<SecretString>,
+    client_auth: ClientAuth,
     scopes: Vec<String>,
+}
+
+/// How the client proves itself at the token endpoint.
+#[derive(Clone, Debug, Default)]
+pub enum ClientAuth {
+    /// A public client: its id only.
+    #[default]
+    Public,
+    /// `client_secret`.
+    Secret(SecretString),
+    /// A `client_assertion` signed with the certificate's key (`private_key_jwt`), made for each request.
+    Certificate(ClientCertificate),
+}
+
+/// The client authentication the configuration chooses, with what it needs from the store.
+pub async fn client_auth(app: &App, cfg: &EmailConfig) -> Result<ClientAuth, tidings_app::Error> {
+    match cfg.oauth.client_credential {
+        ClientCredential::Certificate => match app.client_certificate().await? {
+            Some(certificate) => Ok(ClientAuth::Certificate(certificate)),
+            None => Err(tidings_app::Error::NotConfigured(
+                "oauth.client_credential is certificate, but no client certificate is kept: make one with \
+                 `tidings oauth certificate create`"
+                    .into(),
+            )),
+        },
+        ClientCredential::Secret => {
+            Ok(app.secret(SecretName::OAuthClientSecret).await?.map_or(ClientAuth::Public, ClientAuth::Secret))
+        }
+    }
 }
 
 /// How an HTTP call to the provider failed.
@@ -38,12 +68,15 @@ pub enum Answer {
     Status(u16),
 }
 
+/// RFC 7523's client assertion type.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 /// A lifetime assumed when a provider omits `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 impl HttpEndpoint {
     /// An endpoint for the configured OAuth client; errors name the setting at fault.
-    pub fn new(cfg: &EmailConfig, client_secret: Option<SecretString>) -> Result<Self, Invalid> {
+    pub fn new(cfg: &EmailConfig, client_auth: ClientAuth) -> Result<Self, Invalid> {
         let token_endpoint = cfg.oauth.token_endpoint.clone().ok_or("oauth.token_endpoint is not set")?;
         let client_id = cfg.oauth.client_id.clone().ok_or("oauth.client_id is not set")?;
         let mut builder = reqwest::Client::builder()
@@ -60,7 +93,7 @@ impl HttpEndpoint {
             provider: cfg.oauth.provider,
             token_endpoint,
             client_id,
-            client_secret,
+            client_auth,
             scopes: cfg.oauth.scopes.clone(),
         })
     }
@@ -80,8 +113,16 @@ impl HttpEndpoint {
         mut form: Vec<(&'static str, String)>,
     ) -> Result<T, Answer> {
         form.push(("client_id", self.client_id.clone()));
-        if let Some(secret) = &self.client_secret {
-            form.push(("client_secret", secret.expose().to_owned()));
+        match &self.client_auth {
+            ClientAuth::Public => {}
+            ClientAuth::Secret(secret) => form.push(("client_secret", secret.expose().to_owned())),
+            ClientAuth::Certificate(certificate) => {
+                let assertion = certificate
+                    .assertion(&self.client_id, url, chrono::Utc::now())
+                    .map_err(|why| Answer::Unreachable(format!("cannot sign the client assertion: {why}")))?;
+                form.push(("client_assertion_type", JWT_BEARER.to_owned()));
+                form.push(("client_assertion", assertion));
+            }
         }
         let response = self
             .http

@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 use tidings_app::{App, settings::Current};
 use tidings_core::Invalid;
-use tidings_core::secret::SecretName;
 use tidings_delivery::token::{AccessToken, ConfiguredToken, TokenError, TokenSource};
 use tokio::sync::watch;
 
@@ -35,8 +34,8 @@ impl ConfiguredEndpoint {
         {
             return Ok(endpoint.clone());
         }
-        let secret = self.app.secret(SecretName::OAuthClientSecret).await.map_err(|e| e.to_string())?;
-        let endpoint = Arc::new(HttpEndpoint::new(&current.config, secret)?);
+        let auth = crate::http::client_auth(&self.app, &current.config).await.map_err(|e| e.to_string())?;
+        let endpoint = Arc::new(HttpEndpoint::new(&current.config, auth)?);
         *self.built.lock().unwrap_or_else(|e| e.into_inner()) = Some((current.revision, endpoint.clone()));
         Ok(endpoint)
     }

@@ -5,7 +5,7 @@
 use tidings_core::{EmailConfig, secret::SecretString};
 use tidings_oauth::{
     access_tokens::{Credential, EndpointError, TokenEndpoint},
-    http::HttpEndpoint,
+    http::{ClientAuth, HttpEndpoint},
 };
 use tidings_testkit::OAuthFake;
 
@@ -27,7 +27,8 @@ fn config(fake: &OAuthFake, client_id: &str) -> EmailConfig {
 async fn a_refresh_returns_the_token_and_the_rotated_refresh_token() {
     let fake = OAuthFake::start(3600, &[]);
     fake.control("issue?refresh_token=rt-one");
-    let endpoint = HttpEndpoint::new(&config(&fake, CLIENT), Some(SecretString::new("client-secret"))).unwrap();
+    let endpoint =
+        HttpEndpoint::new(&config(&fake, CLIENT), ClientAuth::Secret(SecretString::new("client-secret"))).unwrap();
     let granted = endpoint.refresh(&rt("rt-one")).await.unwrap();
     assert!(granted.access_token.expose().starts_with("eyJ0"));
     assert_eq!(granted.expires_in.as_secs(), 3600);
@@ -40,7 +41,7 @@ async fn a_refresh_returns_the_token_and_the_rotated_refresh_token() {
 #[tokio::test]
 async fn aadsts_refusals_are_explained_and_outages_are_passing() {
     let fake = OAuthFake::start(3600, &["--revoked-code", "700082"]);
-    let endpoint = HttpEndpoint::new(&config(&fake, CLIENT), None).unwrap();
+    let endpoint = HttpEndpoint::new(&config(&fake, CLIENT), ClientAuth::Public).unwrap();
     match endpoint.refresh(&rt("stale")).await.unwrap_err() {
         EndpointError::Refused { said, explanation } => {
             assert!(said.starts_with("invalid_grant: AADSTS700082"), "{said}");
@@ -53,7 +54,8 @@ async fn aadsts_refusals_are_explained_and_outages_are_passing() {
     let err = endpoint.refresh(&rt("stale")).await.unwrap_err();
     assert!(matches!(&err, EndpointError::Unavailable(why) if why.contains("503")), "{err:?}");
 
-    let wrong_client = HttpEndpoint::new(&config(&fake, "00000000-0000-0000-0000-000000000000"), None).unwrap();
+    let wrong_client =
+        HttpEndpoint::new(&config(&fake, "00000000-0000-0000-0000-000000000000"), ClientAuth::Public).unwrap();
     match wrong_client.refresh(&rt("x")).await.unwrap_err() {
         EndpointError::Refused { explanation, .. } => assert!(explanation.contains("oauth.client_id"), "{explanation}"),
         other => panic!("{other:?}"),
@@ -66,15 +68,15 @@ async fn an_unreachable_endpoint_is_passing_and_the_check_says_why() {
     let mut cfg = EmailConfig::default();
     cfg.oauth.client_id = Some(CLIENT.into());
     cfg.oauth.token_endpoint = Some(format!("http://127.0.0.1:{port}/common/oauth2/v2.0/token"));
-    let endpoint = HttpEndpoint::new(&cfg, None).unwrap();
+    let endpoint = HttpEndpoint::new(&cfg, ClientAuth::Public).unwrap();
     let err = endpoint.refresh(&rt("x")).await.unwrap_err();
     assert!(matches!(&err, EndpointError::Unavailable(why) if why.contains("cannot connect")), "{err:?}");
     assert!(endpoint.check().await.unwrap_err().to_string().contains("cannot connect"));
 
     let fake = OAuthFake::start(3600, &[]);
-    HttpEndpoint::new(&config(&fake, CLIENT), None).unwrap().check().await.unwrap();
+    HttpEndpoint::new(&config(&fake, CLIENT), ClientAuth::Public).unwrap().check().await.unwrap();
     cfg.oauth.token_endpoint = None;
-    assert!(HttpEndpoint::new(&cfg, None).unwrap_err().reason().contains("oauth.token_endpoint"));
+    assert!(HttpEndpoint::new(&cfg, ClientAuth::Public).unwrap_err().reason().contains("oauth.token_endpoint"));
 }
 
 /// A forward proxy for plain-HTTP targets that answers every request itself and reports the request line.
@@ -102,11 +104,52 @@ async fn the_check_goes_through_the_configured_proxy() {
     cfg.oauth.client_id = Some(CLIENT.into());
     cfg.oauth.token_endpoint = Some("http://127.0.0.1:9/contoso.com/oauth2/v2.0/token".into());
     cfg.oauth.proxy_url = Some(proxy_url);
-    HttpEndpoint::new(&cfg, None).unwrap().check().await.unwrap();
+    HttpEndpoint::new(&cfg, ClientAuth::Public).unwrap().check().await.unwrap();
     assert_eq!(seen.recv().unwrap(), "GET http://127.0.0.1:9/contoso.com/oauth2/v2.0/token HTTP/1.1");
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     cfg.oauth.proxy_url = Some(format!("http://{closed}"));
-    let err = HttpEndpoint::new(&cfg, None).unwrap().check().await.unwrap_err().to_string();
+    let err = HttpEndpoint::new(&cfg, ClientAuth::Public).unwrap().check().await.unwrap_err().to_string();
     assert!(err.contains("cannot connect"), "{err}");
+}
+
+/// App-only tokens with the client's certificate instead of a secret: the fake checks each client assertion's
+/// signature against the certificates registered for the app, and its audience, issuer and lifetime.
+#[tokio::test]
+async fn a_certificate_signs_the_client_assertion_entra_checks() {
+    use tidings_app::client_certificate::ClientCertificate;
+    let tmp = tempfile::tempdir().unwrap();
+    let registered = tmp.path().join("registered.pem");
+    let fake = OAuthFake::start(3600, &["--client-certificates", registered.to_str().unwrap()]);
+    let (certificate, _) = ClientCertificate::generate("Tidings test", 30).unwrap();
+    let mut cfg = config(&fake, CLIENT);
+    cfg.oauth.scopes = vec!["https://outlook.office365.com/.default".into()];
+    let endpoint = HttpEndpoint::new(&cfg, ClientAuth::Certificate(certificate.clone())).unwrap();
+    let app_only = Credential::Client { authorized_at: None };
+
+    // Not uploaded yet: Microsoft's refusal, and what to do.
+    match endpoint.refresh(&app_only).await.unwrap_err() {
+        EndpointError::Refused { said, explanation } => {
+            assert!(said.starts_with("invalid_client: AADSTS700027"), "{said}");
+            assert!(explanation.contains("tidings oauth certificate show"), "{explanation}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Uploaded: a token for each request, each with an assertion of its own.
+    std::fs::write(&registered, &certificate.pem).unwrap();
+    for _ in 0..2 {
+        let granted = endpoint.refresh(&app_only).await.unwrap();
+        assert!(granted.access_token.expose().starts_with("eyJ0") && granted.refresh_token.is_none());
+    }
+    // Another key under the same name is not the registered certificate.
+    let (other, _) = ClientCertificate::generate("Tidings test", 30).unwrap();
+    let impostor = HttpEndpoint::new(&cfg, ClientAuth::Certificate(other)).unwrap();
+    assert!(
+        matches!(impostor.refresh(&app_only).await.unwrap_err(), EndpointError::Refused { said, .. } if said.contains("AADSTS700027"))
+    );
+    // Each assertion names the endpoint it goes to as its audience (the fake checks it): another tenant's too.
+    let mut elsewhere = cfg.clone();
+    elsewhere.oauth.token_endpoint = Some(fake.token_endpoint("fabrikam.com"));
+    let signed_for = HttpEndpoint::new(&elsewhere, ClientAuth::Certificate(certificate)).unwrap();
+    signed_for.refresh(&app_only).await.unwrap();
 }

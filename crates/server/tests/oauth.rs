@@ -5,6 +5,7 @@
 
 mod support;
 
+use reqwest::{Method, StatusCode};
 use std::time::{Duration, Instant};
 use support::{Tidings, eventually, relay};
 use tidings_app::authorization::Owner;
@@ -326,5 +327,64 @@ async fn app_only_sending_with_client_credentials() {
     }
     let (_, status) = tidings.get("/api/v1/oauth/status").await;
     assert_eq!(status["state"], "active", "{status}");
+    tidings.stop().await;
+}
+
+/// App-only sending with the client's certificate instead of a secret: the certificate made through the API,
+/// uploaded to the app registration (the fake's registered certificates), and each token request signed with it.
+#[tokio::test]
+async fn app_only_sending_with_a_certificate_instead_of_a_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registered = tmp.path().join("registered.pem");
+    let fake = OAuthFake::start(3600, &["--client-certificates", registered.to_str().unwrap()]);
+    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let token_endpoint = fake.token_endpoint("contoso.com");
+    let (port, ca) = (peer.port.to_string(), peer.ca_file.as_ref().unwrap().display().to_string());
+    let settings = [
+        ("sender", "alerts@contoso.com"),
+        ("oauth.provider", "microsoft"),
+        ("oauth.tenant", "contoso.com"),
+        ("oauth.client_id", CLIENT),
+        ("oauth.token_endpoint", &token_endpoint),
+        ("smtp.host", "127.0.0.1"),
+        ("smtp.port", &port),
+        ("tls.ca_file", &ca),
+    ];
+    let tidings = Tidings::start(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).await;
+
+    let (code, none) = tidings.get("/api/v1/oauth/certificate").await;
+    assert_eq!(code, 404, "{none}");
+    let (code, refused) = tidings
+        .request(
+            Method::PATCH,
+            "/api/v1/email-config",
+            Some(&tidings.admin),
+            Some(serde_json::json!({"oauth.client_credential": "certificate"})),
+        )
+        .await;
+    assert_eq!(code, 422, "no certificate yet: {refused}");
+    assert!(refused.to_string().contains("tidings oauth certificate create"), "{refused}");
+    let viewer = tidings
+        .request(Method::POST, "/api/v1/oauth/certificate", Some(&tidings.viewer), Some(serde_json::json!({})))
+        .await;
+    assert_eq!(viewer.0, StatusCode::FORBIDDEN);
+    let (code, made) = tidings.post("/api/v1/oauth/certificate", serde_json::json!({"days": 365})).await;
+    assert_eq!(code, 201, "{made}");
+    let pem = made["pem"].as_str().unwrap().to_owned();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----") && !made.to_string().contains("PRIVATE"), "{made}");
+    assert_eq!(made["sha1_thumbprint"].as_str().unwrap().len(), 40);
+    let (code, again) = tidings.post("/api/v1/oauth/certificate", serde_json::json!({})).await;
+    assert_eq!(code, 409, "never replaced unasked: {again}");
+    let (_, shown) = tidings.get("/api/v1/oauth/certificate").await;
+    assert_eq!(shown["pem"], made["pem"]);
+
+    // Uploaded to the app registration, chosen, and used: no client secret anywhere.
+    std::fs::write(&registered, &pem).unwrap();
+    tidings.reconfigure(&[("oauth.client_credential", "certificate")]).await;
+    let (code, done) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
+    assert_eq!(code, 200, "{done}");
+    let id = tidings.send("signed, not secret").await;
+    assert_eq!(peer.next_message().await["auth_user"], "alerts@contoso.com");
+    tidings.wait_for_status(id, "delivered").await;
     tidings.stop().await;
 }

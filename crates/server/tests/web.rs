@@ -181,6 +181,8 @@ async fn every_api_route_allows_exactly_the_roles_it_should() {
         (Method::POST, "/api/v1/oauth/client-credentials".into(), None, Operator),
         (Method::POST, "/api/v1/oauth/check".into(), None, Operator),
         (Method::DELETE, "/api/v1/oauth/token".into(), None, Operator),
+        (Method::GET, "/api/v1/oauth/certificate".into(), None, Anyone),
+        (Method::POST, "/api/v1/oauth/certificate".into(), Some(json!({"days": 30})), Operator),
         (Method::GET, "/api/v1/me".into(), None, Anyone),
         (Method::GET, "/api/v1/audit".into(), None, Anyone),
         (Method::GET, "/api/v1/accounts".into(), None, Administrator),
@@ -337,6 +339,7 @@ async fn roles_hold_in_the_pages_too() {
     for (path, form) in [
         ("/email-config", vec![("csrf", csrf.as_str()), ("sender", "x@example.com")]),
         ("/oauth/delete", vec![("csrf", csrf.as_str())]),
+        ("/oauth/certificate", vec![("csrf", csrf.as_str())]),
         ("/outbox/purge", vec![("csrf", csrf.as_str()), ("status", "failed")]),
         (
             "/accounts",
@@ -565,6 +568,57 @@ async fn a_client_that_trickles_its_request_is_cut_off() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]).to_string();
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    tidings.stop().await;
+}
+
+/// The OAuth page makes the client's certificate, asks before replacing it, and offers it as a file.
+#[tokio::test]
+async fn the_oauth_page_makes_the_client_certificate_and_offers_it_for_download() {
+    let settings = [
+        ("sender", "alerts@contoso.com"),
+        ("smtp.host", "127.0.0.1"),
+        ("smtp.auth", "oauth2"),
+        ("oauth.provider", "microsoft"),
+        ("oauth.tenant", "contoso.com"),
+        ("oauth.client_id", "6731de76-14a6-49ae-97bc-6eba6914391e"),
+    ];
+    let tidings = Tidings::start(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).await;
+    account(&tidings, "netadmin", Role::NetworkAdministrator).await;
+    let browser = browser();
+    sign_in(&tidings, &browser, "netadmin", PASSWORD).await;
+    let page = browser.get(format!("{}/oauth", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"client-certificate\"") && page.contains("No client certificate is kept"), "{page}");
+    let csrf = csrf_of(&page);
+    let page = browser
+        .post(format!("{}/oauth/certificate", tidings.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let held = tidings.app.client_certificate().await.unwrap().expect("made");
+    assert!(page.contains(&held.sha1_thumbprint()) && page.contains("Download certificate"), "{page}");
+    assert!(page.contains("data-confirm=\"Replace the certificate?"), "replacing asks first: {page}");
+    // Without the form's confirmation, nothing is replaced.
+    let page = browser
+        .post(format!("{}/oauth/certificate", tidings.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("exists already"), "{page}");
+    assert_eq!(tidings.app.client_certificate().await.unwrap().unwrap().pem, held.pem);
+    let file = browser.get(format!("{}/oauth/certificate.pem", tidings.base)).send().await.unwrap();
+    assert_eq!(file.headers()["content-type"], "application/x-pem-file");
+    assert!(file.headers()["content-disposition"].to_str().unwrap().contains("tidings-client.pem"));
+    let body = file.text().await.unwrap();
+    assert_eq!(body, held.pem);
+    assert!(!body.contains("PRIVATE"));
     tidings.stop().await;
 }
 

@@ -41,10 +41,14 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
             report(app, refused_or(app.update(&actor(), &edits).await)?).await?;
         }
         ConfigCommand::SetSecret { key, file } => {
-            if SecretName::from_key(&key).is_none() {
-                bail!(
+            match SecretName::from_key(&key) {
+                None => bail!(
                     "{key} is not a secret; secrets are smtp.password, oauth.client_secret and oauth.static_access_token (use `tidings config set {key}=VALUE`)"
-                );
+                ),
+                Some(SecretName::OAuthClientCertificate) => bail!(
+                    "{key} is made with `tidings oauth certificate create`, or your own imported with `tidings oauth certificate import FILE`"
+                ),
+                Some(_) => {}
             }
             let value = match file {
                 Some(path) => first_line(&path)?,

@@ -1,7 +1,7 @@
 //! `tidings oauth …`: signing in with the provider from the command line, with or without the daemon.
 
 use super::actor;
-use crate::cli::OauthCommand;
+use crate::cli::{CertificateCommand, OauthCommand};
 use anyhow::{Result, anyhow, bail};
 use std::{
     io::{BufRead, IsTerminal},
@@ -10,8 +10,11 @@ use std::{
 };
 use tidings_app::App;
 use tidings_app::authorization::Owner;
-use tidings_core::secret::SecretName;
-use tidings_oauth::{flows, http::HttpEndpoint, status::TokenStatus};
+use tidings_oauth::{
+    flows,
+    http::{ClientAuth, HttpEndpoint},
+    status::TokenStatus,
+};
 
 pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
     match command {
@@ -66,8 +69,7 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
         }
         OauthCommand::Check => {
             let config = app.current().await?.config;
-            let endpoint =
-                HttpEndpoint::new(&config, app.secret(SecretName::OAuthClientSecret).await?).map_err(|e| anyhow!(e))?;
+            let endpoint = HttpEndpoint::new(&config, ClientAuth::Public).map_err(|e| anyhow!(e))?;
             match endpoint.check().await {
                 Ok(()) => say!("Connected: {} answers.", config.oauth.token_endpoint.unwrap_or_default()),
                 Err(why) => bail!("not connected: {why}"),
@@ -77,8 +79,44 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
             app.forget_authorization(Owner::Relay, &actor()).await?;
             say!("The stored authorization was deleted. Sign in again with `tidings oauth login`.");
         }
+        OauthCommand::Certificate(command) => certificate(app, command).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn certificate(app: &App, command: CertificateCommand) -> Result<()> {
+    let (made, what) = match command {
+        CertificateCommand::Create { days, force } => {
+            (app.make_client_certificate(&actor(), days, force).await?, "A new certificate is kept")
+        }
+        CertificateCommand::Import { file, force } => {
+            let pem = tidings_app::files::read_text(&file, tidings_app::files::PEM_LIMIT)
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            (app.import_client_certificate(&actor(), &pem, force).await?, "The certificate is kept")
+        }
+        CertificateCommand::Show { json } => {
+            let Some(held) = app.client_certificate().await? else {
+                bail!("no client certificate is kept; make one with `tidings oauth certificate create`");
+            };
+            match json {
+                true => say!(
+                    "{}",
+                    serde_json::to_string_pretty(&tidings_server::http::wire::ClientCertificate::from(&held))?
+                ),
+                false => print!("{}", held.pem),
+            }
+            return Ok(());
+        }
+    };
+    eprintln!(
+        "{what} (SHA-1 thumbprint {}, valid until {}). Upload this certificate to the app registration \
+         (Certificates & secrets > Certificates > Upload certificate), then run \
+         `tidings config set oauth.client_credential=certificate`:\n",
+        made.sha1_thumbprint(),
+        made.not_after.format("%Y-%m-%d")
+    );
+    print!("{}", made.pem);
+    Ok(())
 }
 
 async fn login(app: &App, paste: bool, wait: Duration) -> Result<()> {

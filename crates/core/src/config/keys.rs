@@ -1,7 +1,9 @@
 //! Every configuration field as a dotted key (`smtp.port`), with its help text: the vocabulary of
 //! `tidings config set`, `config show` and the audit log.
 
-use super::{AuthMethod, EmailConfig, Encryption, Locale, Provider, TlsVersion, gateway::SenderPolicy};
+use super::{
+    AuthMethod, ClientCredential, EmailConfig, Encryption, Locale, Provider, TlsVersion, gateway::SenderPolicy,
+};
 use crate::Invalid;
 use crate::submission::data::BareNewlines;
 
@@ -39,6 +41,11 @@ pub const KEYS: &[KeyInfo] = &[
     key("oauth.tenant", "Microsoft tenant: common, consumers, organizations, a tenant GUID or domain"),
     key("oauth.client_id", "application (client) id issued by the provider"),
     secret("oauth.client_secret", "client secret issued by the provider"),
+    key("oauth.client_credential", "secret (oauth.client_secret) or certificate (oauth.client_certificate)"),
+    secret(
+        "oauth.client_certificate",
+        "the client's certificate and RSA key, PEM (made by `tidings oauth certificate create`)",
+    ),
     key("oauth.scopes", "space-separated scopes"),
     key("oauth.authorization_endpoint", "authorization endpoint URL (https)"),
     key("oauth.token_endpoint", "token endpoint URL (https)"),
@@ -170,6 +177,7 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "oauth.provider" => cfg.oauth.provider.map(provider_name).unwrap_or_default().into(),
         "oauth.tenant" => opt(&cfg.oauth.tenant),
         "oauth.client_id" => opt(&cfg.oauth.client_id),
+        "oauth.client_credential" => name_of(CLIENT_CREDENTIALS, cfg.oauth.client_credential).into(),
         "oauth.scopes" => cfg.oauth.scopes.join(" "),
         "oauth.authorization_endpoint" => opt(&cfg.oauth.authorization_endpoint),
         "oauth.token_endpoint" => opt(&cfg.oauth.token_endpoint),
@@ -257,6 +265,7 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), Invalid>
         "oauth.provider" => cfg.oauth.provider = parse_provider(value)?,
         "oauth.tenant" => cfg.oauth.tenant = opt(),
         "oauth.client_id" => cfg.oauth.client_id = opt(),
+        "oauth.client_credential" => cfg.oauth.client_credential = choose(value, CLIENT_CREDENTIALS)?,
         "oauth.scopes" => cfg.oauth.scopes = split_list(value),
         "oauth.authorization_endpoint" => cfg.oauth.authorization_endpoint = opt(),
         "oauth.token_endpoint" => cfg.oauth.token_endpoint = opt(),
@@ -403,6 +412,8 @@ const AUTHS: &[(&str, AuthMethod)] =
     &[("none", AuthMethod::None), ("password", AuthMethod::Password), ("oauth2", AuthMethod::Oauth2)];
 const PROVIDERS: &[(&str, Provider)] =
     &[("microsoft", Provider::Microsoft), ("google", Provider::Google), ("custom", Provider::Custom)];
+const CLIENT_CREDENTIALS: &[(&str, ClientCredential)] =
+    &[("secret", ClientCredential::Secret), ("certificate", ClientCredential::Certificate)];
 const TLS_VERSIONS: &[(&str, TlsVersion)] = &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
 const SENDER_POLICIES: &[(&str, SenderPolicy)] = &[
     ("fixed", SenderPolicy::Fixed),
@@ -475,6 +486,7 @@ mod tests {
             ("oauth.provider", "custom"),
             ("oauth.tenant", "contoso.com"),
             ("oauth.client_id", "abc"),
+            ("oauth.client_credential", "certificate"),
             ("oauth.scopes", "a b"),
             ("oauth.authorization_endpoint", "https://idp.example.com/auth"),
             ("oauth.token_endpoint", "https://idp.example.com/token"),

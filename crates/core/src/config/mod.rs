@@ -151,6 +151,8 @@ pub struct OAuthClient {
     pub tenant: Option<String>,
     /// The application (client) id the provider issued.
     pub client_id: Option<String>,
+    /// How the client proves itself at the token endpoint: its secret, or an assertion its certificate signs.
+    pub client_credential: ClientCredential,
     pub scopes: Vec<String>,
     pub authorization_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
@@ -159,6 +161,17 @@ pub struct OAuthClient {
     pub account: Option<String>,
     /// HTTP(S) proxy for traffic to the OAuth endpoints.
     pub proxy_url: Option<String>,
+}
+
+/// How the OAuth client authenticates to the token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCredential {
+    /// `oauth.client_secret` (or none: a public client).
+    #[default]
+    Secret,
+    /// A `client_assertion` signed with the key of `oauth.client_certificate` (`private_key_jwt`).
+    Certificate,
 }
 
 /// Who issues the OAuth tokens.

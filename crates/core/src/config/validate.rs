@@ -3,7 +3,7 @@
 //! A configuration that fails here is never stored; the one in force stays. Files named by the configuration
 //! (the CA bundle) are checked by the edge that can read them, not here.
 
-use super::{AuthMethod, EmailConfig, Encryption, FieldError, Provider, ValidationErrors};
+use super::{AuthMethod, ClientCredential, EmailConfig, Encryption, FieldError, Provider, ValidationErrors};
 use crate::Invalid;
 use crate::{address, net, secret::SecretName};
 use chrono::NaiveTime;
@@ -14,6 +14,7 @@ pub struct SecretsPresent {
     pub smtp_password: bool,
     pub oauth_client_secret: bool,
     pub static_access_token: bool,
+    pub oauth_client_certificate: bool,
 }
 
 impl SecretsPresent {
@@ -22,6 +23,7 @@ impl SecretsPresent {
             SecretName::SmtpPassword => self.smtp_password,
             SecretName::OAuthClientSecret => self.oauth_client_secret,
             SecretName::StaticAccessToken => self.static_access_token,
+            SecretName::OAuthClientCertificate => self.oauth_client_certificate,
         }
     }
 
@@ -30,6 +32,7 @@ impl SecretsPresent {
             SecretName::SmtpPassword => self.smtp_password = present,
             SecretName::OAuthClientSecret => self.oauth_client_secret = present,
             SecretName::StaticAccessToken => self.static_access_token = present,
+            SecretName::OAuthClientCertificate => self.oauth_client_certificate = present,
         }
     }
 }
@@ -152,6 +155,14 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
                 ),
             );
         }
+    }
+    if oauth.client_credential == ClientCredential::Certificate && !secrets.oauth_client_certificate {
+        fail(
+            "oauth.client_credential",
+            "certificate needs the client's certificate: make one with `tidings oauth certificate create` (or on \
+             the OAuth page), upload it to the app registration, then choose certificate"
+                .into(),
+        );
     }
     for scope in &oauth.scopes {
         if scope.chars().any(|c| c.is_control() || c == '"' || c == '\\') {

@@ -73,7 +73,11 @@ pub fn check_device_flow(cfg: &EmailConfig) -> Result<(), Unsuitable> {
 pub fn check_client_credentials(cfg: &EmailConfig, has_client_secret: bool) -> Result<(), Unsuitable> {
     client_id(cfg)?;
     if !has_client_secret {
-        return Err(Unsuitable("the client-credentials flow needs oauth.client_secret".into()));
+        return Err(Unsuitable(
+            "the client-credentials flow needs oauth.client_secret, or oauth.client_credential=certificate with the \
+             client's certificate"
+                .into(),
+        ));
     }
     if cfg.oauth.provider == Some(Provider::Microsoft)
         && matches!(cfg.oauth.tenant.as_deref(), None | Some("common" | "organizations" | "consumers"))

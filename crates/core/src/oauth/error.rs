@@ -93,6 +93,22 @@ fn microsoft(code: u64) -> Option<(Verdict, &'static str)> {
             Verdict::Misconfigured,
             "The client secret is wrong: use the secret's value (not its id) from Certificates & secrets.",
         ),
+        700027 => (
+            Verdict::Misconfigured,
+            "Microsoft does not know the certificate that signed Tidings' client assertion, or the signature does not match it. Upload the certificate `tidings oauth certificate show` prints (or the OAuth page offers) to the app registration (Certificates & secrets > Certificates); a certificate made anew must be uploaded again.",
+        ),
+        700024 => (
+            Verdict::Misconfigured,
+            "Microsoft took Tidings' client assertion as outside its valid time: check this machine's clock (NTP).",
+        ),
+        700021 => (
+            Verdict::Misconfigured,
+            "The client assertion names another application than oauth.client_id: check oauth.client_id.",
+        ),
+        50013 => (
+            Verdict::Misconfigured,
+            "The client assertion was made for another token endpoint: check oauth.tenant and oauth.token_endpoint.",
+        ),
         700016 => (
             Verdict::Misconfigured,
             "No application with this client id exists in the tenant. Check oauth.client_id and oauth.tenant.",

@@ -27,6 +27,46 @@ pub fn router() -> Router<Context> {
         .route("/api/v1/oauth/status", get(status))
         .route("/api/v1/oauth/check", post(check))
         .route("/api/v1/oauth/token", axum::routing::delete(forget))
+        .route("/api/v1/oauth/certificate", get(certificate).post(make_certificate))
+}
+
+/// The client's certificate (never its key); `404` while none is kept.
+async fn certificate(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    match context.inner.app.client_certificate().await? {
+        Some(held) => Ok(Json(wire::ClientCertificate::from(&held))),
+        None => Err(ApiError::NotFound(
+            "no client certificate is kept; make one with POST /api/v1/oauth/certificate".into(),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MakeCertificate {
+    /// Valid for this many days (730 when absent).
+    #[serde(default = "two_years")]
+    days: u32,
+    /// Replace the certificate kept now.
+    #[serde(default)]
+    replace: bool,
+}
+
+fn two_years() -> u32 {
+    730
+}
+
+/// Makes the client's key pair and certificate; `409` when one is kept and `replace` is not set.
+async fn make_certificate(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<MakeCertificate>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    if !(1..=3650).contains(&body.days) {
+        return Err(ApiError::BadRequest("days must be between 1 and 3650".into()));
+    }
+    let made = context.inner.app.make_client_certificate(&caller.actor, body.days, body.replace).await?;
+    Ok((StatusCode::CREATED, Json(wire::ClientCertificate::from(&made))))
 }
 
 impl From<FlowError> for ApiError {

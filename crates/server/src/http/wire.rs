@@ -399,6 +399,32 @@ impl From<&notifications::TestOutcome> for TestOutcome {
     }
 }
 
+/// The OAuth client's certificate: what the administrator uploads, and how to recognise it (never the key).
+#[derive(Debug, Serialize)]
+pub struct ClientCertificate {
+    pub pem: String,
+    pub subject: String,
+    /// Hexadecimal, as the Entra admin center lists certificates.
+    pub sha1_thumbprint: String,
+    /// Base64url, as the client assertion's `x5t#S256` header carries it.
+    pub sha256_thumbprint: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+}
+
+impl From<&tidings_app::client_certificate::ClientCertificate> for ClientCertificate {
+    fn from(c: &tidings_app::client_certificate::ClientCertificate) -> Self {
+        Self {
+            pem: c.pem.clone(),
+            subject: c.subject.clone(),
+            sha1_thumbprint: c.sha1_thumbprint(),
+            sha256_thumbprint: c.sha256_thumbprint(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+        }
+    }
+}
+
 /// The relay account's token: its state, with the fields that state has, and the facts around it.
 #[derive(Debug, Serialize)]
 pub struct TokenReport {

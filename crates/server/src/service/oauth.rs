@@ -52,8 +52,8 @@ pub async fn check_connection(
     context: &Context,
 ) -> Result<Result<(), tidings_oauth::access_tokens::EndpointError>, tidings_app::Error> {
     let inner = &context.inner;
-    let secret = inner.app.secret(tidings_core::secret::SecretName::OAuthClientSecret).await?;
-    let endpoint = HttpEndpoint::new(&inner.config.get().config, secret)
+    // Only reached, not asked for a token: no credential is sent.
+    let endpoint = HttpEndpoint::new(&inner.config.get().config, tidings_oauth::http::ClientAuth::Public)
         .map_err(|why| tidings_app::Error::NotConfigured(why.into()))?;
     Ok(endpoint.check().await)
 }

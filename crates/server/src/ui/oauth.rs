@@ -1,7 +1,8 @@
 //! The OAuth page: the token's status at a glance, connect with the provider (the browser comes back to
 //! `/login/smtp-verification`), paste the address for browsers that cannot reach Tidings, the device code
 //! panel (large user code, a live countdown, the status updating by itself), app-only authorization, the
-//! connection check, and deleting the authorization.
+//! connection check, deleting the authorization, and the client's certificate (made here, downloaded to be
+//! uploaded to the app registration).
 
 use super::{Need, UiError, Viewer, csrf_field, i18n::Tr, notice, page, when};
 use crate::service::{
@@ -16,7 +17,10 @@ use axum::{
 };
 use maud::{Markup, html};
 use serde::Deserialize;
-use tidings_core::{config::AuthMethod, oauth::response::DeviceAuthorization};
+use tidings_core::{
+    config::{AuthMethod, ClientCredential},
+    oauth::response::DeviceAuthorization,
+};
 use tidings_oauth::{
     flows::{self, Owner},
     status::TokenStatus,
@@ -31,6 +35,8 @@ pub fn router() -> Router<Context> {
         .route("/oauth/client-credentials", post(client_credentials))
         .route("/oauth/check", post(check))
         .route("/oauth/delete", post(delete))
+        .route("/oauth/certificate", post(make_certificate))
+        .route("/oauth/certificate.pem", get(download_certificate))
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +71,8 @@ async fn render(
     let config = context.inner.config.get();
     let (words, class) = status_words(viewer, &report.status);
     let oauth = config.config.smtp.auth == AuthMethod::Oauth2;
+    let certificate = context.inner.app.client_certificate().await?;
+    let in_use = config.config.oauth.client_credential == ClientCredential::Certificate;
     let body = html! {
         @for (kind, text) in &notices { (notice(kind, text)) }
         section.status #token-status data-status-url="/api/v1/oauth/status" {
@@ -107,6 +115,32 @@ async fn render(
                 form method="post" action="/oauth/check" { (csrf_field(viewer)) button.secondary type="submit" { (tr.t("oauth.check")) } }
                 form method="post" action="/oauth/delete" data-confirm=(tr.t("oauth.delete_confirm")) {
                     (csrf_field(viewer)) button.danger type="submit" { (tr.t("oauth.delete")) }
+                }
+            }
+        }
+        @if oauth {
+            section #client-certificate {
+                h2 { (tr.t("oauth.certificate_title")) }
+                p.small { (tr.t("oauth.certificate_help")) }
+                @match &certificate {
+                    Some(held) => {
+                        dl {
+                            dt { (tr.t("oauth.certificate_subject")) } dd { (held.subject) }
+                            dt { (tr.t("oauth.certificate_thumbprint")) } dd.mono #certificate-thumbprint { (held.sha1_thumbprint()) }
+                            dt { (tr.t("oauth.certificate_valid_until")) } dd { (when(&held.not_after)) }
+                            dt { (tr.t("oauth.certificate_in_use")) } dd { (tr.t(if in_use { "yes" } else { "no" })) }
+                        }
+                        p { a.button href="/oauth/certificate.pem" download="tidings-client.pem" { (tr.t("oauth.certificate_download")) } }
+                    }
+                    None => p { (tr.t("oauth.certificate_none")) },
+                }
+                @if viewer.may_operate() {
+                    @let replace = certificate.is_some();
+                    form method="post" action="/oauth/certificate" data-confirm=[replace.then(|| tr.t("oauth.certificate_replace_confirm"))] {
+                        (csrf_field(viewer))
+                        @if replace { input type="hidden" name="replace" value="true"; }
+                        button.secondary type="submit" { (tr.t(if replace { "oauth.certificate_replace" } else { "oauth.certificate_create" })) }
+                    }
                 }
             }
         }
@@ -213,6 +247,39 @@ async fn delete(
     viewer.permit(&form.csrf, Need::Operator)?;
     forget_authorization(&context, &viewer.caller.actor).await?;
     render(&context, &viewer, vec![("ok", viewer.tr.t("oauth.deleted").to_owned())], None).await
+}
+
+#[derive(Debug, Deserialize)]
+struct CertificateForm {
+    csrf: String,
+    /// Set by the form when a certificate is kept: the confirmation asked first.
+    #[serde(default)]
+    replace: bool,
+}
+
+async fn make_certificate(
+    State(context): State<Context>,
+    viewer: Viewer,
+    Form(form): Form<CertificateForm>,
+) -> Result<Response, UiError> {
+    viewer.permit(&form.csrf, Need::Operator)?;
+    let notice = match context.inner.app.make_client_certificate(&viewer.caller.actor, 730, form.replace).await {
+        Ok(_) => ("ok", viewer.tr.t("oauth.certificate_made").to_owned()),
+        Err(e) => ("error", crate::service::described(&e).message),
+    };
+    render(&context, &viewer, vec![notice], None).await
+}
+
+/// The certificate as a file, to upload to the app registration.
+async fn download_certificate(State(context): State<Context>, _viewer: Viewer) -> Result<Response, UiError> {
+    let Some(held) = context.inner.app.client_certificate().await? else {
+        return Ok((axum::http::StatusCode::NOT_FOUND, "no client certificate is kept").into_response());
+    };
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "application/x-pem-file"),
+        (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"tidings-client.pem\""),
+    ];
+    Ok((headers, held.pem).into_response())
 }
 
 /// Where to enter the code of a device sign-in, followed by `after`; with `expires_at`, `static/app.js` counts
