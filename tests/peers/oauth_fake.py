@@ -11,6 +11,10 @@ POST /{tenant}/oauth2/v2.0/token (form-encoded), grant_type=authorization_code (
   a known refresh token gets {"token_type":"Bearer","scope":...,"expires_in":N,"ext_expires_in":N,
   "access_token":...,"refresh_token":<a new one>}; the old refresh token stays valid (as Microsoft's do).
   An unknown or revoked one gets 400 invalid_grant AADSTS70000 (or the code set by --revoked-code).
+grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer is Google's service-account grant: the assertion's
+  signature checked against --client-certificates (else invalid_grant "Invalid JWT Signature."), iss against
+  --service-account, aud and a lifetime of at most an hour, sub among --domain-users ("Invalid email or User ID"),
+  and each scope among --delegated-scopes (else 401 unauthorized_client, as without domain-wide delegation).
 A request with a client_assertion (RFC 7523, any grant) is checked against the certificates in
   --client-certificates: RS256, the x5t#S256 header naming a registered certificate (else 401 AADSTS700027), the
   signature, aud = the token endpoint's URL (AADSTS50013), iss = sub = client_id (AADSTS700021), and nbf/exp
@@ -22,7 +26,8 @@ POST /{tenant}/oauth2/v2.0/devicecode (client_id, scope) starts a device sign-in
   With --google, Google's spellings: verification_url, no message, polling errors as HTTP 428 (pending) and 403
   (slow_down, access_denied), and invalid_scope for the Gmail scope.
 Control (GET, loopback only): /control/issue?refresh_token=X  (makes X valid), /control/revoke (revokes every
-refresh token), /control/outage?count=N (the next N token requests answer 503).
+refresh token), /control/outage?count=N (the next N token requests answer 503), /control/delegate?scopes=S (the
+scopes domain-wide delegation grants from now on).
 Valid access tokens are written, one a line, to --access-tokens FILE (for the SMTP peer's --token-file); an
 access token leaves the file when it expires.
 Prints `READY <port>` once listening; requests are logged to stderr as `GRANT <grant_type> <outcome>`.
@@ -53,6 +58,9 @@ def parse_args():
     p.add_argument("--slow-down-once", action="store_true")
     p.add_argument("--refresh-delay", type=float, default=0.0, help="seconds each refresh takes before its answer")
     p.add_argument("--client-certificates", help="PEM file of the certificates registered for the app (read at each request)")
+    p.add_argument("--service-account", help="the service account (client_email) that may use the JWT bearer grant")
+    p.add_argument("--delegated-scopes", default="", help="scopes the domain-wide delegation grants (space-separated)")
+    p.add_argument("--domain-users", default="", help="the domain's users a service account may act for (comma-separated)")
     p.add_argument("--grants-out", help="file that gets a line per grant: GRANT <type> ok|refused|outage")
     p.add_argument("--single-use-refresh", action="store_true",
                    help="a refresh token works once (rotation with reuse refused, as OAuth 2.1 advises)")
@@ -122,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
                 REFRESH.clear()
             elif url.path == "/control/outage":
                 OUTAGE[0] = int(query.get("count", "1"))
+            elif url.path == "/control/delegate":
+                ARGS.delegated_scopes = query.get("scopes", "")
             elif url.path == "/control/deny":
                 DENY[0] = True
             elif url.path in ("/control/approve", "/control/decline"):
@@ -170,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                return self.jwt_bearer(form)
             if form.get("client_id") != ARGS.client_id:
                 return self.error(400, "invalid_client", 700016,
                                   f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.")
@@ -229,19 +241,9 @@ class Handler(BaseHTTPRequestHandler):
             log_grant(f"GRANT {grant} ok")
             self.answer(200, body)
 
-    def check_assertion(self, form):
-        """A client assertion (RFC 7523) checked as Entra does; the error's arguments, or None when good."""
+    def registered_certificates(self):
         from cryptography import x509
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
         from cryptography.hazmat.primitives.serialization import Encoding
-        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
-            return (400, "invalid_request", 50027, "AADSTS50027: JWT token is invalid or malformed.")
-        parts = form["client_assertion"].split(".")
-        if len(parts) != 3:
-            return (400, "invalid_request", 50027, "AADSTS50027: JWT token is invalid or malformed.")
-        decode = lambda p: base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))
-        header, claims = json.loads(decode(parts[0])), json.loads(decode(parts[1]))
         registered = {}
         if ARGS.client_certificates:
             try:
@@ -251,6 +253,58 @@ class Handler(BaseHTTPRequestHandler):
             for cert in x509.load_pem_x509_certificates(pem) if pem.strip() else []:
                 der = cert.public_bytes(Encoding.DER)
                 registered[base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")] = cert
+        return registered
+
+    def jwt_bearer(self, form):
+        """Google's JWT bearer grant for a service account with domain-wide delegation (RFC 7523)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        google = lambda status, error, description: (log_grant(f"GRANT jwt-bearer {error}"),
+                                                     self.answer(status, {"error": error, "error_description": description}))
+        parts = form.get("assertion", "").split(".")
+        if len(parts) != 3:
+            return google(400, "invalid_grant", "Invalid JWT: Bad Request")
+        decode = lambda p: base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))
+        header, claims = json.loads(decode(parts[0])), json.loads(decode(parts[1]))
+        signed = (parts[0] + "." + parts[1]).encode()
+        def verifies(cert):
+            try:
+                cert.public_key().verify(decode(parts[2]), signed, padding.PKCS1v15(), hashes.SHA256())
+                return True
+            except Exception:
+                return False
+        if header.get("alg") != "RS256" or not any(verifies(c) for c in self.registered_certificates().values()):
+            return google(400, "invalid_grant", "Invalid JWT Signature.")
+        if claims.get("iss") != ARGS.service_account:
+            return google(400, "invalid_grant", "Invalid grant: account not found")
+        expected = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+        now = time.time()
+        if claims.get("aud") != expected or not (claims.get("iat", 0) - 300 <= now < claims.get("exp", 0)) \
+                or claims["exp"] - claims["iat"] > 3600:
+            return google(400, "invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.")
+        if claims.get("sub") not in ARGS.domain_users.split(","):
+            return google(400, "invalid_grant", "Invalid email or User ID")
+        granted = ARGS.delegated_scopes.split()
+        if not claims.get("scope") or any(s not in granted for s in claims["scope"].split()):
+            return google(401, "unauthorized_client", "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.")
+        access = "ya29.c." + secrets.token_urlsafe(24)
+        ACCESS[access] = time.time() + ARGS.lifetime
+        write_access_tokens()
+        log_grant("GRANT jwt-bearer ok")
+        self.answer(200, {"access_token": access, "expires_in": ARGS.lifetime, "token_type": "Bearer"})
+
+    def check_assertion(self, form):
+        """A client assertion (RFC 7523) checked as Entra does; the error's arguments, or None when good."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return (400, "invalid_request", 50027, "AADSTS50027: JWT token is invalid or malformed.")
+        parts = form["client_assertion"].split(".")
+        if len(parts) != 3:
+            return (400, "invalid_request", 50027, "AADSTS50027: JWT token is invalid or malformed.")
+        decode = lambda p: base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))
+        header, claims = json.loads(decode(parts[0])), json.loads(decode(parts[1]))
+        registered = self.registered_certificates()
         thumbprint = header.get("x5t#S256", "")
         cert = registered.get(thumbprint)
         if header.get("alg") != "RS256" or cert is None:

@@ -1,7 +1,9 @@
 //! The OAuth client's own certificate, Microsoft Entra's certificate credential: an RSA key pair made here, whose
 //! certificate the administrator uploads to the app registration, and whose key signs each token request's
 //! `client_assertion` (RFC 7523, `private_key_jwt`) instead of sending a client secret. Kept as one sealed secret,
-//! `oauth.client_certificate`: the certificate's PEM followed by the key's PKCS#8 PEM.
+//! `oauth.client_certificate`: the certificate's PEM followed by the key's PKCS#8 PEM. Also the other private key
+//! Tidings keeps, a Google service account's (`oauth.service_account_key`), and what both have in common: they are
+//! checked when stored, leave the node only sealed, and sign JWTs ([`AssertionKey`]).
 
 use crate::{App, Error, Result};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -11,15 +13,48 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, pem::P
 use std::{fmt, sync::Arc};
 use tidings_core::{FieldError, ValidationErrors, secret::SecretName, secret::SecretString};
 
-/// The secret's key.
-const KEY: &str = "oauth.client_certificate";
-/// How an export carries the bundle: sealed with the data directory's key, never in clear.
+/// How an export carries a private key: sealed with the data directory's key, never in clear.
 const SEALED: &str = "sealed:";
 
 /// The bits of a key made here (Entra's minimum is 2048).
 const KEY_BITS: usize = 2048;
 /// How long an assertion is valid: long enough for a slow token endpoint, short enough not to be worth stealing.
 const ASSERTION_LIFETIME: i64 = 600;
+
+/// An RSA private key that signs JWTs with RS256.
+#[derive(Clone)]
+pub struct AssertionKey(Arc<dyn SigningKey>);
+
+impl fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AssertionKey(<redacted>)")
+    }
+}
+
+impl AssertionKey {
+    /// The first private key of `pem`, which must be RSA; the error says what is wrong.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
+            "the private key cannot be read: expected an RSA key in PEM (-----BEGIN PRIVATE KEY-----)".to_owned()
+        })?;
+        let key = any_supported_type(&key).map_err(|e| format!("the private key cannot be used: {e}"))?;
+        if key.choose_scheme(&[SignatureScheme::RSA_PKCS1_SHA256]).is_none() {
+            return Err("the private key is not an RSA key: assertions are signed with RSA (RS256)".into());
+        }
+        Ok(Self(key))
+    }
+
+    /// A JWT of `header` (to which `alg` and `typ` are added) and `claims`, signed RS256.
+    pub fn jwt(&self, mut header: serde_json::Value, claims: &serde_json::Value) -> Result<String, String> {
+        header["alg"] = "RS256".into();
+        header["typ"] = "JWT".into();
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signer = self.0.choose_scheme(&[SignatureScheme::RSA_PKCS1_SHA256]).ok_or("the key cannot sign RS256")?;
+        let signature = signer.sign(signing_input.as_bytes()).map_err(|e| format!("cannot sign the assertion: {e}"))?;
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+}
 
 /// A certificate with its private key, ready to sign assertions.
 #[derive(Clone)]
@@ -30,7 +65,7 @@ pub struct ClientCertificate {
     pub subject: String,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
-    key: Arc<dyn SigningKey>,
+    key: AssertionKey,
 }
 
 impl fmt::Debug for ClientCertificate {
@@ -82,20 +117,11 @@ impl ClientCertificate {
                 certs.len()
             ));
         };
-        let key = PrivateKeyDer::from_pem_slice(bundle.as_bytes()).map_err(|_| {
-            "the private key cannot be read: expected an RSA key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----) after the certificate"
-                .to_owned()
-        })?;
-        let key = any_supported_type(&key).map_err(|e| format!("the private key cannot be used: {e}"))?;
-        if key.choose_scheme(&[SignatureScheme::RSA_PKCS1_SHA256]).is_none() {
-            return Err(
-                "the private key is not an RSA key: Microsoft Entra signs client assertions with RSA (RS256)".into()
-            );
-        }
+        let key = AssertionKey::from_pem(bundle)?;
         let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
             .map_err(|e| format!("the certificate cannot be read: {e}"))?;
         let time = |t: x509_parser::time::ASN1Time| DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_default();
-        let key_matches = key.public_key().is_some_and(|k| k.as_ref() == parsed.public_key().raw);
+        let key_matches = key.0.public_key().is_some_and(|k| k.as_ref() == parsed.public_key().raw);
         if !key_matches {
             return Err("the private key is not the certificate's".into());
         }
@@ -120,9 +146,13 @@ impl ClientCertificate {
         URL_SAFE_NO_PAD.encode(::ring::digest::digest(&::ring::digest::SHA256, &self.der))
     }
 
+    /// The key that signs for this certificate.
+    pub fn key(&self) -> &AssertionKey {
+        &self.key
+    }
+
     /// A client assertion for `client_id` at `audience` (the token endpoint posted to), signed RS256.
     pub fn assertion(&self, client_id: &str, audience: &str, now: DateTime<Utc>) -> Result<String, String> {
-        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t#S256": self.sha256_thumbprint()});
         let id: [u8; 16] = rand::random();
         let claims = serde_json::json!({
             "aud": audience,
@@ -133,14 +163,7 @@ impl ClientCertificate {
             "nbf": now.timestamp(),
             "exp": now.timestamp() + ASSERTION_LIFETIME,
         });
-        let signing_input =
-            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signer = self
-            .key
-            .choose_scheme(&[SignatureScheme::RSA_PKCS1_SHA256])
-            .ok_or("the private key cannot sign with RS256")?;
-        let signature = signer.sign(signing_input.as_bytes()).map_err(|e| format!("cannot sign the assertion: {e}"))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        self.key.jwt(serde_json::json!({"x5t#S256": self.sha256_thumbprint()}), &claims)
     }
 }
 
@@ -148,7 +171,20 @@ impl App {
     /// The OAuth client's certificate, if one was made or imported.
     pub async fn client_certificate(&self) -> Result<Option<ClientCertificate>> {
         let Some(bundle) = self.secret(SecretName::OAuthClientCertificate).await? else { return Ok(None) };
-        ClientCertificate::parse(bundle.expose()).map(Some).map_err(|why| Error::Input(format!("{KEY}: {why}")))
+        ClientCertificate::parse(bundle.expose())
+            .map(Some)
+            .map_err(|why| Error::Input(format!("{}: {why}", SecretName::OAuthClientCertificate)))
+    }
+
+    /// The key a Google service account signs with: the one imported from its key file, else the client
+    /// certificate's (uploaded to the service account's keys).
+    pub async fn service_account_key(&self) -> Result<Option<AssertionKey>> {
+        if let Some(pem) = self.secret(SecretName::ServiceAccountKey).await? {
+            let key = AssertionKey::from_pem(pem.expose())
+                .map_err(|why| Error::Input(format!("{}: {why}", SecretName::ServiceAccountKey)))?;
+            return Ok(Some(key));
+        }
+        Ok(self.client_certificate().await?.map(|c| c.key))
     }
 
     /// Makes the OAuth client's key pair and certificate (valid `days`), and keeps it sealed. One that exists is
@@ -184,36 +220,42 @@ impl App {
     }
 
     async fn keep_client_certificate(&self, actor: &str, action: &str, bundle: SecretString) -> Result<()> {
-        let edits = [(KEY.to_owned(), bundle.expose().to_owned())];
+        let edits = [(SecretName::OAuthClientCertificate.key().to_owned(), bundle.expose().to_owned())];
         self.save_edits(actor, action, &edits, Vec::new(), true).await.map(|_| ())
     }
 
-    /// The certificate's value as an export carries it: sealed with this data directory's key.
-    pub(crate) fn client_certificate_exported(&self, bundle: &SecretString) -> String {
-        format!("{SEALED}{}", base64::engine::general_purpose::STANDARD.encode(self.cipher.seal(KEY, bundle.expose())))
+    /// A private key's value as an export carries it: sealed with this data directory's key.
+    pub(crate) fn private_key_exported(&self, name: SecretName, value: &SecretString) -> String {
+        let sealed = self.cipher.seal(name.key(), value.expose());
+        format!("{SEALED}{}", base64::engine::general_purpose::STANDARD.encode(sealed))
     }
 
-    /// Edits as the configuration takes them: a certificate bundle checked (and opened, when an import carries it
+    /// Edits as the configuration takes them: each private key checked (and opened, when an import carries it
     /// sealed); an error names the field and what is wrong.
-    pub(crate) fn client_certificate_checked(&self, edits: &[(String, String)]) -> Result<Vec<(String, String)>> {
+    pub(crate) fn private_keys_checked(&self, edits: &[(String, String)]) -> Result<Vec<(String, String)>> {
         let mut checked = edits.to_vec();
-        for (_, value) in checked.iter_mut().filter(|(k, v)| k == KEY && !v.is_empty()) {
-            let wrong = |why: String| Error::from(ValidationErrors(vec![FieldError::new(KEY, why)]));
+        for (key, value) in checked.iter_mut().filter(|(_, v)| !v.is_empty()) {
+            let Some(name) = SecretName::from_key(key).filter(|n| n.is_private_key()) else { continue };
+            let wrong = |why: String| Error::from(ValidationErrors(vec![FieldError::new(name.key(), why)]));
             if let Some(sealed) = value.strip_prefix(SEALED) {
                 let opened = base64::engine::general_purpose::STANDARD
                     .decode(sealed.trim())
                     .ok()
-                    .and_then(|bytes| self.cipher.open(KEY, &bytes).ok())
+                    .and_then(|bytes| self.cipher.open(name.key(), &bytes).ok())
                     .ok_or_else(|| {
                         wrong(
-                            "sealed with another key: import it on a node holding the same secret.key, or make a new \
-                             certificate with `tidings oauth certificate create`"
+                            "sealed with another key: import it on a node holding the same secret.key, or make or \
+                             import the key anew"
                                 .into(),
                         )
                     })?;
                 *value = opened.expose().to_owned();
             }
-            ClientCertificate::parse(value).map_err(wrong)?;
+            match name {
+                SecretName::OAuthClientCertificate => ClientCertificate::parse(value).map(|_| ()),
+                _ => AssertionKey::from_pem(value).map(|_| ()),
+            }
+            .map_err(wrong)?;
         }
         Ok(checked)
     }

@@ -137,6 +137,15 @@ impl App {
         self.save_edits(actor, "config.import-google-client", &client.changes(), warnings, may_move_secrets).await
     }
 
+    /// Sends as a Google service account with domain-wide delegation, from its key file (`project-….json`), for a
+    /// caller of `role` (see [`App::import_google_client`]). The key is checked and sealed.
+    pub async fn import_google_service_account(&self, actor: &str, role: Role, text: &str) -> Result<Saved> {
+        let account = config::google::GoogleServiceAccount::parse(text)?;
+        let may_move_secrets = role == Role::Administrator;
+        let action = "config.import-google-service-account";
+        self.save_edits(actor, action, &account.changes(), Vec::new(), may_move_secrets).await
+    }
+
     /// The configuration as an export document; secret values only when asked for.
     pub async fn export(&self, with_secrets: bool) -> Result<ConfigDocument> {
         let current = self.current().await?;
@@ -144,10 +153,10 @@ impl App {
         if with_secrets {
             for name in SecretName::ALL {
                 if let Some(value) = self.secret(name).await? {
-                    let shown = match name {
-                        // A private key leaves the node sealed only.
-                        SecretName::OAuthClientCertificate => self.client_certificate_exported(&value),
-                        _ => value.expose().to_owned(),
+                    // A private key leaves the node sealed only.
+                    let shown = match name.is_private_key() {
+                        true => self.private_key_exported(name, &value),
+                        false => value.expose().to_owned(),
                     };
                     secrets.insert(name.key().to_owned(), shown);
                 }
@@ -191,7 +200,7 @@ impl App {
         warnings: Vec<String>,
         may_move_secrets: bool,
     ) -> Result<Saved> {
-        let edits = &self.client_certificate_checked(edits)?;
+        let edits = &self.private_keys_checked(edits)?;
         for _ in 0..SAVE_ATTEMPTS {
             let current = self.current().await?;
             let mut changes = config::apply(&current.config, edits, current.secrets)?;

@@ -494,6 +494,9 @@ pub enum ConfigCommand {
     },
     /// Fill the OAuth client from the JSON file Google Cloud console downloads (installed or web client).
     ImportGoogleClient { file: PathBuf },
+    /// Send as a Google Workspace service account with domain-wide delegation, from its JSON key file: the key is
+    /// sealed, and `tidings oauth login --client-credentials` then authorizes app-only sending.
+    ImportGoogleServiceAccount { file: PathBuf },
     /// Write the configuration as JSON (to standard output, or a file); secrets only with --with-secrets.
     Export {
         /// Include secret values in clear text. Keep such a file safe.

@@ -44,14 +44,17 @@ pub enum SecretName {
     StaticAccessToken,
     /// `oauth.client_certificate`: the OAuth client's certificate and private key (PEM), for client assertions.
     OAuthClientCertificate,
+    /// `oauth.service_account_key`: a Google service account's private key (PEM), for JWT bearer grants.
+    ServiceAccountKey,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 4] = [
+    pub const ALL: [SecretName; 5] = [
         SecretName::SmtpPassword,
         SecretName::OAuthClientSecret,
         SecretName::StaticAccessToken,
         SecretName::OAuthClientCertificate,
+        SecretName::ServiceAccountKey,
     ];
 
     /// The configuration key, which is also the name the secret is stored under.
@@ -61,7 +64,13 @@ impl SecretName {
             SecretName::OAuthClientSecret => "oauth.client_secret",
             SecretName::StaticAccessToken => "oauth.static_access_token",
             SecretName::OAuthClientCertificate => "oauth.client_certificate",
+            SecretName::ServiceAccountKey => "oauth.service_account_key",
         }
+    }
+
+    /// A private key: it leaves the node only sealed, and is made or imported rather than typed.
+    pub fn is_private_key(self) -> bool {
+        matches!(self, SecretName::OAuthClientCertificate | SecretName::ServiceAccountKey)
     }
 
     pub fn from_key(key: &str) -> Option<Self> {

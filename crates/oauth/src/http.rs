@@ -4,7 +4,10 @@
 use crate::access_tokens::{Credential, EndpointError, Granted, TokenEndpoint};
 use async_trait::async_trait;
 use std::time::Duration;
-use tidings_app::{App, client_certificate::ClientCertificate};
+use tidings_app::{
+    App,
+    client_certificate::{AssertionKey, ClientCertificate},
+};
 use tidings_core::Invalid;
 use tidings_core::{
     EmailConfig,
@@ -38,6 +41,9 @@ pub enum ClientAuth {
     Secret(SecretString),
     /// A `client_assertion` signed with the certificate's key (`private_key_jwt`), made for each request.
     Certificate(ClientCertificate),
+    /// A Google service account acting for `subject` (domain-wide delegation): app-only tokens come from a JWT
+    /// bearer grant (RFC 7523) signed with its key.
+    ServiceAccount { key: AssertionKey, account: String, key_id: Option<String>, subject: String },
 }
 
 /// The client authentication the configuration chooses, with what it needs from the store.
@@ -51,6 +57,22 @@ pub async fn client_auth(app: &App, cfg: &EmailConfig) -> Result<ClientAuth, tid
                     .into(),
             )),
         },
+        ClientCredential::ServiceAccount => {
+            let unset = |what: &str| {
+                tidings_app::Error::NotConfigured(format!(
+                    "oauth.client_credential is service_account, but {what}: import the service account's key file \
+                     with `tidings config import-google-service-account FILE`"
+                ))
+            };
+            let key = app.service_account_key().await?.ok_or_else(|| unset("no key is kept"))?;
+            let account = cfg.oauth.service_account.clone().ok_or_else(|| unset("oauth.service_account is not set"))?;
+            let subject = cfg.oauth.account.clone().or_else(|| cfg.sender.clone()).ok_or_else(|| {
+                tidings_app::Error::NotConfigured(
+                    "a service account acts for a mailbox: set oauth.account, or the sender".into(),
+                )
+            })?;
+            Ok(ClientAuth::ServiceAccount { key, account, key_id: cfg.oauth.service_account_key_id.clone(), subject })
+        }
         ClientCredential::Secret => {
             Ok(app.secret(SecretName::OAuthClientSecret).await?.map_or(ClientAuth::Public, ClientAuth::Secret))
         }
@@ -68,6 +90,8 @@ pub enum Answer {
     Status(u16),
 }
 
+/// RFC 7523's grant type: a JWT as the authorization grant.
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// RFC 7523's client assertion type.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -112,11 +136,16 @@ impl HttpEndpoint {
         url: &str,
         mut form: Vec<(&'static str, String)>,
     ) -> Result<T, Answer> {
-        form.push(("client_id", self.client_id.clone()));
         match &self.client_auth {
-            ClientAuth::Public => {}
-            ClientAuth::Secret(secret) => form.push(("client_secret", secret.expose().to_owned())),
+            // The assertion of the grant itself says who the service account is.
+            ClientAuth::ServiceAccount { .. } => {}
+            ClientAuth::Public => form.push(("client_id", self.client_id.clone())),
+            ClientAuth::Secret(secret) => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push(("client_secret", secret.expose().to_owned()));
+            }
             ClientAuth::Certificate(certificate) => {
+                form.push(("client_id", self.client_id.clone()));
                 let assertion = certificate
                     .assertion(&self.client_id, url, chrono::Utc::now())
                     .map_err(|why| Answer::Unreachable(format!("cannot sign the client assertion: {why}")))?;
@@ -198,6 +227,25 @@ impl TokenEndpoint for HttpEndpoint {
                     form.push(("scope", self.scopes.join(" ")));
                 }
                 form
+            }
+            Credential::Client { .. }
+                if let ClientAuth::ServiceAccount { key, account, key_id, subject } = &self.client_auth =>
+            {
+                let now = chrono::Utc::now().timestamp();
+                let claims = serde_json::json!({
+                    "iss": account,
+                    "sub": subject,
+                    "scope": self.scopes.join(" "),
+                    "aud": self.token_endpoint,
+                    "iat": now,
+                    "exp": now + 3600,
+                });
+                let header = match key_id {
+                    Some(id) => serde_json::json!({ "kid": id }),
+                    None => serde_json::json!({}),
+                };
+                let assertion = key.jwt(header, &claims).map_err(EndpointError::Unavailable)?;
+                vec![("grant_type", JWT_BEARER_GRANT.to_owned()), ("assertion", assertion)]
             }
             Credential::Client { .. } => {
                 let scope = if self.provider == Some(Provider::Microsoft) {

@@ -388,3 +388,78 @@ async fn app_only_sending_with_a_certificate_instead_of_a_secret() {
     tidings.wait_for_status(id, "delivered").await;
     tidings.stop().await;
 }
+
+/// A Google Workspace service account with domain-wide delegation, from its JSON key file: a JWT bearer grant for
+/// the mailbox, checked by the fake as Google does (signature, issuer, audience, lifetime, delegated scopes); no
+/// person signs in, no refresh token exists.
+#[tokio::test]
+async fn a_google_service_account_sends_as_the_domains_mailbox() {
+    const ACCOUNT: &str = "tidings@appliances-1234.iam.gserviceaccount.com";
+    let tmp = tempfile::tempdir().unwrap();
+    let (certificate, bundle) =
+        tidings_app::client_certificate::ClientCertificate::generate("service account key", 30).unwrap();
+    let registered = tmp.path().join("keys.pem");
+    std::fs::write(&registered, &certificate.pem).unwrap();
+    let fake = OAuthFake::start(
+        3600,
+        &[
+            "--google",
+            "--client-certificates",
+            registered.to_str().unwrap(),
+            "--service-account",
+            ACCOUNT,
+            "--domain-users",
+            "alerts@example.com",
+        ],
+    );
+    let mut peer = SmtpPeer::start_tls(&["--token-file", fake.access_tokens.to_str().unwrap()]);
+    let tidings = Tidings::start(relay(&peer, &[])).await;
+
+    let private_key = &bundle.expose()[bundle.expose().find("-----BEGIN PRIVATE KEY").unwrap()..];
+    let key_file = serde_json::json!({
+        "type": "service_account", "project_id": "appliances-1234", "private_key_id": "9f86d081884c7d65",
+        "private_key": private_key, "client_email": ACCOUNT, "client_id": "104729384756102938475",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": fake.token_endpoint("google"),
+    });
+    let (code, refused) = tidings
+        .post("/api/v1/email-config/google-service-account", serde_json::json!({"installed": {"client_id": "x"}}))
+        .await;
+    assert_eq!(code, 400, "an OAuth client's file is not a service account's: {refused}");
+    assert!(refused.to_string().contains("import-google-client"), "{refused}");
+    // Below administrator, the file's token endpoint (the fake's, not Google's) is refused as any endpoint is.
+    let path = "/api/v1/email-config/google-service-account";
+    let (code, refused) = tidings.post(path, key_file.clone()).await;
+    assert_eq!(code, 422, "{refused}");
+    let (code, saved) = tidings.request(Method::POST, path, Some(&tidings.admin), Some(key_file)).await;
+    assert_eq!(code, 200, "{saved}");
+    // The Google preset moved the relay to Gmail: back to the test's relay.
+    let port = peer.port.to_string();
+    tidings.reconfigure(&[("smtp.host", "127.0.0.1"), ("smtp.port", &port), ("smtp.encryption", "starttls")]).await;
+    let export = serde_json::to_string(&tidings.app.export(true).await.unwrap()).unwrap();
+    assert!(!export.contains("PRIVATE KEY") && export.contains("sealed:"), "the key leaves only sealed: {export}");
+
+    // No delegation for the scope yet: Google's refusal, explained.
+    let (code, refused) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
+    assert_eq!(code, 409, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unauthorized_client") && message.contains("Domain Wide Delegation"), "{message}");
+
+    fake.control("delegate?scopes=https://mail.google.com/");
+    let (code, done) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
+    assert_eq!(code, 200, "{done}");
+    assert!(tidings.app.refresh_token(Owner::Relay).await.unwrap().is_none(), "no refresh token");
+    let id = tidings.send("as a service account").await;
+    assert_eq!(peer.next_message().await["auth_user"], "alerts@example.com");
+    tidings.wait_for_status(id, "delivered").await;
+
+    // Where no key may be downloaded: Tidings' own key, its certificate uploaded to the service account.
+    let own = tidings.app.make_client_certificate("test", 30, false).await.unwrap();
+    tidings.reconfigure(&[("oauth.service_account_key", ""), ("oauth.service_account_key_id", "")]).await;
+    let (code, refused) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
+    assert_eq!(code, 409, "not uploaded yet: {refused}");
+    assert!(refused.to_string().contains("Invalid JWT Signature"), "{refused}");
+    std::fs::write(&registered, &own.pem).unwrap();
+    let (code, done) = tidings.post("/api/v1/oauth/client-credentials", serde_json::json!({})).await;
+    assert_eq!(code, 200, "{done}");
+    tidings.stop().await;
+}

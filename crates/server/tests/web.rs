@@ -169,6 +169,7 @@ async fn every_api_route_allows_exactly_the_roles_it_should() {
         (Method::PATCH, "/api/v1/email-config".into(), Some(json!({"smtp.port": 2525})), Operator),
         (Method::POST, "/api/v1/email-config/validate".into(), Some(json!({"smtp.port": 0})), Operator),
         (Method::POST, "/api/v1/email-config/google-client".into(), Some(json!({"installed": {}})), Operator),
+        (Method::POST, "/api/v1/email-config/google-service-account".into(), Some(json!({"type": "x"})), Operator),
         (Method::POST, "/api/v1/email-config/test".into(), None, Operator),
         (Method::GET, "/api/v1/events".into(), None, Anyone),
         (Method::POST, "/api/v1/events".into(), Some(json!({"kind": "failover.takeover"})), Operator),

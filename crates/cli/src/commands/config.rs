@@ -48,6 +48,9 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
                 Some(SecretName::OAuthClientCertificate) => bail!(
                     "{key} is made with `tidings oauth certificate create`, or your own imported with `tidings oauth certificate import FILE`"
                 ),
+                Some(SecretName::ServiceAccountKey) => bail!(
+                    "{key} comes from the service account's key file: `tidings config import-google-service-account FILE`"
+                ),
                 Some(_) => {}
             }
             let value = match file {
@@ -78,6 +81,18 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
                     other => refusal(other),
                 })?;
             report(app, saved).await?;
+        }
+        ConfigCommand::ImportGoogleServiceAccount { file } => {
+            let text = super::read_file(&file, tidings_app::files::DOCUMENT_LIMIT)?;
+            let saved = app
+                .import_google_service_account(&actor(), tidings_core::account::Role::Administrator, &text)
+                .await
+                .map_err(|e| match e {
+                    Error::Input(why) => anyhow!("{}: {why}", file.display()),
+                    other => refusal(other),
+                })?;
+            report(app, saved).await?;
+            say!("Next: `tidings oauth login --client-credentials` obtains the first token.");
         }
         ConfigCommand::Export { with_secrets, output } => {
             let text = serde_json::to_string_pretty(&app.export(with_secrets).await?)? + "\n";

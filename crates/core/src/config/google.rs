@@ -132,9 +132,107 @@ impl GoogleClient {
     }
 }
 
+/// Where in Google's console a service account's key file comes from, for error messages.
+const KEY_WHERE: &str = "make one in Google Cloud console > IAM & Admin > Service accounts > the account > Keys > Add key > \
+                         Create new key > JSON";
+
+/// A Google service account's key file (`project-….json`): who the account is and its private key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GoogleServiceAccount {
+    pub client_email: String,
+    /// The numeric id domain-wide delegation is granted to.
+    pub client_id: String,
+    pub private_key_id: Option<String>,
+    pub private_key: String,
+    pub token_uri: Option<String>,
+}
+
+impl fmt::Debug for GoogleServiceAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleServiceAccount")
+            .field("client_email", &self.client_email)
+            .field("client_id", &self.client_id)
+            .field("private_key_id", &self.private_key_id)
+            .field("private_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyFile {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    client_email: Option<String>,
+    client_id: Option<String>,
+    private_key_id: Option<String>,
+    private_key: Option<String>,
+    token_uri: Option<String>,
+}
+
+impl GoogleServiceAccount {
+    /// Parses the key file's text; errors say what is wrong and where the right file comes from.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let file: KeyFile = serde_json::from_str(text)
+            .map_err(|e| format!("not a JSON key file (line {}, column {}: {e}); {KEY_WHERE}", e.line(), e.column()))?;
+        if file.kind.as_deref() != Some("service_account") {
+            return Err(format!(
+                "\"type\" is {:?}, not \"service_account\": this is not a service account's key file (an OAuth \
+                 client's file goes to `tidings config import-google-client`); {KEY_WHERE}",
+                file.kind.unwrap_or_default()
+            )
+            .into());
+        }
+        let field = |value: Option<String>, name: &str| {
+            value.filter(|v| !v.trim().is_empty()).ok_or_else(|| format!("\"{name}\" is missing; {KEY_WHERE}"))
+        };
+        Ok(Self {
+            client_email: field(file.client_email, "client_email")?,
+            client_id: field(file.client_id, "client_id")?,
+            private_key: field(file.private_key, "private_key")?,
+            private_key_id: file.private_key_id.filter(|v| !v.is_empty()),
+            token_uri: file.token_uri,
+        })
+    }
+
+    /// The configuration edits this file stands for: the Google preset, the account and its key (under its
+    /// secret key), the service-account credential, and sending with OAuth.
+    pub fn changes(&self) -> Vec<(String, String)> {
+        let mut changes = vec![
+            ("oauth.provider".to_owned(), "google".to_owned()),
+            ("smtp.auth".into(), "oauth2".into()),
+            ("oauth.client_id".into(), self.client_id.clone()),
+            ("oauth.client_credential".into(), "service_account".into()),
+            ("oauth.service_account".into(), self.client_email.clone()),
+            ("oauth.service_account_key_id".into(), self.private_key_id.clone().unwrap_or_default()),
+            ("oauth.service_account_key".into(), self.private_key.clone()),
+        ];
+        if let Some(uri) = &self.token_uri {
+            changes.push(("oauth.token_endpoint".into(), uri.clone()));
+        }
+        changes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_account_key_file_becomes_its_settings_and_nothing_else_is_taken_for_one() {
+        let file = r#"{"type": "service_account", "project_id": "p", "private_key_id": "abc123",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----\n",
+            "client_email": "tidings@p.iam.gserviceaccount.com", "client_id": "1234567890",
+            "token_uri": "https://oauth2.googleapis.com/token"}"#;
+        let account = GoogleServiceAccount::parse(file).unwrap();
+        assert!(!format!("{account:?}").contains("PRIVATE"));
+        let changes = account.changes();
+        assert!(changes.contains(&("oauth.service_account".into(), "tidings@p.iam.gserviceaccount.com".into())));
+        assert!(changes.contains(&("oauth.client_credential".into(), "service_account".into())));
+        let client = r#"{"installed": {"client_id": "x"}}"#;
+        assert!(GoogleServiceAccount::parse(client).unwrap_err().reason().contains("import-google-client"));
+        let missing = r#"{"type": "service_account", "client_email": "a@b.c"}"#;
+        assert!(GoogleServiceAccount::parse(missing).unwrap_err().reason().contains("client_id"));
+    }
 
     const INSTALLED: &str = r#"{"installed":{"client_id":"123-abc.apps.googleusercontent.com","project_id":"tidings-test",
         "auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token",

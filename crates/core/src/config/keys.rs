@@ -41,7 +41,13 @@ pub const KEYS: &[KeyInfo] = &[
     key("oauth.tenant", "Microsoft tenant: common, consumers, organizations, a tenant GUID or domain"),
     key("oauth.client_id", "application (client) id issued by the provider"),
     secret("oauth.client_secret", "client secret issued by the provider"),
-    key("oauth.client_credential", "secret (oauth.client_secret) or certificate (oauth.client_certificate)"),
+    key(
+        "oauth.client_credential",
+        "secret (oauth.client_secret), certificate (oauth.client_certificate) or service_account (Google)",
+    ),
+    key("oauth.service_account", "the Google service account's address (client_email), with service_account"),
+    key("oauth.service_account_key_id", "the id of the service account's key (private_key_id), if any"),
+    secret("oauth.service_account_key", "the service account's RSA private key, PEM (from Google's JSON key file)"),
     secret(
         "oauth.client_certificate",
         "the client's certificate and RSA key, PEM (made by `tidings oauth certificate create`)",
@@ -178,6 +184,8 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "oauth.tenant" => opt(&cfg.oauth.tenant),
         "oauth.client_id" => opt(&cfg.oauth.client_id),
         "oauth.client_credential" => name_of(CLIENT_CREDENTIALS, cfg.oauth.client_credential).into(),
+        "oauth.service_account" => opt(&cfg.oauth.service_account),
+        "oauth.service_account_key_id" => opt(&cfg.oauth.service_account_key_id),
         "oauth.scopes" => cfg.oauth.scopes.join(" "),
         "oauth.authorization_endpoint" => opt(&cfg.oauth.authorization_endpoint),
         "oauth.token_endpoint" => opt(&cfg.oauth.token_endpoint),
@@ -266,6 +274,8 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), Invalid>
         "oauth.tenant" => cfg.oauth.tenant = opt(),
         "oauth.client_id" => cfg.oauth.client_id = opt(),
         "oauth.client_credential" => cfg.oauth.client_credential = choose(value, CLIENT_CREDENTIALS)?,
+        "oauth.service_account" => cfg.oauth.service_account = opt(),
+        "oauth.service_account_key_id" => cfg.oauth.service_account_key_id = opt(),
         "oauth.scopes" => cfg.oauth.scopes = split_list(value),
         "oauth.authorization_endpoint" => cfg.oauth.authorization_endpoint = opt(),
         "oauth.token_endpoint" => cfg.oauth.token_endpoint = opt(),
@@ -412,8 +422,11 @@ const AUTHS: &[(&str, AuthMethod)] =
     &[("none", AuthMethod::None), ("password", AuthMethod::Password), ("oauth2", AuthMethod::Oauth2)];
 const PROVIDERS: &[(&str, Provider)] =
     &[("microsoft", Provider::Microsoft), ("google", Provider::Google), ("custom", Provider::Custom)];
-const CLIENT_CREDENTIALS: &[(&str, ClientCredential)] =
-    &[("secret", ClientCredential::Secret), ("certificate", ClientCredential::Certificate)];
+const CLIENT_CREDENTIALS: &[(&str, ClientCredential)] = &[
+    ("secret", ClientCredential::Secret),
+    ("certificate", ClientCredential::Certificate),
+    ("service_account", ClientCredential::ServiceAccount),
+];
 const TLS_VERSIONS: &[(&str, TlsVersion)] = &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
 const SENDER_POLICIES: &[(&str, SenderPolicy)] = &[
     ("fixed", SenderPolicy::Fixed),
@@ -487,6 +500,8 @@ mod tests {
             ("oauth.tenant", "contoso.com"),
             ("oauth.client_id", "abc"),
             ("oauth.client_credential", "certificate"),
+            ("oauth.service_account", "tidings@project.iam.gserviceaccount.com"),
+            ("oauth.service_account_key_id", "0123abcd"),
             ("oauth.scopes", "a b"),
             ("oauth.authorization_endpoint", "https://idp.example.com/auth"),
             ("oauth.token_endpoint", "https://idp.example.com/token"),

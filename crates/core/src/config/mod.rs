@@ -153,6 +153,10 @@ pub struct OAuthClient {
     pub client_id: Option<String>,
     /// How the client proves itself at the token endpoint: its secret, or an assertion its certificate signs.
     pub client_credential: ClientCredential,
+    /// The service account's address (`client_email` of Google's key file), with `service_account`.
+    pub service_account: Option<String>,
+    /// The id of the service account's key (`private_key_id`), sent as the assertion's `kid`.
+    pub service_account_key_id: Option<String>,
     pub scopes: Vec<String>,
     pub authorization_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
@@ -172,6 +176,10 @@ pub enum ClientCredential {
     Secret,
     /// A `client_assertion` signed with the key of `oauth.client_certificate` (`private_key_jwt`).
     Certificate,
+    /// A Google service account with domain-wide delegation: a JWT bearer grant (RFC 7523) for the mailbox,
+    /// signed with `oauth.service_account_key` (or the client certificate's key).
+    #[serde(rename = "service_account")]
+    ServiceAccount,
 }
 
 /// Who issues the OAuth tokens.

@@ -15,6 +15,7 @@ pub struct SecretsPresent {
     pub oauth_client_secret: bool,
     pub static_access_token: bool,
     pub oauth_client_certificate: bool,
+    pub service_account_key: bool,
 }
 
 impl SecretsPresent {
@@ -24,6 +25,7 @@ impl SecretsPresent {
             SecretName::OAuthClientSecret => self.oauth_client_secret,
             SecretName::StaticAccessToken => self.static_access_token,
             SecretName::OAuthClientCertificate => self.oauth_client_certificate,
+            SecretName::ServiceAccountKey => self.service_account_key,
         }
     }
 
@@ -33,6 +35,7 @@ impl SecretsPresent {
             SecretName::OAuthClientSecret => self.oauth_client_secret = present,
             SecretName::StaticAccessToken => self.static_access_token = present,
             SecretName::OAuthClientCertificate => self.oauth_client_certificate = present,
+            SecretName::ServiceAccountKey => self.service_account_key = present,
         }
     }
 }
@@ -163,6 +166,30 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
              the OAuth page), upload it to the app registration, then choose certificate"
                 .into(),
         );
+    }
+    if oauth.client_credential == ClientCredential::ServiceAccount {
+        match &oauth.service_account {
+            None => fail(
+                "oauth.client_credential",
+                "service_account needs the service account's address in oauth.service_account: import Google's key \
+                 file with `tidings config import-google-service-account FILE`"
+                    .into(),
+            ),
+            Some(address) if address::validate(address).is_err() => fail(
+                "oauth.service_account",
+                format!("{address:?} is not an address such as tidings@project.iam.gserviceaccount.com"),
+            ),
+            Some(_) => {}
+        }
+        if !secrets.service_account_key && !secrets.oauth_client_certificate {
+            fail(
+                "oauth.client_credential",
+                "service_account needs a key: import Google's key file with `tidings config \
+                 import-google-service-account FILE`, or make a certificate with `tidings oauth certificate create` \
+                 and upload it to the service account's keys"
+                    .into(),
+            );
+        }
     }
     for scope in &oauth.scopes {
         if scope.chars().any(|c| c.is_control() || c == '"' || c == '\\') {

@@ -140,6 +140,29 @@ fn by_error(provider: Option<Provider>, error: &ErrorResponse, description: &str
         "temporarily_unavailable" | "server_error" => {
             (Verdict::Retry, "The provider is having trouble; Tidings tries again later.")
         }
+        "invalid_grant" if description.contains("Invalid JWT Signature") => (
+            Verdict::Misconfigured,
+            "Google does not know the key that signed Tidings' assertion: the service account's key was deleted, or \
+             it is another service account's. Import the service account's JSON key again \
+             (`tidings config import-google-service-account FILE`), or upload the certificate `tidings oauth \
+             certificate show` prints to the service account's keys.",
+        ),
+        "invalid_grant" if description.contains("short-lived token") => (
+            Verdict::Misconfigured,
+            "Google took Tidings' assertion as outside its valid time: check this machine's clock (NTP).",
+        ),
+        "invalid_grant" if description.contains("Invalid email or User ID") => (
+            Verdict::Misconfigured,
+            "Google knows no user by the mailbox the service account acts for (oauth.account, or the sender): it \
+             must be a user of the Workspace domain that granted the delegation.",
+        ),
+        "unauthorized_client" if description.contains("Client is unauthorized to retrieve access tokens") => (
+            Verdict::Misconfigured,
+            "The service account may not act for the domain's users with these scopes: in the Google Admin console \
+             (Security > Access and data control > API controls > Manage Domain Wide Delegation), add the service \
+             account's client id (oauth.client_id) with the scopes of oauth.scopes. A change there can take some \
+             minutes to apply.",
+        ),
         "invalid_grant" if provider == Some(Provider::Google) || description.contains("expired or revoked") => (
             Verdict::Reauthorize,
             "Google no longer accepts this authorization: it was revoked, the account's password changed, or the app is \

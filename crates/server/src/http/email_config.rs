@@ -22,6 +22,7 @@ pub fn router() -> Router<Context> {
         .route("/api/v1/email-config/test", post(test))
         .route("/api/v1/email-config/validate", post(validate))
         .route("/api/v1/email-config/google-client", post(google_client))
+        .route("/api/v1/email-config/google-service-account", post(google_service_account))
 }
 
 async fn show(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
@@ -113,6 +114,18 @@ async fn validate(
         Err(tidings_app::Error::Invalid(errors)) => json!({ "valid": false, "errors": errors.0 }),
         Err(e) => return Err(e.into()),
     }))
+}
+
+/// Sends as a Google service account: its key file (the body is the file's JSON, as downloaded).
+async fn google_service_account(
+    State(context): State<Context>,
+    caller: Caller,
+    Body(body): Body<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_operator()?;
+    let saved = context.inner.app.import_google_service_account(&caller.actor, caller.role, &body.to_string()).await?;
+    context.inner.config.refresh().await;
+    Ok(Json(json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings })))
 }
 
 /// Imports Google's OAuth client file (the body is the file's JSON, as downloaded).

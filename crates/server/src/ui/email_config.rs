@@ -40,7 +40,12 @@ type Belongs = fn(&str) -> bool;
 const SECTIONS: &[(&str, &str, Belongs)] = &[
     ("sender", "config.section.sender", |k| k == "sender"),
     ("relay", "config.section.relay", |k| k.starts_with("smtp.")),
-    ("oauth", "config.section.oauth", |k| k.starts_with("oauth.") && k != "oauth.static_access_token"),
+    // The private keys are made or imported, never typed: the OAuth page and the import commands hold them.
+    ("oauth", "config.section.oauth", |k| {
+        k.starts_with("oauth.")
+            && k != "oauth.static_access_token"
+            && !SecretName::from_key(k).is_some_and(SecretName::is_private_key)
+    }),
     ("admin", "config.section.admin", |k| k.starts_with("admin.")),
     ("tls", "config.section.tls", |k| k.starts_with("tls.")),
     ("gateway", "config.section.gateway", |k| k.starts_with("gateway.")),
@@ -55,6 +60,11 @@ fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
     Some(match key {
         "smtp.encryption" => &[("tls", "TLS"), ("starttls", "STARTTLS"), ("none", "option.none")],
         "smtp.auth" => &[("none", "option.none"), ("password", "option.password"), ("oauth2", "OAuth2")],
+        "oauth.client_credential" => &[
+            ("secret", "option.secret"),
+            ("certificate", "option.certificate"),
+            ("service_account", "option.service_account"),
+        ],
         "oauth.provider" => {
             &[("", "option.choose"), ("microsoft", "Microsoft"), ("google", "Google"), ("custom", "option.custom")]
         }
@@ -188,6 +198,14 @@ async fn render(context: &Context, viewer: &Viewer, outcome: Outcome, status: St
                 h2 { (tr.t("config.google_import")) }
                 form method="post" action="/email-config/google" enctype="multipart/form-data" {
                     (csrf_field(viewer))
+                    input type="file" name="file" accept="application/json,.json" required;
+                    button type="submit" { (tr.t("config.import")) }
+                }
+                h2 { (tr.t("config.google_service_account_import")) }
+                p.small { (tr.t("config.google_service_account_help")) }
+                form method="post" action="/email-config/google" enctype="multipart/form-data" {
+                    (csrf_field(viewer))
+                    input type="hidden" name="kind" value="service_account";
                     input type="file" name="file" accept="application/json,.json" required;
                     button type="submit" { (tr.t("config.import")) }
                 }
@@ -330,23 +348,25 @@ async fn import_google(
     viewer: Viewer,
     mut multipart: Multipart,
 ) -> Result<Response, UiError> {
-    let (mut csrf, mut file) = (String::new(), None);
+    let (mut csrf, mut file, mut kind) = (String::new(), None, String::new());
     while let Ok(Some(field)) = multipart.next_field().await {
         match field.name() {
             Some("csrf") => csrf = field.text().await.unwrap_or_default(),
             Some("file") => file = field.text().await.ok(),
+            Some("kind") => kind = field.text().await.unwrap_or_default(),
             _ => {}
         }
     }
     viewer.permit(&csrf, Need::Operator)?;
     let tr = viewer.tr;
     let mut outcome = Outcome::default();
-    match context
-        .inner
-        .app
-        .import_google_client(&viewer.caller.actor, viewer.caller.role, &file.unwrap_or_default())
-        .await
-    {
+    let (app, actor, role, text) =
+        (&context.inner.app, &viewer.caller.actor, viewer.caller.role, file.unwrap_or_default());
+    let imported = match kind.as_str() {
+        "service_account" => app.import_google_service_account(actor, role, &text).await,
+        _ => app.import_google_client(actor, role, &text).await,
+    };
+    match imported {
         Ok(saved) => {
             context.inner.config.refresh().await;
             outcome.notices.push(("ok", tr.f("config.imported", &[("fields", &saved.changed.join(", "))])));
