@@ -283,3 +283,30 @@ async fn an_alert_waits_while_the_relay_refuses_us_and_goes_once_it_is_fixed() {
     assert!(subject.contains("sign in again") && text.contains("AADSTS70000"), "{subject}\n{text}");
     tidings.stop().await;
 }
+
+/// The client certificate in use, ending within `oauth.certificate_expiry_warning`: the admin contacts are told
+/// once, whatever restarts and polls follow that day.
+#[tokio::test]
+async fn a_client_certificate_near_its_end_is_announced_once() {
+    let mut peer = SmtpPeer::start(&[]);
+    let tidings = Tidings::start(admin(&peer, &[])).await;
+    let made = tidings.app.make_client_certificate("test", 10, false).await.unwrap();
+    // Kept but not in use: nothing to say.
+    tidings.reconfigure(&[("oauth.certificate_expiry_warning", "30d")]).await;
+    tidings.reconfigure(&[("oauth.client_credential", "certificate")]).await;
+    let (subject, text) = parse(&peer.next_message().await);
+    assert!(subject.contains("the OAuth client certificate expires in 9 days"), "{subject}");
+    assert!(
+        text.contains(&made.sha1_thumbprint()) && text.contains("tidings oauth certificate create --force"),
+        "{text}"
+    );
+
+    let tidings = tidings.restart().await;
+    tidings.post("/api/v1/events", json!({ "kind": "failover.backup_disabled" })).await;
+    let (after_restart, _) = parse(&peer.next_message().await);
+    assert!(after_restart.contains("backup"), "{after_restart}");
+    assert!(peer.received_now().is_empty(), "told once a day");
+    let (_, events) = tidings.get("/api/v1/events?kind=oauth.certificate_expiring").await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1);
+    tidings.stop().await;
+}

@@ -615,15 +615,30 @@ impl Listeners {
     }
 }
 
-/// A turn among the nodes of a shared database (see [`Store::turn`]), held until dropped. Dropping it gives the
-/// turn back within moments, not at once: PostgreSQL's rollback is sent as the connection returns to the pool.
-/// (Behind a mutex only so that a turn can be held across awaits of a task that others may look at.)
+/// What holds a turn or a slot (a PostgreSQL transaction holding an advisory lock), given back by
+/// [`Turn::release`].
+#[async_trait]
+pub trait Holding: Send {
+    async fn release(self: Box<Self>);
+}
+
+/// A turn among the nodes of a shared database (see [`Store::turn`] and [`Store::try_slot`]), held until released
+/// or dropped. [`Turn::release`] gives it back at once (and tells the others a slot is free); dropping it gives it
+/// back within moments, as the connection returns to the pool, and tells no one. (Behind a mutex only so that a
+/// turn can be held across awaits of a task that others may look at.)
 #[derive(Default)]
-pub struct Turn(Option<std::sync::Mutex<Box<dyn Send>>>);
+pub struct Turn(Option<std::sync::Mutex<Box<dyn Holding>>>);
 
 impl Turn {
-    pub fn held(by: impl Send + 'static) -> Self {
+    pub fn held(by: impl Holding + 'static) -> Self {
         Self(Some(std::sync::Mutex::new(Box::new(by))))
+    }
+
+    /// Gives the turn back now.
+    pub async fn release(mut self) {
+        if let Some(held) = self.0.take() {
+            held.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).release().await;
+        }
     }
 }
 

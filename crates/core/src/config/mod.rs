@@ -143,7 +143,7 @@ pub enum AuthMethod {
 }
 
 /// The OAuth 2.0 client Tidings uses to obtain tokens for the relay.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OAuthClient {
     pub provider: Option<Provider>,
@@ -157,6 +157,9 @@ pub struct OAuthClient {
     pub service_account: Option<String>,
     /// The id of the service account's key (`private_key_id`), sent as the assertion's `kid`.
     pub service_account_key_id: Option<String>,
+    /// The client certificate in use raises an event when it expires within this; zero: never.
+    #[serde(with = "humantime_serde")]
+    pub certificate_expiry_warning: Duration,
     pub scopes: Vec<String>,
     pub authorization_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
@@ -165,6 +168,26 @@ pub struct OAuthClient {
     pub account: Option<String>,
     /// HTTP(S) proxy for traffic to the OAuth endpoints.
     pub proxy_url: Option<String>,
+}
+
+impl Default for OAuthClient {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            tenant: None,
+            client_id: None,
+            client_credential: ClientCredential::default(),
+            service_account: None,
+            service_account_key_id: None,
+            certificate_expiry_warning: Duration::from_secs(30 * 24 * 3600),
+            scopes: Vec::new(),
+            authorization_endpoint: None,
+            token_endpoint: None,
+            device_authorization_endpoint: None,
+            account: None,
+            proxy_url: None,
+        }
+    }
 }
 
 /// How the OAuth client authenticates to the token endpoint.

@@ -55,7 +55,7 @@ pub(super) struct Delivery {
     /// The probe of an open circuit.
     pub(super) probe: bool,
     /// On a shared database, the identity's connection slot, held while the run lasts.
-    pub(super) _slot: Option<tidings_store::Turn>,
+    pub(super) slot: Option<tidings_store::Turn>,
     /// What the run sends was recorded when it was admitted (`shared.rs`): its outcomes carry no usage.
     pub(super) counted: bool,
 }
@@ -63,7 +63,7 @@ pub(super) struct Delivery {
 impl Delivery {
     /// Attempts each message in turn, settling each as it ends, until a failure of the relay or the identity:
     /// the messages after it are not attempted.
-    pub(super) async fn run(self, outcomes: mpsc::Sender<Settled>) -> RunEnd {
+    pub(super) async fn run(mut self, outcomes: mpsc::Sender<Settled>) -> RunEnd {
         let relay = self.settings.address();
         let settings = self.settings().await.map_err(|e| e.to_failure(&relay));
         let pending: Vec<Vec<String>> = self.messages.iter().map(pending_recipients).collect();
@@ -110,7 +110,16 @@ impl Delivery {
         }
         if let Some(connection) = connection {
             end.certificate = connection.certificate();
-            self.pool.put(connection, self.revision, self.identity());
+            match self.slot {
+                // A session kept open would count against the identity's connections with no slot held: it
+                // ends with the run, and the slot is given back once it has.
+                Some(_) => connection.quit().await,
+                None => self.pool.put(connection, self.revision, self.identity()),
+            }
+        }
+        // Given back at once, so that this node's next run, or another node's, may take it.
+        if let Some(slot) = self.slot.take() {
+            slot.release().await;
         }
         end
     }

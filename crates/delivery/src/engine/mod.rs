@@ -317,7 +317,7 @@ impl Engine {
                     policy: relay.policy,
                     owner: owner.clone(),
                     probe,
-                    _slot: slot,
+                    slot,
                     counted,
                 };
                 let task = in_flight.spawn(job.run(settle_tx.clone()));

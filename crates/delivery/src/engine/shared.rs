@@ -21,9 +21,22 @@ pub(super) async fn admit(
     now: chrono::DateTime<chrono::Utc>,
     recipients: &[u32],
 ) -> Result<(Admit, Option<Turn>), tidings_store::Error> {
-    let store = app.store();
     let key = key(identity);
-    let _turn = store.turn(&format!("admit:{key}")).await?;
+    let turn = app.store().turn(&format!("admit:{key}")).await?;
+    let admitted = admit_in_turn(app, budgets, identity, &key, now, recipients).await;
+    turn.release().await;
+    admitted
+}
+
+async fn admit_in_turn(
+    app: &App,
+    budgets: &mut Budgets,
+    identity: Option<&str>,
+    key: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    recipients: &[u32],
+) -> Result<(Admit, Option<Turn>), tidings_store::Error> {
+    let store = app.store();
     let slot = match budgets.limits().connections {
         Some(n) => match store.try_slot(&format!("connection:{key}"), n).await? {
             Some(slot) => Some(slot),

@@ -150,6 +150,28 @@ async fn upsert_meta(tx: &mut Tx<'_>, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A turn or slot: the transaction holding its advisory lock. Released by committing it (it wrote nothing), with
+/// the others told when `tell` says so; dropped, it is rolled back as its connection returns to the pool.
+struct Locked {
+    tx: Tx<'static>,
+    tell: Option<Topic>,
+}
+
+#[async_trait]
+impl crate::Holding for Locked {
+    async fn release(self: Box<Self>) {
+        let Locked { mut tx, tell } = *self;
+        if let Some(topic) = tell
+            && let Err(e) = changes::tell(&mut tx, topic).await
+        {
+            tracing::warn!(error = %e, "could not tell the other nodes that a slot is free");
+        }
+        if let Err(e) = tx.commit().await {
+            tracing::warn!(error = %e, "could not give a turn back; PostgreSQL does when the connection ends");
+        }
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
@@ -177,7 +199,7 @@ impl Store for PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
             if taken {
-                return Ok(Some(Turn::held(tx)));
+                return Ok(Some(Turn::held(Locked { tx, tell: Some(Topic::Outbox) })));
             }
         }
         Ok(None)
@@ -187,7 +209,7 @@ impl Store for PgStore {
         // A lock of the transaction's: released when it ends, also when a node dies holding it.
         let mut tx = self.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(name).execute(&mut *tx).await?;
-        Ok(Turn::held(tx))
+        Ok(Turn::held(Locked { tx, tell: None }))
     }
 
     async fn hold_duty(&self, name: &str, holder: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool> {
