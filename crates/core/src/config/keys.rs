@@ -508,7 +508,7 @@ mod tests {
             ("oauth.client_credential", "certificate"),
             ("oauth.service_account", "tidings@project.iam.gserviceaccount.com"),
             ("oauth.service_account_key_id", "0123abcd"),
-            ("oauth.certificate_expiry_warning", "60days"),
+            ("oauth.certificate_expiry_warning", "20days"),
             ("oauth.scopes", "a b"),
             ("oauth.authorization_endpoint", "https://idp.example.com/auth"),
             ("oauth.token_endpoint", "https://idp.example.com/token"),
