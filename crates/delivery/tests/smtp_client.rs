@@ -40,6 +40,7 @@ fn settings(peer: &SmtpPeer, encryption: Encryption, auth: RelayAuth) -> RelaySe
         verify_certificates: true,
         timeout: Duration::from_secs(10),
         helo_name: "tidings.test".into(),
+        api: None,
     }
 }
 
@@ -54,6 +55,7 @@ fn loopback(port: u16, encryption: Encryption) -> RelaySettings {
         verify_certificates: true,
         timeout: Duration::from_secs(5),
         helo_name: "t".into(),
+        api: None,
     }
 }
 

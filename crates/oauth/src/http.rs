@@ -29,6 +29,8 @@ pub struct HttpEndpoint {
     client_id: String,
     client_auth: ClientAuth,
     scopes: Vec<String>,
+    /// What app-only tokens (the client-credentials grant) are asked for.
+    app_only_scope: String,
 }
 
 /// How the client proves itself at the token endpoint.
@@ -119,6 +121,10 @@ impl HttpEndpoint {
             client_id,
             client_auth,
             scopes: cfg.oauth.scopes.clone(),
+            app_only_scope: match cfg.oauth.provider {
+                Some(Provider::Microsoft) => tidings_core::config::preset::microsoft_app_only_scope(cfg).to_owned(),
+                _ => cfg.oauth.scopes.join(" "),
+            },
         })
     }
 
@@ -248,12 +254,7 @@ impl TokenEndpoint for HttpEndpoint {
                 vec![("grant_type", JWT_BEARER_GRANT.to_owned()), ("assertion", assertion)]
             }
             Credential::Client { .. } => {
-                let scope = if self.provider == Some(Provider::Microsoft) {
-                    tidings_core::oauth::authorize::MICROSOFT_APP_ONLY_SCOPE.to_owned()
-                } else {
-                    self.scopes.join(" ")
-                };
-                vec![("grant_type", "client_credentials".to_owned()), ("scope", scope)]
+                vec![("grant_type", "client_credentials".to_owned()), ("scope", self.app_only_scope.clone())]
             }
         };
         Ok(granted(self.token_request(form).await?))

@@ -61,11 +61,36 @@ impl SmtpPeer {
         Self::spawn(args, true)
     }
 
+    /// The fake of Microsoft Graph's sendMail and the Gmail API's send (`tests/peers/mail_api_fake.py`), taking
+    /// the access tokens listed in `access_tokens` (an [`OAuthFake`]'s); its messages are received as the SMTP
+    /// peer's are (`api`, `mailbox`, `data`), and [`SmtpPeer::control`] steers it.
+    pub fn mail_api(access_tokens: &std::path::Path, args: &[&str]) -> Self {
+        let tokens = access_tokens.display().to_string();
+        let mut all = vec!["--access-tokens", tokens.as_str()];
+        all.extend_from_slice(args);
+        Self::spawn_script("tests/peers/mail_api_fake.py", &all, false)
+    }
+
+    /// Calls a control endpoint of the mail API fake (`throttle?count=1&retry_after=2`); its JSON answer.
+    pub fn control(&self, what: &str) -> Value {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(stream, "GET /control/{what} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "control {what}: {answer}");
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap_or(Value::Null)
+    }
+
     fn spawn(args: &[&str], tls: bool) -> Self {
+        Self::spawn_script("tests/peers/smtp_server.py", args, tls)
+    }
+
+    fn spawn_script(script: &str, args: &[&str], tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = tls.then(|| dir.path().join("ca.pem"));
         let mut command = Command::new(python());
-        command.arg(repo_root().join("tests/peers/smtp_server.py")).args(args);
+        command.arg(repo_root().join(script)).args(args);
         if let Some(ca) = &ca_file {
             command.arg("--tls-ca-out").arg(ca);
         }

@@ -51,9 +51,16 @@ pub fn apply(
         preset::fill_microsoft_endpoints(&mut cfg, &tenant);
     }
 
+    if let Some(transport) = edit_of("delivery.transport") {
+        set_or_collect(&mut cfg, "delivery.transport", transport, &mut errors);
+        if cfg.delivery.transport != current.delivery.transport {
+            preset::apply_transport(&mut cfg);
+        }
+    }
+
     let mut secrets: Vec<(SecretName, SecretUpdate)> = Vec::new();
     for (key, value) in edits {
-        if key == "oauth.tenant" || key == "oauth.provider" {
+        if key == "oauth.tenant" || key == "oauth.provider" || key == "delivery.transport" {
             continue;
         }
         if let Some(name) = SecretName::from_key(key) {

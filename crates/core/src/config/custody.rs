@@ -2,7 +2,8 @@
 //! the relay (`smtp.host`, `smtp.port`); the client secret and the refresh tokens to the token endpoint,
 //! through the proxy. A caller who may change the configuration but may not see secrets (a network
 //! administrator) must not be able to send them somewhere of their choosing:
-//! - the OAuth endpoints and the proxy are the administrator's to set by hand; anyone may choose a provider
+//! - the OAuth endpoints, the proxy and the API endpoints (`graph.endpoint`, `gmail.endpoint`, where access
+//!   tokens go with an API transport) are the administrator's to set by hand; anyone may choose a provider
 //!   preset, or an endpoint on the provider's own host (a Google client file's `token_uri`);
 //! - moving the relay, or the token endpoint through a preset, clears the secrets that would follow it, so
 //!   that they must be entered again.
@@ -11,8 +12,15 @@ use super::{EmailConfig, FieldError};
 use crate::secret::SecretName;
 
 /// Keys only an administrator may set by hand: where OAuth credentials go.
-pub const ADMINISTRATOR_KEYS: &[&str] =
-    &["oauth.authorization_endpoint", "oauth.token_endpoint", "oauth.device_authorization_endpoint", "oauth.proxy_url"];
+pub const ADMINISTRATOR_KEYS: &[&str] = &[
+    "oauth.authorization_endpoint",
+    "oauth.token_endpoint",
+    "oauth.device_authorization_endpoint",
+    "oauth.proxy_url",
+    // Where access tokens go with an API transport.
+    "graph.endpoint",
+    "gmail.endpoint",
+];
 
 /// What a change made without the right to choose where secrets go must also do, or may not do.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,7 +67,9 @@ pub fn without_custody<'a>(
             ));
         }
     }
-    let relay_moved = old.smtp.host != new.smtp.host || old.smtp.effective_port() != new.smtp.effective_port();
+    let relay_moved = old.smtp.host != new.smtp.host
+        || old.smtp.effective_port() != new.smtp.effective_port()
+        || old.delivery.transport != new.delivery.transport;
     let endpoint_moved =
         old.oauth.token_endpoint != new.oauth.token_endpoint || old.oauth.proxy_url != new.oauth.proxy_url;
     let follows = [

@@ -2,7 +2,8 @@
 //! `tidings config set`, `config show` and the audit log.
 
 use super::{
-    AuthMethod, ClientCredential, EmailConfig, Encryption, Locale, Provider, TlsVersion, gateway::SenderPolicy,
+    AuthMethod, ClientCredential, EmailConfig, Encryption, Locale, Provider, TlsVersion, Transport,
+    gateway::SenderPolicy,
 };
 use crate::Invalid;
 use crate::submission::data::BareNewlines;
@@ -111,6 +112,9 @@ pub const KEYS: &[KeyInfo] = &[
          limit",
     ),
     key("delivery.identity_budget_warning", "warn the admin contacts at this percentage of the daily recipients (80)"),
+    key("delivery.transport", "smtp (the relay), microsoft_graph (Graph's sendMail) or gmail_api (Gmail's send)"),
+    key("graph.endpoint", "Microsoft Graph's base URL (https://graph.microsoft.com)"),
+    key("gmail.endpoint", "the Gmail API's base URL (https://gmail.googleapis.com)"),
     key("gateway.listen", "ADDR:PORT of the submission gateway's plain listener (STARTTLS offered with a certificate)"),
     key("gateway.tls_listen", "ADDR:PORT of the submission gateway's implicit-TLS listener"),
     key("gateway.cert_file", "absolute path of the gateway's PEM certificate chain"),
@@ -227,6 +231,9 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "delivery.identity_messages_per_minute" => opt_number(cfg.delivery.identity_messages_per_minute),
         "delivery.identity_recipients_per_day" => opt_number(cfg.delivery.identity_recipients_per_day),
         "delivery.identity_budget_warning" => cfg.delivery.identity_budget_warning.to_string(),
+        "delivery.transport" => name_of(TRANSPORTS, cfg.delivery.transport).into(),
+        "graph.endpoint" => cfg.graph.endpoint.clone(),
+        "gmail.endpoint" => cfg.gmail.endpoint.clone(),
         "gateway.listen" => opt(&cfg.gateway.listen),
         "gateway.tls_listen" => opt(&cfg.gateway.tls_listen),
         "gateway.cert_file" => opt(&cfg.gateway.cert_file),
@@ -318,6 +325,9 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), Invalid>
         "delivery.identity_messages_per_minute" => cfg.delivery.identity_messages_per_minute = parse_opt_number(value)?,
         "delivery.identity_recipients_per_day" => cfg.delivery.identity_recipients_per_day = parse_opt_number(value)?,
         "delivery.identity_budget_warning" => cfg.delivery.identity_budget_warning = parse_number(value)?,
+        "delivery.transport" => cfg.delivery.transport = choose(value, TRANSPORTS)?,
+        "graph.endpoint" => cfg.graph.endpoint = or_default(value, super::GRAPH_ENDPOINT),
+        "gmail.endpoint" => cfg.gmail.endpoint = or_default(value, super::GMAIL_ENDPOINT),
         "gateway.listen" => cfg.gateway.listen = opt(),
         "gateway.tls_listen" => cfg.gateway.tls_listen = opt(),
         "gateway.cert_file" => cfg.gateway.cert_file = opt(),
@@ -428,6 +438,12 @@ const AUTHS: &[(&str, AuthMethod)] =
     &[("none", AuthMethod::None), ("password", AuthMethod::Password), ("oauth2", AuthMethod::Oauth2)];
 const PROVIDERS: &[(&str, Provider)] =
     &[("microsoft", Provider::Microsoft), ("google", Provider::Google), ("custom", Provider::Custom)];
+const TRANSPORTS: &[(&str, Transport)] =
+    &[("smtp", Transport::Smtp), ("microsoft_graph", Transport::MicrosoftGraph), ("gmail_api", Transport::GmailApi)];
+/// An empty value gives the default back.
+fn or_default(value: &str, default: &str) -> String {
+    if value.is_empty() { default.to_owned() } else { value.to_owned() }
+}
 const CLIENT_CREDENTIALS: &[(&str, ClientCredential)] = &[
     ("secret", ClientCredential::Secret),
     ("certificate", ClientCredential::Certificate),
@@ -548,6 +564,9 @@ mod tests {
             ("delivery.identity_messages_per_minute", "0"),
             ("delivery.identity_recipients_per_day", "500"),
             ("delivery.identity_budget_warning", "90"),
+            ("delivery.transport", "microsoft_graph"),
+            ("graph.endpoint", "https://graph.microsoft.us"),
+            ("gmail.endpoint", "http://127.0.0.1:8080"),
             ("gateway.listen", "127.0.0.1:587"),
             ("gateway.tls_listen", "[::1]:465"),
             ("gateway.cert_file", "/etc/tidings/cert.pem"),

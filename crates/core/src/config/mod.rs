@@ -24,7 +24,7 @@ pub use validate::{SecretsPresent, validate};
 pub const REDIRECT_PATH: &str = "/login/smtp-verification/";
 
 /// The whole email configuration, as stored (secrets excluded).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmailConfig {
     /// The From address of the messages Tidings sends on its own (alerts, notices, tests).
@@ -44,6 +44,61 @@ pub struct EmailConfig {
     pub gateway: gateway::GatewaySettings,
     /// The failover checks of a cluster's backup and primary (docs/cluster.md).
     pub cluster: ClusterSettings,
+    /// Microsoft Graph, for `delivery.transport=microsoft_graph`.
+    pub graph: ApiEndpoint,
+    /// The Gmail API, for `delivery.transport=gmail_api`.
+    pub gmail: ApiEndpoint,
+}
+
+/// How messages leave: SMTP to the relay, or a provider's HTTP API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    #[default]
+    Smtp,
+    /// `POST /v1.0/users/{mailbox}/sendMail` with the MIME message, base64.
+    MicrosoftGraph,
+    /// `POST /upload/gmail/v1/users/{mailbox}/messages/send?uploadType=media` with the MIME message.
+    GmailApi,
+}
+
+impl Transport {
+    /// Whether messages go over an HTTP API (with an OAuth token) rather than SMTP.
+    pub fn is_api(self) -> bool {
+        self != Transport::Smtp
+    }
+}
+
+/// Where a provider's HTTP API is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiEndpoint {
+    /// The base URL (`https://graph.microsoft.com`); `http://` only on loopback, for tests.
+    pub endpoint: String,
+}
+
+/// Microsoft Graph's base URL.
+pub const GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
+/// The Gmail API's base URL.
+pub const GMAIL_ENDPOINT: &str = "https://gmail.googleapis.com";
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            sender: None,
+            smtp: SmtpRelay::default(),
+            oauth: OAuthClient::default(),
+            tls: TlsOptions::default(),
+            admin: AdminContact::default(),
+            public_base_url: None,
+            locale: Locale::default(),
+            delivery: DeliverySettings::default(),
+            gateway: gateway::GatewaySettings::default(),
+            cluster: ClusterSettings::default(),
+            graph: ApiEndpoint { endpoint: GRAPH_ENDPOINT.into() },
+            gmail: ApiEndpoint { endpoint: GMAIL_ENDPOINT.into() },
+        }
+    }
 }
 
 /// How a cluster's backup watches its primary, and when it takes over.
@@ -377,11 +432,14 @@ pub struct DeliverySettings {
     pub identity_recipients_per_day: Option<u32>,
     /// The share of the daily recipients, in percent, at which the admin contacts are warned.
     pub identity_budget_warning: u32,
+    /// SMTP to the relay, or a provider's HTTP API.
+    pub transport: Transport,
 }
 
 impl Default for DeliverySettings {
     fn default() -> Self {
         Self {
+            transport: Transport::Smtp,
             retry_first: Duration::from_secs(5 * 60),
             retry_max: Duration::from_secs(60 * 60),
             give_up_after: Duration::from_secs(5 * 24 * 3600),

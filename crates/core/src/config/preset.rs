@@ -5,7 +5,7 @@
 //! Google's OAuth 2.0 endpoints and Gmail SMTP (`smtp.gmail.com:465`, implicit TLS, scope
 //! `https://mail.google.com/`).
 
-use super::{AuthMethod, EmailConfig, Encryption, Provider};
+use super::{AuthMethod, EmailConfig, Encryption, Provider, Transport};
 
 /// The tenant used when Microsoft is chosen without one: work and school accounts, where SMTP AUTH lives.
 pub const DEFAULT_MICROSOFT_TENANT: &str = "organizations";
@@ -18,18 +18,43 @@ pub fn apply_provider(cfg: &mut EmailConfig, provider: Provider) {
         Provider::Microsoft => {
             let tenant = cfg.oauth.tenant.get_or_insert_with(|| DEFAULT_MICROSOFT_TENANT.into()).clone();
             fill_microsoft_endpoints(cfg, &tenant);
-            cfg.oauth.scopes = vec!["https://outlook.office.com/SMTP.Send".into(), "offline_access".into()];
             set_relay(cfg, "smtp.office365.com", 587, Encryption::Starttls);
+            apply_transport(cfg);
         }
         Provider::Google => {
             cfg.oauth.tenant = None;
             cfg.oauth.authorization_endpoint = Some("https://accounts.google.com/o/oauth2/v2/auth".into());
             cfg.oauth.token_endpoint = Some("https://oauth2.googleapis.com/token".into());
             cfg.oauth.device_authorization_endpoint = Some("https://oauth2.googleapis.com/device/code".into());
-            cfg.oauth.scopes = vec!["https://mail.google.com/".into()];
             set_relay(cfg, "smtp.gmail.com", 465, Encryption::Tls);
+            apply_transport(cfg);
         }
         Provider::Custom => {}
+    }
+}
+
+/// The delegated scopes the provider's preset asks for with the configured transport.
+pub fn apply_transport(cfg: &mut EmailConfig) {
+    let scopes: &[&str] = match (cfg.oauth.provider, cfg.delivery.transport) {
+        (Some(Provider::Microsoft), Transport::MicrosoftGraph) => {
+            &["https://graph.microsoft.com/Mail.Send", "offline_access"]
+        }
+        (Some(Provider::Microsoft), _) => &["https://outlook.office.com/SMTP.Send", "offline_access"],
+        (Some(Provider::Google), Transport::GmailApi) => &["https://www.googleapis.com/auth/gmail.send"],
+        (Some(Provider::Google), _) => &["https://mail.google.com/"],
+        _ => return,
+    };
+    cfg.oauth.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+    if cfg.delivery.transport.is_api() {
+        cfg.smtp.auth = AuthMethod::Oauth2;
+    }
+}
+
+/// The scope of app-only tokens (the client-credentials grant) for the configured transport, at Microsoft.
+pub fn microsoft_app_only_scope(cfg: &EmailConfig) -> &'static str {
+    match cfg.delivery.transport {
+        Transport::MicrosoftGraph => "https://graph.microsoft.com/.default",
+        _ => crate::oauth::authorize::MICROSOFT_APP_ONLY_SCOPE,
     }
 }
 

@@ -73,8 +73,19 @@ pub fn validate(cfg: &EmailConfig, secrets: SecretsPresent) -> Result<(), Valida
         if let Err(why) = net::validate_host(host) {
             fail("smtp.host", why.into());
         }
-    } else if smtp.auth != AuthMethod::None || smtp.port.is_some() {
+    } else if (smtp.auth != AuthMethod::None || smtp.port.is_some()) && !cfg.delivery.transport.is_api() {
         fail("smtp.host", "required: the relay's host name or IP address, such as smtp.office365.com".into());
+    }
+    if cfg.delivery.transport.is_api() && smtp.auth != AuthMethod::Oauth2 {
+        fail(
+            "delivery.transport",
+            "the provider's API takes an OAuth token: set smtp.auth=oauth2 with the provider's OAuth client".into(),
+        );
+    }
+    for (field, value) in [("graph.endpoint", &cfg.graph.endpoint), ("gmail.endpoint", &cfg.gmail.endpoint)] {
+        if let Err(why) = net::validate_url(value, net::UrlKind::Endpoint) {
+            fail(field, why.into());
+        }
     }
     if let Some(port) = smtp.port
         && !(1..=65535).contains(&port)

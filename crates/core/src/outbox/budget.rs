@@ -8,7 +8,7 @@
 //! ([`Usage`]) so that a restart does not forget the day.
 
 use super::circuit::{Identity, Waiting};
-use crate::config::{EmailConfig, Provider};
+use crate::config::{EmailConfig, Provider, Transport};
 use chrono::{DateTime, Duration, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -31,17 +31,23 @@ impl Limits {
 }
 
 /// The limits of the provider the configuration sends through: by its preset, or by the relay's host name.
-/// Microsoft: 3 connections, 30 messages a minute, 10,000 recipients a day. Google: 2,000 a day, counted as
-/// recipients (never more lenient than its count of messages). Any other relay: none.
+/// Microsoft: 3 connections, 30 messages a minute, 10,000 recipients a day (through Graph, 4 requests at once
+/// per mailbox). Google: 2,000 a day, counted as recipients (never more lenient than its count of messages).
+/// Any other relay: none.
 pub fn provider_limits(cfg: &EmailConfig) -> Limits {
     let host = cfg.smtp.host.as_deref().unwrap_or("").to_ascii_lowercase();
-    let provider = match cfg.oauth.provider {
-        Some(p @ (Provider::Microsoft | Provider::Google)) => Some(p),
+    let provider = match (cfg.oauth.provider, cfg.delivery.transport) {
+        (_, Transport::MicrosoftGraph) => Some(Provider::Microsoft),
+        (_, Transport::GmailApi) => Some(Provider::Google),
+        (Some(p @ (Provider::Microsoft | Provider::Google)), _) => Some(p),
         _ if host.ends_with(".office365.com") || host.ends_with(".outlook.com") => Some(Provider::Microsoft),
         _ if host == "smtp.gmail.com" || host == "smtp-relay.gmail.com" => Some(Provider::Google),
         _ => None,
     };
     let (connections, messages_per_minute, recipients_per_day) = match provider {
+        Some(Provider::Microsoft) if cfg.delivery.transport == Transport::MicrosoftGraph => {
+            (Some(4), Some(30), Some(10_000))
+        }
         Some(Provider::Microsoft) => (Some(3), Some(30), Some(10_000)),
         Some(Provider::Google) => (None, None, Some(2_000)),
         _ => (None, None, None),

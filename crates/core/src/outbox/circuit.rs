@@ -211,7 +211,7 @@ impl Health {
                 Down {
                     since: now,
                     failures: 1,
-                    retry_at: now + delay(backoff, 1),
+                    retry_at: now + asked(failure).unwrap_or_else(|| delay(backoff, 1)),
                     probing: false,
                     stage: failure.stage,
                     error: failure.error.clone(),
@@ -221,7 +221,7 @@ impl Health {
             Some(mut down) if probe => {
                 change = Change::StillDown(scope);
                 down.failures += 1;
-                down.retry_at = now + delay(backoff, down.failures);
+                down.retry_at = now + asked(failure).unwrap_or_else(|| delay(backoff, down.failures));
                 down.stage = failure.stage;
                 down.error = failure.error.clone();
                 down.explanation = failure.explanation.clone();
@@ -288,6 +288,13 @@ impl Health {
 }
 
 /// The delay before the probe that follows `failures` failures in a row.
+/// The wait the provider asked for, if any (at most a day).
+fn asked(failure: &Failure) -> Option<chrono::Duration> {
+    failure
+        .retry_after
+        .map(|d| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX).min(chrono::Duration::days(1)))
+}
+
 fn delay(backoff: Backoff, failures: u32) -> chrono::Duration {
     let d = retry::doubling(backoff.first, backoff.max, failures);
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -343,6 +350,7 @@ mod tests {
             reply: None,
             error: error.into(),
             text: error.into(),
+            retry_after: None,
             explanation: Some("what to do".into()),
         }
     }

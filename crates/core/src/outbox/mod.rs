@@ -135,6 +135,9 @@ pub struct Failure {
     pub text: String,
     /// What to do, when known.
     pub explanation: Option<String>,
+    /// How long the provider asked to be left alone (an HTTP `Retry-After`): the identity waits that long
+    /// rather than the backoff's delay.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// A recorded attempt, as shown in the delivery log.

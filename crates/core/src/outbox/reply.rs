@@ -84,6 +84,8 @@ pub enum Stage {
     Data,
     /// The reply to the message's final dot.
     Message,
+    /// The provider's HTTP API (`delivery.transport` microsoft_graph or gmail_api): the send request.
+    Api,
 }
 
 impl Stage {
@@ -100,6 +102,7 @@ impl Stage {
             Stage::RcptTo => "rcpt_to",
             Stage::Data => "data",
             Stage::Message => "message",
+            Stage::Api => "api",
         }
     }
 }

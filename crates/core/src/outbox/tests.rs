@@ -34,6 +34,7 @@ fn failure(class: Class, stage: Stage, r: Option<Reply>) -> Outcome {
         reply: r,
         error,
         explanation: None,
+        retry_after: None,
     })
 }
 

@@ -141,6 +141,7 @@ impl Delivery {
             error: format!("could not read the message from the outbox: {e}"),
             text: e,
             explanation: None,
+            retry_after: None,
         };
         let turn = self.large.clone().acquire_owned().await.map_err(|e| unreadable(e.to_string()))?;
         match self.app.store().message_content(m.id).await {
@@ -174,6 +175,9 @@ impl Delivery {
         recipients: &[String],
         next: Option<Next<'_>>,
     ) -> (Vec<(String, outbox::RcptResult)>, Outcome) {
+        if let (Some(api), RelayAuth::OAuth2 { user, tokens }) = (&settings.api, &settings.auth) {
+            return crate::api::send(api, user, tokens.as_ref(), content, recipients).await;
+        }
         let relay = settings.address();
         let (mut conn, reused) = match connection.take().or_else(|| self.pool.take(self.revision, self.identity())) {
             Some(c) => (c, true),

@@ -16,7 +16,10 @@ pub async fn relay_settings(
     tokens: Arc<dyn TokenSource>,
 ) -> Result<RelaySettings, Invalid> {
     let cfg = &current.config;
-    let relay = looking_at(cfg)?;
+    let relay = match cfg.delivery.transport.is_api() {
+        true => api_relay(cfg).await?,
+        false => looking_at(cfg)?,
+    };
     let auth = match cfg.smtp.auth {
         AuthMethod::None => RelayAuth::None,
         AuthMethod::Password => {
@@ -57,6 +60,47 @@ pub fn looking_at(cfg: &EmailConfig) -> Result<RelaySettings, Invalid> {
         verify_certificates: false,
         timeout: cfg.delivery.timeout,
         helo_name: helo_name(),
+        api: None,
+    })
+}
+
+/// Where a provider's HTTP API is, as relay settings (the API's host and port stand for the relay's in the log),
+/// with the HTTP client trusting what delivery trusts.
+async fn api_relay(cfg: &EmailConfig) -> Result<RelaySettings, Invalid> {
+    use tidings_core::config::Transport;
+    let endpoint = match cfg.delivery.transport {
+        Transport::GmailApi => &cfg.gmail.endpoint,
+        _ => &cfg.graph.endpoint,
+    };
+    let url = tidings_core::net::validate_url(endpoint, tidings_core::net::UrlKind::Endpoint)?;
+    let options = cfg.tls.clone();
+    let tls = tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls.as_ref().clone())
+        .timeout(cfg.delivery.timeout)
+        .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let api = crate::api::ApiSettings {
+        transport: cfg.delivery.transport,
+        endpoint: endpoint.trim_end_matches('/').to_owned(),
+        client,
+    };
+    Ok(RelaySettings {
+        host: url.host_str().unwrap_or_default().to_owned(),
+        port: url.port_or_known_default().unwrap_or(443),
+        encryption: if url.scheme() == "https" {
+            tidings_core::config::Encryption::Tls
+        } else {
+            tidings_core::config::Encryption::None
+        },
+        auth: RelayAuth::None,
+        tls,
+        verify_certificates: cfg.tls.verify_certificates,
+        timeout: cfg.delivery.timeout,
+        helo_name: helo_name(),
+        api: Some(Arc::new(api)),
     })
 }
 

@@ -140,6 +140,7 @@ impl SmtpError {
             error: format!("{}{status}", self.kind),
             text,
             explanation,
+            retry_after: None,
         }
     }
 

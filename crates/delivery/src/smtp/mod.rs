@@ -37,6 +37,9 @@ pub struct RelaySettings {
     pub timeout: Duration,
     /// The name given in EHLO.
     pub helo_name: String,
+    /// Messages go through a provider's HTTP API instead (`delivery.transport`); `host` and `port` are then the
+    /// API's, for the log.
+    pub api: Option<std::sync::Arc<crate::api::ApiSettings>>,
 }
 
 impl fmt::Debug for RelaySettings {

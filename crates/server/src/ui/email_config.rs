@@ -51,7 +51,12 @@ const SECTIONS: &[(&str, &str, Belongs)] = &[
     ("gateway", "config.section.gateway", |k| k.starts_with("gateway.")),
     ("cluster", "config.section.cluster", |k| k.starts_with("cluster.")),
     ("advanced", "config.section.advanced", |k| {
-        k == "public_base_url" || k == "locale" || k.starts_with("delivery.") || k == "oauth.static_access_token"
+        k == "public_base_url"
+            || k == "locale"
+            || k.starts_with("delivery.")
+            || k.starts_with("graph.")
+            || k.starts_with("gmail.")
+            || k == "oauth.static_access_token"
     }),
 ];
 
@@ -60,6 +65,7 @@ fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
     Some(match key {
         "smtp.encryption" => &[("tls", "TLS"), ("starttls", "STARTTLS"), ("none", "option.none")],
         "smtp.auth" => &[("none", "option.none"), ("password", "option.password"), ("oauth2", "OAuth2")],
+        "delivery.transport" => &[("smtp", "SMTP"), ("microsoft_graph", "Microsoft Graph"), ("gmail_api", "Gmail API")],
         "oauth.client_credential" => &[
             ("secret", "option.secret"),
             ("certificate", "option.certificate"),

@@ -1,0 +1,136 @@
+//! Sending through Microsoft Graph and the Gmail API instead of SMTP (`delivery.transport`), against a fake of
+//! both that checks each request's shape (the bearer token, the mailbox in the path, base64 or raw MIME) and
+//! answers as they do: accepted, throttled with `Retry-After`, refused with their error bodies.
+
+#![allow(clippy::unwrap_used)] // a failed step is a failed test
+
+mod support;
+
+use serde_json::{Value, json};
+use support::Tidings;
+use tidings_testkit::{OAuthFake, SmtpPeer};
+
+const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+
+async fn through(transport: &str) -> (Tidings, SmtpPeer, OAuthFake, u16) {
+    let fake = OAuthFake::start(3600, &[]);
+    let api = SmtpPeer::mail_api(&fake.access_tokens, &[]);
+    let gateway = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{}", api.port);
+    let settings = [
+        ("sender", "alerts@contoso.com".to_owned()),
+        ("oauth.provider", "microsoft".into()),
+        ("oauth.tenant", "contoso.com".into()),
+        ("oauth.client_id", CLIENT.into()),
+        ("oauth.token_endpoint", fake.token_endpoint("contoso.com")),
+        ("oauth.client_secret", "app-secret".into()),
+        ("delivery.transport", transport.into()),
+        ("graph.endpoint", endpoint.clone()),
+        ("gmail.endpoint", endpoint),
+        ("delivery.retry_first", "1s".into()),
+        ("delivery.relay_backoff_first", "1s".into()),
+        ("delivery.relay_backoff_max", "2s".into()),
+        ("delivery.timeout", "5s".into()),
+        ("gateway.listen", format!("127.0.0.1:{gateway}")),
+        ("gateway.allowed_networks", "127.0.0.1/32".into()),
+    ];
+    let tidings = Tidings::start(settings.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()).await;
+    let (code, done) = tidings.post("/api/v1/oauth/client-credentials", json!({})).await;
+    assert_eq!(code, 200, "{done}");
+    (tidings, api, fake, gateway)
+}
+
+/// A device's message through the gateway, with a blind copy only its envelope names (off the runtime, which
+/// runs the daemon).
+async fn device_sends(port: u16, subject: &'static str) {
+    tokio::task::spawn_blocking(move || smtplib_sends(port, subject)).await.unwrap();
+}
+
+fn smtplib_sends(port: u16, subject: &str) {
+    let script = format!(
+        "import smtplib\n\
+         c = smtplib.SMTP('127.0.0.1', {port}, timeout=10)\n\
+         c.sendmail('scanner@contoso.com', ['ops@contoso.com', 'hidden@contoso.com'], \
+         'From: scanner@contoso.com\\nTo: ops@contoso.com\\nSubject: {subject}\\n\\nscan\\n')\n\
+         c.quit()\n"
+    );
+    let out = std::process::Command::new(tidings_testkit::python()).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn subject(message: &Value) -> String {
+    let data = message["data"].as_str().unwrap();
+    data.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or_default().trim().to_owned()
+}
+
+async fn attempts(tidings: &Tidings, id: i64, status: &str) -> Vec<Value> {
+    let message = tidings.wait_for_status(id, status).await;
+    message["attempt_log"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn microsoft_graph_sends_the_mime_message_and_its_refusals_are_explained() {
+    let (tidings, mut graph, _fake, gateway) = through("microsoft_graph").await;
+    // The Microsoft preset, with Graph: its scopes.
+    let config = tidings.app.current().await.unwrap().config;
+    assert_eq!(config.oauth.scopes, ["https://graph.microsoft.com/Mail.Send", "offline_access"]);
+
+    device_sends(gateway, "scan to Graph").await;
+    let got = graph.next_message().await;
+    assert_eq!((got["api"].as_str(), got["mailbox"].as_str()), (Some("graph"), Some("alerts@contoso.com")));
+    let data = got["data"].as_str().unwrap();
+    assert!(data.starts_with("Bcc: hidden@contoso.com\r\n") && data.contains("Subject: scan to Graph"), "{data}");
+
+    // Throttled: the mailbox waits as long as Graph said, then the message goes.
+    graph.control("throttle?count=1&retry_after=2");
+    let id = tidings.send("after the throttle").await;
+    assert_eq!(subject(&graph.next_message().await), "after the throttle");
+    let tried = attempts(&tidings, id, "delivered").await;
+    assert_eq!(tried.len(), 2, "{tried:#?}");
+    assert_eq!((tried[0]["stage"].as_str(), tried[0]["result"].as_str()), (Some("api"), Some("transient")));
+    assert!(tried[0]["text"].as_str().unwrap().contains("HTTP 429 ApplicationThrottled"), "{tried:#?}");
+    let at = |a: &Value| chrono::DateTime::parse_from_rfc3339(a["started_at"].as_str().unwrap()).unwrap();
+    assert!(at(&tried[1]) - at(&tried[0]) >= chrono::Duration::milliseconds(1900), "waited Retry-After: {tried:#?}");
+    assert_eq!(tried[1]["reply_code"], 202);
+
+    // Refused for good: explained, and the message fails.
+    graph.control("refuse?status=403&code=ErrorSendAsDenied&count=1");
+    let id = tidings.send("not as this sender").await;
+    let tried = attempts(&tidings, id, "failed").await;
+    assert!(tried[0]["explanation"].as_str().unwrap().contains("Send As"), "{tried:#?}");
+
+    // Too large for one request: failed at once, saying which permission would let it through.
+    let big = "x".repeat(3_400_000);
+    let (code, answer) =
+        tidings.post("/api/v1/messages", json!({"to": ["ops@contoso.com"], "subject": "big", "text": big})).await;
+    assert_eq!(code, 202, "{answer}");
+    let tried = attempts(&tidings, answer["id"].as_i64().unwrap(), "failed").await;
+    assert!(tried[0]["explanation"].as_str().unwrap().contains("Mail.ReadWrite"), "{tried:#?}");
+    tidings.stop().await;
+}
+
+#[tokio::test]
+async fn the_gmail_api_sends_the_raw_message_and_waits_when_google_limits_the_mailbox() {
+    let (tidings, mut gmail, _fake, gateway) = through("gmail_api").await;
+    device_sends(gateway, "scan to Gmail").await;
+    let got = gmail.next_message().await;
+    assert_eq!((got["api"].as_str(), got["mailbox"].as_str()), (Some("gmail"), Some("alerts@contoso.com")));
+    assert!(got["data"].as_str().unwrap().contains("Subject: scan to Gmail"));
+
+    gmail.control("throttle?count=1&retry_after=2");
+    let id = tidings.send("after Google's limit").await;
+    assert_eq!(subject(&gmail.next_message().await), "after Google's limit");
+    let tried = attempts(&tidings, id, "delivered").await;
+    assert!(tried[0]["text"].as_str().unwrap().contains("rateLimitExceeded"), "{tried:#?}");
+    assert_eq!(tried[1]["reply_code"], 200);
+
+    gmail.control("refuse?status=400&code=failedPrecondition&count=1");
+    let id = tidings.send("no delegation").await;
+    // The mailbox waits (an administrator must act), then sends once Google takes it again.
+    assert_eq!(subject(&gmail.next_message().await), "no delegation");
+    let tried = attempts(&tidings, id, "delivered").await;
+    assert!(tried[0]["explanation"].as_str().unwrap().contains("domain-wide delegation"), "{tried:#?}");
+    let stats = gmail.control("stats");
+    assert!(stats["requests"].as_u64().unwrap() >= 5, "{stats}");
+    tidings.stop().await;
+}
