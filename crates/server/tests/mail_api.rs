@@ -12,9 +12,9 @@ use tidings_testkit::{OAuthFake, SmtpPeer};
 
 const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 
-async fn through(transport: &str) -> (Tidings, SmtpPeer, OAuthFake, u16) {
+async fn through(transport: &str, api_args: &[&str], extra: &[(&str, &str)]) -> (Tidings, SmtpPeer, OAuthFake, u16) {
     let fake = OAuthFake::start(3600, &[]);
-    let api = SmtpPeer::mail_api(&fake.access_tokens, &[]);
+    let api = SmtpPeer::mail_api(&fake.access_tokens, api_args);
     let gateway = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let endpoint = format!("http://127.0.0.1:{}", api.port);
     let settings = [
@@ -34,7 +34,9 @@ async fn through(transport: &str) -> (Tidings, SmtpPeer, OAuthFake, u16) {
         ("gateway.listen", format!("127.0.0.1:{gateway}")),
         ("gateway.allowed_networks", "127.0.0.1/32".into()),
     ];
-    let tidings = Tidings::start(settings.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()).await;
+    let mut edits: Vec<(String, String)> = settings.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    edits.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let tidings = Tidings::start(edits).await;
     let (code, done) = tidings.post("/api/v1/oauth/client-credentials", json!({})).await;
     assert_eq!(code, 200, "{done}");
     (tidings, api, fake, gateway)
@@ -70,7 +72,7 @@ async fn attempts(tidings: &Tidings, id: i64, status: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn microsoft_graph_sends_the_mime_message_and_its_refusals_are_explained() {
-    let (tidings, mut graph, _fake, gateway) = through("microsoft_graph").await;
+    let (tidings, mut graph, _fake, gateway) = through("microsoft_graph", &[], &[]).await;
     // The Microsoft preset, with Graph: its scopes.
     let config = tidings.app.current().await.unwrap().config;
     assert_eq!(config.oauth.scopes, ["https://graph.microsoft.com/Mail.Send", "offline_access"]);
@@ -111,7 +113,7 @@ async fn microsoft_graph_sends_the_mime_message_and_its_refusals_are_explained()
 
 #[tokio::test]
 async fn the_gmail_api_sends_the_raw_message_and_waits_when_google_limits_the_mailbox() {
-    let (tidings, mut gmail, _fake, gateway) = through("gmail_api").await;
+    let (tidings, mut gmail, _fake, gateway) = through("gmail_api", &[], &[]).await;
     device_sends(gateway, "scan to Gmail").await;
     let got = gmail.next_message().await;
     assert_eq!((got["api"].as_str(), got["mailbox"].as_str()), (Some("gmail"), Some("alerts@contoso.com")));
@@ -132,5 +134,22 @@ async fn the_gmail_api_sends_the_raw_message_and_waits_when_google_limits_the_ma
     assert!(tried[0]["explanation"].as_str().unwrap().contains("domain-wide delegation"), "{tried:#?}");
     let stats = gmail.control("stats");
     assert!(stats["requests"].as_u64().unwrap() >= 5, "{stats}");
+    tidings.stop().await;
+}
+
+/// A burst for one mailbox through Graph: never more than 4 requests at once, whatever delivery.connections
+/// allows.
+#[tokio::test]
+async fn graph_gets_at_most_four_requests_at_once_per_mailbox() {
+    let (tidings, mut graph, _fake, _) =
+        through("microsoft_graph", &["--delay", "0.3"], &[("delivery.connections", "8")]).await;
+    for i in 0..16 {
+        tidings.send(&format!("burst {i}")).await;
+    }
+    for _ in 0..16 {
+        graph.next_message().await;
+    }
+    let stats = graph.control("stats");
+    assert_eq!(stats["peak"], 4, "four at once, not eight: {stats}");
     tidings.stop().await;
 }
