@@ -40,6 +40,15 @@ pub struct Saved {
     pub warnings: Vec<String>,
 }
 
+/// Which of Google's JSON files an import reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoogleFile {
+    /// An OAuth client's (`client_secret_….json`).
+    Client,
+    /// A service account's key (`project-….json`).
+    ServiceAccount,
+}
+
 /// The export and import format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +144,14 @@ impl App {
         let warnings = client.redirect_warning(redirect.as_deref()).into_iter().collect();
         let may_move_secrets = role == Role::Administrator;
         self.save_edits(actor, "config.import-google-client", &client.changes(), warnings, may_move_secrets).await
+    }
+
+    /// Imports one of Google's JSON files, for a caller of `role`.
+    pub async fn import_google(&self, actor: &str, role: Role, file: GoogleFile, text: &str) -> Result<Saved> {
+        match file {
+            GoogleFile::Client => self.import_google_client(actor, role, text).await,
+            GoogleFile::ServiceAccount => self.import_google_service_account(actor, role, text).await,
+        }
     }
 
     /// Sends as a Google service account with domain-wide delegation, from its key file (`project-….json`), for a

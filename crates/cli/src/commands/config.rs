@@ -13,7 +13,7 @@ use std::{
 };
 use tidings_app::{
     App, Error,
-    settings::{ConfigDocument, Current, Saved},
+    settings::{ConfigDocument, Current, GoogleFile, Saved},
 };
 use tidings_core::{config::keys, secret::SecretName};
 
@@ -30,6 +30,18 @@ fn print_keys() {
     for k in keys::KEYS {
         say!("{:<36} {}{}", k.key, k.help, if k.secret { " (secret)" } else { "" });
     }
+}
+
+/// `config import-google-client|import-google-service-account FILE`.
+async fn import_google(app: &App, file: &std::path::Path, kind: GoogleFile) -> Result<()> {
+    let text = super::read_file(file, tidings_app::files::DOCUMENT_LIMIT)?;
+    let saved = app.import_google(&actor(), tidings_core::account::Role::Administrator, kind, &text).await.map_err(
+        |e| match e {
+            Error::Input(why) => anyhow!("{}: {why}", file.display()),
+            other => refusal(other),
+        },
+    )?;
+    report(app, saved).await
 }
 
 async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
@@ -71,27 +83,9 @@ async fn with_app(app: &App, command: ConfigCommand) -> Result<()> {
             refused_or(app.validate_document(&doc).await)?;
             say!("{} is valid; `tidings config import {}` would apply it.", path.display(), path.display());
         }
-        ConfigCommand::ImportGoogleClient { file } => {
-            let text = super::read_file(&file, tidings_app::files::DOCUMENT_LIMIT)?;
-            let saved = app
-                .import_google_client(&actor(), tidings_core::account::Role::Administrator, &text)
-                .await
-                .map_err(|e| match e {
-                    Error::Input(why) => anyhow!("{}: {why}", file.display()),
-                    other => refusal(other),
-                })?;
-            report(app, saved).await?;
-        }
+        ConfigCommand::ImportGoogleClient { file } => import_google(app, &file, GoogleFile::Client).await?,
         ConfigCommand::ImportGoogleServiceAccount { file } => {
-            let text = super::read_file(&file, tidings_app::files::DOCUMENT_LIMIT)?;
-            let saved = app
-                .import_google_service_account(&actor(), tidings_core::account::Role::Administrator, &text)
-                .await
-                .map_err(|e| match e {
-                    Error::Input(why) => anyhow!("{}: {why}", file.display()),
-                    other => refusal(other),
-                })?;
-            report(app, saved).await?;
+            import_google(app, &file, GoogleFile::ServiceAccount).await?;
             say!("Next: `tidings oauth login --client-credentials` obtains the first token.");
         }
         ConfigCommand::Export { with_secrets, output } => {

@@ -14,6 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::{Map, Value, json};
+use tidings_app::settings::GoogleFile;
 use tidings_core::{FieldError, secret::SecretName};
 
 pub fn router() -> Router<Context> {
@@ -122,10 +123,7 @@ async fn google_service_account(
     caller: Caller,
     Body(body): Body<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_operator()?;
-    let saved = context.inner.app.import_google_service_account(&caller.actor, caller.role, &body.to_string()).await?;
-    context.inner.config.refresh().await;
-    Ok(Json(json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings })))
+    import_google(&context, &caller, GoogleFile::ServiceAccount, &body).await
 }
 
 /// Imports Google's OAuth client file (the body is the file's JSON, as downloaded).
@@ -134,8 +132,17 @@ async fn google_client(
     caller: Caller,
     Body(body): Body<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
+    import_google(&context, &caller, GoogleFile::Client, &body).await
+}
+
+async fn import_google(
+    context: &Context,
+    caller: &Caller,
+    file: GoogleFile,
+    body: &Value,
+) -> Result<Json<Value>, ApiError> {
     caller.require_operator()?;
-    let saved = context.inner.app.import_google_client(&caller.actor, caller.role, &body.to_string()).await?;
+    let saved = context.inner.app.import_google(&caller.actor, caller.role, file, &body.to_string()).await?;
     context.inner.config.refresh().await;
     Ok(Json(json!({ "revision": saved.revision, "changed": saved.changed, "warnings": saved.warnings })))
 }

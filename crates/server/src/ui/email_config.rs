@@ -18,7 +18,10 @@ use axum::{
 use maud::{Markup, html};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use tidings_app::{notifications::TestOutcome, settings::Current};
+use tidings_app::{
+    notifications::TestOutcome,
+    settings::{Current, GoogleFile},
+};
 use tidings_core::{
     FieldError,
     config::keys::{self, KEYS},
@@ -368,11 +371,8 @@ async fn import_google(
     let mut outcome = Outcome::default();
     let (app, actor, role, text) =
         (&context.inner.app, &viewer.caller.actor, viewer.caller.role, file.unwrap_or_default());
-    let imported = match kind.as_str() {
-        "service_account" => app.import_google_service_account(actor, role, &text).await,
-        _ => app.import_google_client(actor, role, &text).await,
-    };
-    match imported {
+    let file = if kind == "service_account" { GoogleFile::ServiceAccount } else { GoogleFile::Client };
+    match app.import_google(actor, role, file, &text).await {
         Ok(saved) => {
             context.inner.config.refresh().await;
             outcome.notices.push(("ok", tr.f("config.imported", &[("fields", &saved.changed.join(", "))])));
