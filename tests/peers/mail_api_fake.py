@@ -9,6 +9,13 @@ POST /upload/gmail/v1/users/{mailbox}/messages/send?uploadType=media: the same t
   body), `Content-Type: message/rfc822`, the MIME message as it is. Accepted: 200 {"id", "threadId", "labelIds"}.
 Errors are the providers' JSON: Graph {"error": {"code", "message"}}, Google {"error": {"code", "message",
   "errors": [{"message", "domain", "reason"}], "status"}}.
+Graph's way for large messages: POST /v1.0/users/{mailbox}/messages (a JSON draft: 201 with its id), POST
+  .../messages/{id}/attachments (a fileAttachment with contentBytes: 201), POST
+  .../messages/{id}/attachments/createUploadSession (201 with an uploadUrl), PUT uploadUrl with Content-Range
+  chunks (no Authorization header; each chunk but the last a multiple of 320 KiB; 200 with nextExpectedRanges,
+  201 on the last), POST .../messages/{id}/send (202; printed as {"api": "graph-draft", "mailbox", "subject", "to",
+  "bcc", "attachments": [{"name", "size", "sha256"}]}), DELETE .../messages/{id} (204). Every Graph request body is
+  limited to 4 MB (413).
 Control (GET): /control/throttle?count=N&retry_after=S (the next N sends answer 429 with Retry-After: S),
   /control/refuse?status=403&code=ErrorSendAsDenied&count=N (the next N sends answer that), /control/stats
   ({"peak": the most requests in flight at once per mailbox, "requests": n}).
@@ -17,6 +24,7 @@ Each accepted message is printed as a JSON line {"api", "mailbox", "data"}; prin
 
 import argparse
 import base64
+import hashlib
 import json
 import secrets
 import sys
@@ -37,6 +45,8 @@ REFUSE = {"count": 0, "status": 403, "code": "ErrorSendAsDenied"}
 IN_FLIGHT = {}
 STATS = {"peak": 0, "requests": 0}
 GRAPH_LIMIT = 4 * 1024 * 1024
+DRAFTS = {}    # id -> {"mailbox", "draft", "attachments": [(name, bytes)]}
+SESSIONS = {}  # id -> {"draft", "name", "size", "data"}
 
 
 def valid_tokens():
@@ -77,10 +87,89 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(404, {"error": {"code": "NotFound", "message": "no such control"}})
         self.answer(200, {"ok": True})
 
+    def authorized(self):
+        auth = self.headers.get("Authorization", "")
+        return auth.startswith("Bearer ") and auth[7:] in valid_tokens()
+
+    def graph_error(self, status, code, message):
+        return self.answer(status, {"error": {"code": code, "message": message}})
+
+    def do_DELETE(self):
+        parts = urllib.parse.urlparse(self.path).path.split("/")
+        if not self.authorized():
+            return self.graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        with LOCK:
+            DRAFTS.pop(parts[-1], None)
+        self.answer(204)
+
+    def do_PUT(self):
+        parts = urllib.parse.urlparse(self.path).path.split("/")
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if len(parts) != 3 or parts[1] != "upload":
+            return self.graph_error(404, "ItemNotFound", "no such upload session")
+        if "Authorization" in self.headers:
+            return self.graph_error(401, "InvalidAuthenticationToken", "the upload URL carries its own authorization")
+        with LOCK:
+            session = SESSIONS.get(parts[2])
+            if session is None:
+                return self.graph_error(404, "ItemNotFound", "no such upload session")
+            try:
+                span, total = self.headers.get("Content-Range", "").split(" ")[1].split("/")
+                first, last = (int(x) for x in span.split("-"))
+            except Exception:
+                return self.graph_error(400, "InvalidRequest", "Content-Range is required")
+            done = len(session["data"])
+            if first != done or last - first + 1 != len(body) or int(total) != session["size"]:
+                return self.graph_error(416, "InvalidRange", f"expected bytes {done}-")
+            if last + 1 < session["size"] and len(body) % (320 * 1024):
+                return self.graph_error(400, "InvalidRequest", "a chunk must be a multiple of 320 KiB")
+            session["data"] += body
+            if len(session["data"]) < session["size"]:
+                return self.answer(200, {"expirationDateTime": "2030-01-01T00:00:00Z", "nextExpectedRanges": [f"{len(session['data'])}-"]})
+            DRAFTS[session["draft"]]["attachments"].append((session["name"], bytes(session["data"])))
+            del SESSIONS[parts[2]]
+        self.answer(201, {})
+
+    def draft_request(self, parts, body):
+        """Graph's draft endpoints: /v1.0/users/{mailbox}/messages[/{id}[/attachments[/createUploadSession]|/send]]."""
+        if not self.authorized():
+            return self.graph_error(401, "InvalidAuthenticationToken", "Access token validation failure.")
+        if len(body) > GRAPH_LIMIT:
+            return self.graph_error(413, "RequestEntityTooLarge", "The request is too large.")
+        mailbox, rest = urllib.parse.unquote(parts[3]), parts[5:]
+        with LOCK:
+            if not rest:
+                draft_id = "AAMk" + secrets.token_hex(8)
+                DRAFTS[draft_id] = {"mailbox": mailbox, "draft": json.loads(body), "attachments": []}
+                return self.answer(201, {"id": draft_id, "isDraft": True})
+            draft = DRAFTS.get(rest[0])
+            if draft is None:
+                return self.graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            if rest[1:] == ["attachments"]:
+                item = json.loads(body)
+                draft["attachments"].append((item["name"], base64.b64decode(item["contentBytes"])))
+                return self.answer(201, {"id": secrets.token_hex(4)})
+            if rest[1:] == ["attachments", "createUploadSession"]:
+                item = json.loads(body)["AttachmentItem"]
+                session = secrets.token_hex(8)
+                SESSIONS[session] = {"draft": rest[0], "name": item["name"], "size": item["size"], "data": bytearray()}
+                url = f"http://127.0.0.1:{self.server.server_address[1]}/upload/{session}"
+                return self.answer(201, {"uploadUrl": url, "expirationDateTime": "2030-01-01T00:00:00Z", "nextExpectedRanges": ["0-"]})
+            if rest[1:] == ["send"]:
+                d = DRAFTS.pop(rest[0])
+                who = lambda key: [r["emailAddress"]["address"] for r in d["draft"].get(key, [])]
+                print(json.dumps({"api": "graph-draft", "mailbox": d["mailbox"], "subject": d["draft"].get("subject"),
+                                  "to": who("toRecipients"), "bcc": who("bccRecipients"),
+                                  "attachments": [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in d["attachments"]]}), flush=True)
+                return self.answer(202)
+        return self.graph_error(400, "BadRequest", "Unsupported segment")
+
     def do_POST(self):
         url = urllib.parse.urlparse(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         parts = url.path.split("/")
+        if url.path.startswith("/v1.0/users/") and len(parts) >= 5 and parts[4] == "messages":
+            return self.draft_request(parts, body)
         if url.path.startswith("/v1.0/users/") and url.path.endswith("/sendMail") and len(parts) == 5:
             api, mailbox = "graph", urllib.parse.unquote(parts[3])
         elif url.path.startswith("/upload/gmail/v1/users/") and url.path.endswith("/messages/send") and len(parts) == 8:

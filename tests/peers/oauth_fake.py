@@ -61,6 +61,7 @@ def parse_args():
     p.add_argument("--service-account", help="the service account (client_email) that may use the JWT bearer grant")
     p.add_argument("--delegated-scopes", default="", help="scopes the domain-wide delegation grants (space-separated)")
     p.add_argument("--domain-users", default="", help="the domain's users a service account may act for (comma-separated)")
+    p.add_argument("--roles", default="", help="application permissions to name in the access tokens' roles claim (space-separated)")
     p.add_argument("--grants-out", help="file that gets a line per grant: GRANT <type> ok|refused|outage")
     p.add_argument("--single-use-refresh", action="store_true",
                    help="a refresh token works once (rotation with reuse refused, as OAuth 2.1 advises)")
@@ -81,6 +82,15 @@ DESCRIPTIONS = {
     700082: "AADSTS700082: The refresh token has expired due to inactivity. The token was issued on 2026-08-01T00:00:00Z and was inactive for 90.00:00:00.",
     50173: "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed.",
 }
+
+
+def mint():
+    """An access token: opaque, or with --roles a JWT-shaped one whose payload names them, as Entra's do."""
+    if not ARGS.roles:
+        return "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
+    claims = {"aud": "https://graph.microsoft.com", "roles": ARGS.roles.split(), "jti": secrets.token_hex(8)}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + payload + "." + secrets.token_urlsafe(24)
 
 
 def log_grant(text):
@@ -229,7 +239,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(400, "invalid_grant", ARGS.revoked_code, DESCRIPTIONS.get(ARGS.revoked_code, f"AADSTS{ARGS.revoked_code}: refused."))
             if grant == "refresh_token" and ARGS.single_use_refresh:
                 REFRESH.discard(form["refresh_token"])
-            access = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
+            access = mint()
             ACCESS[access] = time.time() + ARGS.lifetime
             body = {"token_type": "Bearer", "expires_in": ARGS.lifetime, "ext_expires_in": ARGS.lifetime, "access_token": access}
             if grant != "client_credentials":  # Microsoft issues no refresh token for app-only tokens

@@ -13,7 +13,16 @@ use tidings_testkit::{OAuthFake, SmtpPeer};
 const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 
 async fn through(transport: &str, api_args: &[&str], extra: &[(&str, &str)]) -> (Tidings, SmtpPeer, OAuthFake, u16) {
-    let fake = OAuthFake::start(3600, &[]);
+    through_with(transport, &[], api_args, extra).await
+}
+
+async fn through_with(
+    transport: &str,
+    oauth_args: &[&str],
+    api_args: &[&str],
+    extra: &[(&str, &str)],
+) -> (Tidings, SmtpPeer, OAuthFake, u16) {
+    let fake = OAuthFake::start(3600, oauth_args);
     let api = SmtpPeer::mail_api(&fake.access_tokens, api_args);
     let gateway = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let endpoint = format!("http://127.0.0.1:{}", api.port);
@@ -151,5 +160,46 @@ async fn graph_gets_at_most_four_requests_at_once_per_mailbox() {
     }
     let stats = graph.control("stats");
     assert_eq!(stats["peak"], 4, "four at once, not eight: {stats}");
+    tidings.stop().await;
+}
+
+/// A message too large for one sendMail request, with an app holding Mail.ReadWrite: a draft, its small
+/// attachment in one request, its large one through an upload session in chunks, then sent. Every byte arrives.
+#[tokio::test]
+async fn a_large_message_goes_to_graph_as_a_draft_with_an_upload_session() {
+    use base64::Engine;
+    use sha2::Digest;
+    let (tidings, mut graph, _fake, _) =
+        through_with("microsoft_graph", &["--roles", "Mail.Send Mail.ReadWrite"], &[], &[]).await;
+    let large: Vec<u8> = (0..4_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let small = b"a small note".to_vec();
+    let b64 = |bytes: &[u8]| {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        text.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\r\n")
+    };
+    let raw = format!(
+        "From: alerts@contoso.com\r\nTo: ops@contoso.com\r\nSubject: the big scan\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=sep\r\n\r\n--sep\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n\
+         --sep\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=scan.pdf\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--sep\r\nContent-Type: text/plain\r\n\
+         Content-Disposition: attachment; filename=note.txt\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--sep--\r\n",
+        b64(&large),
+        b64(&small)
+    );
+    let envelope = json!({"mail_from": "alerts@contoso.com", "rcpt_to": ["ops@contoso.com", "hidden@contoso.com"]});
+    let (code, answer) = tidings.post("/api/v1/messages", json!({"raw": raw, "envelope": envelope})).await;
+    assert_eq!(code, 202, "{answer}");
+    let got = graph.next_message().await;
+    assert_eq!((got["api"].as_str(), got["subject"].as_str()), (Some("graph-draft"), Some("the big scan")), "{got}");
+    assert_eq!(got["bcc"], json!(["hidden@contoso.com"]), "{got}");
+    let sha = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
+    assert_eq!(
+        got["attachments"],
+        json!([
+            {"name": "scan.pdf", "size": large.len(), "sha256": sha(&large)},
+            {"name": "note.txt", "size": small.len(), "sha256": sha(&small)},
+        ]),
+    );
+    tidings.wait_for_status(answer["id"].as_i64().unwrap(), "delivered").await;
     tidings.stop().await;
 }

@@ -11,6 +11,11 @@ use tidings_core::outbox::{
 /// The most a request carries: Graph takes about 4 MB per request, the base64 included.
 pub const REQUEST_LIMIT: usize = 4 * 1024 * 1024;
 
+/// Whether the message is too large for one `sendMail` request.
+pub(super) fn too_large(message: &[u8]) -> bool {
+    message.len().div_ceil(3) * 4 > REQUEST_LIMIT
+}
+
 pub(super) fn request(
     api: &ApiSettings,
     mailbox: &str,
@@ -27,8 +32,9 @@ pub(super) fn request(
             ),
             Some(
                 "Graph sends a larger message only as a draft whose attachments go through upload sessions, which \
-                 needs the application permission Mail.ReadWrite; Tidings does not send drafts yet. Send such \
-                 messages through SMTP (delivery.transport=smtp), or make them smaller."
+                 needs the permission Mail.ReadWrite, and the token does not carry it. Add Mail.ReadWrite \
+                 (application, or delegated) to the app registration with admin consent and authorize again, or \
+                 send such messages through SMTP (delivery.transport=smtp)."
                     .into(),
             ),
         )));

@@ -3,6 +3,7 @@
 //! provider's refusals turned into the outcomes the outbox settles (the same classes, scopes and explanations as
 //! SMTP replies, with `Retry-After` pausing the mailbox for the time given).
 
+mod draft;
 mod gmail;
 mod graph;
 
@@ -93,9 +94,17 @@ pub async fn send(
 async fn post(api: &ApiSettings, mailbox: &str, token: &AccessToken, message: &[u8]) -> Result<Answer, Box<Failure>> {
     let request = match api.transport {
         Transport::GmailApi => gmail::request(api, mailbox, message),
+        _ if graph::too_large(message) && draft::may_draft(token) => {
+            return draft::send(api, mailbox, token, message, &[]).await;
+        }
         _ => graph::request(api, mailbox, message)?,
     };
-    let response = request.bearer_auth(token.0.expose()).send().await.map_err(|e| Box::new(unreachable(api, &e)))?;
+    answer_of(request.bearer_auth(token.0.expose())).await.map_err(|e| Box::new(unreachable(api, &e)))
+}
+
+/// The answer to a request: its status, its `Retry-After` in seconds, its body.
+pub(crate) async fn answer_of(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let response = request.send().await?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -112,7 +121,7 @@ pub(crate) fn failed(class: Class, scope: Scope, error: String, explanation: Opt
     Failure { class, scope, stage: Stage::Api, reply: None, text: error.clone(), error, explanation, retry_after: None }
 }
 
-fn unreachable(api: &ApiSettings, e: &reqwest::Error) -> Failure {
+pub(crate) fn unreachable(api: &ApiSettings, e: &reqwest::Error) -> Failure {
     let what = if e.is_timeout() { "did not answer in time" } else { "cannot be reached" };
     let chain = tidings_app::error_chain(e);
     let mut failure = failed(
