@@ -67,6 +67,18 @@ pub fn without_custody<'a>(
             ));
         }
     }
+    // A service account with domain-wide delegation acts for whichever mailbox of the domain it is told: which one
+    // is the administrator's to choose, as is letting it act at all.
+    let mailbox = |c: &EmailConfig| c.oauth.account.clone().or_else(|| c.sender.clone());
+    let delegated = |c: &EmailConfig| c.oauth.client_credential == super::ClientCredential::ServiceAccount;
+    if delegated(new) && (!delegated(old) || mailbox(old) != mailbox(new)) {
+        let field = if delegated(old) { "oauth.account" } else { "oauth.client_credential" };
+        custody.refused.push(FieldError::new(
+            field,
+            "a service account can act for any mailbox of the domain: only an administrator may let it act, and \
+             choose the mailbox (oauth.account, or the sender)",
+        ));
+    }
     let relay_moved = old.smtp.host != new.smtp.host
         || old.smtp.effective_port() != new.smtp.effective_port()
         || old.delivery.transport != new.delivery.transport;
@@ -123,6 +135,19 @@ mod tests {
         // Nothing that matters moved: nothing to do.
         let c = without_custody(&old, &old, ["locale"], &[]);
         assert_eq!(c, Custody::default());
+    }
+
+    #[test]
+    fn only_an_administrator_lets_a_service_account_act_and_chooses_for_whom() {
+        let plain = config(&[("sender", "alerts@example.com")]);
+        let delegated = config(&[("sender", "alerts@example.com"), ("oauth.client_credential", "service_account")]);
+        let c = without_custody(&plain, &delegated, ["oauth.client_credential"], &[]);
+        assert_eq!(c.refused[0].field, "oauth.client_credential");
+        let ceo = config(&[("sender", "ceo@example.com"), ("oauth.client_credential", "service_account")]);
+        let c = without_custody(&delegated, &ceo, ["sender"], &[]);
+        assert_eq!(c.refused[0].field, "oauth.account", "the sender is the mailbox when oauth.account is unset");
+        let c = without_custody(&delegated, &delegated, ["locale"], &[]);
+        assert!(c.refused.is_empty());
     }
 
     #[test]

@@ -112,6 +112,21 @@ mod tests {
     }
 
     #[test]
+    fn the_transport_chooses_the_scopes_and_the_app_only_audience() {
+        let mut cfg = EmailConfig::default();
+        apply_provider(&mut cfg, Provider::Microsoft);
+        assert_eq!(microsoft_app_only_scope(&cfg), "https://outlook.office365.com/.default");
+        cfg.delivery.transport = Transport::MicrosoftGraph;
+        apply_transport(&mut cfg);
+        assert_eq!(cfg.oauth.scopes, ["https://graph.microsoft.com/Mail.Send", "offline_access"]);
+        assert_eq!(microsoft_app_only_scope(&cfg), "https://graph.microsoft.com/.default");
+        let mut google = EmailConfig::default();
+        google.delivery.transport = Transport::GmailApi;
+        apply_provider(&mut google, Provider::Google);
+        assert_eq!(google.oauth.scopes, ["https://www.googleapis.com/auth/gmail.send"]);
+    }
+
+    #[test]
     fn google_fills_its_endpoints_scope_and_gmail_relay() {
         let mut cfg = EmailConfig::default();
         cfg.oauth.tenant = Some("common".into());

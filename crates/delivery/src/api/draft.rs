@@ -98,6 +98,18 @@ pub(super) async fn send(
             None,
         )));
     };
+    if draft.to_string().len() > graph::REQUEST_LIMIT {
+        return Err(Box::new(super::failed(
+            tidings_core::outbox::reply::Class::Permanent,
+            tidings_core::outbox::reply::Scope::Message,
+            "the message's body alone is larger than Microsoft Graph takes in one request (about 4 MB)".into(),
+            Some(
+                "Only attachments can be uploaded in parts; a body this large cannot go through Graph. Send it \
+                 through SMTP (delivery.transport=smtp), or move the content into an attachment."
+                    .into(),
+            ),
+        )));
+    }
     let messages = format!("{}/v1.0/users/{}/messages", api.endpoint, graph::urlencode(mailbox));
     let created = call(api.client.post(&messages).json(&draft), token).await?;
     if created.status != 201 {
