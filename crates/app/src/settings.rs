@@ -259,6 +259,7 @@ impl App {
                 secrets: &sealed,
                 audit: &audit,
             };
+            warnings.extend(config::advice::advice(&changes.config).iter().map(|a| a.text().to_owned()));
             match self.store.save_config(save).await {
                 Ok(revision) => {
                     tracing::info!(revision, actor, action, fields = ?changes.changed, "email configuration saved");

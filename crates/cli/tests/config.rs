@@ -336,3 +336,32 @@ fn init_with_a_join_key_holds_that_key_and_a_wrong_file_is_refused() {
     let err = fails(&tmp.path().join("fourth"), &["init", "--join-key", "/dev/zero"]);
     assert!(err.contains("not a regular file"), "{err}");
 }
+
+/// A password against Microsoft 365's SMTP is saved, with Microsoft's timeline and the way to OAuth, and said
+/// again by `config show`.
+#[test]
+fn a_password_against_microsoft_is_saved_with_a_warning_of_its_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["init"]);
+    let secret = run(tmp.path(), &["config", "set-secret", "smtp.password"], "Pa55-word\n");
+    assert!(secret.status.success(), "{}", stderr(&secret));
+    let out = run(
+        tmp.path(),
+        &[
+            "config",
+            "set",
+            "sender=alerts@contoso.com",
+            "smtp.host=smtp.office365.com",
+            "smtp.auth=password",
+            "smtp.username=alerts@contoso.com",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("December 2026") && said.contains("oauth.provider=microsoft"), "{said}");
+    let shown = ok(tmp.path(), &["config", "show"]);
+    assert!(shown.contains("Warning: smtp.auth is password against Microsoft 365"), "{shown}");
+    let json: serde_json::Value = serde_json::from_str(&ok(tmp.path(), &["config", "show", "--json"])).unwrap();
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 1, "{json}");
+}

@@ -15,7 +15,10 @@ use tidings_app::{
     App, Error,
     settings::{ConfigDocument, Current, GoogleFile, Saved},
 };
-use tidings_core::{config::keys, secret::SecretName};
+use tidings_core::{
+    config::{advice, keys},
+    secret::SecretName,
+};
 
 pub async fn run(global: &Global, command: ConfigCommand) -> Result<ExitCode> {
     match command {
@@ -276,6 +279,7 @@ fn show(current: &Current, as_json: bool) -> Result<()> {
             "config": cfg,
             "secrets": secrets,
             "derived": { "smtp.port": cfg.smtp.effective_port(), "oauth.redirect_uri": cfg.redirect_uri() },
+            "warnings": advice::advice(cfg).iter().map(|a| a.text()).collect::<Vec<_>>(),
         });
         say!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -287,6 +291,9 @@ fn show(current: &Current, as_json: bool) -> Result<()> {
             at.format("%Y-%m-%d %H:%M:%S UTC")
         ),
         _ => say!("Email configuration: nothing saved yet (defaults)\n"),
+    }
+    for advice in advice::advice(cfg) {
+        say!("Warning: {}\n", advice.text());
     }
     for k in keys::KEYS {
         let value = match SecretName::from_key(k.key) {

@@ -6,6 +6,7 @@
 //! the result may be stored. Secrets are not part of the model: the edges keep them encrypted, and validation
 //! only learns whether each is set.
 
+pub mod advice;
 pub mod change;
 pub mod custody;
 pub mod gateway;

@@ -40,6 +40,7 @@ async fn show(State(context): State<Context>, _caller: Caller) -> Result<impl In
             "smtp.port": current.config.smtp.effective_port(),
             "oauth.redirect_uri": current.config.redirect_uri(),
         },
+        "warnings": tidings_core::config::advice::advice(&current.config).iter().map(|a| a.text()).collect::<Vec<_>>(),
     })))
 }
 

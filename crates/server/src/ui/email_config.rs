@@ -188,6 +188,7 @@ async fn render(context: &Context, viewer: &Viewer, outcome: Outcome, status: St
     let body = html! {
         @for (kind, text) in &outcome.notices { (notice(kind, text)) }
         @if !outcome.errors.is_empty() { (notice("error", tr.t("config.not_saved"))) }
+        @for advice in tidings_core::config::advice::advice(&current.config) { (notice("warning", tr.t(advice.key()))) }
         p.meta {
             @match (&current.saved_at, &current.saved_by) {
                 (Some(at), Some(by)) => (tr.f("config.revision", &[("n", &current.revision.to_string()), ("at", &super::when(at)), ("by", by)])),
