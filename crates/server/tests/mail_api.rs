@@ -203,3 +203,67 @@ async fn a_large_message_goes_to_graph_as_a_draft_with_an_upload_session() {
     tidings.wait_for_status(answer["id"].as_i64().unwrap(), "delivered").await;
     tidings.stop().await;
 }
+
+/// A plain HTTP proxy on loopback that forwards each request (absolute-form, `Connection: close`) and tells the
+/// request lines it forwarded.
+fn forwarding_proxy() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let (mut client, tx) = (stream.unwrap(), tx.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut head = Vec::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap();
+                    }
+                    let end = line == "\r\n";
+                    if !line.to_ascii_lowercase().starts_with("connection:") && !end {
+                        head.push(line);
+                    }
+                    if end {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let _ = tx.send(head[0].trim().to_owned());
+                let mut parts = head[0].split(' ');
+                let (method, target) = (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned());
+                let rest = target.strip_prefix("http://").unwrap();
+                let (authority, path) = rest.split_at(rest.find('/').unwrap());
+                let mut upstream = std::net::TcpStream::connect(authority).unwrap();
+                head[0] = format!("{method} {path} HTTP/1.1\r\n");
+                head.push("Connection: close\r\n\r\n".into());
+                upstream.write_all(head.concat().as_bytes()).unwrap();
+                upstream.write_all(&body).unwrap();
+                let mut answer = Vec::new();
+                upstream.read_to_end(&mut answer).unwrap();
+                let _ = client.write_all(&answer);
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// With oauth.proxy_url set, the API is reached through the proxy, as the token endpoint is.
+#[tokio::test]
+async fn the_api_goes_through_the_configured_proxy() {
+    let (proxy, seen) = forwarding_proxy();
+    let (tidings, mut graph, _fake, _) =
+        through_with("microsoft_graph", &[], &[], &[("oauth.proxy_url", proxy.as_str())]).await;
+    let id = tidings.send("through the proxy").await;
+    assert_eq!(subject(&graph.next_message().await), "through the proxy");
+    tidings.wait_for_status(id, "delivered").await;
+    let lines: Vec<String> = seen.try_iter().collect();
+    assert!(lines.iter().any(|l| l.starts_with("POST http://127.0.0.1:") && l.contains("/token ")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("/v1.0/users/alerts@contoso.com/sendMail ")), "{lines:?}");
+    tidings.stop().await;
+}

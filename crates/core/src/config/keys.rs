@@ -62,7 +62,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("oauth.token_endpoint", "token endpoint URL (https)"),
     key("oauth.device_authorization_endpoint", "device authorization endpoint URL (https)"),
     key("oauth.account", "mailbox to authenticate as (empty: the sender address)"),
-    key("oauth.proxy_url", "http:// or https:// proxy for OAuth traffic"),
+    key("oauth.proxy_url", "http:// or https:// proxy for OAuth traffic (and Graph or the Gmail API)"),
     key("tls.verify_certificates", "verify server certificates (true unless you must turn it off)"),
     key("tls.ca_file", "absolute path of a PEM file of extra CA certificates to trust"),
     key("tls.min_version", "lowest TLS version: 1.2 or 1.3"),

@@ -75,13 +75,16 @@ async fn api_relay(cfg: &EmailConfig) -> Result<RelaySettings, Invalid> {
     let url = tidings_core::net::validate_url(endpoint, tidings_core::net::UrlKind::Endpoint)?;
     let options = cfg.tls.clone();
     let tls = tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??;
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .use_preconfigured_tls(tls.as_ref().clone())
         .timeout(cfg.delivery.timeout)
-        .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")))
-        .no_proxy()
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")));
+    // The API is reached as the OAuth endpoints are: through oauth.proxy_url when one is set.
+    let builder = match &cfg.oauth.proxy_url {
+        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("oauth.proxy_url: {e}"))?),
+        None => builder.no_proxy(),
+    };
+    let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let api = crate::api::ApiSettings {
         transport: cfg.delivery.transport,
         endpoint: endpoint.trim_end_matches('/').to_owned(),
