@@ -13,9 +13,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, pem::P
 use std::{fmt, sync::Arc};
 use tidings_core::{FieldError, ValidationErrors, secret::SecretName, secret::SecretString};
 
-/// Where the last expiry warning about the client certificate is remembered: `SHA1 DATE`.
-const EXPIRY_WARNED: &str = "notify.client_certificate_warned";
-
 /// How an export carries a private key: sealed with the data directory's key, never in clear.
 const SEALED: &str = "sealed:";
 
@@ -207,45 +204,6 @@ impl App {
         self.refuse_to_replace(replace).await?;
         self.keep_client_certificate(actor, "oauth.certificate.import", SecretString::new(pem.to_owned())).await?;
         Ok(imported)
-    }
-
-    /// Raises `oauth.certificate_expiring` when the client certificate in use (the certificate credential, or a
-    /// service account signing with it) ends within `oauth.certificate_expiry_warning`: at most once a day per
-    /// certificate, whichever node asks. The event's id when raised.
-    pub async fn check_client_certificate_expiry(
-        &self,
-        config: &tidings_core::EmailConfig,
-        now: DateTime<Utc>,
-    ) -> Result<Option<i64>> {
-        use tidings_core::config::ClientCredential;
-        let warning = config.oauth.certificate_expiry_warning;
-        let in_use = match config.oauth.client_credential {
-            ClientCredential::Certificate => true,
-            ClientCredential::ServiceAccount => self.secret(SecretName::ServiceAccountKey).await?.is_none(),
-            ClientCredential::Secret => false,
-        };
-        if warning.is_zero() || !in_use {
-            return Ok(None);
-        }
-        let Some(held) = self.client_certificate().await? else { return Ok(None) };
-        let left = held.not_after - now;
-        if left.to_std().is_ok_and(|left| left > warning) {
-            return Ok(None);
-        }
-        let mark = format!("{} {}", held.sha1_thumbprint(), now.date_naive());
-        if self.store.meta(EXPIRY_WARNED).await?.as_deref() == Some(mark.as_str()) {
-            return Ok(None);
-        }
-        self.store.set_meta(EXPIRY_WARNED, Some(&mark)).await?;
-        let details = std::collections::BTreeMap::from([
-            ("subject".to_owned(), held.subject.clone()),
-            ("thumbprint".to_owned(), held.sha1_thumbprint()),
-            ("expires".to_owned(), held.not_after.format("%Y-%m-%d %H:%M UTC").to_string()),
-            ("days".to_owned(), left.num_days().max(0).to_string()),
-        ]);
-        tracing::warn!(expires = %held.not_after, "the OAuth client certificate expires soon");
-        let kind = tidings_core::notify::EventKind::ClientCertificateExpiring;
-        Ok(Some(self.raise_event(kind, details).await?))
     }
 
     async fn refuse_to_replace(&self, replace: bool) -> Result<()> {

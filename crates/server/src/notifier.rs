@@ -88,7 +88,7 @@ impl Notifier {
         let config = &current.config;
         let status = self.tokens.status().borrow().clone();
         self.check_token(config, &status, now, alerted).await?;
-        self.app.check_client_certificate_expiry(config, now).await?;
+        self.app.check_expiries(config, now).await?;
         let dispatched = self.app.dispatch_events_under(config, now).await?;
         if dispatched.mailed > 0 || dispatched.counted > 0 {
             tracing::info!(mailed = dispatched.mailed, counted = dispatched.counted, "event notifications");

@@ -284,15 +284,15 @@ async fn an_alert_waits_while_the_relay_refuses_us_and_goes_once_it_is_fixed() {
     tidings.stop().await;
 }
 
-/// The client certificate in use, ending within `oauth.certificate_expiry_warning`: the admin contacts are told
-/// once, whatever restarts and polls follow that day.
+/// The client certificate in use, ending within the first of `oauth.expiry_warnings`: the admin contacts are
+/// told once, whatever restarts and polls follow.
 #[tokio::test]
 async fn a_client_certificate_near_its_end_is_announced_once() {
     let mut peer = SmtpPeer::start(&[]);
     let tidings = Tidings::start(admin(&peer, &[])).await;
     let made = tidings.app.make_client_certificate("test", 10, false).await.unwrap();
     // Kept but not in use: nothing to say.
-    tidings.reconfigure(&[("oauth.certificate_expiry_warning", "30d")]).await;
+    tidings.reconfigure(&[("oauth.expiry_warnings", "30d 7d")]).await;
     tidings.reconfigure(&[("oauth.client_credential", "certificate")]).await;
     let (subject, text) = parse(&peer.next_message().await);
     assert!(subject.contains("the OAuth client certificate expires in 9 days"), "{subject}");
@@ -308,5 +308,34 @@ async fn a_client_certificate_near_its_end_is_announced_once() {
     assert!(peer.received_now().is_empty(), "told once a day");
     let (_, events) = tidings.get("/api/v1/events?kind=oauth.certificate_expiring").await;
     assert_eq!(events["events"].as_array().unwrap().len(), 1);
+    tidings.stop().await;
+}
+
+/// The client secret's expiry as entered: told at the nearest warning it passed (not once per warning passed at
+/// once), and told again for a new secret.
+#[tokio::test]
+async fn a_client_secret_near_its_end_is_announced_once_per_secret() {
+    let mut peer = SmtpPeer::start(&[]);
+    let tidings = Tidings::start(admin(&peer, &[])).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::days(5)).date_naive().to_string();
+    tidings.reconfigure(&[("oauth.client_secret", "app-secret"), ("oauth.client_secret_expires", &soon)]).await;
+    let (subject, text) = parse(&peer.next_message().await);
+    assert!(subject.contains("the OAuth client secret expires in 4 days"), "{subject}");
+    assert!(text.contains("tidings config set-secret oauth.client_secret"), "{text}");
+    tidings.post("/api/v1/events", json!({ "kind": "failover.backup_disabled" })).await;
+    let (next, _) = parse(&peer.next_message().await);
+    assert!(next.contains("backup"), "told once, not at 30 days and again at 7: {next}");
+
+    // A new secret, with its own date: raised again when its time comes (mailed unless within the repeat window
+    // of the first, as any event is).
+    let later = (chrono::Utc::now() + chrono::Duration::days(20)).date_naive().to_string();
+    tidings.reconfigure(&[("oauth.client_secret", "new-secret"), ("oauth.client_secret_expires", &later)]).await;
+    let raised = support::eventually("the new secret's event", std::time::Duration::from_secs(10), async || {
+        let (_, events) = tidings.get("/api/v1/events?kind=oauth.client_secret_expiring").await;
+        let events = events["events"].as_array().cloned().unwrap_or_default();
+        if events.len() == 2 { Ok(events) } else { Err(format!("{events:?}")) }
+    })
+    .await;
+    assert_eq!(raised[0]["details"]["days"], "19", "{raised:?}");
     tidings.stop().await;
 }

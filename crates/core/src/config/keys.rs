@@ -49,9 +49,10 @@ pub const KEYS: &[KeyInfo] = &[
     key("oauth.service_account", "the Google service account's address (client_email), with service_account"),
     key("oauth.service_account_key_id", "the id of the service account's key (private_key_id), if any"),
     secret("oauth.service_account_key", "the service account's RSA private key, PEM (from Google's JSON key file)"),
+    key("oauth.client_secret_expires", "the client secret's expiry date, YYYY-MM-DD (Entra shows it)"),
     key(
-        "oauth.certificate_expiry_warning",
-        "raise an event when the client certificate in use expires within this; 0s: never (30d)",
+        "oauth.expiry_warnings",
+        "how long ahead of its end a credential in use raises an event, space-separated (30d 7d; empty: never)",
     ),
     secret(
         "oauth.client_certificate",
@@ -194,7 +195,10 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "oauth.client_credential" => name_of(CLIENT_CREDENTIALS, cfg.oauth.client_credential).into(),
         "oauth.service_account" => opt(&cfg.oauth.service_account),
         "oauth.service_account_key_id" => opt(&cfg.oauth.service_account_key_id),
-        "oauth.certificate_expiry_warning" => duration_text(cfg.oauth.certificate_expiry_warning),
+        "oauth.client_secret_expires" => cfg.oauth.client_secret_expires.map(|d| d.to_string()).unwrap_or_default(),
+        "oauth.expiry_warnings" => {
+            cfg.oauth.expiry_warnings.iter().map(|d| duration_text(*d)).collect::<Vec<_>>().join(" ")
+        }
         "oauth.scopes" => cfg.oauth.scopes.join(" "),
         "oauth.authorization_endpoint" => opt(&cfg.oauth.authorization_endpoint),
         "oauth.token_endpoint" => opt(&cfg.oauth.token_endpoint),
@@ -288,7 +292,17 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), Invalid>
         "oauth.client_credential" => cfg.oauth.client_credential = choose(value, CLIENT_CREDENTIALS)?,
         "oauth.service_account" => cfg.oauth.service_account = opt(),
         "oauth.service_account_key_id" => cfg.oauth.service_account_key_id = opt(),
-        "oauth.certificate_expiry_warning" => cfg.oauth.certificate_expiry_warning = parse_duration(value)?,
+        "oauth.client_secret_expires" => {
+            cfg.oauth.client_secret_expires = match value {
+                "" => None,
+                v => Some(
+                    v.parse().map_err(|_| Invalid::new(format!("expected a date such as 2028-06-30, got {v:?}")))?,
+                ),
+            }
+        }
+        "oauth.expiry_warnings" => {
+            cfg.oauth.expiry_warnings = split_list(value).iter().map(|v| parse_duration(v)).collect::<Result<_, _>>()?
+        }
         "oauth.scopes" => cfg.oauth.scopes = split_list(value),
         "oauth.authorization_endpoint" => cfg.oauth.authorization_endpoint = opt(),
         "oauth.token_endpoint" => cfg.oauth.token_endpoint = opt(),
@@ -524,7 +538,8 @@ mod tests {
             ("oauth.client_credential", "certificate"),
             ("oauth.service_account", "tidings@project.iam.gserviceaccount.com"),
             ("oauth.service_account_key_id", "0123abcd"),
-            ("oauth.certificate_expiry_warning", "20days"),
+            ("oauth.client_secret_expires", "2028-06-30"),
+            ("oauth.expiry_warnings", "20days 2days"),
             ("oauth.scopes", "a b"),
             ("oauth.authorization_endpoint", "https://idp.example.com/auth"),
             ("oauth.token_endpoint", "https://idp.example.com/token"),

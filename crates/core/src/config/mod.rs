@@ -213,9 +213,12 @@ pub struct OAuthClient {
     pub service_account: Option<String>,
     /// The id of the service account's key (`private_key_id`), sent as the assertion's `kid`.
     pub service_account_key_id: Option<String>,
-    /// The client certificate in use raises an event when it expires within this; zero: never.
-    #[serde(with = "humantime_serde")]
-    pub certificate_expiry_warning: Duration,
+    /// When the client secret expires (as Entra showed it when it was made), for the warnings ahead of it.
+    pub client_secret_expires: Option<chrono::NaiveDate>,
+    /// How long ahead of its end a credential in use (the client secret, the client certificate) raises an
+    /// event: once at each of these; none: never.
+    #[serde(with = "durations")]
+    pub expiry_warnings: Vec<Duration>,
     pub scopes: Vec<String>,
     pub authorization_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
@@ -235,7 +238,8 @@ impl Default for OAuthClient {
             client_credential: ClientCredential::default(),
             service_account: None,
             service_account_key_id: None,
-            certificate_expiry_warning: Duration::from_secs(30 * 24 * 3600),
+            client_secret_expires: None,
+            expiry_warnings: vec![Duration::from_secs(30 * 24 * 3600), Duration::from_secs(7 * 24 * 3600)],
             scopes: Vec::new(),
             authorization_endpoint: None,
             token_endpoint: None,
@@ -243,6 +247,27 @@ impl Default for OAuthClient {
             account: None,
             proxy_url: None,
         }
+    }
+}
+
+/// A list of durations as humantime's words (`["30days", "7days"]`).
+mod durations {
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        for d in list {
+            seq.serialize_element(&humantime::format_duration(*d).to_string())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|t| humantime::parse_duration(t).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 

@@ -103,6 +103,8 @@ kinds! {
         "a mailbox Tidings sends as nears its provider's daily recipient limit; past it, messages wait";
     CertificateExpiring = "delivery.certificate_expiring", Warning, Tidings, ["relay", "subject", "expires", "days"],
         "the relay's TLS certificate expires soon";
+    ClientSecretExpiring = "oauth.client_secret_expiring", Warning, Tidings, ["expires", "days"],
+        "the client secret Tidings authenticates to the OAuth provider with expires soon";
     ClientCertificateExpiring = "oauth.certificate_expiring", Warning, Tidings, ["subject", "thumbprint", "expires", "days"],
         "the certificate Tidings authenticates to the OAuth provider with expires soon";
     DailyNotice = "notice.daily", Info, Tidings, ["started", "queue", "token"],
