@@ -19,6 +19,7 @@ pub mod client_certificate;
 pub mod cluster;
 pub mod data_dir;
 pub mod devices;
+pub mod doctor;
 pub mod expiry;
 pub mod files;
 pub mod mailboxes;

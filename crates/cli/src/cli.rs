@@ -50,6 +50,12 @@ pub enum Command {
     Config(ConfigCommand),
     /// Show the audit log: who changed what, and when.
     Audit(AuditArgs),
+    /// Walk the path a message takes (the relay's name, TCP, TLS, what it offers, the token, AUTH, MAIL FROM) and
+    /// stop at the first step that fails, saying what to change. Nothing is sent.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Queue a message to the given recipients, from the configured sender.
     Send(SendArgs),
     /// Inspect and manage the outbox.

@@ -6,12 +6,14 @@
 //! - [`api`]: sending through Microsoft Graph or the Gmail API instead (`delivery.transport`).
 //! - [`token`]: where XOAUTH2 access tokens come from: the [`token::TokenSource`] the OAuth work implements.
 //! - [`pool`]: open connections kept for reuse.
+//! - [`doctor`]: the path a message takes, walked step by step, stopping at the first that fails.
 //! - [`certificates`]: what the relay presents, for an administrator to pin.
 //! - [`engine`]: the task that leases due messages, delivers them over pooled connections and settles the
 //!   outcome in batches.
 
 pub mod api;
 pub mod certificates;
+pub mod doctor;
 pub mod engine;
 pub mod pool;
 pub mod smtp;

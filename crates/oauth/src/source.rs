@@ -13,6 +13,15 @@ use tidings_core::Invalid;
 use tidings_delivery::token::{AccessToken, ConfiguredToken, TokenError, TokenSource};
 use tokio::sync::watch;
 
+/// The relay account's tokens for a command run beside (or without) the daemon: obtained and refreshed as the
+/// daemon does, under the same turn, kept the same way.
+pub fn standalone(app: &App, current: Arc<Current>) -> DaemonTokens {
+    let (_, config) = watch::channel(current);
+    let endpoint = Arc::new(ConfiguredEndpoint::new(app.clone(), config));
+    let vault = Arc::new(crate::vault::AppVault::new(app.clone(), tidings_app::authorization::Owner::Relay));
+    DaemonTokens::new(TokenManager::new(endpoint, vault, Default::default()), app.clone())
+}
+
 /// The token endpoint of the configuration in force, rebuilt when the configuration changes.
 #[derive(Debug)]
 pub struct ConfiguredEndpoint {

@@ -183,6 +183,8 @@ async fn every_api_route_allows_exactly_the_roles_it_should() {
         (Method::POST, "/api/v1/oauth/check".into(), None, Operator),
         (Method::DELETE, "/api/v1/oauth/token".into(), None, Operator),
         (Method::GET, "/api/v1/oauth/certificate".into(), None, Anyone),
+        (Method::GET, "/api/v1/doctor".into(), None, Anyone),
+        (Method::POST, "/api/v1/doctor".into(), None, Operator),
         (Method::POST, "/api/v1/oauth/certificate".into(), Some(json!({"days": 30})), Operator),
         (Method::GET, "/api/v1/me".into(), None, Anyone),
         (Method::GET, "/api/v1/audit".into(), None, Anyone),

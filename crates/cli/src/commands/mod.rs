@@ -6,6 +6,7 @@ mod audit;
 mod cluster;
 mod config;
 mod device;
+mod doctor;
 mod event;
 mod init;
 mod oauth;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(global, *args).await,
         Command::Config(command) => config::run(global, command).await,
         Command::Audit(args) => audit::run(&open(global).await?, args).await,
+        Command::Doctor { json } => doctor::run(&open(global).await?, json).await,
         Command::Send(args) => queue::send(&open(global).await?, args).await,
         Command::Queue(command) => queue::run(&open(global).await?, command).await,
         Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,

@@ -10,6 +10,7 @@
 //! No HTTP here: the OAuth client that sends these requests lives at the edge.
 
 pub mod authorize;
+pub mod claims;
 pub mod error;
 pub mod pkce;
 pub mod redirect;

@@ -139,6 +139,16 @@ pub struct Connection {
     certificate: Option<Arc<tls::Certificate>>,
 }
 
+/// What a relay shows before authentication ([`Connection::look`]).
+#[derive(Debug)]
+pub struct Shown {
+    /// STARTTLS, SIZE, PIPELINING, 8BITMIME as offered.
+    pub extensions: Vec<String>,
+    /// The AUTH mechanisms offered, upper case.
+    pub auth: Vec<String>,
+    pub certificate: Option<Arc<tls::Certificate>>,
+}
+
 /// The message a caller sends next on the same connection (see [`Connection::send_before`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Next<'a> {
@@ -199,6 +209,36 @@ impl Connection {
         let certificates = wire.peer_certificates();
         let _ = wire.command(Stage::Data, "QUIT").await;
         Ok(certificates)
+    }
+
+    /// What the relay shows before anyone authenticates, encrypted as configured: its extensions and its own
+    /// certificate. Nothing is authenticated or sent (the doctor).
+    pub async fn look(settings: &RelaySettings) -> Result<Shown, SmtpError> {
+        let (mut wire, caps) = Self::reach(settings).await?;
+        let certificate = wire.peer_certificates().first().and_then(|der| tls::Certificate::parse(der)).map(Arc::new);
+        let _ = wire.command(Stage::Data, "QUIT").await;
+        let mut extensions: Vec<String> = Vec::new();
+        for (on, name) in [
+            (caps.starttls, "STARTTLS"),
+            (caps.size, "SIZE"),
+            (caps.pipelining, "PIPELINING"),
+            (caps.eight_bit_mime, "8BITMIME"),
+        ] {
+            if on {
+                extensions.push(name.into());
+            }
+        }
+        Ok(Shown { extensions, auth: caps.auth, certificate })
+    }
+
+    /// Whether the relay takes mail from `sender` on this session: `MAIL FROM`, then `RSET`. Nothing is sent.
+    pub async fn try_sender(&mut self, sender: &str) -> Result<Reply, SmtpError> {
+        let reply = self.wire.command(Stage::MailFrom, &format!("MAIL FROM:<{sender}>")).await?;
+        if reply.code != 250 {
+            return Err(SmtpError::refused(Stage::MailFrom, reply));
+        }
+        let _ = self.wire.command(Stage::MailFrom, "RSET").await;
+        Ok(reply)
     }
 
     /// The relay's own certificate, when the connection is encrypted.

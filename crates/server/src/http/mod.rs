@@ -4,6 +4,7 @@ mod accounts;
 pub(crate) mod auth;
 mod cluster;
 mod devices;
+pub(crate) mod doctor;
 pub(crate) mod email_config;
 pub(crate) mod error;
 mod events;
@@ -33,6 +34,7 @@ pub fn router() -> Router<Context> {
         .merge(events::router())
         .merge(messages::router())
         .merge(oauth::router())
+        .merge(doctor::router())
         .merge(cluster::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

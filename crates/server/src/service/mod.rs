@@ -10,6 +10,7 @@
 
 pub mod caller;
 pub mod cluster;
+pub mod doctor;
 pub mod email;
 pub mod oauth;
 

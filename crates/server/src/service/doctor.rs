@@ -1,0 +1,20 @@
+//! Running the doctor in the daemon, with the daemon's own tokens, and keeping its report.
+
+use super::Context;
+use std::sync::Arc;
+use tidings_delivery::{doctor, engine::relay_settings, token::TokenSource};
+use tidings_oauth::source::DaemonTokens;
+
+/// Walks the path a message takes with the configuration in force; the report, kept as the last one.
+pub async fn run(context: &Context) -> Result<serde_json::Value, tidings_app::Error> {
+    let inner = &context.inner;
+    let current = inner.config.get();
+    let tokens: Arc<dyn TokenSource> = Arc::new(DaemonTokens::new(inner.tokens.clone(), inner.app.clone()));
+    let settings = relay_settings(&inner.app, &current, tokens)
+        .await
+        .map_err(|e| tidings_app::Error::NotConfigured(e.reason().to_owned()))?;
+    let sender = current.config.sender.clone().unwrap_or_default();
+    let report = serde_json::to_value(doctor::examine(&settings, &sender).await).unwrap_or_default();
+    inner.app.keep_doctor_report(&report).await?;
+    Ok(report)
+}
