@@ -343,6 +343,7 @@ async fn roles_hold_in_the_pages_too() {
         ("/email-config", vec![("csrf", csrf.as_str()), ("sender", "x@example.com")]),
         ("/oauth/delete", vec![("csrf", csrf.as_str())]),
         ("/oauth/certificate", vec![("csrf", csrf.as_str())]),
+        ("/doctor", vec![("csrf", csrf.as_str())]),
         ("/outbox/purge", vec![("csrf", csrf.as_str()), ("status", "failed")]),
         (
             "/accounts",
@@ -622,6 +623,28 @@ async fn the_oauth_page_makes_the_client_certificate_and_offers_it_for_download(
     let body = file.text().await.unwrap();
     assert_eq!(body, held.pem);
     assert!(!body.contains("PRIVATE"));
+    tidings.stop().await;
+}
+
+/// The doctor's page: the last report for anyone, a run for an operator, which a reload does not repeat.
+#[tokio::test]
+async fn the_doctor_page_runs_the_doctor_and_shows_its_report() {
+    let peer = SmtpPeer::start(&[]);
+    let tidings = Tidings::start(relay(&peer, &[])).await;
+    account(&tidings, "netadmin", Role::NetworkAdministrator).await;
+    let browser = browser();
+    sign_in(&tidings, &browser, "netadmin", PASSWORD).await;
+    let page = browser.get(format!("{}/doctor", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("The doctor has not run yet."), "{page}");
+    let csrf = csrf_of(&page);
+    let ran = browser.post(format!("{}/doctor", tidings.base)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(ran.status(), StatusCode::SEE_OTHER, "a reload shows the report, not another run");
+    assert_eq!(ran.headers()[header::LOCATION], "/doctor");
+    let page = browser.get(format!("{}/doctor", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"doctor-report\"") && page.contains("Every step passed; nothing was sent."), "{page}");
+    assert!(page.contains("Relay's name") && page.contains("Sender"), "the steps in words: {page}");
+    let (_, report) = tidings.get("/api/v1/doctor").await;
+    assert_eq!(report["ok"], true, "{report}");
     tidings.stop().await;
 }
 

@@ -219,6 +219,8 @@ async fn render(context: &Context, viewer: &Viewer, outcome: Outcome, status: St
                     input type="file" name="file" accept="application/json,.json" required;
                     button type="submit" { (tr.t("config.import")) }
                 }
+                h2 { (tr.t("doctor.title")) }
+                p.small { a href="/doctor" { (tr.t("doctor.link")) } }
                 h2 { (tr.t("config.test_title")) }
                 form method="post" action="/email-config/test" {
                     (csrf_field(viewer))

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod cluster;
+mod doctor;
 mod email_config;
 mod events;
 pub mod i18n;
@@ -50,6 +51,7 @@ pub fn router() -> Router<Context> {
         .merge(landing::router())
         .merge(email_config::router())
         .merge(relay_certificate::router())
+        .merge(doctor::router())
         .merge(oauth::router())
         .merge(outbox::router())
         .merge(events::router())

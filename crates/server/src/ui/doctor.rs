@@ -1,0 +1,72 @@
+//! Management > Email Configuration > Doctor: the last report of the doctor (any role), and running it again
+//! (network administrators and administrators), as `tidings doctor` does.
+
+use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
+use crate::service::{Context, doctor};
+use axum::{
+    Form, Router,
+    extract::State,
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use maud::html;
+use serde::Deserialize;
+
+pub fn router() -> Router<Context> {
+    Router::new().route("/doctor", get(show).post(run))
+}
+
+async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response, UiError> {
+    let tr = viewer.tr;
+    let report = context.inner.app.last_doctor_report().await?;
+    let body = html! {
+        p { (tr.t("doctor.intro")) }
+        @if viewer.may_operate() {
+            form method="post" action="/doctor" {
+                (csrf_field(&viewer))
+                button type="submit" { (tr.t("doctor.run")) }
+            }
+        }
+        @match &report {
+            None => p #doctor-report { (tr.t("doctor.never")) },
+            Some(report) => {
+                @let at = report["at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                @let ok = report["ok"] == true;
+                (notice(if ok { "ok" } else { "error" }, tr.t(if ok { "doctor.all_passed" } else { "doctor.stopped" })))
+                @if let Some(at) = at { p.meta { (tr.f("doctor.at", &[("at", &when(&at.to_utc()))])) } }
+                table #doctor-report {
+                    thead { tr { th { (tr.t("doctor.step")) } th { (tr.t("doctor.result")) } th { (tr.t("doctor.took")) } th { (tr.t("doctor.seen")) } } }
+                    tbody {
+                        @for step in report["steps"].as_array().into_iter().flatten() {
+                            @let passed = step["ok"] == true;
+                            tr class=(if passed { "passed" } else { "failed" }) {
+                                td { (tr.t(&format!("doctor.step.{}", step["step"].as_str().unwrap_or_default()))) }
+                                td { span class={"state " (if passed { "ok" } else { "bad" })} { (tr.t(if passed { "doctor.passed" } else { "doctor.failed" })) } }
+                                td { (step["took_ms"].as_u64().unwrap_or_default()) " ms" }
+                                td {
+                                    @for line in step["seen"].as_array().into_iter().flatten() { div.mono { (line.as_str().unwrap_or_default()) } }
+                                    @if let Some(explanation) = step["explanation"].as_str() {
+                                        p.explain { strong { (tr.t("doctor.what_to_do")) } " " (explanation) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&context, &viewer, "/email-config", tr.t("doctor.title"), body).await.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RunForm {
+    csrf: String,
+}
+
+/// Runs the doctor, then shows its report (a reload shows it again rather than running it again).
+async fn run(State(context): State<Context>, viewer: Viewer, Form(form): Form<RunForm>) -> Result<Response, UiError> {
+    viewer.permit(&form.csrf, Need::Operator)?;
+    doctor::run(&context).await?;
+    Ok(Redirect::to("/doctor").into_response())
+}
