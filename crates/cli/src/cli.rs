@@ -55,6 +55,9 @@ pub enum Command {
     Doctor {
         #[arg(long)]
         json: bool,
+        /// Also send a whole test message to this address, once every step passed.
+        #[arg(long, value_name = "ADDRESS")]
+        send_to: Option<String>,
     },
     /// Queue a message to the given recipients, from the configured sender.
     Send(SendArgs),

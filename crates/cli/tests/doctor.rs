@@ -57,6 +57,17 @@ fn every_step_passes_against_a_working_relay_and_nothing_is_sent() {
     // The human form, and the report kept for the API.
     let text = run(tmp.path(), &["doctor"], "");
     assert!(stdout(&text).contains("Every step passed; nothing was sent."), "{}", stdout(&text));
+    // Asked for, a whole test message, and only that one.
+    let out = run(tmp.path(), &["doctor", "--json", "--send-to", "ops@example.com"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["steps"].as_array().unwrap().last().unwrap()["step"], "message", "{report:#}");
+    let got = peer.next_message_blocking();
+    assert!(got["data"].as_str().unwrap().contains("Subject: Tidings doctor: a test message"), "{got}");
+    assert_eq!(got["rcpt_tos"], serde_json::json!(["ops@example.com"]), "{got}");
+    assert!(peer.received_now().is_empty());
+    let err = fails(tmp.path(), &["doctor", "--send-to", "not an address"]);
+    assert!(err.contains("--send-to"), "{err}");
 }
 
 #[test]

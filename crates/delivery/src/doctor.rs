@@ -1,6 +1,7 @@
 //! The doctor: the path a message takes, walked step by step until one fails, each step with the time it took,
-//! what was seen (the relay's replies as they came) and, when it fails, what to change. Nothing is sent: the
-//! session ends after `MAIL FROM` with `RSET` and `QUIT`.
+//! what was seen (the relay's replies as they came) and, when it fails, what to change. Nothing is sent unless
+//! asked: the session ends after `MAIL FROM` with `RSET` and `QUIT`, or, given an address, after a whole test
+//! message to it.
 
 use crate::{
     api::ApiSettings,
@@ -17,7 +18,7 @@ use tidings_core::{
 /// One step of the walk.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
-    /// `resolve`, `connect`, `tls`, `ehlo`, `token`, `auth`, `mail_from`.
+    /// `resolve`, `connect`, `tls`, `ehlo`, `token`, `auth`, `mail_from`, `message`.
     pub step: &'static str,
     pub ok: bool,
     pub took_ms: u64,
@@ -58,15 +59,16 @@ impl Walk {
     }
 }
 
-/// Walks the path of a message sent as `sender` with `settings`.
-pub async fn examine(settings: &RelaySettings, sender: &str) -> Report {
+/// Walks the path of a message sent as `sender` with `settings`; with `send_to`, ends with a whole test message
+/// to that address.
+pub async fn examine(settings: &RelaySettings, sender: &str, send_to: Option<&str>) -> Report {
     let mut walk = Walk { steps: Vec::new() };
-    let _ = walk_path(&mut walk, settings, sender).await;
+    let _ = walk_path(&mut walk, settings, sender, send_to).await;
     let ok = walk.steps.iter().all(|s| s.ok);
     Report { at: Utc::now(), ok, steps: walk.steps }
 }
 
-async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str) -> Option<()> {
+async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str, send_to: Option<&str>) -> Option<()> {
     let relay = settings.address();
     // 1. The name, each of its addresses.
     let started = Instant::now();
@@ -106,7 +108,14 @@ async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str) -> O
     walk.record("connect", started, outcome).then_some(())?;
 
     if let Some(api) = &settings.api {
-        return api_path(walk, settings, api).await;
+        api_path(walk, settings, api).await?;
+        if let (Some(to), RelayAuth::OAuth2 { user, tokens }) = (send_to, &settings.auth) {
+            let started = Instant::now();
+            let (_, outcome) =
+                crate::api::send(api, user, tokens.as_ref(), &test_message(sender, to), &[to.to_owned()]).await;
+            return walk.record("message", started, outcome_of(outcome)).then_some(());
+        }
+        return Some(());
     }
 
     // 3 and 4. TLS as configured, then what the relay offers.
@@ -187,8 +196,44 @@ async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str) -> O
             Err((vec![failure.error], failure.explanation.unwrap_or_else(|| "See what the relay said.".into())))
         }
     };
+    let passed = walk.record("mail_from", started, outcome);
+    if let (true, Some(to)) = (passed, send_to) {
+        let started = Instant::now();
+        let sent = connection.send(sender, &[to.to_owned()], &test_message(sender, to)).await;
+        let outcome = match sent.result {
+            Ok(reply) => Ok(vec![format!("{} {}", reply.code, reply.text)]),
+            Err(e) => {
+                let failure = e.to_failure(&relay);
+                Err((vec![failure.error], failure.explanation.unwrap_or_else(|| "See what the relay said.".into())))
+            }
+        };
+        walk.record("message", started, outcome);
+    }
     connection.quit().await;
-    walk.record("mail_from", started, outcome).then_some(())
+    passed.then_some(())
+}
+
+/// A short test message from `sender` to `to`, saying where it comes from.
+fn test_message(sender: &str, to: &str) -> Vec<u8> {
+    let now = Utc::now();
+    let id = format!("<doctor-{}@tidings>", now.timestamp_nanos_opt().unwrap_or_default());
+    format!(
+        "From: {sender}\r\nTo: {to}\r\nSubject: Tidings doctor: a test message\r\nDate: {}\r\nMessage-ID: {id}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe Tidings doctor sent this message to check \
+         the whole path to the relay. Nothing needs to be done.\r\n",
+        now.to_rfc2822()
+    )
+    .into_bytes()
+}
+
+/// A delivery outcome as a step's.
+fn outcome_of(outcome: tidings_core::outbox::Outcome) -> Result<Vec<String>, (Vec<String>, String)> {
+    match outcome {
+        tidings_core::outbox::Outcome::Accepted { reply } => Ok(vec![format!("{} {}", reply.code, reply.text)]),
+        tidings_core::outbox::Outcome::Failed(f) => {
+            Err((vec![f.error], f.explanation.unwrap_or_else(|| "See what the provider said.".into())))
+        }
+    }
 }
 
 /// With an API transport: the token, and that it is for that API; nothing is sent.

@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(global, *args).await,
         Command::Config(command) => config::run(global, command).await,
         Command::Audit(args) => audit::run(&open(global).await?, args).await,
-        Command::Doctor { json } => doctor::run(&open(global).await?, json).await,
+        Command::Doctor { json, send_to } => doctor::run(&open(global).await?, json, send_to).await,
         Command::Send(args) => queue::send(&open(global).await?, args).await,
         Command::Queue(command) => queue::run(&open(global).await?, command).await,
         Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,

@@ -3,15 +3,25 @@
 
 use super::{Context, error::ApiError};
 use crate::service::{caller::Caller, doctor};
-use axum::{Json, Router, extract::State, response::IntoResponse, routing::get};
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    response::IntoResponse,
+    routing::get,
+};
 
 pub fn router() -> Router<Context> {
     Router::new().route("/api/v1/doctor", get(last).post(run))
 }
 
-async fn run(State(context): State<Context>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+async fn run(
+    State(context): State<Context>,
+    caller: Caller,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require_operator()?;
-    Ok(Json(doctor::run(&context).await?))
+    let send_to = query.get("send_to").map(String::as_str).filter(|to| !to.is_empty());
+    Ok(Json(doctor::run(&context, send_to).await?))
 }
 
 async fn last(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {

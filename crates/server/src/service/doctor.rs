@@ -6,7 +6,11 @@ use tidings_delivery::{doctor, engine::relay_settings, token::TokenSource};
 use tidings_oauth::source::DaemonTokens;
 
 /// Walks the path a message takes with the configuration in force; the report, kept as the last one.
-pub async fn run(context: &Context) -> Result<serde_json::Value, tidings_app::Error> {
+pub async fn run(context: &Context, send_to: Option<&str>) -> Result<serde_json::Value, tidings_app::Error> {
+    if let Some(to) = send_to {
+        tidings_core::address::validate(to)
+            .map_err(|e| tidings_app::Error::Input(format!("send_to: {}", e.reason())))?;
+    }
     let inner = &context.inner;
     let current = inner.config.get();
     let tokens: Arc<dyn TokenSource> = Arc::new(DaemonTokens::new(inner.tokens.clone(), inner.app.clone()));
@@ -14,7 +18,7 @@ pub async fn run(context: &Context) -> Result<serde_json::Value, tidings_app::Er
         .await
         .map_err(|e| tidings_app::Error::NotConfigured(e.reason().to_owned()))?;
     let sender = current.config.sender.clone().unwrap_or_default();
-    let report = serde_json::to_value(doctor::examine(&settings, &sender).await).unwrap_or_default();
+    let report = serde_json::to_value(doctor::examine(&settings, &sender, send_to).await).unwrap_or_default();
     inner.app.keep_doctor_report(&report).await?;
     Ok(report)
 }

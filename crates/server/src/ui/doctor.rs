@@ -24,6 +24,8 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
         @if viewer.may_operate() {
             form method="post" action="/doctor" {
                 (csrf_field(&viewer))
+                label { (tr.t("doctor.send_to")) " " input type="email" name="send_to" placeholder="ops@example.com"; }
+                " "
                 button type="submit" { (tr.t("doctor.run")) }
             }
         }
@@ -32,7 +34,9 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
             Some(report) => {
                 @let at = report["at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
                 @let ok = report["ok"] == true;
-                (notice(if ok { "ok" } else { "error" }, tr.t(if ok { "doctor.all_passed" } else { "doctor.stopped" })))
+                @let sent = report["steps"].as_array().into_iter().flatten().any(|s| s["step"] == "message");
+                @let said = match (ok, sent) { (false, _) => "doctor.stopped", (true, true) => "doctor.all_passed_sent", (true, false) => "doctor.all_passed" };
+                (notice(if ok { "ok" } else { "error" }, tr.t(said)))
                 @if let Some(at) = at { p.meta { (tr.f("doctor.at", &[("at", &when(&at.to_utc()))])) } }
                 table #doctor-report {
                     thead { tr { th { (tr.t("doctor.step")) } th { (tr.t("doctor.result")) } th { (tr.t("doctor.took")) } th { (tr.t("doctor.seen")) } } }
@@ -62,11 +66,15 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
 #[derive(Debug, Deserialize)]
 struct RunForm {
     csrf: String,
+    /// Also send a whole test message here.
+    #[serde(default)]
+    send_to: String,
 }
 
 /// Runs the doctor, then shows its report (a reload shows it again rather than running it again).
 async fn run(State(context): State<Context>, viewer: Viewer, Form(form): Form<RunForm>) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
-    doctor::run(&context).await?;
+    let send_to = Some(form.send_to.trim()).filter(|to| !to.is_empty());
+    doctor::run(&context, send_to).await?;
     Ok(Redirect::to("/doctor").into_response())
 }
