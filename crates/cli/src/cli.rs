@@ -239,6 +239,14 @@ pub enum OauthCommand {
     Check,
     /// Delete the stored authorization (its refresh token).
     Revoke,
+    /// What the tenant's administrators must set up, with this configuration's values filled in: the Entra app
+    /// registration and the Exchange Online PowerShell (Microsoft), or the console steps (Google).
+    SetupScript {
+        /// `delegated` (a person signs in) or `app-only` (no one does); by default, what the configuration and
+        /// the stored authorization point to.
+        #[arg(long, value_parser = ["delegated", "app-only"])]
+        mode: Option<String>,
+    },
     /// The client's own certificate, which Microsoft Entra takes instead of a client secret
     /// (oauth.client_credential=certificate).
     #[command(subcommand)]

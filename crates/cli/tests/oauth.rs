@@ -177,3 +177,34 @@ fn the_client_certificate_is_made_shown_exported_sealed_and_imported() {
     ok(&stranger, &["oauth", "certificate", "import", right.to_str().unwrap()]);
     assert_eq!(ok(&stranger, &["oauth", "certificate", "show"]), made.pem);
 }
+
+/// The tenant's set-up from the configuration: every value filled in, for the mode asked or the one configured.
+#[test]
+fn the_setup_script_is_written_from_the_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["init"]);
+    let err = fails(tmp.path(), &["oauth", "setup-script"]);
+    assert!(err.contains("oauth.client_id"), "{err}");
+    ok(
+        tmp.path(),
+        &[
+            "config",
+            "set",
+            "sender=alerts@contoso.com",
+            "oauth.provider=microsoft",
+            "oauth.tenant=contoso.com",
+            "oauth.client_id=6731de76-14a6-49ae-97bc-6eba6914391e",
+        ],
+    );
+    let delegated = ok(tmp.path(), &["oauth", "setup-script"]);
+    assert!(
+        delegated.contains("Set-CASMailbox -Identity 'alerts@contoso.com' -SmtpClientAuthenticationDisabled $false"),
+        "{delegated}"
+    );
+    let app_only = ok(tmp.path(), &["oauth", "setup-script", "--mode", "app-only"]);
+    assert!(
+        app_only.contains("New-ManagementRoleAssignment -App $sp.Id -Role 'Application SMTP.SendAsApp'"),
+        "{app_only}"
+    );
+    assert!(app_only.contains("PrimarySmtpAddress -eq 'alerts@contoso.com'") && !app_only.contains('<'), "{app_only}");
+}

@@ -592,6 +592,12 @@ async fn the_oauth_page_makes_the_client_certificate_and_offers_it_for_download(
     sign_in(&tidings, &browser, "netadmin", PASSWORD).await;
     let page = browser.get(format!("{}/oauth", tidings.base)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("id=\"client-certificate\"") && page.contains("No client certificate is kept"), "{page}");
+    assert!(page.contains("id=\"tenant-setup\""), "{page}");
+    assert!(
+        page.contains("Set-CASMailbox -Identity &#39;alerts@contoso.com&#39;")
+            || page.contains("Set-CASMailbox -Identity 'alerts@contoso.com'"),
+        "{page}"
+    );
     let csrf = csrf_of(&page);
     let page = browser
         .post(format!("{}/oauth/certificate", tidings.base))

@@ -80,6 +80,19 @@ pub async fn run(app: &App, command: OauthCommand) -> Result<ExitCode> {
             say!("The stored authorization was deleted. Sign in again with `tidings oauth login`.");
         }
         OauthCommand::Certificate(command) => certificate(app, command).await?,
+        OauthCommand::SetupScript { mode } => {
+            use tidings_core::oauth::setup;
+            let config = app.current().await?.config;
+            let mode = match mode.as_deref() {
+                Some("app-only") => setup::Mode::AppOnly,
+                Some(_) => setup::Mode::Delegated,
+                None => {
+                    let app_only = app.authorization(Owner::Relay).await?.is_some_and(|a| a.client_credentials);
+                    setup::mode_of(&config, app_only)
+                }
+            };
+            print!("{}", setup::script(&config, mode).map_err(|why| anyhow!(why))?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,3 +15,4 @@ pub mod error;
 pub mod pkce;
 pub mod redirect;
 pub mod response;
+pub mod setup;

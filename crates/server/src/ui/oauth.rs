@@ -73,6 +73,12 @@ async fn render(
     let oauth = config.config.smtp.auth == AuthMethod::Oauth2;
     let certificate = context.inner.app.client_certificate().await?;
     let in_use = config.config.oauth.client_credential == ClientCredential::Certificate;
+    let relay = tidings_app::authorization::Owner::Relay;
+    let app_only = context.inner.app.authorization(relay).await?.is_some_and(|a| a.client_credentials);
+    let setup_script = {
+        use tidings_core::oauth::setup;
+        setup::script(&config.config, setup::mode_of(&config.config, app_only))
+    };
     let body = html! {
         @for (kind, text) in &notices { (notice(kind, text)) }
         section.status #token-status data-status-url="/api/v1/oauth/status" {
@@ -116,6 +122,13 @@ async fn render(
                 form method="post" action="/oauth/delete" data-confirm=(tr.t("oauth.delete_confirm")) {
                     (csrf_field(viewer)) button.danger type="submit" { (tr.t("oauth.delete")) }
                 }
+            }
+        }
+        @if oauth && let Ok(script) = &setup_script {
+            details #tenant-setup {
+                summary { (tr.t("oauth.setup_title")) }
+                p.small { (tr.t("oauth.setup_help")) }
+                pre.mono { (script) }
             }
         }
         @if oauth {
