@@ -70,6 +70,9 @@ pub async fn examine(settings: &RelaySettings, sender: &str, send_to: Option<&st
 
 async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str, send_to: Option<&str>) -> Option<()> {
     let relay = settings.address();
+    if let Some(api) = &settings.api {
+        return api_path(walk, settings, api, sender, send_to).await;
+    }
     // 1. The name, each of its addresses.
     let started = Instant::now();
     let host = settings.host.trim_start_matches('[').trim_end_matches(']').to_owned();
@@ -106,17 +109,6 @@ async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str, send
         )),
     };
     walk.record("connect", started, outcome).then_some(())?;
-
-    if let Some(api) = &settings.api {
-        api_path(walk, settings, api).await?;
-        if let (Some(to), RelayAuth::OAuth2 { user, tokens }) = (send_to, &settings.auth) {
-            let started = Instant::now();
-            let (_, outcome) =
-                crate::api::send(api, user, tokens.as_ref(), &test_message(sender, to), &[to.to_owned()]).await;
-            return walk.record("message", started, outcome_of(outcome)).then_some(());
-        }
-        return Some(());
-    }
 
     // 3 and 4. TLS as configured, then what the relay offers.
     let started = Instant::now();
@@ -236,10 +228,33 @@ fn outcome_of(outcome: tidings_core::outbox::Outcome) -> Result<Vec<String>, (Ve
     }
 }
 
-/// With an API transport: the token, and that it is for that API; nothing is sent.
-async fn api_path(walk: &mut Walk, settings: &RelaySettings, api: &ApiSettings) -> Option<()> {
-    let RelayAuth::OAuth2 { tokens, .. } = &settings.auth else { return Some(()) };
-    check_token(walk, tokens.as_ref(), api.transport).await
+/// With an API transport: the API reached as delivery reaches it (its name, the proxy when one is set, TLS), the
+/// token and that it is for that API; then, when asked, a whole test message.
+async fn api_path(
+    walk: &mut Walk,
+    settings: &RelaySettings,
+    api: &ApiSettings,
+    sender: &str,
+    send_to: Option<&str>,
+) -> Option<()> {
+    let started = Instant::now();
+    let outcome = match api.client.get(&api.endpoint).send().await {
+        Ok(answer) => Ok(vec![format!("{} answers (HTTP {})", api.endpoint, answer.status().as_u16())]),
+        Err(e) => Err((
+            vec![format!("{}: {}", api.endpoint, tidings_app::error_chain(&e))],
+            format!(
+                "Check that this machine reaches {} (DNS, firewall, oauth.proxy_url) and that the TLS settings trust it.",
+                api.endpoint
+            ),
+        )),
+    };
+    walk.record("connect", started, outcome).then_some(())?;
+    let RelayAuth::OAuth2 { user, tokens } = &settings.auth else { return Some(()) };
+    check_token(walk, tokens.as_ref(), api.transport).await?;
+    let Some(to) = send_to else { return Some(()) };
+    let started = Instant::now();
+    let (_, outcome) = crate::api::send(api, user, tokens.as_ref(), &test_message(sender, to), &[to.to_owned()]).await;
+    walk.record("message", started, outcome_of(outcome)).then_some(())
 }
 
 async fn check_token(walk: &mut Walk, tokens: &dyn crate::token::TokenSource, transport: Transport) -> Option<()> {

@@ -265,5 +265,17 @@ async fn the_api_goes_through_the_configured_proxy() {
     let lines: Vec<String> = seen.try_iter().collect();
     assert!(lines.iter().any(|l| l.starts_with("POST http://127.0.0.1:") && l.contains("/token ")), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("/v1.0/users/alerts@contoso.com/sendMail ")), "{lines:?}");
+
+    // The doctor reaches the API the same way, and sends a test message when asked.
+    let (code, report) = tidings.post("/api/v1/doctor?send_to=ops@contoso.com", json!({})).await;
+    assert_eq!(code, 200, "{report}");
+    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!((report["ok"].as_bool(), steps), (Some(true), vec!["connect", "token", "message"]), "{report:#}");
+    assert_eq!(subject(&graph.next_message().await), "Tidings doctor: a test message");
+    let lines: Vec<String> = seen.try_iter().collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("GET http://127.0.0.1:")),
+        "the doctor went through the proxy: {lines:?}"
+    );
     tidings.stop().await;
 }
