@@ -5,7 +5,7 @@
 
 use crate::{
     api::ApiSettings,
-    smtp::{Connection, RelayAuth, RelaySettings},
+    smtp::{Connection, RelayAuth, RelaySettings, error::SmtpError},
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,6 +13,10 @@ use std::time::Instant;
 use tidings_core::{
     config::{Encryption, Transport},
     oauth::claims::{self, Audience},
+    outbox::{
+        Failure, Outcome,
+        reply::{Reply, Stage},
+    },
 };
 
 /// One step of the walk.
@@ -116,12 +120,8 @@ async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str, send
         Ok(shown) => shown,
         Err(e) => {
             let failure = e.to_failure(&relay);
-            let step = match failure.stage.as_str() {
-                "tls" | "starttls" => "tls",
-                _ => "ehlo",
-            };
-            let explanation = failure.explanation.clone().unwrap_or_else(|| "See what the relay said.".into());
-            walk.record(step, started, Err((vec![failure.error], explanation)));
+            let step = if matches!(failure.stage, Stage::Tls | Stage::Starttls) { "tls" } else { "ehlo" };
+            walk.record(step, started, Err(failed(failure)));
             return None;
         }
     };
@@ -169,9 +169,7 @@ async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str, send
     let mut connection = match Connection::open(settings).await {
         Ok(c) => c,
         Err(e) => {
-            let failure = e.to_failure(&relay);
-            let explanation = failure.explanation.clone().unwrap_or_else(|| "See what the relay said.".into());
-            walk.record("auth", started, Err((vec![failure.error], explanation)));
+            walk.record("auth", started, Err(failed(e.to_failure(&relay))));
             return None;
         }
     };
@@ -181,25 +179,11 @@ async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str, send
     };
     walk.record("auth", started, Ok(vec![seen.into()]));
     let started = Instant::now();
-    let outcome = match connection.try_sender(sender).await {
-        Ok(reply) => Ok(vec![format!("{} {}", reply.code, reply.text)]),
-        Err(e) => {
-            let failure = e.to_failure(&relay);
-            Err((vec![failure.error], failure.explanation.unwrap_or_else(|| "See what the relay said.".into())))
-        }
-    };
-    let passed = walk.record("mail_from", started, outcome);
+    let passed = walk.record("mail_from", started, replied(connection.try_sender(sender).await, &relay));
     if let (true, Some(to)) = (passed, send_to) {
         let started = Instant::now();
         let sent = connection.send(sender, &[to.to_owned()], &test_message(sender, to)).await;
-        let outcome = match sent.result {
-            Ok(reply) => Ok(vec![format!("{} {}", reply.code, reply.text)]),
-            Err(e) => {
-                let failure = e.to_failure(&relay);
-                Err((vec![failure.error], failure.explanation.unwrap_or_else(|| "See what the relay said.".into())))
-            }
-        };
-        walk.record("message", started, outcome);
+        walk.record("message", started, replied(sent.result, &relay));
     }
     connection.quit().await;
     passed.then_some(())
@@ -218,13 +202,21 @@ fn test_message(sender: &str, to: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A failure as a failed step's: what was said, and what to do.
+fn failed(failure: Failure) -> (Vec<String>, String) {
+    (vec![failure.error], failure.explanation.unwrap_or_else(|| "See what the relay said.".into()))
+}
+
+/// The relay's reply as a step's outcome.
+fn replied(result: Result<Reply, SmtpError>, relay: &str) -> Result<Vec<String>, (Vec<String>, String)> {
+    result.map(|reply| vec![format!("{} {}", reply.code, reply.text)]).map_err(|e| failed(e.to_failure(relay)))
+}
+
 /// A delivery outcome as a step's.
-fn outcome_of(outcome: tidings_core::outbox::Outcome) -> Result<Vec<String>, (Vec<String>, String)> {
+fn outcome_of(outcome: Outcome) -> Result<Vec<String>, (Vec<String>, String)> {
     match outcome {
-        tidings_core::outbox::Outcome::Accepted { reply } => Ok(vec![format!("{} {}", reply.code, reply.text)]),
-        tidings_core::outbox::Outcome::Failed(f) => {
-            Err((vec![f.error], f.explanation.unwrap_or_else(|| "See what the provider said.".into())))
-        }
+        Outcome::Accepted { reply } => Ok(vec![format!("{} {}", reply.code, reply.text)]),
+        Outcome::Failed(f) => Err(failed(f)),
     }
 }
 

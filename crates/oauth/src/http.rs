@@ -68,7 +68,7 @@ pub async fn client_auth(app: &App, cfg: &EmailConfig) -> Result<ClientAuth, tid
             };
             let key = app.service_account_key().await?.ok_or_else(|| unset("no key is kept"))?;
             let account = cfg.oauth.service_account.clone().ok_or_else(|| unset("oauth.service_account is not set"))?;
-            let subject = cfg.oauth.account.clone().or_else(|| cfg.sender.clone()).ok_or_else(|| {
+            let subject = cfg.mailbox().map(str::to_owned).ok_or_else(|| {
                 tidings_app::Error::NotConfigured(
                     "a service account acts for a mailbox: set oauth.account, or the sender".into(),
                 )
@@ -105,15 +105,7 @@ impl HttpEndpoint {
     pub fn new(cfg: &EmailConfig, client_auth: ClientAuth) -> Result<Self, Invalid> {
         let token_endpoint = cfg.oauth.token_endpoint.clone().ok_or("oauth.token_endpoint is not set")?;
         let client_id = cfg.oauth.client_id.clone().ok_or("oauth.client_id is not set")?;
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config(&cfg.tls)?.as_ref().clone())
-            .timeout(cfg.delivery.timeout)
-            .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")));
-        builder = match &cfg.oauth.proxy_url {
-            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("oauth.proxy_url: {e}"))?),
-            None => builder.no_proxy(),
-        };
-        let http = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = tidings_delivery::api::http_client(cfg, &*tls::client_config(&cfg.tls)?)?;
         Ok(Self {
             http,
             provider: cfg.oauth.provider,

@@ -49,9 +49,11 @@ impl Notifier {
             );
             // The failing spell already alerted about, so that one spell raises one alert.
             let mut alerted: Option<DateTime<Utc>> = None;
+            // When the credentials' lifetimes were looked at, under which configuration revision.
+            let mut expiries: Option<(i64, DateTime<Utc>)> = None;
             loop {
                 let now = Utc::now();
-                if let Err(e) = self.tick_on_duty(&holder, now, started, &mut alerted).await {
+                if let Err(e) = self.tick_on_duty(&holder, now, started, &mut alerted, &mut expiries).await {
                     tracing::warn!(error = %e, "notifications could not be handled; trying again");
                 }
                 tokio::select! {
@@ -70,12 +72,13 @@ impl Notifier {
         now: DateTime<Utc>,
         started: DateTime<Utc>,
         alerted: &mut Option<DateTime<Utc>>,
+        expiries: &mut Option<(i64, DateTime<Utc>)>,
     ) -> tidings_app::Result<()> {
         let term = tidings_app::later(now, (self.options.poll_interval * 3).max(Duration::from_secs(10)));
         if !self.app.store().hold_duty("notifier", holder, now, term).await? {
             return Ok(());
         }
-        self.tick(now, started, alerted).await
+        self.tick(now, started, alerted, expiries).await
     }
 
     async fn tick(
@@ -83,12 +86,19 @@ impl Notifier {
         now: DateTime<Utc>,
         started: DateTime<Utc>,
         alerted: &mut Option<DateTime<Utc>>,
+        expiries: &mut Option<(i64, DateTime<Utc>)>,
     ) -> tidings_app::Result<()> {
         let current = self.config.borrow().clone();
         let config = &current.config;
         let status = self.tokens.status().borrow().clone();
         self.check_token(config, &status, now, alerted).await?;
-        self.app.check_expiries(config, now).await?;
+        // Lifetimes are days long: looked at once a minute, and at once when the configuration changes.
+        if expiries
+            .is_none_or(|(revision, at)| revision != current.revision || now - at >= chrono::Duration::minutes(1))
+        {
+            self.app.check_expiries(config, now).await?;
+            *expiries = Some((current.revision, now));
+        }
         let dispatched = self.app.dispatch_events_under(config, now).await?;
         if dispatched.mailed > 0 || dispatched.counted > 0 {
             tracing::info!(mailed = dispatched.mailed, counted = dispatched.counted, "event notifications");

@@ -69,9 +69,8 @@ pub fn without_custody<'a>(
     }
     // A service account with domain-wide delegation acts for whichever mailbox of the domain it is told: which one
     // is the administrator's to choose, as is letting it act at all.
-    let mailbox = |c: &EmailConfig| c.oauth.account.clone().or_else(|| c.sender.clone());
     let delegated = |c: &EmailConfig| c.oauth.client_credential == super::ClientCredential::ServiceAccount;
-    if delegated(new) && (!delegated(old) || mailbox(old) != mailbox(new)) {
+    if delegated(new) && (!delegated(old) || old.mailbox() != new.mailbox()) {
         let field = if delegated(old) { "oauth.account" } else { "oauth.client_credential" };
         custody.refused.push(FieldError::new(
             field,

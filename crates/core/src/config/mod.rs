@@ -140,6 +140,12 @@ impl Default for ClusterSettings {
 
 impl EmailConfig {
     /// The redirect URI to register with the OAuth provider, once a public base URL is known.
+    /// The mailbox Tidings authenticates as (the XOAUTH2 user, a service account's subject, the API's mailbox):
+    /// `oauth.account`, or the sender.
+    pub fn mailbox(&self) -> Option<&str> {
+        self.oauth.account.as_deref().or(self.sender.as_deref())
+    }
+
     pub fn redirect_uri(&self) -> Option<String> {
         self.public_base_url.as_deref().map(|base| format!("{}{REDIRECT_PATH}", base.trim_end_matches('/')))
     }

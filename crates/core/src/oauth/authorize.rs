@@ -43,7 +43,7 @@ pub fn authorization_url(
         if cfg.oauth.provider == Some(Provider::Google) {
             query.append_pair("access_type", "offline").append_pair("prompt", "consent");
         }
-        if let Some(account) = cfg.oauth.account.as_deref().or(cfg.sender.as_deref()) {
+        if let Some(account) = cfg.mailbox() {
             query.append_pair("login_hint", account);
         }
     }

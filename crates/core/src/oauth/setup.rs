@@ -17,12 +17,7 @@ pub enum Mode {
 pub fn script(cfg: &EmailConfig, mode: Mode) -> Result<String, String> {
     let client_id =
         cfg.oauth.client_id.as_deref().ok_or("set oauth.client_id first: the script names the application")?;
-    let mailbox = cfg
-        .oauth
-        .account
-        .as_deref()
-        .or(cfg.sender.as_deref())
-        .ok_or("set sender (or oauth.account) first: the script names the mailbox")?;
+    let mailbox = cfg.mailbox().ok_or("set sender (or oauth.account) first: the script names the mailbox")?;
     match cfg.oauth.provider {
         Some(Provider::Microsoft) => Ok(microsoft(cfg, mode, client_id, mailbox)),
         Some(Provider::Google) => Ok(google(cfg, mode, client_id, mailbox)),

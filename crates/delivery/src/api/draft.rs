@@ -111,7 +111,7 @@ pub(super) async fn send(
         )));
     }
     let messages = format!("{}/v1.0/users/{}/messages", api.endpoint, graph::urlencode(mailbox));
-    let created = call(api.client.post(&messages).json(&draft), token).await?;
+    let created = call(api, api.client.post(&messages).json(&draft), token).await?;
     if created.status != 201 {
         return Ok(created);
     }
@@ -141,7 +141,7 @@ async fn attach_and_send(
                 "name": name, "contentType": kind, "isInline": inline.is_some(), "contentId": inline,
                 "contentBytes": base64::engine::general_purpose::STANDARD.encode(&bytes),
             });
-            call(api.client.post(format!("{draft_url}/attachments")).json(&attachment), token).await?
+            call(api, api.client.post(format!("{draft_url}/attachments")).json(&attachment), token).await?
         } else {
             upload(api, token, draft_url, &name, &kind, inline.as_deref(), &bytes).await?
         };
@@ -149,7 +149,7 @@ async fn attach_and_send(
             return Ok(answer);
         }
     }
-    call(api.client.post(format!("{draft_url}/send")).header(reqwest::header::CONTENT_LENGTH, "0"), token).await
+    call(api, api.client.post(format!("{draft_url}/send")).header(reqwest::header::CONTENT_LENGTH, "0"), token).await
 }
 
 /// One attachment through an upload session: the session, then the bytes in chunks to its pre-authorised URL.
@@ -167,7 +167,7 @@ async fn upload(
         "isInline": inline.is_some(), "contentId": inline,
     }});
     let session =
-        call(api.client.post(format!("{draft_url}/attachments/createUploadSession")).json(&item), token).await?;
+        call(api, api.client.post(format!("{draft_url}/attachments/createUploadSession")).json(&item), token).await?;
     if session.status != 201 {
         return Ok(session);
     }
@@ -190,15 +190,12 @@ async fn upload(
     Ok(last)
 }
 
-async fn call(request: reqwest::RequestBuilder, token: &AccessToken) -> Result<Answer, Box<Failure>> {
-    super::answer_of(request.bearer_auth(token.0.expose())).await.map_err(|e| {
-        Box::new(super::failed(
-            tidings_core::outbox::reply::Class::Transient,
-            tidings_core::outbox::reply::Scope::Relay,
-            format!("Microsoft Graph cannot be reached ({})", tidings_app::error_chain(&e)),
-            None,
-        ))
-    })
+async fn call(
+    api: &ApiSettings,
+    request: reqwest::RequestBuilder,
+    token: &AccessToken,
+) -> Result<Answer, Box<Failure>> {
+    super::answer_of(request.bearer_auth(token.0.expose())).await.map_err(|e| Box::new(super::unreachable(api, &e)))
 }
 
 #[cfg(test)]

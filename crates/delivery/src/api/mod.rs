@@ -38,6 +38,20 @@ impl ApiSettings {
     }
 }
 
+/// The HTTP client for the provider's endpoints (the OAuth ones and the APIs): trusting `tls` (what delivery
+/// trusts), with the delivery timeout, through `oauth.proxy_url` when one is set.
+pub fn http_client(cfg: &tidings_core::EmailConfig, tls: &rustls::ClientConfig) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .use_preconfigured_tls(tls.clone())
+        .timeout(cfg.delivery.timeout)
+        .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")));
+    let builder = match &cfg.oauth.proxy_url {
+        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("oauth.proxy_url: {e}"))?),
+        None => builder.no_proxy(),
+    };
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// A provider's answer to one send request.
 #[derive(Debug)]
 pub(crate) struct Answer {

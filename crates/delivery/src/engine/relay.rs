@@ -16,8 +16,11 @@ pub async fn relay_settings(
     tokens: Arc<dyn TokenSource>,
 ) -> Result<RelaySettings, Invalid> {
     let cfg = &current.config;
+    // Off the async threads: it reads the CA bundle.
+    let options = cfg.tls.clone();
+    let tls = tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??;
     let relay = match cfg.delivery.transport.is_api() {
-        true => api_relay(cfg).await?,
+        true => api_relay(cfg, tls.clone())?,
         false => looking_at(cfg)?,
     };
     let auth = match cfg.smtp.auth {
@@ -31,20 +34,11 @@ pub async fn relay_settings(
             RelayAuth::Password { username: cfg.smtp.username.clone().unwrap_or_default(), password }
         }
         AuthMethod::Oauth2 => {
-            let user = cfg.oauth.account.clone().or_else(|| cfg.sender.clone()).ok_or("set oauth.account or sender")?;
+            let user = cfg.mailbox().ok_or("set oauth.account or sender")?.to_owned();
             RelayAuth::OAuth2 { user, tokens }
         }
     };
-    Ok(RelaySettings {
-        auth,
-        tls: {
-            // Off the async threads: it reads the CA bundle.
-            let options = cfg.tls.clone();
-            tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??
-        },
-        verify_certificates: cfg.tls.verify_certificates,
-        ..relay
-    })
+    Ok(RelaySettings { auth, tls, verify_certificates: cfg.tls.verify_certificates, ..relay })
 }
 
 /// The configured relay, without authentication and trusting any certificate: for looking at what it
@@ -65,26 +59,16 @@ pub fn looking_at(cfg: &EmailConfig) -> Result<RelaySettings, Invalid> {
 }
 
 /// Where a provider's HTTP API is, as relay settings (the API's host and port stand for the relay's in the log),
-/// with the HTTP client trusting what delivery trusts.
-async fn api_relay(cfg: &EmailConfig) -> Result<RelaySettings, Invalid> {
+/// with the HTTP client trusting `tls`.
+fn api_relay(cfg: &EmailConfig, tls: Arc<rustls::ClientConfig>) -> Result<RelaySettings, Invalid> {
     use tidings_core::config::Transport;
     let endpoint = match cfg.delivery.transport {
         Transport::GmailApi => &cfg.gmail.endpoint,
         _ => &cfg.graph.endpoint,
     };
     let url = tidings_core::net::validate_url(endpoint, tidings_core::net::UrlKind::Endpoint)?;
-    let options = cfg.tls.clone();
-    let tls = tokio::task::spawn_blocking(move || tls::client_config(&options)).await.map_err(|e| e.to_string())??;
-    let builder = reqwest::Client::builder()
-        .use_preconfigured_tls(tls.as_ref().clone())
-        .timeout(cfg.delivery.timeout)
-        .user_agent(concat!("Tidings/", env!("CARGO_PKG_VERSION")));
     // The API is reached as the OAuth endpoints are: through oauth.proxy_url when one is set.
-    let builder = match &cfg.oauth.proxy_url {
-        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("oauth.proxy_url: {e}"))?),
-        None => builder.no_proxy(),
-    };
-    let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let client = crate::api::http_client(cfg, &tls)?;
     let api = crate::api::ApiSettings {
         transport: cfg.delivery.transport,
         endpoint: endpoint.trim_end_matches('/').to_owned(),
