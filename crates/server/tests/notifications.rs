@@ -291,8 +291,11 @@ async fn a_client_certificate_near_its_end_is_announced_once() {
     let mut peer = SmtpPeer::start(&[]);
     let tidings = Tidings::start(admin(&peer, &[])).await;
     let made = tidings.app.make_client_certificate("test", 10, false).await.unwrap();
-    // Kept but not in use: nothing to say.
+    // Kept but not in use: nothing to say (the next mail is another event's).
     tidings.reconfigure(&[("oauth.expiry_warnings", "30d 7d")]).await;
+    tidings.post("/api/v1/events", json!({ "kind": "failover.sync_failed" })).await;
+    let (first, _) = parse(&peer.next_message().await);
+    assert!(!first.contains("certificate"), "a certificate not in use is not announced: {first}");
     tidings.reconfigure(&[("oauth.client_credential", "certificate")]).await;
     let (subject, text) = parse(&peer.next_message().await);
     assert!(subject.contains("the OAuth client certificate expires in 9 days"), "{subject}");

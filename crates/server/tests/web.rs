@@ -723,3 +723,39 @@ async fn a_follower_says_on_every_page_whose_configuration_it_holds() {
     }
     tidings.stop().await;
 }
+
+/// Many doctor runs asked for at once: one session at a time at the relay, so that a burst of them never takes
+/// the mailbox's connections from delivery (Exchange's thread limit, here 1).
+#[tokio::test]
+async fn a_burst_of_doctor_runs_opens_one_session_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stats = tmp.path().join("stats.json");
+    let peer = SmtpPeer::start(&[
+        "--user",
+        "alerts@example.com",
+        "--password",
+        "relay-pass",
+        "--thread-limit",
+        "1",
+        "--stats-out",
+        stats.to_str().unwrap(),
+    ]);
+    let tidings = Tidings::start(relay(
+        &peer,
+        &[
+            ("smtp.auth", "password"),
+            ("smtp.username", "alerts@example.com"),
+            ("smtp.password", "relay-pass"),
+            ("smtp.allow_plaintext_auth", "true"),
+        ],
+    ))
+    .await;
+    let runs = (0..8).map(|_| tidings.post("/api/v1/doctor", json!({})));
+    for (code, report) in futures_util::future::join_all(runs).await {
+        assert_eq!((code, report["ok"].as_bool()), (StatusCode::OK, Some(true)), "{report:#}");
+    }
+    let seen: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(seen["alerts@example.com"]["peak_sessions"], 1, "{seen}");
+    assert_eq!(seen["alerts@example.com"]["refused"], 0, "{seen}");
+    tidings.stop().await;
+}

@@ -5,8 +5,13 @@ use std::sync::Arc;
 use tidings_delivery::{doctor, engine::relay_settings, token::TokenSource};
 use tidings_oauth::source::DaemonTokens;
 
+/// One walk at a time: each opens a session as the mailbox, and a burst of them must not take the connections
+/// the provider allows it (Exchange's 3) from delivery. Callers meanwhile wait their turn.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Walks the path a message takes with the configuration in force; the report, kept as the last one.
 pub async fn run(context: &Context, send_to: Option<&str>) -> Result<serde_json::Value, tidings_app::Error> {
+    let _turn = ONE_AT_A_TIME.lock().await;
     if let Some(to) = send_to {
         tidings_core::address::validate(to)
             .map_err(|e| tidings_app::Error::Input(format!("send_to: {}", e.reason())))?;
