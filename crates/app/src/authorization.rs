@@ -134,8 +134,14 @@ impl App {
 
     /// Records that someone must sign in again, with the `oauth.reauthorization_required` alert for the admin
     /// contacts (mailed when sending works; recorded and shown meanwhile), naming a device account and where it
-    /// signs in again.
-    pub async fn token_failed(&self, owner: Owner, reason: &str, explanation: &str) -> Result<()> {
+    /// signs in again. The explanation recorded is returned: what the authorization's age adds to the provider's
+    /// words (a Google consent screen left in "Testing").
+    pub async fn token_failed(&self, owner: Owner, reason: &str, explanation: &str) -> Result<String> {
+        let signed_in = self.authorization(owner).await?.and_then(|a| a.acquired_at).map(|at| Utc::now() - at);
+        let provider = self.current().await?.config.oauth.provider;
+        let testing =
+            signed_in.and_then(|age| tidings_core::oauth::error::consent_screen_in_testing(provider, reason, age));
+        let explanation = testing.as_deref().unwrap_or(explanation);
         let (reason_shown, explanation_shown) = match owner {
             Owner::Relay => (reason.to_owned(), explanation.to_owned()),
             Owner::Device(id) => {
@@ -160,7 +166,8 @@ impl App {
             origin: "tidings".into(),
             received_at: now,
         };
-        Ok(self.store.authorization_failed(owner, reason, explanation, now, &alert).await?)
+        self.store.authorization_failed(owner, reason, explanation, now, &alert).await?;
+        Ok(explanation.to_owned())
     }
 
     /// Deletes an authorization and its refresh token; `false` when there was none.

@@ -188,3 +188,133 @@ async fn bad_events_are_refused_and_nothing_is_recorded() {
     assert_eq!(field, "node");
     assert!(app.events(None, 10, None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_google_refusal_a_week_after_sign_in_is_explained_as_a_consent_screen_in_testing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let google =
+        [("smtp.auth", "oauth2"), ("oauth.provider", "google"), ("oauth.client_id", "1-x.apps.googleusercontent.com")];
+    let app = fresh(tmp.path(), &google).await;
+    let said = "invalid_grant: Token has been expired or revoked.";
+    let general = "Google no longer accepts this authorization.";
+    let sign_in = |ago: chrono::Duration| {
+        let app = app.clone();
+        async move {
+            let audit = tidings_core::audit::NewAuditEntry {
+                actor: "test".into(),
+                action: "oauth.authorize".into(),
+                fields: vec![],
+            };
+            let grant = tidings_store::Grant::Acquired {
+                sealed_refresh_token: None,
+                account: Some("alerts@example.com"),
+                client_credentials: false,
+                audit: &audit,
+            };
+            app.store().authorization_granted(Owner::Relay, grant, Utc::now() - ago).await.unwrap();
+        }
+    };
+
+    sign_in(chrono::Duration::days(2)).await;
+    assert_eq!(app.token_failed(Owner::Relay, said, general).await.unwrap(), general, "two days: not the sign");
+
+    sign_in(chrono::Duration::days(7) + chrono::Duration::hours(1)).await;
+    let recorded = app.token_failed(Owner::Relay, said, general).await.unwrap();
+    assert!(recorded.contains("7 days after the sign-in") && recorded.contains("Testing"), "{recorded}");
+    let record = app.authorization(Owner::Relay).await.unwrap().unwrap();
+    assert_eq!(record.failure.map(|(_, explanation)| explanation), Some(recorded.clone()), "what the status shows");
+    let alert = &app.events(None, 1, None).await.unwrap()[0];
+    assert_eq!(
+        (alert.kind, alert.details["explanation"].as_str()),
+        (EventKind::ReauthorizationRequired, recorded.as_str())
+    );
+}
+
+/// A certificate and key in PEM files, the certificate ending `days` from now.
+fn certificate_files(dir: &Path, days: i64) -> (String, String) {
+    use chrono::Datelike;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let end = (Utc::now() + chrono::Duration::days(days)).date_naive();
+    params.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
+    params.distinguished_name.push(rcgen::DnType::CommonName, "gateway.example.com");
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.join("gateway.crt"), dir.join("gateway.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (cert_file.display().to_string(), key_file.display().to_string())
+}
+
+/// Every credential with an end is listed with it; those near it raise their events once, the relay's
+/// certificate excepted (delivery raises that one).
+#[tokio::test]
+async fn every_credential_s_end_is_listed_and_announced_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = certificate_files(tmp.path(), 10);
+    let key_expires = (Utc::now() + chrono::Duration::days(60)).date_naive().to_string();
+    let app = fresh(
+        tmp.path(),
+        &[
+            ("smtp.auth", "oauth2"),
+            ("oauth.provider", "google"),
+            ("oauth.client_id", "1-x.apps.googleusercontent.com"),
+            ("oauth.service_account_key_expires", &key_expires),
+            ("gateway.listen", "127.0.0.1:2525"),
+            ("gateway.cert_file", &cert_file),
+            ("gateway.key_file", &key_file),
+        ],
+    )
+    .await;
+    // Google ends a refresh token unused for six months: this one was last used 170 days ago.
+    let audit =
+        tidings_core::audit::NewAuditEntry { actor: "test".into(), action: "oauth.authorize".into(), fields: vec![] };
+    let grant = tidings_store::Grant::Acquired {
+        sealed_refresh_token: None,
+        account: Some("alerts@example.com"),
+        client_credentials: false,
+        audit: &audit,
+    };
+    let used = Utc::now() - chrono::Duration::days(170);
+    app.store().authorization_granted(Owner::Relay, grant, used).await.unwrap();
+    app.relay_certificate_seen("smtp.example.com", "AB:CD", Utc::now() + chrono::Duration::days(3), "CN=relay")
+        .await
+        .unwrap();
+    let config = app.current().await.unwrap().config;
+
+    let listed: Vec<(String, i64)> = app
+        .lifetimes(&config)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| (l.credential.clone(), (l.ends_at - Utc::now()).num_days()))
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["relay_certificate", "gateway_certificate", "authorization"], "soonest first: {listed:?}");
+    assert!((9..=10).contains(&listed[1].1) && (11..=12).contains(&listed[2].1), "{listed:?}");
+    // The service account's date applies only to a key file in use.
+    assert!(!names.contains(&"service_account_key"));
+
+    let raised = app.check_expiries(&config, Utc::now()).await.unwrap();
+    assert_eq!(raised.len(), 2, "the gateway's certificate and the authorization");
+    let events = app.events(None, 10, None).await.unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::ServerCertificateExpiring) && kinds.contains(&EventKind::AuthorizationUnused));
+    let gateway = events.iter().find(|e| e.kind == EventKind::ServerCertificateExpiring).unwrap();
+    assert_eq!(
+        (gateway.details["service"].as_str(), gateway.details["file"].as_str()),
+        ("SMTP gateway", cert_file.as_str())
+    );
+    assert!(gateway.details["subject"].contains("gateway.example.com"), "{:?}", gateway.details);
+    let unused = events.iter().find(|e| e.kind == EventKind::AuthorizationUnused).unwrap();
+    assert_eq!(unused.details["account"], "alerts@example.com");
+    assert!(app.check_expiries(&config, Utc::now()).await.unwrap().is_empty(), "once at each warning");
+
+    // A refresh moves the authorization's end; a new certificate in the same file is warned about again.
+    app.token_refreshed(Owner::Relay, None).await.unwrap();
+    certificate_files(tmp.path(), 5);
+    let raised = app.check_expiries(&config, Utc::now()).await.unwrap();
+    assert_eq!(raised.len(), 1, "the new certificate only");
+    let authorization =
+        app.lifetimes(&config).await.unwrap().into_iter().find(|l| l.credential == "authorization").unwrap();
+    assert!((authorization.ends_at - Utc::now()).num_days() >= 181, "counted from the refresh");
+}

@@ -59,6 +59,12 @@ pub enum Command {
         #[arg(long, value_name = "ADDRESS")]
         send_to: Option<String>,
     },
+    /// The credentials in use that end on a known date (the client secret or key, the certificates, each
+    /// authorization's refresh token if left unused), soonest first.
+    Expiries {
+        #[arg(long)]
+        json: bool,
+    },
     /// Queue a message to the given recipients, from the configured sender.
     Send(SendArgs),
     /// Inspect and manage the outbox.

@@ -66,7 +66,7 @@ fn bad_events_are_refused_and_the_catalogue_is_listed() {
     assert!(err.contains("raised by Tidings itself"), "{err}");
     assert!(ok(tmp.path(), &["event", "list"]).contains("No events."));
     let kinds = ok(tmp.path(), &["event", "kinds"]);
-    assert_eq!(kinds.lines().count(), 21, "{kinds}");
+    assert_eq!(kinds.lines().count(), 24, "{kinds}");
     assert!(kinds.contains("failover.takeover") && kinds.contains("critical"), "{kinds}");
 }
 

@@ -208,3 +208,43 @@ fn the_setup_script_is_written_from_the_configuration() {
     );
     assert!(app_only.contains("PrimarySmtpAddress -eq 'alerts@contoso.com'") && !app_only.contains('<'), "{app_only}");
 }
+
+/// `tidings expiries`: the credential in use and its end, whichever it is.
+#[test]
+fn the_credentials_ends_are_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init"]);
+    assert!(ok(dir, &["expiries"]).contains("No credential in use ends on a known date"));
+    ok(dir, &["oauth", "certificate", "create", "--days", "400"]);
+    let microsoft = [
+        "config",
+        "set",
+        "sender=alerts@contoso.com",
+        "smtp.auth=oauth2",
+        "oauth.provider=microsoft",
+        "oauth.tenant=contoso.com",
+        "oauth.client_id=00000000-0000-0000-0000-000000000001",
+        "oauth.client_credential=certificate",
+    ];
+    ok(dir, &microsoft);
+    let listed = |dir: &std::path::Path| -> Vec<(String, i64)> {
+        let json: serde_json::Value = serde_json::from_str(&ok(dir, &["expiries", "--json"])).unwrap();
+        json["expiries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["credential"].as_str().unwrap().to_owned(), e["days_left"].as_i64().unwrap()))
+            .collect()
+    };
+    let got = listed(dir);
+    assert!(matches!(&got[..], [(name, 399 | 400)] if name == "client_certificate"), "{got:?}");
+    assert!(ok(dir, &["expiries"]).contains("client_certificate"));
+
+    let date = (chrono::Utc::now() + chrono::Duration::days(20)).date_naive().to_string();
+    let secret = run(dir, &["config", "set-secret", "oauth.client_secret"], "app-secret-value\n");
+    assert!(secret.status.success(), "{}", stderr(&secret));
+    ok(dir, &["config", "set", "oauth.client_credential=secret", &format!("oauth.client_secret_expires={date}")]);
+    let got = listed(dir);
+    assert!(matches!(&got[..], [(name, 19 | 20)] if name == "client_secret"), "the certificate kept is not in use: {got:?}");
+}

@@ -89,8 +89,8 @@ pub trait Vault: Send + Sync + fmt::Debug {
         rotated: Option<&SecretString>,
         at: DateTime<Utc>,
     ) -> Result<(), tidings_app::Error>;
-    /// Records that an administrator must act.
-    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error>;
+    /// Records that an administrator must act; the explanation recorded, which may say more than the provider's.
+    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<String, tidings_app::Error>;
     /// Waits for the turn to refresh among the nodes sharing the authorization, held until dropped: one refresh
     /// at a time, each with the refresh token the one before stored (a rotated token is never lost to a race).
     async fn refresh_turn(&self) -> Result<tidings_store::Turn, tidings_app::Error> {
@@ -328,9 +328,13 @@ impl TokenManager {
             Err(EndpointError::Refused { said, explanation }) => {
                 self.inner.vault.count_refresh("refused");
                 tracing::error!(reason = %said, %explanation, "OAuth re-authorization required");
-                if let Err(e) = self.inner.vault.store_failure(&said, &explanation).await {
-                    tracing::error!(error = %e, "could not record the authorization failure");
-                }
+                let explanation = match self.inner.vault.store_failure(&said, &explanation).await {
+                    Ok(recorded) => recorded,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not record the authorization failure");
+                        explanation
+                    }
+                };
                 {
                     let mut s = self.state();
                     s.refused = Some((said, explanation.clone(), credential));

@@ -50,6 +50,59 @@ impl Mailboxes {
     }
 }
 
+impl Mailboxes {
+    /// Starts the manager of every device account whose authorization was not used for `idle` by `now` (its
+    /// device sent nothing), so that its refresh token is used before the provider's inactivity limit; from then
+    /// on the manager refreshes it ahead of each expiry. The accounts started.
+    pub async fn keep_alive(&self, idle: std::time::Duration, now: DateTime<Utc>) -> tidings_app::Result<Vec<String>> {
+        let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
+        let mut started = Vec::new();
+        for record in self.app.authorizations().await? {
+            let (Some(id), Some(used)) = (record.owner.device_id(), record.refreshed_at.or(record.acquired_at)) else {
+                continue;
+            };
+            if record.client_credentials || record.failure.is_some() || now - used < idle {
+                continue;
+            }
+            let account = self.app.device(id).await?.username;
+            if self.managers().contains_key(&account) {
+                continue;
+            }
+            match self.mailbox(&account).await {
+                Ok(_) => {
+                    tracing::info!(account, last_used = %used, "refreshing an unused authorization to keep it alive");
+                    started.push(account);
+                }
+                Err(e) => tracing::warn!(account, error = %e, "could not keep the authorization alive"),
+            }
+        }
+        Ok(started)
+    }
+
+    /// Runs [`Self::keep_alive`] every `every` with the configuration in force, until `shutdown`.
+    pub fn spawn_keep_alive(
+        self: Arc<Self>,
+        config: tokio::sync::watch::Receiver<Arc<tidings_app::settings::Current>>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let idle = config.borrow().config.oauth.keep_alive;
+                if !idle.is_zero()
+                    && let Err(e) = self.keep_alive(idle, Utc::now()).await
+                {
+                    tracing::warn!(error = %e, "could not look at the authorizations to keep alive");
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        })
+    }
+}
+
 #[async_trait]
 impl MailboxTokens for Mailboxes {
     async fn mailbox(&self, account: &str) -> Result<(String, Arc<dyn TokenSource>), TokenError> {
@@ -184,6 +237,47 @@ mod tests {
         );
         app.forget_authorization(Owner::Device(devices[1].id), "test").await.unwrap();
         assert!(mailboxes.mailbox("joe-mfp").await.is_err());
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_authorization_left_unused_is_refreshed_to_keep_it_alive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let init = InitOptions { admin_username: "admin".into(), ..Default::default() };
+        let app = App::init(DataDir::new(tmp.path()), init).await.unwrap().app;
+        let pass = SecretString::new("a-device-password-1");
+        for (name, address) in [("jane-mfp", "jane@contoso.com"), ("joe-mfp", "joe@contoso.com")] {
+            app.create_device("test", name, &pass, &[address.to_owned()]).await.unwrap();
+        }
+        let devices = app.devices().await.unwrap();
+        for (device, (token, mailbox)) in
+            devices.iter().zip([("good-jane", "jane@contoso.com"), ("revoked", "joe@contoso.com")])
+        {
+            let token = SecretString::new(token);
+            app.authorized(Owner::Device(device.id), "test", Some(&token), Some(mailbox)).await.unwrap();
+        }
+        let shutdown = CancellationToken::new();
+        let mailboxes = Mailboxes::new(app.clone(), Arc::new(Provider), ManagerOptions::default(), shutdown.clone());
+        let month = Duration::from_secs(30 * 24 * 3600);
+
+        assert!(mailboxes.keep_alive(month, Utc::now()).await.unwrap().is_empty(), "used today: left alone");
+        let later = Utc::now() + chrono::Duration::days(31);
+        assert_eq!(mailboxes.keep_alive(month, later).await.unwrap(), ["jane-mfp", "joe-mfp"]);
+        let refreshed = async {
+            loop {
+                let jane = app.mailbox_of("jane-mfp").await.unwrap().unwrap();
+                let joe = app.mailbox_of("joe-mfp").await.unwrap().unwrap();
+                if jane.refreshed_at.is_some() && joe.failure.is_some() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), refreshed).await.expect("refreshed without a message");
+        assert!(
+            mailboxes.keep_alive(month, later).await.unwrap().is_empty(),
+            "kept by its manager from now on; a refused one is not tried again"
+        );
         shutdown.cancel();
     }
 }

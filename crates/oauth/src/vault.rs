@@ -57,7 +57,7 @@ impl Vault for AppVault {
         self.app.token_refreshed(self.owner, rotated).await
     }
 
-    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<(), tidings_app::Error> {
+    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<String, tidings_app::Error> {
         self.app.token_failed(self.owner, reason, explanation).await
     }
 

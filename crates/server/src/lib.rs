@@ -88,6 +88,9 @@ pub struct Options {
     pub watch: tidings_cluster::watch::WatchOptions,
     /// On a database other nodes share, how often this one says it is there.
     pub heartbeat: Duration,
+    /// How often the device accounts' authorizations are looked at, to refresh those left unused for
+    /// `oauth.keep_alive`.
+    pub keep_alive_interval: Duration,
 }
 
 impl Default for Options {
@@ -106,6 +109,7 @@ impl Default for Options {
             follow: tidings_cluster::follow::FollowOptions::default(),
             watch: tidings_cluster::watch::WatchOptions { hook_timeout: Duration::from_secs(30), ..Default::default() },
             heartbeat: Duration::from_secs(10),
+            keep_alive_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -114,6 +118,7 @@ impl Default for Options {
 /// way.
 pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: CancellationToken) -> Result<()> {
     let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
+    app.serving_https_with(options.tls.as_ref().map(|files| files.cert.as_path())).await?;
     let node = options.engine.node.clone();
     // First of all on a shared database: a node that takes another live node's name must not take its leases.
     let heartbeat = match app.store().shared() {
@@ -128,8 +133,9 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let handoff = Arc::new(Handoff::default());
     let committer = Committer::start(app.clone(), wake.clone(), handoff.clone());
     let endpoint = Arc::new(ConfiguredEndpoint::new(app.clone(), config.subscribe()));
-    let own_mailboxes: Arc<dyn tidings_delivery::token::MailboxTokens> =
-        Arc::new(Mailboxes::new(app.clone(), endpoint.clone(), options.tokens, shutdown.clone()));
+    let mailboxes = Arc::new(Mailboxes::new(app.clone(), endpoint.clone(), options.tokens, shutdown.clone()));
+    let keep_alive = mailboxes.clone().spawn_keep_alive(config.subscribe(), options.keep_alive_interval);
+    let own_mailboxes: Arc<dyn tidings_delivery::token::MailboxTokens> = mailboxes;
     let tokens = TokenManager::new(
         endpoint,
         Arc::new(AppVault::new(app.clone(), tidings_app::authorization::Owner::Relay)),
@@ -245,6 +251,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     shutdown.cancel();
     let _ = engine.await;
     let _ = refresher.await;
+    let _ = keep_alive.await;
     let _ = notifier.await;
     let _ = gateway.await;
     let _ = follower.await;

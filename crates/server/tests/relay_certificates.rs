@@ -72,6 +72,15 @@ async fn a_self_signed_relay_is_explained_then_trusted_when_given_in_ca_file() {
     assert!(["29", "30"].contains(&details["days"].as_str().unwrap()), "{details}");
     assert!(details["relay"].as_str().unwrap().starts_with("127.0.0.1:"), "{details}");
     assert!(details["subject"].as_str().unwrap().contains("127.0.0.1"), "{details}");
+
+    // Delivery keeps the certificate it saw for the credentials' lifetimes (the API, the doctor's page).
+    let (_, listed) = tidings.get("/api/v1/expiries").await;
+    let relay = listed["expiries"].as_array().unwrap().iter().find(|e| e["credential"] == "relay_certificate");
+    let relay = relay.unwrap_or_else(|| panic!("{listed}"));
+    assert!(relay["subject"].as_str().unwrap().contains("127.0.0.1") && relay["days_left"].as_i64() >= Some(29));
+    assert_eq!(relay["event"], "delivery.certificate_expiring");
+    let page = tidings.page_as_viewer("/doctor").await;
+    assert!(page.contains("id=\"expiries-table\"") && page.contains("Relay's certificate"), "{page}");
     tidings.stop().await;
 }
 

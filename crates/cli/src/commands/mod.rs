@@ -8,6 +8,7 @@ mod config;
 mod device;
 mod doctor;
 mod event;
+mod expiries;
 mod init;
 mod oauth;
 mod queue;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(command) => config::run(global, command).await,
         Command::Audit(args) => audit::run(&open(global).await?, args).await,
         Command::Doctor { json, send_to } => doctor::run(&open(global).await?, json, send_to).await,
+        Command::Expiries { json } => expiries::run(&open(global).await?, json).await,
         Command::Send(args) => queue::send(&open(global).await?, args).await,
         Command::Queue(command) => queue::run(&open(global).await?, command).await,
         Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,

@@ -50,6 +50,11 @@ pub const KEYS: &[KeyInfo] = &[
     key("oauth.service_account_key_id", "the id of the service account's key (private_key_id), if any"),
     secret("oauth.service_account_key", "the service account's RSA private key, PEM (from Google's JSON key file)"),
     key("oauth.client_secret_expires", "the client secret's expiry date, YYYY-MM-DD (Entra shows it)"),
+    key("oauth.service_account_key_expires", "the service account key's expiry date, YYYY-MM-DD, if it has one"),
+    key(
+        "oauth.keep_alive",
+        "refresh an authorization unused this long, before the provider's inactivity limit (30d; 0s: never)",
+    ),
     key(
         "oauth.expiry_warnings",
         "how long ahead of its end a credential in use raises an event, space-separated (30d 7d; empty: never)",
@@ -196,6 +201,10 @@ pub fn get(cfg: &EmailConfig, key: &str) -> Option<String> {
         "oauth.service_account" => opt(&cfg.oauth.service_account),
         "oauth.service_account_key_id" => opt(&cfg.oauth.service_account_key_id),
         "oauth.client_secret_expires" => cfg.oauth.client_secret_expires.map(|d| d.to_string()).unwrap_or_default(),
+        "oauth.service_account_key_expires" => {
+            cfg.oauth.service_account_key_expires.map(|d| d.to_string()).unwrap_or_default()
+        }
+        "oauth.keep_alive" => duration_text(cfg.oauth.keep_alive),
         "oauth.expiry_warnings" => {
             cfg.oauth.expiry_warnings.iter().map(|d| duration_text(*d)).collect::<Vec<_>>().join(" ")
         }
@@ -292,14 +301,9 @@ pub fn set(cfg: &mut EmailConfig, key: &str, value: &str) -> Result<(), Invalid>
         "oauth.client_credential" => cfg.oauth.client_credential = choose(value, CLIENT_CREDENTIALS)?,
         "oauth.service_account" => cfg.oauth.service_account = opt(),
         "oauth.service_account_key_id" => cfg.oauth.service_account_key_id = opt(),
-        "oauth.client_secret_expires" => {
-            cfg.oauth.client_secret_expires = match value {
-                "" => None,
-                v => Some(
-                    v.parse().map_err(|_| Invalid::new(format!("expected a date such as 2028-06-30, got {v:?}")))?,
-                ),
-            }
-        }
+        "oauth.client_secret_expires" => cfg.oauth.client_secret_expires = date(value)?,
+        "oauth.service_account_key_expires" => cfg.oauth.service_account_key_expires = date(value)?,
+        "oauth.keep_alive" => cfg.oauth.keep_alive = parse_duration(value)?,
         "oauth.expiry_warnings" => {
             cfg.oauth.expiry_warnings = split_list(value).iter().map(|v| parse_duration(v)).collect::<Result<_, _>>()?
         }
@@ -390,6 +394,14 @@ pub fn unknown_key(key: &str) -> String {
 }
 
 /// Splits a list entered the way vendor pages take it: separated by spaces (commas and semicolons work too).
+/// An optional date: empty clears it.
+fn date(value: &str) -> Result<Option<chrono::NaiveDate>, Invalid> {
+    match value {
+        "" => Ok(None),
+        v => v.parse().map(Some).map_err(|_| Invalid::new(format!("expected a date such as 2028-06-30, got {v:?}"))),
+    }
+}
+
 fn split_list(value: &str) -> Vec<String> {
     value
         .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
@@ -539,6 +551,8 @@ mod tests {
             ("oauth.service_account", "tidings@project.iam.gserviceaccount.com"),
             ("oauth.service_account_key_id", "0123abcd"),
             ("oauth.client_secret_expires", "2028-06-30"),
+            ("oauth.service_account_key_expires", "2027-03-31"),
+            ("oauth.keep_alive", "14days"),
             ("oauth.expiry_warnings", "20days 2days"),
             ("oauth.scopes", "a b"),
             ("oauth.authorization_endpoint", "https://idp.example.com/auth"),

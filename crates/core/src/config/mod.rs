@@ -221,6 +221,12 @@ pub struct OAuthClient {
     pub service_account_key_id: Option<String>,
     /// When the client secret expires (as Entra showed it when it was made), for the warnings ahead of it.
     pub client_secret_expires: Option<chrono::NaiveDate>,
+    /// When the service account's key expires (Google's key files do not say; an organization policy sets it).
+    pub service_account_key_expires: Option<chrono::NaiveDate>,
+    /// An authorization whose refresh token was not used for this long is refreshed, so that it never reaches the
+    /// provider's inactivity limit (Microsoft: 90 days); zero: never.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
     /// How long ahead of its end a credential in use (the client secret, the client certificate) raises an
     /// event: once at each of these; none: never.
     #[serde(with = "durations")]
@@ -245,6 +251,8 @@ impl Default for OAuthClient {
             service_account: None,
             service_account_key_id: None,
             client_secret_expires: None,
+            service_account_key_expires: None,
+            keep_alive: Duration::from_secs(30 * 24 * 3600),
             expiry_warnings: vec![Duration::from_secs(30 * 24 * 3600), Duration::from_secs(7 * 24 * 3600)],
             scopes: Vec::new(),
             authorization_endpoint: None,

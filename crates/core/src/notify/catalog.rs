@@ -107,6 +107,12 @@ kinds! {
         "the client secret Tidings authenticates to the OAuth provider with expires soon";
     ClientCertificateExpiring = "oauth.certificate_expiring", Warning, Tidings, ["subject", "thumbprint", "expires", "days"],
         "the certificate Tidings authenticates to the OAuth provider with expires soon";
+    ServiceAccountKeyExpiring = "oauth.service_account_key_expiring", Warning, Tidings, ["account", "expires", "days"],
+        "the Google service account key Tidings signs its assertions with expires soon";
+    AuthorizationUnused = "oauth.authorization_unused", Warning, Tidings, ["account", "used", "expires", "days"],
+        "a refresh token was not used for long: the provider ends it at its inactivity limit";
+    ServerCertificateExpiring = "tls.certificate_expiring", Warning, Tidings, ["service", "file", "subject", "expires", "days"],
+        "a certificate Tidings presents (the gateway's, the web interface's) expires soon";
     DailyNotice = "notice.daily", Info, Tidings, ["started", "queue", "token"],
         "the daily communication notice: the alert path works";
     TestEmail = "notice.test", Info, Tidings, ["actor", "relay", "sender"],

@@ -190,6 +190,29 @@ fn by_error(provider: Option<Provider>, error: &ErrorResponse, description: &str
     }
 }
 
+/// Google ends the refresh tokens of an app whose OAuth consent screen is in "Testing" seven days after the sign-in.
+const TESTING_LIFETIME_DAYS: i64 = 7;
+
+/// A Google refusal of a refresh (`invalid_grant`) that comes in the days after the seventh since the sign-in
+/// `signed_in` ago: the signs of a consent screen left in "Testing". The explanation to give instead of the
+/// general one.
+pub fn consent_screen_in_testing(
+    provider: Option<Provider>,
+    said: &str,
+    signed_in: chrono::Duration,
+) -> Option<String> {
+    let days = signed_in.num_days();
+    let in_window = (TESTING_LIFETIME_DAYS..=TESTING_LIFETIME_DAYS + 2).contains(&days);
+    (provider == Some(Provider::Google) && said.starts_with("invalid_grant") && in_window).then(|| {
+        format!(
+            "Google refused the refresh {days} days after the sign-in: Google ends refresh tokens after {TESTING_LIFETIME_DAYS} \
+             days when the app's OAuth consent screen is in \"Testing\". In the Google Cloud console (APIs & Services > \
+             OAuth consent screen), publish the app (\"In production\"), or make it \"Internal\" for a Workspace \
+             domain; then authorize Tidings again. Until then every sign-in lasts a week."
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +300,22 @@ mod tests {
             error_uri: None,
         };
         assert_eq!(explain(Some(Provider::Google), &scope).verdict, Verdict::Misconfigured);
+    }
+
+    #[test]
+    fn a_google_refusal_a_week_after_sign_in_is_the_testing_consent_screen() {
+        let said = "invalid_grant: Token has been expired or revoked.";
+        let week = chrono::Duration::days(7) + chrono::Duration::minutes(5);
+        let got = consent_screen_in_testing(Some(Provider::Google), said, week).unwrap();
+        assert!(got.contains("7 days after the sign-in") && got.contains("In production"), "{got}");
+        assert!(consent_screen_in_testing(Some(Provider::Google), said, chrono::Duration::days(9)).is_some());
+        for (provider, said, age) in [
+            (Some(Provider::Google), said, chrono::Duration::days(3)),
+            (Some(Provider::Google), said, chrono::Duration::days(30)),
+            (Some(Provider::Microsoft), said, week),
+            (Some(Provider::Google), "invalid_client: Unauthorized", week),
+        ] {
+            assert_eq!(consent_screen_in_testing(provider, said, age), None, "{provider:?} {said} {age}");
+        }
     }
 }

@@ -7,11 +7,14 @@
 //! - [`error`]: what a provider's error means (try later, or an administrator must act) and what to do,
 //!   with Microsoft's AADSTS codes and Google's testing-mode expiry explained.
 //!
+//! - [`lifetime`]: how long a refresh token lives unused at each provider.
+//!
 //! No HTTP here: the OAuth client that sends these requests lives at the edge.
 
 pub mod authorize;
 pub mod claims;
 pub mod error;
+pub mod lifetime;
 pub mod pkce;
 pub mod redirect;
 pub mod response;

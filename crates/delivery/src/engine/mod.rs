@@ -118,6 +118,8 @@ struct Books {
     running: HashMap<tokio::task::Id, Option<String>>,
     /// Relay certificates near their end, by fingerprint, and when that was last raised.
     certificates: HashMap<String, chrono::DateTime<Utc>>,
+    /// The fingerprint of the relay's certificate as last recorded for its lifetime.
+    recorded: Option<String>,
     /// The budgets as last stored, and when they are stored next even if no wait began or ended.
     published: (Vec<budget::Standing>, Instant),
     /// When the next identity that waits for its budget may go, as last seen.
@@ -162,6 +164,7 @@ impl Engine {
             budgets: self.budgets(relay.limits).await,
             running: HashMap::new(),
             certificates: HashMap::new(),
+            recorded: None,
             published: (Vec::new(), Instant::now()),
             turns: None,
         };
@@ -422,6 +425,7 @@ impl Engine {
         let account = end.identity.as_deref().unwrap_or("");
         if let Some(certificate) = &end.certificate {
             self.check_expiry(&mut books.certificates, certificate, relay);
+            self.record_certificate(&mut books.recorded, certificate, relay);
         }
         let change = health.report(end.identity.as_deref(), end.probe, seen, Utc::now(), relay.backoff);
         let error = end.failure.as_ref().map_or("", |f| f.error.as_str());
@@ -515,6 +519,22 @@ impl Engine {
             ("days".to_owned(), left.num_days().max(0).to_string()),
         ]);
         self.raise(EventKind::CertificateExpiring, details);
+    }
+
+    /// Records the relay's certificate for the credentials' lifetimes when it is not the one last recorded.
+    fn record_certificate(&self, recorded: &mut Option<String>, certificate: &tls::Certificate, relay: &Relay) {
+        let Ok(settings) = &relay.settings else { return };
+        if recorded.as_deref() == Some(certificate.fingerprint.as_str()) {
+            return;
+        }
+        *recorded = Some(certificate.fingerprint.clone());
+        let (app, host, certificate) = (self.app.clone(), settings.host.clone(), certificate.clone());
+        tokio::spawn(async move {
+            let (fingerprint, subject) = (&certificate.fingerprint, &certificate.subject);
+            if let Err(e) = app.relay_certificate_seen(&host, fingerprint, certificate.not_after, subject).await {
+                tracing::warn!(error = %e, "could not record the relay's certificate");
+            }
+        });
     }
 
     /// Raises an event for the admin contacts, without holding the engine up.

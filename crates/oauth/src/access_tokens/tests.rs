@@ -78,9 +78,9 @@ impl Vault for MemoryVault {
         }
         Ok(())
     }
-    async fn store_failure(&self, reason: &str, _explanation: &str) -> Result<(), tidings_app::Error> {
+    async fn store_failure(&self, reason: &str, explanation: &str) -> Result<String, tidings_app::Error> {
         self.failures.lock().unwrap().push(reason.to_owned());
-        Ok(())
+        Ok(explanation.to_owned())
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod doctor;
 pub(crate) mod email_config;
 pub(crate) mod error;
 mod events;
+pub(crate) mod expiries;
 mod health;
 mod json;
 mod messages;
@@ -35,6 +36,7 @@ pub fn router() -> Router<Context> {
         .merge(messages::router())
         .merge(oauth::router())
         .merge(doctor::router())
+        .merge(expiries::router())
         .merge(cluster::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -18,7 +18,12 @@ pub fn router() -> Router<Context> {
 
 async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response, UiError> {
     let tr = viewer.tr;
-    let report = context.inner.app.last_doctor_report().await?;
+    let app = &context.inner.app;
+    let report = app.last_doctor_report().await?;
+    let config = app.current().await?.config;
+    let lifetimes = app.lifetimes(&config).await?;
+    let soon = config.oauth.expiry_warnings.iter().max().copied().unwrap_or_default();
+    let now = chrono::Utc::now();
     let body = html! {
         p { (tr.t("doctor.intro")) }
         @if viewer.may_operate() {
@@ -59,6 +64,32 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
                 }
             }
         }
+        h2 #expiries { (tr.t("expiries.title")) }
+        p { (tr.t("expiries.intro")) }
+        @if lifetimes.is_empty() {
+            p { (tr.t("expiries.none")) }
+        } @else {
+            table #expiries-table {
+                thead { tr { th { (tr.t("expiries.credential")) } th { (tr.t("expiries.what")) } th { (tr.t("expiries.ends")) } th { (tr.t("expiries.left")) } } }
+                tbody {
+                    @for lifetime in &lifetimes {
+                        @let left = lifetime.ends_at - now;
+                        @let state = if left <= chrono::TimeDelta::zero() { "bad" } else if left.to_std().is_ok_and(|l| l <= soon) { "warn" } else { "ok" };
+                        tr data-credential=(lifetime.credential) {
+                            td { (credential_name(tr, &lifetime.credential)) }
+                            td {
+                                span.mono { (lifetime.subject) }
+                                @if let Some(used) = lifetime.used_at { div.meta { (tr.f("expiries.if_unused", &[("at", &when(&used))])) } }
+                            }
+                            td { (lifetime.ends_at.format("%Y-%m-%d")) }
+                            td { span class={"state " (state)} {
+                                @if state == "bad" { (tr.t("expiries.ended")) } @else { (tr.f("expiries.days_left", &[("days", &left.num_days().to_string())])) }
+                            } }
+                        }
+                    }
+                }
+            }
+        }
     };
     Ok(page(&context, &viewer, "/email-config", tr.t("doctor.title"), body).await.into_response())
 }
@@ -77,4 +108,12 @@ async fn run(State(context): State<Context>, viewer: Viewer, Form(form): Form<Ru
     let send_to = Some(form.send_to.trim()).filter(|to| !to.is_empty());
     doctor::run(&context, send_to).await?;
     Ok(Redirect::to("/doctor").into_response())
+}
+
+/// A credential's name in the viewer's language (`authorization:USER` is a device account's).
+fn credential_name(tr: super::i18n::Tr, credential: &str) -> String {
+    match credential.strip_prefix("authorization:") {
+        Some(user) => tr.f("expiries.name.device_authorization", &[("user", user)]),
+        None => tr.t(&format!("expiries.name.{credential}")).to_string(),
+    }
 }

@@ -194,6 +194,16 @@ impl Tidings {
         }
     }
 
+    /// A page as a viewer account (made on the first call) sees it in the browser.
+    #[allow(dead_code)] // not every test binary looks at pages
+    pub async fn page_as_viewer(&self, path: &str) -> String {
+        let password = tidings_core::secret::SecretString::new("page-viewer-password-9");
+        let _ = self.app.create_account("test", "page-viewer", &password, Role::Viewer).await;
+        let client = browser();
+        sign_in(self, &client, "page-viewer", password.expose()).await;
+        client.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap()
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.handle.await.unwrap();
