@@ -58,6 +58,10 @@ def parse_args():
     p.add_argument("--count-connections")
     p.add_argument("--self-signed-out")
     p.add_argument("--cn-only-ca-out")
+    p.add_argument("--flawed", choices=["expired", "wrong-name"],
+                   help="present a certificate issued by the CA written to --flawed-ca-out that is expired, or "
+                        "names mail.example.com instead of 127.0.0.1")
+    p.add_argument("--flawed-ca-out")
     p.add_argument("--thread-limit", type=int,
                    help="as Exchange Online: MAIL from a user with more sessions at once gets 432 4.3.2")
     p.add_argument("--recipient-quota", type=int,
@@ -285,8 +289,9 @@ def make_authenticator(args, handler):
     return authenticator
 
 
-def made_certificate(subject_cn, issuer_key=None, issuer_name=None, ca=False, san=True):
-    """A certificate for 127.0.0.1 and its key, self-signed unless an issuer is given (cryptography, as trustme)."""
+def made_certificate(subject_cn, issuer_key=None, issuer_name=None, ca=False, san=True, days=(-1, 30), dns=None):
+    """A certificate for 127.0.0.1 (or the DNS name `dns`) and its key, valid between the `days` from now,
+    self-signed unless an issuer is given (cryptography, as trustme)."""
     import datetime
     import ipaddress
     from cryptography import x509
@@ -298,11 +303,12 @@ def made_certificate(subject_cn, issuer_key=None, issuer_name=None, ca=False, sa
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name or name)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+               .not_valid_before(now + datetime.timedelta(days=days[0]))
+               .not_valid_after(now + datetime.timedelta(days=days[1]))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if san:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        names = [x509.DNSName(dns)] if dns else [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(issuer_key or key, hashes.SHA256())
     pem = cert.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -332,6 +338,16 @@ def tls_context(args):
         with open(args.cn_only_ca_out, "wb") as f:
             f.write(ca_pem)
         return context_with(pem, key_pem)
+    if args.flawed:
+        ca_cert, ca_pem, ca_key, _ = made_certificate("Tidings test CA", ca=True, san=False)
+        if args.flawed == "expired":
+            leaf = made_certificate("127.0.0.1", issuer_key=ca_key, issuer_name=ca_cert.subject, days=(-60, -2))
+        else:
+            leaf = made_certificate("mail.example.com", issuer_key=ca_key, issuer_name=ca_cert.subject,
+                                    dns="mail.example.com")
+        with open(args.flawed_ca_out, "wb") as f:
+            f.write(ca_pem)
+        return context_with(leaf[1], leaf[3])
     if not args.tls_ca_out:
         return None
     import trustme

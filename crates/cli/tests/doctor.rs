@@ -95,6 +95,22 @@ fn each_step_that_fails_stops_the_walk_and_says_what_to_change() {
     assert_eq!(step, "tls", "{report:#}");
     assert!(explanation.contains("tls.ca_file") || explanation.contains("self-signed"), "{explanation}");
 
+    // A certificate from a trusted CA that has expired, and one for another name.
+    for (flaw, said, names) in [
+        ("expired", "expired", "names: 127.0.0.1"),
+        ("wrong-name", "does not carry the name", "names: mail.example.com"),
+    ] {
+        let ca = tmp.path().join(format!("{flaw}-ca.pem"));
+        let peer = SmtpPeer::start(&["--flawed", flaw, "--flawed-ca-out", ca.to_str().unwrap()]);
+        configure_relay(dir, peer.port, &["smtp.encryption=starttls", &format!("tls.ca_file={}", ca.display())]);
+        let (report, _) = doctor(dir);
+        let (step, explanation) = failed(&report);
+        assert_eq!(step, "tls", "{flaw}: {report:#}");
+        assert!(explanation.contains(said), "{flaw}: {explanation}");
+        assert!(report.to_string().contains(names), "the refused certificate is shown: {report:#}");
+    }
+    ok(dir, &["config", "set", "tls.ca_file="]);
+
     // A relay that does not offer AUTH at all, for a configured password.
     let bare = SmtpPeer::start(&["--auth-mechanisms", "NONE"]);
     with_password(dir, bare.port, &["smtp.allow_plaintext_auth=true"]);

@@ -246,5 +246,8 @@ fn the_credentials_ends_are_listed() {
     assert!(secret.status.success(), "{}", stderr(&secret));
     ok(dir, &["config", "set", "oauth.client_credential=secret", &format!("oauth.client_secret_expires={date}")]);
     let got = listed(dir);
-    assert!(matches!(&got[..], [(name, 19 | 20)] if name == "client_secret"), "the certificate kept is not in use: {got:?}");
+    assert!(
+        matches!(&got[..], [(name, 19 | 20)] if name == "client_secret"),
+        "the certificate kept is not in use: {got:?}"
+    );
 }

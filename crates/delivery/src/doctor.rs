@@ -5,7 +5,7 @@
 
 use crate::{
     api::ApiSettings,
-    smtp::{Connection, RelayAuth, RelaySettings, error::SmtpError},
+    smtp::{Connection, RelayAuth, RelaySettings, error::SmtpError, tls},
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -120,20 +120,17 @@ async fn walk_path(walk: &mut Walk, settings: &RelaySettings, sender: &str, send
         Ok(shown) => shown,
         Err(e) => {
             let failure = e.to_failure(&relay);
-            let step = if matches!(failure.stage, Stage::Tls | Stage::Starttls) { "tls" } else { "ehlo" };
-            walk.record(step, started, Err(failed(failure)));
+            let tls = matches!(failure.stage, Stage::Tls | Stage::Starttls);
+            let (mut seen, explanation) = failed(failure);
+            if tls {
+                seen.extend(untrusted_certificate(settings).await.as_ref().map_or_else(Vec::new, described));
+            }
+            walk.record(if tls { "tls" } else { "ehlo" }, started, Err((seen, explanation)));
             return None;
         }
     };
     if settings.encryption != Encryption::None {
-        let seen = match &shown.certificate {
-            Some(c) => vec![
-                format!("certificate for {}", c.subject),
-                format!("issued by {}", c.issuer),
-                format!("valid until {}", c.not_after.format("%Y-%m-%d")),
-            ],
-            None => vec!["encrypted".into()],
-        };
+        let seen = shown.certificate.as_deref().map_or_else(|| vec!["encrypted".into()], described);
         walk.record("tls", started, Ok(seen));
     }
     let mut seen = vec![format!("extensions: {}", shown.extensions.join(" "))];
@@ -297,4 +294,22 @@ async fn check_token(walk: &mut Walk, tokens: &dyn crate::token::TokenSource, tr
         None => Ok(seen),
     };
     walk.record("token", started, outcome).then_some(())
+}
+
+/// What an administrator checks of the relay's certificate: whom it is for, its names, its issuer and validity.
+fn described(c: &tls::Certificate) -> Vec<String> {
+    vec![
+        format!("certificate for {}", c.subject),
+        format!("names: {}", if c.names.is_empty() { "(none)".into() } else { c.names.join(", ") }),
+        format!("issued by {}", c.issuer),
+        format!("valid from {} until {}", c.not_before.format("%Y-%m-%d"), c.not_after.format("%Y-%m-%d")),
+    ]
+}
+
+/// The relay's certificate, taken without trusting it, to show what was refused.
+async fn untrusted_certificate(settings: &RelaySettings) -> Option<tls::Certificate> {
+    let looking =
+        RelaySettings { tls: tls::accept_any(), verify_certificates: false, auth: RelayAuth::None, ..settings.clone() };
+    let chain = Connection::fetch_certificates(&looking).await.ok()?;
+    tls::Certificate::parse(chain.first()?)
 }
