@@ -14,6 +14,7 @@
 //! - [`account`]: roles and user names.
 //! - [`invalid`]: why a value was refused, the error of every parser and validator here.
 //! - [`audit`]: what an audit-log entry records.
+//! - [`glance`]: what the status page says at a glance: each part's level and the action that fits.
 //! - [`cluster`]: node roles, the join code, the keys that stay a node's own, what a follower says.
 
 pub mod account;
@@ -21,6 +22,7 @@ pub mod address;
 pub mod audit;
 pub mod cluster;
 pub mod config;
+pub mod glance;
 pub mod invalid;
 pub mod message;
 pub mod net;

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// The certificate in force, replaced when a new one loads.
     tls: RwLock<Option<TlsAcceptor>>,
     pub slots: Arc<slots::Slots>,
+    /// The last message accepted, for the status page.
+    pub last: Arc<Mutex<Option<Accepted>>>,
     /// The name in the greeting and EHLO, read once.
     pub host_name: String,
 }
@@ -85,6 +87,16 @@ impl Places {
 pub struct Status {
     report: Arc<Mutex<Report>>,
     slots: Arc<slots::Slots>,
+    last: Arc<Mutex<Option<Accepted>>>,
+}
+
+/// A message the gateway accepted: from which device, when, and its id in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The device account that authenticated, or the client's address.
+    pub device: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub id: i64,
 }
 
 /// One configured listener.
@@ -129,6 +141,11 @@ impl Status {
     /// Sessions running now.
     pub fn connections(&self) -> usize {
         self.slots.in_use()
+    }
+
+    /// The last message accepted since the daemon started.
+    pub fn last_accepted(&self) -> Option<Accepted> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn publish(&self, report: Report) {
@@ -196,6 +213,7 @@ impl Gateway {
                 guard: guard::Guard::default(),
                 tls: RwLock::new(None),
                 slots: self.status.slots.clone(),
+                last: self.status.last.clone(),
                 host_name: tidings_app::host_name().unwrap_or_else(|| "tidings".into()),
             });
             let mut listeners = [listener::Listener::new(false), listener::Listener::new(true)];

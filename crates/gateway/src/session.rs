@@ -318,10 +318,11 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
         Ok(sent) => sent,
         Err(refused) => return refused,
     };
-    let origin = match &envelope.login {
-        Some(login) => format!("gateway:{}", login.username),
-        None => format!("gateway:{}", peer.ip()),
+    let device = match &envelope.login {
+        Some(login) => login.username.clone(),
+        None => peer.ip().to_string(),
     };
+    let origin = format!("gateway:{device}");
     let raw = RawMessage { mail_from: sent.mail_from, rcpt_to: envelope.rcpt_to, data: sent.data };
     let prepared = match prepare(config, &origin, Submission::Raw(raw), chrono::Utc::now()) {
         Ok(mut p) => {
@@ -337,6 +338,8 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
     match shared.committer.commit(prepared).await {
         Ok(id) => {
             tracing::info!(%peer, id, origin = %origin, "gateway: message queued");
+            let accepted = crate::Accepted { device, at: chrono::Utc::now(), id };
+            *shared.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(accepted);
             Reply::new(250, "2.0.0", &format!("queued as {id}"))
         }
         Err(e) => {
@@ -429,6 +432,7 @@ mod tests {
             guard: Guard::default(),
             tls: RwLock::new(None),
             slots: Arc::new(Slots::default()),
+            last: Default::default(),
             host_name: "gateway.test".into(),
         });
         let (client, server) = tokio::io::duplex(1 << 20);

@@ -70,7 +70,28 @@ function followDeviceSignIn(panel) {
   tick();
 }
 
+// The status page follows the daemon: its panel is fetched again every few seconds and put in place.
+function followStatus(panel) {
+  const every = Number(panel.dataset.every || 5000);
+  setInterval(async () => {
+    const current = document.querySelector("#status-panel");
+    const response = await fetch(current.dataset.refresh, { credentials: "same-origin" }).catch(() => null);
+    if (!response?.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("#status-panel");
+    if (!fresh) return;
+    // Each part in place, so that the live region (the overall line) speaks only when the state changes.
+    for (const part of fresh.querySelectorAll("[data-part]")) {
+      const old = current.querySelector(`[data-part="${part.dataset.part}"]`);
+      if (!old || old.innerHTML === part.innerHTML) continue;
+      old.innerHTML = part.innerHTML;
+      old.className = part.className;
+    }
+  }, every);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const status = document.querySelector("#status-panel[data-refresh]");
+  if (status) followStatus(status);
   const config = document.querySelector("form[data-validate]");
   if (config) { validateAsYouType(config); followAuthentication(config); }
   const panel = document.querySelector("#device[data-expires-at]");

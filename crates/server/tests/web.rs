@@ -185,6 +185,7 @@ async fn every_api_route_allows_exactly_the_roles_it_should() {
         (Method::GET, "/api/v1/oauth/certificate".into(), None, Anyone),
         (Method::GET, "/api/v1/doctor".into(), None, Anyone),
         (Method::GET, "/api/v1/expiries".into(), None, Anyone),
+        (Method::GET, "/api/v1/status".into(), None, Anyone),
         (Method::POST, "/api/v1/doctor".into(), None, Operator),
         (Method::POST, "/api/v1/oauth/certificate".into(), Some(json!({"days": 30})), Operator),
         (Method::GET, "/api/v1/me".into(), None, Anyone),

@@ -265,6 +265,17 @@ pub struct MessageFilter {
     pub before_id: Option<i64>,
 }
 
+/// The ends of the outbox: what mail flowing looks like at a glance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueAges {
+    /// The message waiting longest (queued, sending or deferred): its id and when it was accepted.
+    pub oldest_waiting: Option<(i64, DateTime<Utc>)>,
+    /// The message delivered last: its id and when.
+    pub last_delivered: Option<(i64, DateTime<Utc>)>,
+    /// The message that failed last: its id and when.
+    pub last_failed: Option<(i64, DateTime<Utc>)>,
+}
+
 /// An API token as listed (never the token or its hash).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiToken {
@@ -778,6 +789,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn purge(&self, status: Status) -> Result<u64>;
     /// How many messages are in each status.
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>>;
+    /// The message waiting longest, and the last delivered and failed ones.
+    async fn queue_ages(&self) -> Result<QueueAges>;
 
     // OAuth authorizations, one per owner.
 

@@ -481,6 +481,12 @@ mod outbox {
         assert_eq!(older[0].id, ids[0]);
         let counts = store.queue_counts().await.unwrap();
         assert!(counts.contains(&(Status::Sending, 2)) && counts.contains(&(Status::Delivered, 1)));
+        let ages = store.queue_ages().await.unwrap();
+        assert_eq!(
+            (ages.oldest_waiting.map(|(id, _)| id), ages.last_delivered.map(|(id, _)| id), ages.last_failed),
+            (Some(ids[1]), Some(ids[0]), None),
+            "{ages:?}"
+        );
 
         // Retry: only what is not being or was not delivered.
         store

@@ -452,6 +452,9 @@ pub struct DeliverySettings {
     /// How long to wait for the relay at each step of the conversation.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A message waiting longer than this is a backlog on the status page (amber; red at four times it).
+    #[serde(with = "humantime_serde")]
+    pub backlog_warning: Duration,
     /// How long a delivery worker holds a message; when a daemon dies mid-delivery the message is due again
     /// after this.
     #[serde(with = "humantime_serde")]
@@ -486,6 +489,7 @@ impl Default for DeliverySettings {
             max_message_size: 25 * 1024 * 1024,
             connections: 4,
             timeout: Duration::from_secs(60),
+            backlog_warning: Duration::from_secs(15 * 60),
             lease: Duration::from_secs(5 * 60),
             relay_backoff_first: Duration::from_secs(30),
             relay_backoff_max: Duration::from_secs(10 * 60),

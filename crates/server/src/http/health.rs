@@ -29,30 +29,33 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         );
     }
     let config = inner.config.get();
-    let queue: serde_json::Map<String, serde_json::Value> = match inner.app.store().queue_counts().await {
-        Ok(counts) => counts.into_iter().map(|(status, n)| (status.to_string(), json!(n))).collect(),
+    // The same figures as the status page's and the metrics'.
+    let snapshot = match crate::service::status::snapshot(&context).await {
+        Ok(snapshot) => snapshot,
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check: cannot count the queue");
+            tracing::warn!(error = %e, "readiness check: cannot read the outbox");
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "status": "unavailable", "reason": "the outbox cannot be read" })),
             );
         }
     };
-    let gateway = inner.gateway.report();
-    let problems = gateway.stops();
-    let listeners: Vec<_> = gateway
+    let queue: serde_json::Map<String, serde_json::Value> =
+        snapshot.queue.iter().map(|(status, n)| (status.to_string(), json!(n))).collect();
+    let problems = snapshot.gateway.stops();
+    let listeners: Vec<_> = snapshot
+        .gateway
         .listeners
         .iter()
         .map(|l| json!({ "address": l.address, "implicit_tls": l.implicit_tls, "listening": l.error.is_none(), "error": l.error }))
         .collect();
     let gateway = json!({
         "listeners": listeners,
-        "certificate_error": gateway.certificate_error,
-        "certificate_in_force": gateway.certificate_in_force,
-        "connections": inner.gateway.connections(),
+        "certificate_error": snapshot.gateway.certificate_error,
+        "certificate_in_force": snapshot.gateway.certificate_in_force,
+        "connections": snapshot.gateway_connections,
     });
-    let health = inner.app.delivery_health().await.unwrap_or_default();
+    let health = &snapshot.health;
     let nodes = match context.nodes().await {
         Ok(nodes) => nodes,
         Err(e) => {
@@ -66,7 +69,7 @@ async fn readyz(State(context): State<Context>) -> impl IntoResponse {
         "uptime_seconds": inner.started.elapsed().as_secs(),
         "queue": queue,
         "gateway": gateway,
-        "delivery": delivery(&health),
+        "delivery": delivery(health),
     });
     if let Some(nodes) = nodes {
         body["nodes"] = json!(nodes.iter().map(wire::Node::from).collect::<Vec<_>>());

@@ -14,12 +14,14 @@ pub fn router() -> Router<Context> {
 
 async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
     let app = &context.inner.app;
+    // The same figures as the status page's and `/readyz`'s.
+    let snapshot = crate::service::status::snapshot(&context).await?;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "# HELP tidings_queue_messages Messages in the outbox by status.\n# TYPE tidings_queue_messages gauge"
     );
-    for (status, n) in app.store().queue_counts().await.map_err(tidings_app::Error::from)? {
+    for (status, n) in &snapshot.queue {
         let _ = writeln!(out, "tidings_queue_messages{{status=\"{status}\"}} {n}");
     }
     let _ = writeln!(
@@ -44,13 +46,24 @@ async fn metrics(State(context): State<Context>, _caller: Caller) -> Result<impl
                 writeln!(out, "tidings_node_leased_messages{{node=\"{}\"}} {}", escape(&n.peer.node), n.peer.leased);
         }
     }
-    let live = crate::service::oauth::live_report(&context).await?.status;
+    let now = snapshot.at;
+    let _ = writeln!(
+        out,
+        "# HELP tidings_oldest_waiting_seconds How long the message waiting longest (queued, sending or deferred) has waited; 0 when none waits.\n# TYPE tidings_oldest_waiting_seconds gauge\ntidings_oldest_waiting_seconds {}",
+        snapshot.ages.oldest_waiting.map_or(0, |(_, at)| (now - at).num_seconds().max(0))
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tidings_last_delivery_timestamp_seconds When the last message was delivered (Unix time; 0: none yet).\n# TYPE tidings_last_delivery_timestamp_seconds gauge\ntidings_last_delivery_timestamp_seconds {}",
+        snapshot.ages.last_delivered.map_or(0, |(_, at)| at.timestamp())
+    );
+    let live = &snapshot.token.status;
     let _ = writeln!(
         out,
         "# HELP tidings_token_state The OAuth token's state (1 for the current one).\n# TYPE tidings_token_state gauge"
     );
     let _ = writeln!(out, "tidings_token_state{{state=\"{}\"}} 1", live.as_str());
-    let health = app.delivery_health().await?;
+    let health = &snapshot.health;
     let _ = writeln!(
         out,
         "# HELP tidings_relay_up Whether the relay is taken as up (1) or down (0: messages wait for a probe).\n# TYPE tidings_relay_up gauge\ntidings_relay_up {}",

@@ -15,6 +15,7 @@ mod messages;
 mod metrics;
 pub(crate) mod oauth;
 mod paging;
+pub(crate) mod status;
 pub mod wire;
 
 pub(crate) use crate::service::Context;
@@ -37,6 +38,7 @@ pub fn router() -> Router<Context> {
         .merge(oauth::router())
         .merge(doctor::router())
         .merge(expiries::router())
+        .merge(status::router())
         .merge(cluster::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

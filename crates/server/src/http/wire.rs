@@ -560,6 +560,150 @@ pub fn all<'a, R: 'a, W: From<&'a R>>(records: &'a [R]) -> Vec<W> {
     records.iter().map(W::from).collect()
 }
 
+/// The status page's figures (`GET /api/v1/status`): each part with its level, the whole's, and the action.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub at: DateTime<Utc>,
+    pub overall: &'static str,
+    pub action: StatusAction,
+    pub mail: StatusMail,
+    pub relay: StatusRelay,
+    pub token: StatusToken,
+    pub gateway: StatusGateway,
+    pub node: StatusNode,
+    pub credentials: StatusCredentials,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusAction {
+    /// `configure`, `sign_in`, `open_message`, `run_doctor` or `send_test_mail`.
+    pub kind: &'static str,
+    pub message: Option<i64>,
+}
+
+/// A message by its id and a time.
+#[derive(Debug, Serialize)]
+pub struct MessageAt {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusMail {
+    pub level: &'static str,
+    pub queue: BTreeMap<String, u64>,
+    pub waiting: u64,
+    pub oldest_waiting: Option<MessageAt>,
+    pub last_delivered: Option<MessageAt>,
+    pub last_failed: Option<MessageAt>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusRelay {
+    pub level: &'static str,
+    pub address: Option<String>,
+    /// `up` or `down`.
+    pub state: &'static str,
+    pub down: Option<Down>,
+    /// The relay's reply to the last message delivered.
+    pub last_reply: Option<String>,
+    pub identities_down: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusToken {
+    pub level: &'static str,
+    #[serde(flatten)]
+    pub report: TokenReport,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusGateway {
+    pub level: &'static str,
+    pub listeners: Vec<String>,
+    pub problems: Vec<String>,
+    pub connections: usize,
+    pub last_accepted: Option<StatusAccepted>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusAccepted {
+    pub device: String,
+    pub at: DateTime<Utc>,
+    pub id: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusNode {
+    pub name: String,
+    pub role: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusCredentials {
+    pub level: &'static str,
+    pub expiries: Vec<serde_json::Value>,
+}
+
+impl From<&crate::service::status::Snapshot> for StatusReport {
+    fn from(s: &crate::service::status::Snapshot) -> Self {
+        use tidings_core::glance::Action;
+        let at = |m: Option<(i64, DateTime<Utc>)>| m.map(|(id, at)| MessageAt { id, at });
+        let g = &s.glance;
+        let (kind, message) = match g.action {
+            Action::Configure => ("configure", None),
+            Action::SignIn => ("sign_in", None),
+            Action::OpenMessage(id) => ("open_message", Some(id)),
+            Action::RunDoctor => ("run_doctor", None),
+            Action::SendTestMail => ("send_test_mail", None),
+        };
+        Self {
+            at: s.at,
+            overall: g.overall.as_str(),
+            action: StatusAction { kind, message },
+            mail: StatusMail {
+                level: g.mail.as_str(),
+                queue: s.queue.iter().map(|(status, n)| (status.to_string(), *n)).collect(),
+                waiting: s.waiting(),
+                oldest_waiting: at(s.ages.oldest_waiting),
+                last_delivered: at(s.ages.last_delivered),
+                last_failed: at(s.ages.last_failed),
+            },
+            relay: StatusRelay {
+                level: g.relay.as_str(),
+                address: s.relay.clone(),
+                state: if s.relay_down().is_some() { "down" } else { "up" },
+                down: s.relay_down().map(Down::from),
+                last_reply: s.last_reply.as_ref().map(|a| a.text.clone()),
+                identities_down: s.identities_down().map(|(account, _)| account.unwrap_or("").to_owned()).collect(),
+            },
+            token: StatusToken { level: g.token.as_str(), report: TokenReport::from(&s.token) },
+            gateway: StatusGateway {
+                level: g.gateway.as_str(),
+                listeners: s
+                    .gateway
+                    .listeners
+                    .iter()
+                    .filter(|l| l.error.is_none())
+                    .map(|l| l.address.clone())
+                    .collect(),
+                problems: s.gateway.problems(),
+                connections: s.gateway_connections,
+                last_accepted: s.last_accepted.as_ref().map(|a| StatusAccepted {
+                    device: a.device.clone(),
+                    at: a.at,
+                    id: a.id,
+                }),
+            },
+            node: StatusNode { name: s.membership.name.clone(), role: s.membership.role.as_str() },
+            credentials: StatusCredentials {
+                level: g.credentials.as_str(),
+                expiries: s.lifetimes.iter().map(|l| l.to_json(s.at)).collect(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -801,6 +945,59 @@ mod tests {
             this: true,
         };
         cases.push(("Node", schema("Node"), sent(Node::from(&node))));
+        let shown = StatusReport {
+            at: at(),
+            overall: "ok",
+            action: StatusAction { kind: "open_message", message: Some(1) },
+            mail: StatusMail {
+                level: "ok",
+                queue: BTreeMap::new(),
+                waiting: 0,
+                oldest_waiting: Some(MessageAt { id: 1, at: at() }),
+                last_delivered: None,
+                last_failed: None,
+            },
+            relay: StatusRelay {
+                level: "ok",
+                address: some(),
+                state: "down",
+                down: Some(down()),
+                last_reply: some(),
+                identities_down: vec![],
+            },
+            token: StatusToken {
+                level: "ok",
+                report: TokenReport::from(&status::TokenReport {
+                    status: TokenStatus::Acquired,
+                    account: some(),
+                    acquired_at: None,
+                    refreshed_at: None,
+                }),
+            },
+            gateway: StatusGateway {
+                level: "ok",
+                listeners: vec![],
+                problems: vec![],
+                connections: 0,
+                last_accepted: Some(StatusAccepted { device: "x".into(), at: at(), id: 1 }),
+            },
+            node: StatusNode { name: "x".into(), role: "standalone" },
+            credentials: StatusCredentials { level: "ok", expiries: vec![] },
+        };
+        let part = |name: &str| schema("Status")["properties"][name].clone();
+        cases.push(("Status", schema("Status"), sent(&shown)));
+        cases.push(("Status.action", part("action"), sent(&shown.action)));
+        cases.push(("Status.mail", part("mail"), sent(&shown.mail)));
+        cases.push(("Status.relay", part("relay"), sent(&shown.relay)));
+        cases.push(("Status.gateway", part("gateway"), sent(&shown.gateway)));
+        cases.push((
+            "Status.gateway.last_accepted",
+            part("gateway")["properties"]["last_accepted"].clone(),
+            sent(shown.gateway.last_accepted.as_ref().unwrap()),
+        ));
+        cases.push(("Status.node", part("node"), sent(&shown.node)));
+        cases.push(("Status.credentials", part("credentials"), sent(&shown.credentials)));
+        cases.push(("MessageAt", schema("MessageAt"), sent(shown.mail.oldest_waiting.as_ref().unwrap())));
         for (name, schema, sent) in cases {
             assert_eq!(sent, documented(&doc, &schema), "{name}: the fields sent differ from openapi.json's");
         }

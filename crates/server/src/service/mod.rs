@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod doctor;
 pub mod email;
 pub mod oauth;
+pub mod status;
 
 use crate::live_config::LiveConfig;
 use std::{sync::Arc, time::Instant};

@@ -1,7 +1,7 @@
 //! Management > Email Configuration > Doctor: the last report of the doctor (any role), and running it again
 //! (network administrators and administrators), as `tidings doctor` does.
 
-use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
+use super::{Need, UiError, Viewer, credential_name, csrf_field, notice, page, when};
 use crate::service::{Context, doctor};
 use axum::{
     Form, Router,
@@ -108,12 +108,4 @@ async fn run(State(context): State<Context>, viewer: Viewer, Form(form): Form<Ru
     let send_to = Some(form.send_to.trim()).filter(|to| !to.is_empty());
     doctor::run(&context, send_to).await?;
     Ok(Redirect::to("/doctor").into_response())
-}
-
-/// A credential's name in the viewer's language (`authorization:USER` is a device account's).
-fn credential_name(tr: super::i18n::Tr, credential: &str) -> String {
-    match credential.strip_prefix("authorization:") {
-        Some(user) => tr.f("expiries.name.device_authorization", &[("user", user)]),
-        None => tr.t(&format!("expiries.name.{credential}")).to_string(),
-    }
 }

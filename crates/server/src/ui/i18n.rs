@@ -47,6 +47,41 @@ impl Tr {
         values.iter().fold(self.t(key).to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
     }
 
+    /// `f` of `key.one` or `key.other` as `count` asks in the language (French takes 0 and 1 as one), with
+    /// `{n}` the count.
+    pub fn n(self, key: &str, count: i64, values: &[(&str, &str)]) -> String {
+        let one = match self.0 {
+            Locale::Fr => count == 0 || count == 1,
+            _ => count == 1,
+        };
+        let key = format!("{key}.{}", if one { "one" } else { "other" });
+        let n = count.to_string();
+        let mut all = vec![("n", n.as_str())];
+        all.extend_from_slice(values);
+        self.f(&key, &all)
+    }
+
+    /// A span of time in words: "45 s", "5 min", "3 h", "2 days".
+    pub fn span(self, span: chrono::TimeDelta) -> String {
+        let secs = span.num_seconds().abs();
+        match secs {
+            0..60 => self.f("time.seconds", &[("n", &secs.to_string())]),
+            60..3600 => self.f("time.minutes", &[("n", &(secs / 60).to_string())]),
+            3600..86400 => self.f("time.hours", &[("n", &(secs / 3600).to_string())]),
+            _ => self.n("time.days", secs / 86400, &[]),
+        }
+    }
+
+    /// How long ago `at` was, in words ("5 min ago").
+    pub fn ago(self, at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+        self.f("time.ago", &[("span", &self.span(now - at))])
+    }
+
+    /// How long until `at`, in words ("in 59 min"); "ago" once past.
+    pub fn until(self, at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+        if at < now { self.ago(at, now) } else { self.f("time.in", &[("span", &self.span(at - now))]) }
+    }
+
     /// The language's code (`de`), for `<html lang>`.
     pub fn code(self) -> &'static str {
         CATALOGUES[self.index()].1
@@ -117,6 +152,17 @@ mod tests {
                     let key = piece.split('"').next().unwrap_or("");
                     assert!(catalogues()[0].contains_key(key), "{}: key {key:?} is not in i18n/en.txt", path.display());
                     used += 1;
+                }
+            }
+            for piece in text.split(".n(\"").skip(1) {
+                let key = piece.split('"').next().unwrap_or("");
+                for form in ["one", "other"] {
+                    let key = format!("{key}.{form}");
+                    assert!(
+                        catalogues()[0].contains_key(key.as_str()),
+                        "{}: key {key:?} is not in en.txt",
+                        path.display()
+                    );
                 }
             }
         }

@@ -18,6 +18,7 @@ mod mailbox;
 mod oauth;
 mod outbox;
 mod relay_certificate;
+mod status;
 
 use crate::service::{
     Context,
@@ -44,10 +45,10 @@ const STATIC_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "public
 
 pub fn router() -> Router<Context> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/email-config") }))
         .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), STATIC_CACHE], STYLE) }))
         .route("/static/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), STATIC_CACHE], SCRIPT) }))
         .merge(login::router())
+        .merge(status::router())
         .merge(landing::router())
         .merge(email_config::router())
         .merge(relay_certificate::router())
@@ -285,6 +286,7 @@ pub async fn page(context: &Context, viewer: &Viewer, active: &str, title: &str,
     let tr = viewer.tr;
     let banners = banners(context, tr).await;
     let nav = [
+        ("/", "nav.status"),
         ("/email-config", "nav.email_config"),
         ("/oauth", "nav.oauth"),
         ("/outbox", "nav.outbox"),
@@ -359,6 +361,14 @@ pub fn when(at: &chrono::DateTime<chrono::Utc>) -> String {
 pub fn connected(tr: Tr, authorization: &tidings_app::authorization::Authorization) -> String {
     let at = authorization.acquired_at.as_ref().map(when).unwrap_or_default();
     tr.f("mailbox.connected", &[("mailbox", authorization.account.as_deref().unwrap_or_default()), ("at", &at)])
+}
+
+/// A credential's name in the viewer's language (`authorization:USER` is a device account's).
+pub fn credential_name(tr: Tr, credential: &str) -> String {
+    match credential.strip_prefix("authorization:") {
+        Some(user) => tr.f("expiries.name.device_authorization", &[("user", user)]),
+        None => tr.t(&format!("expiries.name.{credential}")).to_string(),
+    }
 }
 
 /// Text with line breaks kept.

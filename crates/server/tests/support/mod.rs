@@ -197,9 +197,22 @@ impl Tidings {
     /// A page as a viewer account (made on the first call) sees it in the browser.
     #[allow(dead_code)] // not every test binary looks at pages
     pub async fn page_as_viewer(&self, path: &str) -> String {
+        self.page_in(path, "en").await
+    }
+
+    /// A page as a viewer whose browser asks for `language` sees it.
+    #[allow(dead_code)] // not every test binary looks at pages
+    pub async fn page_in(&self, path: &str, language: &str) -> String {
         let password = tidings_core::secret::SecretString::new("page-viewer-password-9");
         let _ = self.app.create_account("test", "page-viewer", &password, Role::Viewer).await;
-        let client = browser();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::ACCEPT_LANGUAGE, language.parse().unwrap());
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap();
         sign_in(self, &client, "page-viewer", password.expose()).await;
         client.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap()
     }

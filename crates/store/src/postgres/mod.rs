@@ -20,8 +20,8 @@ use crate::{
     Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
     EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, Listeners, LoginRecord,
     MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease,
-    NewOutboxMessage, NewSession, Owner, Peer, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store,
-    ThrottleRecord, Turn, Usage, Waiting,
+    NewOutboxMessage, NewSession, Owner, Peer, PendingSignIn, QueueAges, Result, SealedSecret, SessionRecord,
+    Settlement, Store, ThrottleRecord, Turn, Usage, Waiting,
     stored::{corrupt, from_ms, ms},
 };
 use async_trait::async_trait;
@@ -451,6 +451,9 @@ impl Store for PgStore {
     }
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>> {
         outbox::queue_counts(&self.pool).await
+    }
+    async fn queue_ages(&self) -> Result<QueueAges> {
+        outbox::queue_ages(&self.pool).await
     }
 
     async fn authorization(&self, owner: Owner) -> Result<Option<(Authorization, Option<Vec<u8>>)>> {

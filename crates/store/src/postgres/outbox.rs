@@ -8,8 +8,8 @@ use super::{
     events,
 };
 use crate::{
-    CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, Result,
-    Settlement, Waiting,
+    CONTENT_PART, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage, QueueAges,
+    Result, Settlement, Waiting,
     stored::{self, corrupt, from_ms, ms},
 };
 use chrono::{DateTime, Utc};
@@ -463,6 +463,27 @@ pub(super) async fn requeue(
 pub(super) async fn purge(pool: &PgPool, status: Status) -> Result<u64> {
     let done = sqlx::query("DELETE FROM messages WHERE status = $1").bind(status.as_str()).execute(pool).await?;
     Ok(done.rows_affected())
+}
+
+pub(super) async fn queue_ages(pool: &PgPool) -> Result<QueueAges> {
+    let one = async |sql: &str| -> Result<Option<(i64, DateTime<Utc>)>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(sql).fetch_optional(pool).await?;
+        Ok(row.map(|(id, at)| (id, from_ms(at))))
+    };
+    Ok(QueueAges {
+        oldest_waiting: one(
+            "SELECT id, created_at FROM messages WHERE status IN ('queued', 'sending', 'deferred') ORDER BY id LIMIT 1",
+        )
+        .await?,
+        last_delivered: one(
+            "SELECT id, updated_at FROM messages WHERE status = 'delivered' ORDER BY updated_at DESC, id DESC LIMIT 1",
+        )
+        .await?,
+        last_failed: one(
+            "SELECT id, updated_at FROM messages WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT 1",
+        )
+        .await?,
+    })
 }
 
 pub(super) async fn queue_counts(pool: &PgPool) -> Result<Vec<(Status, u64)>> {

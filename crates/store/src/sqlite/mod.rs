@@ -22,8 +22,8 @@ use crate::{
     Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
     EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, LoginRecord, MessageDetail,
     MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage,
-    NewSession, Owner, Peer, PendingSignIn, Result, SealedSecret, SessionRecord, Settlement, Store, ThrottleRecord,
-    Usage, Waiting,
+    NewSession, Owner, Peer, PendingSignIn, QueueAges, Result, SealedSecret, SessionRecord, Settlement, Store,
+    ThrottleRecord, Usage, Waiting,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -333,6 +333,9 @@ impl Store for SqliteStore {
     }
     async fn queue_counts(&self) -> Result<Vec<(Status, u64)>> {
         outbox::queue_counts(&self.reader).await
+    }
+    async fn queue_ages(&self) -> Result<QueueAges> {
+        outbox::queue_ages(&self.reader).await
     }
 
     async fn authorization(&self, owner: Owner) -> Result<Option<(Authorization, Option<Vec<u8>>)>> {

@@ -4,7 +4,7 @@ use super::{batch::Batch, corrupt, events, from_ms, ms, writer::Writing};
 use crate::stored;
 use crate::{
     CONTENT_PART, DeadLetter, LeasedMessage, MessageDetail, MessageFilter, MessageSummary, NewLease, NewOutboxMessage,
-    Result, Settlement, Waiting,
+    QueueAges, Result, Settlement, Waiting,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction, sqlite::SqliteRow};
@@ -532,6 +532,27 @@ pub(super) async fn requeue(
 pub(super) async fn purge(conn: &mut SqliteConnection, status: Status) -> Result<u64> {
     let done = sqlx::query("DELETE FROM messages WHERE status = ?").bind(status.as_str()).execute(&mut *conn).await?;
     Ok(done.rows_affected())
+}
+
+pub(super) async fn queue_ages(pool: &SqlitePool) -> Result<QueueAges> {
+    let one = async |sql: &str| -> Result<Option<(i64, DateTime<Utc>)>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(sql).fetch_optional(pool).await?;
+        Ok(row.map(|(id, at)| (id, from_ms(at))))
+    };
+    Ok(QueueAges {
+        oldest_waiting: one(
+            "SELECT id, created_at FROM messages WHERE status IN ('queued', 'sending', 'deferred') ORDER BY id LIMIT 1",
+        )
+        .await?,
+        last_delivered: one(
+            "SELECT id, updated_at FROM messages WHERE status = 'delivered' ORDER BY updated_at DESC, id DESC LIMIT 1",
+        )
+        .await?,
+        last_failed: one(
+            "SELECT id, updated_at FROM messages WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT 1",
+        )
+        .await?,
+    })
 }
 
 pub(super) async fn queue_counts(pool: &SqlitePool) -> Result<Vec<(Status, u64)>> {
