@@ -240,6 +240,7 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     let router = axum::Router::new()
         .merge(http::router())
         .merge(ui::router())
+        .fallback(ui::not_found)
         .layer(axum::middleware::map_response(security::headers))
         .with_state(context);
     match tls {

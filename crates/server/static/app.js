@@ -61,6 +61,8 @@ function followDeviceSignIn(panel) {
     }
     if (state === "active" || state === "acquired") {
       panel.querySelector("#device-done").hidden = false;
+      // The countdown means nothing once the code was used: it goes rather than stand still.
+      panel.querySelector("#device-countdown")?.setAttribute("hidden", "");
       panel.querySelector(".user-code").classList.add("used");
       clearInterval(timers.tick);
       clearInterval(timers.poll);
@@ -89,6 +91,32 @@ function followStatus(panel) {
   }, every);
 }
 
+// Copies an element's text. navigator.clipboard exists only on HTTPS and localhost; on plain HTTP from a LAN
+// address the text is copied through a selection instead. Either way the button's neighbour says what happened.
+async function copy(button) {
+  const text = document.querySelector(button.dataset.copy)?.textContent ?? "";
+  const said = button.parentElement.querySelector(".copy-said");
+  let done = false;
+  try {
+    if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); done = true; }
+  } catch { done = false; }
+  if (!done) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    try { done = document.execCommand("copy"); } catch { done = false; }
+    area.remove();
+  }
+  if (said) {
+    said.textContent = done ? button.dataset.copied : button.dataset.copyFailed;
+    setTimeout(() => { said.textContent = ""; }, 4000);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const status = document.querySelector("#status-panel[data-refresh]");
   if (status) followStatus(status);
@@ -96,9 +124,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (config) { validateAsYouType(config); followAuthentication(config); }
   const panel = document.querySelector("#device[data-expires-at]");
   if (panel) followDeviceSignIn(panel);
-  for (const button of document.querySelectorAll("[data-copy]")) {
-    button.addEventListener("click", () => navigator.clipboard?.writeText(document.querySelector(button.dataset.copy).textContent));
-  }
+  for (const button of document.querySelectorAll("[data-copy]")) button.addEventListener("click", () => copy(button));
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (e) => { if (!confirm(form.dataset.confirm)) e.preventDefault(); });
   }

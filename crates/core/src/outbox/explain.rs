@@ -12,6 +12,12 @@ pub struct Evidence<'a> {
     pub xoauth2_status: Option<&'a str>,
 }
 
+/// The explanation of a recipient's refusal, from its kept reply (`550 5.1.1 …`), when Tidings knows one.
+pub fn explain_refusal(shown: &str) -> Option<String> {
+    let reply = Reply::parse_shown(shown)?;
+    explain(Evidence { stage: Stage::RcptTo, reply: Some(&reply), xoauth2_status: None })
+}
+
 /// The explanation for a failure, when Tidings knows one.
 pub fn explain(evidence: Evidence<'_>) -> Option<String> {
     if let Some(json) = evidence.xoauth2_status {

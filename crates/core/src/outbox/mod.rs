@@ -84,6 +84,12 @@ impl Recipient {
     }
 }
 
+/// A message that reached some of its recipients and not others: "partly delivered", not "failed".
+pub fn partly_delivered(status: Status, recipients: &[Recipient]) -> bool {
+    matches!(status, Status::Failed | Status::Deferred)
+        && recipients.iter().any(|r| r.state == RecipientState::Delivered)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecipientState {

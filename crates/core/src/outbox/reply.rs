@@ -34,6 +34,13 @@ impl Reply {
         Self { code, enhanced, text: texts.join(" ").trim().to_owned() }
     }
 
+    /// A reply as `Display` wrote it (`550 5.1.1 text`), such as a recipient's kept reply; `None` for what
+    /// does not start with a three-digit code (a local error).
+    pub fn parse_shown(shown: &str) -> Option<Self> {
+        let code: u16 = shown.get(..3)?.parse().ok().filter(|c| (200..600).contains(c))?;
+        (shown.len() == 3 || shown.as_bytes()[3] == b' ').then(|| Self::from_lines(code, &[shown.to_owned()]))
+    }
+
     pub fn is_positive(&self) -> bool {
         (200..400).contains(&self.code)
     }

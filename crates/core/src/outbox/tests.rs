@@ -151,3 +151,21 @@ fn a_retry_puts_failed_recipients_back_unless_nothing_is_left_to_send() {
     assert_eq!(requeued(Status::Sending, &list), Err(Status::Sending));
     assert_eq!(requeued(Status::Deferred, &[r("a@example.com", RecipientState::Delivered)]), Err(Status::Deferred));
 }
+
+#[test]
+fn a_message_delivered_to_some_is_partly_delivered_and_each_refusal_is_explained() {
+    let r = |address: &str, state, reply: Option<&str>| Recipient {
+        address: address.into(),
+        state,
+        reply: reply.map(str::to_owned),
+    };
+    let some = [
+        r("ok@example.com", RecipientState::Delivered, None),
+        r("gone@example.com", RecipientState::Failed, Some("550 5.1.1 User unknown")),
+    ];
+    assert!(partly_delivered(Status::Failed, &some));
+    assert!(!partly_delivered(Status::Delivered, &some) && !partly_delivered(Status::Failed, &some[1..]));
+    let why = explain::explain_refusal("550 5.1.1 User unknown").expect("5.1.1 is explained");
+    assert!(why.to_lowercase().contains("address") || why.to_lowercase().contains("mailbox"), "{why}");
+    assert_eq!(explain::explain_refusal("connection reset"), None, "a local error has no code to explain");
+}

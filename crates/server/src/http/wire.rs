@@ -77,11 +77,15 @@ pub struct Recipient {
     pub state: RecipientState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// What the refusal means, when Tidings knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
 }
 
 impl From<&outbox::Recipient> for Recipient {
     fn from(r: &outbox::Recipient) -> Self {
-        Self { address: r.address.clone(), state: r.state, reply: r.reply.clone() }
+        let explanation = r.reply.as_deref().and_then(outbox::explain::explain_refusal);
+        Self { address: r.address.clone(), state: r.state, reply: r.reply.clone(), explanation }
     }
 }
 
@@ -99,6 +103,8 @@ pub struct MessageSummary {
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Delivered to some recipients and refused for others (the status stays `failed` or `deferred`).
+    pub partly_delivered: bool,
 }
 
 impl From<&store::MessageSummary> for MessageSummary {
@@ -116,6 +122,7 @@ impl From<&store::MessageSummary> for MessageSummary {
             attempts: m.attempts,
             next_attempt_at: m.next_attempt_at,
             last_error: m.last_error.clone(),
+            partly_delivered: outbox::partly_delivered(m.status, &m.recipients),
         }
     }
 }
@@ -755,7 +762,12 @@ mod tests {
             status: Status::Deferred,
             origin: "x".into(),
             mail_from: "x".into(),
-            recipients: vec![Recipient { address: "x".into(), state: RecipientState::Failed, reply: some() }],
+            recipients: vec![Recipient {
+                address: "x".into(),
+                state: RecipientState::Failed,
+                reply: some(),
+                explanation: some(),
+            }],
             subject: some(),
             size: 1,
             created_at: at(),
@@ -763,6 +775,7 @@ mod tests {
             attempts: 1,
             next_attempt_at: Some(at()),
             last_error: some(),
+            partly_delivered: true,
         }
     }
 

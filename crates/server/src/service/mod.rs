@@ -41,8 +41,10 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenManager,
     /// What the SMTP gateway listens on, and what it could not start.
     pub(crate) gateway: tidings_gateway::Status,
-    /// When the device sign-in under way (if any) expires.
-    pub(crate) device: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// The device sign-in under way, if any: what the user is shown, and when it expires (a reload of the OAuth
+    /// page shows it again rather than starting another).
+    pub(crate) device:
+        std::sync::Mutex<Option<(tidings_core::oauth::response::DeviceAuthorization, chrono::DateTime<chrono::Utc>)>>,
     /// For the uptime shown by `/readyz`.
     pub(crate) started: Instant,
     /// Sign-in protection and session lifetimes.
@@ -52,6 +54,8 @@ pub(crate) struct Inner {
     /// This daemon's name, and how often the nodes of a shared database say they are there.
     pub(crate) node: String,
     pub(crate) heartbeat: std::time::Duration,
+    /// What a form that worked shows on the page it redirects to.
+    pub(crate) flashes: crate::ui::flash::Flashes,
 }
 
 /// What the daemon hands the HTTP interface.
@@ -87,6 +91,7 @@ impl Context {
                 secure_cookies: s.secure_cookies,
                 node: s.node,
                 heartbeat: s.heartbeat,
+                flashes: Default::default(),
             }),
         }
     }

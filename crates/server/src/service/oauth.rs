@@ -14,13 +14,20 @@ use tidings_oauth::{
 pub async fn live_report(context: &Context) -> Result<TokenReport, tidings_app::Error> {
     let live = context.inner.tokens.status().borrow().clone();
     let mut report = report(&context.inner.app, Some(live)).await?;
-    let pending = *context.inner.device.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(expires_at) = pending.filter(|at| *at > chrono::Utc::now())
+    if let Some((_, expires_at)) = pending_device(context)
         && !matches!(report.status, TokenStatus::Active { .. })
     {
         report.status = TokenStatus::AuthorizationPending { expires_at };
     }
     Ok(report)
+}
+
+/// The device sign-in under way and not expired: what the user is shown, and when it expires.
+pub fn pending_device(
+    context: &Context,
+) -> Option<(tidings_core::oauth::response::DeviceAuthorization, chrono::DateTime<chrono::Utc>)> {
+    let device = context.inner.device.lock().unwrap_or_else(|e| e.into_inner());
+    device.clone().filter(|(_, at)| *at > chrono::Utc::now())
 }
 
 /// Starts a device sign-in and the task that waits for it; returns what to show and when it expires.
@@ -31,7 +38,7 @@ pub async fn start_device(
     let signing_in = flows::start_device(&context.inner.app, Owner::Relay).await?;
     let shown = signing_in.shown.clone();
     let expires_at = signing_in.expires_at;
-    *context.inner.device.lock().unwrap_or_else(|e| e.into_inner()) = Some(expires_at);
+    *context.inner.device.lock().unwrap_or_else(|e| e.into_inner()) = Some((shown.clone(), expires_at));
     let waiting = context.clone();
     tokio::spawn(async move {
         let inner = &waiting.inner;
@@ -40,7 +47,7 @@ pub async fn start_device(
             Err(e) => tracing::warn!(error = %e, "device sign-in did not complete"),
         }
         let mut device = inner.device.lock().unwrap_or_else(|e| e.into_inner());
-        if *device == Some(expires_at) {
+        if device.as_ref().is_some_and(|(_, at)| *at == expires_at) {
             *device = None;
         }
     });

@@ -1,6 +1,6 @@
 //! Accounts and API tokens (administrators), and every account's own language and password.
 
-use super::{Need, UiError, Viewer, connected, csrf_field, i18n, notice, page, role_key, when};
+use super::{Need, UiError, Viewer, connected, csrf_field, flash, i18n, notice, page, role_key, when};
 use crate::service::Context;
 use axum::{
     Form, Router,
@@ -186,11 +186,10 @@ async fn answer<T>(
     result: tidings_app::Result<T>,
     done: impl FnOnce(T) -> String,
 ) -> Result<Response, UiError> {
-    let notice = match result {
-        Ok(value) => ("ok", done(value)),
-        Err(e) => ("error", refusal(e)?),
-    };
-    render(context, viewer, vec![notice], StatusCode::OK).await
+    match result {
+        Ok(value) => Ok(flash::redirect(context, viewer, "/accounts", vec![("ok", done(value))])),
+        Err(e) => render(context, viewer, vec![("error", refusal(e)?)], StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
 }
 
 fn refusal(e: tidings_app::Error) -> Result<String, UiError> {
@@ -290,7 +289,7 @@ async fn revoke_token(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Administrator)?;
     context.inner.app.revoke_api_token(&viewer.caller.actor, id).await?;
-    render(&context, &viewer, vec![("ok", viewer.tr.t("tokens.revoked_now").to_owned())], StatusCode::OK).await
+    Ok(flash::redirect(&context, &viewer, "/accounts", vec![("ok", viewer.tr.t("tokens.revoked_now").to_owned())]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,7 +351,7 @@ async fn delete_device(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
     context.inner.app.delete_device(&viewer.caller.actor, id).await?;
-    render(&context, &viewer, vec![("ok", viewer.tr.t("devices.deleted").to_owned())], StatusCode::OK).await
+    Ok(flash::redirect(&context, &viewer, "/accounts", vec![("ok", viewer.tr.t("devices.deleted").to_owned())]))
 }
 
 async fn forget_mailbox(
@@ -366,5 +365,5 @@ async fn forget_mailbox(
     let device = app.device(id).await?;
     app.forget_authorization(Owner::Device(device.id), &viewer.caller.actor).await?;
     let text = viewer.tr.f("devices.token_deleted", &[("name", &device.username)]);
-    render(&context, &viewer, vec![("ok", text)], StatusCode::OK).await
+    Ok(flash::redirect(&context, &viewer, "/accounts", vec![("ok", text)]))
 }

@@ -1,7 +1,7 @@
 //! The cluster page: this node's role, its primary and last sync, the nodes it knows; for administrators, a join
 //! code for a new node, removing one, promoting and demoting.
 
-use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
+use super::{Need, UiError, Viewer, csrf_field, flash, notice, page, when};
 use crate::service::{self, Context};
 use axum::{
     Form, Router,
@@ -176,7 +176,7 @@ async fn add_node(
         Ok(code) => ("ok", tr.f("cluster.code", &[("name", form.name.trim()), ("code", &code)])),
         Err(e) => ("error", service::described(&e).message),
     };
-    render(&context, &viewer, vec![notice]).await
+    answer(&context, &viewer, notice).await
 }
 
 async fn remove(
@@ -187,7 +187,7 @@ async fn remove(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Administrator)?;
     context.inner.app.remove_node(&viewer.caller.actor, &name).await?;
-    render(&context, &viewer, vec![("ok", viewer.tr.f("cluster.removed", &[("name", &name)]))]).await
+    answer(&context, &viewer, ("ok", viewer.tr.f("cluster.removed", &[("name", &name)]))).await
 }
 
 async fn promote(
@@ -200,7 +200,7 @@ async fn promote(
         Ok(me) => ("ok", viewer.tr.f("cluster.promoted", &[("epoch", &me.epoch.to_string())])),
         Err(e) => ("error", service::described(&e).message),
     };
-    render(&context, &viewer, vec![notice]).await
+    answer(&context, &viewer, notice).await
 }
 
 async fn demote(
@@ -215,5 +215,13 @@ async fn demote(
         }
         Err(e) => ("error", service::described(&e).message),
     };
-    render(&context, &viewer, vec![notice]).await
+    answer(&context, &viewer, notice).await
+}
+
+/// A change that worked goes back to the page, which says so once; a refusal is shown with the page.
+async fn answer(context: &Context, viewer: &Viewer, notice: flash::Notice) -> Result<Response, UiError> {
+    match notice.0 {
+        "ok" => Ok(flash::redirect(context, viewer, "/cluster", vec![notice])),
+        _ => render(context, viewer, vec![notice]).await,
+    }
 }

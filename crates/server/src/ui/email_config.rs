@@ -3,7 +3,7 @@
 //! typing (`/email-config/validate`, used by `app.js`). Secrets are write-only. Google's client file can be
 //! imported, and the redirect URI to register is shown with a copy button.
 
-use super::{Need, UiError, Viewer, csrf_field, notice, page};
+use super::{Need, UiError, Viewer, csrf_field, flash, notice, page};
 use crate::service::{
     Context,
     email::{save, send_test},
@@ -198,7 +198,7 @@ async fn render(context: &Context, viewer: &Viewer, outcome: Outcome, status: St
         div.redirect {
             strong { (tr.t("config.redirect_uri")) }
             @match &redirect {
-                Some(uri) => { code #redirect-uri { (uri) } button.copy type="button" data-copy="#redirect-uri" { (tr.t("config.copy")) } }
+                Some(uri) => { code #redirect-uri { (uri) } button.copy type="button" data-copy="#redirect-uri" data-copied=(tr.t("config.copied")) data-copy-failed=(tr.t("config.copy_failed")) { (tr.t("config.copy")) } span.copy-said role="status" aria-live="polite" {} }
                 None => { span { (tr.t("config.redirect_needs_base")) } }
             }
         }
@@ -330,7 +330,7 @@ async fn save_form(
                     Err(e) => ("error", e.to_string()),
                 });
             }
-            render(&context, &viewer, outcome, StatusCode::OK).await
+            Ok(flash::redirect(&context, &viewer, "/email-config", outcome.notices))
         }
         Err(e) => {
             outcome.errors = field_errors(e)?;
@@ -380,6 +380,7 @@ async fn import_google(
             context.inner.config.refresh().await;
             outcome.notices.push(("ok", tr.f("config.imported", &[("fields", &saved.changed.join(", "))])));
             outcome.notices.extend(saved.warnings.into_iter().map(|w| ("info", w)));
+            return Ok(flash::redirect(&context, &viewer, "/email-config", outcome.notices));
         }
         Err(tidings_app::Error::Input(why)) => {
             outcome.notices.push(("error", tr.f("config.import_failed", &[("why", &why)])))
@@ -395,10 +396,11 @@ async fn test(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
     viewer.permit(form_csrf(&fields), Need::Operator)?;
-    let mut outcome = Outcome::default();
-    outcome.notices.push(match send_test(&context, &viewer.caller).await {
+    let notice = match send_test(&context, &viewer.caller).await {
         Ok(test) => test_notice(&viewer, &test),
         Err(e) => ("error", e.to_string()),
-    });
-    render(&context, &viewer, outcome, StatusCode::OK).await
+    };
+    // Back to the page the button was on (the status page has one too).
+    let back = fields.iter().find(|(k, _)| k == "back").map(|(_, v)| v.as_str());
+    Ok(flash::redirect(&context, &viewer, &super::login::safe_next(back.or(Some("/email-config"))), vec![notice]))
 }

@@ -11,6 +11,7 @@ mod cluster;
 mod doctor;
 mod email_config;
 mod events;
+pub(crate) mod flash;
 pub mod i18n;
 mod landing;
 mod login;
@@ -69,6 +70,8 @@ const SCRIPT: &str = include_str!("../../static/app.js");
 pub struct Viewer {
     pub caller: Caller,
     pub tr: Tr,
+    /// What the form that redirected here did, shown once at the top of the page.
+    pub flash: Vec<flash::Notice>,
 }
 
 impl Viewer {
@@ -154,6 +157,38 @@ impl IntoResponse for UiError {
     }
 }
 
+/// An address that is not one of the interface's or the API's: a page in the interface's style, in the
+/// browser's language, with a way back; the API's own error shape under `/api/`.
+pub async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") {
+        let message = format!("no such route: {path}; the routes are listed in /api/v1/openapi.json");
+        let body = serde_json::json!({ "error": { "code": "not_found", "message": message } });
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    let tr = i18n::negotiate(None, &headers);
+    let page = html! {
+        (DOCTYPE)
+        html lang=(tr.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (tr.t("notfound.title")) " · Tidings" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                header { a.brand href="/" { "Tidings" } }
+                main #main {
+                    h1 { (tr.t("notfound.title")) }
+                    p { (tr.f("notfound.text", &[("path", path)])) }
+                    p { a.button href="/" { (tr.t("notfound.back")) } }
+                }
+            }
+        }
+    };
+    (StatusCode::NOT_FOUND, page).into_response()
+}
+
 /// Percent-encodes a path for a query value.
 pub fn url_escape(text: &str) -> String {
     text.bytes()
@@ -172,7 +207,13 @@ impl FromRequestParts<Context> for Viewer {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let caller = caller.ok_or(UiError::SignIn(path))?;
         let tr = i18n::negotiate(caller.account.as_ref().and_then(|a| a.locale), &parts.headers);
-        Ok(Viewer { caller, tr })
+        let flash = match parts.method {
+            axum::http::Method::GET => {
+                context.inner.flashes.take(&parts.headers, caller.csrf.as_deref().unwrap_or_default())
+            }
+            _ => Vec::new(),
+        };
+        Ok(Viewer { caller, tr, flash })
     }
 }
 
@@ -189,15 +230,16 @@ impl OptionalFromRequestParts<Context> for Viewer {
 }
 
 /// What needs action, for the banner on every page.
-async fn banners(context: &Context, tr: Tr) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+async fn banners(context: &Context, tr: Tr) -> Vec<Banner> {
+    let mut out: Vec<Banner> = Vec::new();
+    let mut token_refused = false;
     if let Ok(me) = context.inner.app.membership().await
         && me.role.follows()
     {
         let age = me.synced_at.map(|at| tidings_core::cluster::shown_age((chrono::Utc::now() - at).num_seconds()));
         let link =
             context.inner.config.get().config.public_base_url.clone().or(me.primary_url.clone()).unwrap_or_default();
-        out.push((
+        out.push(Banner::warn(
             tr.f(
                 "banner.follower",
                 &[
@@ -213,10 +255,11 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, String)> {
     if let Ok(report) = crate::service::oauth::live_report(context).await {
         match report.status {
             TokenStatus::ReauthorizationRequired { reason, .. } => {
-                out.push((tr.f("banner.reauth", &[("reason", &reason)]), "/oauth".into()));
+                token_refused = true;
+                out.push(Banner::bad(tr.f("banner.reauth", &[("reason", &reason)]), "/oauth".into()));
             }
             TokenStatus::Failing { since, .. } => {
-                out.push((
+                out.push(Banner::warn(
                     tr.f("banner.token_failing", &[("since", &since.format("%Y-%m-%d %H:%M UTC").to_string())]),
                     "/oauth".into(),
                 ));
@@ -224,17 +267,21 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, String)> {
             _ => {}
         }
     }
+    let mut relay_down = false;
     if let Ok(health) = context.inner.app.delivery_health().await {
         let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
         for (circuit, down) in health.downs() {
             let (key, account) = match circuit {
-                Circuit::Relay => ("banner.relay_down", ""),
+                Circuit::Relay => {
+                    relay_down = true;
+                    ("banner.relay_down", "")
+                }
                 Circuit::Identity(account) => {
                     ("banner.identity_down", account.unwrap_or_else(|| tr.t("banner.relay_account")))
                 }
             };
             let why = down.explanation.as_deref().map(|e| format!(" {e}")).unwrap_or_default();
-            out.push((
+            out.push(Banner::bad(
                 tr.f(
                     key,
                     &[
@@ -253,29 +300,46 @@ async fn banners(context: &Context, tr: Tr) -> Vec<(String, String)> {
             let account = spent.account.as_deref().unwrap_or_else(|| tr.t("banner.relay_account"));
             let until = spent.waiting_until.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
             let budget = spent.recipients_per_day.map(|b| b.to_string()).unwrap_or_default();
-            out.push((
+            out.push(Banner::warn(
                 tr.f("banner.budget_spent", &[("account", account), ("budget", &budget), ("until", &until)]),
                 "/outbox".into(),
             ));
         }
     }
     for problem in context.inner.gateway.report().problems() {
-        out.push((tr.f("banner.gateway", &[("problem", &problem)]), "/email-config#section-gateway".into()));
+        out.push(Banner::bad(tr.f("banner.gateway", &[("problem", &problem)]), "/email-config#section-gateway".into()));
     }
     if let Ok(counts) = context.inner.app.store().queue_counts().await {
         let count = |s: Status| counts.iter().find(|(st, _)| *st == s).map_or(0, |(_, n)| *n);
-        if count(Status::Deferred) > 0 {
-            out.push((
-                tr.f("banner.relay_failing", &[("n", &count(Status::Deferred).to_string())]),
-                "/outbox?status=deferred".into(),
-            ));
+        // Deferred messages whose cause another banner already tells (the token, the relay down) are not
+        // blamed on the relay again.
+        let deferred = count(Status::Deferred) as i64;
+        if deferred > 0 && !token_refused && !relay_down {
+            out.push(Banner::warn(tr.n("banner.deferred", deferred, &[]), "/outbox?status=deferred".into()));
         }
         let waiting = count(Status::Queued) + count(Status::Deferred);
         if waiting >= QUEUE_GROWING {
-            out.push((tr.f("banner.queue_growing", &[("n", &waiting.to_string())]), "/outbox".into()));
+            out.push(Banner::warn(tr.n("banner.queue_growing", waiting as i64, &[]), "/outbox".into()));
         }
     }
     out
+}
+
+/// A banner: how serious (`bad` in red, `warn` in amber), what it says, where to act.
+struct Banner {
+    level: &'static str,
+    text: String,
+    href: String,
+}
+
+impl Banner {
+    fn bad(text: String, href: String) -> Self {
+        Self { level: "bad", text, href }
+    }
+
+    fn warn(text: String, href: String) -> Self {
+        Self { level: "warn", text, href }
+    }
 }
 
 /// Waiting messages from which the banner warns that the queue grows.
@@ -307,11 +371,12 @@ pub async fn page(context: &Context, viewer: &Viewer, active: &str, title: &str,
                 script src="/static/app.js" defer {}
             }
             body {
+                a.skip href="#main" { (tr.t("nav.skip")) }
                 header {
                     a.brand href="/" { "Tidings" }
-                    nav {
+                    nav aria-label=(tr.t("nav.label")) {
                         @for (href, key) in nav {
-                            a href=(href) class=[(active == href).then_some("active")] { (tr.t(key)) }
+                            a href=(href) class=[(active == href).then_some("active")] aria-current=[(active == href).then_some("page")] { (tr.t(key)) }
                         }
                     }
                     div.account {
@@ -322,11 +387,14 @@ pub async fn page(context: &Context, viewer: &Viewer, active: &str, title: &str,
                         }
                     }
                 }
-                @for (text, href) in &banners {
-                    div.banner role="alert" { (text) " " a href=(href) { (tr.t("banner.open")) } }
+                @for banner in &banners {
+                    div class={"banner " (banner.level)} role="alert" {
+                        strong { (tr.t(&format!("glance.level.{}", banner.level))) ": " } (banner.text) " " a href=(banner.href) { (tr.t("banner.open")) }
+                    }
                 }
-                main {
+                main #main {
                     h1 { (title) }
+                    @for (kind, text) in &viewer.flash { (notice(kind, text)) }
                     (body)
                 }
             }

@@ -60,14 +60,19 @@ pub fn status_words(viewer: &Viewer, status: &TokenStatus) -> (String, &'static 
     }
 }
 
-async fn render(
-    context: &Context,
-    viewer: &Viewer,
-    notices: Vec<(&str, String)>,
-    device: Option<Markup>,
-) -> Result<Response, UiError> {
+async fn render(context: &Context, viewer: &Viewer, notices: Vec<(&str, String)>) -> Result<Response, UiError> {
     let tr = viewer.tr;
     let report = live_report(context).await?;
+    // The device sign-in under way, with its code, until it completes or expires.
+    let device = crate::service::oauth::pending_device(context).map(|(shown, expires_at)| {
+        let left = (expires_at - chrono::Utc::now()).num_seconds().max(0);
+        let live = html! {
+            p #device-countdown { (tr.t("oauth.device_expires_in")) " " span #countdown { (left) " s" } }
+            p #device-done hidden { (tr.t("oauth.device_done")) }
+            p #device-expired hidden { (tr.t("oauth.device_expired")) }
+        };
+        device_panel(tr, &shown, Some(expires_at), live)
+    });
     let config = context.inner.config.get();
     let (words, class) = status_words(viewer, &report.status);
     let oauth = config.config.smtp.auth == AuthMethod::Oauth2;
@@ -81,7 +86,7 @@ async fn render(
     };
     let body = html! {
         @for (kind, text) in &notices { (notice(kind, text)) }
-        section.status #token-status data-status-url="/api/v1/oauth/status" {
+        section.status #token-status data-status-url="/api/v1/oauth/status" aria-live="polite" {
             h2 { (tr.t("oauth.status")) }
             dl {
                 dt { (tr.t("oauth.state")) } dd { span #token-state class={"state " (class)} { (words) } }
@@ -162,7 +167,7 @@ async fn render(
 }
 
 async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response, UiError> {
-    render(&context, &viewer, vec![], None).await
+    render(&context, &viewer, vec![]).await
 }
 
 /// A refused or failed flow in the API's words.
@@ -187,7 +192,7 @@ async fn connect(
     viewer.permit(&form.csrf, Need::Operator)?;
     match flows::start(&context.inner.app, &Owner::Relay).await {
         Ok(started) => Ok(Redirect::to(&started.url).into_response()),
-        Err(e) => render(&context, &viewer, vec![("error", flow_error(e))], None).await,
+        Err(e) => render(&context, &viewer, vec![("error", flow_error(e))]).await,
     }
 }
 
@@ -202,7 +207,7 @@ async fn paste(
         viewer.tr,
         flows::complete(&inner.app, Some(&inner.tokens), &viewer.caller.actor, &form.input, &Owner::Relay).await,
     );
-    render(&context, &viewer, vec![notice], None).await
+    answer(&context, &viewer, notice).await
 }
 
 async fn device(
@@ -211,18 +216,10 @@ async fn device(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
-    let tr = viewer.tr;
     match start_device(&context, viewer.caller.actor.clone()).await {
-        Ok((shown, expires_at)) => {
-            let live = html! {
-                p { (tr.t("oauth.device_expires_in")) " " span #countdown { (shown.expires_in) " s" } }
-                p #device-done hidden { (tr.t("oauth.device_done")) }
-                p #device-expired hidden { (tr.t("oauth.device_expired")) }
-            };
-            let panel = device_panel(tr, &shown, Some(expires_at), live);
-            render(&context, &viewer, vec![], Some(panel)).await
-        }
-        Err(e) => render(&context, &viewer, vec![("error", flow_message(e))], None).await,
+        // The page shows the code while the sign-in is under way: a reload does not start another.
+        Ok(_) => Ok(Redirect::to("/oauth#device").into_response()),
+        Err(e) => render(&context, &viewer, vec![("error", flow_message(e))]).await,
     }
 }
 
@@ -235,7 +232,7 @@ async fn client_credentials(
     let inner = &context.inner;
     let notice =
         authorized(viewer.tr, flows::client_credentials(&inner.app, Some(&inner.tokens), &viewer.caller.actor).await);
-    render(&context, &viewer, vec![notice], None).await
+    answer(&context, &viewer, notice).await
 }
 
 async fn check(
@@ -249,7 +246,7 @@ async fn check(
         Ok(Err(why)) => ("error", viewer.tr.f("oauth.check_failed", &[("why", &why.to_string())])),
         Err(e) => ("error", crate::service::described(&e).message),
     };
-    render(&context, &viewer, vec![notice], None).await
+    answer(&context, &viewer, notice).await
 }
 
 async fn delete(
@@ -259,7 +256,7 @@ async fn delete(
 ) -> Result<Response, UiError> {
     viewer.permit(&form.csrf, Need::Operator)?;
     forget_authorization(&context, &viewer.caller.actor).await?;
-    render(&context, &viewer, vec![("ok", viewer.tr.t("oauth.deleted").to_owned())], None).await
+    answer(&context, &viewer, ("ok", viewer.tr.t("oauth.deleted").to_owned())).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,7 +277,7 @@ async fn make_certificate(
         Ok(_) => ("ok", viewer.tr.t("oauth.certificate_made").to_owned()),
         Err(e) => ("error", crate::service::described(&e).message),
     };
-    render(&context, &viewer, vec![notice], None).await
+    answer(&context, &viewer, notice).await
 }
 
 /// The certificate as a file, to upload to the app registration.
@@ -312,5 +309,13 @@ pub(super) fn device_panel(
             p.user-code #user-code { (shown.user_code) }
             (after)
         }
+    }
+}
+
+/// An action that worked goes back to the page, which says so once; a refusal is shown with the page.
+async fn answer(context: &Context, viewer: &Viewer, notice: super::flash::Notice) -> Result<Response, UiError> {
+    match notice.0 {
+        "ok" => Ok(super::flash::redirect(context, viewer, "/oauth", vec![notice])),
+        _ => render(context, viewer, vec![notice]).await,
     }
 }

@@ -1,7 +1,7 @@
 //! The outbox: messages by status, each with its attempts, the relay's replies and their explanations; retry
 //! and purge.
 
-use super::{Need, UiError, Viewer, csrf_field, notice, page, when};
+use super::{Need, UiError, Viewer, csrf_field, flash, i18n::Tr, notice, page, when};
 use crate::service::Context;
 use axum::{
     Form, Router,
@@ -10,10 +10,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 use tidings_app::outbox::RetryOutcome;
-use tidings_core::outbox::{RecipientState, Status};
+use tidings_core::outbox::{RecipientState, Status, explain::explain_refusal};
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -21,6 +21,23 @@ pub fn router() -> Router<Context> {
         .route("/outbox/purge", post(purge))
         .route("/outbox/{id}", get(show))
         .route("/outbox/{id}/retry", post(retry))
+}
+
+/// A message's status in words, "partly delivered" when some recipients got it and others did not.
+fn status_badge(tr: Tr, status: Status, recipients: &[tidings_core::outbox::Recipient]) -> Markup {
+    if tidings_core::outbox::partly_delivered(status, recipients) {
+        html! { span class={"status partly " (status)} { (tr.t("status.partly_delivered")) } }
+    } else {
+        html! { span class={"status " (status)} { (tr.t(status_key(status))) } }
+    }
+}
+
+fn recipient_class(state: RecipientState) -> &'static str {
+    match state {
+        RecipientState::Pending => "queued",
+        RecipientState::Delivered => "delivered",
+        RecipientState::Failed => "failed",
+    }
 }
 
 fn recipient_key(state: RecipientState) -> &'static str {
@@ -77,7 +94,7 @@ async fn list_page(
                             td { a href={"/outbox/" (m.id)} { (m.id) } }
                             td { a href={"/outbox/" (m.id)} { (m.subject.clone().unwrap_or_else(|| "—".into())) } }
                             td { (m.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(", ")) }
-                            td { span class={"status " (m.status)} { (tr.t(status_key(m.status))) } }
+                            td { (status_badge(tr, m.status, &m.recipients)) }
                             td { (when(&m.updated_at)) }
                             td.small { (m.last_error.clone().unwrap_or_default()) }
                         }
@@ -130,7 +147,7 @@ async fn show_page(
     let body = html! {
         @for (kind, text) in &notices { (notice(kind, text)) }
         dl {
-            dt { (tr.t("outbox.status")) } dd { span class={"status " (s.status)} { (tr.t(status_key(s.status))) } }
+            dt { (tr.t("outbox.status")) } dd { (status_badge(tr, s.status, &s.recipients)) }
             dt { (tr.t("outbox.subject")) } dd { (s.subject.clone().unwrap_or_else(|| "—".into())) }
             dt { (tr.t("outbox.from")) } dd { (s.mail_from) }
             dt { (tr.t("outbox.origin")) } dd { (s.origin) }
@@ -138,14 +155,24 @@ async fn show_page(
             @if let Some(next) = &s.next_attempt_at { dt { (tr.t("outbox.next_attempt")) } dd { (when(next)) } }
         }
         h2 { (tr.t("outbox.recipients")) }
-        ul { @for r in &s.recipients { li { (r.address) " — " (tr.t(recipient_key(r.state))) @if let Some(reply) = &r.reply { " · " code { (reply) } } } } }
-        h2 { (tr.f("outbox.attempts_count", &[("n", &m.attempt_log.len().to_string())])) }
+        ul.recipients {
+            @for r in &s.recipients {
+                li class={"recipient " (recipient_class(r.state))} {
+                    span.mono { (r.address) } " — " span class={"status " (recipient_class(r.state))} { (tr.t(recipient_key(r.state))) }
+                    @if let Some(reply) = &r.reply {
+                        " · " code { (reply) }
+                        @if let Some(why) = explain_refusal(reply) { p.explanation.small { strong { (tr.t("outbox.explanation")) } " " (why) } }
+                    }
+                }
+            }
+        }
+        h2 { (tr.n("outbox.attempts_count", m.attempt_log.len() as i64, &[])) }
         @for a in &m.attempt_log {
-            article.attempt class=(a.result) {
+            article class={"attempt " (a.result)} {
                 header {
                     strong { "#" (a.number) } " " (when(&a.started_at)) " · " (a.duration_ms) " ms · "
-                    span.result { (a.result) }
-                    @if let Some(stage) = &a.stage { " · " (tr.t("outbox.stage")) " " (format!("{stage:?}").to_lowercase()) }
+                    span.result { (tr.t(&format!("outbox.result.{}", a.result))) }
+                    @if let Some(stage) = &a.stage { " · " (tr.t("outbox.stage")) " " (tr.t(&format!("stage.{}", stage.as_str()))) }
                 }
                 p.reply { code { @if let Some(c) = a.reply_code { (c) " " } @if let Some(e) = &a.enhanced_code { (e) " " } (a.text) } }
                 @if let Some(explanation) = &a.explanation { p.explanation { strong { (tr.t("outbox.explanation")) } " " (explanation) } }
@@ -183,7 +210,8 @@ async fn retry(
     let notice = match context.inner.app.retry_message(&viewer.caller.actor, id).await? {
         RetryOutcome::Requeued => {
             context.wake_engine();
-            ("ok", tr.t("outbox.requeued").to_owned())
+            let notice = ("ok", tr.t("outbox.requeued").to_owned());
+            return Ok(flash::redirect(&context, &viewer, &format!("/outbox/{id}"), vec![notice]));
         }
         RetryOutcome::NotFound => ("error", tr.f("outbox.no_message", &[("id", &id.to_string())])),
         RetryOutcome::NotRetryable(status) => {
@@ -202,6 +230,6 @@ async fn purge(
     let tr = viewer.tr;
     let status = form.status.parse::<Status>().map_err(|why| UiError::BadRequest(why.into()))?;
     let purged = context.inner.app.purge(&viewer.caller.actor, status).await?;
-    let notice = ("ok", tr.f("outbox.purged", &[("n", &purged.to_string())]));
-    list_page(&context, &viewer, Filter { status: None, before: None }, vec![notice]).await
+    let notice = ("ok", tr.n("outbox.purged", purged as i64, &[]));
+    Ok(flash::redirect(&context, &viewer, "/outbox", vec![notice]))
 }

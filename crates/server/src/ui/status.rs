@@ -182,6 +182,7 @@ fn action(viewer: &Viewer, action: Action) -> Markup {
         Action::SendTestMail if viewer.may_operate() => html! {
             form.inline method="post" action="/email-config/test" {
                 (csrf_field(viewer))
+                input type="hidden" name="back" value="/";
                 button type="submit" { (tr.t("glance.action.send_test_mail")) }
             }
         },
