@@ -158,7 +158,7 @@ async fn changing_the_settings_never_takes_a_listener_down_and_one_that_cannot_s
     let browser = browser();
     sign_in(&gw.tidings, &browser, "viewer", web_password).await;
     let page = browser.get(format!("{}/outbox", gw.tidings.base)).send().await.unwrap().text().await.unwrap();
-    let banner = page.split("class=\"banner\"").nth(1).unwrap_or_else(|| panic!("no banner: {page}"));
+    let banner = page.split("class=\"banner bad\"").nth(1).unwrap_or_else(|| panic!("no banner: {page}"));
     assert!(banner.contains("SMTP gateway") && banner.contains(&taken_address), "{banner}");
     // Freed, the port is taken up again without another change.
     drop(taken);

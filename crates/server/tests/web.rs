@@ -8,7 +8,7 @@ mod support;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Tidings, browser, csrf_of, relay, sign_in, test_options};
+use support::{Tidings, browser, csrf_of, relay, shown, sign_in, test_options};
 use tidings_core::{account::Role, secret::SecretString};
 use tidings_testkit::SmtpPeer;
 
@@ -63,8 +63,11 @@ async fn sign_in_sets_a_guarded_session_and_every_change_needs_the_csrf_token() 
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(tidings.app.current().await.unwrap().config.sender.as_deref(), Some("alerts@example.com"));
     let saved = client.post(format!("{}/email-config", tidings.base)).form(&change(&csrf)).send().await.unwrap();
-    let text = saved.text().await.unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER, "a form that worked answers with a redirect");
+    let text = shown(&tidings, &client, saved).await;
     assert!(text.contains("Saved revision") && text.contains("sender"), "{text}");
+    let reloaded = client.get(format!("{}/email-config", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!reloaded.contains("Saved revision"), "a reload neither saves again nor says so again");
     assert_eq!(tidings.app.current().await.unwrap().config.sender.as_deref(), Some("noc@example.com"));
 
     // The API with the session: changes need the X-CSRF-Token header.
@@ -601,15 +604,13 @@ async fn the_oauth_page_makes_the_client_certificate_and_offers_it_for_download(
         "{page}"
     );
     let csrf = csrf_of(&page);
-    let page = browser
+    let answer = browser
         .post(format!("{}/oauth/certificate", tidings.base))
         .form(&[("csrf", csrf.as_str())])
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    let page = shown(&tidings, &browser, answer).await;
     let held = tidings.app.client_certificate().await.unwrap().expect("made");
     assert!(page.contains(&held.sha1_thumbprint()) && page.contains("Download certificate"), "{page}");
     assert!(page.contains("data-confirm=\"Replace the certificate?"), "replacing asks first: {page}");
@@ -678,16 +679,16 @@ async fn the_cluster_page_makes_a_join_code_for_an_administrator_only() {
     sign_in(&tidings, &admin, "boss", PASSWORD).await;
     let page = admin.get(format!("{}/cluster", tidings.base)).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_of(&page);
-    let page = admin
+    let answer = admin
         .post(format!("{}/cluster/nodes", tidings.base))
         .form(&[("csrf", csrf.as_str()), ("name", "backup-1"), ("role", "backup")])
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    let page = shown(&tidings, &admin, answer).await;
     assert!(page.contains("tidings-join:backup-1:"), "the code is shown once");
+    let again = admin.get(format!("{}/cluster", tidings.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains("tidings-join:backup-1:"), "and only once: a reload does not show it again");
     assert!(page.contains("primary") && page.contains("invited"), "this node became the primary; the node is invited");
     let page = admin
         .post(format!("{}/cluster/nodes", tidings.base))

@@ -208,6 +208,15 @@ mod tests {
         assert_eq!(negotiate(None, &headers).code(), "fr");
         assert_eq!(negotiate(Some(Locale::Nl), &headers).code(), "nl");
         assert_eq!(negotiate(None, &HeaderMap::new()).code(), "en");
-        assert_eq!(Tr(Locale::De).f("outbox.attempts_count", &[("n", "3")]), "3 Versuche");
+        assert_eq!(Tr(Locale::De).n("outbox.attempts_count", 3, &[]), "3 Versuche");
+        assert_eq!(Tr(Locale::En).n("outbox.attempts_count", 1, &[]), "1 attempt");
+        assert_eq!(Tr(Locale::Fr).n("outbox.attempts_count", 0, &[]), "0 tentative", "French takes 0 as one");
+        assert_eq!(
+            Tr(Locale::Nl).until(
+                chrono::Utc::now() + chrono::Duration::minutes(59) + chrono::Duration::seconds(30),
+                chrono::Utc::now()
+            ),
+            "over 59 min"
+        );
     }
 }

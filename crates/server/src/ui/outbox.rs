@@ -54,7 +54,7 @@ struct Filter {
     before: Option<i64>,
 }
 
-fn status_key(s: Status) -> &'static str {
+pub(super) fn status_key(s: Status) -> &'static str {
     match s {
         Status::Queued => "status.queued",
         Status::Sending => "status.sending",

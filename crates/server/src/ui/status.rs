@@ -76,7 +76,7 @@ fn panel_of(viewer: &Viewer, s: &Snapshot) -> Markup {
                     p.small {
                         @for (i, (status, n)) in s.queue.iter().enumerate() {
                             @if i > 0 { " · " }
-                            (tr.t(&format!("status.{status}"))) " " (n)
+                            (tr.t(super::outbox::status_key(*status))) " " (n)
                         }
                     }
                 }

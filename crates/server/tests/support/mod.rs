@@ -238,6 +238,17 @@ pub fn csrf_of(page: &str) -> String {
     panic!("no CSRF token in the page:\n{page}");
 }
 
+/// A form's answer as the browser shows it: a redirect (303, what every form that worked answers) followed with
+/// the same cookies, or the page itself.
+#[allow(dead_code)] // not every test binary posts forms
+pub async fn shown(tidings: &Tidings, client: &reqwest::Client, answer: reqwest::Response) -> String {
+    if answer.status() != reqwest::StatusCode::SEE_OTHER {
+        return answer.text().await.unwrap();
+    }
+    let to = answer.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
+    client.get(format!("{}{to}", tidings.base)).send().await.unwrap().text().await.unwrap()
+}
+
 pub async fn sign_in(tidings: &Tidings, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
     let page = client.get(format!("{}/login", tidings.base)).send().await.unwrap().text().await.unwrap();
     let form = [
