@@ -68,6 +68,13 @@ fn bad_events_are_refused_and_the_catalogue_is_listed() {
     let kinds = ok(tmp.path(), &["event", "kinds"]);
     assert_eq!(kinds.lines().count(), 24, "{kinds}");
     assert!(kinds.contains("failover.takeover") && kinds.contains("critical"), "{kinds}");
+    assert!(kinds.contains("Failover: the backup takes over"), "each kind with its title: {kinds}");
+    let listed: serde_json::Value = serde_json::from_str(&ok(tmp.path(), &["event", "kinds", "--json"])).unwrap();
+    let takeover = listed.as_array().unwrap().iter().find(|k| k["kind"] == "failover.takeover").unwrap();
+    assert_eq!(
+        (takeover["title"].as_str(), takeover["severity"].as_str()),
+        (Some("Failover: the backup takes over"), Some("critical"))
+    );
 }
 
 #[test]

@@ -87,6 +87,26 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Which sign-ins can start with the configuration in force, each with why not: for the pages to offer only
+/// what can work.
+#[derive(Debug)]
+pub struct Suitable {
+    pub code: Result<(), String>,
+    pub device: Result<(), String>,
+    pub client_credentials: Result<(), String>,
+}
+
+pub async fn suitable(app: &App) -> Result<Suitable, FlowError> {
+    let config = app.current().await?.config;
+    let auth = crate::http::client_auth(app, &config).await?;
+    let confidential = !matches!(auth, crate::http::ClientAuth::Public);
+    Ok(Suitable {
+        code: authorize::check_code_flow(&config).map_err(|e| e.0),
+        device: authorize::check_device_flow(&config).map_err(|e| e.0),
+        client_credentials: authorize::check_client_credentials(&config, confidential).map_err(|e| e.0),
+    })
+}
+
 /// Starts an authorization-code sign-in: remembers its `state` and PKCE verifier, returns the URL to open.
 pub async fn start(app: &App, owner: &Owner) -> Result<Started, FlowError> {
     let mut config = app.current().await?.config;

@@ -262,14 +262,43 @@ pub fn granted(answer: TokenResponse) -> Granted {
     }
 }
 
-/// An HTTP failure in words: which part failed (connection, TLS, proxy, timeout).
+/// An HTTP failure in words: what failed (the name, the connection, TLS, the proxy, the time) and what to check,
+/// with the library's own words kept after it.
 fn describe(url: &str, e: &reqwest::Error) -> String {
     let chain = tidings_app::error_chain(e);
-    if e.is_timeout() {
-        format!("{url} did not answer in time ({chain})")
+    let host =
+        reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_else(|| url.into());
+    let lower = chain.to_ascii_lowercase();
+    let (what, check) = if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        (
+            format!("the name {host} does not resolve"),
+            "this machine's DNS servers, or the \"Proxy for OAuth\" field (oauth.proxy_url) if the network allows the way out only through a proxy",
+        )
+    } else if lower.contains("proxy") || lower.contains("tunnel") {
+        (
+            format!("the proxy refused or did not reach {host}"),
+            "the \"Proxy for OAuth\" field (oauth.proxy_url): its address, and that it allows CONNECT to this host",
+        )
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        (
+            format!("the TLS connection to {host} failed"),
+            "tls.ca_file if a proxy inspects TLS, and this machine's clock",
+        )
+    } else if e.is_timeout() {
+        (
+            format!("{host} did not answer in time"),
+            "the firewall's way out to port 443, or the \"Proxy for OAuth\" field (oauth.proxy_url)",
+        )
     } else if e.is_connect() {
-        format!("cannot connect to {url} ({chain})")
+        (
+            format!("no connection to {host}"),
+            "the firewall's way out to port 443, or the \"Proxy for OAuth\" field (oauth.proxy_url)",
+        )
     } else {
-        format!("{url}: {chain}")
-    }
+        (
+            format!("{host} could not be reached"),
+            "the network's way out, and the \"Proxy for OAuth\" field (oauth.proxy_url)",
+        )
+    };
+    format!("Tidings could not reach the OAuth provider: {what}. Check {check}. ({url}: {chain})")
 }

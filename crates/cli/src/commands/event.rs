@@ -42,13 +42,13 @@ pub async fn run(app: &App, command: EventCommand) -> Result<ExitCode> {
             if json {
                 let kinds: Vec<_> = EventKind::ALL
                     .iter()
-                    .map(|k| json!({ "kind": k, "severity": k.severity(), "source": k.source(), "summary": k.summary() }))
+                    .map(|k| json!({ "kind": k, "title": k.title(), "severity": k.severity(), "source": k.source(), "summary": k.summary() }))
                     .collect();
                 say!("{}", serde_json::to_string_pretty(&kinds)?);
             } else {
                 for k in EventKind::ALL {
                     let own = if k.source() == notify::Source::Tidings { " (raised by Tidings)" } else { "" };
-                    say!("{:<40} {:<8} {}{own}", k.id(), k.severity().as_str(), k.summary());
+                    say!("{:<40} {:<8} {}: {}{own}", k.id(), k.severity().as_str(), k.title(), k.summary());
                 }
             }
         }

@@ -120,6 +120,37 @@ kinds! {
 }
 
 impl EventKind {
+    /// A short title, in English (the web interface has it in each language: `event.title.<kind>` in its
+    /// catalogues, checked against this).
+    pub fn title(self) -> &'static str {
+        match self {
+            EventKind::VersionMismatch => "Version mismatch between the nodes",
+            EventKind::SharedIpInterfaceDisabled => "Shared IP's interface disabled",
+            EventKind::SharedIpNotListed => "Shared IP not on this appliance",
+            EventKind::BackupIsolated => "Backup node isolated",
+            EventKind::TestIpsUnreachable => "Test IP addresses unreachable",
+            EventKind::BackupDisabled => "Backup operations disabled",
+            EventKind::SelfProbeFailed => "Backup node failed its self-check",
+            EventKind::PrimaryHostnameUnreachable => "Primary unreachable by its name",
+            EventKind::PrimaryProbeFailedManual => "Primary not answering (manual failover)",
+            EventKind::PrimaryProbeFailedAuto => "Primary not answering (automatic failover)",
+            EventKind::Takeover => "Failover: the backup takes over",
+            EventKind::SyncFailed => "Synchronization to the backup failed",
+            EventKind::ReauthorizationRequired => "Re-authorization required",
+            EventKind::RefreshFailing => "Token refreshes failing",
+            EventKind::DeadLetter => "Message given up",
+            EventKind::BudgetWarning => "Daily recipient limit nearly reached",
+            EventKind::CertificateExpiring => "Relay's certificate expiring",
+            EventKind::ClientSecretExpiring => "Client secret expiring",
+            EventKind::ClientCertificateExpiring => "Client certificate expiring",
+            EventKind::ServiceAccountKeyExpiring => "Service account key expiring",
+            EventKind::AuthorizationUnused => "Authorization unused for long",
+            EventKind::ServerCertificateExpiring => "Tidings' certificate expiring",
+            EventKind::DailyNotice => "Daily notice",
+            EventKind::TestEmail => "Test email",
+        }
+    }
+
     /// Looks a kind up by its identifier.
     pub fn parse(id: &str) -> Result<Self, Invalid> {
         Self::ALL.iter().copied().find(|k| k.id() == id).ok_or_else(|| {

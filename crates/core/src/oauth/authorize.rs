@@ -50,6 +50,21 @@ pub fn authorization_url(
     Ok(url)
 }
 
+/// Checks that an authorization-code sign-in can start: an authorization endpoint, a client id, and the
+/// redirect URI, which comes from `public_base_url`.
+pub fn check_code_flow(cfg: &EmailConfig) -> Result<(), Unsuitable> {
+    if cfg.oauth.authorization_endpoint.is_none() {
+        return Err(Unsuitable(
+            "no authorization endpoint is configured: set oauth.provider (microsoft, google) or oauth.authorization_endpoint".into(),
+        ));
+    }
+    client_id(cfg)?;
+    if cfg.redirect_uri().is_none() {
+        return Err(Unsuitable("set public_base_url first: the redirect URI is derived from it".into()));
+    }
+    Ok(())
+}
+
 /// Checks that the device authorization grant (RFC 8628) can work: an endpoint, a client id, and not Gmail's
 /// scope, which Google does not allow in that flow.
 pub fn check_device_flow(cfg: &EmailConfig) -> Result<(), Unsuitable> {
@@ -172,5 +187,17 @@ mod tests {
         assert!(check_client_credentials(&cfg, false).unwrap_err().0.contains("client_secret"));
         cfg.oauth.tenant = Some("organizations".into());
         assert!(check_client_credentials(&cfg, true).unwrap_err().0.contains("tenant"));
+    }
+
+    #[test]
+    fn the_code_flow_needs_an_endpoint_a_client_and_a_redirect_uri() {
+        let mut cfg = EmailConfig::default();
+        assert!(check_code_flow(&cfg).unwrap_err().0.contains("authorization endpoint"));
+        cfg.oauth.authorization_endpoint = Some("https://idp.example.com/authorize".into());
+        assert!(check_code_flow(&cfg).unwrap_err().0.contains("oauth.client_id"));
+        cfg.oauth.client_id = Some("abc".into());
+        assert!(check_code_flow(&cfg).unwrap_err().0.contains("public_base_url"));
+        cfg.public_base_url = Some("https://tidings.example.com".into());
+        assert_eq!(check_code_flow(&cfg), Ok(()));
     }
 }

@@ -124,7 +124,7 @@ async fn show(
 async fn kinds(_caller: Caller) -> impl IntoResponse {
     let kinds: Vec<Value> = EventKind::ALL
         .iter()
-        .map(|k| json!({ "kind": k, "severity": k.severity(), "source": k.source(), "summary": k.summary() }))
+        .map(|k| json!({ "kind": k, "title": k.title(), "severity": k.severity(), "source": k.source(), "summary": k.summary() }))
         .collect();
     Json(json!({ "kinds": kinds }))
 }

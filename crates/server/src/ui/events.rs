@@ -32,15 +32,20 @@ async fn events(State(context): State<Context>, viewer: Viewer) -> Result<Respon
                         tr class={"severity-" (e.kind.severity().as_str())} {
                             td { (e.id) }
                             td { (when(&e.received_at)) }
-                            td { code { (e.kind.id()) } }
+                            td {
+                                strong { (tr.t(&format!("event.title.{}", e.kind.id()))) }
+                                br;
+                                span class={"severity " (e.kind.severity().as_str())} { (tr.t(&format!("event.severity.{}", e.kind.severity().as_str()))) }
+                                " · " code.small { (e.kind.id()) }
+                            }
                             td { (e.node) }
                             td.small { @for (k, v) in &e.details { (k) ": " (v) br; } }
                             td {
                                 @match (e.state, e.message_id) {
                                     (EventState::Mailed, Some(id)) => {
                                         a href={"/outbox/" (id)} { (tr.f("events.mailed", &[("id", &id.to_string())])) }
-                                        @if let Some(status) = e.message_status { " (" (status) ")" }
-                                        @if e.repeats > 0 { " · " (tr.f("events.repeats", &[("n", &e.repeats.to_string())])) }
+                                        @if let Some(status) = e.message_status { " (" (tr.t(super::outbox::status_key(status))) ")" }
+                                        @if e.repeats > 0 { " · " (tr.n("events.repeats", i64::from(e.repeats), &[])) }
                                     }
                                     (EventState::Counted, _) => (tr.t("events.counted")),
                                     (EventState::Recorded, _) => (tr.t("events.recorded")),

@@ -170,6 +170,14 @@ mod tests {
     }
 
     #[test]
+    fn each_event_kind_has_its_title_in_each_language_and_english_is_the_catalogue_s() {
+        for kind in tidings_core::notify::EventKind::ALL {
+            let key = format!("event.title.{}", kind.id());
+            assert_eq!(catalogues()[0].get(key.as_str()).copied(), Some(kind.title()), "i18n/en.txt: {key}");
+        }
+    }
+
+    #[test]
     fn keys_named_indirectly_are_in_the_catalogues_too() {
         // Every configuration field has a label.
         for info in tidings_core::config::keys::KEYS {

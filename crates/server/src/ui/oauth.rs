@@ -84,6 +84,7 @@ async fn render(context: &Context, viewer: &Viewer, notices: Vec<(&str, String)>
         use tidings_core::oauth::setup;
         setup::script(&config.config, setup::mode_of(&config.config, app_only))
     };
+    let suitable = flows::suitable(&context.inner.app).await.map_err(|e| UiError::BadRequest(flow_message(e)))?;
     let body = html! {
         @for (kind, text) in &notices { (notice(kind, text)) }
         section.status #token-status data-status-url="/api/v1/oauth/status" aria-live="polite" {
@@ -112,9 +113,9 @@ async fn render(context: &Context, viewer: &Viewer, notices: Vec<(&str, String)>
         } @else if viewer.may_operate() {
             section.actions {
                 h2 { (tr.t("oauth.connect_title")) }
-                form method="post" action="/oauth/connect" { (csrf_field(viewer)) button type="submit" { (tr.t("oauth.connect")) } }
-                form method="post" action="/oauth/device" { (csrf_field(viewer)) button type="submit" { (tr.t("oauth.device")) } }
-                form method="post" action="/oauth/client-credentials" { (csrf_field(viewer)) button.secondary type="submit" { (tr.t("oauth.client_credentials")) } }
+                (action(viewer, "/oauth/connect", "oauth.connect", &suitable.code, "connect"))
+                (action(viewer, "/oauth/device", "oauth.device", &suitable.device, "device"))
+                (action(viewer, "/oauth/client-credentials", "oauth.client_credentials", &suitable.client_credentials, "client-credentials"))
                 h2 { (tr.t("oauth.paste_title")) }
                 p.small { (tr.t("oauth.paste_help")) }
                 form method="post" action="/oauth/paste" {
@@ -243,7 +244,7 @@ async fn check(
     viewer.permit(&form.csrf, Need::Operator)?;
     let notice = match check_connection(&context).await {
         Ok(Ok(())) => ("ok", viewer.tr.t("oauth.check_ok").to_owned()),
-        Ok(Err(why)) => ("error", viewer.tr.f("oauth.check_failed", &[("why", &why.to_string())])),
+        Ok(Err(why)) => ("error", why.to_string()),
         Err(e) => ("error", crate::service::described(&e).message),
     };
     answer(&context, &viewer, notice).await
@@ -308,6 +309,23 @@ pub(super) fn device_panel(
             p { (tr.t("oauth.device_enter")) }
             p.user-code #user-code { (shown.user_code) }
             (after)
+        }
+    }
+}
+
+/// A sign-in's button; disabled, with the reason beside it, when the configuration does not allow it.
+fn action(viewer: &Viewer, to: &str, label: &str, suitable: &Result<(), String>, id: &str) -> Markup {
+    let reason_id = format!("why-not-{id}");
+    html! {
+        form method="post" action=(to) {
+            (csrf_field(viewer))
+            @match suitable {
+                Ok(()) => button type="submit" { (viewer.tr.t(label)) },
+                Err(why) => {
+                    button type="submit" disabled aria-describedby=(reason_id) { (viewer.tr.t(label)) }
+                    " " span.small.reason id=(reason_id) { (why) }
+                }
+            }
         }
     }
 }
