@@ -251,8 +251,8 @@ impl App {
                     (name.key().to_owned(), value)
                 })
                 .collect();
-            let audit =
-                NewAuditEntry { actor: actor.to_owned(), action: action.to_owned(), fields: changes.changed.clone() };
+            let fields = config::change::audited(&current.config, &changes.config, &changes.changed);
+            let audit = NewAuditEntry { actor: actor.to_owned(), action: action.to_owned(), fields };
             let save = ConfigSave {
                 base_revision: current.revision,
                 config: &changes.config,

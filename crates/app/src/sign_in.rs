@@ -63,6 +63,8 @@ pub struct Session {
 pub struct AccountUpdate {
     pub role: Option<Role>,
     pub password: Option<SecretString>,
+    /// The account's password now, checked before a new one replaces it (someone changing their own).
+    pub current_password: Option<SecretString>,
     pub locale: Option<Option<Locale>>,
     pub unlock: bool,
 }
@@ -171,6 +173,15 @@ impl App {
         let target = accounts.iter().find(|a| a.id == id).ok_or_else(|| Error::Input(format!("no account {id}")))?;
         if update.role.is_some_and(|r| r != Role::Administrator) && target.role == Role::Administrator {
             ensure_another_administrator(&accounts, id)?;
+        }
+        if let (Some(current), Some(_)) = (&update.current_password, &update.password) {
+            let record = self.store.account_for_login(&target.username).await?;
+            let hash = record.map(|r| r.password_hash).unwrap_or_else(|| DECOY_HASH.to_owned());
+            if !self.passwords.verify(&target.username, current, &hash, false, async || Ok(())).await?.valid {
+                return Err(Error::Input(
+                    "current password: this is not the account's password now; nothing was changed".into(),
+                ));
+            }
         }
         let password_hash = match &update.password {
             Some(p) => {

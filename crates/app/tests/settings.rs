@@ -64,13 +64,13 @@ async fn secrets_are_sealed_in_the_database_and_readable_through_the_app() {
 }
 
 #[tokio::test]
-async fn every_change_is_audited_by_field_name_only() {
+async fn every_change_is_audited_with_its_values_and_secrets_only_as_changed() {
     let tmp = tempfile::tempdir().unwrap();
     let app = fresh(tmp.path()).await;
     app.update("cli:alice", &edits(&[("locale", "fr"), ("oauth.client_secret", "topsecret-value")])).await.unwrap();
     let entry = &app.store().audit(1).await.unwrap()[0];
     assert_eq!((entry.actor.as_str(), entry.action.as_str()), ("cli:alice", "config.update"));
-    assert_eq!(entry.fields, ["locale", "oauth.client_secret"]);
+    assert_eq!(entry.fields, ["locale: en → fr", "oauth.client_secret: changed"]);
     assert!(!format!("{entry:?}").contains("topsecret"));
     let oldest = app.store().audit(10).await.unwrap().pop().unwrap();
     assert_eq!((oldest.action.as_str(), oldest.fields[0].as_str()), ("account.create", "admin"));

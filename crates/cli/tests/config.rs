@@ -226,13 +226,13 @@ fn the_audit_log_names_who_changed_which_fields() {
     assert!(
         first.contains("cli:tester")
             && first.contains("config.update")
-            && first.contains("locale, oauth.client_secret"),
+            && first.contains("locale: en → fr, oauth.client_secret: changed"),
         "{out}"
     );
     assert!(out.contains("account.create"));
     let json: serde_json::Value = serde_json::from_str(&ok(tmp.path(), &["audit", "--json", "--limit", "1"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1);
-    assert_eq!(json[0]["fields"][1], "oauth.client_secret");
+    assert_eq!(json[0]["fields"][1], "oauth.client_secret: changed");
 }
 
 #[test]

@@ -265,6 +265,18 @@ pub struct MessageFilter {
     pub before_id: Option<i64>,
 }
 
+/// Which audit entries to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this actor's (`web:jane`, `cli:root`, `api:monitoring`).
+    pub actor: Option<String>,
+    /// Only actions starting so (`config.`, `sign-in`).
+    pub action: Option<String>,
+    /// Only entries older than this one (for paging).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
 /// The ends of the outbox: what mail flowing looks like at a glance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueAges {
@@ -711,7 +723,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
 
     /// The newest audit entries first.
-    async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// The newest audit entries first.
+    async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.audit_page(&AuditFilter { limit, ..Default::default() }).await
+    }
+    /// Audit entries that match `filter`, the newest first.
+    async fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
     async fn record_audit(&self, entry: &NewAuditEntry) -> Result<()>;
 
     /// Creates an account and records `audit` with it.

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // helpers of tests: a failed step is a failed test
 
 use tidings_core::{EmailConfig, account::Role, audit::NewAuditEntry};
-use tidings_store::{ConfigSave, Error, NewAccount, PgStore, SqliteStore, Store};
+use tidings_store::{AuditFilter, ConfigSave, Error, NewAccount, PgStore, SqliteStore, Store};
 
 fn audit(action: &str, fields: &[&str]) -> NewAuditEntry {
     NewAuditEntry {
@@ -81,6 +81,28 @@ async fn story(store: &dyn Store) {
     assert_eq!(actions, ["config.test", "account.create", "config.update", "config.update"]);
     assert_eq!(log[3].fields, ["sender", "smtp.password"]);
     assert_eq!(store.audit(1).await.unwrap().len(), 1);
+    // Filtered by action (a prefix) and actor, and paged.
+    let page = |action: Option<&str>, actor: Option<&str>, before_id: Option<i64>| {
+        let filter =
+            AuditFilter { action: action.map(str::to_owned), actor: actor.map(str::to_owned), before_id, limit: 10 };
+        async move { store.audit_page(&filter).await.unwrap() }
+    };
+    let config = page(Some("config."), None, None).await;
+    assert_eq!(
+        config.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["config.test", "config.update", "config.update"]
+    );
+    assert_eq!(
+        page(None, Some(&log[0].actor), None).await.len(),
+        log.iter().filter(|e| e.actor == log[0].actor).count()
+    );
+    assert!(page(None, Some("nobody"), None).await.is_empty());
+    let older = page(None, None, Some(log[1].id)).await;
+    assert_eq!(
+        older.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [log[2].id, log[3].id],
+        "entries older than the one given"
+    );
 
     // Meta values are set once.
     assert!(store.init_meta("key_check", "one").await.unwrap());

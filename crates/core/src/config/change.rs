@@ -105,6 +105,23 @@ fn set_or_collect(cfg: &mut EmailConfig, key: &str, value: &str, errors: &mut Ve
     }
 }
 
+/// What the audit log records of a change: each plain key with its old and new value (`locale: en → fr`), a
+/// secret only as changed (`oauth.client_secret: changed`), never its value.
+pub fn audited(before: &EmailConfig, after: &EmailConfig, changed: &[String]) -> Vec<String> {
+    let shown = |v: Option<String>| v.filter(|v| !v.is_empty()).unwrap_or_else(|| "(none)".into());
+    changed
+        .iter()
+        .map(|key| {
+            let secret = super::keys::KEYS.iter().any(|k| k.key == key && k.secret);
+            if secret {
+                format!("{key}: changed")
+            } else {
+                format!("{key}: {} → {}", shown(super::keys::get(before, key)), shown(super::keys::get(after, key)))
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

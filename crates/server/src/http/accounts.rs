@@ -69,6 +69,8 @@ async fn create(
 struct ChangeBody {
     role: Option<String>,
     password: Option<String>,
+    /// The password now; when given with `password`, checked first.
+    current_password: Option<String>,
     /// `en`, `fr`, `de`, `nl`, or null for the browser's language.
     #[serde(default, with = "double_option")]
     locale: Option<Option<Locale>>,
@@ -98,6 +100,7 @@ async fn change(
     let update = AccountUpdate {
         role: body.role.as_deref().map(parse_role).transpose()?,
         password: body.password.map(SecretString::new),
+        current_password: body.current_password.map(SecretString::new),
         locale: body.locale,
         unlock: body.unlock,
     };
@@ -162,6 +165,13 @@ async fn audit(
         Some(Ok(n)) if (1..=1000).contains(&n) => n,
         Some(_) => return Err(ApiError::Invalid(vec![FieldError::new("limit", "expected 1 to 1000")])),
     };
-    let entries = context.inner.app.store().audit(limit).await.map_err(tidings_app::Error::from)?;
+    let before_id = match query.get("before").map(|v| v.parse::<i64>()) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => return Err(ApiError::Invalid(vec![FieldError::new("before", "expected an entry's id")])),
+    };
+    let text = |name: &str| query.get(name).filter(|v| !v.is_empty()).cloned();
+    let filter = tidings_store::AuditFilter { actor: text("actor"), action: text("action"), before_id, limit };
+    let entries = context.inner.app.store().audit_page(&filter).await.map_err(tidings_app::Error::from)?;
     Ok(Json(json!({ "entries": wire::all::<_, wire::AuditEntry>(&entries) })))
 }

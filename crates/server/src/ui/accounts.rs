@@ -12,6 +12,7 @@ use axum::{
 use maud::html;
 use serde::Deserialize;
 use tidings_app::{authorization::Owner, mailboxes::DeviceWithMailbox, sign_in::AccountUpdate};
+use tidings_core::account::MIN_PASSWORD_LEN;
 use tidings_core::{account::Role, secret::SecretString};
 
 pub fn router() -> Router<Context> {
@@ -40,9 +41,15 @@ async fn render(
     let tokens = if admin { app.api_tokens().await? } else { vec![] };
     let devices = app.devices_with_mailboxes().await?;
     let own_locale = viewer.caller.account.as_ref().and_then(|a| a.locale);
-    let role_select = |selected: Role| {
+    // Every selector has its name for assistive technology, the account's when it sits in the account's row.
+    let role_select = |selected: Role, whose: &str| {
+        let label = if whose.is_empty() {
+            tr.t("accounts.role").to_owned()
+        } else {
+            tr.f("accounts.role_of", &[("name", whose)])
+        };
         html! {
-            select name="role" {
+            select name="role" aria-label=(label) {
                 @for r in Role::ALL { option value=(r.as_str()) selected[r == selected] { (tr.t(role_key(r))) } }
             }
         }
@@ -58,8 +65,11 @@ async fn render(
                     option value="" selected[own_locale.is_none()] { (tr.t("accounts.language_browser")) }
                     @for (locale, code, name) in i18n::languages() { option value=(code) selected[own_locale == Some(locale)] { (name) } }
                 }
+                label for="current-password" { (tr.t("accounts.current_password")) }
+                input #current-password name="current_password" type="password" autocomplete="current-password";
                 label for="new-password" { (tr.t("accounts.new_password")) }
-                input #new-password name="password" type="password" autocomplete="new-password";
+                input #new-password name="password" type="password" autocomplete="new-password" minlength=(MIN_PASSWORD_LEN) aria-describedby="password-rule";
+                small #password-rule { (tr.f("accounts.password_rule", &[("n", &MIN_PASSWORD_LEN.to_string())])) }
                 button type="submit" { (tr.t("accounts.save")) }
             }
         }
@@ -119,8 +129,10 @@ async fn render(
                                 td { (a.username) @if a.locked_until.is_some_and(|u| u > chrono::Utc::now()) { " " span.state.bad { (tr.t("accounts.locked")) } } }
                                 td {
                                     form.inline method="post" action={"/accounts/" (a.id)} {
-                                        (csrf_field(viewer)) (role_select(a.role))
-                                        label.check.small { input type="checkbox" name="unlock" value="true"; (tr.t("accounts.unlock")) }
+                                        (csrf_field(viewer)) (role_select(a.role, &a.username))
+                                        @if a.locked_until.is_some_and(|u| u > chrono::Utc::now()) {
+                                            label.check.small { input type="checkbox" name="unlock" value="true"; (tr.t("accounts.unlock")) }
+                                        }
                                         button.secondary type="submit" { (tr.t("accounts.save")) }
                                     }
                                 }
@@ -138,8 +150,9 @@ async fn render(
                 form.inline method="post" action="/accounts" {
                     (csrf_field(viewer))
                     label { (tr.t("accounts.username")) input name="username" required autocomplete="off"; }
-                    label { (tr.t("accounts.password")) input name="password" type="password" required autocomplete="new-password"; }
-                    label { (tr.t("accounts.role")) (role_select(Role::Viewer)) }
+                    label { (tr.t("accounts.password")) input name="password" type="password" required autocomplete="new-password" minlength=(MIN_PASSWORD_LEN) aria-describedby="new-account-rule"; }
+                    small #new-account-rule { (tr.f("accounts.password_rule", &[("n", &MIN_PASSWORD_LEN.to_string())])) }
+                    label { (tr.t("accounts.role")) (role_select(Role::Viewer, "")) }
                     button type="submit" { (tr.t("accounts.create_button")) }
                 }
             }
@@ -166,7 +179,7 @@ async fn render(
                 form.inline method="post" action="/tokens" {
                     (csrf_field(viewer))
                     label { (tr.t("tokens.name")) input name="name" required; }
-                    label { (tr.t("accounts.role")) (role_select(Role::NetworkAdministrator)) }
+                    label { (tr.t("accounts.role")) (role_select(Role::NetworkAdministrator, "")) }
                     button type="submit" { (tr.t("tokens.create")) }
                 }
             }
@@ -298,6 +311,8 @@ struct PreferencesForm {
     locale: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    current_password: String,
 }
 
 /// Every account may choose its language and change its password.
@@ -310,7 +325,14 @@ async fn preferences(
     let Some(account) = &viewer.caller.account else { return Err(UiError::Forbidden) };
     let password = (!form.password.is_empty()).then(|| SecretString::new(form.password));
     let changed_password = password.is_some();
-    let update = AccountUpdate { locale: Some(i18n::locale_from_code(&form.locale)), password, ..Default::default() };
+    // One's own password is changed only by whoever knows it now (not whoever found the session open).
+    let current_password = changed_password.then(|| SecretString::new(form.current_password));
+    let update = AccountUpdate {
+        locale: Some(i18n::locale_from_code(&form.locale)),
+        password,
+        current_password,
+        ..Default::default()
+    };
     match context.inner.app.update_account(&viewer.caller.actor, account.id, update).await {
         // A new password ends the sessions: sign in again with it.
         Ok(()) if changed_password => Ok(Redirect::to("/login").into_response()),

@@ -42,6 +42,12 @@ impl Tr {
         all[self.index()].get(key).or_else(|| all[0].get(key)).copied().unwrap_or(key)
     }
 
+    /// The text for `key` when a catalogue has it.
+    pub fn get(self, key: &str) -> Option<&'static str> {
+        let all = catalogues();
+        all[self.index()].get(key).or_else(|| all[0].get(key)).copied()
+    }
+
     /// `t(key)` with `{name}` replaced by values.
     pub fn f(self, key: &str, values: &[(&str, &str)]) -> String {
         values.iter().fold(self.t(key).to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))

@@ -17,10 +17,10 @@ mod peers;
 mod tokens;
 
 use crate::{
-    Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
-    EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, Listeners, LoginRecord,
-    MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease,
-    NewOutboxMessage, NewSession, Owner, Peer, PendingSignIn, QueueAges, Result, SealedSecret, SessionRecord,
+    Account, AccountChange, ApiToken, AuditFilter, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave,
+    Device, Error, EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, Listeners,
+    LoginRecord, MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent,
+    NewLease, NewOutboxMessage, NewSession, Owner, Peer, PendingSignIn, QueueAges, Result, SealedSecret, SessionRecord,
     Settlement, Store, ThrottleRecord, Turn, Usage, Waiting,
     stored::{corrupt, from_ms, ms},
 };
@@ -334,11 +334,19 @@ impl Store for PgStore {
         Ok(rows.into_iter().map(|r| SealedSecret { name: r.get("name"), sealed: r.get("sealed") }).collect())
     }
 
-    async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT id, at, actor, action, fields FROM audit_log ORDER BY id DESC LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+    async fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, fields FROM audit_log
+             WHERE ($1::TEXT IS NULL OR actor = $1) AND ($2::TEXT IS NULL OR left(action, length($2)) = $2)
+               AND ($3::BIGINT IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(filter.actor.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(filter.before_id)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|r| {
                 let id: i64 = r.get("id");

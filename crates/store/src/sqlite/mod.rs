@@ -19,11 +19,11 @@ mod tokens;
 mod writer;
 
 use crate::{
-    Account, AccountChange, ApiToken, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave, Device, Error,
-    EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, LoginRecord, MessageDetail,
-    MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease, NewOutboxMessage,
-    NewSession, Owner, Peer, PendingSignIn, QueueAges, Result, SealedSecret, SessionRecord, Settlement, Store,
-    ThrottleRecord, Usage, Waiting,
+    Account, AccountChange, ApiToken, AuditFilter, Authorization, ClusterNode, ClusterSelf, ConfigRecord, ConfigSave,
+    Device, Error, EventFilter, EventHandling, EventRecord, EventState, Grant, Identities, LeasedMessage, LoginRecord,
+    MessageDetail, MessageFilter, MessageSummary, NewAccount, NewDevice, NewDeviceSession, NewEvent, NewLease,
+    NewOutboxMessage, NewSession, Owner, Peer, PendingSignIn, QueueAges, Result, SealedSecret, SessionRecord,
+    Settlement, Store, ThrottleRecord, Usage, Waiting,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -202,11 +202,19 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|r| SealedSecret { name: r.get("name"), sealed: r.get("sealed") }).collect())
     }
 
-    async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT id, at, actor, action, fields FROM audit_log ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
+    async fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, fields FROM audit_log
+             WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR substr(action, 1, length(?2)) = ?2)
+               AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(filter.actor.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(filter.before_id)
+        .bind(filter.limit)
+        .fetch_all(&self.reader)
+        .await?;
         rows.into_iter()
             .map(|r| {
                 let id: i64 = r.get("id");
