@@ -3,22 +3,67 @@
 
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
-// Validation as you type: the server answers with the errors each field would get.
+// Validation as you type: the server answers with the errors each field would get. Only fields the person
+// has touched show them (an untouched field keeps what the last Save said), each marked for assistive
+// technology too.
 function validateAsYouType(form) {
   let timer;
+  const touched = new Set();
   const check = async () => {
     const body = new URLSearchParams(new FormData(form));
     const response = await fetch(form.dataset.validate, { method: "POST", body, credentials: "same-origin" });
     if (!response.ok) return;
-    const { errors } = await response.json();
+    const { errors, preset } = await response.json();
     for (const slot of form.querySelectorAll("[data-error-for]")) {
-      const message = errors[slot.dataset.errorFor] ?? "";
+      const key = slot.dataset.errorFor;
+      if (!touched.has(key)) continue;
+      const message = errors[key] ?? "";
       slot.textContent = message;
       slot.closest(".field")?.classList.toggle("invalid", message !== "");
+      const input = form.querySelector(`[name="${key}"]`);
+      if (input) {
+        if (message) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+      }
     }
+    showPresetEffect(form, preset ?? []);
   };
-  form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(check, 400); });
-  form.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(check, 100); });
+  const touch = (e) => { if (e.target.name) touched.add(e.target.name); };
+  form.addEventListener("input", (e) => { touch(e); clearTimeout(timer); timer = setTimeout(check, 400); });
+  form.addEventListener("change", (e) => { touch(e); clearTimeout(timer); timer = setTimeout(check, 100); });
+}
+
+// A newly chosen provider fills its relay, endpoints and scopes: say which fields it would change, from what to
+// what, before anything is saved, and let the person keep their own values instead.
+function showPresetEffect(form, changes) {
+  const panel = form.querySelector("#preset-effect");
+  if (!panel) return;
+  const kept = new Set([...form.querySelectorAll('input[name="keep"]')].map((i) => i.value));
+  const open = changes.filter((c) => !kept.has(c.key));
+  panel.hidden = open.length === 0;
+  if (panel.hidden) return;
+  panel.replaceChildren();
+  const title = document.createElement("p");
+  title.append(Object.assign(document.createElement("strong"), { textContent: panel.dataset.title }));
+  const list = document.createElement("ul");
+  for (const c of open) {
+    const item = document.createElement("li");
+    item.append(Object.assign(document.createElement("strong"), { textContent: c.label }), `: ${c.from || "—"} → ${c.to}`);
+    list.append(item);
+  }
+  const apply = Object.assign(document.createElement("button"), { type: "button", textContent: panel.dataset.apply });
+  const keep = Object.assign(document.createElement("button"), { type: "button", className: "secondary", textContent: panel.dataset.keep });
+  apply.addEventListener("click", () => {
+    for (const c of open) {
+      const input = form.querySelector(`[name="${c.key}"]`);
+      if (input && input.type !== "checkbox") input.value = c.to;
+    }
+    panel.hidden = true;
+  });
+  keep.addEventListener("click", () => {
+    for (const c of open) form.append(Object.assign(document.createElement("input"), { type: "hidden", name: "keep", value: c.key }));
+    panel.replaceChildren(Object.assign(document.createElement("p"), { textContent: panel.dataset.kept }));
+  });
+  panel.append(title, list, apply, " ", keep);
 }
 
 // Only the fields of the chosen authentication type.
@@ -120,6 +165,7 @@ async function copy(button) {
 document.addEventListener("DOMContentLoaded", () => {
   const status = document.querySelector("#status-panel[data-refresh]");
   if (status) followStatus(status);
+  document.querySelector("#error-summary")?.focus();
   const config = document.querySelector("form[data-validate]");
   if (config) { validateAsYouType(config); followAuthentication(config); }
   const panel = document.querySelector("#device[data-expires-at]");

@@ -105,6 +105,42 @@ fn set_or_collect(cfg: &mut EmailConfig, key: &str, value: &str, errors: &mut Ve
     }
 }
 
+/// What choosing a provider in `edits` would change besides the keys the edits set themselves: each key with
+/// its value now and the preset's, for the administrator to see before saving (and keep theirs if they wish).
+/// Empty when the edits choose no new provider.
+pub fn preset_effect(current: &EmailConfig, edits: &[(String, String)]) -> Vec<(String, String, String)> {
+    let edit_of = |key: &str| edits.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let mut after = current.clone();
+    if let Some(tenant) = edit_of("oauth.tenant") {
+        let _ = keys::set(&mut after, "oauth.tenant", tenant);
+    }
+    let Some(chosen) = edit_of("oauth.provider").and_then(|p| {
+        let mut probe = current.clone();
+        keys::set(&mut probe, "oauth.provider", p).ok()?;
+        probe.oauth.provider
+    }) else {
+        return Vec::new();
+    };
+    if current.oauth.provider == Some(chosen) {
+        return Vec::new();
+    }
+    after.oauth.provider = Some(chosen);
+    preset::apply_provider(&mut after, chosen);
+    if chosen == Provider::Microsoft
+        && let Some(tenant) = after.oauth.tenant.clone()
+    {
+        preset::fill_microsoft_endpoints(&mut after, &tenant);
+    }
+    keys::KEYS
+        .iter()
+        .filter(|k| !k.secret && !matches!(k.key, "oauth.provider" | "oauth.tenant") && edit_of(k.key).is_none())
+        .filter_map(|k| {
+            let (now, then) = (keys::get(current, k.key)?, keys::get(&after, k.key)?);
+            (now != then).then(|| (k.key.to_owned(), now, then))
+        })
+        .collect()
+}
+
 /// What the audit log records of a change: each plain key with its old and new value (`locale: en → fr`), a
 /// secret only as changed (`oauth.client_secret: changed`), never its value.
 pub fn audited(before: &EmailConfig, after: &EmailConfig, changed: &[String]) -> Vec<String> {
@@ -112,11 +148,11 @@ pub fn audited(before: &EmailConfig, after: &EmailConfig, changed: &[String]) ->
     changed
         .iter()
         .map(|key| {
-            let secret = super::keys::KEYS.iter().any(|k| k.key == key && k.secret);
+            let secret = keys::KEYS.iter().any(|k| k.key == key && k.secret);
             if secret {
                 format!("{key}: changed")
             } else {
-                format!("{key}: {} → {}", shown(super::keys::get(before, key)), shown(super::keys::get(after, key)))
+                format!("{key}: {} → {}", shown(keys::get(before, key)), shown(keys::get(after, key)))
             }
         })
         .collect()
@@ -266,5 +302,21 @@ mod tests {
             assert!(err.has(field), "{field}: {err}");
         }
         assert!(err.to_string().contains("unknown key"));
+    }
+
+    #[test]
+    fn choosing_a_provider_says_what_its_preset_would_change() {
+        let mut current = EmailConfig::default();
+        current.smtp.host = Some("mail.example.com".into());
+        current.smtp.port = Some(25);
+        let edits = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+        let effect = preset_effect(&current, &edits(&[("oauth.provider", "microsoft")]));
+        let host = effect.iter().find(|(k, _, _)| k == "smtp.host").expect("the relay host changes");
+        assert_eq!((host.1.as_str(), host.2.as_str()), ("mail.example.com", "smtp.office365.com"));
+        assert!(effect.iter().any(|(k, _, _)| k == "smtp.port"), "{effect:?}");
+        // A key the administrator sets in the same edit keeps its value: the preset does not touch it.
+        let kept = preset_effect(&current, &edits(&[("oauth.provider", "microsoft"), ("smtp.host", "mail.example.com")]));
+        assert!(!kept.iter().any(|(k, _, _)| k == "smtp.host"), "{kept:?}");
+        assert!(preset_effect(&current, &edits(&[("sender", "a@example.com")])).is_empty(), "no provider chosen");
     }
 }

@@ -127,6 +127,8 @@ fn form(viewer: &Viewer, current: &Current, outcome: &Outcome) -> Markup {
     html! {
         form #config method="post" action="/email-config" data-validate="/email-config/validate" novalidate {
             (csrf_field(viewer))
+            // Filled by static/app.js when a newly chosen provider would change other fields.
+            div.notice.warning #preset-effect hidden role="status" aria-live="polite" data-title=(tr.t("config.preset_title")) data-apply=(tr.t("config.preset_apply")) data-keep=(tr.t("config.preset_keep")) data-kept=(tr.t("config.preset_kept")) {}
             @for (id, title, belongs) in SECTIONS {
                 @let body = html! {
                     @for info in KEYS.iter().filter(|k| belongs(k.key)) {
@@ -141,7 +143,7 @@ fn form(viewer: &Viewer, current: &Current, outcome: &Outcome) -> Markup {
                             } @else {
                                 label for=(key) { (field_label(viewer, key)) }
                                 @if let Some(options) = choices(key) {
-                                    select id=(key) name=(key) disabled[readonly] {
+                                    select id=(key) name=(key) disabled[readonly] aria-invalid=[error.map(|_| "true")] aria-describedby={"error-" (key)} {
                                         @for (v, label) in options {
                                             option value=(v) selected[value(key) == *v] { (tr.t(label)) }
                                         }
@@ -149,27 +151,31 @@ fn form(viewer: &Viewer, current: &Current, outcome: &Outcome) -> Markup {
                                 } @else if info.secret {
                                     @let set = SecretName::from_key(key).is_some_and(|n| current.secrets.has(n));
                                     input id=(key) name=(key) type="password" autocomplete="new-password" disabled[readonly]
+                                        aria-invalid=[error.map(|_| "true")] aria-describedby={"error-" (key)}
                                         placeholder=(if set { tr.t("config.secret_set") } else { tr.t("config.secret_unset") });
                                     @if set {
                                         label.check.small { input type="checkbox" name={"clear:" (key)} value="true" disabled[readonly]; (tr.t("config.secret_clear")) }
                                     }
                                 } @else {
                                     input id=(key) name=(key) value=(value(key)) disabled[readonly]
+                                        aria-invalid=[error.map(|_| "true")] aria-describedby={"error-" (key)}
                                         type=(match key { "smtp.port" => "number", "admin.daily_notice_time" => "time", _ => "text" });
                                 }
                             }
-                            small.error data-error-for=(key) { @if let Some(e) = error { (e) } }
+                            small.error id={"error-" (key)} data-error-for=(key) { @if let Some(e) = error { (e) } }
                         }
                     }
                 };
+                // A collapsed section with an error opens, so that the error is seen.
+                @let wrong = KEYS.iter().any(|k| belongs(k.key) && outcome.errors.contains_key(k.key));
                 @if *id == "tls" {
-                    details.section id={"section-" (id)} {
+                    details.section id={"section-" (id)} open[wrong] {
                         summary { (tr.t(title)) }
                         (body)
                         p { a href="/email-config/certificate" { (tr.t("cert.fetch")) } }
                     }
                 } @else if matches!(*id, "advanced" | "gateway") {
-                    details.section id={"section-" (id)} { summary { (tr.t(title)) } (body) }
+                    details.section id={"section-" (id)} open[wrong] { summary { (tr.t(title)) } (body) }
                 } @else {
                     fieldset.section id={"section-" (id)} { legend { (tr.t(title)) } (body) }
                 }
@@ -187,7 +193,17 @@ async fn render(context: &Context, viewer: &Viewer, outcome: Outcome, status: St
     let redirect = current.config.redirect_uri();
     let body = html! {
         @for (kind, text) in &outcome.notices { (notice(kind, text)) }
-        @if !outcome.errors.is_empty() { (notice("error", tr.t("config.not_saved"))) }
+        @if !outcome.errors.is_empty() {
+            div.error-summary #error-summary role="alert" tabindex="-1" {
+                p { strong { (tr.t("config.not_saved")) } }
+                ul {
+                    @for (key, message) in &outcome.errors {
+                        @let label = if keys::info(key).is_some() { field_label(viewer, key) } else { key.clone() };
+                        li { a href={"#" (key)} { (label) } ": " (message) }
+                    }
+                }
+            }
+        }
         @for advice in tidings_core::config::advice::advice(&current.config) { (notice("warning", tr.t(advice.key()))) }
         p.meta {
             @match (&current.saved_at, &current.saved_by) {
@@ -259,7 +275,9 @@ fn edits(current: &Current, fields: &[(String, String)]) -> (Vec<(String, String
                 None => continue,
             }
         };
-        if keys::get(&current.config, key).as_deref() != Some(value.trim()) {
+        // A value kept against a provider's preset is sent even unchanged, so that it overrides the preset.
+        let kept = fields.iter().any(|(k, v)| k == "keep" && v == key);
+        if kept || keys::get(&current.config, key).as_deref() != Some(value.trim()) {
             edits.push((key.to_owned(), value));
         }
     }
@@ -352,7 +370,12 @@ async fn validate(
         Ok(()) => BTreeMap::new(),
         Err(e) => field_errors(e)?,
     };
-    Ok(Json(json!({ "errors": errors })).into_response())
+    // What a newly chosen provider would change, for the page to show before anything is saved.
+    let preset: Vec<_> = tidings_core::config::change::preset_effect(&current.config, &edits)
+        .into_iter()
+        .map(|(key, from, to)| json!({ "key": key, "label": field_label(&viewer, &key), "from": from, "to": to }))
+        .collect();
+    Ok(Json(json!({ "errors": errors, "preset": preset })).into_response())
 }
 
 async fn import_google(
