@@ -281,7 +281,7 @@ impl TokenManager {
                 self.state().unauthorized = true;
                 self.publish();
                 return Err(TokenError::ReauthorizationRequired(
-                    "Tidings is not authorized with the provider yet; sign in with `tidings oauth login`".into(),
+                    "Tidings is not authorized with the provider yet: an administrator signs in on the web interface's OAuth page, or with `tidings oauth login`".into(),
                 ));
             }
             Err(e) => return Err(TokenError::Unavailable(format!("cannot read the stored authorization: {e}"))),

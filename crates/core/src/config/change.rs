@@ -309,13 +309,15 @@ mod tests {
         let mut current = EmailConfig::default();
         current.smtp.host = Some("mail.example.com".into());
         current.smtp.port = Some(25);
-        let edits = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+        let edits =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
         let effect = preset_effect(&current, &edits(&[("oauth.provider", "microsoft")]));
         let host = effect.iter().find(|(k, _, _)| k == "smtp.host").expect("the relay host changes");
         assert_eq!((host.1.as_str(), host.2.as_str()), ("mail.example.com", "smtp.office365.com"));
         assert!(effect.iter().any(|(k, _, _)| k == "smtp.port"), "{effect:?}");
         // A key the administrator sets in the same edit keeps its value: the preset does not touch it.
-        let kept = preset_effect(&current, &edits(&[("oauth.provider", "microsoft"), ("smtp.host", "mail.example.com")]));
+        let kept =
+            preset_effect(&current, &edits(&[("oauth.provider", "microsoft"), ("smtp.host", "mail.example.com")]));
         assert!(!kept.iter().any(|(k, _, _)| k == "smtp.host"), "{kept:?}");
         assert!(preset_effect(&current, &edits(&[("sender", "a@example.com")])).is_empty(), "no provider chosen");
     }

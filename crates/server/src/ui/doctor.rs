@@ -55,7 +55,7 @@ async fn show(State(context): State<Context>, viewer: Viewer) -> Result<Response
                                 td {
                                     @for line in step["seen"].as_array().into_iter().flatten() { div.mono { (line.as_str().unwrap_or_default()) } }
                                     @if let Some(explanation) = step["explanation"].as_str() {
-                                        p.explain { strong { (tr.t("doctor.what_to_do")) } " " (explanation) }
+                                        p.explain { strong { (tr.t("doctor.what_to_do")) } " " (super::prose(explanation)) }
                                     }
                                 }
                             }

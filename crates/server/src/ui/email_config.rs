@@ -85,7 +85,7 @@ fn choices(key: &str) -> Option<&'static [(&'static str, &'static str)]> {
             ("bulk", "option.bulk"),
             ("login_user", "option.login_user"),
         ],
-        "gateway.bare_newlines" => &[("reject", "reject"), ("normalize", "normalize")],
+        "gateway.bare_newlines" => &[("reject", "option.reject"), ("normalize", "option.normalize")],
         _ => return None,
     })
 }

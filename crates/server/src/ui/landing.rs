@@ -34,16 +34,30 @@ async fn landing(State(context): State<Context>, headers: HeaderMap, RawQuery(qu
             ),
             Err(e) => (StatusCode::BAD_REQUEST, tr.t("landing.failed_title"), e.to_string()),
         };
-    (status, Html(page(tr.code(), title, &text)))
+    (status, Html(page(tr, title, &text)))
 }
 
-fn page(lang: &str, title: &str, text: &str) -> String {
-    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    format!(
-        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t}</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em\">\
-         <h1>{t}</h1><p>{x}</p><p><a href=\"/oauth\">Tidings</a></p></body></html>",
-        t = escape(title),
-        x = escape(text)
-    )
+/// The page in the interface's style, in the browser's language, with the way on to the OAuth page.
+fn page(tr: super::i18n::Tr, title: &str, text: &str) -> String {
+    use maud::{DOCTYPE, html};
+    html! {
+        (DOCTYPE)
+        html lang=(tr.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Tidings" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                header { a.brand href="/" { "Tidings" } }
+                main #main {
+                    h1 { (title) }
+                    p role="status" { (text) }
+                    p { a.button href="/oauth" { (tr.t("landing.continue")) } }
+                }
+            }
+        }
+    }
+    .into_string()
 }

@@ -389,7 +389,7 @@ pub async fn page(context: &Context, viewer: &Viewer, active: &str, title: &str,
                 }
                 @for banner in &banners {
                     div class={"banner " (banner.level)} role="alert" {
-                        strong { (tr.t(&format!("glance.level.{}", banner.level))) ": " } (banner.text) " " a href=(banner.href) { (tr.t("banner.open")) }
+                        strong { (tr.t(&format!("glance.level.{}", banner.level))) ": " } (prose(&banner.text)) " " a href=(banner.href) { (tr.t("banner.open")) }
                     }
                 }
                 main #main {
@@ -417,7 +417,17 @@ pub fn csrf_field(viewer: &Viewer) -> Markup {
 
 /// A notice above a page's content: `ok` or `error`.
 pub fn notice(kind: &str, text: &str) -> Markup {
-    html! { p class={"notice " (kind)} role="status" { (text) } }
+    html! { p class={"notice " (kind)} role="status" { (prose(text)) } }
+}
+
+/// Words from the core or a provider, where a command or a key is written between backticks: shown as code,
+/// never as the backticks themselves.
+pub fn prose(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
 }
 
 /// A time as `2026-11-22 09:30 UTC`.

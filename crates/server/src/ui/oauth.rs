@@ -99,7 +99,7 @@ async fn render(context: &Context, viewer: &Viewer, notices: Vec<(&str, String)>
             }
             @match &report.status {
                 TokenStatus::ReauthorizationRequired { reason, explanation } => {
-                    p.explain { strong { (tr.t("oauth.provider_said")) } " " (reason) } p.explain { (explanation) }
+                    p.explain { strong { (tr.t("oauth.provider_said")) } " " (reason) } p.explain { (super::prose(explanation)) }
                 }
                 TokenStatus::Failing { reason, since } => {
                     p.explain { (tr.f("oauth.failing_since", &[("since", &when(since)), ("reason", reason)])) }

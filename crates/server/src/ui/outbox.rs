@@ -1,7 +1,7 @@
 //! The outbox: messages by status, each with its attempts, the relay's replies and their explanations; retry
 //! and purge.
 
-use super::{Need, UiError, Viewer, csrf_field, flash, i18n::Tr, notice, page, when};
+use super::{Need, UiError, Viewer, csrf_field, flash, i18n::Tr, notice, page, prose, when};
 use crate::service::Context;
 use axum::{
     Form, Router,
@@ -161,7 +161,7 @@ async fn show_page(
                     span.mono { (r.address) } " — " span class={"status " (recipient_class(r.state))} { (tr.t(recipient_key(r.state))) }
                     @if let Some(reply) = &r.reply {
                         " · " code { (reply) }
-                        @if let Some(why) = explain_refusal(reply) { p.explanation.small { strong { (tr.t("outbox.explanation")) } " " (why) } }
+                        @if let Some(why) = explain_refusal(reply) { p.explanation.small { strong { (tr.t("outbox.explanation")) } " " (prose(&why)) } }
                     }
                 }
             }
@@ -175,8 +175,8 @@ async fn show_page(
                     @if let Some(stage) = &a.stage { " · " (tr.t("outbox.stage")) " " (tr.t(&format!("stage.{}", stage.as_str()))) }
                 }
                 p.reply { code { @if let Some(c) = a.reply_code { (c) " " } @if let Some(e) = &a.enhanced_code { (e) " " } (a.text) } }
-                @if let Some(explanation) = &a.explanation { p.explanation { strong { (tr.t("outbox.explanation")) } " " (explanation) } }
-                @for note in &a.notes { p.small { (note) } }
+                @if let Some(explanation) = &a.explanation { p.explanation { strong { (tr.t("outbox.explanation")) } " " (prose(explanation)) } }
+                @for note in &a.notes { p.small { (prose(note)) } }
             }
         }
         @if viewer.may_operate() && matches!(s.status, Status::Failed | Status::Deferred) {

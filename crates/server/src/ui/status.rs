@@ -92,7 +92,7 @@ fn panel_of(viewer: &Viewer, s: &Snapshot) -> Markup {
                                 dt { (tr.t("outbox.status")) }
                                 dd { (tr.f("glance.relay.down_since", &[("at", &tr.ago(down.since, at))])) " · " (tr.f("glance.relay.next_try", &[("in", &tr.until(down.retry_at, at))])) }
                                 dt { (tr.t("glance.relay.last_reply")) }
-                                dd { span.mono { (down.error) } @if let Some(e) = &down.explanation { p.small { (e) } } }
+                                dd { span.mono { (down.error) } @if let Some(e) = &down.explanation { p.small { (super::prose(e)) } } }
                             },
                             None => { @if s.relay.is_some() {
                                 dt { (tr.t("outbox.status")) } dd { (tr.t("glance.relay.up")) }
@@ -115,7 +115,7 @@ fn panel_of(viewer: &Viewer, s: &Snapshot) -> Markup {
                         @match &s.token.status {
                             TokenStatus::Active { expires_at } => { dt { } dd { (tr.f("glance.token.expires", &[("in", &tr.until(*expires_at, at))])) } },
                             TokenStatus::Failing { reason, since } => { dt { } dd { (tr.f("glance.token.failing_since", &[("ago", &tr.ago(*since, at))])) p.small.mono { (reason) } } },
-                            TokenStatus::ReauthorizationRequired { explanation, .. } => { dt { } dd { (explanation) } },
+                            TokenStatus::ReauthorizationRequired { explanation, .. } => { dt { } dd { (super::prose(explanation)) } },
                             _ => {},
                         }
                         @if let Some(refreshed) = s.token.refreshed_at.or(s.token.acquired_at) {
