@@ -53,8 +53,20 @@ try {
   await page.click('form#config button[type=submit]');
   await page.locator('.field.invalid[data-key="sender"] small.error').waitFor();
   check((await page.locator('.field.invalid[data-key="sender"] small.error').innerText()).length > 0, 'Save refuses a bad sender, explained beside the field');
-  check(await page.locator('.notice.error').first().isVisible(), 'the page says nothing was saved');
+  check(await page.locator('#error-summary').isVisible(), 'the page says nothing was saved');
+  check(await page.locator('#error-summary a[href="#sender"]').isVisible(), 'the summary links to the field at fault');
+  check(await page.evaluate(() => document.activeElement?.id === 'error-summary'), 'the summary takes the focus');
+  check(await page.locator('input[name="sender"]').getAttribute('aria-invalid') === 'true', 'the field is marked invalid for assistive technology');
   await shot('email-config-errors');
+  // An error in a collapsed section: the section opens, the field is seen.
+  await page.fill('input[name="sender"]', 'alerts@example.com');
+  await page.locator('#section-advanced summary').click();
+  await page.fill('input[name="delivery.timeout"]', 'forever');
+  await page.locator('#section-advanced summary').click();
+  await page.click('form#config button[type=submit]');
+  await page.locator('#error-summary a[href="#delivery.timeout"]').waitFor();
+  check(await page.locator('input[name="delivery.timeout"]').isVisible(), 'the collapsed section with the error is open');
+  await page.fill('input[name="delivery.timeout"]', '5s');
 
   // A valid configuration with the test email on: the relay's answer comes back on the page.
   await page.fill('input[name="sender"]', 'alerts@example.com');
@@ -65,6 +77,11 @@ try {
   await page.locator('.notice.ok', { hasText: 'Test email delivered' }).waitFor();
   check(true, 'saving with the test email on reports it delivered');
   check(await page.locator('#redirect-uri').innerText() === `${base}/login/smtp-verification/`, 'the redirect URI to register is shown');
+  await page.reload();
+  check(await page.locator('.notice.ok', { hasText: 'Test email delivered' }).count() === 0, 'a reload neither saves again nor repeats the notice');
+  await page.click('button.copy');
+  await page.locator('.copy-said', { hasText: 'Copied' }).waitFor();
+  check(true, 'the copy button says the redirect URI was copied');
 
   // Switch the relay to OAuth2 (no test email this time) and sign in with the device flow.
   await page.uncheck('input[name="admin.test_email_on_save"]');
@@ -77,6 +94,8 @@ try {
   await page.click('text=Use a code on another device');
   const code = await page.locator('#user-code').innerText();
   check(/\S{4,}/.test(code), `the device panel shows the user code in large type (${code})`);
+  await page.reload();
+  check(await page.locator('#user-code').innerText() === code, 'a reload shows the same code: no second sign-in starts');
   const before = await page.locator('#countdown').innerText();
   await page.waitForTimeout(1500);
   check(before !== await page.locator('#countdown').innerText(), 'the countdown runs');
@@ -103,6 +122,7 @@ try {
   await page.locator('#token-state', { hasText: 'Active' }).waitFor({ timeout: 40000 });
   check(await page.evaluate(() => window.__stillThisPage === true), 'the status turned Active without reloading the page');
   check(await page.locator('#device-done').isVisible(), 'the device panel says the sign-in is done');
+  check(!(await page.locator('#device-countdown').isVisible()), 'the countdown goes once the code was used');
   await shot('oauth-active');
 
   // The outbox: a failed message with the relay's reply and its explanation.
@@ -134,10 +154,22 @@ try {
 
   // A narrow screen.
   await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of ['/email-config', '/', '/oauth', '/outbox', `/outbox/${process.env.FAILED_MESSAGE}`, '/events', '/audit', '/accounts']) {
+    await page.goto(`${base}${path}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 1, `nothing overflows a 390 px wide screen on ${path} (${overflow} px)`);
+    const header = await page.locator('body > header').boundingBox();
+    check(header.height < 110, `the header takes at most two lines on ${path} (${Math.round(header.height)} px)`);
+  }
   await page.goto(`${base}/email-config`);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  check(overflow <= 1, `nothing overflows a 390 px wide screen (${overflow} px)`);
   await shot('email-config-narrow');
+  await page.goto(`${base}/outbox`);
+  await shot('outbox-narrow');
+
+  // An address that does not exist: a page in the interface's style, with the way back.
+  const missing = await page.goto(`${base}/no-such-page`);
+  check(missing.status() === 404 && await page.locator('a.button[href="/"]').isVisible(), 'an unknown address gets a page with a way back');
+  await shot('not-found');
   console.log('all steps passed');
 } catch (e) {
   await shot('failure').catch(() => {});

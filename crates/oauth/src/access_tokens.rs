@@ -276,7 +276,12 @@ impl TokenManager {
             return Ok(token);
         }
         let credential = match self.inner.vault.credential().await {
-            Ok(Some(token)) => token,
+            Ok(Some(token)) => {
+                // An authorization another process stored (the CLI, another node): no longer unauthorized, so
+                // that a refresh failing now shows as failing.
+                self.state().unauthorized = false;
+                token
+            }
             Ok(None) => {
                 self.state().unauthorized = true;
                 self.publish();

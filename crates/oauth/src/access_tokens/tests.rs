@@ -237,3 +237,17 @@ async fn without_any_authorization_the_status_says_so() {
     );
     assert_eq!(*manager.status().borrow(), TokenStatus::AuthorizationRequired);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sign_in_stored_elsewhere_then_a_failing_refresh_shows_as_failing() {
+    let endpoint = Endpoint::new(100, false);
+    let vault = vault_with(None);
+    let manager = TokenManager::new(endpoint.clone(), vault.clone(), ManagerOptions::default());
+    assert!(manager.access_token().await.is_err());
+    assert_eq!(*manager.status().borrow(), TokenStatus::AuthorizationRequired);
+    // The CLI stores an authorization; the provider does not answer the first refresh.
+    *vault.refresh_token.lock().unwrap() = Some("rt1".into());
+    endpoint.then(Err(EndpointError::Unavailable("connection refused".into())));
+    assert!(matches!(manager.access_token().await, Err(TokenError::Unavailable(_))));
+    assert!(matches!(*manager.status().borrow(), TokenStatus::Failing { .. }), "{:?}", *manager.status().borrow());
+}

@@ -232,6 +232,7 @@ impl OptionalFromRequestParts<Context> for Viewer {
 /// What needs action, for the banner on every page.
 async fn banners(context: &Context, tr: Tr) -> Vec<Banner> {
     let mut out: Vec<Banner> = Vec::new();
+    // The token refused or failing: deferred messages wait for it, not for the relay.
     let mut token_refused = false;
     if let Ok(me) = context.inner.app.membership().await
         && me.role.follows()
@@ -259,6 +260,7 @@ async fn banners(context: &Context, tr: Tr) -> Vec<Banner> {
                 out.push(Banner::bad(tr.f("banner.reauth", &[("reason", &reason)]), "/oauth".into()));
             }
             TokenStatus::Failing { since, .. } => {
+                token_refused = true;
                 out.push(Banner::warn(
                     tr.f("banner.token_failing", &[("since", &since.format("%Y-%m-%d %H:%M UTC").to_string())]),
                     "/oauth".into(),

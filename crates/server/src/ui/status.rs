@@ -118,8 +118,10 @@ fn panel_of(viewer: &Viewer, s: &Snapshot) -> Markup {
                             TokenStatus::ReauthorizationRequired { explanation, .. } => { dt { } dd { (super::prose(explanation)) } },
                             _ => {},
                         }
-                        @if let Some(refreshed) = s.token.refreshed_at.or(s.token.acquired_at) {
-                            dt { } dd { (tr.f("glance.token.refreshed", &[("ago", &tr.ago(refreshed, at))])) }
+                        @match (s.token.refreshed_at, s.token.acquired_at) {
+                            (Some(refreshed), _) => { dt { } dd { (tr.f("glance.token.refreshed", &[("ago", &tr.ago(refreshed, at))])) } },
+                            (None, Some(signed_in)) => { dt { } dd { (tr.f("glance.token.signed_in", &[("ago", &tr.ago(signed_in, at))])) } },
+                            (None, None) => {},
                         }
                         @if let Some(account) = &s.token.account {
                             dt { (tr.t("glance.token.account")) } dd.mono { (account) }
