@@ -40,7 +40,7 @@ async fn events(State(context): State<Context>, viewer: Viewer) -> Result<Respon
                                 " · " code.small { (e.kind.id()) }
                             }
                             td { (e.node) }
-                            td.small { @for (k, v) in &e.details { (k) ": " (v) br; } }
+                            td.small { @for (k, v) in &e.details { strong { (tr.get(&format!("event.detail.{k}")).unwrap_or(k)) } ": " (v) br; } }
                             td {
                                 @match (e.state, e.message_id) {
                                     (EventState::Mailed, Some(id)) => {
