@@ -96,7 +96,8 @@ fn sign_in_by_pasting_then_status_check_and_revoke() {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     );
     ok(dir, &["config", "set", &unreachable]);
-    assert!(fails(dir, &["oauth", "check"]).contains("not connected: cannot connect"));
+    let err = fails(dir, &["oauth", "check"]);
+    assert!(err.contains("not connected: Tidings could not reach the OAuth provider: no connection"), "{err}");
 }
 
 #[test]
