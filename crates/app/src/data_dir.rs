@@ -129,6 +129,11 @@ impl DataDir {
     }
 
     /// The key: from `TIDINGS_SECRET_KEY` when given, else from the key file, created (0600) if `create`.
+    /// The key sealing this directory's secrets: `from_env` (TIDINGS_SECRET_KEY) when given, else the key file.
+    pub fn secret_key(&self, from_env: Option<&str>) -> Result<SecretKey> {
+        self.key(from_env, false)
+    }
+
     pub(crate) fn key(&self, from_env: Option<&str>, create: bool) -> Result<SecretKey> {
         if let Some(text) = from_env {
             return SecretKey::from_base64(text, "TIDINGS_SECRET_KEY");

@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod attempts;
 pub mod authorization;
+pub mod backup;
 pub mod cipher;
 pub mod client_certificate;
 pub mod cluster;

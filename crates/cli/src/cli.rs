@@ -59,6 +59,31 @@ pub enum Command {
         #[arg(long, value_name = "ADDRESS")]
         send_to: Option<String>,
     },
+    /// Print the shell completions for bash, zsh or fish (the Debian package installs them).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (tidings.1 and one per command, tidings-serve.1 …) into a directory.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Copy the data directory into one archive while the daemon runs: the database (SQLite's online backup)
+    /// and the key file. With PostgreSQL, only the key file (the database is pg_dump's: docs/operations.md).
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore an archive of `tidings backup` into an empty data directory, checking that its key opens the
+    /// secrets it seals before saying done.
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// The credentials in use that end on a known date (the client secret or key, the certificates, each
     /// authorization's refresh token if left unused), soonest first.
     Expiries {

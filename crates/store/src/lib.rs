@@ -55,6 +55,9 @@ pub enum Error {
     /// A write after the store was closed (Tidings is shutting down).
     #[error("the database is closed: Tidings is shutting down")]
     Closed,
+    /// What this backend does not do, with what to do instead.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The email configuration in force, with its revision.
@@ -721,6 +724,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Saves a new revision with its secrets and audit entry; returns the new revision.
     async fn save_config(&self, save: ConfigSave<'_>) -> Result<i64>;
     async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
+
+    /// Writes a consistent copy of the whole database to the new file `to`, while the daemon runs (SQLite's
+    /// `VACUUM INTO`). A database on a server is backed up with its own tools: refused, saying which.
+    async fn backup_into(&self, to: &std::path::Path) -> Result<()> {
+        let _ = to;
+        Err(Error::Unsupported(
+            "this database lives on a PostgreSQL server: back it up with pg_dump (docs/operations.md, \"Backups\")"
+                .into(),
+        ))
+    }
 
     /// The newest audit entries first.
     /// The newest audit entries first.

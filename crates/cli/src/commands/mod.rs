@@ -3,9 +3,11 @@
 
 mod api_token;
 mod audit;
+mod backup;
 mod cluster;
 mod config;
 mod device;
+mod docs;
 mod doctor;
 mod event;
 mod expiries;
@@ -29,6 +31,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => audit::run(&open(global).await?, args).await,
         Command::Doctor { json, send_to } => doctor::run(&open(global).await?, json, send_to).await,
         Command::Expiries { json } => expiries::run(&open(global).await?, json).await,
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(&dir),
+        Command::Backup { file, force } => backup::backup(global, &file, force).await,
+        Command::Restore { file } => backup::restore(global, &file).await,
         Command::Send(args) => queue::send(&open(global).await?, args).await,
         Command::Queue(command) => queue::run(&open(global).await?, command).await,
         Command::ApiToken(command) => api_token::run(&open(global).await?, command).await,

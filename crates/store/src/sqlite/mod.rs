@@ -202,6 +202,13 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|r| SealedSecret { name: r.get("name"), sealed: r.get("sealed") }).collect())
     }
 
+    async fn backup_into(&self, to: &std::path::Path) -> Result<()> {
+        // A consistent snapshot, taken on the read-only connection: it neither waits for writes nor holds them.
+        let to = to.to_str().ok_or_else(|| Error::Unsupported(format!("{}: not a UTF-8 path", to.display())))?;
+        sqlx::query("VACUUM INTO ?").bind(to).execute(&self.reader).await?;
+        Ok(())
+    }
+
     async fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, fields FROM audit_log
