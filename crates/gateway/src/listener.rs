@@ -139,6 +139,10 @@ async fn accept_loop(
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            let started = std::time::Instant::now();
+            let metrics = shared.app.clone();
+            // Whatever way the session ends (a quit, a timeout, a failed handshake, the shutdown), it is timed.
+            let _timed = scopeguard(move || metrics.metrics().gateway_session(started.elapsed()));
             let wire = if implicit_tls {
                 let Some(acceptor) = shared.tls() else { return };
                 match tokio::time::timeout(idle, acceptor.accept(stream)).await {
@@ -159,4 +163,17 @@ async fn accept_loop(
 /// `10 s`, `500 ms`.
 fn humanize(d: std::time::Duration) -> String {
     if d.as_millis().is_multiple_of(1000) { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
+}
+
+/// Runs `done` when dropped.
+fn scopeguard(done: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(done) = self.0.take() {
+                done();
+            }
+        }
+    }
+    Guard(Some(done))
 }

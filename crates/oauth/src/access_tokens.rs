@@ -96,8 +96,8 @@ pub trait Vault: Send + Sync + fmt::Debug {
     async fn refresh_turn(&self) -> Result<tidings_store::Turn, tidings_app::Error> {
         Ok(tidings_store::Turn::default())
     }
-    /// Counts a refresh's outcome (`ok`, `failed`, `refused`) for the metrics.
-    fn count_refresh(&self, _outcome: &str) {}
+    /// Counts a refresh's outcome (`ok`, `failed`, `refused`) and how long it took, for the metrics.
+    fn count_refresh(&self, _outcome: &str, _took: Duration) {}
     /// Keeps a new access token for the other nodes sharing the authorization (on a shared database).
     async fn share(&self, _token: &SharedAccessToken) -> Result<(), tidings_app::Error> {
         Ok(())
@@ -296,7 +296,10 @@ impl TokenManager {
         {
             return Err(TokenError::ReauthorizationRequired(explanation.clone()));
         }
-        match self.inner.endpoint.refresh(&credential).await {
+        let asked = Instant::now();
+        let answer = self.inner.endpoint.refresh(&credential).await;
+        let took = asked.elapsed();
+        match answer {
             Ok(granted) => {
                 if let Err(e) = self.inner.vault.store_refreshed(granted.refresh_token.as_ref(), Utc::now()).await {
                     tracing::error!(error = %e, "could not store the refreshed authorization; the next restart may need a new sign-in");
@@ -316,11 +319,11 @@ impl TokenManager {
                     rotated = granted.refresh_token.is_some(),
                     "access token refreshed"
                 );
-                self.inner.vault.count_refresh("ok");
+                self.inner.vault.count_refresh("ok", took);
                 Ok(token)
             }
             Err(EndpointError::Unavailable(why)) => {
-                self.inner.vault.count_refresh("failed");
+                self.inner.vault.count_refresh("failed", took);
                 {
                     let mut s = self.state();
                     let since = s.failing.as_ref().map_or_else(Utc::now, |(since, _)| *since);
@@ -331,7 +334,7 @@ impl TokenManager {
                 Err(TokenError::Unavailable(why))
             }
             Err(EndpointError::Refused { said, explanation }) => {
-                self.inner.vault.count_refresh("refused");
+                self.inner.vault.count_refresh("refused", took);
                 tracing::error!(reason = %said, %explanation, "OAuth re-authorization required");
                 let explanation = match self.inner.vault.store_failure(&said, &explanation).await {
                     Ok(recorded) => recorded,

@@ -65,8 +65,9 @@ impl Vault for AppVault {
         self.app.refresh_turn(self.owner).await
     }
 
-    fn count_refresh(&self, outcome: &str) {
+    fn count_refresh(&self, outcome: &str, took: std::time::Duration) {
         self.app.metrics().count("tidings_token_refreshes_total", outcome);
+        self.app.metrics().token_refreshed(took);
     }
 
     async fn share(&self, token: &SharedAccessToken) -> Result<(), tidings_app::Error> {

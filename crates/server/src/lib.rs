@@ -247,6 +247,8 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
         Some(_) => tracing::info!(%address, "Tidings is listening (HTTPS)"),
         None => tracing::info!(%address, "Tidings is listening"),
     }
+    // The store is open and the address bound: ready, for a service manager that waits for it (Type=notify).
+    notify_ready();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     serve::serve(listener, router, acceptor, options.http, shutdown.clone()).await;
     shutdown.cancel();
@@ -266,4 +268,27 @@ pub async fn run(listener: TcpListener, app: App, options: Options, shutdown: Ca
     }
     tracing::info!("Tidings stopped");
     Ok(())
+}
+
+/// Tells systemd the daemon is ready (`READY=1` on `$NOTIFY_SOCKET`, sd_notify(3)); nothing without one.
+fn notify_ready() {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let path = std::path::PathBuf::from(&socket);
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|s| {
+        // An abstract socket is named with a leading '@'.
+        match path.to_str().and_then(|p| p.strip_prefix('@')) {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+                s.send_to_addr(b"READY=1\n", &address)
+            }
+            None => s.send_to(b"READY=1\n", &path),
+        }
+    });
+    match sent {
+        Ok(_) => tracing::info!("told the service manager that Tidings is ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, socket = %path.display(), "could not tell the service manager that Tidings is ready")
+        }
+    }
 }

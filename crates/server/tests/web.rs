@@ -320,13 +320,13 @@ async fn metrics_count_the_queue_deliveries_and_events() {
     tidings.post("/api/v1/events", json!({ "kind": "failover.sync_failed" })).await;
     let response =
         tidings.client.get(format!("{}/metrics", tidings.base)).bearer_auth(&tidings.viewer).send().await.unwrap();
-    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/openmetrics-text"));
     let text = response.text().await.unwrap();
     for line in [
         "tidings_queue_messages{status=\"delivered\"} 1",
         "tidings_delivery_attempts_total{result=\"delivered\"} 1",
         "tidings_token_state{state=\"not_configured\"} 1",
-        "# TYPE tidings_token_refreshes_total counter",
+        "# TYPE tidings_token_refreshes counter",
     ] {
         assert!(text.contains(line), "{line} not in\n{text}");
     }

@@ -254,7 +254,9 @@ impl Delivery {
             recipients: report.recipients.iter().filter(|(_, r)| *r == outbox::RcptResult::Accepted).count() as u32,
         });
         let dead_letter = (settled.status == outbox::Status::Failed).then(|| self.dead_letter(m, &settled));
-        Settled { settlement: Settlement { id: m.id, owner: self.owner.clone(), settled, dead_letter }, usage }
+        let waited = matches!(report.outcome, Outcome::Accepted { .. })
+            .then(|| (report.finished_at - m.lifetime_start).to_std().unwrap_or_default());
+        Settled { settlement: Settlement { id: m.id, owner: self.owner.clone(), settled, dead_letter }, usage, waited }
     }
 
     /// The `delivery.dead_letter` event of `m`, which ended failed (`notify::dead_letter` says what it holds and

@@ -14,6 +14,8 @@ use tokio::sync::{Notify, mpsc};
 pub(super) struct Settled {
     pub(super) settlement: Settlement,
     pub(super) usage: Option<Usage>,
+    /// For a message delivered: how long since it was accepted (or retried by hand).
+    pub(super) waited: Option<Duration>,
 }
 
 /// The most outcomes one commit writes.
@@ -39,6 +41,7 @@ pub(super) async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, wi
 pub(super) async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settled>, wake: Arc<Notify>, window: Duration) {
     let mut batch = Vec::with_capacity(SETTLE_BATCH);
     while gather(&mut rx, &mut batch, window).await > 0 {
+        let waited: Vec<Duration> = batch.iter().filter_map(|s| s.waited).collect();
         let (settlements, usage): (Vec<Settlement>, Vec<Option<Usage>>) =
             batch.drain(..).map(|s| (s.settlement, s.usage)).unzip();
         let usage = budget::tally(usage.iter().flatten().map(|u| (u.identity.as_deref(), u.minute, u.recipients)));
@@ -54,8 +57,15 @@ pub(super) async fn settle_batches(app: App, mut rx: mpsc::Receiver<Settled>, wa
                 }
             }
         }
+        let metrics = app.metrics();
         for s in &settlements {
-            app.metrics().count("tidings_delivery_attempts_total", &s.settled.attempt.result);
+            let attempt = &s.settled.attempt;
+            metrics.count("tidings_delivery_attempts_total", &attempt.result);
+            let stage = attempt.stage.map_or("complete", |stage| stage.as_str());
+            metrics.attempt(stage, Duration::from_millis(attempt.duration_ms));
+        }
+        for waited in waited {
+            metrics.delivered(waited);
         }
         // Deferred messages may now be due sooner than the engine planned.
         if settlements.iter().any(|s| s.settled.status == outbox::Status::Deferred) {
