@@ -198,6 +198,7 @@ impl App {
             };
             if self.store.requeue(id, status, &recipients, Utc::now()).await? {
                 self.store.record_audit(&audit(actor, "queue.retry", vec![id.to_string()])).await?;
+                tracing::info!(message_id = id, actor, "message queued again by hand");
                 self.resume_delivery();
                 return Ok(RetryOutcome::Requeued);
             }
@@ -301,6 +302,9 @@ impl Committer {
                 match app.store.enqueue(&messages, lease.as_ref().map(|(l, _)| l)).await {
                     Ok(ids) => {
                         counter.fetch_add(1, Ordering::Relaxed);
+                        for (m, id) in messages.iter().zip(&ids) {
+                            tracing::info!(message_id = id, origin = %m.origin, recipients = m.recipients.len(), size = m.content.len(), "message accepted");
+                        }
                         for (reply, id) in replies.into_iter().zip(&ids) {
                             let _ = reply.send(Ok(*id));
                         }

@@ -121,3 +121,35 @@ fn a_data_dir_whose_database_was_emptied_is_never_initialised_again() {
     let mut daemon = Daemon::start(&first, &[]);
     daemon.wait_for_log(|v| v["message"] == "initialised a new data directory");
 }
+
+/// JSON lines with the documented fields (docs/operations.md, "Logs"), and the message's id on each line about
+/// a message, from its acceptance to its delivery.
+#[test]
+fn json_logs_have_stable_fields_and_the_message_id_on_each_line_about_a_message() {
+    let mut peer = tidings_testkit::SmtpPeer::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["init"]);
+    configure_relay(tmp.path(), peer.port, &[]);
+    let sent = ok(tmp.path(), &["send", "--to", "ops@example.com", "--subject", "logged", "--body", "x"]);
+    let id: i64 = sent.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).unwrap().parse().unwrap();
+    let mut daemon = Daemon::start(tmp.path(), &[]);
+    let delivered = daemon.wait_for_log(|v| v["message"] == "delivered");
+    peer.received_now();
+    assert_eq!(delivered["message_id"].as_i64(), Some(id), "{delivered}");
+    for field in ["timestamp", "level", "target", "attempt", "status"] {
+        assert!(!delivered[field].is_null(), "{field} missing in {delivered}");
+    }
+    assert!(chrono::DateTime::parse_from_rfc3339(delivered["timestamp"].as_str().unwrap()).is_ok(), "{delivered}");
+    assert_eq!(delivered["level"], "INFO");
+    // Accepted by the daemon: the line says so, with the id.
+    let token = ok(tmp.path(), &["api-token", "create", "--name", "logs", "--role", "network_administrator"]);
+    let message = serde_json::json!({ "to": ["ops@example.com"], "subject": "via the API", "text": "x" });
+    let (status, body) = http(&daemon.address, "POST", "/api/v1/messages", Some(token.trim()), Some(&message));
+    assert_eq!(status, 202, "{body}");
+    let second = body["id"].as_i64().unwrap();
+    let accepted = daemon.wait_for_log(|v| v["message"] == "message accepted" && v["message_id"] == second);
+    assert_eq!(accepted["origin"], "api:logs", "{accepted}");
+    daemon.wait_for_log(|v| v["message"] == "delivered" && v["message_id"] == second);
+    let (_, logs) = daemon.terminate();
+    assert!(logs.iter().all(|v| v.is_object()), "every line is JSON");
+}

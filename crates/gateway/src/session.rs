@@ -337,7 +337,7 @@ async fn accept(shared: &Shared, peer: SocketAddr, envelope: Envelope, message: 
     };
     match shared.committer.commit(prepared).await {
         Ok(id) => {
-            tracing::info!(%peer, id, origin = %origin, "gateway: message queued");
+            tracing::info!(%peer, message_id = id, origin = %origin, "gateway: message queued");
             let accepted = crate::Accepted { device, at: chrono::Utc::now(), id };
             *shared.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(accepted);
             Reply::new(250, "2.0.0", &format!("queued as {id}"))

@@ -110,7 +110,7 @@ impl Notifier {
             None
         };
         if let Some(id) = notice {
-            tracing::info!(message = id, "daily communication notice queued");
+            tracing::info!(message_id = id, "daily communication notice queued");
         }
         if dispatched.mailed > 0 || notice.is_some() {
             self.deliver.notify_one();

@@ -233,10 +233,10 @@ impl Delivery {
         let a = &settled.attempt;
         match &report.outcome {
             Outcome::Accepted { .. } => {
-                tracing::info!(id = m.id, attempt = a.number, status = %settled.status, "delivered")
+                tracing::info!(message_id = m.id, attempt = a.number, status = %settled.status, "delivered")
             }
             Outcome::Failed(f) => tracing::warn!(
-                id = m.id,
+                message_id = m.id,
                 attempt = a.number,
                 status = %settled.status,
                 class = f.class.as_str(),
