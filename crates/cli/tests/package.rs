@@ -18,8 +18,7 @@ use support::http_get;
 use tidings_testkit::repo_root;
 
 fn sh(program: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    out
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"))
 }
 
 #[track_caller]
