@@ -9,27 +9,12 @@ mod support;
 
 use reqwest::{StatusCode, header};
 use std::time::Duration;
-use support::{Tidings, browser, csrf_of, relay, shown, sign_in};
+use support::{Tidings, browser, csrf_of, relay, shown};
 use tidings_app::authorization::Owner;
 use tidings_core::{account::Role, secret::SecretString};
 use tidings_testkit::{OAuthFake, SmtpPeer};
 
 const PASSWORD: &str = "correct-horse-battery-9";
-
-/// A browser signed in as a new account of `role`, asking for `language`; the account's name is `name`.
-async fn signed_in(tidings: &Tidings, name: &str, role: Role, language: &str) -> reqwest::Client {
-    tidings.app.create_account("test", name, &SecretString::new(PASSWORD), role).await.unwrap();
-    let mut headers = header::HeaderMap::new();
-    headers.insert(header::ACCEPT_LANGUAGE, language.parse().unwrap());
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .build()
-        .unwrap();
-    sign_in(tidings, &client, name, PASSWORD).await;
-    client
-}
 
 async fn get(tidings: &Tidings, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
     let answer = client.get(format!("{}{path}", tidings.base)).send().await.unwrap();
@@ -43,7 +28,7 @@ async fn post(tidings: &Tidings, client: &reqwest::Client, path: &str, form: &[(
 #[tokio::test]
 async fn an_unknown_address_gets_a_page_with_a_way_back_and_the_api_its_error() {
     let tidings = Tidings::start(vec![]).await;
-    let french = signed_in(&tidings, "marie", Role::Viewer, "fr").await;
+    let french = tidings.signed_in("marie", Role::Viewer, "fr").await;
     let (status, page) = get(&tidings, &french, "/nulle-part").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
@@ -71,13 +56,13 @@ async fn a_message_delivered_to_some_is_partly_delivered_with_each_refusal_expla
     let gone = detail["recipients"].as_array().unwrap().iter().find(|r| r["address"] == "gone@example.com").unwrap();
     assert!(gone["explanation"].as_str().is_some_and(|e| !e.is_empty()), "{gone}");
 
-    let operator = signed_in(&tidings, "netadmin", Role::NetworkAdministrator, "en").await;
+    let operator = tidings.signed_in("netadmin", Role::NetworkAdministrator, "en").await;
     let (_, page) = get(&tidings, &operator, &format!("/outbox/{id}")).await;
     assert!(page.contains("<dd><span class=\"status partly failed\">Partly delivered</span></dd>"), "{page}");
     assert!(page.contains("550 5.1.1 User unknown") && page.contains("class=\"explanation small\""), "{page}");
     assert!(page.contains("1 attempt<") && !page.contains("1 attempts"), "singular: {page}");
     assert!(page.contains("<article class=\"attempt delivered\">"), "one class attribute: {page}");
-    let french = signed_in(&tidings, "marie", Role::Viewer, "fr").await;
+    let french = tidings.signed_in("marie", Role::Viewer, "fr").await;
     let (_, page) = get(&tidings, &french, &format!("/outbox/{id}")).await;
     assert!(page.contains("Remis en partie") && page.contains("remis</span>"), "{page}");
     tidings.stop().await;
@@ -87,7 +72,7 @@ async fn a_message_delivered_to_some_is_partly_delivered_with_each_refusal_expla
 async fn a_reload_after_a_form_repeats_nothing() {
     let mut peer = SmtpPeer::start(&[]);
     let tidings = Tidings::start(relay(&peer, &[("admin.addresses", "ops@example.com")])).await;
-    let admin = signed_in(&tidings, "boss", Role::Administrator, "en").await;
+    let admin = tidings.signed_in("boss", Role::Administrator, "en").await;
     let (_, page) = get(&tidings, &admin, "/accounts").await;
     let csrf = csrf_of(&page);
     let answer =
@@ -115,7 +100,7 @@ async fn a_reload_after_a_form_repeats_nothing() {
 async fn the_audit_log_filters_pages_and_shows_old_and_new_values() {
     let tidings = Tidings::start(vec![("sender".into(), "alerts@example.com".into())]).await;
     tidings.reconfigure(&[("locale", "fr"), ("smtp.password", "a-secret-value")]).await;
-    let viewer = signed_in(&tidings, "auditor", Role::Viewer, "en").await;
+    let viewer = tidings.signed_in("auditor", Role::Viewer, "en").await;
     let (_, page) = get(&tidings, &viewer, "/audit?action=config.").await;
     assert!(page.contains("locale: en → fr") && page.contains("smtp.password: changed"), "{page}");
     assert!(!page.contains("a-secret-value") && !page.contains(">Signed in<"), "only configuration: {page}");
@@ -132,7 +117,7 @@ async fn the_audit_log_filters_pages_and_shows_old_and_new_values() {
 #[tokio::test]
 async fn accounts_state_the_password_rule_and_ask_for_the_current_password() {
     let tidings = Tidings::start(vec![]).await;
-    let admin = signed_in(&tidings, "boss", Role::Administrator, "en").await;
+    let admin = tidings.signed_in("boss", Role::Administrator, "en").await;
     tidings.app.create_account("test", "locked-one", &SecretString::new(PASSWORD), Role::Viewer).await.unwrap();
     let (_, page) = get(&tidings, &admin, "/accounts").await;
     assert!(page.contains("At least 12 characters"), "the rule before it fails: {page}");
@@ -152,7 +137,12 @@ async fn accounts_state_the_password_rule_and_ask_for_the_current_password() {
         &tidings,
         &admin,
         "/preferences",
-        &[("csrf", &csrf), ("locale", ""), ("current_password", PASSWORD), ("password", "a-new-password-123")],
+        &[
+            ("csrf", &csrf),
+            ("locale", ""),
+            ("current_password", support::ACCOUNT_PASSWORD),
+            ("password", "a-new-password-123"),
+        ],
     )
     .await;
     assert_eq!(right.headers()[header::LOCATION], "/login", "a new password: sign in again");
@@ -163,7 +153,7 @@ async fn accounts_state_the_password_rule_and_ask_for_the_current_password() {
 async fn the_configuration_form_points_at_each_error_and_shows_a_provider_s_changes_first() {
     let peer = SmtpPeer::start(&[]);
     let tidings = Tidings::start(relay(&peer, &[])).await;
-    let operator = signed_in(&tidings, "netadmin", Role::NetworkAdministrator, "en").await;
+    let operator = tidings.signed_in("netadmin", Role::NetworkAdministrator, "en").await;
     let (_, page) = get(&tidings, &operator, "/email-config").await;
     let csrf = csrf_of(&page);
     let refused = post(&tidings, &operator, "/email-config", &[("csrf", &csrf), ("delivery.timeout", "forever")]).await;
@@ -211,7 +201,7 @@ async fn the_configuration_form_points_at_each_error_and_shows_a_provider_s_chan
 async fn events_have_titles_and_severities_in_words() {
     let tidings = Tidings::start(vec![]).await;
     tidings.post("/api/v1/events", serde_json::json!({ "kind": "failover.takeover" })).await;
-    let french = signed_in(&tidings, "marie", Role::Viewer, "fr").await;
+    let french = tidings.signed_in("marie", Role::Viewer, "fr").await;
     let (_, page) = get(&tidings, &french, "/events").await;
     assert!(page.contains("Bascule : le nœud de secours prend le relais") && page.contains(">Critique<"), "{page}");
     let (_, kinds) = tidings.get("/api/v1/events/kinds").await;
@@ -232,7 +222,7 @@ async fn oauth_actions_that_cannot_work_say_why_and_a_refused_token_is_blamed_no
         ("oauth.authorization_endpoint", &endpoint.replace("/token", "/authorize")),
     ];
     let tidings = Tidings::start(relay(&peer, &settings)).await;
-    let operator = signed_in(&tidings, "netadmin", Role::NetworkAdministrator, "en").await;
+    let operator = tidings.signed_in("netadmin", Role::NetworkAdministrator, "en").await;
     let (_, page) = get(&tidings, &operator, "/oauth").await;
     assert!(
         page.contains("disabled aria-describedby=\"why-not-connect\"") && page.contains("public_base_url"),

@@ -39,25 +39,9 @@ async fn landing(State(context): State<Context>, headers: HeaderMap, RawQuery(qu
 
 /// The page in the interface's style, in the browser's language, with the way on to the OAuth page.
 fn page(tr: super::i18n::Tr, title: &str, text: &str) -> String {
-    use maud::{DOCTYPE, html};
-    html! {
-        (DOCTYPE)
-        html lang=(tr.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Tidings" }
-                link rel="stylesheet" href="/static/app.css";
-            }
-            body {
-                header { a.brand href="/" { "Tidings" } }
-                main #main {
-                    h1 { (title) }
-                    p role="status" { (text) }
-                    p { a.button href="/oauth" { (tr.t("landing.continue")) } }
-                }
-            }
-        }
-    }
-    .into_string()
+    let body = maud::html! {
+        p role="status" { (text) }
+        p { a.button href="/oauth" { (tr.t("landing.continue")) } }
+    };
+    super::login::standalone(tr, title, title, body).into_string()
 }

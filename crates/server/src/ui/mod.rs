@@ -167,25 +167,11 @@ pub async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> 
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     let tr = i18n::negotiate(None, &headers);
-    let page = html! {
-        (DOCTYPE)
-        html lang=(tr.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (tr.t("notfound.title")) " · Tidings" }
-                link rel="stylesheet" href="/static/app.css";
-            }
-            body {
-                header { a.brand href="/" { "Tidings" } }
-                main #main {
-                    h1 { (tr.t("notfound.title")) }
-                    p { (tr.f("notfound.text", &[("path", path)])) }
-                    p { a.button href="/" { (tr.t("notfound.back")) } }
-                }
-            }
-        }
+    let body = html! {
+        p { (tr.f("notfound.text", &[("path", path)])) }
+        p { a.button href="/" { (tr.t("notfound.back")) } }
     };
+    let page = login::standalone(tr, tr.t("notfound.title"), tr.t("notfound.title"), body);
     (StatusCode::NOT_FOUND, page).into_response()
 }
 

@@ -111,7 +111,7 @@ fn panel_of(viewer: &Viewer, s: &Snapshot) -> Markup {
                     (heading(tr, "glance.token", g.token))
                     dl {
                         dt { (tr.t("oauth.state")) }
-                        dd { (token_state(tr, &s.token.status)) }
+                        dd { (super::oauth::status_words(viewer, &s.token.status).0) }
                         @match &s.token.status {
                             TokenStatus::Active { expires_at } => { dt { } dd { (tr.f("glance.token.expires", &[("in", &tr.until(*expires_at, at))])) } },
                             TokenStatus::Failing { reason, since } => { dt { } dd { (tr.f("glance.token.failing_since", &[("ago", &tr.ago(*since, at))])) p.small.mono { (reason) } } },
@@ -190,17 +190,4 @@ fn action(viewer: &Viewer, action: Action) -> Markup {
         },
         Action::SendTestMail => html! {},
     }
-}
-
-fn token_state(tr: Tr, status: &TokenStatus) -> String {
-    let key = match status {
-        TokenStatus::NotConfigured => "oauth.state.not_configured",
-        TokenStatus::AuthorizationRequired => "oauth.state.authorization_required",
-        TokenStatus::AuthorizationPending { .. } => "oauth.state.pending",
-        TokenStatus::Acquired => "oauth.state.acquired",
-        TokenStatus::Active { .. } => "oauth.state.active",
-        TokenStatus::ReauthorizationRequired { .. } => "oauth.state.reauthorization_required",
-        TokenStatus::Failing { .. } => "oauth.state.failing",
-    };
-    tr.t(key).to_owned()
 }

@@ -24,6 +24,10 @@ pub async fn eventually<T>(what: &str, within: Duration, mut check: impl AsyncFn
     }
 }
 
+/// The password of the accounts `Tidings::signed_in` makes.
+#[allow(dead_code)] // not every test binary looks at pages
+pub const ACCOUNT_PASSWORD: &str = "a-test-account-password-9";
+
 pub struct Tidings {
     pub base: String,
     pub app: App,
@@ -203,8 +207,16 @@ impl Tidings {
     /// A page as a viewer whose browser asks for `language` sees it.
     #[allow(dead_code)] // not every test binary looks at pages
     pub async fn page_in(&self, path: &str, language: &str) -> String {
-        let password = tidings_core::secret::SecretString::new("page-viewer-password-9");
-        let _ = self.app.create_account("test", "page-viewer", &password, Role::Viewer).await;
+        let client = self.signed_in("page-viewer", Role::Viewer, language).await;
+        client.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// A browser (cookies kept, redirects not followed) signed in as the account `name` of `role` (made on the
+    /// first call), asking for pages in `language`.
+    #[allow(dead_code)] // not every test binary looks at pages
+    pub async fn signed_in(&self, name: &str, role: Role, language: &str) -> reqwest::Client {
+        let password = tidings_core::secret::SecretString::new(ACCOUNT_PASSWORD);
+        let _ = self.app.create_account("test", name, &password, role).await;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::ACCEPT_LANGUAGE, language.parse().unwrap());
         let client = reqwest::Client::builder()
@@ -213,8 +225,8 @@ impl Tidings {
             .default_headers(headers)
             .build()
             .unwrap();
-        sign_in(self, &client, "page-viewer", password.expose()).await;
-        client.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap()
+        sign_in(self, &client, name, password.expose()).await;
+        client
     }
 
     pub async fn stop(self) {
