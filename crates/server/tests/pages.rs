@@ -65,6 +65,7 @@ async fn a_message_delivered_to_some_is_partly_delivered_with_each_refusal_expla
     let french = tidings.signed_in("marie", Role::Viewer, "fr").await;
     let (_, page) = get(&tidings, &french, &format!("/outbox/{id}")).await;
     assert!(page.contains("Remis en partie") && page.contains("remis</span>"), "{page}");
+    assert!(page.contains("L'adresse du destinataire n'existe pas"), "the refusal explained in French: {page}");
     tidings.stop().await;
 }
 

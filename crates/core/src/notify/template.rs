@@ -2,7 +2,8 @@
 //! translation is missing), placeholders filled, the details not already named, repeats and a footer.
 //!
 //! Templates are files, `crates/core/templates/<kind>.<lang>.txt`: a `Subject:` line, a blank line, the body.
-//! `common.<lang>.txt` holds the shared phrases as `name = text` lines. Placeholders are `{name}`: `{node}`,
+//! `common.<lang>.txt` holds the shared phrases as `name = text` lines; `explanations.<lang>.txt` what known
+//! relay replies mean (`outbox::explain`). Placeholders are `{name}`: `{node}`,
 //! `{time}` and the kind's [`fields`](super::EventKind::fields).
 
 use super::catalog::{EventKind, Severity};
@@ -194,7 +195,8 @@ mod tests {
         for (name, _) in TEMPLATE_FILES {
             let (stem, lang) = name.rsplit_once('.').unwrap_or((name, ""));
             assert!(["en", "fr", "de", "nl"].contains(&lang), "{name}: unknown language");
-            assert!(stem == "common" || EventKind::parse(stem).is_ok(), "{name}: unknown kind");
+            let shared = stem == "common" || stem == "explanations";
+            assert!(shared || EventKind::parse(stem).is_ok(), "{name}: unknown kind");
         }
     }
 

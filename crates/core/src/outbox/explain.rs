@@ -2,6 +2,7 @@
 //! reply in the delivery log; the raw reply is always kept.
 
 use super::reply::{Reply, Stage};
+use crate::config::Locale;
 
 /// A failure's evidence: the reply, where it came, and the JSON status a server sent during XOAUTH2 (Gmail
 /// sends `334 <base64 JSON>` before refusing).
@@ -12,89 +13,58 @@ pub struct Evidence<'a> {
     pub xoauth2_status: Option<&'a str>,
 }
 
-/// The explanation of a recipient's refusal, from its kept reply (`550 5.1.1 …`), when Tidings knows one.
-pub fn explain_refusal(shown: &str) -> Option<String> {
+/// The explanation of a recipient's refusal, from its kept reply (`550 5.1.1 …`), in `locale`, when Tidings knows
+/// one.
+pub fn explain_refusal(shown: &str, locale: Locale) -> Option<String> {
     let reply = Reply::parse_shown(shown)?;
-    explain(Evidence { stage: Stage::RcptTo, reply: Some(&reply), xoauth2_status: None })
+    explain_in(Evidence { stage: Stage::RcptTo, reply: Some(&reply), xoauth2_status: None }, locale)
 }
 
-/// The explanation for a failure, when Tidings knows one.
+/// The explanation for a failure, when Tidings knows one (in English: kept with the attempt, logged).
 pub fn explain(evidence: Evidence<'_>) -> Option<String> {
+    explain_in(evidence, Locale::En)
+}
+
+/// The explanation for a failure in `locale` (English where a translation is missing).
+pub fn explain_in(evidence: Evidence<'_>, locale: Locale) -> Option<String> {
     if let Some(json) = evidence.xoauth2_status {
         return Some(explain_xoauth2_status(json));
     }
     let reply = evidence.reply?;
     let enhanced = reply.enhanced.as_deref().unwrap_or("");
     let text = reply.text.to_ascii_lowercase();
-    let known: &str = match (reply.code, enhanced) {
-        (535, "5.7.139") => {
-            "Microsoft 365 refused authentication because SMTP AUTH is disabled for the tenant or this mailbox. \
-             Enable Authenticated SMTP in the Microsoft 365 admin center: Users > Active users > the mailbox > Mail > \
-             Manage email apps > Authenticated SMTP (and check that security defaults do not block it)."
-        }
-        (535, "5.7.3") => {
-            "Microsoft 365 did not accept the account or its credentials. Check that the user (oauth.account, or \
-             smtp.username) is the mailbox's full address and that the password or authorization belongs to it."
-        }
-        (501, "5.5.124") | (501, "5.5.2") if evidence.stage == Stage::Auth => {
-            "The user name sent with XOAUTH2 is not the address of the mailbox the token was issued for. Set \
-             oauth.account to the mailbox's primary address (or leave it empty to use the sender)."
-        }
-        (432, "4.3.2") => {
-            "Exchange Online allows 3 connections at once per mailbox (sender thread limit). Tidings keeps to it \
-             when delivery.identity_connections is 3 (the Microsoft default); something else sending as the same \
-             mailbox at the same time also counts. The mailbox waits and is tried again."
-        }
-        (554 | 550, "5.2.0") if text.contains("submissionquotaexceeded") => {
-            "The mailbox reached Exchange Online's limit of recipients a day (10,000) and is locked for up to 24 \
-             hours. Messages wait, they are not refused. Keep under it with delivery.identity_recipients_per_day, \
-             or spread the mail over several mailboxes."
-        }
-        (_, "5.5.127") => {
-            "The access token had too little time left (Microsoft's High Volume Email wants at least 10 minutes). \
-             Tidings refreshes the token and retries; it refreshes ahead of expiry on its own."
-        }
-        (552, "5.2.2") => {
-            "The mailbox is over its storage quota (Exchange counts the Sent Items a relayed message leaves \
-             behind). Make room in the mailbox or raise its quota."
-        }
-        (554, "5.2.252") | (550, "5.7.60") => {
-            "The account is not allowed to send as the From address. Set sender to the authenticated mailbox's own \
-             address, or have an Exchange administrator grant that mailbox Send As permission for the sender."
-        }
-        (550, "5.7.30") | (535, "5.7.30") => {
-            "Basic authentication (user name and password) is no longer supported by this tenant. Switch to OAuth2: \
-             smtp.auth=oauth2 with a registered application (see docs/providers.md)."
-        }
-        (534, "5.7.9") => {
-            "Gmail requires an application-specific password for this account (2-Step Verification is on). Create an \
-             app password in the Google account's security settings, or better, switch to OAuth2."
-        }
-        (535, "5.7.8") if text.contains("username and password not accepted") => {
-            "Gmail did not accept the user name and password. Google no longer allows plain passwords for most \
-             accounts: use an app password or switch to OAuth2."
-        }
-        (530, "5.7.0") if text.contains("starttls") => {
-            "The relay requires encryption before anything else. Set smtp.encryption=starttls (port 587) or tls \
-             (port 465)."
-        }
-        (530, _) | (_, "5.7.57") => {
-            "The relay requires authentication before accepting mail. Set smtp.auth to password or oauth2."
-        }
+    let key: &str = match (reply.code, enhanced) {
+        (535, "5.7.139") => "ms_auth_disabled",
+        (535, "5.7.3") => "ms_bad_credentials",
+        (501, "5.5.124") | (501, "5.5.2") if evidence.stage == Stage::Auth => "xoauth2_wrong_user",
+        (432, "4.3.2") => "ms_thread_limit",
+        (554 | 550, "5.2.0") if text.contains("submissionquotaexceeded") => "ms_daily_quota",
+        (_, "5.5.127") => "token_expiring",
+        (552, "5.2.2") => "mailbox_full",
+        (554, "5.2.252") | (550, "5.7.60") => "send_as_denied",
+        (550, "5.7.30") | (535, "5.7.30") => "basic_auth_disabled",
+        (534, "5.7.9") => "gmail_app_password",
+        (535, "5.7.8") if text.contains("username and password not accepted") => "gmail_password_refused",
+        (530, "5.7.0") if text.contains("starttls") => "starttls_required",
+        (530, _) | (_, "5.7.57") => "auth_required",
         (421, _) | (451, "4.7.500") | (452, "4.5.3") if text.contains("too many") || text.contains("throttl") => {
-            "The relay is throttling Tidings (too many connections or messages). Tidings retries later; if it \
-             persists, lower delivery.connections."
+            "throttled"
         }
-        (552, _) | (_, "5.3.4") => {
-            "The message is larger than the relay accepts. Lower delivery.max_message_size to the relay's limit \
-             and send smaller messages."
-        }
-        (550, "5.1.1") | (550, "5.1.10") | (550, "5.4.1") => {
-            "The recipient's address does not exist at its domain. Correct the address."
-        }
+        (552, _) | (_, "5.3.4") => "too_large",
+        (550, "5.1.1") | (550, "5.1.10") | (550, "5.4.1") => "no_such_recipient",
         _ => return None,
     };
-    Some(known.to_owned())
+    Some(explained_text(key, locale))
+}
+
+/// The text of `key` in `locale`, from `templates/explanations.<lang>.txt`, or English's.
+fn explained_text(key: &str, locale: Locale) -> String {
+    let find = |locale: Locale| {
+        let file =
+            crate::notify::template::file(&format!("explanations.{}", crate::notify::template::language(locale)))?;
+        file.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(" = ")).map(str::to_owned)
+    };
+    find(locale).or_else(|| find(Locale::En)).unwrap_or_default()
 }
 
 /// Gmail's XOAUTH2 failure: `{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}`.
@@ -191,5 +161,29 @@ mod tests {
         let got =
             explain(Evidence { stage: Stage::Auth, reply: None, xoauth2_status: Some(r#"{"status":"400"}"#) }).unwrap();
         assert!(got.contains("oauth.account"), "{got}");
+    }
+
+    #[test]
+    fn every_explanation_is_in_every_language() {
+        let keys: Vec<String> = crate::notify::template::file("explanations.en")
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.to_owned()))
+            .collect();
+        assert_eq!(keys.len(), 16);
+        for locale in [Locale::Fr, Locale::De, Locale::Nl] {
+            for key in &keys {
+                let (english, there) = (explained_text(key, Locale::En), explained_text(key, locale));
+                assert!(!there.is_empty() && there != english, "{key} is not translated in {locale:?}");
+            }
+        }
+        let reply = Reply::from_lines(550, &["550 5.1.1 User unknown".to_owned()]);
+        let french =
+            explain_in(Evidence { stage: Stage::RcptTo, reply: Some(&reply), xoauth2_status: None }, Locale::Fr);
+        assert_eq!(
+            french.as_deref(),
+            Some("L'adresse du destinataire n'existe pas dans son domaine. Corrigez l'adresse.")
+        );
     }
 }

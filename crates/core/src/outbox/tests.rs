@@ -165,7 +165,12 @@ fn a_message_delivered_to_some_is_partly_delivered_and_each_refusal_is_explained
     ];
     assert!(partly_delivered(Status::Failed, &some));
     assert!(!partly_delivered(Status::Delivered, &some) && !partly_delivered(Status::Failed, &some[1..]));
-    let why = explain::explain_refusal("550 5.1.1 User unknown").expect("5.1.1 is explained");
+    let why =
+        explain::explain_refusal("550 5.1.1 User unknown", crate::config::Locale::En).expect("5.1.1 is explained");
     assert!(why.to_lowercase().contains("address") || why.to_lowercase().contains("mailbox"), "{why}");
-    assert_eq!(explain::explain_refusal("connection reset"), None, "a local error has no code to explain");
+    assert_eq!(
+        explain::explain_refusal("connection reset", crate::config::Locale::En),
+        None,
+        "a local error has no code to explain"
+    );
 }

@@ -84,7 +84,10 @@ pub struct Recipient {
 
 impl From<&outbox::Recipient> for Recipient {
     fn from(r: &outbox::Recipient) -> Self {
-        let explanation = r.reply.as_deref().and_then(outbox::explain::explain_refusal);
+        let explanation = r
+            .reply
+            .as_deref()
+            .and_then(|reply| outbox::explain::explain_refusal(reply, tidings_core::config::Locale::En));
         Self { address: r.address.clone(), state: r.state, reply: r.reply.clone(), explanation }
     }
 }

@@ -13,7 +13,11 @@ use axum::{
 use maud::{Markup, html};
 use serde::Deserialize;
 use tidings_app::outbox::RetryOutcome;
-use tidings_core::outbox::{RecipientState, Status, explain::explain_refusal};
+use tidings_core::outbox::{
+    Attempt, RecipientState, Status,
+    explain::{Evidence, explain_in, explain_refusal},
+    reply::Reply,
+};
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -21,6 +25,15 @@ pub fn router() -> Router<Context> {
         .route("/outbox/purge", post(purge))
         .route("/outbox/{id}", get(show))
         .route("/outbox/{id}/retry", post(retry))
+}
+
+/// What an attempt's reply means, in the viewer's language when it is a reply Tidings knows; else as it was
+/// explained when it came (a connection, TLS or token failure, in English).
+fn attempt_explanation(tr: Tr, a: &Attempt) -> Option<String> {
+    let reply = a.reply_code.map(|code| Reply { code, enhanced: a.enhanced_code.clone(), text: a.text.clone() });
+    let known =
+        a.stage.and_then(|stage| explain_in(Evidence { stage, reply: reply.as_ref(), xoauth2_status: None }, tr.0));
+    known.or_else(|| a.explanation.clone())
 }
 
 /// A message's status in words, "partly delivered" when some recipients got it and others did not.
@@ -161,7 +174,7 @@ async fn show_page(
                     span.mono { (r.address) } " — " span class={"status " (recipient_class(r.state))} { (tr.t(recipient_key(r.state))) }
                     @if let Some(reply) = &r.reply {
                         " · " code { (reply) }
-                        @if let Some(why) = explain_refusal(reply) { p.explanation.small { strong { (tr.t("outbox.explanation")) } " " (prose(&why)) } }
+                        @if let Some(why) = explain_refusal(reply, tr.0) { p.explanation.small { strong { (tr.t("outbox.explanation")) } " " (prose(&why)) } }
                     }
                 }
             }
@@ -175,7 +188,7 @@ async fn show_page(
                     @if let Some(stage) = &a.stage { " · " (tr.t("outbox.stage")) " " (tr.t(&format!("stage.{}", stage.as_str()))) }
                 }
                 p.reply { code { @if let Some(c) = a.reply_code { (c) " " } @if let Some(e) = &a.enhanced_code { (e) " " } (a.text) } }
-                @if let Some(explanation) = &a.explanation { p.explanation { strong { (tr.t("outbox.explanation")) } " " (prose(explanation)) } }
+                @if let Some(explanation) = attempt_explanation(tr, a) { p.explanation { strong { (tr.t("outbox.explanation")) } " " (prose(&explanation)) } }
                 @for note in &a.notes { p.small { (prose(note)) } }
             }
         }
