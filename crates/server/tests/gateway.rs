@@ -488,8 +488,9 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
 
     // Connecting again with a code entered on another device.
     let (_, page) = browser.get("/mailbox").await;
-    let (status, _, shown) = browser.post("/mailbox/device-code", &page, &[]).await;
-    assert_eq!(status, 200);
+    let (status, location, _) = browser.post("/mailbox/device-code", &page, &[]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/mailbox")), "a reload does not start another sign-in");
+    let (_, shown) = browser.get("/mailbox").await;
     assert!(shown.contains("id=\"user-code\"") && shown.contains("microsoft.com/devicelogin"), "{shown}");
     fake.control("approve");
     eventually("the device sign-in never completed", Duration::from_secs(15), async || {
@@ -506,8 +507,9 @@ async fn the_login_user_policy_sends_from_each_accounts_own_mailbox_with_its_own
     let (_, page) = browser.get("/mailbox").await;
     let url = browser.post("/mailbox/connect", &page, &[]).await.1.unwrap();
     let back = browser.client.get(&url).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
-    let (status, _, pasted) = browser.post("/mailbox/paste", &page, &[("input", &back)]).await;
-    assert_eq!(status, 200);
+    let (status, location, _) = browser.post("/mailbox/paste", &page, &[("input", &back)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/mailbox")));
+    let (_, pasted) = browser.get("/mailbox").await;
     assert!(pasted.contains("Connected as jane@contoso.com") && pasted.contains("signing out deletes"), "{pasted}");
     assert!(tidings.app.mailbox_of("jane-mfp").await.unwrap().is_some());
     let (status, location, _) = browser.post("/mailbox/logout", &pasted, &[]).await;

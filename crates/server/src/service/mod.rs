@@ -56,6 +56,14 @@ pub(crate) struct Inner {
     pub(crate) heartbeat: std::time::Duration,
     /// What a form that worked shows on the page it redirects to.
     pub(crate) flashes: crate::ui::flash::Flashes,
+    /// The device sign-ins under way of device accounts' own mailboxes, by account: what each is shown, and
+    /// when it expires (a reload of the account's page shows it again rather than starting another).
+    pub(crate) mailbox_devices: std::sync::Mutex<
+        std::collections::HashMap<
+            i64,
+            (tidings_core::oauth::response::DeviceAuthorization, chrono::DateTime<chrono::Utc>),
+        >,
+    >,
 }
 
 /// What the daemon hands the HTTP interface.
@@ -92,6 +100,7 @@ impl Context {
                 node: s.node,
                 heartbeat: s.heartbeat,
                 flashes: Default::default(),
+                mailbox_devices: Default::default(),
             }),
         }
     }

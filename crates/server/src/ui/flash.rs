@@ -69,9 +69,14 @@ impl Flashes {
 
 /// Answers a form that worked: to `to` (303 See Other), where `notices` are shown once.
 pub fn redirect(context: &Context, viewer: &Viewer, to: &str, notices: Vec<Notice>) -> Response {
+    redirect_session(context, viewer.csrf(), to, notices)
+}
+
+/// The same for a session known by its CSRF token (a device account's own page).
+pub fn redirect_session(context: &Context, session: &str, to: &str, notices: Vec<Notice>) -> Response {
     let mut response = Redirect::to(to).into_response();
     if !notices.is_empty() {
-        let id = context.inner.flashes.put(viewer.csrf(), notices);
+        let id = context.inner.flashes.put(session, notices);
         let max_age = KEPT.as_secs() as i64;
         response.headers_mut().append(header::SET_COOKIE, cookie_header(context, COOKIE, &id, Some(max_age)));
     }

@@ -45,6 +45,8 @@ struct Holder {
     csrf: String,
     token: String,
     tr: i18n::Tr,
+    /// What the form that redirected here did, shown once.
+    flash: Vec<super::flash::Notice>,
 }
 
 impl FromRequestParts<Context> for Holder {
@@ -54,7 +56,13 @@ impl FromRequestParts<Context> for Holder {
         let tr = i18n::negotiate(None, &parts.headers);
         let Some(token) = cookie(&parts.headers, COOKIE) else { return Err(Redirect::to("/mailbox").into_response()) };
         match context.inner.app.device_session(token).await {
-            Ok(Some((device, csrf))) => Ok(Holder { device, csrf, token: token.to_owned(), tr }),
+            Ok(Some((device, csrf))) => {
+                let flash = match parts.method {
+                    axum::http::Method::GET => context.inner.flashes.take(&parts.headers, &csrf),
+                    _ => Vec::new(),
+                };
+                Ok(Holder { device, csrf, token: token.to_owned(), tr, flash })
+            }
             Ok(None) => Err(Redirect::to("/mailbox").into_response()),
             Err(e) => Err(UiError::from(e).into_response()),
         }
@@ -90,7 +98,7 @@ fn sign_in_page(tr: i18n::Tr, token: &str, error: Option<&str>, username: &str) 
 /// The account's page, or the sign-in form.
 async fn show(State(context): State<Context>, headers: HeaderMap, holder: Result<Holder, Response>) -> Response {
     match holder {
-        Ok(holder) => render(&context, &holder, Vec::new(), None).await.unwrap_or_else(IntoResponse::into_response),
+        Ok(holder) => render(&context, &holder, Vec::new()).await.unwrap_or_else(IntoResponse::into_response),
         Err(_) => {
             let tr = i18n::negotiate(None, &headers);
             let token = random();
@@ -104,13 +112,15 @@ async fn show(State(context): State<Context>, headers: HeaderMap, holder: Result
 }
 
 /// The account's page: its mailbox, the token's status, and what it can do.
-async fn render(
-    context: &Context,
-    holder: &Holder,
-    notices: Vec<(&str, String)>,
-    extra: Option<Markup>,
-) -> Result<Response, UiError> {
+async fn render(context: &Context, holder: &Holder, notices: Vec<(&str, String)>) -> Result<Response, UiError> {
     let tr = holder.tr;
+    // The device sign-in under way, with its code, until it completes or expires.
+    let pending = {
+        let devices = context.inner.mailbox_devices.lock().unwrap_or_else(|e| e.into_inner());
+        devices.get(&holder.device.id).filter(|(_, at)| *at > chrono::Utc::now()).cloned()
+    };
+    let extra =
+        pending.map(|(shown, _)| device_panel(tr, &shown, None, html! { p { (tr.t("mailbox.device_reload")) } }));
     let app = &context.inner.app;
     let record = app.mailbox_of(&holder.device.username).await?;
     let current = context.inner.config.get();
@@ -120,7 +130,7 @@ async fn render(
     let page = shell(
         tr,
         html! {
-            @for (kind, text) in &notices { (notice(kind, text)) }
+            @for (kind, text) in holder.flash.iter().map(|(k, t)| (*k, t)).chain(notices.iter().map(|(k, t)| (*k, t))) { (notice(kind, text)) }
             @if gateway.sender_policy != SenderPolicy::LoginUser { (notice("error", tr.t("mailbox.policy_off"))) }
             dl {
                 dt { (tr.t("mailbox.device_name")) } dd { (holder.device.username) }
@@ -212,7 +222,7 @@ async fn connect(
     holder.check(&form.csrf)?;
     match flows::start(&context.inner.app, &Owner::Device(holder.device.clone())).await {
         Ok(started) => Ok(Redirect::to(&started.url).into_response()),
-        Err(e) => render(&context, &holder, vec![("error", flow_error(e))], None).await,
+        Err(e) => render(&context, &holder, vec![("error", flow_error(e))]).await,
     }
 }
 
@@ -225,7 +235,10 @@ async fn paste(
     let owner = Owner::Device(holder.device.clone());
     let notice =
         authorized(holder.tr, flows::complete(&context.inner.app, None, &actor(&holder), &form.input, &owner).await);
-    render(&context, &holder, vec![notice], None).await
+    match notice.0 {
+        "ok" => Ok(super::flash::redirect_session(&context, &holder.csrf, "/mailbox", vec![notice])),
+        _ => render(&context, &holder, vec![notice]).await,
+    }
 }
 
 /// Starts the device-code flow; a task waits for the account to finish it (reload the page to see).
@@ -235,20 +248,25 @@ async fn device_code(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     holder.check(&form.csrf)?;
-    let tr = holder.tr;
     let signing_in = match flows::start_device(&context.inner.app, Owner::Device(holder.device.clone())).await {
         Ok(s) => s,
-        Err(e) => return render(&context, &holder, vec![("error", flow_error(e))], None).await,
+        Err(e) => return render(&context, &holder, vec![("error", flow_error(e))]).await,
     };
-    let shown = signing_in.shown.clone();
-    let (app, actor) = (context.inner.app.clone(), actor(&holder));
+    let (id, expires_at) = (holder.device.id, signing_in.expires_at);
+    let pending = (signing_in.shown.clone(), expires_at);
+    context.inner.mailbox_devices.lock().unwrap_or_else(|e| e.into_inner()).insert(id, pending);
+    let (app, actor, waiting) = (context.inner.app.clone(), actor(&holder), context.clone());
     tokio::spawn(async move {
         if let Err(e) = signing_in.finish(&app, None, &actor).await {
             tracing::warn!(error = %e, %actor, "mailbox device sign-in did not complete");
         }
+        let mut pending = waiting.inner.mailbox_devices.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.get(&id).is_some_and(|(_, at)| *at == expires_at) {
+            pending.remove(&id);
+        }
     });
-    let panel = device_panel(tr, &shown, None, html! { p { (tr.t("mailbox.device_reload")) } });
-    render(&context, &holder, Vec::new(), Some(panel)).await
+    // The page shows the code while the sign-in is under way: a reload does not start another.
+    Ok(Redirect::to("/mailbox").into_response())
 }
 
 async fn forget(
@@ -258,7 +276,8 @@ async fn forget(
 ) -> Result<Response, UiError> {
     holder.check(&form.csrf)?;
     context.inner.app.forget_authorization(authorization::Owner::Device(holder.device.id), &actor(&holder)).await?;
-    render(&context, &holder, vec![("ok", holder.tr.t("mailbox.forgotten").to_owned())], None).await
+    let notice = ("ok", holder.tr.t("mailbox.forgotten").to_owned());
+    Ok(super::flash::redirect_session(&context, &holder.csrf, "/mailbox", vec![notice]))
 }
 
 async fn sign_out(
