@@ -151,6 +151,22 @@ try {
   await page.goto(`${base}/email-config`);
   check(await page.locator('legend', { hasText: 'SMTP-Relay-Server' }).count() === 1, 'the configuration page speaks German');
   await shot('email-config-de');
+  // Choosing a provider says what its preset would change before anything is saved, and lets it be declined.
+  await page.selectOption('select[name="oauth.provider"]', 'google');
+  const preset = page.locator('#preset-effect');
+  await preset.locator('li', { hasText: 'smtp.gmail.com' }).waitFor();
+  check((await preset.innerText()).includes('Der gewählte Anbieter ändert beim Speichern diese Felder'), 'the preset\'s changes are shown first, in German');
+  await shot('email-config-preset-de');
+  await preset.locator('button.secondary').click();
+  check((await preset.innerText()).includes('Ihre Werte bleiben'), 'the administrator can keep their own values');
+  check(await page.locator('input[name="keep"]').count() > 0, 'the kept fields go with the form');
+  // Events with their titles and severities in words; a message's attempts in words.
+  await page.goto(`${base}/events`);
+  check(await page.locator('.severity').first().innerText().then((t) => ['Kritisch', 'Warnung', 'Information'].includes(t)), 'each event\'s severity in German words');
+  await page.goto(`${base}/outbox/${process.env.FAILED_MESSAGE}`);
+  check(await page.locator('article.attempt .result').first().innerText().then((t) => t === 'endgültig abgelehnt'), 'the attempt\'s result in German words');
+  check((await page.locator('article.attempt .explanation').first().innerText()).includes('Senden als'), 'the relay\'s reply explained in German');
+  await shot('outbox-message-de');
 
   // A narrow screen.
   await page.setViewportSize({ width: 390, height: 844 });

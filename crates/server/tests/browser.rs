@@ -87,6 +87,8 @@ async fn the_interface_in_a_real_browser() {
         "email-config-narrow",
         "outbox-narrow",
         "not-found",
+        "email-config-preset-de",
+        "outbox-message-de",
     ] {
         assert!(screenshots.join(format!("{name}.png")).exists(), "no screenshot {name}.png");
     }
