@@ -25,14 +25,15 @@ use std::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+mod api;
 mod cluster;
 mod memory;
 mod postgres;
 mod realistic;
 
 struct Args {
-    /// `throughput` (the default: the steps above), `memory` ([`memory`]), `realistic` ([`realistic`]) or
-    /// `cluster` ([`cluster`]).
+    /// `throughput` (the default: the steps above), `memory` ([`memory`]), `realistic` ([`realistic`]),
+    /// `cluster` ([`cluster`]), `postgres` ([`postgres`]) or `api` ([`api`]).
     scenario: String,
     /// The large message's size in the memory scenario, in octets.
     size: usize,
@@ -258,7 +259,8 @@ async fn main() -> Result<()> {
         "realistic" => realistic::run(&args).await,
         "cluster" => cluster::run(&args).await,
         "postgres" => postgres::run(&args).await,
-        other => bail!("unknown scenario {other}; expected throughput, memory, realistic, cluster or postgres"),
+        "api" => api::run(&args).await,
+        other => bail!("unknown scenario {other}; expected throughput, memory, realistic, cluster, postgres or api"),
     }
 }
 

@@ -17,17 +17,17 @@ use std::{
 use tokio::io::AsyncWriteExt;
 
 /// One step's figures, in KiB.
-struct Step {
-    name: String,
-    before: u64,
-    peak: u64,
-    after: u64,
+pub(crate) struct Step {
+    pub(crate) name: String,
+    pub(crate) before: u64,
+    pub(crate) peak: u64,
+    pub(crate) after: u64,
     /// What the step may peak at, in KiB.
-    target: Option<u64>,
+    pub(crate) target: Option<u64>,
 }
 
 /// A message body of `size` octets in lines of 76 characters, as a base64 attachment is.
-fn large_body(size: usize) -> String {
+pub(crate) fn large_body(size: usize) -> String {
     let line = format!("{}\r\n", "Q".repeat(76));
     line.repeat(size / line.len() + 1)
 }
@@ -57,7 +57,7 @@ async fn through_gateway(port: u16, size: usize) -> Result<()> {
 }
 
 /// The daemon left alone for `wait`, its peak started over: at most 12 MB.
-async fn idle(pid: u32, name: &str, wait: Duration) -> Result<Step> {
+pub(crate) async fn idle(pid: u32, name: &str, wait: Duration) -> Result<Step> {
     reset_peak(pid)?;
     tokio::time::sleep(wait).await;
     let resident = rss_kib(pid)?;
@@ -186,12 +186,17 @@ pub async fn run(args: &Args) -> Result<()> {
     });
     steps.push(idle(pid, "idle again, 45 s later", Duration::from_secs(45)).await?);
 
+    print_steps(pid, &steps)
+}
+
+/// The steps as a table, with what the last idle figure is made of.
+pub(crate) fn print_steps(pid: u32, steps: &[Step]) -> Result<()> {
     let anon = status_kib(pid, "RssAnon:")?;
     let file = status_kib(pid, "RssFile:")?;
     let mib = |k: u64| k as f64 / 1024.0;
     println!("| step | VmRSS before | VmHWM during | VmRSS after | target (peak) |");
     println!("| --- | --- | --- | --- | --- |");
-    for s in &steps {
+    for s in steps {
         let target = match s.target {
             Some(t) => format!("{:.1} MB: {}", mib(t), if s.peak <= t { "met" } else { "**missed**" }),
             None => String::new(),
