@@ -285,6 +285,13 @@ pub(super) fn pending_recipients(m: &LeasedMessage) -> Vec<String> {
 /// What the administrator should know about how attempts are made.
 pub(super) fn notes(settings: &RelaySettings) -> Vec<String> {
     let mut notes = Vec::new();
+    if let Some(api) = &settings.api {
+        // The provider's API is reached over HTTPS; plain HTTP is allowed on loopback only (a local proxy or test).
+        if api.endpoint.starts_with("http://") {
+            notes.push(format!("the provider's API is reached over plain HTTP ({})", api.endpoint));
+        }
+        return notes;
+    }
     if settings.encryption == Encryption::None {
         notes.push("the connection to the relay is not encrypted (smtp.encryption=none)".to_owned());
     } else if !settings.verify_certificates {
