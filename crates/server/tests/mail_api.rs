@@ -200,7 +200,9 @@ async fn a_large_message_goes_to_graph_as_a_draft_with_an_upload_session() {
             {"name": "note.txt", "size": small.len(), "sha256": sha(&small)},
         ]),
     );
-    tidings.wait_for_status(answer["id"].as_i64().unwrap(), "delivered").await;
+    let delivered = tidings.wait_for_status(answer["id"].as_i64().unwrap(), "delivered").await;
+    let notes = delivered["attempt_log"][0]["notes"].to_string();
+    assert!(notes.contains("plain HTTP") && !notes.contains("smtp.encryption"), "the API's own note: {notes}");
     tidings.stop().await;
 }
 
