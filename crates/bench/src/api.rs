@@ -7,10 +7,10 @@
 //! measure the pacing, not Tidings).
 
 use super::{
-    Args, DEVICE, Process, auth_session, delivered, free_port, readyz, reset_peak, rss_kib, serve, status_kib, tidings,
+    Args, DEVICE, Process, delivered, free_port, readyz, reset_peak, rss_kib, serve, status_kib, tidings,
     tidings_with_input, until_delivered,
 };
-use crate::memory::{Step, idle, large_body, print_steps};
+use crate::memory::{Step, burst, idle, large_body, print_steps};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::{
@@ -85,34 +85,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let client = reqwest::Client::new();
     let mut steps = vec![idle(pid, "idle, 3 s after start", Duration::from_secs(3)).await?];
 
-    // The burst: 40 gateway sessions with AUTH PLAIN, each message sent on through Graph.
-    const SESSIONS: usize = 40;
-    let messages = args.messages / SESSIONS * SESSIONS;
-    let count = delivered(&readyz(&client, &base).await?);
-    reset_peak(pid)?;
-    let before = rss_kib(pid)?;
-    let started = std::time::Instant::now();
-    let mut sessions = tokio::task::JoinSet::new();
-    for _ in 0..SESSIONS {
-        sessions.spawn(auth_session(gateway_port, messages / SESSIONS));
-    }
-    for result in sessions.join_all().await {
-        result?;
-    }
-    until_delivered(&client, &base, count + messages).await?;
-    let took = started.elapsed();
-    let peak = status_kib(pid, "VmHWM:")?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    steps.push(Step {
-        name: format!(
-            "{SESSIONS} gateway sessions, {messages} messages of 4 KB sent on through Graph ({:.0} per second; after: 5 s later)",
-            messages as f64 / took.as_secs_f64()
-        ),
-        before,
-        peak,
-        after: rss_kib(pid)?,
-        target: Some(64 * 1024),
-    });
+    steps.push(burst(&client, &base, pid, gateway_port, args.messages, " sent on through Graph").await?);
 
     // One large message through the REST API, sent as one sendMail request.
     let count = delivered(&readyz(&client, &base).await?);

@@ -56,6 +56,44 @@ async fn through_gateway(port: u16, size: usize) -> Result<()> {
     Ok(())
 }
 
+/// The 40-session AUTH PLAIN burst of 4 KB messages through the gateway, until every one is delivered: at most
+/// 64 MB. `how` says where they go on to, for the step's name.
+pub(crate) async fn burst(
+    client: &reqwest::Client,
+    base: &str,
+    pid: u32,
+    gateway_port: u16,
+    messages: usize,
+    how: &str,
+) -> Result<Step> {
+    const SESSIONS: usize = 40;
+    let messages = messages / SESSIONS * SESSIONS;
+    let count = delivered(&readyz(client, base).await?);
+    reset_peak(pid)?;
+    let before = rss_kib(pid)?;
+    let started = std::time::Instant::now();
+    let mut sessions = tokio::task::JoinSet::new();
+    for _ in 0..SESSIONS {
+        sessions.spawn(auth_session(gateway_port, messages / SESSIONS));
+    }
+    for result in sessions.join_all().await {
+        result?;
+    }
+    until_delivered(client, base, count + messages).await?;
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    let peak = status_kib(pid, "VmHWM:")?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Ok(Step {
+        name: format!(
+            "{SESSIONS} gateway sessions with AUTH PLAIN, {messages} messages of 4 KB{how} ({rate:.0} per second; after: 5 s later)"
+        ),
+        before,
+        peak,
+        after: rss_kib(pid)?,
+        target: Some(64 * 1024),
+    })
+}
+
 /// The daemon left alone for `wait`, its peak started over: at most 12 MB.
 pub(crate) async fn idle(pid: u32, name: &str, wait: Duration) -> Result<Step> {
     reset_peak(pid)?;
@@ -161,29 +199,7 @@ pub async fn run(args: &Args) -> Result<()> {
         .await?,
     );
 
-    // The 40-session AUTH PLAIN burst of 4 KB messages.
-    const SESSIONS: usize = 40;
-    let messages = args.messages / SESSIONS * SESSIONS;
-    let count = delivered(&readyz(&client, &base).await?);
-    reset_peak(pid)?;
-    let before = rss_kib(pid)?;
-    let mut sessions = tokio::task::JoinSet::new();
-    for _ in 0..SESSIONS {
-        sessions.spawn(auth_session(gateway_port, messages / SESSIONS));
-    }
-    for result in sessions.join_all().await {
-        result?;
-    }
-    until_delivered(&client, &base, count + messages).await?;
-    let peak = status_kib(pid, "VmHWM:")?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    steps.push(Step {
-        name: format!("{SESSIONS} gateway sessions with AUTH PLAIN, {messages} messages of 4 KB (after: 5 s later)"),
-        before,
-        peak,
-        after: rss_kib(pid)?,
-        target: Some(64 * 1024),
-    });
+    steps.push(burst(&client, &base, pid, gateway_port, args.messages, "").await?);
     steps.push(idle(pid, "idle again, 45 s later", Duration::from_secs(45)).await?);
 
     print_steps(pid, &steps)
