@@ -106,11 +106,13 @@ impl App {
             details,
         };
         let oauth = &config.oauth;
-        let key_file = self.secret(SecretName::ServiceAccountKey).await?.is_some();
+        // Which secrets are stored, without opening any.
+        let stored = self.current().await?.secrets;
+        let key_file = stored.has(SecretName::ServiceAccountKey);
         match oauth.client_credential {
             ClientCredential::Secret => {
                 if let Some(date) = oauth.client_secret_expires
-                    && self.secret(SecretName::OAuthClientSecret).await?.is_some()
+                    && stored.has(SecretName::OAuthClientSecret)
                 {
                     let client = oauth.client_id.clone().unwrap_or_default();
                     endings.push(dated(

@@ -56,6 +56,9 @@ pub(crate) struct Inner {
     pub(crate) heartbeat: std::time::Duration,
     /// What a form that worked shows on the page it redirects to.
     pub(crate) flashes: crate::ui::flash::Flashes,
+    /// The credentials' lifetimes as last read (when, under which configuration revision): the status page,
+    /// `/readyz` and the metrics ask every few seconds, and reading them opens the client certificate.
+    pub(crate) lifetimes: std::sync::Mutex<Option<(std::time::Instant, i64, Vec<tidings_app::expiry::Lifetime>)>>,
     /// The device sign-ins under way of device accounts' own mailboxes, by account: what each is shown, and
     /// when it expires (a reload of the account's page shows it again rather than starting another).
     pub(crate) mailbox_devices: std::sync::Mutex<
@@ -101,6 +104,7 @@ impl Context {
                 heartbeat: s.heartbeat,
                 flashes: Default::default(),
                 mailbox_devices: Default::default(),
+                lifetimes: Default::default(),
             }),
         }
     }

@@ -69,7 +69,7 @@ pub async fn snapshot(context: &Context) -> tidings_app::Result<Snapshot> {
     let health = app.delivery_health().await?;
     let token = live_report(context).await?;
     let gateway = inner.gateway.report();
-    let lifetimes = app.lifetimes(config).await?;
+    let lifetimes = lifetimes(context, &current).await?;
     let soon = config.oauth.expiry_warnings.iter().max().copied().unwrap_or_default();
     let facts = Facts {
         configured: config.smtp.host.is_some() || config.delivery.transport != tidings_core::config::Transport::Smtp,
@@ -108,4 +108,24 @@ pub async fn snapshot(context: &Context) -> tidings_app::Result<Snapshot> {
         lifetimes,
         glance: glance::assess(&facts),
     })
+}
+
+/// How long the credentials' lifetimes are read again at most once: they change over days, or with the
+/// configuration (read again at once then).
+const LIFETIMES_KEPT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The credentials' lifetimes, read at most once per [`LIFETIMES_KEPT`] and configuration revision, however many
+/// pages, probes and scrapes ask.
+async fn lifetimes(context: &Context, current: &tidings_app::settings::Current) -> tidings_app::Result<Vec<Lifetime>> {
+    let kept = context.inner.lifetimes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some((at, revision, lifetimes)) = kept
+        && revision == current.revision
+        && at.elapsed() < LIFETIMES_KEPT
+    {
+        return Ok(lifetimes);
+    }
+    let fresh = context.inner.app.lifetimes(&current.config).await?;
+    let entry = (std::time::Instant::now(), current.revision, fresh.clone());
+    *context.inner.lifetimes.lock().unwrap_or_else(|e| e.into_inner()) = Some(entry);
+    Ok(fresh)
 }
