@@ -318,3 +318,22 @@ async fn every_credential_s_end_is_listed_and_announced_ahead() {
         app.lifetimes(&config).await.unwrap().into_iter().find(|l| l.credential == "authorization").unwrap();
     assert!((authorization.ends_at - Utc::now()).num_days() >= 181, "counted from the refresh");
 }
+
+/// The web interface's certificate, as the daemon records it at start: listed with its end; gone when the daemon
+/// serves plain HTTP again.
+#[tokio::test]
+async fn the_https_certificate_the_daemon_serves_is_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = fresh(tmp.path(), &[]).await;
+    let (cert_file, _) = certificate_files(tmp.path(), 100);
+    app.serving_https_with(Some(Path::new(&cert_file))).await.unwrap();
+    let config = app.current().await.unwrap().config;
+    let listed = app.lifetimes(&config).await.unwrap();
+    let https = listed.iter().find(|l| l.credential == "https_certificate").expect("listed");
+    assert!(
+        https.subject.contains("gateway.example.com") && (99..=100).contains(&(https.ends_at - Utc::now()).num_days())
+    );
+    assert!(app.check_expiries(&config, Utc::now()).await.unwrap().is_empty(), "100 days: nothing to say yet");
+    app.serving_https_with(None).await.unwrap();
+    assert!(!app.lifetimes(&config).await.unwrap().iter().any(|l| l.credential == "https_certificate"));
+}

@@ -91,7 +91,7 @@ async fn a_reload_after_a_form_repeats_nothing() {
     assert_eq!(answer.headers()[header::LOCATION], "/");
     peer.next_message().await;
     let page = shown(&tidings, &admin, answer).await;
-    assert!(page.contains("notice"), "{page}");
+    assert!(page.contains("class=\"notice "), "the relay's answer, once: {page}");
     let (_, again) = get(&tidings, &admin, "/").await;
     assert!(!again.contains("class=\"notice"), "the notice is not shown twice");
     tidings.stop().await;
