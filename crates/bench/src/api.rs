@@ -6,41 +6,20 @@
 //! message at most 64 MB + twice its size, idle at most 12 MB. Exchange's pacing per mailbox is lifted (it would
 //! measure the pacing, not Tidings).
 
-use super::{
-    Args, DEVICE, Process, delivered, free_port, readyz, reset_peak, rss_kib, serve, status_kib, tidings,
-    tidings_with_input, until_delivered,
-};
-use crate::memory::{Step, burst, idle, large_body, print_steps};
-use anyhow::{Context, Result, bail};
-use serde_json::json;
-use std::{
-    io::BufRead,
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use super::{Args, DEVICE, Process, free_port, python_peer, serve, tidings, tidings_with_input};
+use crate::memory::{burst, idle, large_step, print_steps, through_api};
+use anyhow::Result;
+use std::{path::Path, time::Duration};
 
 /// The access token the fake accepts (given to Tidings as `oauth.static_access_token`).
 const TOKEN: &str = "bench-graph-access-token";
 const MAILBOX: &str = "bench@contoso.com";
 
-/// Starts the fake of Graph and Gmail; its port. Its lines (one per message accepted) are drained.
+/// Starts the fake of Graph and Gmail; its port.
 fn start_fake(dir: &Path) -> Result<(Process, u16)> {
     let tokens = dir.join("access-tokens");
     std::fs::write(&tokens, TOKEN)?;
-    let mut child = Command::new(".venv/bin/python")
-        .arg("tests/peers/mail_api_fake.py")
-        .arg("--access-tokens")
-        .arg(&tokens)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start tests/peers/mail_api_fake.py (scripts/bench makes .venv)")?;
-    let mut lines = std::io::BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    let ready = lines.next().context("the fake exited before it was ready")??;
-    let port = ready.strip_prefix("READY ").context("the fake did not say READY")?.trim().parse()?;
-    std::thread::spawn(move || lines.map_while(std::result::Result::ok).for_each(drop));
-    Ok((Process(child), port))
+    python_peer("tests/peers/mail_api_fake.py", &["--access-tokens".as_ref(), tokens.as_os_str()], || {})
 }
 
 pub async fn run(args: &Args) -> Result<()> {
@@ -88,30 +67,9 @@ pub async fn run(args: &Args) -> Result<()> {
     steps.push(burst(&client, &base, pid, gateway_port, args.messages, " sent on through Graph").await?);
 
     // One large message through the REST API, sent as one sendMail request.
-    let count = delivered(&readyz(&client, &base).await?);
-    reset_peak(pid)?;
-    let before = rss_kib(pid)?;
-    let raw = format!("From: {MAILBOX}\r\nTo: sink@example.com\r\nSubject: a scan\r\n\r\n{}", large_body(size));
-    let body = json!({"raw": raw, "envelope": {"mail_from": MAILBOX, "rcpt_to": ["sink@example.com"]}});
-    drop(raw);
-    let response = client.post(format!("{base}/api/v1/messages")).bearer_auth(&token).json(&body).send().await?;
-    if response.status() != 202 {
-        bail!("the API refused the message: {} {}", response.status(), response.text().await?);
-    }
-    drop(body);
-    until_delivered(&client, &base, count + 1).await?;
-    let peak = status_kib(pid, "VmHWM:")?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    steps.push(Step {
-        name: format!(
-            "one {:.1} MB message through the REST API, one Graph request (after: 5 s later)",
-            size as f64 / 1e6
-        ),
-        before,
-        peak,
-        after: rss_kib(pid)?,
-        target: Some(64 * 1024 + 2 * size as u64 / 1024),
-    });
+    let name =
+        format!("one {:.1} MB message through the REST API, one Graph request (after: 5 s later)", size as f64 / 1e6);
+    steps.push(large_step(&client, &base, pid, name, size, through_api(&client, &base, &token, MAILBOX, size)).await?);
     steps.push(idle(pid, "idle again, 45 s later", Duration::from_secs(45)).await?);
     print_steps(pid, &steps)
 }

@@ -87,6 +87,28 @@ impl Drop for Process {
     }
 }
 
+/// Starts a Python test peer (`tests/peers/…`, in `.venv`) that says `READY <port>` first and then a line per
+/// message it takes; its port, and the rest of its lines, handed to `each_line` on a thread of their own.
+fn python_peer(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    each_line: impl Fn() + Send + 'static,
+) -> Result<(Process, u16)> {
+    use std::io::BufRead;
+    let mut child = Command::new(".venv/bin/python")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {script} (scripts/bench makes .venv)"))?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let ready = lines.next().with_context(|| format!("{script} exited before it was ready"))??;
+    let port = ready.strip_prefix("READY ").with_context(|| format!("{script} did not say READY"))?.trim().parse()?;
+    std::thread::spawn(move || lines.map_while(std::result::Result::ok).for_each(|_| each_line()));
+    Ok((Process(child), port))
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

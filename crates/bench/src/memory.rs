@@ -56,6 +56,43 @@ async fn through_gateway(port: u16, size: usize) -> Result<()> {
     Ok(())
 }
 
+/// One message of `size` octets from `from` through the REST API (`raw` in JSON).
+pub(crate) async fn through_api(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    from: &str,
+    size: usize,
+) -> Result<()> {
+    let raw = format!("From: {from}\r\nTo: sink@example.com\r\nSubject: a scan\r\n\r\n{}", large_body(size));
+    let body = json!({"raw": raw, "envelope": {"mail_from": from, "rcpt_to": ["sink@example.com"]}});
+    drop(raw);
+    let response = client.post(format!("{base}/api/v1/messages")).bearer_auth(token).json(&body).send().await?;
+    if response.status() != 202 {
+        bail!("the API refused the message: {} {}", response.status(), response.text().await?);
+    }
+    Ok(())
+}
+
+/// One large message of `size` octets sent by `work`, until delivered: at most 64 MB + twice its size.
+pub(crate) async fn large_step(
+    client: &reqwest::Client,
+    base: &str,
+    pid: u32,
+    name: String,
+    size: usize,
+    work: impl Future<Output = Result<()>>,
+) -> Result<Step> {
+    let count = delivered(&readyz(client, base).await?);
+    reset_peak(pid)?;
+    let before = rss_kib(pid)?;
+    work.await?;
+    until_delivered(client, base, count + 1).await?;
+    let peak = status_kib(pid, "VmHWM:")?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Ok(Step { name, before, peak, after: rss_kib(pid)?, target: Some(64 * 1024 + 2 * size as u64 / 1024) })
+}
+
 /// The 40-session AUTH PLAIN burst of 4 KB messages through the gateway, until every one is delivered: at most
 /// 64 MB. `how` says where they go on to, for the step's name.
 pub(crate) async fn burst(
@@ -151,54 +188,29 @@ pub async fn run(args: &Args) -> Result<()> {
     let client = reqwest::Client::new();
     let mut steps = vec![idle(pid, "idle, 3 s after start", Duration::from_secs(3)).await?];
     let mb = size as f64 / 1e6;
-    let large_target = Some(64 * 1024 + 2 * size as u64 / 1024);
 
-    // One large message through the gateway, until delivered.
-    let step = async |name: String, target: Option<u64>, work: std::pin::Pin<Box<dyn Future<Output = Result<()>>>>| {
-        let count = delivered(&readyz(&client, &base).await?);
-        reset_peak(pid)?;
-        let before = rss_kib(pid)?;
-        work.await?;
-        until_delivered(&client, &base, count + 1).await?;
-        let peak = status_kib(pid, "VmHWM:")?;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        Ok::<_, anyhow::Error>(Step { name, before, peak, after: rss_kib(pid)?, target })
-    };
     steps.push(
-        step(
+        large_step(
+            &client,
+            &base,
+            pid,
             format!("one {mb:.0} MB message through the gateway, until delivered (after: 5 s later)"),
-            large_target,
-            Box::pin(through_gateway(gateway_port, size)),
+            size,
+            through_gateway(gateway_port, size),
         )
         .await?,
     );
-    let api = {
-        let (client, base, token) = (client.clone(), base.clone(), token.clone());
-        async move {
-            let raw = format!(
-                "From: scanner@example.com\r\nTo: sink@example.com\r\nSubject: a scan\r\n\r\n{}",
-                large_body(size)
-            );
-            let body =
-                json!({"raw": raw, "envelope": {"mail_from": "scanner@example.com", "rcpt_to": ["sink@example.com"]}});
-            drop(raw);
-            let response =
-                client.post(format!("{base}/api/v1/messages")).bearer_auth(&token).json(&body).send().await?;
-            if response.status() != 202 {
-                bail!("the API refused the message: {} {}", response.status(), response.text().await?);
-            }
-            Ok(())
-        }
-    };
     steps.push(
-        step(
+        large_step(
+            &client,
+            &base,
+            pid,
             format!("one {mb:.0} MB message through the API (raw), until delivered (after: 5 s later)"),
-            large_target,
-            Box::pin(api),
+            size,
+            through_api(&client, &base, &token, "scanner@example.com", size),
         )
         .await?,
     );
-
     steps.push(burst(&client, &base, pid, gateway_port, args.messages, "").await?);
     steps.push(idle(pid, "idle again, 45 s later", Duration::from_secs(45)).await?);
 

@@ -7,13 +7,13 @@
 //! from `/proc/PID/stat`). Targets: at least 0.75× the direct rate, at most 0.5 CPU-seconds per 1,000.
 
 use super::{
-    Args, DEVICE, Process, auth_session, base64, expect, free_port, send_messages, serve, tidings, tidings_with_input,
+    Args, DEVICE, Process, auth_session, base64, expect, free_port, python_peer, send_messages, serve, tidings,
+    tidings_with_input,
 };
 use anyhow::{Context, Result, bail};
 use std::{
-    io::BufRead,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -69,25 +69,20 @@ pub(crate) struct Relay {
 
 pub(crate) fn start_relay(dir: &Path) -> Result<Relay> {
     let ca = dir.join("relay-ca.pem");
-    let python = Path::new(".venv/bin/python");
-    let mut child = Command::new(python)
-        .args(["tests/peers/smtp_server.py", "--pipelining", "--auth-required", "--token", TOKEN, "--tls-ca-out"])
-        .arg(&ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start tests/peers/smtp_server.py (scripts/bench makes .venv)")?;
-    let mut lines = std::io::BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    let ready = lines.next().context("the relay exited before it was ready")??;
-    let port = ready.strip_prefix("READY ").context("the relay did not say READY")?.trim().parse()?;
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();
-    std::thread::spawn(move || {
-        for _ in lines.map_while(std::result::Result::ok) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    });
-    Ok(Relay { _process: Process(child), port, ca, received })
+    let args: [&std::ffi::OsStr; 6] = [
+        "--pipelining".as_ref(),
+        "--auth-required".as_ref(),
+        "--token".as_ref(),
+        TOKEN.as_ref(),
+        "--tls-ca-out".as_ref(),
+        ca.as_os_str(),
+    ];
+    let (process, port) = python_peer("tests/peers/smtp_server.py", &args, move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    })?;
+    Ok(Relay { _process: process, port, ca, received })
 }
 
 pub(crate) fn tls_connector(ca: &Path) -> Result<tokio_rustls::TlsConnector> {
